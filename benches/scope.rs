@@ -1,0 +1,2 @@
+//! Scope engine benchmark (to be written).
+fn main() {}

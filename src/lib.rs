@@ -1,0 +1,28 @@
+//! agent-gate: run GitHub Copilot cloud-agent tasks as governed CI jobs.
+//!
+//! The module tree follows the direction of dependencies in DESIGN §7:
+//!
+//! - **core** (pure logic, no I/O): [`policy`], [`scope`], [`report`].
+//! - **adapters** (each owns one outside thing): [`git`], [`checks`], [`github`].
+//! - **flow** (joins core and adapters): [`flow`].
+//! - **front** (command line): [`cli`].
+//! - **simulator** (depends only on the github wire types): [`sim`].
+
+// core
+pub mod policy;
+pub mod report;
+pub mod scope;
+
+// adapters
+pub mod checks;
+pub mod git;
+pub mod github;
+
+// flow
+pub mod flow;
+
+// front
+pub mod cli;
+
+// simulator
+pub mod sim;

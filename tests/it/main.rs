@@ -1,0 +1,10 @@
+//! The single integration-test binary: every test drives agent-gate through its public
+//! interface (library API, CLI binary, Action environment).
+
+mod checks;
+mod cli;
+mod git;
+mod github;
+mod policy;
+mod scope;
+mod sim;
