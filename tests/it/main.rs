@@ -8,3 +8,4 @@ mod github;
 mod policy;
 mod scope;
 mod sim;
+mod support;
