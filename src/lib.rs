@@ -9,7 +9,9 @@
 //! - **simulator** (depends only on the github wire types): [`sim`].
 
 // core
+pub mod assessment;
 pub mod policy;
+pub mod prompt;
 pub mod report;
 pub mod scope;
 
@@ -17,6 +19,7 @@ pub mod scope;
 pub mod checks;
 pub mod git;
 pub mod github;
+pub mod shutdown;
 
 // flow
 pub mod flow;

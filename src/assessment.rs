@@ -1,0 +1,115 @@
+//! Scope assessment of a change (DESIGN §1 step 6): every changed path — both sides of a
+//! rename — decided against the scope, plus the limits (files, lines) and the switches
+//! (binary files, symlinks, submodules, mode changes). Pure logic over the compiled policy
+//! and a list of changes; it runs no git and no checks.
+
+use bstr::ByteSlice;
+
+use crate::git::{Change, ChangeKind};
+use crate::policy::{Allowance, Limits};
+use crate::report::{FileEntry, Violation, ViolationKind};
+use crate::scope::{Decision, Reason, Scope, display_path};
+
+/// The scope part of a report.
+#[derive(Debug, Clone, Default)]
+pub struct Assessment {
+    pub files: Vec<FileEntry>,
+    pub violations: Vec<Violation>,
+}
+
+fn status_name(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Added => "added",
+        ChangeKind::Modified => "modified",
+        ChangeKind::Deleted => "deleted",
+        ChangeKind::Renamed => "renamed",
+        ChangeKind::Copied => "copied",
+        ChangeKind::TypeChanged => "type-changed",
+    }
+}
+
+fn scope_violation(path: &str, decision: &Decision, side: &str) -> Option<Violation> {
+    if decision.in_scope {
+        return None;
+    }
+    let (kind, rule, why) = match &decision.reason {
+        Reason::Protected { rule } => (ViolationKind::Protected, Some(rule.clone()), crate::report::describe_decision(decision)),
+        Reason::Denied { rule } => (ViolationKind::OutOfScope, Some(rule.clone()), crate::report::describe_decision(decision)),
+        _ => (ViolationKind::OutOfScope, None, crate::report::describe_decision(decision)),
+    };
+    Some(Violation { kind, path: Some(path.to_string()), rule, message: format!("{side}{path}: {why}") })
+}
+
+/// Decide every change against `scope` and `limits`.
+pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment {
+    let mut a = Assessment::default();
+    let mut lines: u64 = 0;
+    for c in changes {
+        let path = display_path(&c.path);
+        let decision = scope.decide(&c.path);
+        let old_decision = c.old_path.as_ref().map(|p| scope.decide(p));
+        let old_display = c.old_path.as_ref().map(|p| display_path(p));
+        if let Some(v) = scope_violation(&path, &decision, "") {
+            a.violations.push(v);
+        }
+        if let (Some(od), Some(op)) = (&old_decision, &old_display) {
+            let side = if c.kind == ChangeKind::Renamed { "renamed from " } else { "copied from " };
+            if let Some(mut v) = scope_violation(op, od, side) {
+                v.message = format!("{} (to {path})", v.message);
+                a.violations.push(v);
+            }
+        }
+        let switch = |allow: Allowance, kind: ViolationKind, what: String| (allow == Allowance::Deny).then(|| Violation { kind, path: Some(path.clone()), rule: None, message: what });
+        if c.is_binary() && !c.is_submodule() {
+            a.violations.extend(switch(limits.binary_files, ViolationKind::BinaryFile, format!("{path}: binary file (scope.binary-files: deny)")));
+        }
+        if c.is_symlink() {
+            a.violations.extend(switch(limits.symlinks, ViolationKind::Symlink, format!("{path}: symbolic link (scope.symlinks: deny)")));
+        }
+        if c.is_submodule() {
+            a.violations.extend(switch(limits.submodules, ViolationKind::Submodule, format!("{path}: submodule (scope.submodules: deny)")));
+        }
+        if c.mode_changed() {
+            a.violations.extend(switch(
+                limits.mode_changes,
+                ViolationKind::ModeChange,
+                format!("{path}: mode change {:o} -> {:o} (scope.mode-changes: deny)", c.old_mode, c.new_mode),
+            ));
+        }
+        lines += c.added.unwrap_or(0) + c.deleted.unwrap_or(0);
+        let in_scope = decision.in_scope && old_decision.as_ref().is_none_or(|d| d.in_scope);
+        a.files.push(FileEntry {
+            path,
+            path_bytes: c.path.to_str().is_err().then(|| c.path.to_vec()),
+            old_path: old_display,
+            status: status_name(c.kind).to_string(),
+            added: c.added,
+            deleted: c.deleted,
+            binary: c.is_binary(),
+            in_scope,
+            decision,
+            old_decision,
+        });
+    }
+    if let Some(max) = limits.max_files {
+        if changes.len() > max {
+            a.violations.push(Violation {
+                kind: ViolationKind::MaxFiles,
+                path: None,
+                rule: None,
+                message: format!("{} files changed, more than scope.max-files: {max}", changes.len()),
+            });
+        }
+    }
+    if let Some(max) = limits.max_changed_lines {
+        if lines > max {
+            a.violations.push(Violation {
+                kind: ViolationKind::MaxChangedLines,
+                path: None,
+                rule: None,
+                message: format!("{lines} lines changed, more than scope.max-changed-lines: {max}"),
+            });
+        }
+    }
+    a
+}
