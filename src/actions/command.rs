@@ -64,23 +64,37 @@ pub fn truncate_message(message: &str) -> Cow<'_, str> {
         return Cow::Borrowed(message);
     }
     let total_chars = message.chars().count();
-    // The marker written with the total count is at least as long as the final one.
-    let budget = MAX_MESSAGE_LEN - marker(total_chars).encode_utf16().count();
+    // Start with the longest marker (all characters omitted); a shorter count frees room,
+    // so widen the budget until the marker's length no longer changes.
+    let mut marker_units = marker(total_chars).encode_utf16().count();
+    let (end, kept_chars) = loop {
+        let (end, kept_chars) = prefix_within(message, MAX_MESSAGE_LEN - marker_units);
+        let units = marker(total_chars - kept_chars).encode_utf16().count();
+        if units == marker_units {
+            break (end, kept_chars);
+        }
+        marker_units = units;
+    };
+    let mut out = String::with_capacity(end + 48);
+    out.push_str(&message[..end]);
+    out.push_str(&marker(total_chars - kept_chars));
+    Cow::Owned(out)
+}
+
+/// The byte length and character count of the longest prefix within `budget` UTF-16 units.
+fn prefix_within(text: &str, budget: usize) -> (usize, usize) {
     let mut used = 0;
     let mut end = 0;
-    let mut kept_chars = 0;
-    for (i, c) in message.char_indices() {
+    let mut chars = 0;
+    for (i, c) in text.char_indices() {
         if used + c.len_utf16() > budget {
             break;
         }
         used += c.len_utf16();
         end = i + c.len_utf8();
-        kept_chars += 1;
+        chars += 1;
     }
-    let mut out = String::with_capacity(end + 48);
-    out.push_str(&message[..end]);
-    out.push_str(&marker(total_chars - kept_chars));
-    Cow::Owned(out)
+    (end, chars)
 }
 
 fn marker(omitted: usize) -> String {

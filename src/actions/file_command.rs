@@ -92,7 +92,10 @@ pub enum FileCommandParseError {
         text: String,
     },
     /// The file ended before a line equal to the delimiter.
-    #[error("line {line}: matching delimiter {delimiter:?} not found for {name:?}")]
+    #[error(
+        "line {line}: the value of {name:?} is never closed: no later line is exactly \
+         {delimiter:?} (the runner fails with \"Matching delimiter not found\")"
+    )]
     MissingDelimiter {
         /// Line of the `NAME<<DELIMITER` header.
         line: usize,
@@ -102,7 +105,10 @@ pub enum FileCommandParseError {
         delimiter: String,
     },
     /// A value line at the end of the file has no newline and is not the delimiter.
-    #[error("line {line}: EOF marker missing new line (value of {name:?})")]
+    #[error(
+        "line {line}: the file ends inside the value of {name:?} without a newline \
+         (the runner fails with \"EOF marker missing new line\")"
+    )]
     EofMissingNewline {
         /// The unterminated line.
         line: usize,

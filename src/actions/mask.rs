@@ -5,7 +5,8 @@
 //!
 //! Every registered value is also masked in the encoded forms the gate itself produces:
 //! escaped as command data, escaped as a command property, and escaped inside a JSON
-//! string; each line of a multi-line value is masked on its own too (logs are line by line).
+//! string; each line of a multi-line value is masked on its own too (logs are line by
+//! line), in the same forms.
 //!
 //! Values shorter than 4 characters are masked as well: they may hide ordinary text too
 //! (`***` in place of every `ab`), which is the safe failure; a real token is never that
@@ -44,19 +45,23 @@ impl Masker {
         if secret.is_empty() {
             return false;
         }
-        let json = serde_json::to_string(secret).unwrap_or_default();
-        let json = json
-            .get(1..json.len().saturating_sub(1))
-            .unwrap_or("")
-            .to_string();
-        let mut forms = vec![
-            secret.to_string(),
-            escape_data(secret),
-            escape_property(secret),
-            json,
-        ];
-        if secret.contains('\n') || secret.contains('\r') {
-            forms.extend(secret.split(['\n', '\r']).map(str::to_string));
+        let mut bases = vec![secret];
+        if secret.contains(['\n', '\r']) {
+            bases.extend(secret.split(['\n', '\r']));
+        }
+        let mut forms = Vec::new();
+        for base in bases.into_iter().filter(|b| !b.is_empty()) {
+            let json = serde_json::to_string(base).unwrap_or_default();
+            let json = json
+                .get(1..json.len().saturating_sub(1))
+                .unwrap_or("")
+                .to_string();
+            forms.extend([
+                base.to_string(),
+                escape_data(base),
+                escape_property(base),
+                json,
+            ]);
         }
         let mut added = false;
         for form in forms {
