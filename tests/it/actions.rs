@@ -168,7 +168,7 @@ proptest! {
         title in any::<String>(),
         file in any::<String>(),
         line in 0u32..5000,
-        message in ".{0,300}",
+        message in "(?s).{0,300}",
     ) {
         let annotation = Annotation { title: Some(title.clone()), file: Some(file.clone()),
             line: Some(line), message: message.clone(), ..Annotation::default() };
