@@ -16,6 +16,7 @@ pub mod report;
 pub mod scope;
 
 // adapters
+pub mod actions;
 pub mod checks;
 pub mod git;
 pub mod github;
