@@ -183,6 +183,47 @@ impl CheckEntry {
     }
 }
 
+/// The agent task behind a `run` (absent for `check`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskInfo {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Last known state (`queued`, `in_progress`, `completed`, …).
+    pub state: String,
+    /// True when this run attached to an existing task (re-run, `task-id`).
+    pub attached: bool,
+    /// The idempotency key embedded in the prompt.
+    pub key: String,
+    /// SHA-256 of the prompt sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr_url: Option<String>,
+    /// AI credits (display units: nano units ÷ 1e9), summed over sessions.
+    pub ai_credits: f64,
+    /// Premium requests, summed over sessions (older sessions).
+    pub premium_requests: f64,
+    /// Every state change seen, with its time (RFC 3339) and seconds since the run started.
+    pub timeline: Vec<TimelineEntry>,
+    /// What the gate did to stop the task at a deadline or interruption (GitHub has no
+    /// cancel endpoint): status, label, comment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop_actions: Vec<String>,
+}
+
+/// One state change of a task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub state: String,
+    pub at: String,
+    pub elapsed_s: f64,
+}
+
 /// Totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
@@ -209,6 +250,12 @@ pub struct Report {
     pub head: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge_base: Option<String>,
+    /// The commit that was gated (the agent's head, resolved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_sha: Option<String>,
+    /// The agent task, for `run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskInfo>,
     pub files: Vec<FileEntry>,
     pub violations: Vec<Violation>,
     pub checks: Vec<CheckEntry>,
@@ -233,6 +280,8 @@ impl Report {
             base: None,
             head: None,
             merge_base: None,
+            head_sha: None,
+            task: None,
             files: Vec::new(),
             violations: Vec::new(),
             checks: Vec::new(),
