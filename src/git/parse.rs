@@ -214,7 +214,7 @@ fn check_modes(kind: ChangeKind, old: u32, new: u32, offset: usize) -> Result<()
     } else {
         err(
             offset,
-            format!("modes {old:06o} -> {new:06o} do not fit a {kind:?} entry"),
+            format!("modes {old:06o} -> {new:06o} do not fit a change of kind {kind:?}"),
         )
     }
 }
