@@ -338,7 +338,11 @@ impl Git {
     pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, GitError> {
         let a = self.rev_parse(a)?;
         let b = self.rev_parse(b)?;
-        let args = ["merge-base", &a, &b].map(OsStr::new);
+        self.merge_base_of_ids(&a, &b)
+    }
+
+    fn merge_base_of_ids(&self, a: &str, b: &str) -> Result<Option<String>, GitError> {
+        let args = ["merge-base", a, b].map(OsStr::new);
         let done = self.exec(&args, &[])?;
         let id = done.stdout.trim().to_str_lossy().into_owned();
         match done.status.code() {
@@ -354,7 +358,7 @@ impl Git {
     pub fn changes(&self, base: &str, head: &str) -> Result<ChangeSet, GitError> {
         let base_id = self.rev_parse(base)?;
         let head_id = self.rev_parse(head)?;
-        let Some(merge_base) = self.merge_base(&base_id, &head_id)? else {
+        let Some(merge_base) = self.merge_base_of_ids(&base_id, &head_id)? else {
             return Err(GitError::NoMergeBase {
                 base: base.to_string(),
                 head: head.to_string(),
@@ -506,6 +510,8 @@ impl Git {
         work_tree.push(&dest_abs);
         self.run_env(
             &[
+                OsStr::new("-c"),
+                OsStr::new("core.symlinks=true"),
                 &work_tree,
                 OsStr::new("checkout-index"),
                 OsStr::new("--all"),

@@ -377,8 +377,12 @@ fn a_shallow_clone_without_the_merge_base_fails_closed_and_says_fetch_depth_0() 
     assert!(message.contains("fetch-depth: 0"), "{message}");
     assert_snapshot!("shallow_no_merge_base", message);
 
+    // A refspec is never taken as an option (`fetch -- <remote> <refspec>…`).
+    let err = git.fetch("origin", &["--unshallow"]).unwrap_err();
+    assert!(matches!(err, GitError::Command { .. }), "{err:?}");
+    assert!(git.is_shallow().unwrap());
+
     // Deepening the clone makes the same call work.
-    git.fetch("origin", &["--unshallow"]).unwrap_err(); // refspecs are not options
     let out = Command::new("git")
         .arg("-C")
         .arg(clone.path())
