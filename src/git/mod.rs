@@ -11,11 +11,12 @@
 //! complete or an error, never a partial list.
 
 mod change;
+mod error;
 pub mod parse;
 mod run;
+mod tree;
 
-use std::ffi::{OsStr, OsString};
-use std::fmt::Write as _;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub use parse::{
     parse_raw_z,
 };
 
+pub use error::GitError;
+use error::display_args;
 use run::Outcome;
 
 /// The id of the empty tree, per object format; used as the attribute source of diffs so the
@@ -73,90 +76,6 @@ const KEPT_GIT_VARS: &[&str] = &[
 /// How long one git command may run by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
 
-/// A git failure, with the command and what git said, and what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    #[error("could not run `git {args}` in {}: {source}; is git installed and on PATH?", dir.display())]
-    Spawn {
-        args: String,
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("`git {args}` failed in {} ({status}): {stderr}", dir.display())]
-    Command {
-        args: String,
-        dir: PathBuf,
-        status: String,
-        stderr: String,
-    },
-    #[error("`git {args}` did not finish within {seconds}s and was killed; stderr: {stderr}")]
-    Timeout {
-        args: String,
-        seconds: u64,
-        stderr: String,
-    },
-    #[error(
-        "`{rev}` does not name a commit in {}: check the spelling, or fetch it first \
-         (e.g. `git fetch origin <branch>`; with actions/checkout set `fetch-depth: 0`)",
-        dir.display()
-    )]
-    UnknownRef { rev: String, dir: PathBuf },
-    #[error(
-        "`{base}` and `{head}` have no merge base{}",
-        if *shallow {
-            ": this clone is shallow, so their common history is cut off. Fetch the full history \
-             (`git fetch --unshallow`, or `fetch-depth: 0` for actions/checkout) so the whole change \
-             can be computed"
-        } else {
-            " and this clone is not shallow: the two histories are unrelated. Check that the base is \
-             the branch the head was made from (a partial fetch can also cause this: fetch the full \
-             history, `fetch-depth: 0` for actions/checkout)"
-        }
-    )]
-    NoMergeBase {
-        base: String,
-        head: String,
-        shallow: bool,
-    },
-    #[error(
-        "could not read the output of `git {args}` ({source}); refusing to go on with a partial \
-         list of changes. Please report this with the output of that command"
-    )]
-    Parse {
-        args: String,
-        #[source]
-        source: ParseError,
-    },
-    #[error(
-        "`git diff --raw` and `git diff --numstat` disagree ({source}); refusing to go on with a \
-         partial list of changes. Please report this with the output of both commands"
-    )]
-    Join {
-        #[source]
-        source: JoinError,
-    },
-    #[error("`{path}` at `{rev}` is a {kind}, not a regular file")]
-    NotAFile {
-        rev: String,
-        path: String,
-        kind: String,
-    },
-    #[error("cannot export `{rev}` into {}: {reason}", dest.display())]
-    Export {
-        rev: String,
-        dest: PathBuf,
-        reason: String,
-    },
-    #[error("refusing {arg:?} as the {what} of `git {command}`: {reason}")]
-    BadArgument {
-        command: &'static str,
-        what: &'static str,
-        arg: String,
-        reason: &'static str,
-    },
-}
-
 /// A finished git process.
 struct Finished {
     status: ExitStatus,
@@ -169,28 +88,6 @@ struct Finished {
 pub struct Git {
     dir: PathBuf,
     timeout: Duration,
-}
-
-/// Render arguments for a message: plain words as is, anything else quoted.
-fn display_args(args: &[&OsStr]) -> String {
-    let mut out = String::new();
-    for (i, arg) in args.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let text = arg.to_string_lossy();
-        let plain = !text.is_empty()
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_=./:^{}@~+,%".contains(&b))
-            && arg.to_str().is_some();
-        if plain {
-            out.push_str(&text);
-        } else {
-            let _ = write!(out, "{text:?}");
-        }
-    }
-    out
 }
 
 fn is_object_id(text: &str) -> bool {
@@ -260,7 +157,7 @@ impl Git {
             }),
             Ok(Outcome::TimedOut { stderr }) => Err(GitError::Timeout {
                 args: display_args(args),
-                seconds: self.timeout.as_secs(),
+                timeout: self.timeout,
                 stderr,
             }),
             Err(source) => Err(GitError::Spawn {
@@ -408,123 +305,6 @@ impl Git {
             head: head_id,
             changes,
         })
-    }
-
-    /// The content of the file `path` (relative to the repository root) in commit `rev`, or
-    /// `None` when no such path exists there. Reads the object database only: the working
-    /// tree and index are never consulted. A directory, symlink or submodule at `path` is an
-    /// error (a policy must be a regular file).
-    pub fn show_file(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let bad = |reason| GitError::BadArgument {
-            command: "ls-tree",
-            what: "path",
-            arg: path.to_string(),
-            reason,
-        };
-        if path.is_empty() || path.contains('\0') {
-            return Err(bad("a path must be non-empty and contain no NUL"));
-        }
-        if path.starts_with('/')
-            || path
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(bad(
-                "give a path relative to the repository root, without `.`, `..` or empty components",
-            ));
-        }
-        let commit = self.rev_parse(rev)?;
-        let args = ["ls-tree", "-z", "--full-tree", &commit, "--", path].map(OsStr::new);
-        let out = self.run_env(&args, &[("GIT_LITERAL_PATHSPECS", OsStr::new("1"))])?;
-        let Some(record) = out.split(|&b| b == 0).find(|r| !r.is_empty()) else {
-            return Ok(None);
-        };
-        // `<mode> SP <type> SP <id> TAB <path>`
-        let parsed = record.split_once_str("\t").and_then(|(meta, name)| {
-            let mut fields = meta.split(|&b| b == b' ');
-            Some((fields.next()?, fields.next()?, fields.next()?, name))
-        });
-        let Some((mode, kind, id, name)) = parsed else {
-            return Err(GitError::Parse {
-                args: display_args(&args),
-                source: ParseError {
-                    offset: 0,
-                    message: format!("unexpected ls-tree record {:?}", record.as_bstr()),
-                },
-            });
-        };
-        if name != path.as_bytes() {
-            return Ok(None);
-        }
-        let not_a_file = |what: &str| GitError::NotAFile {
-            rev: rev.to_string(),
-            path: path.to_string(),
-            kind: what.to_string(),
-        };
-        match (mode, kind) {
-            (b"100644" | b"100755", b"blob") => {}
-            (b"120000", _) => return Err(not_a_file("symbolic link")),
-            (b"160000", _) => return Err(not_a_file("submodule")),
-            (_, b"tree") => return Err(not_a_file("directory")),
-            (_, other) => return Err(not_a_file(&other.to_str_lossy())),
-        }
-        let id = id.to_str_lossy();
-        Ok(Some(self.run(&["cat-file", "blob", &id])?))
-    }
-
-    /// Write the tree of commit `rev` into `dest` (which must be missing or empty) as plain
-    /// files: executable bits kept, symlinks kept as symlinks, submodules left as empty
-    /// directories (as a non-recursive clone does), no `.git`. The repository's index, HEAD
-    /// and working tree are not touched (a temporary index is used).
-    pub fn export_tree(&self, rev: &str, dest: &Path) -> Result<(), GitError> {
-        let commit = self.rev_parse(rev)?;
-        let export_err = |reason: String| GitError::Export {
-            rev: rev.to_string(),
-            dest: dest.to_path_buf(),
-            reason,
-        };
-        match std::fs::read_dir(dest) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(export_err(
-                        "the directory is not empty; give a new or empty directory".into(),
-                    ));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dest)
-                    .map_err(|e| export_err(format!("cannot create it: {e}")))?;
-            }
-            Err(e) => return Err(export_err(format!("cannot read it: {e}"))),
-        }
-        let dest_abs = std::fs::canonicalize(dest)
-            .map_err(|e| export_err(format!("cannot resolve it: {e}")))?;
-        let scratch = tempfile::Builder::new()
-            .prefix("agent-gate-index-")
-            .tempdir()
-            .map_err(|e| export_err(format!("cannot create a temporary index: {e}")))?;
-        let index = scratch.path().join("index");
-        let env = [("GIT_INDEX_FILE", index.as_os_str())];
-        self.run_env(&[OsStr::new("read-tree"), OsStr::new(&commit)], &env)?;
-        let mut work_tree = OsString::from("--work-tree=");
-        work_tree.push(&dest_abs);
-        self.run_env(
-            &[
-                OsStr::new("-c"),
-                OsStr::new("core.symlinks=true"),
-                &work_tree,
-                OsStr::new("checkout-index"),
-                OsStr::new("--all"),
-                OsStr::new("--force"),
-            ],
-            &env,
-        )?;
-        if std::fs::symlink_metadata(dest_abs.join(".git")).is_ok() {
-            return Err(export_err(
-                "a `.git` appeared in the export; refusing to use it".into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Fetch `refspecs` from `remote` (a remote name, a URL, or a path to a repository),
