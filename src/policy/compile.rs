@@ -4,24 +4,25 @@
 //! expected. This module does not read YAML (see `raw`) and does not decide paths (see `scope`).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{EnvMap, GlobList, RawAgent, RawCheck, RawPolicy, RawReport, RawScope};
 use super::{
-    AgentSettings, Allowance, CheckSpec, Isolation, Limits, OnIdle, OnViolation, OnWaitingForUser, Policy,
-    PolicyError, ReportSettings,
+    AgentSettings, Allowance, CheckSpec, Isolation, Limits, OnIdle, OnViolation, OnWaitingForUser,
+    Policy, PolicyError, ReportSettings,
 };
 use crate::scope::{Pattern, Rule, RuleOrigin, RuleSet, Scope};
 
 /// What a duration must look like, for error messages.
 pub(crate) const DURATION_FORM: &str = "a duration such as `30s`, `45m`, `2h` or `1h30m` (whole numbers with units h, m, s, largest first; not zero)";
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_hours(1);
 const DEFAULT_POLL_INITIAL: Duration = Duration::from_secs(5);
-const DEFAULT_POLL_MAX: Duration = Duration::from_secs(60);
-const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_POLL_MAX: Duration = Duration::from_mins(1);
+const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_mins(10);
 const DEFAULT_STATUS_CONTEXT: &str = "agent-gate";
 
 /// Parse a duration: one or more `<digits><unit>` groups, units `h`, `m`, `s` in that order,
@@ -34,7 +35,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total: u64 = 0;
     let mut allowed = "hms";
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
@@ -62,13 +65,13 @@ pub fn format_duration(duration: Duration) -> String {
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     let mut out = String::new();
     if h > 0 {
-        out.push_str(&format!("{h}h"));
+        let _ = write!(out, "{h}h");
     }
     if m > 0 {
-        out.push_str(&format!("{m}m"));
+        let _ = write!(out, "{m}m");
     }
     if s > 0 {
-        out.push_str(&format!("{s}s"));
+        let _ = write!(out, "{s}s");
     }
     out
 }
@@ -77,7 +80,11 @@ pub fn format_duration(duration: Duration) -> String {
 fn pos(location: &Location) -> (usize, usize) {
     let line = usize::try_from(location.line()).unwrap_or(0);
     let column = usize::try_from(location.column()).unwrap_or(0);
-    if line == 0 { (1, 1) } else { (line, column.max(1)) }
+    if line == 0 {
+        (1, 1)
+    } else {
+        (line, column.max(1))
+    }
 }
 
 /// Builds compile errors for one policy file.
@@ -98,20 +105,34 @@ impl Compiler<'_> {
         }
     }
 
-    fn duration(&self, value: Option<Spanned<String>>, key: &str, default: Duration) -> Result<Duration, PolicyError> {
+    fn duration(
+        &self,
+        value: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, PolicyError> {
         match value {
             None => Ok(default),
-            Some(v) => parse_duration(&v.value).ok_or_else(|| self.invalid(&v.referenced, key, &v.value, DURATION_FORM)),
+            Some(v) => parse_duration(&v.value)
+                .ok_or_else(|| self.invalid(&v.referenced, key, &v.value, DURATION_FORM)),
         }
     }
 
     /// Compile a glob list into rules that remember their place in the file.
-    fn rules(&self, value: Option<Spanned<GlobList>>, key: &str) -> Result<Option<RuleSet>, PolicyError> {
+    fn rules(
+        &self,
+        value: Option<Spanned<GlobList>>,
+        key: &str,
+    ) -> Result<Option<RuleSet>, PolicyError> {
         let Some(list) = value else { return Ok(None) };
         let outer = list.referenced;
         let mut rules = Vec::new();
         for item in list.value.into_items() {
-            let at = if item.referenced.line() == 0 { outer } else { item.referenced };
+            let at = if item.referenced.line() == 0 {
+                outer
+            } else {
+                item.referenced
+            };
             let (line, column) = pos(&at);
             let text = item.value;
             let reject = |reason: String| PolicyError::InvalidGlob {
@@ -123,22 +144,34 @@ impl Compiler<'_> {
                 reason,
             };
             if text.trim().is_empty() {
-                return Err(reject("the pattern is empty: expected a glob such as `src/**`".into()));
+                return Err(reject(
+                    "the pattern is empty: expected a glob such as `src/**`".into(),
+                ));
             }
             if text.starts_with('!') {
-                return Err(reject("`!` negation is not supported: expected a glob such as `src/**`".into()));
+                return Err(reject("`!` negation is not supported".into()));
             }
             let pattern = Pattern::new(&text).map_err(|e| {
                 let message = e.to_string();
                 let prefix = format!("invalid pattern `{text}`: ");
-                reject(message.strip_prefix(&prefix).map_or_else(|| message.clone(), str::to_string))
+                reject(
+                    message
+                        .strip_prefix(&prefix)
+                        .map_or_else(|| message.clone(), str::to_string),
+                )
             })?;
-            rules.push(Rule { pattern, origin: RuleOrigin::Policy { line, column } });
+            rules.push(Rule {
+                pattern,
+                origin: RuleOrigin::Policy { line, column },
+            });
         }
         Ok(Some(RuleSet::new(rules)))
     }
 
-    fn repositories(&self, value: Option<Vec<Spanned<String>>>) -> Result<Vec<String>, PolicyError> {
+    fn repositories(
+        &self,
+        value: Option<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, PolicyError> {
         let mut out = Vec::new();
         for repo in value.unwrap_or_default() {
             if !is_owner_repo(&repo.value) {
@@ -170,11 +203,15 @@ impl Compiler<'_> {
         };
         let timeout = self.duration(raw.timeout, "agent.timeout", DEFAULT_TIMEOUT)?;
         let poll = raw.poll.unwrap_or_default();
-        let poll_initial = self.duration(poll.initial, "agent.poll.initial", DEFAULT_POLL_INITIAL)?;
+        let poll_initial =
+            self.duration(poll.initial, "agent.poll.initial", DEFAULT_POLL_INITIAL)?;
         let max_at = poll.max.as_ref().map(|m| m.referenced);
         let poll_max = self.duration(poll.max, "agent.poll.max", DEFAULT_POLL_MAX)?;
         if poll_max < poll_initial {
-            let expected = format!("at least `agent.poll.initial` ({})", format_duration(poll_initial));
+            let expected = format!(
+                "at least `agent.poll.initial` ({})",
+                format_duration(poll_initial)
+            );
             return Err(self.invalid(
                 &max_at.unwrap_or(Location::UNKNOWN),
                 "agent.poll.max",
@@ -206,7 +243,12 @@ impl Compiler<'_> {
             }
             (Some(r), Some(max)) if r.value >= max.value => {
                 let expected = format!("fewer than `agent.max-concurrent-tasks` ({})", max.value);
-                return Err(self.invalid(&r.referenced, "agent.reserved-for-high", &r.value.to_string(), &expected));
+                return Err(self.invalid(
+                    &r.referenced,
+                    "agent.reserved-for-high",
+                    &r.value.to_string(),
+                    &expected,
+                ));
             }
             (Some(r), Some(_)) => r.value,
         };
@@ -243,9 +285,15 @@ impl Compiler<'_> {
         let raw = raw.unwrap_or_default();
         let allow = self.rules(raw.allow, "scope.allow")?.unwrap_or_default();
         let deny = self.rules(raw.deny, "scope.deny")?.unwrap_or_default();
-        let protected = self.rules(raw.protected, "scope.protected")?.unwrap_or_default();
-        let scope = Scope::new(allow, deny, protected, self.path)
-            .map_err(|e| PolicyError::InvalidPath { path: self.path.to_string(), reason: e.to_string() })?;
+        let protected = self
+            .rules(raw.protected, "scope.protected")?
+            .unwrap_or_default();
+        let scope = Scope::new(allow, deny, protected, self.path).map_err(|e| {
+            PolicyError::InvalidPath {
+                path: self.path.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         let limits = Limits {
             max_files: raw.max_files,
             max_changed_lines: raw.max_changed_lines,
@@ -283,11 +331,24 @@ impl Compiler<'_> {
                 });
             }
             if check.run.value.trim().is_empty() {
-                return Err(self.invalid(&check.run.referenced, &key("run"), "", "a non-empty command"));
+                return Err(self.invalid(
+                    &check.run.referenced,
+                    &key("run"),
+                    "",
+                    "a non-empty command",
+                ));
             }
             let timeout = self.duration(check.timeout, &key("timeout"), DEFAULT_CHECK_TIMEOUT)?;
-            let when = self.non_empty_rules(check.when, &key("when"), "remove `when` to always run the check")?;
-            let files = self.non_empty_rules(check.files, &key("files"), "remove `files` to pass every changed path")?;
+            let when = self.non_empty_rules(
+                check.when,
+                &key("when"),
+                "remove `when` to always run the check",
+            )?;
+            let files = self.non_empty_rules(
+                check.files,
+                &key("files"),
+                "remove `files` to pass every changed path",
+            )?;
             let env = self.env(check.env, &key("env"))?;
             out.push(CheckSpec {
                 name,
@@ -303,7 +364,12 @@ impl Compiler<'_> {
         Ok(out)
     }
 
-    fn non_empty_rules(&self, value: Option<Spanned<GlobList>>, key: &str, instead: &str) -> Result<Option<RuleSet>, PolicyError> {
+    fn non_empty_rules(
+        &self,
+        value: Option<Spanned<GlobList>>,
+        key: &str,
+        instead: &str,
+    ) -> Result<Option<RuleSet>, PolicyError> {
         let at = value.as_ref().map(|v| v.referenced);
         let rules = self.rules(value, key)?;
         if rules.as_ref().is_some_and(RuleSet::is_empty) {
@@ -343,7 +409,10 @@ impl Compiler<'_> {
                 ));
             }
         };
-        Ok(ReportSettings { status_context, comment: raw.comment.unwrap_or(true) })
+        Ok(ReportSettings {
+            status_context,
+            comment: raw.comment.unwrap_or(true),
+        })
     }
 }
 
@@ -371,7 +440,9 @@ pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, PolicyError>
 /// `owner/repo` as GitHub spells names: owner of letters, digits and single inner hyphens;
 /// repository of letters, digits, `-`, `_`, `.` (not `.` or `..`).
 fn is_owner_repo(text: &str) -> bool {
-    let Some((owner, repo)) = text.split_once('/') else { return false };
+    let Some((owner, repo)) = text.split_once('/') else {
+        return false;
+    };
     let owner_ok = !owner.is_empty()
         && owner.len() <= 39
         && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -379,7 +450,9 @@ fn is_owner_repo(text: &str) -> bool {
         && !owner.ends_with('-');
     let repo_ok = !repo.is_empty()
         && repo.len() <= 100
-        && repo.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && repo
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && repo != "."
         && repo != "..";
     owner_ok && repo_ok
@@ -390,15 +463,22 @@ fn is_ref_name(text: &str) -> bool {
     !text.is_empty()
         && !text.starts_with(['-', '/', '.'])
         && !text.ends_with(['/', '.'])
-        && !text.ends_with(".lock")
+        && !text.to_ascii_lowercase().ends_with(".lock")
         && !text.contains("..")
         && !text.contains("//")
         && !text.contains("@{")
         && text != "@"
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+        && !text.chars().any(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+        })
 }
 
 fn is_env_name(text: &str) -> bool {
     let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

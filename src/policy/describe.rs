@@ -26,7 +26,11 @@ pub fn describe(policy: &Policy) -> String {
     checks(&mut out, policy);
 
     out.push_str("report:\n");
-    let _ = writeln!(out, "  status-context       {}", policy.report.status_context);
+    let _ = writeln!(
+        out,
+        "  status-context       {}",
+        policy.report.status_context
+    );
     let _ = writeln!(out, "  comment              {}", policy.report.comment);
     out
 }
@@ -37,30 +41,53 @@ fn agent(out: &mut String, policy: &Policy) {
     let row = |out: &mut String, key: &str, value: &str| {
         let _ = writeln!(out, "  {key:<23}{value}");
     };
-    row(out, "base-ref", a.base_ref.as_deref().unwrap_or("(the repository's default branch)"));
+    row(
+        out,
+        "base-ref",
+        a.base_ref
+            .as_deref()
+            .unwrap_or("(the repository's default branch)"),
+    );
     row(out, "timeout", &format_duration(a.timeout));
     row(
         out,
         "poll",
-        &format!("every {} at first, growing to {}", format_duration(a.poll_initial), format_duration(a.poll_max)),
+        &format!(
+            "every {} at first, growing to {}",
+            format_duration(a.poll_initial),
+            format_duration(a.poll_max)
+        ),
     );
     row(out, "on-idle", a.on_idle.as_str());
     row(out, "on-waiting-for-user", a.on_waiting_for_user.as_str());
-    row(out, "create-pull-request", &a.create_pull_request.to_string());
+    row(
+        out,
+        "create-pull-request",
+        &a.create_pull_request.to_string(),
+    );
     row(out, "allow-no-change", &a.allow_no_change.to_string());
     let concurrency = match a.max_concurrent_tasks {
         None => "no cap".to_string(),
         Some(max) if a.reserved_for_high > 0 => {
-            format!("{max} (of which {} reserved for `priority: high`)", a.reserved_for_high)
+            format!(
+                "{max} (of which {} reserved for `priority: high`)",
+                a.reserved_for_high
+            )
         }
         Some(max) => max.to_string(),
     };
     row(out, "max-concurrent-tasks", &concurrency);
-    row(out, "max-tasks-per-day", &a.max_tasks_per_day.map_or_else(|| "no limit".to_string(), |n| n.to_string()));
+    row(
+        out,
+        "max-tasks-per-day",
+        &a.max_tasks_per_day
+            .map_or_else(|| "no limit".to_string(), |n| n.to_string()),
+    );
     row(
         out,
         "max-ai-credits-per-day",
-        &a.max_ai_credits_per_day.map_or_else(|| "no limit".to_string(), |n| n.to_string()),
+        &a.max_ai_credits_per_day
+            .map_or_else(|| "no limit".to_string(), |n| n.to_string()),
     );
     row(out, "repair-rounds", &a.repair_rounds.to_string());
     out.push('\n');
@@ -85,11 +112,17 @@ fn scope(out: &mut String, policy: &Policy) {
     rules(out, scope.protected().rules());
     let l = &policy.limits;
     out.push_str("  limits:\n");
-    let _ = writeln!(out, "    max-files          {}", l.max_files.map_or_else(|| "no limit".to_string(), |n| n.to_string()));
+    let _ = writeln!(
+        out,
+        "    max-files          {}",
+        l.max_files
+            .map_or_else(|| "no limit".to_string(), |n| n.to_string())
+    );
     let _ = writeln!(
         out,
         "    max-changed-lines  {}",
-        l.max_changed_lines.map_or_else(|| "no limit".to_string(), |n| n.to_string())
+        l.max_changed_lines
+            .map_or_else(|| "no limit".to_string(), |n| n.to_string())
     );
     let _ = writeln!(out, "    binary-files       {}", l.binary_files.as_str());
     let _ = writeln!(out, "    symlinks           {}", l.symlinks.as_str());
@@ -137,7 +170,11 @@ fn checks(out: &mut String, policy: &Policy) {
 }
 
 fn check_entry(out: &mut String, number: usize, check: &CheckSpec) {
-    let kind = if check.required { "required" } else { "advisory" };
+    let kind = if check.required {
+        "required"
+    } else {
+        "advisory"
+    };
     let _ = writeln!(
         out,
         "  {number}. {} (line {}): {kind}, timeout {}",
@@ -145,15 +182,30 @@ fn check_entry(out: &mut String, number: usize, check: &CheckSpec) {
         check.line,
         format_duration(check.timeout)
     );
-    let _ = writeln!(out, "       run:   {}", check.run.replace('\n', "\n              "));
-    let when = check.when.as_ref().map_or_else(|| "always".to_string(), |w| format!("if a changed path matches {}", globs(w)));
+    let _ = writeln!(
+        out,
+        "       run:   {}",
+        check.run.replace('\n', "\n              ")
+    );
+    let when = check.when.as_ref().map_or_else(
+        || "always".to_string(),
+        |w| format!("if a changed path matches {}", globs(w)),
+    );
     let _ = writeln!(out, "       when:  {when}");
     if check.run.contains("{files}") || check.files.is_some() {
-        let files = check.files.as_ref().map_or_else(|| "every changed path".to_string(), globs);
+        let files = check
+            .files
+            .as_ref()
+            .map_or_else(|| "every changed path".to_string(), globs);
         let _ = writeln!(out, "       files: {files}");
     }
     if !check.env.is_empty() {
-        let env = check.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let env = check
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let _ = writeln!(out, "       env:   {env}");
     }
 }

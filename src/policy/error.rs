@@ -4,7 +4,7 @@
 //! with hints for the classic YAML traps (an unquoted glob that starts with `*` is an alias;
 //! tabs are not indentation). It does not parse or compile anything itself.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde_saphyr::Error as YamlError;
 
@@ -18,32 +18,103 @@ use serde_saphyr::Error as YamlError;
 #[non_exhaustive]
 pub enum PolicyError {
     /// The text is not well-formed YAML (indentation, tabs, quotes, several documents…).
-    Syntax { path: String, line: Option<usize>, column: Option<usize>, message: String, hint: Option<String> },
+    Syntax {
+        path: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+        hint: Option<String>,
+    },
     /// The text is empty or holds only comments.
     Empty { path: String },
     /// A key that version 1 does not define in this place.
-    UnknownKey { path: String, line: usize, column: usize, key: String, expected: Vec<String> },
-    /// A key written twice in the same mapping.
-    DuplicateKey { path: String, line: usize, column: usize, key: String },
+    UnknownKey {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+        expected: Vec<String>,
+    },
+    /// A key written twice in the same mapping (`first_line`: where it was first written,
+    /// when it could be found).
+    DuplicateKey {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+        first_line: Option<usize>,
+    },
     /// A required key is absent.
-    MissingKey { path: String, line: usize, column: usize, key: String },
+    MissingKey {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+    },
     /// A value of the wrong YAML type (a list where a number belongs, …).
-    WrongType { path: String, line: usize, column: usize, key: Option<String>, found: Option<String>, expected: String },
+    WrongType {
+        path: String,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        found: Option<String>,
+        expected: String,
+    },
     /// A value that is not one of the allowed words.
-    UnknownValue { path: String, line: usize, column: usize, value: String, expected: Vec<String> },
+    UnknownValue {
+        path: String,
+        line: usize,
+        column: usize,
+        value: String,
+        expected: Vec<String>,
+    },
     /// An unquoted value that starts with `*`: YAML reads it as an alias, not as a glob.
-    UnquotedGlob { path: String, line: usize, column: usize, text: String },
+    UnquotedGlob {
+        path: String,
+        line: usize,
+        column: usize,
+        text: String,
+    },
     /// `version` is absent.
-    MissingVersion { path: String, line: usize, column: usize },
+    MissingVersion {
+        path: String,
+        line: usize,
+        column: usize,
+    },
     /// `version` is not 1.
-    UnsupportedVersion { path: String, line: usize, column: usize, found: String },
+    UnsupportedVersion {
+        path: String,
+        line: usize,
+        column: usize,
+        found: String,
+    },
     /// A value of the right type that the policy does not accept (a zero duration, a bad
     /// repository name, an inconsistent pair of limits, …).
-    InvalidValue { path: String, line: usize, column: usize, key: String, found: String, expected: String },
+    InvalidValue {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+        found: String,
+        expected: String,
+    },
     /// A glob the scope engine rejects.
-    InvalidGlob { path: String, line: usize, column: usize, key: String, pattern: String, reason: String },
+    InvalidGlob {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+        pattern: String,
+        reason: String,
+    },
     /// Two checks with the same name.
-    DuplicateCheck { path: String, line: usize, column: usize, name: String, first_line: usize },
+    DuplicateCheck {
+        path: String,
+        line: usize,
+        column: usize,
+        name: String,
+        first_line: usize,
+    },
     /// The path of the policy itself cannot be made into a protected rule.
     InvalidPath { path: String, reason: String },
 }
@@ -72,7 +143,11 @@ impl PolicyError {
     /// (line, column) of the error, 1-based, when known.
     pub fn location(&self) -> Option<(usize, usize)> {
         match self {
-            PolicyError::Syntax { line: Some(line), column, .. } => Some((*line, column.unwrap_or(1))),
+            PolicyError::Syntax {
+                line: Some(line),
+                column,
+                ..
+            } => Some((*line, column.unwrap_or(1))),
             PolicyError::Syntax { line: None, .. } | PolicyError::InvalidPath { .. } => None,
             PolicyError::Empty { .. } => Some((1, 1)),
             PolicyError::UnknownKey { line, column, .. }
@@ -93,7 +168,9 @@ impl PolicyError {
     pub fn message(&self) -> String {
         match self {
             PolicyError::Syntax { message, .. } => format!("invalid YAML: {message}"),
-            PolicyError::Empty { .. } => "the policy is empty: expected a mapping that starts with `version: 1`".into(),
+            PolicyError::Empty { .. } => {
+                "the policy is empty: expected a mapping that starts with `version: 1`".into()
+            }
             PolicyError::UnknownKey { key, expected, .. } => {
                 format!("unknown key `{key}`: expected one of {}", list(expected))
             }
@@ -101,37 +178,67 @@ impl PolicyError {
                 format!("duplicate key `{key}`: each key may appear only once in a mapping")
             }
             PolicyError::MissingKey { key, .. } => format!("missing required key `{key}`"),
-            PolicyError::WrongType { key, found, expected, .. } => {
+            PolicyError::WrongType {
+                key,
+                found,
+                expected,
+                ..
+            } => {
                 let mut out = String::from("wrong type");
                 if let Some(key) = key {
-                    out.push_str(&format!(" for `{key}`"));
+                    let _ = write!(out, " for `{key}`");
                 }
-                out.push_str(&format!(": expected {expected}"));
+                let _ = write!(out, ": expected {expected}");
                 if let Some(found) = found {
-                    out.push_str(&format!(", found `{found}`"));
+                    let _ = write!(out, ", found `{found}`");
                 }
                 out
             }
-            PolicyError::UnknownValue { value, expected, .. } => {
-                format!("unknown value `{value}`: expected one of {}", list(expected))
+            PolicyError::UnknownValue {
+                value, expected, ..
+            } => {
+                format!(
+                    "unknown value `{value}`: expected one of {}",
+                    list(expected)
+                )
             }
             PolicyError::UnquotedGlob { text, .. } => {
                 format!("`{text}` is read by YAML as an alias, not as a glob: quote the pattern")
             }
-            PolicyError::MissingVersion { .. } => "missing `version`: expected `version: 1` at the top of the policy".into(),
-            PolicyError::UnsupportedVersion { found, .. } => {
-                format!("unsupported policy version {found}: expected `version: 1` (the only version this agent-gate reads)")
+            PolicyError::MissingVersion { .. } => {
+                "missing `version`: expected `version: 1` at the top of the policy".into()
             }
-            PolicyError::InvalidValue { key, found, expected, .. } => {
+            PolicyError::UnsupportedVersion { found, .. } => {
+                format!(
+                    "unsupported policy version {found}: expected `version: 1` (the only version this agent-gate reads)"
+                )
+            }
+            PolicyError::InvalidValue {
+                key,
+                found,
+                expected,
+                ..
+            } => {
                 format!("invalid `{key}`: expected {expected}, found `{found}`")
             }
-            PolicyError::InvalidGlob { key, pattern, reason, .. } => {
+            PolicyError::InvalidGlob {
+                key,
+                pattern,
+                reason,
+                ..
+            } => {
                 format!("invalid glob `{pattern}` in `{key}`: {reason}")
             }
-            PolicyError::DuplicateCheck { name, first_line, .. } => {
-                format!("duplicate check name `{name}` (first used on line {first_line}): expected unique check names")
+            PolicyError::DuplicateCheck {
+                name, first_line, ..
+            } => {
+                format!(
+                    "duplicate check name `{name}` (first used on line {first_line}): expected unique check names"
+                )
             }
-            PolicyError::InvalidPath { reason, .. } => format!("the policy path cannot be protected: {reason}"),
+            PolicyError::InvalidPath { reason, .. } => {
+                format!("the policy path cannot be protected: {reason}")
+            }
         }
     }
 
@@ -148,11 +255,17 @@ impl PolicyError {
             PolicyError::UnknownValue { value, expected, .. } => {
                 closest(value, expected).map(|best| format!("did you mean `{best}`?"))
             }
-            PolicyError::DuplicateKey { .. } => Some("remove one of the two entries (YAML keeps neither silently here)".into()),
-            PolicyError::MissingVersion { .. } => Some("add `version: 1` as the first line".into()),
-            PolicyError::InvalidGlob { pattern, .. } if pattern.starts_with('!') => {
-                Some("negation is not supported: list the path under `scope.deny` instead".into())
+            PolicyError::DuplicateKey { first_line: Some(first), .. } => {
+                Some(format!("it is first written on line {first}: keep one of the two"))
             }
+            PolicyError::DuplicateKey { first_line: None, .. } => Some("keep one of the two entries".into()),
+            PolicyError::UnsupportedVersion { found, .. } if found.starts_with('"') => {
+                Some("write the number without quotes: `version: 1`".into())
+            }
+            PolicyError::MissingVersion { .. } => Some("add `version: 1` as the first line".into()),
+            PolicyError::InvalidGlob { pattern, .. } if pattern.starts_with('!') => Some(
+                "to keep a path out of scope, list it under `scope.deny` (deny wins over allow); to match a name that starts with `!`, write `\\!`".into(),
+            ),
             _ => None,
         }
     }
@@ -161,7 +274,9 @@ impl PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.location() {
-            Some((line, column)) => write!(f, "{}:{line}:{column}: {}", self.path(), self.message())?,
+            Some((line, column)) => {
+                write!(f, "{}:{line}:{column}: {}", self.path(), self.message())?;
+            }
             None => write!(f, "{}: {}", self.path(), self.message())?,
         }
         if let Some(hint) = self.hint() {
@@ -172,7 +287,11 @@ impl fmt::Display for PolicyError {
 }
 
 fn list(items: &[String]) -> String {
-    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
@@ -233,7 +352,9 @@ pub(crate) fn key_before(text: &str, line: usize, column: usize) -> Option<Strin
     let src = source_line(text, line)?;
     let before: String = src.chars().take(column.checked_sub(1)?).collect();
     let before = before.trim_end().strip_suffix(':')?;
-    let key = before.rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '-')).next()?;
+    let key = before
+        .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ','))
+        .next()?;
     let key = key.trim_matches(|c| c == '"' || c == '\'');
     (!key.is_empty()).then(|| key.to_string())
 }
@@ -263,60 +384,106 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
     let path = path.to_string();
     let mut through_alias = None;
     let mut err = err.without_snippet();
-    while let YamlError::AliasError { error, locations, .. } = err {
+    while let YamlError::AliasError {
+        error, locations, ..
+    } = err
+    {
         through_alias = position(locations.reference_location).or(through_alias);
         err = error.without_snippet();
     }
     let pos = err.location().and_then(position);
     let Some((line, column)) = pos else {
-        return PolicyError::Syntax { path, line: None, column: None, message: bare_message(err), hint: None };
+        return PolicyError::Syntax {
+            path,
+            line: None,
+            column: None,
+            message: bare_message(err),
+            hint: None,
+        };
     };
     let syntax = |message: String, hint: Option<String>| PolicyError::Syntax {
         path: path.clone(),
         line: Some(line),
         column: Some(column),
         message,
-        hint: hint.or_else(|| through_alias.map(|(l, c)| format!("reached through the alias at line {l}, column {c}"))),
+        hint: hint.or_else(|| {
+            through_alias.map(|(l, c)| format!("reached through the alias at line {l}, column {c}"))
+        }),
     };
     let found = || token_at(text, line, column);
     let key = || key_before(text, line, column);
     match err {
-        YamlError::SerdeUnknownField { field, expected, .. } => PolicyError::UnknownKey {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => PolicyError::UnknownKey {
             path,
             line,
             column,
             key: field.clone(),
             expected: expected.iter().map(ToString::to_string).collect(),
         },
-        YamlError::SerdeUnknownVariant { variant, expected, .. } => PolicyError::UnknownValue {
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => PolicyError::UnknownValue {
             path,
             line,
             column,
             value: variant.clone(),
             expected: expected.iter().map(ToString::to_string).collect(),
         },
-        YamlError::DuplicateMappingKey { key: dup, .. } => PolicyError::DuplicateKey {
+        YamlError::DuplicateMappingKey { key: dup, .. } => {
+            let key = dup.clone().or_else(found).unwrap_or_default();
+            let first_line = first_occurrence(text, line, column, &key);
+            PolicyError::DuplicateKey {
+                path,
+                line,
+                column,
+                key,
+                first_line,
+            }
+        }
+        YamlError::SerdeMissingField { field, .. } => PolicyError::MissingKey {
             path,
             line,
             column,
-            key: dup.clone().or_else(found).unwrap_or_default(),
+            key: (*field).to_string(),
         },
-        YamlError::SerdeMissingField { field, .. } => {
-            PolicyError::MissingKey { path, line, column, key: (*field).to_string() }
-        }
         YamlError::UnknownAnchor { .. } => match found() {
-            Some(text) if text.starts_with('*') => PolicyError::UnquotedGlob { path, line, column, text },
-            _ => syntax("alias refers to an unknown anchor".into(), Some("quote the value if it is not meant as an alias".into())),
+            Some(text) if text.starts_with('*') => PolicyError::UnquotedGlob {
+                path,
+                line,
+                column,
+                text,
+            },
+            _ => syntax(
+                "alias refers to an unknown anchor".into(),
+                Some("quote the value if it is not meant as an alias".into()),
+            ),
         },
-        YamlError::Unexpected { expected, .. } => {
-            PolicyError::WrongType { path, line, column, key: key(), found: found(), expected: human_type(expected) }
-        }
-        YamlError::InvalidScalar { ty, .. } => {
-            PolicyError::WrongType { path, line, column, key: key(), found: found(), expected: human_type(ty) }
-        }
-        YamlError::InvalidBooleanStrict { .. } => {
-            PolicyError::WrongType { path, line, column, key: key(), found: found(), expected: human_type("bool") }
-        }
+        YamlError::Unexpected { expected, .. } => PolicyError::WrongType {
+            path,
+            line,
+            column,
+            key: key(),
+            found: found(),
+            expected: human_type(expected),
+        },
+        YamlError::InvalidScalar { ty, .. } => PolicyError::WrongType {
+            path,
+            line,
+            column,
+            key: key(),
+            found: found(),
+            expected: human_type(ty),
+        },
+        YamlError::InvalidBooleanStrict { .. } => PolicyError::WrongType {
+            path,
+            line,
+            column,
+            key: key(),
+            found: found(),
+            expected: human_type("bool"),
+        },
         YamlError::NullIntoString { .. } => PolicyError::WrongType {
             path,
             line,
@@ -325,8 +492,16 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
             found: Some("nothing (null)".into()),
             expected: "a string".into(),
         },
-        YamlError::SerdeInvalidType { expected, unexpected, .. }
-        | YamlError::SerdeInvalidValue { expected, unexpected, .. } => PolicyError::WrongType {
+        YamlError::SerdeInvalidType {
+            expected,
+            unexpected,
+            ..
+        }
+        | YamlError::SerdeInvalidValue {
+            expected,
+            unexpected,
+            ..
+        } => PolicyError::WrongType {
             path,
             line,
             column,
@@ -336,7 +511,10 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
         },
         YamlError::MultipleDocuments { .. } => syntax(
             "more than one YAML document".into(),
-            Some("a policy is a single document: remove the `---` separator and what follows it".into()),
+            Some(
+                "a policy is a single document: remove the `---` separator and what follows it"
+                    .into(),
+            ),
         ),
         other => {
             let message = bare_message(other);
@@ -344,6 +522,49 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
             syntax(message, hint)
         }
     }
+}
+
+/// The line where `key` was first written in the block mapping whose duplicate is at
+/// (line, column): scanning up at the same indentation until the mapping starts.
+fn first_occurrence(text: &str, line: usize, column: usize, key: &str) -> Option<usize> {
+    let indent = column.checked_sub(1)?;
+    for l in (1..line).rev() {
+        let src = source_line(text, l)?;
+        let mut trimmed = src.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut here = src.len() - trimmed.len();
+        // `- key: value` starts a mapping inside a list, at the column after the dash.
+        let mut starts_item = false;
+        while let Some(rest) = trimmed.strip_prefix('-') {
+            let after = rest.trim_start_matches(' ');
+            if after.len() == rest.len() {
+                break;
+            }
+            here += trimmed.len() - after.len();
+            trimmed = after;
+            starts_item = true;
+        }
+        if here < indent {
+            return None;
+        }
+        if here == indent {
+            let name = trimmed
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'');
+            if name == key {
+                return Some(l);
+            }
+            if starts_item {
+                return None;
+            }
+        }
+    }
+    None
 }
 
 /// The parser's message without its trailing " at line L, column C".
@@ -356,7 +577,11 @@ fn bare_message(err: &YamlError) -> String {
 }
 
 fn tab_hint(text: &str, line: usize, message: &str) -> Option<String> {
-    let has_tab = |l: usize| source_line(text, l).is_some_and(|s| s.starts_with(|c: char| c == '\t' || c == ' ') && s.trim_start_matches(' ').starts_with('\t'));
+    let has_tab = |l: usize| {
+        source_line(text, l).is_some_and(|s| {
+            s.starts_with(['\t', ' ']) && s.trim_start_matches(' ').starts_with('\t')
+        })
+    };
     if message.contains("tab") || has_tab(line) || (line > 1 && has_tab(line - 1)) {
         Some("indent with spaces: YAML does not allow tabs for indentation".into())
     } else if message.contains("did not find expected key") || message.contains("indentation") {

@@ -26,7 +26,7 @@ pub use error::PolicyError;
 /// Default policy path, relative to the repository root.
 pub const DEFAULT_POLICY_PATH: &str = ".github/agent-gate.yml";
 
-/// `agent.on-idle`.
+/// `agent.on-idle`: what to do when the agent goes idle without finishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnIdle {
@@ -35,7 +35,7 @@ pub enum OnIdle {
     Fail,
 }
 
-/// `agent.on-waiting-for-user`.
+/// `agent.on-waiting-for-user`: what to do when the agent waits for a person's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnWaitingForUser {
@@ -43,7 +43,7 @@ pub enum OnWaitingForUser {
     Wait,
 }
 
-/// `deny | allow` switches of `scope`.
+/// `deny | allow` switches of `scope` (binary files, symlinks, submodules, mode changes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Allowance {
@@ -51,7 +51,7 @@ pub enum Allowance {
     Allow,
 }
 
-/// `checks-on-violation`.
+/// `checks-on-violation`: whether the checks of an out-of-scope change run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnViolation {
@@ -59,7 +59,7 @@ pub enum OnViolation {
     Run,
 }
 
-/// `checks-isolation` (DESIGN §5).
+/// `checks-isolation`: how hard the gate insists that checks cannot read credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
@@ -193,11 +193,15 @@ impl Policy {
     /// added to the always-protected paths. Never panics, whatever the text.
     pub fn from_yaml(text: &str, path: &str) -> Result<Policy, PolicyError> {
         if is_blank(text) {
-            return Err(PolicyError::Empty { path: path.to_string() });
+            return Err(PolicyError::Empty {
+                path: path.to_string(),
+            });
         }
         // The version first, read leniently: a policy written for another version gets
         // "unsupported version", not a list of keys this version does not know.
-        if let Ok(probe) = serde_saphyr::from_str_with_options::<raw::VersionProbe>(text, yaml_options()) {
+        if let Ok(probe) =
+            serde_saphyr::from_str_with_options::<raw::VersionProbe>(text, yaml_options())
+        {
             check_version(probe.version, text, path)?;
         }
         let mut raw: raw::RawPolicy = serde_saphyr::from_str_with_options(text, yaml_options())
@@ -229,11 +233,12 @@ fn is_blank(text: &str) -> bool {
 }
 
 fn first_content_line(text: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim();
-        !(t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with('%'))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim();
+            !(t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with('%'))
+        })
+        .map(|i| i + 1)
 }
 
 fn check_version(
@@ -255,7 +260,12 @@ fn check_version(
                 raw::Version::Integer(n) => n.to_string(),
                 raw::Version::Other(text) => text,
             };
-            Err(PolicyError::UnsupportedVersion { path: path.to_string(), line, column, found })
+            Err(PolicyError::UnsupportedVersion {
+                path: path.to_string(),
+                line,
+                column,
+                found,
+            })
         }
     }
 }

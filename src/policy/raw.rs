@@ -7,8 +7,8 @@
 use std::fmt;
 
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::{Allowance, Isolation, OnIdle, OnViolation, OnWaitingForUser};
@@ -25,7 +25,7 @@ pub(crate) struct VersionProbe {
 /// the result is reported. Every key but `version` is optional.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(title = "agent-gate policy", extend("$id" = "https://github.com/agent-gate/agent-gate/schema/agent-gate.schema.json"))]
+#[schemars(title = "agent-gate policy")]
 pub(crate) struct RawPolicy {
     /// Policy format version. Must be `1`.
     #[schemars(with = "u32", range(min = 1, max = 1))]
@@ -55,6 +55,7 @@ pub(crate) struct RawPolicy {
 /// The `agent` section.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Agent")]
 pub(crate) struct RawAgent {
     /// Branch the agent starts from and the change is compared against. Default: the
     /// repository's default branch.
@@ -97,6 +98,7 @@ pub(crate) struct RawAgent {
 /// `agent.poll`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Poll")]
 pub(crate) struct RawPoll {
     /// First polling interval.
     #[schemars(with = "Option<Duration>", extend("default" = "5s"))]
@@ -109,6 +111,7 @@ pub(crate) struct RawPoll {
 /// The `scope` section.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Scope")]
 pub(crate) struct RawScope {
     /// Globs (gitignore semantics) a changed path must match. Empty: everything not denied.
     #[schemars(with = "Option<GlobList>", extend("default" = []))]
@@ -140,6 +143,7 @@ pub(crate) struct RawScope {
 /// One entry of `checks`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Check")]
 pub(crate) struct RawCheck {
     /// Name shown in reports; unique within the policy.
     #[schemars(with = "String")]
@@ -168,6 +172,7 @@ pub(crate) struct RawCheck {
 /// The `report` section.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(rename = "Report")]
 pub(crate) struct RawReport {
     /// Context of the commit status set on the pull request's head.
     #[schemars(with = "Option<String>", extend("default" = "agent-gate"))]
@@ -181,9 +186,13 @@ pub(crate) struct RawReport {
 /// `2h`, `1h30m`. Never zero.
 #[derive(JsonSchema)]
 #[schemars(transparent)]
-#[allow(dead_code, reason = "only used to describe durations in the JSON schema")]
+#[allow(
+    dead_code,
+    reason = "only used to describe durations in the JSON schema"
+)]
 pub(crate) struct Duration(
-    #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))] String,
+    #[schemars(regex(pattern = r"^([0-9]+h([0-9]+m)?([0-9]+s)?|[0-9]+m([0-9]+s)?|[0-9]+s)$"))]
+    String,
 );
 
 /// One glob, or a list of globs (gitignore semantics).
@@ -299,7 +308,8 @@ impl<'de> Deserialize<'de> for Version {
                 Ok(Version::Integer(v))
             }
             fn visit_u128<E: de::Error>(self, v: u128) -> Result<Version, E> {
-                Ok(i128::try_from(v).map_or_else(|_| Version::Other(v.to_string()), Version::Integer))
+                Ok(i128::try_from(v)
+                    .map_or_else(|_| Version::Other(v.to_string()), Version::Integer))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Version, E> {
                 Ok(Version::Other(v.to_string()))
