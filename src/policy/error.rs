@@ -57,6 +57,7 @@ pub enum PolicyError {
         line: usize,
         column: usize,
         key: Option<String>,
+        /// What was there, ready to print: a value in backquotes or a description.
         found: Option<String>,
         expected: String,
     },
@@ -190,7 +191,7 @@ impl PolicyError {
                 }
                 let _ = write!(out, ": expected {expected}");
                 if let Some(found) = found {
-                    let _ = write!(out, ", found `{found}`");
+                    let _ = write!(out, ", found {found}");
                 }
                 out
             }
@@ -203,7 +204,10 @@ impl PolicyError {
                 )
             }
             PolicyError::UnquotedGlob { text, .. } => {
-                format!("`{text}` is read by YAML as an alias, not as a glob: quote the pattern")
+                format!(
+                    "`{text}` is read by YAML as {}, not as a glob: quote the pattern",
+                    yaml_reading(text).unwrap_or("something else")
+                )
             }
             PolicyError::MissingVersion { .. } => {
                 "missing `version`: expected `version: 1` at the top of the policy".into()
@@ -247,7 +251,9 @@ impl PolicyError {
         match self {
             PolicyError::Syntax { hint, .. } => hint.clone(),
             PolicyError::UnquotedGlob { text, .. } => Some(format!(
-                "write \"{text}\" in quotes: an unquoted value that starts with `*` is a YAML alias"
+                "write \"{text}\" in quotes: an unquoted value that starts with `{}` is {} in YAML",
+                text.chars().next().unwrap_or('*'),
+                yaml_reading(text).unwrap_or("something else")
             )),
             PolicyError::UnknownKey { key, expected, .. } => {
                 closest(key, expected).map(|best| format!("did you mean `{best}`?"))
@@ -410,8 +416,38 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
             through_alias.map(|(l, c)| format!("reached through the alias at line {l}, column {c}"))
         }),
     };
-    let found = || token_at(text, line, column);
-    let key = || key_before(text, line, column);
+    let token = token_at(text, line, column);
+    let found = || token.clone().map(|t| shorten(&t));
+    let quoted = |t: &str| format!("`{}`", shorten(t));
+    // Where the parser points at a `key: value` line rather than at a value, the thing it
+    // found there is a mapping (or, for serde's own type errors, the key's value).
+    let split = token.as_deref().and_then(split_key_value);
+    let value_key =
+        key_before(text, line, column).or_else(|| split.as_ref().map(|(k, _)| k.clone()));
+    let unquoted = |candidate: Option<&str>| {
+        candidate
+            .filter(|v| looks_like_unquoted_glob(v))
+            .map(|v| PolicyError::UnquotedGlob {
+                path: path.clone(),
+                line,
+                column,
+                text: shorten(v),
+            })
+    };
+    let structural = |expected: &str| {
+        unquoted(token.as_deref()).unwrap_or_else(|| PolicyError::WrongType {
+            path: path.clone(),
+            line,
+            column,
+            key: key_before(text, line, column).or_else(|| parent_key(text, line, column)),
+            found: if split.is_some() {
+                Some("a mapping".into())
+            } else {
+                token.as_deref().map(quoted)
+            },
+            expected: human_type(expected),
+        })
+    };
     match err {
         YamlError::SerdeUnknownField {
             field, expected, ..
@@ -460,37 +496,26 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
                 Some("quote the value if it is not meant as an alias".into()),
             ),
         },
-        YamlError::Unexpected { expected, .. } => PolicyError::WrongType {
-            path,
-            line,
-            column,
-            key: key(),
-            found: found(),
-            expected: human_type(expected),
-        },
-        YamlError::InvalidScalar { ty, .. } => PolicyError::WrongType {
-            path,
-            line,
-            column,
-            key: key(),
-            found: found(),
-            expected: human_type(ty),
-        },
-        YamlError::InvalidBooleanStrict { .. } => PolicyError::WrongType {
-            path,
-            line,
-            column,
-            key: key(),
-            found: found(),
-            expected: human_type("bool"),
-        },
-        YamlError::NullIntoString { .. } => PolicyError::WrongType {
-            path,
-            line,
-            column,
-            key: key(),
-            found: Some("nothing (null)".into()),
-            expected: "a string".into(),
+        YamlError::Unexpected { expected, .. } => structural(expected),
+        YamlError::InvalidScalar { ty, .. } => structural(ty),
+        YamlError::InvalidBooleanStrict { .. } => structural("bool"),
+        // `- !foo` is a tag on an empty value, `- &x` an anchor on one: the parser points
+        // just after the word.
+        YamlError::NullIntoString { .. } => match word_before(text, line, column) {
+            Some((word, start)) if looks_like_unquoted_glob(&word) => PolicyError::UnquotedGlob {
+                path,
+                line,
+                column: start,
+                text: shorten(&word),
+            },
+            _ => PolicyError::WrongType {
+                path,
+                line,
+                column,
+                key: key_before(text, line, column),
+                found: Some("nothing (null)".into()),
+                expected: "a string".into(),
+            },
         },
         YamlError::SerdeInvalidType {
             expected,
@@ -501,14 +526,20 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
             expected,
             unexpected,
             ..
-        } => PolicyError::WrongType {
+        } => unquoted(
+            split
+                .as_ref()
+                .and_then(|(_, v)| v.as_deref())
+                .or(token.as_deref()),
+        )
+        .unwrap_or(PolicyError::WrongType {
             path,
             line,
             column,
-            key: key(),
-            found: found().or_else(|| Some(unexpected.clone())),
+            key: value_key,
+            found: Some(unexpected.clone()),
             expected: human_type(expected),
-        },
+        }),
         YamlError::MultipleDocuments { .. } => syntax(
             "more than one YAML document".into(),
             Some(
@@ -521,6 +552,94 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
             let hint = tab_hint(text, line, &message);
             syntax(message, hint)
         }
+    }
+}
+
+/// How YAML reads an unquoted value that starts with this character, when that is a trap
+/// for a glob.
+fn yaml_reading(text: &str) -> Option<&'static str> {
+    match text.chars().next()? {
+        '*' => Some("an alias"),
+        '!' => Some("a tag"),
+        '&' => Some("an anchor"),
+        '{' => Some("a flow mapping"),
+        _ => None,
+    }
+}
+
+/// A value that was meant as a glob but that YAML read as something else.
+fn looks_like_unquoted_glob(text: &str) -> bool {
+    match text.chars().next() {
+        Some('*' | '!' | '&') => true,
+        Some('{') => {
+            !text.contains(": ")
+                && (text.contains('/') || text.contains('*') || text.contains("}."))
+        }
+        _ => false,
+    }
+}
+
+/// The key whose value starts on a later line at (line, column): the nearest line above
+/// that is indented less and ends with `key:`.
+fn parent_key(text: &str, line: usize, column: usize) -> Option<String> {
+    let indent = column.checked_sub(1)?;
+    for l in (1..line).rev() {
+        let src = source_line(text, l)?;
+        let trimmed = src.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if src.len() - trimmed.len() >= indent {
+            continue;
+        }
+        let content = trimmed.split(" #").next().unwrap_or_default().trim_end();
+        let key = content.strip_suffix(':')?.trim_start_matches("- ").trim();
+        return (!key.is_empty() && !key.contains(' '))
+            .then(|| key.trim_matches(|c| c == '"' || c == '\'').to_string());
+    }
+    None
+}
+
+/// The last word before `column` on `line`, e.g. `!foo` in `    - !foo`.
+/// Returns the word and its 1-based column.
+fn word_before(text: &str, line: usize, column: usize) -> Option<(String, usize)> {
+    let src = source_line(text, line)?;
+    let before: String = src.chars().take(column.checked_sub(1)?).collect();
+    let trimmed = before.trim_end();
+    let word = trimmed.rsplit([' ', '[', ',']).next()?;
+    let start = trimmed[..trimmed.len() - word.len()].chars().count() + 1;
+    (!word.is_empty()).then(|| (word.to_string(), start))
+}
+
+/// `key: value` → (key, value) when `token` starts with a plain key.
+fn split_key_value(token: &str) -> Option<(String, Option<String>)> {
+    let (key, value) = token.split_once(':')?;
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return None;
+    }
+    if !(value.is_empty() || value.starts_with(' ')) {
+        return None;
+    }
+    let value = value.trim();
+    Some((
+        key.to_string(),
+        (!value.is_empty()).then(|| value.to_string()),
+    ))
+}
+
+/// At most 60 characters of `text`, for messages.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 60;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(MAX).collect();
+        out.push('…');
+        out
     }
 }
 

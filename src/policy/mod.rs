@@ -256,10 +256,11 @@ fn check_version(
         Some(v) => {
             let line = usize::try_from(v.referenced.line()).unwrap_or(1).max(1);
             let column = usize::try_from(v.referenced.column()).unwrap_or(1).max(1);
-            let found = match v.value {
+            // What the author wrote (`01`, `1.0`, `"1"`), not how YAML resolved it.
+            let found = error::token_at(text, line, column).unwrap_or_else(|| match v.value {
                 raw::Version::Integer(n) => n.to_string(),
-                raw::Version::Other(text) => text,
-            };
+                raw::Version::Other(other) => other,
+            });
             Err(PolicyError::UnsupportedVersion {
                 path: path.to_string(),
                 line,

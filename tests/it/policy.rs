@@ -515,6 +515,26 @@ fn error_unquoted_star_glob() {
 }
 
 #[test]
+fn error_other_yaml_traps_in_globs() {
+    assert_snapshot!(
+        "unquoted_tag_glob",
+        snapshot_error("version: 1\nscope:\n  deny:\n    - !important.txt\n")
+    );
+    assert_snapshot!(
+        "unquoted_brace_glob",
+        snapshot_error("version: 1\nscope:\n  allow:\n    - {src,tests}/**\n")
+    );
+    assert_snapshot!(
+        "mapping_for_list",
+        snapshot_error("version: 1\nchecks:\n  name: tests\n  run: make\n")
+    );
+    assert_snapshot!(
+        "number_for_glob",
+        snapshot_error("version: 1\nscope:\n  allow: 5\n")
+    );
+}
+
+#[test]
 fn error_duplicate_key() {
     assert_snapshot!(
         "duplicate_key",
