@@ -813,6 +813,35 @@ fn schema_keys_are_exactly_what_the_parser_accepts() {
     assert!(check.contains_key("env"));
 }
 
+#[test]
+fn every_schema_key_is_documented() {
+    fn keys(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                    out.extend(props.keys().cloned());
+                }
+                map.values().for_each(|v| keys(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
+            _ => {}
+        }
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&policy::json_schema()).expect("schema is JSON");
+    let mut all = Vec::new();
+    keys(&schema, &mut all);
+    assert!(all.len() > 30, "{all:?}");
+    let docs =
+        std::fs::read_to_string(manifest_dir().join("docs/policy.md")).expect("docs/policy.md");
+    for key in all {
+        assert!(
+            docs.contains(&format!("`{key}`")) || docs.contains(&format!("`poll.{key}`")),
+            "docs/policy.md does not document `{key}`"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Never panics
 
