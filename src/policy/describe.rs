@@ -135,8 +135,7 @@ fn rules(out: &mut String, rules: &[Rule]) {
     for rule in rules {
         let origin = match &rule.origin {
             RuleOrigin::Policy { line, column } => format!("line {line}:{column}"),
-            RuleOrigin::AlwaysProtected => "always".to_string(),
-            RuleOrigin::ScopeInput { index } => format!("--scope #{}", index + 1),
+            _ => "always".to_string(),
         };
         let _ = writeln!(out, "    {origin:<12} {}", rule.pattern.as_str());
     }

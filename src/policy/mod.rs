@@ -8,6 +8,7 @@
 
 mod compile;
 mod describe;
+mod diagnose;
 mod error;
 mod raw;
 
@@ -205,7 +206,7 @@ impl Policy {
             check_version(probe.version, text, path)?;
         }
         let mut raw: raw::RawPolicy = serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| error::from_yaml_error(&e, text, path))?;
+            .map_err(|e| diagnose::from_yaml_error(&e, text, path))?;
         check_version(raw.version.take(), text, path)?;
         compile::compile(raw, path)
     }
@@ -257,7 +258,7 @@ fn check_version(
             let line = usize::try_from(v.referenced.line()).unwrap_or(1).max(1);
             let column = usize::try_from(v.referenced.column()).unwrap_or(1).max(1);
             // What the author wrote (`01`, `1.0`, `"1"`), not how YAML resolved it.
-            let found = error::token_at(text, line, column).unwrap_or_else(|| match v.value {
+            let found = diagnose::token_at(text, line, column).unwrap_or_else(|| match v.value {
                 raw::Version::Integer(n) => n.to_string(),
                 raw::Version::Other(other) => other,
             });
