@@ -1,68 +1,68 @@
 //! The scope policy, version 1 (DESIGN §3): parsed from YAML into raw serde types with
-//! `deny_unknown_fields`, then compiled into [`Policy`] (durations parsed, globs built once,
-//! defaults filled). The rest of the program only sees the compiled form. This module does
-//! not read files or run git; callers hand it the text and the path it came from.
-//!
-//! STUB CONTRACT: the compiled types below are what the rest of the crate uses; the parser
-//! and compiler behind [`Policy::from_yaml`] are to be written.
+//! `deny_unknown_fields` (`raw`), then compiled into [`Policy`] (`compile`: durations parsed,
+//! globs built once with their line and column, defaults filled, limits checked). The rest of
+//! the program only sees the compiled form. Errors ([`PolicyError`]) name file, line, column
+//! and what was expected. [`describe`] renders a compiled policy for `agent-gate validate`;
+//! [`json_schema`] is the published JSON Schema. This module does not read files or run git;
+//! callers hand it the text and the path it came from.
+
+mod compile;
+mod describe;
+mod diagnose;
+mod error;
+mod raw;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::scope::{RuleSet, Scope};
+
+pub use compile::{format_duration, parse_duration};
+pub use describe::describe;
+pub use error::PolicyError;
 
 /// Default policy path, relative to the repository root.
 pub const DEFAULT_POLICY_PATH: &str = ".github/agent-gate.yml";
 
-/// A policy that could not be loaded. Every variant names the file, and line/column when
-/// the YAML parser gives them.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("{path}: {message}")]
-    Invalid { path: String, line: Option<usize>, column: Option<usize>, message: String },
-}
-
-impl PolicyError {
-    /// (line, column) of the error, 1-based, when known.
-    pub fn location(&self) -> Option<(usize, usize)> {
-        match self {
-            PolicyError::Invalid { line: Some(l), column, .. } => Some((*l, column.unwrap_or(1))),
-            PolicyError::Invalid { .. } => None,
-        }
-    }
-}
-
-/// `agent.on-idle`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `agent.on-idle`: what to do when the agent goes idle without finishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum OnIdle {
     Accept,
     Wait,
     Fail,
 }
 
-/// `agent.on-waiting-for-user`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `agent.on-waiting-for-user`: what to do when the agent waits for a person's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum OnWaitingForUser {
     Fail,
     Wait,
 }
 
-/// `deny | allow` switches of `scope`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `deny | allow` switches of `scope` (binary files, symlinks, submodules, mode changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum Allowance {
     Deny,
     Allow,
 }
 
-/// `checks-on-violation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `checks-on-violation`: whether the checks of an out-of-scope change run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum OnViolation {
     Skip,
     Run,
 }
 
-/// `checks-isolation` (DESIGN §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `checks-isolation`: how hard the gate insists that checks cannot read credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// Refuse to run checks while a credential is readable to them.
     Strict,
@@ -138,11 +138,136 @@ pub struct Policy {
     pub report: ReportSettings,
 }
 
+impl OnIdle {
+    /// The word a policy uses for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnIdle::Accept => "accept",
+            OnIdle::Wait => "wait",
+            OnIdle::Fail => "fail",
+        }
+    }
+}
+
+impl OnWaitingForUser {
+    /// The word a policy uses for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnWaitingForUser::Fail => "fail",
+            OnWaitingForUser::Wait => "wait",
+        }
+    }
+}
+
+impl Allowance {
+    /// The word a policy uses for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Allowance::Deny => "deny",
+            Allowance::Allow => "allow",
+        }
+    }
+}
+
+impl OnViolation {
+    /// The word a policy uses for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnViolation::Skip => "skip",
+            OnViolation::Run => "run",
+        }
+    }
+}
+
+impl Isolation {
+    /// The word a policy uses for this value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Strict => "strict",
+            Isolation::BestEffort => "best-effort",
+        }
+    }
+}
+
 impl Policy {
     /// Parse and compile a policy from its YAML text. `path` is used in errors and is
-    /// added to the always-protected paths.
+    /// added to the always-protected paths. Never panics, whatever the text.
     pub fn from_yaml(text: &str, path: &str) -> Result<Policy, PolicyError> {
-        let _ = text;
-        Err(PolicyError::Invalid { path: path.to_string(), line: None, column: None, message: "not implemented".into() })
+        if is_blank(text) {
+            return Err(PolicyError::Empty {
+                path: path.to_string(),
+            });
+        }
+        // The version first, read leniently: a policy written for another version gets
+        // "unsupported version", not a list of keys this version does not know.
+        if let Ok(probe) =
+            serde_saphyr::from_str_with_options::<raw::VersionProbe>(text, yaml_options())
+        {
+            check_version(probe.version, text, path)?;
+        }
+        let mut raw: raw::RawPolicy = serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| diagnose::from_yaml_error(&e, text, path))?;
+        check_version(raw.version.take(), text, path)?;
+        compile::compile(raw, path)
+    }
+}
+
+/// The JSON Schema of policy files (version 1), pretty-printed, with a final newline. It is
+/// generated from the parser's own types, so it cannot drift from what the parser accepts.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawPolicy);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: true,
+    }
+}
+
+/// Only whitespace, comments, document markers and directives.
+fn is_blank(text: &str) -> bool {
+    first_content_line(text).is_none()
+}
+
+fn first_content_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim();
+            !(t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with('%'))
+        })
+        .map(|i| i + 1)
+}
+
+fn check_version(
+    version: Option<serde_saphyr::Spanned<raw::Version>>,
+    text: &str,
+    path: &str,
+) -> Result<(), PolicyError> {
+    match version {
+        None => Err(PolicyError::MissingVersion {
+            path: path.to_string(),
+            line: first_content_line(text).unwrap_or(1),
+            column: 1,
+        }),
+        Some(v) if v.value == raw::Version::Integer(1) => Ok(()),
+        Some(v) => {
+            let line = usize::try_from(v.referenced.line()).unwrap_or(1).max(1);
+            let column = usize::try_from(v.referenced.column()).unwrap_or(1).max(1);
+            // What the author wrote (`01`, `1.0`, `"1"`), not how YAML resolved it.
+            let found = diagnose::token_at(text, line, column).unwrap_or_else(|| match v.value {
+                raw::Version::Integer(n) => n.to_string(),
+                raw::Version::Other(other) => other,
+            });
+            Err(PolicyError::UnsupportedVersion {
+                path: path.to_string(),
+                line,
+                column,
+                found,
+            })
+        }
     }
 }
