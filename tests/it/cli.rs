@@ -1,1 +1,166 @@
-//! Tests of the cli area.
+//! End-to-end tests of the `agent-gate` binary: `check`, `validate`, `explain` on real
+//! temporary repositories, asserting exit codes (DESIGN §2) and what humans read.
+
+use std::process::{Command, Output};
+
+use crate::support::TestRepo;
+
+fn agent_gate(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("INPUT_POLICY")
+        .env_remove("INPUT_BASE-REF")
+        .env_remove("INPUT_SCOPE")
+        .output()
+        .expect("run agent-gate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const POLICY: &str = r#"version: 1
+scope:
+  allow: ["src/**", "tests/**"]
+  deny: ["**/*.pem"]
+  max-files: 10
+checks:
+  - name: unit tests
+    run: test -f src/lib.sh && bash tests/run.sh
+    timeout: 1m
+  - name: style
+    run: "! grep -rn FIXME src"
+    required: false
+"#;
+
+/// A repo on `main` with a policy and a tiny project whose test passes, then a branch `agent`.
+fn project() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", POLICY);
+    repo.write("src/lib.sh", "answer() { echo 42; }\n");
+    repo.write("tests/run.sh", "source src/lib.sh\n[ \"$(answer)\" = 42 ] || { echo 'expected 42' >&2; exit 1; }\necho ok\n");
+    repo.commit("project");
+    repo.branch("agent");
+    repo
+}
+
+#[test]
+fn check_passes_an_in_scope_change_whose_tests_pass() {
+    let repo = project();
+    repo.write("src/more.sh", "more() { :; }\n");
+    repo.commit("in scope");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("verdict: passed (exit 0)"), "{text}");
+    assert!(text.contains("allowed by \"src/**\" (line 3)"), "{text}");
+    assert!(text.contains("passed    unit tests"), "{text}");
+}
+
+#[test]
+fn check_reports_a_scope_violation_and_skips_the_checks() {
+    let repo = project();
+    repo.write("deploy/key.pem", "secret\n");
+    repo.write(".github/workflows/ci.yml", "on: push\n");
+    repo.commit("out of scope");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["verdict"], "scope-violation");
+    let kinds: Vec<&str> = report["violations"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"protected"), "{kinds:?}");
+    assert!(kinds.contains(&"out-of-scope"), "{kinds:?}");
+    let pem = report["files"].as_array().unwrap().iter().find(|f| f["path"] == "deploy/key.pem").unwrap();
+    assert_eq!(pem["decision"]["reason"], "denied");
+    assert_eq!(pem["decision"]["rule"]["text"], "**/*.pem");
+    assert_eq!(pem["decision"]["rule"]["origin"]["line"], 4);
+    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"));
+}
+
+#[test]
+fn check_fails_when_a_required_check_fails_but_not_for_an_advisory_one() {
+    let repo = project();
+    repo.write("src/lib.sh", "answer() { echo 41; } # FIXME\n");
+    repo.commit("breaks the test");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(10), "{text}");
+    assert!(text.contains("expected 42"), "the failing check's output tail is shown: {text}");
+    assert!(text.contains("(advisory)"), "{text}");
+
+    // Only the advisory check fails: passed.
+    let repo = project();
+    repo.write("src/lib.sh", "answer() { echo 42; } # FIXME\n");
+    repo.commit("advisory only");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn check_reads_the_policy_from_the_base_ref_not_the_head() {
+    let repo = project();
+    // The agent loosens the policy on its branch and touches a denied path.
+    repo.write(".github/agent-gate.yml", "version: 1\n");
+    repo.write("deploy/key.pem", "secret\n");
+    repo.commit("loosen the policy");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(11));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = report["violations"].as_array().unwrap().iter().filter_map(|v| v["path"].as_str()).collect();
+    assert!(paths.contains(&".github/agent-gate.yml"), "{paths:?}");
+    assert!(paths.contains(&"deploy/key.pem"), "{paths:?}");
+}
+
+#[test]
+fn check_config_errors_exit_2_with_a_clear_message() {
+    // A bad policy at the base ref.
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", "version: 1\nscope:\n  allw: [src/**]\n");
+    repo.commit("bad policy");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "HEAD"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains(".github/agent-gate.yml:3:3"), "{text}");
+
+    // A ref that does not exist.
+    let repo = project();
+    let out = agent_gate(repo.path(), &["check", "--base", "no-such-branch", "--head", "agent"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("no-such-branch"), "{}", stdout(&out));
+
+    // No policy at the base ref.
+    let repo = TestRepo::new();
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "HEAD"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("no policy file"), "{}", stdout(&out));
+}
+
+#[test]
+fn check_scope_input_narrows_but_never_widens() {
+    let repo = project();
+    repo.write("tests/extra.sh", "true\n");
+    repo.commit("tests only");
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--scope", "src/**"]);
+    assert_eq!(out.status.code(), Some(11), "tests/ is outside the narrowed scope: {}", stdout(&out));
+    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--scope", "tests/**"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn validate_and_explain() {
+    let repo = project();
+    let out = agent_gate(repo.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("valid"));
+    repo.write("bad.yml", "version: 2\n");
+    let out = agent_gate(repo.path(), &["validate", "bad.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yml"));
+
+    let out = agent_gate(repo.path(), &["explain", "src/a.rs", "CODEOWNERS", "x.pem"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(11), "{text}");
+    insta::assert_snapshot!(text);
+}
