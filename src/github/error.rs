@@ -88,7 +88,7 @@ pub enum ApiError {
         hint: String,
     },
     /// 429, or 403 with rate-limit headers or a "rate limit" message.
-    #[error("{info}: rate limited{}; retries stopped at the deadline: raise the deadline, spread runs out, or use a token with its own rate limit", fmt_wait(*retry_in))]
+    #[error("{info}: rate limited{}, and retries gave up before the limit lifted: raise the deadline, spread runs out, or use a token with its own rate limit", fmt_wait(*retry_in))]
     RateLimited {
         info: Box<ErrorInfo>,
         retry_in: Option<Duration>,
