@@ -47,7 +47,7 @@ impl Client {
             if at > deadline {
                 return Err(err);
             }
-            observer(&err, at - now);
+            observer(&err, at.saturating_duration_since(now));
             tokio::time::sleep_until(at).await;
         }
     }
@@ -62,12 +62,13 @@ impl Client {
         deadline: Instant,
     ) -> Result<Reply, ApiError> {
         let path = path_of(url);
-        if let Some(nb) = self.not_before() {
+        // Another request may push the instant further while we sleep: look again.
+        while let Some(nb) = self.not_before() {
             if nb > deadline {
                 return Err(ApiError::WaitPastDeadline {
                     method: method.to_string(),
                     path,
-                    wait: nb - Instant::now(),
+                    wait: nb.saturating_duration_since(Instant::now()),
                 });
             }
             tokio::time::sleep_until(nb).await;

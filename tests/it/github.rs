@@ -1257,3 +1257,10 @@ async fn retry_policy_is_configurable() {
     assert!(approx(gap(&seen[0], &seen[1]), 1.0));
     assert!(approx(gap(&seen[1], &seen[2]), 2.0));
 }
+
+#[tokio::test]
+async fn since_before_now_reads_the_injected_clock() {
+    let fake = Fake::start(|_, _| reply(404, &gh_error(404, "Not Found"))).await;
+    let since = agent_gate::github::since_before_now(&fake.client(), Duration::from_mins(5));
+    assert_eq!(since.as_second(), i64::try_from(T0).unwrap() - 300);
+}
