@@ -1,6 +1,28 @@
 //! Adapter for GitHub's REST API: the agent-tasks endpoints and the few repository
-//! endpoints the gate uses. [`types`] holds the wire types shared with the simulator.
-//!
-//! STUB CONTRACT: the client, retry policy, poller and `stop` are to be written here.
+//! endpoints the gate uses. [`types`] holds the wire types shared with the simulator;
+//! [`client`] the one HTTP client (configuration, headers, endpoints) over `transport`
+//! (retries, rate limits, the `ETag` cache); [`error`] its error classes; [`retry`] the
+//! backoff policy and header reading; `reconcile` the at-most-once create; `cost` the sum
+//! of session usage; [`poll`] the poller; [`stop`] the stand-in for the cancel endpoint
+//! GitHub does not have. Nothing here knows policies, git, reports or the simulator.
 
+pub mod client;
+mod cost;
+pub mod error;
+pub mod poll;
+mod reconcile;
+pub mod retry;
+pub mod stop;
+mod transport;
 pub mod types;
+
+pub use client::{
+    Client, ClientConfig, CreatedComment, DEFAULT_API_URL, DEFAULT_API_VERSION, Direction,
+    ListQuery, ListSort, Token, create_task_request, install_crypto_provider,
+};
+pub use cost::{Cost, task_cost};
+pub use error::{ApiError, ErrorInfo, INSTALLATION_TOKEN_HINT, TransportKind};
+pub use poll::{PollEvent, PollOptions, PollOutcome, StatePolicy, poll_task};
+pub use reconcile::{CreatedTask, since_before_now};
+pub use retry::{Clock, RetryPolicy, SystemClock};
+pub use stop::{StopAction, StopOptions, StopReason, StopRecord, StoppedPull, stop};
