@@ -266,6 +266,8 @@ pub struct Report {
     pub isolation_notes: Vec<String>,
     /// Errors that decided a `config-error` / `api-error` verdict, with their cause chain.
     pub errors: Vec<String>,
+    /// Other facts a reader should know (dry run, attached task, why the agent failed…).
+    pub notes: Vec<String>,
     pub totals: Totals,
 }
 
@@ -288,6 +290,7 @@ impl Report {
             checks_skipped: None,
             isolation_notes: Vec::new(),
             errors: Vec::new(),
+            notes: Vec::new(),
             totals: Totals::default(),
         }
     }
@@ -340,6 +343,20 @@ impl Report {
         if let Some(p) = &self.policy {
             let _ = writeln!(out, "policy {p}");
         }
+        if let Some(t) = &self.task {
+            let origin = if t.attached { "attached" } else { "started" };
+            let url = t.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+            let _ = writeln!(out, "task {} ({origin}, key {}) state {}{url}", t.id, t.key, t.state);
+            if let (Some(n), Some(u)) = (t.pr_number, &t.pr_url) {
+                let _ = writeln!(out, "pull request #{n} {u}");
+            }
+            if t.ai_credits > 0.0 || t.premium_requests > 0.0 {
+                let _ = writeln!(out, "cost {:.3} AI credits, {} premium requests", t.ai_credits, t.premium_requests);
+            }
+            for a in &t.stop_actions {
+                let _ = writeln!(out, "stop: {a}");
+            }
+        }
         if !self.files.is_empty() {
             let _ = writeln!(out, "\nfiles ({}):", self.files.len());
             let width = self.files.iter().map(|f| display_name(f).chars().count()).max().unwrap_or(0).min(60);
@@ -381,6 +398,9 @@ impl Report {
                     }
                 }
             }
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "\nnote: {n}");
         }
         for n in &self.isolation_notes {
             let _ = writeln!(out, "\nnote: {n}");

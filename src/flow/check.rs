@@ -1,13 +1,18 @@
 //! `agent-gate check`: DESIGN §1 steps 5–8 on an existing change — read the policy at the
 //! base ref, compute base...head with git, assess the scope, run the checks in an isolated
-//! copy of the head tree, and produce one [`Report`].
+//! copy of the head tree, and produce one [`Report`]. [`gate_change`] is the part `run`
+//! shares once it has the agent's head.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::assessment::assess;
-use crate::git::Git;
+use crate::checks::{self, CheckStatus as RunStatus, ChecksRun};
+use crate::git::{ChangeSet, Git};
 use crate::policy::{OnViolation, Policy};
-use crate::report::{Report, Verdict};
+use crate::report::{CheckEntry, CheckStatus, Report, Verdict};
+use crate::scope::Scope;
+use crate::shutdown::Shutdown;
 
 /// Inputs of [`check`].
 #[derive(Debug, Clone)]
@@ -21,7 +26,7 @@ pub struct CheckOptions {
 }
 
 /// Gate base...head of `opts.repo`. Never panics; every failure is a verdict.
-pub async fn check(opts: CheckOptions) -> Report {
+pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
     let git = Git::new(&opts.repo);
     let mut report = Report::new(Verdict::Passed);
     report.policy = Some(opts.policy_path.clone());
@@ -32,44 +37,29 @@ pub async fn check(opts: CheckOptions) -> Report {
         Ok(p) => p,
         Err(e) => return config_error(report, e),
     };
-    let scope = if opts.scope.is_empty() {
-        policy.scope.clone()
-    } else {
-        match policy.scope.narrowed(&opts.scope) {
-            Ok(s) => s,
-            Err(e) => return config_error(report, format!("--scope: {e}")),
-        }
+    let scope = match narrow(&policy, &opts.scope) {
+        Ok(s) => s,
+        Err(e) => return config_error(report, e),
     };
     let changes = match git.changes(&opts.base, &opts.head) {
         Ok(c) => c,
         Err(e) => return config_error(report, e.to_string()),
     };
-    report.merge_base = Some(changes.merge_base.clone());
-    let assessment = assess(&scope, &policy.limits, &changes.changes);
-    report.files = assessment.files;
-    report.violations = assessment.violations;
-
-    if !report.violations.is_empty() && policy.checks_on_violation == OnViolation::Skip {
-        report.checks_skipped = Some("the change violates the scope; its code is not run (checks-on-violation: skip)".to_string());
-        for c in &policy.checks {
-            report.checks.push(crate::report::CheckEntry {
-                name: c.name.clone(),
-                required: c.required,
-                status: crate::report::CheckStatus::Skipped,
-                detail: Some("scope violation".to_string()),
-                duration_ms: 0,
-                output_tail: String::new(),
-                truncated_bytes: 0,
-            });
-        }
-    } else if !policy.checks.is_empty() {
-        run_policy_checks(&git, &policy, &changes, &opts, &mut report).await;
-    }
-    report.finish();
+    let ctx = GateContext { git: &git, policy: &policy, scope: &scope, jobs: opts.jobs, gate_env: std::env::vars_os().collect(), workspace: opts.repo.clone() };
+    gate_change(&ctx, &changes, &mut report, &shutdown).await;
     report
 }
 
-fn config_error(mut report: Report, message: impl Into<String>) -> Report {
+/// The policy's scope narrowed by the `scope` input.
+pub(crate) fn narrow(policy: &Policy, scope: &[String]) -> Result<Scope, String> {
+    if scope.is_empty() {
+        Ok(policy.scope.clone())
+    } else {
+        policy.scope.narrowed(scope).map_err(|e| format!("scope input: {e}"))
+    }
+}
+
+pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Report {
     report.errors.push(message.into());
     report.set_verdict(Verdict::ConfigError);
     report.finish();
@@ -77,16 +67,130 @@ fn config_error(mut report: Report, message: impl Into<String>) -> Report {
 }
 
 /// Read the policy blob at `base` (never the working tree) and compile it.
-fn load_policy_at(git: &Git, base: &str, path: &str) -> Result<Policy, String> {
+pub(crate) fn load_policy_at(git: &Git, base: &str, path: &str) -> Result<Policy, String> {
     let blob = git.show_file(base, path).map_err(|e| e.to_string())?;
     let Some(blob) = blob else {
         return Err(format!("no policy file `{path}` at the base ref `{base}`: commit one (see `agent-gate validate`) or pass --policy"));
     };
     let text = String::from_utf8(blob).map_err(|_| format!("{path} (at {base}): the policy file is not UTF-8"))?;
-    Policy::from_yaml(&text, path).map_err(|e| format!("{e} (read at the base ref `{base}`)"))
+    Policy::from_yaml(&text, path).map_err(|e| format!("{e}\n  (read at the base ref `{base}`)"))
 }
 
-async fn run_policy_checks(git: &Git, policy: &Policy, changes: &crate::git::ChangeSet, opts: &CheckOptions, report: &mut Report) {
-    let _ = (git, policy, changes, opts, report);
-    todo!("wire the checks runner")
+/// What [`gate_change`] needs besides the change.
+pub(crate) struct GateContext<'a> {
+    pub git: &'a Git,
+    pub policy: &'a Policy,
+    pub scope: &'a Scope,
+    pub jobs: Option<usize>,
+    /// The gate's environment, from which checks get an allow-listed subset.
+    pub gate_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// The workspace whose persisted credentials must be unreadable to checks.
+    pub workspace: PathBuf,
+}
+
+/// Steps 6–8 on a computed change: assess, run checks (unless the scope is violated and
+/// the policy says skip), and finish the report's verdict.
+pub(crate) async fn gate_change(ctx: &GateContext<'_>, changes: &ChangeSet, report: &mut Report, shutdown: &Shutdown) {
+    report.merge_base = Some(changes.merge_base.clone());
+    report.head_sha = Some(changes.head.clone());
+    let assessment = assess(ctx.scope, &ctx.policy.limits, &changes.changes);
+    report.files = assessment.files;
+    report.violations = assessment.violations;
+
+    if !report.violations.is_empty() && ctx.policy.checks_on_violation == OnViolation::Skip {
+        report.checks_skipped = Some("the change violates the scope; its code is not run (checks-on-violation: skip)".to_string());
+        for c in &ctx.policy.checks {
+            report.checks.push(CheckEntry {
+                name: c.name.clone(),
+                required: c.required,
+                status: CheckStatus::Skipped,
+                detail: Some("scope violation".to_string()),
+                duration_ms: 0,
+                output_tail: String::new(),
+                truncated_bytes: 0,
+            });
+        }
+    } else if !ctx.policy.checks.is_empty() {
+        match run_policy_checks(ctx, changes, shutdown).await {
+            Ok(run) => {
+                report.isolation_notes.extend(run.isolation.notes.iter().cloned());
+                report.checks.extend(run.outcomes.iter().map(check_entry));
+            }
+            Err(e) => {
+                // The gate never passes on an error path: an unrunnable check set fails it.
+                report.errors.push(e.clone());
+                for c in &ctx.policy.checks {
+                    report.checks.push(CheckEntry {
+                        name: c.name.clone(),
+                        required: c.required,
+                        status: CheckStatus::Error,
+                        detail: Some(e.clone()),
+                        duration_ms: 0,
+                        output_tail: String::new(),
+                        truncated_bytes: 0,
+                    });
+                }
+            }
+        }
+    }
+    if shutdown.fired().is_some() {
+        report.set_verdict(report.verdict.combine(Verdict::Cancelled));
+    }
+    report.finish();
+}
+
+fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
+    let (status, detail) = match &o.status {
+        RunStatus::Passed => (CheckStatus::Passed, None),
+        RunStatus::Failed { exit_code, signal } => (
+            CheckStatus::Failed,
+            Some(match (exit_code, signal) {
+                (Some(c), _) => format!("exit code {c}"),
+                (None, Some(s)) => format!("killed by signal {s}"),
+                (None, None) => "failed".to_string(),
+            }),
+        ),
+        RunStatus::TimedOut { after } => (CheckStatus::TimedOut, Some(format!("timed out after {}", crate::policy::format_duration(*after)))),
+        RunStatus::Skipped { reason } => (CheckStatus::Skipped, Some(reason.clone())),
+        RunStatus::Cancelled => (CheckStatus::Cancelled, Some("the gate was interrupted".to_string())),
+        RunStatus::Error { message } => (CheckStatus::Error, Some(message.clone())),
+    };
+    CheckEntry {
+        name: o.name.clone(),
+        required: o.required,
+        status,
+        detail,
+        duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
+        output_tail: o.output_tail.clone(),
+        truncated_bytes: o.truncated_bytes,
+    }
+}
+
+/// Export the head tree into a fresh directory and run the planned checks there.
+async fn run_policy_checks(ctx: &GateContext<'_>, changes: &ChangeSet, shutdown: &Shutdown) -> Result<ChecksRun, String> {
+    let changed: Vec<bstr::BString> = changes.changes.iter().map(|c| c.path.clone()).collect();
+    let planned = checks::plan(&ctx.policy.checks, &changed);
+    let root = tempfile::Builder::new().prefix("agent-gate-checks-").tempdir().map_err(|e| format!("cannot create a directory for the checks: {e}"))?;
+    // The checks may run under another uid: it must be able to reach the tree.
+    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| format!("cannot prepare the checks directory: {e}"))?;
+    let tree = root.path().join("tree");
+    ctx.git.export_tree(&changes.head, &tree).map_err(|e| e.to_string())?;
+    let mut opts = checks::RunOptions {
+        isolation: ctx.policy.checks_isolation,
+        env: ctx.gate_env.clone(),
+        protect: checks::credential_paths(&ctx.workspace, &ctx.gate_env),
+        temp_dir: Some(root.path().to_path_buf()),
+        ..checks::RunOptions::default()
+    };
+    if let Some(j) = ctx.jobs {
+        opts.jobs = j.max(1);
+    }
+    let stop = shutdown.clone();
+    let run = checks::run_checks(&tree, planned, &opts, async move {
+        stop.wait().await;
+    })
+    .await;
+    // Give the kill of any straggler a moment before the tree is removed.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    Ok(run)
 }

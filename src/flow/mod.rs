@@ -5,11 +5,13 @@
 //! [`Report`]: crate::report::Report
 
 mod check;
+mod run;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use check::{CheckOptions, check};
+pub use run::{RunOptions, run};
 
 use crate::policy::Policy;
 use crate::report::{Verdict, describe_decision};

@@ -339,6 +339,20 @@ impl Git {
         self.run(&args).map(drop)
     }
 
+    /// Delete a reference (e.g. a private `refs/agent-gate/...` ref the gate fetched into);
+    /// deleting one that does not exist is not an error.
+    pub fn delete_ref(&self, name: &str) -> Result<(), GitError> {
+        if name.is_empty() || name.starts_with('-') || !name.starts_with("refs/") {
+            return Err(GitError::BadArgument {
+                command: "update-ref",
+                what: "ref",
+                arg: name.to_string(),
+                reason: "only full `refs/...` names are deleted",
+            });
+        }
+        self.run(&["update-ref", "-d", name]).map(drop)
+    }
+
     /// The URL of remote `name` (after `insteadOf` rewriting), `None` if there is no such remote.
     pub fn remote_url(&self, name: &str) -> Option<String> {
         if name.is_empty() || name.starts_with('-') {
