@@ -1,0 +1,427 @@
+//! Adapter that runs the policy's checks. Checks are agent-written code, so each runs with
+//! `bash -c <run>` in an isolated copy of the head tree prepared by the caller (an export
+//! with no `.git`), with a scrubbed environment and a fresh `HOME`, in its own process
+//! group that is killed whole on timeout, shutdown or drop, with captured, size-capped
+//! output (the tail is kept). When the gate is root, checks run under an unprivileged uid
+//! that owns the tree, while the workspace's persisted credentials are hidden; when it is
+//! not, it refuses to run them while it finds a credential they could read (unless the
+//! policy says `checks-isolation: best-effort`). See `docs/checks.md`.
+//!
+//! It knows nothing of git refs, the policy's YAML or GitHub; verdicts are the caller's.
+//!
+//! - [`plan`]: which checks run for a change, and their expanded commands (pure).
+//! - [`run_checks`]: run the planned checks, in parallel up to [`RunOptions::jobs`].
+
+mod env;
+mod isolation;
+mod plan;
+mod process;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+
+pub use self::env::{
+    DEFAULT_PATH, PASSED_NAMES, PASSED_PREFIXES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS, WITHHELD_NAMES, is_passed_from_gate,
+    is_reserved_name, scrubbed_env,
+};
+pub use self::isolation::{
+    IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs, chown_tree, gate_is_root, holds_credential,
+    make_gate_undumpable, protect, readable_credentials,
+};
+pub use self::plan::{
+    FILES_PLACEHOLDER, MAX_COMMAND_BYTES, PlannedAction, PlannedCheck, argument_for_path, expand_files, plan, quote_path, quote_word,
+};
+pub use crate::policy::Isolation;
+
+/// Output kept per check by default: the last 64 KiB.
+pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
+
+/// Time between SIGTERM and SIGKILL by default.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How to run checks. `env` is the gate's environment to pick the allowed variables from
+/// (inject `std::env::vars_os().collect()` in production).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Checks running at the same time (at least 1). Default: the number of CPUs.
+    pub jobs: usize,
+    /// The gate's environment, the source of the allow-listed variables.
+    pub env: Vec<(OsString, OsString)>,
+    /// Bytes of output kept per check (the tail).
+    pub output_cap: usize,
+    /// Time between SIGTERM and SIGKILL when a check is stopped.
+    pub kill_grace: Duration,
+    /// `checks-isolation` of the policy.
+    pub isolation: Isolation,
+    /// Whom checks run as.
+    pub run_as: RunAs,
+    /// Persisted credentials to hide while checks run (root) or to look for (not root): e.g.
+    /// `<workspace>/.git`, `<workspace>/.git/config`, `$RUNNER_TEMP/_runner_file_commands`.
+    pub protect: Vec<PathBuf>,
+    /// Where the fresh `HOME`s are created (default: the system temp dir). Must be
+    /// traversable by the checks' uid.
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            env: Vec::new(),
+            output_cap: DEFAULT_OUTPUT_CAP,
+            kill_grace: DEFAULT_KILL_GRACE,
+            isolation: Isolation::Strict,
+            run_as: RunAs::default(),
+            protect: Vec::new(),
+            temp_dir: None,
+        }
+    }
+}
+
+/// How a check ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Passed,
+    /// Exited non-zero (`exit_code`) or was killed by a signal (`signal`).
+    Failed { exit_code: Option<i32>, signal: Option<i32> },
+    /// Killed (with its whole process group) after its timeout.
+    TimedOut {
+        #[serde(rename = "after_ms", serialize_with = "millis")]
+        after: Duration,
+    },
+    /// Not run, by plan (`when`, an empty `{files}`).
+    Skipped { reason: String },
+    /// Stopped or never started because the gate was shut down.
+    Cancelled,
+    /// Could not be run (refused for isolation, bad command, spawn failure).
+    Error { message: String },
+}
+
+impl CheckStatus {
+    /// Failed, timed out, cancelled or errored: anything a required check must not do.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self, CheckStatus::Passed | CheckStatus::Skipped { .. })
+    }
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    pub name: String,
+    pub required: bool,
+    /// 1-based line of the check in the policy file.
+    pub line: usize,
+    #[serde(flatten)]
+    pub status: CheckStatus,
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    /// The last [`RunOptions::output_cap`] bytes of stdout and stderr, merged, lossily
+    /// decoded as UTF-8.
+    pub output_tail: String,
+    /// Bytes of output dropped before the tail.
+    pub truncated_bytes: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Did a required check fail (fail, time out, error or get cancelled)? Advisory checks
+/// (`required: false`) never count.
+pub fn failed_required(outcomes: &[CheckOutcome]) -> bool {
+    outcomes.iter().any(|o| o.required && o.status.is_failure())
+}
+
+/// Advisory checks that failed: reported, never failing the gate.
+pub fn failed_advisory(outcomes: &[CheckOutcome]) -> Vec<&CheckOutcome> {
+    outcomes.iter().filter(|o| !o.required && o.status.is_failure()).collect()
+}
+
+/// Outcomes of one run of the checks, in plan order, and how they were isolated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChecksRun {
+    pub outcomes: Vec<CheckOutcome>,
+    pub isolation: IsolationReport,
+}
+
+impl ChecksRun {
+    pub fn failed_required(&self) -> bool {
+        failed_required(&self.outcomes)
+    }
+}
+
+/// What every check shares in one run.
+struct Shared {
+    tree: PathBuf,
+    homes: PathBuf,
+    user: Option<(u32, u32)>,
+    env: Vec<(OsString, OsString)>,
+    output_cap: usize,
+    grace: Duration,
+}
+
+/// Run the planned checks in `tree` (the caller's isolated export of the head tree). Runs
+/// up to `opts.jobs` at once; when `shutdown` completes, running checks are stopped (their
+/// process groups get SIGTERM, then SIGKILL after the grace period) and the rest are not
+/// started; all of them are then reported [`CheckStatus::Cancelled`]. Dropping the
+/// returned future kills every running check's group and restores protected modes.
+pub async fn run_checks(tree: &Path, checks: Vec<PlannedCheck>, opts: &RunOptions, shutdown: impl Future) -> ChecksRun {
+    let root = isolation::gate_is_root();
+    let user = match opts.run_as {
+        RunAs::Unprivileged { uid, gid } if root => Some((uid, gid)),
+        _ => None,
+    };
+    let mode = if user.is_some() { IsolationMode::UnprivilegedUid } else { IsolationMode::SameUid };
+    let mut report = IsolationReport { mode, notes: Vec::new() };
+    if let Err(e) = make_gate_undumpable() {
+        report.notes.push(format!("could not mark the gate process undumpable ({e}); its /proc/<pid>/environ may be readable to same-uid processes"));
+    }
+
+    let (refusal, _guard) = match user {
+        Some((uid, gid)) => isolate_unprivileged(uid, gid, opts, &mut report),
+        None => (isolate_same_uid(root, opts, &mut report), None),
+    };
+
+    let setup = match refusal {
+        Some(message) => Err(message),
+        None => prepare(tree, user, opts).await,
+    };
+    let (shared, _homes_dir) = match setup {
+        Ok(ok) => ok,
+        Err(message) => {
+            let outcomes = checks.into_iter().map(|c| not_run(c, || CheckStatus::Error { message: message.clone() })).collect();
+            return ChecksRun { outcomes, isolation: report };
+        }
+    };
+    let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
+    // `_guard` (protected modes) and `_homes_dir` are dropped here, after every check's
+    // process group is gone.
+    ChecksRun { outcomes, isolation: report }
+}
+
+/// Root: check processes get another uid; hide the persisted credentials from it.
+fn isolate_unprivileged(uid: u32, gid: u32, opts: &RunOptions, report: &mut IsolationReport) -> (Option<String>, Option<ProtectGuard>) {
+    if uid == 0 {
+        return (Some("`run_as` names uid 0: checks must not run as root".into()), None);
+    }
+    report.notes.push(format!(
+        "checks ran as uid {uid} gid {gid} with no supplementary groups, in a copy of the tree they own, with a fresh HOME; the gate's /proc/<pid>/environ is not readable to them"
+    ));
+    match protect(&opts.protect) {
+        Ok(guard) => {
+            if !guard.changed().is_empty() {
+                let list: Vec<String> = guard.changed().iter().map(|(p, _)| p.display().to_string()).collect();
+                report.notes.push(format!("made unreadable to checks while they ran, then restored: {}", list.join(", ")));
+            }
+            (None, Some(guard))
+        }
+        Err(e) => match opts.isolation {
+            Isolation::Strict => (Some(format!("refused to run checks: {e}; fix the permissions, or set `checks-isolation: best-effort`")), None),
+            Isolation::BestEffort => {
+                report.notes.push(format!("best-effort isolation: {e}; checks ran anyway"));
+                (None, None)
+            }
+        },
+    }
+}
+
+/// Not root (or told to stay): checks share the gate's uid; refuse while a credential is
+/// readable to them, unless best-effort.
+fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport) -> Option<String> {
+    let why = if root { "`run_as` is the current user" } else { "the gate is not root, so it cannot switch uid" };
+    report.notes.push(format!(
+        "checks ran under the gate's own uid ({why}): they can read whatever this user can, including other processes of this user (such as the shell that started the gate) through /proc; the gate's own process was made undumpable"
+    ));
+    let found = readable_credentials(&opts.protect);
+    if found.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+    let list = list.join(", ");
+    match opts.isolation {
+        Isolation::Strict => Some(format!(
+            "refused to run checks: a credential is readable to them at {list} (checks run under the gate's own uid because {why}). Set `persist-credentials: false` on actions/checkout, or set `checks-isolation: best-effort` in the policy to run them anyway"
+        )),
+        Isolation::BestEffort => {
+            report.notes.push(format!("best-effort isolation: a credential was readable to checks at {list}"));
+            None
+        }
+    }
+}
+
+/// Resolve the tree, hand it to the checks' uid, and create the directory of fresh `HOME`s.
+async fn prepare(tree: &Path, user: Option<(u32, u32)>, opts: &RunOptions) -> Result<(Arc<Shared>, tempfile::TempDir), String> {
+    let tree = std::fs::canonicalize(tree).map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("agent-gate-homes-");
+    let homes = match &opts.temp_dir {
+        Some(dir) => builder.tempdir_in(dir),
+        None => builder.tempdir(),
+    }
+    .map_err(|e| format!("cannot create a temporary directory for the checks' HOME: {e}"))?;
+    if let Some((uid, gid)) = user {
+        // Traversable, not listable, by the checks' uid.
+        std::fs::set_permissions(homes.path(), std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", homes.path().display()))?;
+        let t = tree.clone();
+        tokio::task::spawn_blocking(move || chown_tree(&t, uid, gid))
+            .await
+            .map_err(|e| format!("giving the check tree to uid {uid} failed: {e}"))?
+            .map_err(|e| format!("cannot give the check tree {} to uid {uid}: {e}", tree.display()))?;
+    }
+    let shared = Shared {
+        tree,
+        homes: homes.path().to_path_buf(),
+        user,
+        env: opts.env.clone(),
+        output_cap: opts.output_cap.max(1),
+        grace: opts.kill_grace,
+    };
+    Ok((Arc::new(shared), homes))
+}
+
+async fn run_all(shared: Arc<Shared>, checks: Vec<PlannedCheck>, jobs: usize, shutdown: impl Future) -> Vec<CheckOutcome> {
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(jobs));
+    let mut outcomes: Vec<Option<CheckOutcome>> = vec![None; checks.len()];
+    let mut names: HashMap<tokio::task::Id, (usize, PlannedCheck)> = HashMap::new();
+    let mut set = tokio::task::JoinSet::new();
+    for (index, check) in checks.into_iter().enumerate() {
+        let PlannedAction::Run { command } = &check.action else {
+            outcomes[index] = Some(not_run(check, || CheckStatus::Cancelled));
+            continue;
+        };
+        let command = command.to_vec();
+        let shared = Arc::clone(&shared);
+        let permits = Arc::clone(&permits);
+        let mut cancel = cancel_rx.clone();
+        let task_check = check.clone();
+        let handle = set.spawn(async move {
+            let permit = tokio::select! {
+                permit = permits.acquire_owned() => permit.ok(),
+                () = wait_cancelled(&mut cancel) => None,
+            };
+            if permit.is_none() || *cancel.borrow() {
+                return (index, not_run(task_check, || CheckStatus::Cancelled));
+            }
+            let outcome = run_one(&shared, index, task_check, command, cancel).await;
+            drop(permit);
+            (index, outcome)
+        });
+        names.insert(handle.id(), (index, check));
+    }
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut shut = false;
+    loop {
+        tokio::select! {
+            joined = set.join_next_with_id() => match joined {
+                None => break,
+                Some(Ok((_, (index, outcome)))) => outcomes[index] = Some(outcome),
+                Some(Err(e)) => {
+                    if let Some((index, check)) = names.remove(&e.id()) {
+                        let message = format!("the task running this check failed: {e}");
+                        outcomes[index] = Some(not_run(check, || CheckStatus::Error { message }));
+                    }
+                }
+            },
+            _ = &mut shutdown, if !shut => {
+                shut = true;
+                let _ = cancel_tx.send(true);
+            }
+        }
+    }
+    outcomes.into_iter().map(|o| o.expect("every check has an outcome")).collect()
+}
+
+async fn wait_cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_one(shared: &Shared, index: usize, check: PlannedCheck, command: Vec<u8>, cancel: watch::Receiver<bool>) -> CheckOutcome {
+    let home = shared.homes.join(format!("home-{index}"));
+    if let Err(message) = make_home(&home, shared.user) {
+        return not_run(check, || CheckStatus::Error { message });
+    }
+    let exec = process::Exec {
+        command,
+        cwd: shared.tree.clone(),
+        env: scrubbed_env(&shared.env, &check.env, &home),
+        user: shared.user,
+        timeout: check.timeout,
+        grace: shared.grace,
+        output_cap: shared.output_cap,
+    };
+    let ran = process::run(exec, cancel).await;
+    let status = match ran.ending {
+        process::Ending::Exited(status) if status.success() => CheckStatus::Passed,
+        process::Ending::Exited(status) => {
+            let (exit_code, signal) = process::code_or_signal(status);
+            CheckStatus::Failed { exit_code, signal }
+        }
+        process::Ending::TimedOut => CheckStatus::TimedOut { after: check.timeout },
+        process::Ending::Cancelled => CheckStatus::Cancelled,
+        process::Ending::SpawnFailed(e) => CheckStatus::Error { message: spawn_error(&e, &shared.tree, shared.user) },
+    };
+    CheckOutcome {
+        name: check.name,
+        required: check.required,
+        line: check.line,
+        status,
+        duration: ran.duration,
+        output_tail: ran.output,
+        truncated_bytes: ran.truncated_bytes,
+    }
+}
+
+fn make_home(home: &Path, user: Option<(u32, u32)>) -> Result<(), String> {
+    std::fs::create_dir(home).map_err(|e| format!("cannot create the check's HOME {}: {e}", home.display()))?;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).map_err(|e| format!("cannot set the mode of {}: {e}", home.display()))?;
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::lchown(home, Some(uid), Some(gid)).map_err(|e| format!("cannot give {} to uid {uid}: {e}", home.display()))?;
+    }
+    Ok(())
+}
+
+fn spawn_error(e: &std::io::Error, tree: &Path, user: Option<(u32, u32)>) -> String {
+    let mut message = format!("cannot start `bash -c` in {}: {e}", tree.display());
+    if e.kind() == std::io::ErrorKind::PermissionDenied
+        && let Some((uid, _)) = user
+    {
+        let _ = write!(message, "; every parent directory of the tree must be traversable by uid {uid} (mode 0755)");
+    } else if e.kind() == std::io::ErrorKind::NotFound {
+        message.push_str("; bash must be installed and on PATH");
+    }
+    message
+}
+
+/// The outcome of a check that did not run: its planned skip or rejection, or `otherwise`.
+fn not_run(check: PlannedCheck, otherwise: impl FnOnce() -> CheckStatus) -> CheckOutcome {
+    let status = match check.action {
+        PlannedAction::Skip { reason } => CheckStatus::Skipped { reason },
+        PlannedAction::Reject { message } => CheckStatus::Error { message },
+        PlannedAction::Run { .. } => otherwise(),
+    };
+    CheckOutcome {
+        name: check.name,
+        required: check.required,
+        line: check.line,
+        status,
+        duration: Duration::ZERO,
+        output_tail: String::new(),
+        truncated_bytes: 0,
+    }
+}
