@@ -8,7 +8,8 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 /// A name containing one of these (case-insensitive) is never given to a check.
-pub const RESERVED_SUBSTRINGS: &[&str] = &["TOKEN", "SECRET", "KEY", "PASSWORD", "PASSWD", "CREDENTIAL"];
+pub const RESERVED_SUBSTRINGS: &[&str] =
+    &["TOKEN", "SECRET", "KEY", "PASSWORD", "PASSWD", "CREDENTIAL"];
 
 /// A name starting with one of these (case-insensitive) is never given to a check: the
 /// Actions runtime's own tokens and URLs, and the Action's inputs (which carry `token`).
@@ -42,16 +43,22 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Is this name reserved for credentials (never given to a check, not even when declared)?
 pub fn is_reserved_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    RESERVED_SUBSTRINGS.iter().any(|s| upper.contains(s)) || RESERVED_PREFIXES.iter().any(|p| upper.starts_with(p))
+    RESERVED_SUBSTRINGS.iter().any(|s| upper.contains(s))
+        || RESERVED_PREFIXES.iter().any(|p| upper.starts_with(p))
 }
 
 /// Is the gate's variable `name` passed to checks?
 pub fn is_passed_from_gate(name: &OsStr) -> bool {
-    let Some(name) = name.to_str() else { return false };
+    let Some(name) = name.to_str() else {
+        return false;
+    };
     if is_reserved_name(name) || WITHHELD_NAMES.contains(&name) {
         return false;
     }
-    PASSED_NAMES.contains(&name) || PASSED_PREFIXES.iter().any(|p| name.starts_with(p) && name.len() > p.len())
+    PASSED_NAMES.contains(&name)
+        || PASSED_PREFIXES
+            .iter()
+            .any(|p| name.starts_with(p) && name.len() > p.len())
 }
 
 /// The complete environment of a check process, sorted by name: the allowed part of
@@ -59,7 +66,11 @@ pub fn is_passed_from_gate(name: &OsStr) -> bool {
 /// reserved names (the planner rejects checks declaring one; this is the second lock) and
 /// minus `HOME` (the fresh home is part of the isolation). `PATH` falls back to
 /// [`DEFAULT_PATH`].
-pub fn scrubbed_env(gate_env: &[(OsString, OsString)], declared: &BTreeMap<String, String>, home: &Path) -> Vec<(OsString, OsString)> {
+pub fn scrubbed_env(
+    gate_env: &[(OsString, OsString)],
+    declared: &BTreeMap<String, String>,
+    home: &Path,
+) -> Vec<(OsString, OsString)> {
     let mut out: BTreeMap<OsString, OsString> = BTreeMap::new();
     for (name, value) in gate_env {
         if is_passed_from_gate(name) {
@@ -72,6 +83,7 @@ pub fn scrubbed_env(gate_env: &[(OsString, OsString)], declared: &BTreeMap<Strin
         }
     }
     out.insert("HOME".into(), home.as_os_str().to_owned());
-    out.entry("PATH".into()).or_insert_with(|| DEFAULT_PATH.into());
+    out.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.into());
     out.into_iter().collect()
 }

@@ -26,7 +26,10 @@ pub const NOBODY: u32 = 65534;
 
 impl Default for RunAs {
     fn default() -> RunAs {
-        RunAs::Unprivileged { uid: NOBODY, gid: NOBODY }
+        RunAs::Unprivileged {
+            uid: NOBODY,
+            gid: NOBODY,
+        }
     }
 }
 
@@ -99,17 +102,32 @@ impl Drop for ProtectGuard {
 /// not exist are ignored (not every run has every credential file). On error every change
 /// made so far is undone.
 pub fn protect(paths: &[PathBuf]) -> Result<ProtectGuard, ProtectError> {
-    let mut guard = ProtectGuard { changed: Vec::new() };
+    let mut guard = ProtectGuard {
+        changed: Vec::new(),
+    };
     for path in paths {
         let real = match fs::canonicalize(path) {
             Ok(real) => real,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(ProtectError { path: path.clone(), source }),
+            Err(source) => {
+                return Err(ProtectError {
+                    path: path.clone(),
+                    source,
+                });
+            }
         };
-        let meta = fs::metadata(&real).map_err(|source| ProtectError { path: path.clone(), source })?;
+        let meta = fs::metadata(&real).map_err(|source| ProtectError {
+            path: path.clone(),
+            source,
+        })?;
         let old = meta.permissions().mode() & 0o7777;
         let new = if meta.is_dir() { old & 0o700 } else { 0 };
-        fs::set_permissions(&real, fs::Permissions::from_mode(new)).map_err(|source| ProtectError { path: path.clone(), source })?;
+        fs::set_permissions(&real, fs::Permissions::from_mode(new)).map_err(|source| {
+            ProtectError {
+                path: path.clone(),
+                source,
+            }
+        })?;
         guard.changed.push((real, old));
     }
     Ok(guard)
@@ -140,7 +158,8 @@ pub fn gate_is_root() -> bool {
 /// gate is not root) cannot read its `/proc/<pid>/environ` or attach to it. Not inherited
 /// across `execve`, so checks themselves are unaffected.
 pub fn make_gate_undumpable() -> io::Result<()> {
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable).map_err(io::Error::from)
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(io::Error::from)
 }
 
 /// Files read by [`readable_credentials`] are looked at up to this size.
@@ -154,13 +173,21 @@ const MAX_SCANNED_BYTES: u64 = 1 << 20;
 pub fn readable_credentials(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for path in paths {
-        let Ok(meta) = fs::metadata(path) else { continue };
+        let Ok(meta) = fs::metadata(path) else {
+            continue;
+        };
         if meta.is_dir() {
-            let Ok(entries) = fs::read_dir(path) else { continue };
-            let mut files: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            let Ok(entries) = fs::read_dir(path) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> =
+                entries.filter_map(Result::ok).map(|e| e.path()).collect();
             files.sort();
             for file in files {
-                if fs::metadata(&file).is_ok_and(|m| m.is_file()) && file_holds_credential(&file) && !found.contains(&file) {
+                if fs::metadata(&file).is_ok_and(|m| m.is_file())
+                    && file_holds_credential(&file)
+                    && !found.contains(&file)
+                {
                     found.push(file);
                 }
             }
@@ -172,7 +199,9 @@ pub fn readable_credentials(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 fn file_holds_credential(path: &Path) -> bool {
-    let Ok(file) = fs::File::open(path) else { return false };
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
     if file.metadata().is_ok_and(|m| m.size() > MAX_SCANNED_BYTES) {
         // Large files (packs, the index) are not where credentials are persisted.
         return false;
@@ -187,7 +216,17 @@ fn file_holds_credential(path: &Path) -> bool {
 /// Does this text look like it holds a credential?
 pub fn holds_credential(text: &[u8]) -> bool {
     let lower = text.to_ascii_lowercase();
-    let markers: &[&[u8]] = &[b"extraheader", b"authorization:", b"x-access-token", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"];
+    let markers: &[&[u8]] = &[
+        b"extraheader",
+        b"authorization:",
+        b"x-access-token",
+        b"ghp_",
+        b"gho_",
+        b"ghu_",
+        b"ghs_",
+        b"ghr_",
+        b"github_pat_",
+    ];
     if markers.iter().any(|m| contains(&lower, m)) {
         return true;
     }
@@ -203,7 +242,10 @@ fn url_with_password(text: &[u8]) -> bool {
     let mut rest = text;
     while let Some(i) = rest.windows(3).position(|w| w == b"://") {
         let after = &rest[i + 3..];
-        let end = after.iter().position(|&b| b == b'/' || b.is_ascii_whitespace() || b == b'"' || b == b'\'').unwrap_or(after.len());
+        let end = after
+            .iter()
+            .position(|&b| b == b'/' || b.is_ascii_whitespace() || b == b'"' || b == b'\'')
+            .unwrap_or(after.len());
         let authority = &after[..end];
         if let Some(at) = authority.iter().rposition(|&b| b == b'@')
             && authority[..at].contains(&b':')

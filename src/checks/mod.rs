@@ -17,28 +17,30 @@ mod isolation;
 mod plan;
 mod process;
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 
 pub use self::env::{
-    DEFAULT_PATH, PASSED_NAMES, PASSED_PREFIXES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS, WITHHELD_NAMES, is_passed_from_gate,
-    is_reserved_name, scrubbed_env,
+    DEFAULT_PATH, PASSED_NAMES, PASSED_PREFIXES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS,
+    WITHHELD_NAMES, is_passed_from_gate, is_reserved_name, scrubbed_env,
 };
 pub use self::isolation::{
-    IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs, chown_tree, gate_is_root, holds_credential,
-    make_gate_undumpable, protect, readable_credentials,
+    IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs, chown_tree,
+    gate_is_root, holds_credential, make_gate_undumpable, protect, readable_credentials,
 };
 pub use self::plan::{
-    FILES_PLACEHOLDER, MAX_COMMAND_BYTES, PlannedAction, PlannedCheck, argument_for_path, expand_files, plan, quote_path, quote_word,
+    FILES_PLACEHOLDER, MAX_COMMAND_BYTES, PlannedAction, PlannedCheck, argument_for_path,
+    expand_files, plan, quote_path, quote_word,
 };
 pub use crate::policy::Isolation;
 
@@ -93,18 +95,25 @@ impl Default for RunOptions {
 pub enum CheckStatus {
     Passed,
     /// Exited non-zero (`exit_code`) or was killed by a signal (`signal`).
-    Failed { exit_code: Option<i32>, signal: Option<i32> },
+    Failed {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+    },
     /// Killed (with its whole process group) after its timeout.
     TimedOut {
         #[serde(rename = "after_ms", serialize_with = "millis")]
         after: Duration,
     },
     /// Not run, by plan (`when`, an empty `{files}`).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// Stopped or never started because the gate was shut down.
     Cancelled,
     /// Could not be run (refused for isolation, bad command, spawn failure).
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl CheckStatus {
@@ -132,7 +141,10 @@ pub struct CheckOutcome {
     pub truncated_bytes: u64,
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's serialize_with signature"
+)]
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -145,7 +157,10 @@ pub fn failed_required(outcomes: &[CheckOutcome]) -> bool {
 
 /// Advisory checks that failed: reported, never failing the gate.
 pub fn failed_advisory(outcomes: &[CheckOutcome]) -> Vec<&CheckOutcome> {
-    outcomes.iter().filter(|o| !o.required && o.status.is_failure()).collect()
+    outcomes
+        .iter()
+        .filter(|o| !o.required && o.status.is_failure())
+        .collect()
 }
 
 /// Outcomes of one run of the checks, in plan order, and how they were isolated.
@@ -176,14 +191,26 @@ struct Shared {
 /// process groups get SIGTERM, then SIGKILL after the grace period) and the rest are not
 /// started; all of them are then reported [`CheckStatus::Cancelled`]. Dropping the
 /// returned future kills every running check's group and restores protected modes.
-pub async fn run_checks(tree: &Path, checks: Vec<PlannedCheck>, opts: &RunOptions, shutdown: impl Future) -> ChecksRun {
+pub async fn run_checks(
+    tree: &Path,
+    checks: Vec<PlannedCheck>,
+    opts: &RunOptions,
+    shutdown: impl Future,
+) -> ChecksRun {
     let root = isolation::gate_is_root();
     let user = match opts.run_as {
         RunAs::Unprivileged { uid, gid } if root => Some((uid, gid)),
         _ => None,
     };
-    let mode = if user.is_some() { IsolationMode::UnprivilegedUid } else { IsolationMode::SameUid };
-    let mut report = IsolationReport { mode, notes: Vec::new() };
+    let mode = if user.is_some() {
+        IsolationMode::UnprivilegedUid
+    } else {
+        IsolationMode::SameUid
+    };
+    let mut report = IsolationReport {
+        mode,
+        notes: Vec::new(),
+    };
     if let Err(e) = make_gate_undumpable() {
         report.notes.push(format!("could not mark the gate process undumpable ({e}); its /proc/<pid>/environ may be readable to same-uid processes"));
     }
@@ -200,20 +227,41 @@ pub async fn run_checks(tree: &Path, checks: Vec<PlannedCheck>, opts: &RunOption
     let (shared, _homes_dir) = match setup {
         Ok(ok) => ok,
         Err(message) => {
-            let outcomes = checks.into_iter().map(|c| not_run(c, || CheckStatus::Error { message: message.clone() })).collect();
-            return ChecksRun { outcomes, isolation: report };
+            let outcomes = checks
+                .into_iter()
+                .map(|c| {
+                    not_run(c, || CheckStatus::Error {
+                        message: message.clone(),
+                    })
+                })
+                .collect();
+            return ChecksRun {
+                outcomes,
+                isolation: report,
+            };
         }
     };
     let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
     // `_guard` (protected modes) and `_homes_dir` are dropped here, after every check's
     // process group is gone.
-    ChecksRun { outcomes, isolation: report }
+    ChecksRun {
+        outcomes,
+        isolation: report,
+    }
 }
 
 /// Root: check processes get another uid; hide the persisted credentials from it.
-fn isolate_unprivileged(uid: u32, gid: u32, opts: &RunOptions, report: &mut IsolationReport) -> (Option<String>, Option<ProtectGuard>) {
+fn isolate_unprivileged(
+    uid: u32,
+    gid: u32,
+    opts: &RunOptions,
+    report: &mut IsolationReport,
+) -> (Option<String>, Option<ProtectGuard>) {
     if uid == 0 {
-        return (Some("`run_as` names uid 0: checks must not run as root".into()), None);
+        return (
+            Some("`run_as` names uid 0: checks must not run as root".into()),
+            None,
+        );
     }
     report.notes.push(format!(
         "checks ran as uid {uid} gid {gid} with no supplementary groups, in a copy of the tree they own, with a fresh HOME; the gate's /proc/<pid>/environ is not readable to them"
@@ -221,15 +269,29 @@ fn isolate_unprivileged(uid: u32, gid: u32, opts: &RunOptions, report: &mut Isol
     match protect(&opts.protect) {
         Ok(guard) => {
             if !guard.changed().is_empty() {
-                let list: Vec<String> = guard.changed().iter().map(|(p, _)| p.display().to_string()).collect();
-                report.notes.push(format!("made unreadable to checks while they ran, then restored: {}", list.join(", ")));
+                let list: Vec<String> = guard
+                    .changed()
+                    .iter()
+                    .map(|(p, _)| p.display().to_string())
+                    .collect();
+                report.notes.push(format!(
+                    "made unreadable to checks while they ran, then restored: {}",
+                    list.join(", ")
+                ));
             }
             (None, Some(guard))
         }
         Err(e) => match opts.isolation {
-            Isolation::Strict => (Some(format!("refused to run checks: {e}; fix the permissions, or set `checks-isolation: best-effort`")), None),
+            Isolation::Strict => (
+                Some(format!(
+                    "refused to run checks: {e}; fix the permissions, or set `checks-isolation: best-effort`"
+                )),
+                None,
+            ),
             Isolation::BestEffort => {
-                report.notes.push(format!("best-effort isolation: {e}; checks ran anyway"));
+                report
+                    .notes
+                    .push(format!("best-effort isolation: {e}; checks ran anyway"));
                 (None, None)
             }
         },
@@ -239,7 +301,11 @@ fn isolate_unprivileged(uid: u32, gid: u32, opts: &RunOptions, report: &mut Isol
 /// Not root (or told to stay): checks share the gate's uid; refuse while a credential is
 /// readable to them, unless best-effort.
 fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport) -> Option<String> {
-    let why = if root { "`run_as` is the current user" } else { "the gate is not root, so it cannot switch uid" };
+    let why = if root {
+        "`run_as` is the current user"
+    } else {
+        "the gate is not root, so it cannot switch uid"
+    };
     report.notes.push(format!(
         "checks ran under the gate's own uid ({why}): they can read whatever this user can, including other processes of this user (such as the shell that started the gate) through /proc; the gate's own process was made undumpable"
     ));
@@ -254,15 +320,22 @@ fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport)
             "refused to run checks: a credential is readable to them at {list} (checks run under the gate's own uid because {why}). Set `persist-credentials: false` on actions/checkout, or set `checks-isolation: best-effort` in the policy to run them anyway"
         )),
         Isolation::BestEffort => {
-            report.notes.push(format!("best-effort isolation: a credential was readable to checks at {list}"));
+            report.notes.push(format!(
+                "best-effort isolation: a credential was readable to checks at {list}"
+            ));
             None
         }
     }
 }
 
 /// Resolve the tree, hand it to the checks' uid, and create the directory of fresh `HOME`s.
-async fn prepare(tree: &Path, user: Option<(u32, u32)>, opts: &RunOptions) -> Result<(Arc<Shared>, tempfile::TempDir), String> {
-    let tree = std::fs::canonicalize(tree).map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
+async fn prepare(
+    tree: &Path,
+    user: Option<(u32, u32)>,
+    opts: &RunOptions,
+) -> Result<(Arc<Shared>, tempfile::TempDir), String> {
+    let tree = std::fs::canonicalize(tree)
+        .map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("agent-gate-homes-");
     let homes = match &opts.temp_dir {
@@ -278,7 +351,12 @@ async fn prepare(tree: &Path, user: Option<(u32, u32)>, opts: &RunOptions) -> Re
         tokio::task::spawn_blocking(move || chown_tree(&t, uid, gid))
             .await
             .map_err(|e| format!("giving the check tree to uid {uid} failed: {e}"))?
-            .map_err(|e| format!("cannot give the check tree {} to uid {uid}: {e}", tree.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot give the check tree {} to uid {uid}: {e}",
+                    tree.display()
+                )
+            })?;
     }
     let shared = Shared {
         tree,
@@ -291,58 +369,71 @@ async fn prepare(tree: &Path, user: Option<(u32, u32)>, opts: &RunOptions) -> Re
     Ok((Arc::new(shared), homes))
 }
 
-async fn run_all(shared: Arc<Shared>, checks: Vec<PlannedCheck>, jobs: usize, shutdown: impl Future) -> Vec<CheckOutcome> {
+/// Run every check to its outcome. The checks' futures are polled inside this future (not
+/// spawned), so dropping it drops them at once — each kills its process group on drop —
+/// before the caller's protect guard is dropped and restores the credentials' modes.
+async fn run_all(
+    shared: Arc<Shared>,
+    checks: Vec<PlannedCheck>,
+    jobs: usize,
+    shutdown: impl Future,
+) -> Vec<CheckOutcome> {
+    type Running<'a> = Pin<Box<dyn Future<Output = (usize, CheckOutcome)> + Send + 'a>>;
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(jobs));
+    let permits = Semaphore::new(jobs);
     let mut outcomes: Vec<Option<CheckOutcome>> = vec![None; checks.len()];
-    let mut names: HashMap<tokio::task::Id, (usize, PlannedCheck)> = HashMap::new();
-    let mut set = tokio::task::JoinSet::new();
+    let mut running: Vec<Option<Running<'_>>> = Vec::new();
     for (index, check) in checks.into_iter().enumerate() {
         let PlannedAction::Run { command } = &check.action else {
             outcomes[index] = Some(not_run(check, || CheckStatus::Cancelled));
             continue;
         };
         let command = command.to_vec();
-        let shared = Arc::clone(&shared);
-        let permits = Arc::clone(&permits);
+        let shared = &shared;
+        let permits = &permits;
         let mut cancel = cancel_rx.clone();
-        let task_check = check.clone();
-        let handle = set.spawn(async move {
+        running.push(Some(Box::pin(async move {
             let permit = tokio::select! {
-                permit = permits.acquire_owned() => permit.ok(),
+                permit = permits.acquire() => permit.ok(),
                 () = wait_cancelled(&mut cancel) => None,
             };
             if permit.is_none() || *cancel.borrow() {
-                return (index, not_run(task_check, || CheckStatus::Cancelled));
+                return (index, not_run(check, || CheckStatus::Cancelled));
             }
-            let outcome = run_one(&shared, index, task_check, command, cancel).await;
+            let outcome = run_one(shared, index, check, command, cancel).await;
             drop(permit);
             (index, outcome)
-        });
-        names.insert(handle.id(), (index, check));
+        })));
     }
 
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut shut = false;
-    loop {
-        tokio::select! {
-            joined = set.join_next_with_id() => match joined {
-                None => break,
-                Some(Ok((_, (index, outcome)))) => outcomes[index] = Some(outcome),
-                Some(Err(e)) => {
-                    if let Some((index, check)) = names.remove(&e.id()) {
-                        let message = format!("the task running this check failed: {e}");
-                        outcomes[index] = Some(not_run(check, || CheckStatus::Error { message }));
-                    }
-                }
-            },
-            _ = &mut shutdown, if !shut => {
-                shut = true;
-                let _ = cancel_tx.send(true);
+    let all_done = std::future::poll_fn(|cx| {
+        for slot in &mut running {
+            if let Some(fut) = slot
+                && let Poll::Ready((index, outcome)) = fut.as_mut().poll(cx)
+            {
+                outcomes[index] = Some(outcome);
+                *slot = None;
             }
         }
+        if running.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    let mut all_done = std::pin::pin!(all_done);
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        () = &mut all_done => {}
+        _ = &mut shutdown => {
+            let _ = cancel_tx.send(true);
+            all_done.await;
+        }
     }
-    outcomes.into_iter().map(|o| o.expect("every check has an outcome")).collect()
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| unreachable!("every check has an outcome")))
+        .collect()
 }
 
 async fn wait_cancelled(cancel: &mut watch::Receiver<bool>) {
@@ -351,7 +442,13 @@ async fn wait_cancelled(cancel: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn run_one(shared: &Shared, index: usize, check: PlannedCheck, command: Vec<u8>, cancel: watch::Receiver<bool>) -> CheckOutcome {
+async fn run_one(
+    shared: &Shared,
+    index: usize,
+    check: PlannedCheck,
+    command: Vec<u8>,
+    cancel: watch::Receiver<bool>,
+) -> CheckOutcome {
     let home = shared.homes.join(format!("home-{index}"));
     if let Err(message) = make_home(&home, shared.user) {
         return not_run(check, || CheckStatus::Error { message });
@@ -372,9 +469,13 @@ async fn run_one(shared: &Shared, index: usize, check: PlannedCheck, command: Ve
             let (exit_code, signal) = process::code_or_signal(status);
             CheckStatus::Failed { exit_code, signal }
         }
-        process::Ending::TimedOut => CheckStatus::TimedOut { after: check.timeout },
+        process::Ending::TimedOut => CheckStatus::TimedOut {
+            after: check.timeout,
+        },
         process::Ending::Cancelled => CheckStatus::Cancelled,
-        process::Ending::SpawnFailed(e) => CheckStatus::Error { message: spawn_error(&e, &shared.tree, shared.user) },
+        process::Ending::SpawnFailed(e) => CheckStatus::Error {
+            message: spawn_error(&e, &shared.tree, shared.user),
+        },
     };
     CheckOutcome {
         name: check.name,
@@ -388,10 +489,13 @@ async fn run_one(shared: &Shared, index: usize, check: PlannedCheck, command: Ve
 }
 
 fn make_home(home: &Path, user: Option<(u32, u32)>) -> Result<(), String> {
-    std::fs::create_dir(home).map_err(|e| format!("cannot create the check's HOME {}: {e}", home.display()))?;
-    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).map_err(|e| format!("cannot set the mode of {}: {e}", home.display()))?;
+    std::fs::create_dir(home)
+        .map_err(|e| format!("cannot create the check's HOME {}: {e}", home.display()))?;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", home.display()))?;
     if let Some((uid, gid)) = user {
-        std::os::unix::fs::lchown(home, Some(uid), Some(gid)).map_err(|e| format!("cannot give {} to uid {uid}: {e}", home.display()))?;
+        std::os::unix::fs::lchown(home, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot give {} to uid {uid}: {e}", home.display()))?;
     }
     Ok(())
 }
@@ -401,7 +505,10 @@ fn spawn_error(e: &std::io::Error, tree: &Path, user: Option<(u32, u32)>) -> Str
     if e.kind() == std::io::ErrorKind::PermissionDenied
         && let Some((uid, _)) = user
     {
-        let _ = write!(message, "; every parent directory of the tree must be traversable by uid {uid} (mode 0755)");
+        let _ = write!(
+            message,
+            "; every parent directory of the tree must be traversable by uid {uid} (mode 0755)"
+        );
     } else if e.kind() == std::io::ErrorKind::NotFound {
         message.push_str("; bash must be installed and on PATH");
     }

@@ -94,10 +94,14 @@ fn action_for(spec: &CheckSpec, changed: &[BString]) -> PlannedAction {
     if let Some(when) = &spec.when
         && !changed.iter().any(|p| matches(when, p))
     {
-        return PlannedAction::Skip { reason: format!("no changed path matches `when` ({})", rules_text(when)) };
+        return PlannedAction::Skip {
+            reason: format!("no changed path matches `when` ({})", rules_text(when)),
+        };
     }
     if !spec.run.contains(FILES_PLACEHOLDER) {
-        return PlannedAction::Run { command: BString::from(spec.run.as_str()) };
+        return PlannedAction::Run {
+            command: BString::from(spec.run.as_str()),
+        };
     }
     let selected: Vec<&BString> = match &spec.files {
         Some(files) => changed.iter().filter(|p| matches(files, p)).collect(),
@@ -105,7 +109,10 @@ fn action_for(spec: &CheckSpec, changed: &[BString]) -> PlannedAction {
     };
     if selected.is_empty() {
         let reason = match &spec.files {
-            Some(files) => format!("the command uses {FILES_PLACEHOLDER} and no changed path matches `files` ({})", rules_text(files)),
+            Some(files) => format!(
+                "the command uses {FILES_PLACEHOLDER} and no changed path matches `files` ({})",
+                rules_text(files)
+            ),
             None => format!("the command uses {FILES_PLACEHOLDER} and there are no changed paths"),
         };
         return PlannedAction::Skip { reason };
@@ -130,7 +137,12 @@ fn matches(rules: &RuleSet, path: &[u8]) -> bool {
 }
 
 fn rules_text(rules: &RuleSet) -> String {
-    rules.rules().iter().map(|r| r.pattern.as_str()).collect::<Vec<_>>().join(", ")
+    rules
+        .rules()
+        .iter()
+        .map(|r| r.pattern.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Replace every `{files}` in `run` by the quoted `paths`, separated by single spaces.
@@ -167,7 +179,13 @@ pub fn quote_path(path: &[u8]) -> Vec<u8> {
 /// stays itself.
 pub fn quote_word(word: &[u8]) -> Vec<u8> {
     let bare = !word.is_empty()
-        && word.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-' | b'+' | b',' | b':' | b'@' | b'%'));
+        && word.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'.' | b'/' | b'-' | b'+' | b',' | b':' | b'@' | b'%'
+                )
+        });
     if bare {
         return word.to_vec();
     }

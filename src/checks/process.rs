@@ -63,7 +63,11 @@ pub(super) struct Tail {
 
 impl Tail {
     pub fn new(cap: usize) -> Tail {
-        Tail { buf: VecDeque::new(), cap, total: 0 }
+        Tail {
+            buf: VecDeque::new(),
+            cap,
+            total: 0,
+        }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -81,7 +85,10 @@ impl Tail {
     /// The kept bytes (lossily decoded) and the number of bytes dropped before them.
     pub fn finish(&mut self) -> (String, u64) {
         let kept = self.buf.make_contiguous();
-        (String::from_utf8_lossy(kept).into_owned(), self.total - kept.len() as u64)
+        (
+            String::from_utf8_lossy(kept).into_owned(),
+            self.total - kept.len() as u64,
+        )
     }
 }
 
@@ -112,10 +119,20 @@ pub(super) async fn run(exec: Exec, mut cancel: watch::Receiver<bool>) -> Ran {
     let ending = run_process(&exec, &mut cancel, &tail, started).await;
     let duration = started.elapsed();
     let (output, truncated_bytes) = tail.lock().unwrap_or_else(PoisonError::into_inner).finish();
-    Ran { ending, duration, output, truncated_bytes }
+    Ran {
+        ending,
+        duration,
+        output,
+        truncated_bytes,
+    }
 }
 
-async fn run_process(exec: &Exec, cancel: &mut watch::Receiver<bool>, tail: &Arc<Mutex<Tail>>, started: Instant) -> Ending {
+async fn run_process(
+    exec: &Exec,
+    cancel: &mut watch::Receiver<bool>,
+    tail: &Arc<Mutex<Tail>>,
+    started: Instant,
+) -> Ending {
     let (reader, writer) = match std::io::pipe() {
         Ok(pair) => pair,
         Err(e) => return Ending::SpawnFailed(e),
@@ -147,11 +164,18 @@ async fn run_process(exec: &Exec, cancel: &mut watch::Receiver<bool>, tail: &Arc
         Ok(child) => child,
         Err(e) => return Ending::SpawnFailed(e),
     };
-    let group = GroupKill { pgid: child.id().and_then(|id| i32::try_from(id).ok()).and_then(Pid::from_raw) };
+    let group = GroupKill {
+        pgid: child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw),
+    };
     let reading = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
         Ok(rx) => Some(AbortOnDrop(tokio::spawn(read_into(rx, Arc::clone(tail))))),
         Err(e) => {
-            tail.lock().unwrap_or_else(PoisonError::into_inner).push(format!("agent-gate: cannot read the check's output: {e}\n").as_bytes());
+            tail.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(format!("agent-gate: cannot read the check's output: {e}\n").as_bytes());
             None
         }
     };
@@ -167,8 +191,13 @@ async fn run_process(exec: &Exec, cancel: &mut watch::Receiver<bool>, tail: &Arc
     };
     if matches!(ending, Ending::TimedOut | Ending::Cancelled) {
         group.signal(Signal::TERM);
-        if tokio::time::timeout(exec.grace, child.wait()).await.is_err() {
+        if tokio::time::timeout(exec.grace, child.wait())
+            .await
+            .is_err()
+        {
             group.signal(Signal::KILL);
+            // Should the group signal fail, the leader at least must not outlive its timeout.
+            let _ = child.start_kill();
             let _ = child.wait().await;
         }
     }
@@ -176,7 +205,9 @@ async fn run_process(exec: &Exec, cancel: &mut watch::Receiver<bool>, tail: &Arc
     drop(group);
 
     if let Some(mut reading) = reading
-        && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut reading.0).await.is_err()
+        && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut reading.0)
+            .await
+            .is_err()
     {
         tail.lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -197,7 +228,10 @@ async fn read_into(mut rx: tokio::net::unix::pipe::Receiver, tail: Arc<Mutex<Tai
     loop {
         match rx.read(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => tail.lock().unwrap_or_else(PoisonError::into_inner).push(&buf[..n]),
+            Ok(n) => tail
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(&buf[..n]),
         }
     }
 }
