@@ -162,6 +162,75 @@ pub fn make_gate_undumpable() -> io::Result<()> {
         .map_err(io::Error::from)
 }
 
+/// File-command variables of the Actions runner (files a step writes to set outputs,
+/// environment, `PATH`, state and the summary of later steps).
+pub const FILE_COMMAND_VARS: &[&str] = &[
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "GITHUB_PATH",
+    "GITHUB_STATE",
+    "GITHUB_STEP_SUMMARY",
+];
+
+/// The usual places credentials are persisted around a gate run, to pass as
+/// [`RunOptions::protect`](super::RunOptions::protect): the workspace's `.git` directory and
+/// `.git/config` (actions/checkout's `extraheader`), the runner's file-command directory
+/// (`$RUNNER_TEMP/_runner_file_commands` and the directory of `$GITHUB_OUTPUT` & co., which
+/// in a container action is `/github/file_commands`), and the gate user's
+/// `~/.git-credentials`, `~/.gitconfig` and `~/.config/gh`. `gate_env` is the gate's
+/// environment. Paths that do not exist are ignored by [`protect`] and
+/// [`readable_credentials`], so the list may name more than a given run has.
+pub fn credential_paths(
+    workspace: &Path,
+    gate_env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Vec<PathBuf> {
+    let var = |name: &str| {
+        gate_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|p| p.is_absolute())
+    };
+    let mut paths = vec![workspace.join(".git"), workspace.join(".git/config")];
+    if let Some(temp) = var("RUNNER_TEMP") {
+        paths.push(temp.join("_runner_file_commands"));
+    }
+    for name in FILE_COMMAND_VARS {
+        // Only the runner's own directories: hiding `/tmp` because a caller pointed
+        // GITHUB_OUTPUT there would break every check.
+        if let Some(dir) = var(name).as_deref().and_then(Path::parent)
+            && dir
+                .file_name()
+                .is_some_and(|n| n == "_runner_file_commands" || n == "file_commands")
+            && !paths.iter().any(|p| p == dir)
+        {
+            paths.push(dir.to_path_buf());
+        }
+    }
+    if let Some(home) = var("HOME") {
+        paths.extend([
+            home.join(".git-credentials"),
+            home.join(".gitconfig"),
+            home.join(".config/gh"),
+        ]);
+    }
+    paths
+}
+
+/// The runner's file-command files named in `gate_env` that this process can write: when
+/// checks share its uid they could write them too (and set later steps' environment).
+pub fn writable_file_commands(
+    gate_env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Vec<PathBuf> {
+    gate_env
+        .iter()
+        .filter(|(k, _)| FILE_COMMAND_VARS.iter().any(|v| k == v))
+        .map(|(_, v)| PathBuf::from(v))
+        .filter(|p| fs::OpenOptions::new().append(true).open(p).is_ok())
+        .collect()
+}
+
 /// Files read by [`readable_credentials`] are looked at up to this size.
 const MAX_SCANNED_BYTES: u64 = 1 << 20;
 

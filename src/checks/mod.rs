@@ -35,8 +35,9 @@ pub use self::env::{
     WITHHELD_NAMES, is_passed_from_gate, is_reserved_name, scrubbed_env,
 };
 pub use self::isolation::{
-    IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs, chown_tree,
-    gate_is_root, holds_credential, make_gate_undumpable, protect, readable_credentials,
+    FILE_COMMAND_VARS, IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs,
+    chown_tree, credential_paths, gate_is_root, holds_credential, make_gate_undumpable, protect,
+    readable_credentials, writable_file_commands,
 };
 pub use self::plan::{
     FILES_PLACEHOLDER, MAX_COMMAND_BYTES, PlannedAction, PlannedCheck, argument_for_path,
@@ -309,6 +310,14 @@ fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport)
     report.notes.push(format!(
         "checks ran under the gate's own uid ({why}): they can read whatever this user can, including other processes of this user (such as the shell that started the gate) through /proc; the gate's own process was made undumpable"
     ));
+    let writable = writable_file_commands(&opts.env);
+    if !writable.is_empty() {
+        let list: Vec<String> = writable.iter().map(|p| p.display().to_string()).collect();
+        report.notes.push(format!(
+            "the runner's file-command files are writable by this uid, so checks could write them: {}",
+            list.join(", ")
+        ));
+    }
     let found = readable_credentials(&opts.protect);
     if found.is_empty() {
         return None;

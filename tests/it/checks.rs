@@ -751,6 +751,10 @@ async fn strict_isolation_refuses_same_uid_checks_while_a_credential_is_readable
     assert!(!dir.path().join("ran").exists());
 
     o.isolation = Isolation::BestEffort;
+    let file_commands = tempfile::tempdir().unwrap();
+    let github_env = file_commands.path().join("set_env_1");
+    std::fs::write(&github_env, "").unwrap();
+    o.env.push(("GITHUB_ENV".into(), github_env.clone().into()));
     let run = run_specs(dir.path(), &[spec("unit", "touch ran")], &[], &o).await;
     assert_eq!(run.outcomes[0].status, CheckStatus::Passed);
     assert!(
@@ -761,6 +765,59 @@ async fn strict_isolation_refuses_same_uid_checks_while_a_credential_is_readable
         "{:?}",
         run.isolation.notes
     );
+    let note = format!(
+        "the runner's file-command files are writable by this uid, so checks could write them: {}",
+        github_env.display()
+    );
+    assert!(
+        run.isolation.notes.contains(&note),
+        "{:?}",
+        run.isolation.notes
+    );
+}
+
+#[test]
+fn credential_paths_name_the_usual_places() {
+    let env: Vec<(OsString, OsString)> = [
+        ("RUNNER_TEMP", "/github/runner_temp"),
+        ("GITHUB_OUTPUT", "/github/file_commands/set_output_1"),
+        ("GITHUB_ENV", "/github/file_commands/set_env_1"),
+        ("GITHUB_STEP_SUMMARY", "/tmp/summary.md"),
+        ("HOME", "/github/home"),
+    ]
+    .iter()
+    .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+    .collect();
+    let got = checks::credential_paths(Path::new("/github/workspace"), &env);
+    let want: Vec<PathBuf> = [
+        "/github/workspace/.git",
+        "/github/workspace/.git/config",
+        "/github/runner_temp/_runner_file_commands",
+        "/github/file_commands",
+        "/github/home/.git-credentials",
+        "/github/home/.gitconfig",
+        "/github/home/.config/gh",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    assert_eq!(
+        got, want,
+        "never `/tmp`, the parent of an odd GITHUB_STEP_SUMMARY"
+    );
+}
+
+#[test]
+fn the_run_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let o = opts();
+    let fut = run_checks(
+        Path::new("/nonexistent"),
+        Vec::new(),
+        &o,
+        std::future::pending::<()>(),
+    );
+    assert_send(&fut);
 }
 
 // ---------------------------------------------------------------------------------------
