@@ -1,0 +1,387 @@
+//! Running planned checks: isolation set-up (uid, tree ownership, hidden credentials or the
+//! same-uid credential scan), one fresh `HOME` per check, parallelism up to `jobs`, and
+//! shutdown. One process is [`super::process`]'s business; the types are [`super`]'s.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::isolation::{self, IsolationMode, IsolationReport, ProtectGuard, RunAs};
+use super::{
+    CheckOutcome, CheckStatus, ChecksRun, Isolation, PlannedAction, PlannedCheck, RunOptions,
+    chown_tree, make_gate_undumpable, process, protect, readable_credentials, scrubbed_env,
+    writable_file_commands,
+};
+
+/// What every check shares in one run.
+struct Shared {
+    tree: PathBuf,
+    homes: PathBuf,
+    user: Option<(u32, u32)>,
+    env: Vec<(OsString, OsString)>,
+    output_cap: usize,
+    grace: Duration,
+}
+
+/// Run the planned checks in `tree` (the caller's isolated export of the head tree). Runs
+/// up to `opts.jobs` at once; when `shutdown` completes, running checks are stopped (their
+/// process groups get SIGTERM, then SIGKILL after the grace period) and the rest are not
+/// started; all of them are then reported [`CheckStatus::Cancelled`]. Dropping the
+/// returned future kills every running check's group and restores protected modes.
+pub async fn run_checks(
+    tree: &Path,
+    checks: Vec<PlannedCheck>,
+    opts: &RunOptions,
+    shutdown: impl Future,
+) -> ChecksRun {
+    let root = isolation::gate_is_root();
+    let user = match opts.run_as {
+        RunAs::Unprivileged { uid, gid } if root => Some((uid, gid)),
+        _ => None,
+    };
+    let mode = if user.is_some() {
+        IsolationMode::UnprivilegedUid
+    } else {
+        IsolationMode::SameUid
+    };
+    let mut report = IsolationReport {
+        mode,
+        notes: Vec::new(),
+    };
+    if let Err(e) = make_gate_undumpable() {
+        report.notes.push(format!("could not mark the gate process undumpable ({e}); its /proc/<pid>/environ may be readable to same-uid processes"));
+    }
+
+    let (refusal, _guard) = match user {
+        Some((uid, gid)) => isolate_unprivileged(uid, gid, opts, &mut report),
+        None => (isolate_same_uid(root, opts, &mut report), None),
+    };
+
+    let setup = match refusal {
+        Some(message) => Err(message),
+        None => prepare(tree, user, opts).await,
+    };
+    let (shared, _homes_dir) = match setup {
+        Ok(ok) => ok,
+        Err(message) => {
+            let outcomes = checks
+                .into_iter()
+                .map(|c| {
+                    not_run(c, || CheckStatus::Error {
+                        message: message.clone(),
+                    })
+                })
+                .collect();
+            return ChecksRun {
+                outcomes,
+                isolation: report,
+            };
+        }
+    };
+    let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
+    // `_guard` (protected modes) and `_homes_dir` are dropped here, after every check's
+    // process group is gone.
+    ChecksRun {
+        outcomes,
+        isolation: report,
+    }
+}
+
+/// Root: check processes get another uid; hide the persisted credentials from it.
+fn isolate_unprivileged(
+    uid: u32,
+    gid: u32,
+    opts: &RunOptions,
+    report: &mut IsolationReport,
+) -> (Option<String>, Option<ProtectGuard>) {
+    if uid == 0 {
+        return (
+            Some("`run_as` names uid 0: checks must not run as root".into()),
+            None,
+        );
+    }
+    report.notes.push(format!(
+        "checks ran as uid {uid} gid {gid} with no supplementary groups, in a copy of the tree they own, with a fresh HOME; the gate's /proc/<pid>/environ is not readable to them"
+    ));
+    match protect(&opts.protect) {
+        Ok(guard) => {
+            if !guard.changed().is_empty() {
+                let list: Vec<String> = guard
+                    .changed()
+                    .iter()
+                    .map(|(p, _)| p.display().to_string())
+                    .collect();
+                report.notes.push(format!(
+                    "made unreadable to checks while they ran, then restored: {}",
+                    list.join(", ")
+                ));
+            }
+            (None, Some(guard))
+        }
+        Err(e) => match opts.isolation {
+            Isolation::Strict => (
+                Some(format!(
+                    "refused to run checks: {e}; fix the permissions, or set `checks-isolation: best-effort`"
+                )),
+                None,
+            ),
+            Isolation::BestEffort => {
+                report
+                    .notes
+                    .push(format!("best-effort isolation: {e}; checks ran anyway"));
+                (None, None)
+            }
+        },
+    }
+}
+
+/// Not root (or told to stay): checks share the gate's uid; refuse while a credential is
+/// readable to them, unless best-effort.
+fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport) -> Option<String> {
+    let why = if root {
+        "`run_as` is the current user"
+    } else {
+        "the gate is not root, so it cannot switch uid"
+    };
+    report.notes.push(format!(
+        "checks ran under the gate's own uid ({why}): they can read whatever this user can, including other processes of this user (such as the shell that started the gate) through /proc; the gate's own process was made undumpable"
+    ));
+    let writable = writable_file_commands(&opts.env);
+    if !writable.is_empty() {
+        let list: Vec<String> = writable.iter().map(|p| p.display().to_string()).collect();
+        report.notes.push(format!(
+            "the runner's file-command files are writable by this uid, so checks could write them: {}",
+            list.join(", ")
+        ));
+    }
+    let found = readable_credentials(&opts.protect);
+    if found.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+    let list = list.join(", ");
+    match opts.isolation {
+        Isolation::Strict => Some(format!(
+            "refused to run checks: a credential is readable to them at {list} (checks run under the gate's own uid because {why}). Set `persist-credentials: false` on actions/checkout, or set `checks-isolation: best-effort` in the policy to run them anyway"
+        )),
+        Isolation::BestEffort => {
+            report.notes.push(format!(
+                "best-effort isolation: a credential was readable to checks at {list}"
+            ));
+            None
+        }
+    }
+}
+
+/// Resolve the tree, hand it to the checks' uid, and create the directory of fresh `HOME`s.
+async fn prepare(
+    tree: &Path,
+    user: Option<(u32, u32)>,
+    opts: &RunOptions,
+) -> Result<(Arc<Shared>, tempfile::TempDir), String> {
+    let tree = std::fs::canonicalize(tree)
+        .map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("agent-gate-homes-");
+    let homes = match &opts.temp_dir {
+        Some(dir) => builder.tempdir_in(dir),
+        None => builder.tempdir(),
+    }
+    .map_err(|e| format!("cannot create a temporary directory for the checks' HOME: {e}"))?;
+    if let Some((uid, gid)) = user {
+        // Traversable, not listable, by the checks' uid.
+        std::fs::set_permissions(homes.path(), std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", homes.path().display()))?;
+        let t = tree.clone();
+        tokio::task::spawn_blocking(move || chown_tree(&t, uid, gid))
+            .await
+            .map_err(|e| format!("giving the check tree to uid {uid} failed: {e}"))?
+            .map_err(|e| {
+                format!(
+                    "cannot give the check tree {} to uid {uid}: {e}",
+                    tree.display()
+                )
+            })?;
+    }
+    let shared = Shared {
+        tree,
+        homes: homes.path().to_path_buf(),
+        user,
+        env: opts.env.clone(),
+        output_cap: opts.output_cap.max(1),
+        grace: opts.kill_grace,
+    };
+    Ok((Arc::new(shared), homes))
+}
+
+/// Run every check to its outcome. The checks' futures are polled inside this future (not
+/// spawned), so dropping it drops them at once — each kills its process group on drop —
+/// before the caller's protect guard is dropped and restores the credentials' modes.
+async fn run_all(
+    shared: Arc<Shared>,
+    checks: Vec<PlannedCheck>,
+    jobs: usize,
+    shutdown: impl Future,
+) -> Vec<CheckOutcome> {
+    type Running<'a> = Pin<Box<dyn Future<Output = (usize, CheckOutcome)> + Send + 'a>>;
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let permits = Semaphore::new(jobs);
+    let mut outcomes: Vec<Option<CheckOutcome>> = vec![None; checks.len()];
+    let mut running: Vec<Option<Running<'_>>> = Vec::new();
+    for (index, check) in checks.into_iter().enumerate() {
+        let PlannedAction::Run { command } = &check.action else {
+            outcomes[index] = Some(not_run(check, || CheckStatus::Cancelled));
+            continue;
+        };
+        let command = command.to_vec();
+        let shared = &shared;
+        let permits = &permits;
+        let mut cancel = cancel_rx.clone();
+        running.push(Some(Box::pin(async move {
+            let permit = tokio::select! {
+                permit = permits.acquire() => permit.ok(),
+                () = wait_cancelled(&mut cancel) => None,
+            };
+            if permit.is_none() || *cancel.borrow() {
+                return (index, not_run(check, || CheckStatus::Cancelled));
+            }
+            let outcome = run_one(shared, index, check, command, cancel).await;
+            drop(permit);
+            (index, outcome)
+        })));
+    }
+
+    let all_done = std::future::poll_fn(|cx| {
+        for slot in &mut running {
+            if let Some(fut) = slot
+                && let Poll::Ready((index, outcome)) = fut.as_mut().poll(cx)
+            {
+                outcomes[index] = Some(outcome);
+                *slot = None;
+            }
+        }
+        if running.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    let mut all_done = std::pin::pin!(all_done);
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        () = &mut all_done => {}
+        _ = &mut shutdown => {
+            let _ = cancel_tx.send(true);
+            all_done.await;
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| unreachable!("every check has an outcome")))
+        .collect()
+}
+
+async fn wait_cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_one(
+    shared: &Shared,
+    index: usize,
+    check: PlannedCheck,
+    command: Vec<u8>,
+    cancel: watch::Receiver<bool>,
+) -> CheckOutcome {
+    let home = shared.homes.join(format!("home-{index}"));
+    if let Err(message) = make_home(&home, shared.user) {
+        return not_run(check, || CheckStatus::Error { message });
+    }
+    let exec = process::Exec {
+        command,
+        cwd: shared.tree.clone(),
+        env: scrubbed_env(&shared.env, &check.env, &home),
+        user: shared.user,
+        timeout: check.timeout,
+        grace: shared.grace,
+        output_cap: shared.output_cap,
+    };
+    let ran = process::run(exec, cancel).await;
+    let status = match ran.ending {
+        process::Ending::Exited(status) if status.success() => CheckStatus::Passed,
+        process::Ending::Exited(status) => {
+            let (exit_code, signal) = process::code_or_signal(status);
+            CheckStatus::Failed { exit_code, signal }
+        }
+        process::Ending::TimedOut => CheckStatus::TimedOut {
+            after: check.timeout,
+        },
+        process::Ending::Cancelled => CheckStatus::Cancelled,
+        process::Ending::SpawnFailed(e) => CheckStatus::Error {
+            message: spawn_error(&e, &shared.tree, shared.user),
+        },
+    };
+    CheckOutcome {
+        name: check.name,
+        required: check.required,
+        line: check.line,
+        status,
+        duration: ran.duration,
+        output_tail: ran.output,
+        truncated_bytes: ran.truncated_bytes,
+    }
+}
+
+fn make_home(home: &Path, user: Option<(u32, u32)>) -> Result<(), String> {
+    std::fs::create_dir(home)
+        .map_err(|e| format!("cannot create the check's HOME {}: {e}", home.display()))?;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", home.display()))?;
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::lchown(home, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot give {} to uid {uid}: {e}", home.display()))?;
+    }
+    Ok(())
+}
+
+fn spawn_error(e: &std::io::Error, tree: &Path, user: Option<(u32, u32)>) -> String {
+    let mut message = format!("cannot start `bash -c` in {}: {e}", tree.display());
+    if e.kind() == std::io::ErrorKind::PermissionDenied
+        && let Some((uid, _)) = user
+    {
+        let _ = write!(
+            message,
+            "; every parent directory of the tree must be traversable by uid {uid} (mode 0755)"
+        );
+    } else if e.kind() == std::io::ErrorKind::NotFound {
+        message.push_str("; bash must be installed and on PATH");
+    }
+    message
+}
+
+/// The outcome of a check that did not run: its planned skip or rejection, or `otherwise`.
+fn not_run(check: PlannedCheck, otherwise: impl FnOnce() -> CheckStatus) -> CheckOutcome {
+    let status = match check.action {
+        PlannedAction::Skip { reason } => CheckStatus::Skipped { reason },
+        PlannedAction::Reject { message } => CheckStatus::Error { message },
+        PlannedAction::Run { .. } => otherwise(),
+    };
+    CheckOutcome {
+        name: check.name,
+        required: check.required,
+        line: check.line,
+        status,
+        duration: Duration::ZERO,
+        output_tail: String::new(),
+        truncated_bytes: 0,
+    }
+}
