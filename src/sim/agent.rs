@@ -18,10 +18,18 @@ use crate::github::types::{Artifact, TaskState, Usage};
 /// The script for a new session: the first script whose `match` is in the prompt, else the
 /// next order-matched script, else the default.
 pub(crate) fn pick_script(scenario: &Scenario, store: &mut Store, prompt: &str) -> TaskScript {
-    if let Some(s) = scenario.tasks.iter().find(|t| t.matches.as_deref().is_some_and(|m| prompt.contains(m))) {
+    if let Some(s) = scenario
+        .tasks
+        .iter()
+        .find(|t| t.matches.as_deref().is_some_and(|m| prompt.contains(m)))
+    {
         return s.clone();
     }
-    let ordered: Vec<&TaskScript> = scenario.tasks.iter().filter(|t| t.matches.is_none()).collect();
+    let ordered: Vec<&TaskScript> = scenario
+        .tasks
+        .iter()
+        .filter(|t| t.matches.is_none())
+        .collect();
     if let Some(s) = ordered.get(store.order_cursor) {
         store.order_cursor += 1;
         return (*s).clone();
@@ -33,7 +41,10 @@ pub(crate) fn pick_script(scenario: &Scenario, store: &mut Store, prompt: &str) 
 pub(crate) fn spawn(sim: &Arc<Sim>, task_id: &str, script: TaskScript) {
     let handle = tokio::spawn(run(Arc::clone(sim), task_id.to_string(), script));
     let mut store = sim.store();
-    if let Some(old) = store.agents.insert(task_id.to_string(), handle.abort_handle()) {
+    if let Some(old) = store
+        .agents
+        .insert(task_id.to_string(), handle.abort_handle())
+    {
         old.abort();
     }
 }
@@ -44,7 +55,9 @@ fn scaled(sim: &Sim, d: Duration) -> Duration {
 
 async fn run(sim: Arc<Sim>, task_id: String, script: TaskScript) {
     tokio::time::sleep(scaled(&sim, script.queued)).await;
-    update(&sim, &task_id, |t| t.transition(TaskState::parse(&script.working_state)));
+    update(&sim, &task_id, |t| {
+        t.transition(TaskState::parse(&script.working_state));
+    });
     tokio::time::sleep(scaled(&sim, script.work)).await;
     if script.final_state == FinalState::Never {
         return;
@@ -52,7 +65,10 @@ async fn run(sim: Arc<Sim>, task_id: String, script: TaskScript) {
     let result = produce(&sim, &task_id, &script).await;
     update(&sim, &task_id, |t| {
         let (state, error) = if let Err(e) = &result {
-            (TaskState::Failed, Some(format!("the simulated agent could not push its work: {e}")))
+            (
+                TaskState::Failed,
+                Some(format!("the simulated agent could not push its work: {e}")),
+            )
         } else {
             {
                 let state = match script.final_state {
@@ -65,15 +81,23 @@ async fn run(sim: Arc<Sim>, task_id: String, script: TaskScript) {
                 };
                 let error = match (&script.error, &state) {
                     (Some(e), _) => Some(e.clone()),
-                    (None, TaskState::Failed) => Some("The agent encountered an error and could not complete the task.".to_string()),
-                    (None, TaskState::TimedOut) => Some("The agent session exceeded its time limit.".to_string()),
+                    (None, TaskState::Failed) => Some(
+                        "The agent encountered an error and could not complete the task."
+                            .to_string(),
+                    ),
+                    (None, TaskState::TimedOut) => {
+                        Some("The agent session exceeded its time limit.".to_string())
+                    }
                     _ => None,
                 };
                 (state, error)
             }
         };
         if let Some(s) = t.sessions.last_mut() {
-            s.usage = Some(script.usage.clone().unwrap_or(Usage { kind: "ai_credits".into(), amount: 1_000_000_000.0 }));
+            s.usage = Some(script.usage.clone().unwrap_or(Usage {
+                kind: "ai_credits".into(),
+                amount: 1_000_000_000.0,
+            }));
             s.error.clone_from(&error);
         }
         t.transition(state);
@@ -89,21 +113,45 @@ fn update(sim: &Sim, task_id: &str, f: impl FnOnce(&mut super::store::SimTask)) 
 }
 
 /// Commit the work, push the branch, open or move the pull request, add the artifacts.
-async fn produce(sim: &Arc<Sim>, task_id: &str, script: &TaskScript) -> Result<(), super::repo::RepoError> {
+async fn produce(
+    sim: &Arc<Sim>,
+    task_id: &str,
+    script: &TaskScript,
+) -> Result<(), super::repo::RepoError> {
     let Some((prompt, branch, base_ref, name, create_pr, html_url, creator, owner, repo)) = ({
         let store = sim.store();
         store.tasks.iter().find(|t| t.id == task_id).and_then(|t| {
             let s = t.sessions.last()?;
-            let html = format!("{}/{}/{}/copilot/tasks/{}", sim.base_url, t.owner, t.repo, t.id);
-            Some((s.prompt.clone(), s.head_ref.clone(), s.base_ref.clone(), t.name.clone(), t.create_pull_request, html, t.creator_id, t.owner.clone(), t.repo.clone()))
+            let html = format!(
+                "{}/{}/{}/copilot/tasks/{}",
+                sim.base_url, t.owner, t.repo, t.id
+            );
+            Some((
+                s.prompt.clone(),
+                s.head_ref.clone(),
+                s.base_ref.clone(),
+                t.name.clone(),
+                t.create_pull_request,
+                html,
+                t.creator_id,
+                t.owner.clone(),
+                t.repo.clone(),
+            ))
         })
     }) else {
         return Ok(());
     };
     let ops = match &script.files {
         Some(ops) => ops.clone(),
-        None if matches!(script.final_state, FinalState::Completed | FinalState::Idle | FinalState::WaitingForUser) => {
-            vec![FileOp::Write { path: "agent-gate-sim.txt".to_string(), content: prompt.clone().into_bytes() }]
+        None if matches!(
+            script.final_state,
+            FinalState::Completed | FinalState::Idle | FinalState::WaitingForUser
+        ) =>
+        {
+            vec![FileOp::Write {
+                path: "agent-gate-sim.txt".to_string(),
+                content: prompt.clone().into_bytes(),
+            }]
         }
         None => Vec::new(),
     };
@@ -111,7 +159,10 @@ async fn produce(sim: &Arc<Sim>, task_id: &str, script: &TaskScript) -> Result<(
         return Ok(());
     }
     let Some(base_sha) = sim.repo.branch(&base_ref).await else {
-        return Err(super::repo::RepoError::Op { op: format!("base ref {base_ref}"), message: "the branch no longer exists".into() });
+        return Err(super::repo::RepoError::Op {
+            op: format!("base ref {base_ref}"),
+            message: "the branch no longer exists".into(),
+        });
     };
     let existing = sim.repo.branch(&branch).await;
     let start = existing.clone().unwrap_or_else(|| base_sha.clone());
@@ -119,8 +170,15 @@ async fn produce(sim: &Arc<Sim>, task_id: &str, script: &TaskScript) -> Result<(
         "{}\n\nAgent-Logs-Url: {html_url}\n\nCo-authored-by: sim-user-{creator} <{creator}+sim-user@users.noreply.github.com>\n",
         script.commit_message.clone().unwrap_or(name)
     );
-    let who = Identity { name: "copilot-swe-agent[bot]".into(), email: "198982749+Copilot@users.noreply.github.com".into() };
-    let Some(commit) = sim.repo.commit_ops(&branch, &start, existing.as_deref(), &ops, &message, &who).await? else {
+    let who = Identity {
+        name: "copilot-swe-agent[bot]".into(),
+        email: "198982749+Copilot@users.noreply.github.com".into(),
+    };
+    let Some(commit) = sim
+        .repo
+        .commit_ops(&branch, &start, existing.as_deref(), &ops, &message, &who)
+        .await?
+    else {
         return Ok(());
     };
 
@@ -128,7 +186,10 @@ async fn produce(sim: &Arc<Sim>, task_id: &str, script: &TaskScript) -> Result<(
     let key = super::store::repo_key(&owner, &repo);
     let pr = {
         let mut store = sim.store();
-        let existing = store.pulls.iter_mut().find(|p| super::store::repo_key(&p.owner, &p.repo) == key && p.head_ref == branch);
+        let existing = store
+            .pulls
+            .iter_mut()
+            .find(|p| super::store::repo_key(&p.owner, &p.repo) == key && p.head_ref == branch);
         if let Some(p) = existing {
             p.head_sha.clone_from(&commit);
             Some(p.clone())
@@ -152,13 +213,22 @@ async fn produce(sim: &Arc<Sim>, task_id: &str, script: &TaskScript) -> Result<(
         }
     };
     if let Some(p) = &pr {
-        sim.repo.set_ref(&format!("refs/pull/{}/head", p.number), &commit).await?;
+        sim.repo
+            .set_ref(&format!("refs/pull/{}/head", p.number), &commit)
+            .await?;
     }
 
     let pull_id = sim.scenario.api.pull_id;
     update(sim, task_id, |t| {
-        let branch_artifact = Artifact { provider: "github".into(), kind: "branch".into(), data: json!({ "head_ref": branch, "base_ref": base_ref }) };
-        if !t.artifacts.iter().any(|a| a.kind == "branch" && a.data.get("head_ref").and_then(|h| h.as_str()) == Some(branch.as_str())) {
+        let branch_artifact = Artifact {
+            provider: "github".into(),
+            kind: "branch".into(),
+            data: json!({ "head_ref": branch, "base_ref": base_ref }),
+        };
+        if !t.artifacts.iter().any(|a| {
+            a.kind == "branch"
+                && a.data.get("head_ref").and_then(|h| h.as_str()) == Some(branch.as_str())
+        }) {
             t.artifacts.push(branch_artifact);
         }
         if let Some(p) = &pr {
@@ -167,14 +237,23 @@ async fn produce(sim: &Arc<Sim>, task_id: &str, script: &TaskScript) -> Result<(
                 PullId::Number => i64::try_from(p.number).unwrap_or(0),
             };
             let artifact = match script.pull_artifact {
-                PullArtifact::Pull => Some(Artifact { provider: "github".into(), kind: "pull".into(), data: json!({ "id": id, "global_id": p.global_id() }) }),
-                PullArtifact::GithubResource => {
-                    Some(Artifact { provider: "github".into(), kind: "github_resource".into(), data: json!({ "type": "pull", "id": id, "global_id": p.global_id() }) })
-                }
+                PullArtifact::Pull => Some(Artifact {
+                    provider: "github".into(),
+                    kind: "pull".into(),
+                    data: json!({ "id": id, "global_id": p.global_id() }),
+                }),
+                PullArtifact::GithubResource => Some(Artifact {
+                    provider: "github".into(),
+                    kind: "github_resource".into(),
+                    data: json!({ "type": "pull", "id": id, "global_id": p.global_id() }),
+                }),
                 PullArtifact::None => None,
             };
             if let Some(a) = artifact
-                && !t.artifacts.iter().any(|x| x.data.get("global_id") == a.data.get("global_id"))
+                && !t
+                    .artifacts
+                    .iter()
+                    .any(|x| x.data.get("global_id") == a.data.get("global_id"))
             {
                 t.artifacts.push(a);
             }

@@ -14,8 +14,12 @@ use serde_json::{Value, json};
 use super::agent;
 use super::route::{Endpoint, Matched, parse_query, percent_encode};
 use super::server::{Incoming, Sim};
-use super::store::{RecordedComment, RecordedStatus, SimSession, SimTask, now_second, repo_key, ts};
-use crate::github::types::{CommitStatus, CreateTaskRequest, ErrorBody, TaskState, ValidationError};
+use super::store::{
+    RecordedComment, RecordedStatus, SimSession, SimTask, now_second, repo_key, ts,
+};
+use crate::github::types::{
+    CommitStatus, CreateTaskRequest, ErrorBody, TaskState, ValidationError,
+};
 
 /// A response before the pipeline adds the common headers.
 #[derive(Debug, Clone)]
@@ -27,33 +31,51 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn json(status: u16, v: &Value) -> Reply {
-        Reply { status, body: serde_json::to_vec(v).unwrap_or_default(), headers: Vec::new() }
+        Reply {
+            status,
+            body: serde_json::to_vec(v).unwrap_or_default(),
+            headers: Vec::new(),
+        }
     }
 
     /// GitHub's error body `{message, documentation_url}`.
     pub fn error(status: u16, message: &str, doc: &str) -> Reply {
-        let body = ErrorBody { message: message.to_string(), documentation_url: doc.to_string(), errors: None };
+        let body = ErrorBody {
+            message: message.to_string(),
+            documentation_url: doc.to_string(),
+            errors: None,
+        };
         Reply::json(status, &serde_json::to_value(body).unwrap_or(Value::Null))
     }
 
     /// 422 `Validation Failed` with its `errors`.
     pub fn validation(doc: &str, errors: Vec<ValidationError>) -> Reply {
-        let body = ErrorBody { message: "Validation Failed".to_string(), documentation_url: doc.to_string(), errors: Some(errors) };
+        let body = ErrorBody {
+            message: "Validation Failed".to_string(),
+            documentation_url: doc.to_string(),
+            errors: Some(errors),
+        };
         Reply::json(422, &serde_json::to_value(body).unwrap_or(Value::Null))
     }
 
     /// Add the headers of every response.
     pub fn finish(&mut self, request_id: &str) {
-        self.headers.push(("x-github-request-id", request_id.to_string()));
-        self.headers.push(("x-github-media-type", "github.v3; format=json".to_string()));
+        self.headers
+            .push(("x-github-request-id", request_id.to_string()));
+        self.headers
+            .push(("x-github-media-type", "github.v3; format=json".to_string()));
         if self.status != 304 {
-            self.headers.push(("content-type", "application/json; charset=utf-8".to_string()));
+            self.headers.push((
+                "content-type",
+                "application/json; charset=utf-8".to_string(),
+            ));
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
         let mut r = Response::new(Body::from(self.body));
-        *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *r.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (k, v) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&v) {
                 r.headers_mut().append(HeaderName::from_static(k), v);
@@ -64,21 +86,36 @@ impl Reply {
 }
 
 fn invalid(field: &str, resource: &str, code: &str, message: Option<String>) -> ValidationError {
-    ValidationError { code: code.to_string(), message, field: Some(field.to_string()), resource: Some(resource.to_string()) }
+    ValidationError {
+        code: code.to_string(),
+        message,
+        field: Some(field.to_string()),
+        resource: Some(resource.to_string()),
+    }
 }
 
 /// The documentation URL of an endpoint, for error bodies.
 pub(crate) fn doc_url(e: Endpoint) -> &'static str {
     match e {
         Endpoint::ListTasks => "https://docs.github.com/rest/agent-tasks/agent-tasks#list-tasks",
-        Endpoint::GetTask => "https://docs.github.com/rest/agent-tasks/agent-tasks#get-a-task-by-id",
-        Endpoint::ListRepoTasks => "https://docs.github.com/rest/agent-tasks/agent-tasks#list-tasks-for-repository",
+        Endpoint::GetTask => {
+            "https://docs.github.com/rest/agent-tasks/agent-tasks#get-a-task-by-id"
+        }
+        Endpoint::ListRepoTasks => {
+            "https://docs.github.com/rest/agent-tasks/agent-tasks#list-tasks-for-repository"
+        }
         Endpoint::CreateTask => "https://docs.github.com/rest/agent-tasks/agent-tasks#start-a-task",
-        Endpoint::GetRepoTask => "https://docs.github.com/rest/agent-tasks/agent-tasks#get-a-task-by-repo",
+        Endpoint::GetRepoTask => {
+            "https://docs.github.com/rest/agent-tasks/agent-tasks#get-a-task-by-repo"
+        }
         Endpoint::GetRepo => "https://docs.github.com/rest/repos/repos#get-a-repository",
         Endpoint::ListPulls => "https://docs.github.com/rest/pulls/pulls#list-pull-requests",
-        Endpoint::CreateStatus => "https://docs.github.com/rest/commits/statuses#create-a-commit-status",
-        Endpoint::CreateComment => "https://docs.github.com/rest/issues/comments#create-an-issue-comment",
+        Endpoint::CreateStatus => {
+            "https://docs.github.com/rest/commits/statuses#create-a-commit-status"
+        }
+        Endpoint::CreateComment => {
+            "https://docs.github.com/rest/issues/comments#create-an-issue-comment"
+        }
         Endpoint::AddLabels => "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue",
     }
 }
@@ -99,7 +136,8 @@ pub(crate) async fn dispatch(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: 
 
 /// Parse a JSON object body: 400 for invalid JSON or a non-object (reference §7).
 fn object_body(body: &[u8], doc: &str) -> Result<serde_json::Map<String, Value>, Reply> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| Reply::error(400, "Problems parsing JSON", doc))?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| Reply::error(400, "Problems parsing JSON", doc))?;
     match v {
         Value::Object(o) => Ok(o),
         _ => Err(Reply::error(400, "Body should be a JSON object", doc)),
@@ -122,7 +160,12 @@ fn create_request(body: &[u8], sim: &Sim) -> Result<CreateTaskRequest, Reply> {
         }
         Some(Value::String(s)) => s.clone(),
         Some(_) => {
-            errors.push(invalid("prompt", "Task", "invalid", Some("prompt must be a string".into())));
+            errors.push(invalid(
+                "prompt",
+                "Task",
+                "invalid",
+                Some("prompt must be a string".into()),
+            ));
             String::new()
         }
     };
@@ -130,7 +173,12 @@ fn create_request(body: &[u8], sim: &Sim) -> Result<CreateTaskRequest, Reply> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            errors.push(invalid(field, "Task", "invalid", Some(format!("{field} must be a string"))));
+            errors.push(invalid(
+                field,
+                "Task",
+                "invalid",
+                Some(format!("{field} must be a string")),
+            ));
             None
         }
     };
@@ -142,24 +190,48 @@ fn create_request(body: &[u8], sim: &Sim) -> Result<CreateTaskRequest, Reply> {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            errors.push(invalid("create_pull_request", "Task", "invalid", Some("create_pull_request must be a boolean".into())));
+            errors.push(invalid(
+                "create_pull_request",
+                "Task",
+                "invalid",
+                Some("create_pull_request must be a boolean".into()),
+            ));
             None
         }
     };
     if let (Some(m), Some(known)) = (&model, &sim.scenario.api.models)
         && !known.contains(m)
     {
-        errors.push(invalid("model", "Task", "custom", Some(format!("model '{m}' is not available"))));
+        errors.push(invalid(
+            "model",
+            "Task",
+            "custom",
+            Some(format!("model '{m}' is not available")),
+        ));
     }
     if let (Some(a), Some(known)) = (&custom_agent, &sim.scenario.api.custom_agents)
         && !known.contains(a)
     {
-        errors.push(invalid("custom_agent", "Task", "custom", Some(format!("custom agent '{a}' was not found in .github/agents"))));
+        errors.push(invalid(
+            "custom_agent",
+            "Task",
+            "custom",
+            Some(format!(
+                "custom agent '{a}' was not found in .github/agents"
+            )),
+        ));
     }
     if !errors.is_empty() {
         return Err(Reply::validation(doc, errors));
     }
-    Ok(CreateTaskRequest { prompt, model, custom_agent, create_pull_request, base_ref, head_ref })
+    Ok(CreateTaskRequest {
+        prompt,
+        model,
+        custom_agent,
+        create_pull_request,
+        base_ref,
+        head_ref,
+    })
 }
 
 async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> Reply {
@@ -173,18 +245,38 @@ async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> 
         None => sim.repo.default_branch().await,
     };
     if sim.repo.branch(&base_ref).await.is_none() {
-        return Reply::validation(doc, vec![invalid("base_ref", "Task", "invalid", Some(format!("branch '{base_ref}' does not exist")))]);
+        return Reply::validation(
+            doc,
+            vec![invalid(
+                "base_ref",
+                "Task",
+                "invalid",
+                Some(format!("branch '{base_ref}' does not exist")),
+            )],
+        );
     }
     let follow_up_branch = match &req.head_ref {
         Some(h) => {
             if sim.repo.branch(h).await.is_none() {
-                return Reply::validation(doc, vec![invalid("head_ref", "Task", "invalid", Some(format!("branch '{h}' does not exist")))]);
+                return Reply::validation(
+                    doc,
+                    vec![invalid(
+                        "head_ref",
+                        "Task",
+                        "invalid",
+                        Some(format!("branch '{h}' does not exist")),
+                    )],
+                );
             }
             Some(h.clone())
         }
         None => None,
     };
-    let slug_branch = if follow_up_branch.is_none() { Some(sim.repo.unused_branch(&slug(&req.prompt)).await) } else { None };
+    let slug_branch = if follow_up_branch.is_none() {
+        Some(sim.repo.unused_branch(&slug(&req.prompt)).await)
+    } else {
+        None
+    };
 
     let key = repo_key(&m.owner, &m.repo);
     let now = now_second();
@@ -205,11 +297,31 @@ async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> 
             error: None,
         };
         // A follow-up on a branch an existing task owns: a new session of that task.
-        let existing = follow_up_branch.as_ref().and_then(|h| store.tasks.iter().rposition(|t| t.repo_key() == key && t.branch() == h));
+        let existing = follow_up_branch.as_ref().and_then(|h| {
+            store
+                .tasks
+                .iter()
+                .rposition(|t| t.repo_key() == key && t.branch() == h)
+        });
         let id = if let Some(i) = existing {
             let t = &mut store.tasks[i];
-            if matches!(t.state(), TaskState::Queued | TaskState::InProgress | TaskState::Unknown(_)) {
-                return Reply::validation(doc, vec![invalid("head_ref", "Task", "custom", Some(format!("task {} is still working on '{}'; wait for it to finish", t.id, t.branch())))]);
+            if matches!(
+                t.state(),
+                TaskState::Queued | TaskState::InProgress | TaskState::Unknown(_)
+            ) {
+                return Reply::validation(
+                    doc,
+                    vec![invalid(
+                        "head_ref",
+                        "Task",
+                        "custom",
+                        Some(format!(
+                            "task {} is still working on '{}'; wait for it to finish",
+                            t.id,
+                            t.branch()
+                        )),
+                    )],
+                );
             }
             t.sessions.push(session(t.branch().to_string()));
             if let Some(c) = req.create_pull_request {
@@ -218,7 +330,10 @@ async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> 
             t.touch();
             t.id.clone()
         } else {
-            let mut branch = follow_up_branch.clone().or(slug_branch).unwrap_or_else(|| "copilot/task".into());
+            let mut branch = follow_up_branch
+                .clone()
+                .or(slug_branch)
+                .unwrap_or_else(|| "copilot/task".into());
             if follow_up_branch.is_none() {
                 let stem = branch.clone();
                 let mut n = 2;
@@ -246,7 +361,11 @@ async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> 
             });
             id
         };
-        let t = store.tasks.iter().find(|t| t.id == id).map_or(Value::Null, |t| t.to_json(&sim.base_url, false));
+        let t = store
+            .tasks
+            .iter()
+            .find(|t| t.id == id)
+            .map_or(Value::Null, |t| t.to_json(&sim.base_url, false));
         (t, id, script)
     };
     agent::spawn(sim, &task_id, script);
@@ -266,40 +385,72 @@ struct ListQuery {
 }
 
 fn list_query(sim: &Sim, pairs: &[(String, String)], doc: &str) -> Result<ListQuery, Reply> {
-    let mut q = ListQuery { per_page: 30, page: 1, sort_created: false, ascending: false, states: None, archived: false, since: None, creators: Vec::new() };
-    let bad = |field: &str, msg: String| Reply::validation(doc, vec![invalid(field, "Task", "invalid", Some(msg))]);
+    let mut q = ListQuery {
+        per_page: 30,
+        page: 1,
+        sort_created: false,
+        ascending: false,
+        states: None,
+        archived: false,
+        since: None,
+        creators: Vec::new(),
+    };
+    let bad = |field: &str, msg: String| {
+        Reply::validation(doc, vec![invalid(field, "Task", "invalid", Some(msg))])
+    };
     for (k, v) in pairs {
         match k.as_str() {
             "per_page" => {
-                let n: i64 = v.parse().map_err(|_| bad("per_page", format!("per_page must be an integer, not {v:?}")))?;
-                if !(1..=100).contains(&n) && sim.scenario.api.per_page == super::scenario::PerPagePolicy::Reject {
+                let n: i64 = v.parse().map_err(|_| {
+                    bad(
+                        "per_page",
+                        format!("per_page must be an integer, not {v:?}"),
+                    )
+                })?;
+                if !(1..=100).contains(&n)
+                    && sim.scenario.api.per_page == super::scenario::PerPagePolicy::Reject
+                {
                     return Err(bad("per_page", "per_page must be between 1 and 100".into()));
                 }
                 q.per_page = usize::try_from(n.clamp(1, 100)).unwrap_or(30);
             }
             "page" => {
-                let n: i64 = v.parse().map_err(|_| bad("page", format!("page must be an integer, not {v:?}")))?;
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| bad("page", format!("page must be an integer, not {v:?}")))?;
                 q.page = usize::try_from(n.max(1)).unwrap_or(1);
             }
             "sort" => {
                 q.sort_created = match v.as_str() {
                     "updated_at" => false,
                     "created_at" => true,
-                    _ => return Err(bad("sort", format!("sort must be updated_at or created_at, not {v:?}"))),
+                    _ => {
+                        return Err(bad(
+                            "sort",
+                            format!("sort must be updated_at or created_at, not {v:?}"),
+                        ));
+                    }
                 }
             }
             "direction" => {
                 q.ascending = match v.as_str() {
                     "desc" => false,
                     "asc" => true,
-                    _ => return Err(bad("direction", format!("direction must be asc or desc, not {v:?}"))),
+                    _ => {
+                        return Err(bad(
+                            "direction",
+                            format!("direction must be asc or desc, not {v:?}"),
+                        ));
+                    }
                 }
             }
             "state" => {
                 let mut states = Vec::new();
                 for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match TaskState::parse(s) {
-                        TaskState::Unknown(_) => return Err(bad("state", format!("unknown state {s:?}"))),
+                        TaskState::Unknown(_) => {
+                            return Err(bad("state", format!("unknown state {s:?}")));
+                        }
                         st => states.push(st),
                     }
                 }
@@ -309,13 +460,30 @@ fn list_query(sim: &Sim, pairs: &[(String, String)], doc: &str) -> Result<ListQu
                 q.archived = match v.as_str() {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(bad("is_archived", format!("is_archived must be true or false, not {v:?}"))),
+                    _ => {
+                        return Err(bad(
+                            "is_archived",
+                            format!("is_archived must be true or false, not {v:?}"),
+                        ));
+                    }
                 }
             }
-            "since" => q.since = Some(v.parse::<Timestamp>().map_err(|_| bad("since", format!("since must be an ISO 8601 timestamp, not {v:?}")))?),
+            "since" => {
+                q.since = Some(v.parse::<Timestamp>().map_err(|_| {
+                    bad(
+                        "since",
+                        format!("since must be an ISO 8601 timestamp, not {v:?}"),
+                    )
+                })?);
+            }
             "creator_id" | "creator_id[]" => {
                 for part in v.split(',').filter(|s| !s.is_empty()) {
-                    q.creators.push(part.trim().parse().map_err(|_| bad("creator_id", format!("creator_id must be an integer, not {part:?}")))?);
+                    q.creators.push(part.trim().parse().map_err(|_| {
+                        bad(
+                            "creator_id",
+                            format!("creator_id must be an integer, not {part:?}"),
+                        )
+                    })?);
                 }
             }
             _ => {}
@@ -334,7 +502,17 @@ fn list_tasks(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> Reply {
     let repo_scoped = m.endpoint == Endpoint::ListRepoTasks;
     let key = repo_key(&m.owner, &m.repo);
     let store = sim.store();
-    let in_scope: Vec<&SimTask> = store.tasks.iter().filter(|t| if repo_scoped { t.repo_key() == key } else { t.creator_id == user }).collect();
+    let in_scope: Vec<&SimTask> = store
+        .tasks
+        .iter()
+        .filter(|t| {
+            if repo_scoped {
+                t.repo_key() == key
+            } else {
+                t.creator_id == user
+            }
+        })
+        .collect();
     let total_active = in_scope.iter().filter(|t| t.archived_at.is_none()).count();
     let total_archived = in_scope.len() - total_active;
     let mut chosen: Vec<&SimTask> = in_scope
@@ -344,28 +522,53 @@ fn list_tasks(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> Reply {
         .filter(|t| q.since.is_none_or(|s| t.updated_at >= s))
         .filter(|t| !repo_scoped || q.creators.is_empty() || q.creators.contains(&t.creator_id))
         .collect();
-    chosen.sort_by_key(|t| if q.sort_created { t.created_at } else { t.updated_at });
+    chosen.sort_by_key(|t| {
+        if q.sort_created {
+            t.created_at
+        } else {
+            t.updated_at
+        }
+    });
     if !q.ascending {
         chosen.reverse();
     }
     let last = chosen.len().div_ceil(q.per_page).max(1);
     let start = (q.page - 1).saturating_mul(q.per_page);
-    let tasks: Vec<Value> = chosen.iter().skip(start).take(q.per_page).map(|t| t.to_json(&sim.base_url, false)).collect();
+    let tasks: Vec<Value> = chosen
+        .iter()
+        .skip(start)
+        .take(q.per_page)
+        .map(|t| t.to_json(&sim.base_url, false))
+        .collect();
     let body = json!({
         "tasks": tasks,
         "total_active_count": total_active,
         "total_archived_count": total_archived,
     });
     let mut r = Reply::json(200, &body);
-    r.headers.push(("link", link_header(&sim.base_url, &inc.path, &pairs, q.page, q.per_page, last)));
+    r.headers.push((
+        "link",
+        link_header(&sim.base_url, &inc.path, &pairs, q.page, q.per_page, last),
+    ));
     r
 }
 
 /// `Link` with `first` always, `prev` after page 1, `next` before the last page and `last`
 /// (the URL of the final page), keeping every other query parameter.
-fn link_header(base: &str, path: &str, pairs: &[(String, String)], page: usize, per_page: usize, last: usize) -> String {
+fn link_header(
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    page: usize,
+    per_page: usize,
+    last: usize,
+) -> String {
     let url = |p: usize| {
-        let mut q: Vec<String> = pairs.iter().filter(|(k, _)| k != "page" && k != "per_page").map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect();
+        let mut q: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k != "page" && k != "per_page")
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect();
         q.push(format!("page={p}"));
         q.push(format!("per_page={per_page}"));
         format!("<{base}{path}?{}>", q.join("&"))
@@ -386,7 +589,12 @@ fn get_task(sim: &Sim, m: &Matched, user: i64) -> Reply {
     let store = sim.store();
     let key = repo_key(&m.owner, &m.repo);
     let found = store.tasks.iter().find(|t| {
-        t.id.eq_ignore_ascii_case(&m.id) && if m.endpoint == Endpoint::GetRepoTask { t.repo_key() == key } else { t.creator_id == user }
+        t.id.eq_ignore_ascii_case(&m.id)
+            && if m.endpoint == Endpoint::GetRepoTask {
+                t.repo_key() == key
+            } else {
+                t.creator_id == user
+            }
     });
     match found {
         Some(t) => Reply::json(200, &t.to_json(&sim.base_url, true)),
@@ -417,10 +625,24 @@ async fn get_repo(sim: &Sim, m: &Matched) -> Reply {
 
 fn list_pulls(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     let pairs = parse_query(&inc.query);
-    let get = |k: &str| pairs.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let state = get("state").unwrap_or_else(|| "open".into());
     if !matches!(state.as_str(), "open" | "closed" | "all") {
-        return Reply::validation(doc_url(m.endpoint), vec![invalid("state", "PullRequest", "invalid", Some("state must be open, closed or all".into()))]);
+        return Reply::validation(
+            doc_url(m.endpoint),
+            vec![invalid(
+                "state",
+                "PullRequest",
+                "invalid",
+                Some("state must be open, closed or all".into()),
+            )],
+        );
     }
     let head = get("head").map(|h| h.split_once(':').map_or(h.clone(), |(_, b)| b.to_string()));
     let base = get("base");
@@ -436,7 +658,13 @@ fn list_pulls(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
             let mut v = serde_json::to_value(p.to_wire(&sim.base_url)).unwrap_or(Value::Null);
             if let Some(o) = v.as_object_mut() {
                 o.insert("node_id".into(), Value::from(p.global_id()));
-                o.insert("url".into(), Value::from(format!("{}/repos/{}/{}/pulls/{}", sim.base_url, p.owner, p.repo, p.number)));
+                o.insert(
+                    "url".into(),
+                    Value::from(format!(
+                        "{}/repos/{}/{}/pulls/{}",
+                        sim.base_url, p.owner, p.repo, p.number
+                    )),
+                );
             }
             v
         })
@@ -453,18 +681,47 @@ async fn create_status(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     };
     let status: CommitStatus = match serde_json::from_value(Value::Object(o)) {
         Ok(s) => s,
-        Err(e) => return Reply::validation(doc, vec![invalid("state", "Status", "invalid", Some(e.to_string()))]),
+        Err(e) => {
+            return Reply::validation(
+                doc,
+                vec![invalid("state", "Status", "invalid", Some(e.to_string()))],
+            );
+        }
     };
-    if !matches!(status.state.as_str(), "error" | "failure" | "pending" | "success") {
-        return Reply::validation(doc, vec![invalid("state", "Status", "invalid", Some("state is not included in the list".into()))]);
+    if !matches!(
+        status.state.as_str(),
+        "error" | "failure" | "pending" | "success"
+    ) {
+        return Reply::validation(
+            doc,
+            vec![invalid(
+                "state",
+                "Status",
+                "invalid",
+                Some("state is not included in the list".into()),
+            )],
+        );
     }
     if !sim.repo.commit_exists(&m.id).await {
-        return Reply::validation(doc, vec![invalid("sha", "Status", "custom", Some(format!("No commit found for SHA: {}", m.id)))]);
+        return Reply::validation(
+            doc,
+            vec![invalid(
+                "sha",
+                "Status",
+                "custom",
+                Some(format!("No commit found for SHA: {}", m.id)),
+            )],
+        );
     }
     let now = ts(now_second());
     let id = {
         let mut store = sim.store();
-        store.statuses.push(RecordedStatus { owner: m.owner.clone(), repo: m.repo.clone(), sha: m.id.clone(), status: status.clone() });
+        store.statuses.push(RecordedStatus {
+            owner: m.owner.clone(),
+            repo: m.repo.clone(),
+            sha: m.id.clone(),
+            status: status.clone(),
+        });
         store.next_id()
     };
     Reply::json(
@@ -487,25 +744,51 @@ async fn create_status(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
 fn issue_exists(sim: &Sim, m: &Matched) -> Option<u64> {
     let n: u64 = m.id.parse().ok()?;
     let key = repo_key(&m.owner, &m.repo);
-    sim.store().pulls.iter().any(|p| p.number == n && repo_key(&p.owner, &p.repo) == key).then_some(n)
+    sim.store()
+        .pulls
+        .iter()
+        .any(|p| p.number == n && repo_key(&p.owner, &p.repo) == key)
+        .then_some(n)
 }
 
 fn create_comment(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     let doc = doc_url(m.endpoint);
-    let Some(n) = issue_exists(sim, m) else { return Reply::error(404, "Not Found", doc) };
+    let Some(n) = issue_exists(sim, m) else {
+        return Reply::error(404, "Not Found", doc);
+    };
     let o = match object_body(&inc.body, doc) {
         Ok(o) => o,
         Err(r) => return r,
     };
     let body = match o.get("body") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_) | Value::Null) | None => return Reply::validation(doc, vec![invalid("body", "IssueComment", "missing_field", None)]),
-        Some(_) => return Reply::validation(doc, vec![invalid("body", "IssueComment", "invalid", Some("body must be a string".into()))]),
+        Some(Value::String(_) | Value::Null) | None => {
+            return Reply::validation(
+                doc,
+                vec![invalid("body", "IssueComment", "missing_field", None)],
+            );
+        }
+        Some(_) => {
+            return Reply::validation(
+                doc,
+                vec![invalid(
+                    "body",
+                    "IssueComment",
+                    "invalid",
+                    Some("body must be a string".into()),
+                )],
+            );
+        }
     };
     let now = ts(now_second());
     let id = {
         let mut store = sim.store();
-        store.comments.push(RecordedComment { owner: m.owner.clone(), repo: m.repo.clone(), issue_number: n, body: body.clone() });
+        store.comments.push(RecordedComment {
+            owner: m.owner.clone(),
+            repo: m.repo.clone(),
+            issue_number: n,
+            body: body.clone(),
+        });
         store.next_id()
     };
     Reply::json(
@@ -522,10 +805,15 @@ fn create_comment(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     )
 }
 
-#[allow(clippy::many_single_char_names, reason = "m, n, v, l: the matched route, issue number, body and label")]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "m, n, v, l: the matched route, issue number, body and label"
+)]
 fn add_labels(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     let doc = doc_url(m.endpoint);
-    let Some(n) = issue_exists(sim, m) else { return Reply::error(404, "Not Found", doc) };
+    let Some(n) = issue_exists(sim, m) else {
+        return Reply::error(404, "Not Found", doc);
+    };
     let v: Value = match serde_json::from_slice(&inc.body) {
         Ok(v) => v,
         Err(_) => return Reply::error(400, "Problems parsing JSON", doc),
@@ -534,7 +822,12 @@ fn add_labels(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
         Value::Array(a) => a,
         Value::Object(o) => match o.get("labels") {
             Some(Value::Array(a)) => a,
-            _ => return Reply::validation(doc, vec![invalid("labels", "Label", "missing_field", None)]),
+            _ => {
+                return Reply::validation(
+                    doc,
+                    vec![invalid("labels", "Label", "missing_field", None)],
+                );
+            }
         },
         _ => return Reply::error(400, "Body should be a JSON object", doc),
     };
@@ -542,14 +835,36 @@ fn add_labels(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     for l in list {
         match l {
             Value::String(s) if !s.trim().is_empty() => names.push(s.clone()),
-            Value::Object(o) if o.get("name").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty()) => {
-                names.push(o.get("name").and_then(Value::as_str).unwrap_or_default().to_string());
+            Value::Object(o)
+                if o.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.trim().is_empty()) =>
+            {
+                names.push(
+                    o.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                );
             }
-            _ => return Reply::validation(doc, vec![invalid("labels", "Label", "invalid", Some("labels must be non-empty strings".into()))]),
+            _ => {
+                return Reply::validation(
+                    doc,
+                    vec![invalid(
+                        "labels",
+                        "Label",
+                        "invalid",
+                        Some("labels must be non-empty strings".into()),
+                    )],
+                );
+            }
         }
     }
     let mut store = sim.store();
-    let all = store.labels.entry((repo_key(&m.owner, &m.repo), n)).or_default();
+    let all = store
+        .labels
+        .entry((repo_key(&m.owner, &m.repo), n))
+        .or_default();
     for name in names {
         if !all.contains(&name) {
             all.push(name);
@@ -587,6 +902,10 @@ pub(crate) fn slug(prompt: &str) -> String {
 
 /// The task name: the first non-empty line of the prompt, at most 80 characters.
 fn task_name(prompt: &str) -> String {
-    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("task");
+    let line = prompt
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("task");
     line.chars().take(80).collect()
 }

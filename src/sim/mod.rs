@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 
 pub use route::Endpoint;
 pub use scenario::{
-    ApiOptions, BodyFault, CreationLimit, Fault, FaultAction, FileOp, FinalState, PerPagePolicy, PullArtifact, PullId, RateLimit, Scenario, ScenarioError,
-    TaskScript, When,
+    ApiOptions, BodyFault, CreationLimit, Fault, FaultAction, FileOp, FinalState, PerPagePolicy,
+    PullArtifact, PullId, RateLimit, Scenario, ScenarioError, TaskScript, When,
 };
 pub use server::API_VERSIONS;
 pub use store::{LoggedRequest, RecordedComment, RecordedStatus, user_id_for_token};
@@ -50,7 +50,11 @@ pub struct SimConfig {
 impl SimConfig {
     /// Default behaviour, real time.
     pub fn new(repo: impl Into<PathBuf>) -> SimConfig {
-        SimConfig { repo: repo.into(), scenario: None, time_scale: 1.0 }
+        SimConfig {
+            repo: repo.into(),
+            scenario: None,
+            time_scale: 1.0,
+        }
     }
 }
 
@@ -58,10 +62,18 @@ impl SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("simulator repository {path}: {source}")]
-    Repo { path: PathBuf, source: repo::RepoError },
+    Repo {
+        path: PathBuf,
+        source: repo::RepoError,
+    },
     #[error("cannot listen on {addr}: {source} (pick another --port, or 0 for any free port)")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("invalid --time-scale {0}: use a positive number such as 1 (real time) or 600 (10 minutes per second)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "invalid --time-scale {0}: use a positive number such as 1 (real time) or 600 (10 minutes per second)"
+    )]
     TimeScale(f64),
     #[error("the simulator only listens on 127.0.0.1, not {0}")]
     NotLoopback(SocketAddr),
@@ -88,9 +100,18 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
     if !(cfg.time_scale.is_finite() && cfg.time_scale > 0.0) {
         return Err(SimError::TimeScale(cfg.time_scale));
     }
-    let repo = repo::Repo::open_or_create(&cfg.repo).await.map_err(|source| SimError::Repo { path: cfg.repo.clone(), source })?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+    let repo = repo::Repo::open_or_create(&cfg.repo)
+        .await
+        .map_err(|source| SimError::Repo {
+            path: cfg.repo.clone(),
+            source,
+        })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?;
     let sim = Arc::new(server::Sim {
         scenario: cfg.scenario.unwrap_or_default(),
         time_scale: cfg.time_scale,
@@ -98,9 +119,15 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
         repo,
         store: Mutex::new(store::Store::default()),
     });
-    let app = axum::Router::new().fallback(server::handle).with_state(Arc::clone(&sim));
+    let app = axum::Router::new()
+        .fallback(server::handle)
+        .with_state(Arc::clone(&sim));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let serve = axum::serve(server::SimListener(listener), app.into_make_service_with_connect_info::<server::ConnHandle>()).with_graceful_shutdown(async move {
+    let serve = axum::serve(
+        server::SimListener(listener),
+        app.into_make_service_with_connect_info::<server::ConnHandle>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = rx.await;
     });
     let task = tokio::spawn(async move {
@@ -108,7 +135,12 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
             tracing::warn!("simulator server stopped: {e}");
         }
     });
-    Ok(SimHandle { sim, addr, stop: Mutex::new(Some(tx)), server: Mutex::new(Some(task)) })
+    Ok(SimHandle {
+        sim,
+        addr,
+        stop: Mutex::new(Some(tx)),
+        server: Mutex::new(Some(task)),
+    })
 }
 
 impl SimHandle {
@@ -135,7 +167,12 @@ impl SimHandle {
     /// How many requests had this method and a path matching `pattern`, where a segment
     /// `*` or `{name}` matches any one segment: `count("POST", "/agents/repos/*/*/tasks")`.
     pub fn count(&self, method: &str, pattern: &str) -> usize {
-        self.sim.store().log.iter().filter(|r| r.method.eq_ignore_ascii_case(method) && path_matches(pattern, &r.path)).count()
+        self.sim
+            .store()
+            .log
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && path_matches(pattern, &r.path))
+            .count()
     }
 
     /// Test-only control, the UI's "Stop session": the task's current session ends
@@ -160,12 +197,21 @@ impl SimHandle {
     /// Every task, as the single-task GET renders it (with `sessions`).
     pub fn tasks(&self) -> Vec<Task> {
         let store = self.sim.store();
-        store.tasks.iter().filter_map(|t| serde_json::from_value(t.to_json(&self.sim.base_url, true)).ok()).collect()
+        store
+            .tasks
+            .iter()
+            .filter_map(|t| serde_json::from_value(t.to_json(&self.sim.base_url, true)).ok())
+            .collect()
     }
 
     /// Every pull request the simulated agents opened.
     pub fn pull_requests(&self) -> Vec<PullRequest> {
-        self.sim.store().pulls.iter().map(|p| p.to_wire(&self.sim.base_url)).collect()
+        self.sim
+            .store()
+            .pulls
+            .iter()
+            .map(|p| p.to_wire(&self.sim.base_url))
+            .collect()
     }
 
     /// Commit statuses posted so far.
@@ -179,19 +225,38 @@ impl SimHandle {
     }
 
     /// Labels of an issue or pull request.
-    pub fn labels(&self, owner: &str, repo: &str, number: u64) -> Vec<String> {
-        self.sim.store().labels.get(&(store::repo_key(owner, repo), number)).cloned().unwrap_or_default()
+    pub fn labels(&self, owner: &str, repo: &str, number: i64) -> Vec<String> {
+        let Ok(number) = u64::try_from(number) else {
+            return Vec::new();
+        };
+        self.sim
+            .store()
+            .labels
+            .get(&(store::repo_key(owner, repo), number))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Stop accepting requests, finish the ones in flight (5 s at most) and stop every agent.
     pub async fn shutdown(self) {
         self.stop_agents();
-        if let Some(tx) = self.stop.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(tx) = self
+            .stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             let _ = tx.send(());
         }
-        let task = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let task = self
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(mut task) = task
-            && tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err()
+            && tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
         {
             task.abort();
         }
@@ -207,7 +272,12 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.stop_agents();
-        if let Some(task) = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(task) = self
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             task.abort();
         }
     }
@@ -216,12 +286,20 @@ impl Drop for SimHandle {
 fn path_matches(pattern: &str, path: &str) -> bool {
     let p: Vec<&str> = pattern.split('/').collect();
     let s: Vec<&str> = path.split('/').collect();
-    p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || (p.starts_with('{') && p.ends_with('}') && !s.is_empty()) || p == s)
+    p.len() == s.len()
+        && p.iter().zip(&s).all(|(p, s)| {
+            *p == "*" || (p.starts_with('{') && p.ends_with('}') && !s.is_empty()) || p == s
+        })
 }
 
 /// Run the simulator for `agent-gate sim` until `shutdown` resolves. The first line written
 /// to `out` is `agent-gate sim listening on http://127.0.0.1:PORT`.
-pub async fn serve_until<W: std::io::Write>(cfg: SimConfig, port: u16, mut out: W, shutdown: impl Future<Output = ()>) -> Result<(), SimError> {
+pub async fn serve_until<W: std::io::Write>(
+    cfg: SimConfig,
+    port: u16,
+    mut out: W,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SimError> {
     let handle = start(cfg, SocketAddr::from(([127, 0, 0, 1], port))).await?;
     writeln!(out, "agent-gate sim listening on {}", handle.url()).map_err(SimError::Output)?;
     out.flush().map_err(SimError::Output)?;
@@ -231,8 +309,13 @@ pub async fn serve_until<W: std::io::Write>(cfg: SimConfig, port: u16, mut out: 
 }
 
 /// Run the simulator for `agent-gate sim` until SIGINT (ctrl-c) or SIGTERM.
-pub async fn serve_forever<W: std::io::Write>(cfg: SimConfig, port: u16, out: W) -> Result<(), SimError> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(SimError::Signal)?;
+pub async fn serve_forever<W: std::io::Write>(
+    cfg: SimConfig,
+    port: u16,
+    out: W,
+) -> Result<(), SimError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(SimError::Signal)?;
     serve_until(cfg, port, out, async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

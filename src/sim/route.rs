@@ -62,7 +62,10 @@ impl Endpoint {
     /// The HTTP method.
     pub fn method(self) -> &'static str {
         match self {
-            Endpoint::CreateTask | Endpoint::CreateStatus | Endpoint::CreateComment | Endpoint::AddLabels => "POST",
+            Endpoint::CreateTask
+            | Endpoint::CreateStatus
+            | Endpoint::CreateComment
+            | Endpoint::AddLabels => "POST",
             _ => "GET",
         }
     }
@@ -87,7 +90,10 @@ impl Endpoint {
     pub fn parse(s: &str) -> Option<Endpoint> {
         let s = s.trim();
         Endpoint::ALL.into_iter().find(|e| {
-            e.name() == s || s.split_once(' ').is_some_and(|(m, p)| m.eq_ignore_ascii_case(e.method()) && p.trim() == e.template())
+            e.name() == s
+                || s.split_once(' ').is_some_and(|(m, p)| {
+                    m.eq_ignore_ascii_case(e.method()) && p.trim() == e.template()
+                })
         })
     }
 }
@@ -110,7 +116,10 @@ pub struct Matched {
 
 /// Match a method and a raw path. A trailing slash, an empty segment or an unknown method
 /// does not match (GitHub answers 404 for those).
-#[allow(clippy::many_single_char_names, reason = "o, r, n: owner, repo, number segments of the templates")]
+#[allow(
+    clippy::many_single_char_names,
+    reason = "o, r, n: owner, repo, number segments of the templates"
+)]
 pub fn match_path(method: &str, path: &str) -> Option<Matched> {
     let rest = path.strip_prefix('/')?;
     let segs: Vec<String> = rest.split('/').map(percent_decode).collect();
@@ -118,7 +127,12 @@ pub fn match_path(method: &str, path: &str) -> Option<Matched> {
         return None;
     }
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = |endpoint: Endpoint, owner: &str, repo: &str, id: &str| Matched { endpoint, owner: owner.to_string(), repo: repo.to_string(), id: id.to_string() };
+    let m = |endpoint: Endpoint, owner: &str, repo: &str, id: &str| Matched {
+        endpoint,
+        owner: owner.to_string(),
+        repo: repo.to_string(),
+        id: id.to_string(),
+    };
     let found = match (method, s.as_slice()) {
         ("GET", ["agents", "tasks"]) => m(Endpoint::ListTasks, "", "", ""),
         ("GET", ["agents", "tasks", id]) => m(Endpoint::GetTask, "", "", id),
@@ -183,7 +197,10 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }

@@ -31,7 +31,6 @@ pub struct Scenario {
     pub api: ApiOptions,
 }
 
-
 /// How the simulated agent handles one task session.
 #[derive(Debug, Clone)]
 pub struct TaskScript {
@@ -160,13 +159,19 @@ pub enum FaultAction {
     /// Only the delay.
     DelayOnly,
     /// Answer with this status and a GitHub error body.
-    Status { status: u16, message: Option<String> },
+    Status {
+        status: u16,
+        message: Option<String>,
+    },
     /// Close the connection without a response.
     Drop,
     /// Send the real status with a broken body.
     Body(BodyFault),
     /// A secondary rate limit response (403 or 429, optional `retry-after`).
-    SecondaryRateLimit { status: u16, retry_after: Option<Duration> },
+    SecondaryRateLimit {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// How a body is broken.
@@ -192,7 +197,11 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        RateLimit { limit: 5000, window: Duration::from_hours(1), status: 403 }
+        RateLimit {
+            limit: 5000,
+            window: Duration::from_hours(1),
+            status: 403,
+        }
     }
 }
 
@@ -257,19 +266,42 @@ impl Default for ApiOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Yaml { path: PathBuf, line: u64, column: u64, message: String },
+    Yaml {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Invalid { path: PathBuf, line: u64, column: u64, message: String },
-    #[error("{path}:{line}: cannot read {file} (paths are relative to the scenario file): {source}")]
-    File { path: PathBuf, line: u64, file: PathBuf, source: std::io::Error },
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error(
+        "{path}:{line}: cannot read {file} (paths are relative to the scenario file): {source}"
+    )]
+    File {
+        path: PathBuf,
+        line: u64,
+        file: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Scenario {
     /// Read and compile a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         Scenario::from_yaml(&text, path, dir)
     }
@@ -280,8 +312,20 @@ impl Scenario {
         let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let full = e.to_string();
-            let message = full.lines().next().unwrap_or("invalid scenario").to_string();
-            ScenarioError::Yaml { path: name.to_path_buf(), line, column, message }
+            let first = full.lines().next().unwrap_or("invalid scenario");
+            // serde-saphyr writes "error: line L column C: message"; the location is ours.
+            let message = first
+                .strip_prefix("error: ")
+                .and_then(|r| r.strip_prefix("line "))
+                .and_then(|r| r.split_once(": "))
+                .map_or(first, |(_, m)| m)
+                .to_string();
+            ScenarioError::Yaml {
+                path: name.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         })?;
         Compiler { name, dir }.scenario(raw)
     }
@@ -480,13 +524,21 @@ impl<'de> Deserialize<'de> for Dur {
                 Ok(Dur(Duration::from_secs(v)))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
-                u64::try_from(v).map(|v| Dur(Duration::from_secs(v))).map_err(|_| E::custom("a duration cannot be negative"))
+                u64::try_from(v)
+                    .map(|v| Dur(Duration::from_secs(v)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v).map(Dur).map_err(|_| E::custom("a duration must be a finite, non-negative number"))
+                Duration::try_from_secs_f64(v)
+                    .map(Dur)
+                    .map_err(|_| E::custom("a duration must be a finite, non-negative number"))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
-                parse_duration(v).map(Dur).ok_or_else(|| E::custom(format!("invalid duration {v:?}: write 500ms, 2s, 10m or 1h")))
+                parse_duration(v).map(Dur).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid duration {v:?}: write 500ms, 2s, 10m or 1h"
+                    ))
+                })
             }
         }
         d.deserialize_any(V)
@@ -496,7 +548,9 @@ impl<'de> Deserialize<'de> for Dur {
 /// Parse `500ms`, `2s`, `1.5m`, `1h` or `3` (seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
@@ -519,11 +573,20 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn invalid(&self, at: &serde_saphyr::Location, message: impl Into<String>) -> ScenarioError {
-        ScenarioError::Invalid { path: self.name.to_path_buf(), line: at.line(), column: at.column(), message: message.into() }
+        ScenarioError::Invalid {
+            path: self.name.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            message: message.into(),
+        }
     }
 
     fn scenario(&self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
-        let tasks = raw.tasks.into_iter().map(|t| self.task(t)).collect::<Result<Vec<_>, _>>()?;
+        let tasks = raw
+            .tasks
+            .into_iter()
+            .map(|t| self.task(t))
+            .collect::<Result<Vec<_>, _>>()?;
         let default_task = match raw.default {
             Some(t) => {
                 if t.value.matches.is_some() {
@@ -533,11 +596,20 @@ impl Compiler<'_> {
             }
             None => TaskScript::default(),
         };
-        let faults = raw.faults.into_iter().map(|f| self.fault(f)).collect::<Result<Vec<_>, _>>()?;
+        let faults = raw
+            .faults
+            .into_iter()
+            .map(|f| self.fault(f))
+            .collect::<Result<Vec<_>, _>>()?;
         let rate_limit = match raw.rate_limit {
             Some(r) => RateLimit {
                 limit: r.value.limit,
-                window: self.nonzero(&r.referenced, r.value.window.map(|d| d.0), Duration::from_hours(1), "rate-limit window")?,
+                window: self.nonzero(
+                    &r.referenced,
+                    r.value.window.map(|d| d.0),
+                    Duration::from_hours(1),
+                    "rate-limit window",
+                )?,
                 status: self.limit_status(&r.referenced, r.value.status)?,
             },
             None => RateLimit::default(),
@@ -545,7 +617,12 @@ impl Compiler<'_> {
         let creation_limit = match raw.creation_limit {
             Some(c) => Some(CreationLimit {
                 max: c.value.max,
-                window: self.nonzero(&c.referenced, c.value.window.map(|d| d.0), Duration::from_mins(1), "creation-limit window")?,
+                window: self.nonzero(
+                    &c.referenced,
+                    c.value.window.map(|d| d.0),
+                    Duration::from_mins(1),
+                    "creation-limit window",
+                )?,
                 status: self.limit_status(&c.referenced, c.value.status)?,
                 retry_after: c.value.retry_after.map(|d| d.0),
             }),
@@ -561,10 +638,23 @@ impl Compiler<'_> {
             read_only_tokens: api.read_only_tokens,
             pull_id: api.pull_artifact_id.unwrap_or(PullId::DatabaseId),
         };
-        Ok(Scenario { tasks, default_task, faults, rate_limit, creation_limit, api })
+        Ok(Scenario {
+            tasks,
+            default_task,
+            faults,
+            rate_limit,
+            creation_limit,
+            api,
+        })
     }
 
-    fn nonzero(&self, at: &serde_saphyr::Location, d: Option<Duration>, default: Duration, what: &str) -> Result<Duration, ScenarioError> {
+    fn nonzero(
+        &self,
+        at: &serde_saphyr::Location,
+        d: Option<Duration>,
+        default: Duration,
+        what: &str,
+    ) -> Result<Duration, ScenarioError> {
         let d = d.unwrap_or(default);
         if d.is_zero() {
             return Err(self.invalid(at, format!("{what} must be longer than 0s")));
@@ -572,10 +662,17 @@ impl Compiler<'_> {
         Ok(d)
     }
 
-    fn limit_status(&self, at: &serde_saphyr::Location, s: Option<u16>) -> Result<u16, ScenarioError> {
+    fn limit_status(
+        &self,
+        at: &serde_saphyr::Location,
+        s: Option<u16>,
+    ) -> Result<u16, ScenarioError> {
         match s.unwrap_or(403) {
             s @ (403 | 429) => Ok(s),
-            s => Err(self.invalid(at, format!("a rate-limit status is 403 or 429 (GitHub uses both), not {s}"))),
+            s => Err(self.invalid(
+                at,
+                format!("a rate-limit status is 403 or 429 (GitHub uses both), not {s}"),
+            )),
         }
     }
 
@@ -583,10 +680,17 @@ impl Compiler<'_> {
         let at = t.referenced;
         let r = t.value;
         if r.matches.as_deref() == Some("") {
-            return Err(self.invalid(&at, "`match` is a non-empty substring of the prompt; omit it to match by order"));
+            return Err(self.invalid(
+                &at,
+                "`match` is a non-empty substring of the prompt; omit it to match by order",
+            ));
         }
         let files = match r.files {
-            Some(ops) => Some(ops.into_iter().map(|op| self.file_op(op)).collect::<Result<Vec<_>, _>>()?),
+            Some(ops) => Some(
+                ops.into_iter()
+                    .map(|op| self.file_op(op))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
             None => None,
         };
         let usage = r.usage.map(|u| Usage {
@@ -622,18 +726,28 @@ impl Compiler<'_> {
             || p.starts_with('/')
             || p.ends_with('/')
             || p.contains('\0')
-            || p.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.eq_ignore_ascii_case(".git"));
+            || p.split('/')
+                .any(|c| c.is_empty() || c == "." || c == ".." || c.eq_ignore_ascii_case(".git"));
         if bad {
             return Err(self.invalid(at, format!("{p:?} is not a repository path: use a relative path like src/a.rs, without `..`, `.git` or empty parts")));
         }
         Ok(p.to_string())
     }
 
-    fn read(&self, at: &serde_saphyr::Location, file: &str) -> Result<(PathBuf, Vec<u8>), ScenarioError> {
+    fn read(
+        &self,
+        at: &serde_saphyr::Location,
+        file: &str,
+    ) -> Result<(PathBuf, Vec<u8>), ScenarioError> {
         let full = self.dir.join(file);
         std::fs::read(&full)
             .map(|b| (full.clone(), b))
-            .map_err(|source| ScenarioError::File { path: self.name.to_path_buf(), line: at.line(), file: full, source })
+            .map_err(|source| ScenarioError::File {
+                path: self.name.to_path_buf(),
+                line: at.line(),
+                file: full,
+                source,
+            })
     }
 
     fn file_op(&self, op: Spanned<RawFileOp>) -> Result<FileOp, ScenarioError> {
@@ -644,7 +758,12 @@ impl Compiler<'_> {
                 let content = match (w.content, w.from_file) {
                     (Some(c), None) => c.into_bytes(),
                     (None, Some(f)) => self.read(&at, &f)?.1,
-                    _ => return Err(self.invalid(&at, "`write` takes exactly one of `content` or `from-file`")),
+                    _ => {
+                        return Err(self.invalid(
+                            &at,
+                            "`write` takes exactly one of `content` or `from-file`",
+                        ));
+                    }
                 };
                 FileOp::Write { path, content }
             }
@@ -652,14 +771,25 @@ impl Compiler<'_> {
                 let (file, patch) = self.read(&at, &f)?;
                 FileOp::Patch { file, patch }
             }
-            RawFileOp::Delete(p) => FileOp::Delete { path: self.path(&at, &p)? },
-            RawFileOp::Rename(r) => FileOp::Rename { from: self.path(&at, &r.from)?, to: self.path(&at, &r.to)? },
-            RawFileOp::Mode(m) => FileOp::Mode { path: self.path(&at, &m.path)?, executable: m.executable },
+            RawFileOp::Delete(p) => FileOp::Delete {
+                path: self.path(&at, &p)?,
+            },
+            RawFileOp::Rename(r) => FileOp::Rename {
+                from: self.path(&at, &r.from)?,
+                to: self.path(&at, &r.to)?,
+            },
+            RawFileOp::Mode(m) => FileOp::Mode {
+                path: self.path(&at, &m.path)?,
+                executable: m.executable,
+            },
             RawFileOp::Symlink(s) => {
                 if s.target.is_empty() || s.target.contains('\0') {
                     return Err(self.invalid(&at, "a symlink needs a non-empty `target`"));
                 }
-                FileOp::Symlink { path: self.path(&at, &s.path)?, target: s.target }
+                FileOp::Symlink {
+                    path: self.path(&at, &s.path)?,
+                    target: s.target,
+                }
             }
         })
     }
@@ -668,19 +798,36 @@ impl Compiler<'_> {
         let at = f.referenced;
         let r = f.value;
         let names: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
-        let endpoint = Endpoint::parse(&r.endpoint)
-            .ok_or_else(|| self.invalid(&at, format!("unknown endpoint {:?}: use one of {} or `METHOD /template`", r.endpoint, names.join(", "))))?;
+        let endpoint = Endpoint::parse(&r.endpoint).ok_or_else(|| {
+            self.invalid(
+                &at,
+                format!(
+                    "unknown endpoint {:?}: use one of {} or `METHOD /template`",
+                    r.endpoint,
+                    names.join(", ")
+                ),
+            )
+        })?;
         let nth = r.nth.unwrap_or(1);
         let count = r.count.unwrap_or(1);
         if nth == 0 || count == 0 {
-            return Err(self.invalid(&at, "`nth` (1 = the first request) and `count` must be at least 1"));
+            return Err(self.invalid(
+                &at,
+                "`nth` (1 = the first request) and `count` must be at least 1",
+            ));
         }
         let mut actions = Vec::new();
         if let Some(status) = r.status {
             if !(400..=599).contains(&status) {
-                return Err(self.invalid(&at, format!("fault status {status} is not an error status (400-599)")));
+                return Err(self.invalid(
+                    &at,
+                    format!("fault status {status} is not an error status (400-599)"),
+                ));
             }
-            actions.push(FaultAction::Status { status, message: r.message.clone() });
+            actions.push(FaultAction::Status {
+                status,
+                message: r.message.clone(),
+            });
         } else if r.message.is_some() {
             return Err(self.invalid(&at, "`message` goes with `status`"));
         }
@@ -692,7 +839,10 @@ impl Compiler<'_> {
         }
         if let Some(s) = r.secondary_rate_limit {
             let status = self.limit_status(&at, s.status)?;
-            actions.push(FaultAction::SecondaryRateLimit { status, retry_after: s.retry_after.map(|d| d.0) });
+            actions.push(FaultAction::SecondaryRateLimit {
+                status,
+                retry_after: s.retry_after.map(|d| d.0),
+            });
         }
         let delay = r.delay.map(|d| d.0);
         let action = match actions.len() {
@@ -706,11 +856,22 @@ impl Compiler<'_> {
                 return Err(self.invalid(&at, "a `body` fault breaks the real response, so it always happens after the server acted"));
             }
             (FaultAction::SecondaryRateLimit { .. }, Some(When::After)) => {
-                return Err(self.invalid(&at, "a rate-limited request is refused before the server acts: drop `when: after`"));
+                return Err(self.invalid(
+                    &at,
+                    "a rate-limited request is refused before the server acts: drop `when: after`",
+                ));
             }
             (FaultAction::Body(_), _) => When::After,
             (_, w) => w.unwrap_or(When::Before),
         };
-        Ok(Fault { endpoint, nth, count, when, delay, action, line: at.line() })
+        Ok(Fault {
+            endpoint,
+            nth,
+            count,
+            when,
+            delay,
+            action,
+            line: at.line(),
+        })
     }
 }

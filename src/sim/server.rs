@@ -40,7 +40,9 @@ pub(crate) struct Sim {
 impl Sim {
     /// Lock the store (a poisoned lock is still usable: the data is plain).
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -71,25 +73,40 @@ impl KillableIo {
         if self.handle.killed.load(Ordering::SeqCst) {
             // RST instead of FIN: the client sees a reset connection, never a response.
             let _ = self.inner.set_zero_linger();
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "simulated dropped connection"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "simulated dropped connection",
+            ));
         }
         Ok(())
     }
 }
 
 impl AsyncRead for KillableIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for KillableIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
@@ -119,7 +136,13 @@ impl axum::serve::Listener for SimListener {
                 Ok((inner, _)) => {
                     let _ = inner.set_nodelay(true);
                     let handle = ConnHandle::default();
-                    return (KillableIo { inner, handle: handle.clone() }, handle);
+                    return (
+                        KillableIo {
+                            inner,
+                            handle: handle.clone(),
+                        },
+                        handle,
+                    );
                 }
                 Err(e) => {
                     tracing::debug!("sim: accept failed: {e}");
@@ -134,7 +157,9 @@ impl axum::serve::Listener for SimListener {
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimListener>> for ConnHandle {
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, SimListener>>
+    for ConnHandle
+{
     fn connect_info(stream: axum::serve::IncomingStream<'_, SimListener>) -> Self {
         stream.remote_addr().clone()
     }
@@ -160,10 +185,18 @@ enum Outcome {
 }
 
 /// The single handler of every request.
-pub(crate) async fn handle(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, req: Request<Body>) -> Response<Body> {
-    let conn = req.extensions().get::<ConnectInfo<ConnHandle>>().map(|c| c.0.clone());
+pub(crate) async fn handle(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    req: Request<Body>,
+) -> Response<Body> {
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnHandle>>()
+        .map(|c| c.0.clone());
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, BODY_LIMIT).await.map(|b| b.to_vec());
+    let body = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map(|b| b.to_vec());
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
@@ -201,7 +234,15 @@ pub(crate) async fn handle(axum::extract::State(sim): axum::extract::State<Arc<S
 
     let outcome = match body {
         Ok(body) => {
-            let inc = Incoming { method, path, query, headers: parts.headers, body, request_id: request_id.clone(), matched };
+            let inc = Incoming {
+                method,
+                path,
+                query,
+                headers: parts.headers,
+                body,
+                request_id: request_id.clone(),
+                matched,
+            };
             pipeline(&sim, &inc, nth).await
         }
         Err(_) => Outcome::Reply(Reply::error(413, "Payload too large", DOCS)),
@@ -232,7 +273,11 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
     };
 
     // User-Agent is required (reference §1).
-    if inc.headers.get("user-agent").is_none_or(|v| v.as_bytes().is_empty()) {
+    if inc
+        .headers
+        .get("user-agent")
+        .is_none_or(|v| v.as_bytes().is_empty())
+    {
         return plain(Reply::error(
             403,
             "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.",
@@ -243,10 +288,24 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
     if let Some(v) = inc.headers.get("x-github-api-version") {
         let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
         if sim.scenario.api.retired_versions.iter().any(|r| r == &v) {
-            return plain(Reply::error(410, &format!("API version '{v}' has been retired and is no longer supported. Use one of: {}.", API_VERSIONS.join(", ")), "https://docs.github.com/rest/about-the-rest-api/api-versions"));
+            return plain(Reply::error(
+                410,
+                &format!(
+                    "API version '{v}' has been retired and is no longer supported. Use one of: {}.",
+                    API_VERSIONS.join(", ")
+                ),
+                "https://docs.github.com/rest/about-the-rest-api/api-versions",
+            ));
         }
         if !API_VERSIONS.contains(&v.as_str()) {
-            return plain(Reply::error(400, &format!("Invalid API version: '{v}' is not a supported value for the X-GitHub-Api-Version header. Supported versions: {}.", API_VERSIONS.join(", ")), "https://docs.github.com/rest/about-the-rest-api/api-versions"));
+            return plain(Reply::error(
+                400,
+                &format!(
+                    "Invalid API version: '{v}' is not a supported value for the X-GitHub-Api-Version header. Supported versions: {}.",
+                    API_VERSIONS.join(", ")
+                ),
+                "https://docs.github.com/rest/about-the-rest-api/api-versions",
+            ));
         }
     }
     // Routing (reference §12.1): anything else is 404, trailing slashes included.
@@ -271,7 +330,12 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
     }
     let user = user_id_for_token(&token);
 
-    let faults: Vec<&Fault> = sim.scenario.faults.iter().filter(|f| f.applies(matched.endpoint, nth)).collect();
+    let faults: Vec<&Fault> = sim
+        .scenario
+        .faults
+        .iter()
+        .filter(|f| f.applies(matched.endpoint, nth))
+        .collect();
     let before = faults.iter().find(|f| f.when == When::Before).copied();
     let after = faults.iter().find(|f| f.when == When::After).copied();
 
@@ -283,12 +347,19 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
             FaultAction::DelayOnly | FaultAction::Body(_) => {}
             FaultAction::Drop => return Outcome::Drop,
             FaultAction::Status { status, message } => {
-                let mut r = Reply::error(*status, message.as_deref().unwrap_or(default_message(*status)), api::doc_url(matched.endpoint));
+                let mut r = Reply::error(
+                    *status,
+                    message.as_deref().unwrap_or(default_message(*status)),
+                    api::doc_url(matched.endpoint),
+                );
                 r.headers.extend(bucket_headers(sim, user, true));
                 r.finish(&inc.request_id);
                 return Outcome::Reply(r);
             }
-            FaultAction::SecondaryRateLimit { status, retry_after } => {
+            FaultAction::SecondaryRateLimit {
+                status,
+                retry_after,
+            } => {
                 let mut r = secondary(*status, *retry_after, &inc.request_id);
                 r.headers.extend(bucket_headers(sim, user, false));
                 r.finish(&inc.request_id);
@@ -302,7 +373,11 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
         let status = sim.scenario.rate_limit.status;
         let mut r = Reply::error(
             status,
-            &format!("API rate limit exceeded for user ID {user}. If you reach out to GitHub Support for help, please include the request ID {} and timestamp {}.", inc.request_id, jiff::Timestamp::now()),
+            &format!(
+                "API rate limit exceeded for user ID {user}. If you reach out to GitHub Support for help, please include the request ID {} and timestamp {}.",
+                inc.request_id,
+                jiff::Timestamp::now()
+            ),
             "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-primary-rate-limits",
         );
         r.headers.extend(bucket_headers(sim, user, false));
@@ -316,11 +391,17 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
         let now = tokio::time::Instant::now();
         let mut store = sim.store();
         let q = store.creations.entry(user).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= limit.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= limit.window)
+        {
             q.pop_front();
         }
         if q.len() >= limit.max as usize {
-            let retry = limit.retry_after.or_else(|| q.front().map(|t| limit.window.saturating_sub(now.duration_since(*t))));
+            let retry = limit.retry_after.or_else(|| {
+                q.front()
+                    .map(|t| limit.window.saturating_sub(now.duration_since(*t)))
+            });
             drop(store);
             let mut r = secondary(limit.status, retry, &inc.request_id);
             r.headers.extend(bucket_headers(sim, user, true));
@@ -331,9 +412,18 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
     }
     // Fine-grained permission (reference §2, §12.2).
     if inc.method == "POST" && sim.scenario.api.read_only_tokens.contains(&token) {
-        let mut r = Reply::error(403, "Resource not accessible by personal access token", api::doc_url(matched.endpoint));
-        let perm = if matched.endpoint == Endpoint::CreateTask { "agent_tasks=write" } else { "issues=write; pull_requests=write; statuses=write" };
-        r.headers.push(("x-accepted-github-permissions", perm.to_string()));
+        let mut r = Reply::error(
+            403,
+            "Resource not accessible by personal access token",
+            api::doc_url(matched.endpoint),
+        );
+        let perm = if matched.endpoint == Endpoint::CreateTask {
+            "agent_tasks=write"
+        } else {
+            "issues=write; pull_requests=write; statuses=write"
+        };
+        r.headers
+            .push(("x-accepted-github-permissions", perm.to_string()));
         r.headers.extend(bucket_headers(sim, user, true));
         r.finish(&inc.request_id);
         return Outcome::Reply(r);
@@ -345,8 +435,17 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
     let mut count = true;
     if inc.method == "GET" && reply.status == 200 {
         let etag = etag(&reply.body);
-        if inc.headers.get_all("if-none-match").iter().any(|v| etag_matches(v, &etag)) {
-            reply = Reply { status: 304, body: Vec::new(), headers: Vec::new() };
+        if inc
+            .headers
+            .get_all("if-none-match")
+            .iter()
+            .any(|v| etag_matches(v, &etag))
+        {
+            reply = Reply {
+                status: 304,
+                body: Vec::new(),
+                headers: Vec::new(),
+            };
             count = false;
         }
         reply.headers.push(("etag", etag));
@@ -361,8 +460,15 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
             FaultAction::DelayOnly | FaultAction::SecondaryRateLimit { .. } => {}
             FaultAction::Drop => return Outcome::Drop,
             FaultAction::Status { status, message } => {
-                let headers = std::mem::take(&mut reply.headers).into_iter().filter(|(k, _)| k.starts_with("x-ratelimit")).collect();
-                reply = Reply::error(*status, message.as_deref().unwrap_or(default_message(*status)), api::doc_url(matched.endpoint));
+                let headers = std::mem::take(&mut reply.headers)
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("x-ratelimit"))
+                    .collect();
+                reply = Reply::error(
+                    *status,
+                    message.as_deref().unwrap_or(default_message(*status)),
+                    api::doc_url(matched.endpoint),
+                );
                 reply.headers = headers;
             }
             FaultAction::Body(kind) => {
@@ -396,11 +502,14 @@ fn default_message(status: u16) -> &'static str {
 fn secondary(status: u16, retry_after: Option<std::time::Duration>, request_id: &str) -> Reply {
     let mut r = Reply::error(
         status,
-        &format!("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID {request_id}."),
+        &format!(
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID {request_id}."
+        ),
         "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
     );
     if let Some(d) = retry_after {
-        r.headers.push(("retry-after", d.as_secs_f64().ceil().to_string()));
+        r.headers
+            .push(("retry-after", d.as_secs_f64().ceil().to_string()));
     }
     r
 }
@@ -412,11 +521,18 @@ enum Auth {
 }
 
 fn bearer(headers: &HeaderMap) -> Auth {
-    let Some(v) = headers.get("authorization") else { return Auth::Missing };
+    let Some(v) = headers.get("authorization") else {
+        return Auth::Missing;
+    };
     let v = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
-    let Some((scheme, token)) = v.split_once(' ') else { return Auth::Malformed };
+    let Some((scheme, token)) = v.split_once(' ') else {
+        return Auth::Malformed;
+    };
     let token = token.trim();
-    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token")) || token.is_empty() || token.contains(' ') {
+    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+        || token.is_empty()
+        || token.contains(' ')
+    {
         return Auth::Malformed;
     }
     Auth::Token(token.to_string())
@@ -435,7 +551,9 @@ fn bucket<'a>(store: &'a mut Store, sim: &Sim, user: i64) -> &'a mut Bucket {
     let fresh = || Bucket {
         used: 0,
         resets_at: now + window,
-        reset_epoch: jiff::Timestamp::now().as_second() + i64::try_from(window.as_secs()).unwrap_or(3600) + i64::from(window.subsec_nanos() > 0),
+        reset_epoch: jiff::Timestamp::now().as_second()
+            + i64::try_from(window.as_secs()).unwrap_or(3600)
+            + i64::from(window.subsec_nanos() > 0),
     };
     let b = store.buckets.entry(user).or_insert_with(fresh);
     if now >= b.resets_at {
@@ -454,7 +572,10 @@ fn bucket_headers(sim: &Sim, user: i64, count: bool) -> Vec<(&'static str, Strin
     }
     vec![
         ("x-ratelimit-limit", limit.to_string()),
-        ("x-ratelimit-remaining", limit.saturating_sub(b.used).to_string()),
+        (
+            "x-ratelimit-remaining",
+            limit.saturating_sub(b.used).to_string(),
+        ),
         ("x-ratelimit-used", b.used.to_string()),
         ("x-ratelimit-reset", b.reset_epoch.to_string()),
         ("x-ratelimit-resource", "core".to_string()),
@@ -467,7 +588,10 @@ fn anonymous_headers() -> Vec<(&'static str, String)> {
         ("x-ratelimit-limit", "60".to_string()),
         ("x-ratelimit-remaining", "60".to_string()),
         ("x-ratelimit-used", "0".to_string()),
-        ("x-ratelimit-reset", (jiff::Timestamp::now().as_second() + 3600).to_string()),
+        (
+            "x-ratelimit-reset",
+            (jiff::Timestamp::now().as_second() + 3600).to_string(),
+        ),
         ("x-ratelimit-resource", "core".to_string()),
     ]
 }
@@ -478,7 +602,9 @@ fn etag(body: &[u8]) -> String {
     let mut h2: u64 = 0x8422_2325_cbf2_9ce4;
     for &b in body {
         h1 = (h1 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        h2 = (h2 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(5);
+        h2 = (h2 ^ u64::from(b))
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(5);
     }
     format!("W/\"{h1:016x}{h2:016x}\"")
 }
@@ -486,11 +612,23 @@ fn etag(body: &[u8]) -> String {
 fn etag_matches(header: &HeaderValue, etag: &str) -> bool {
     let strip = |s: &str| s.trim().trim_start_matches("W/").to_string();
     let want = strip(etag);
-    String::from_utf8_lossy(header.as_bytes()).split(',').any(|c| c.trim() == "*" || strip(c) == want)
+    String::from_utf8_lossy(header.as_bytes())
+        .split(',')
+        .any(|c| c.trim() == "*" || strip(c) == want)
 }
 
 /// `XXXX:XXXXXX:XXXXXXX:XXXXXXX:XXXXXXXX`, like GitHub's request ids.
 fn request_id() -> String {
-    let u = uuid::Uuid::new_v4().simple().to_string().to_ascii_uppercase();
-    format!("{}:{}:{}:{}:{}", &u[0..4], &u[4..10], &u[10..17], &u[17..24], &u[24..32])
+    let u = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
+    format!(
+        "{}:{}:{}:{}:{}",
+        &u[0..4],
+        &u[4..10],
+        &u[10..17],
+        &u[17..24],
+        &u[24..32]
+    )
 }

@@ -9,7 +9,9 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::route::Endpoint;
-use crate::github::types::{Artifact, IdRef, PullRef, PullRequest, Session, SessionError, Task, TaskState, Usage};
+use crate::github::types::{
+    Artifact, IdRef, PullRef, PullRequest, Session, SessionError, Task, TaskState, Usage,
+};
 
 /// One request the simulator received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +90,9 @@ impl SimTask {
     }
 
     pub fn state(&self) -> TaskState {
-        self.sessions.last().map_or(TaskState::Queued, |s| s.state.clone())
+        self.sessions
+            .last()
+            .map_or(TaskState::Queued, |s| s.state.clone())
     }
 
     pub fn branch(&self) -> &str {
@@ -119,23 +123,39 @@ impl SimTask {
     /// Render with the wire types; `sessions` only on single-task GETs. Extra fields of the
     /// scenario are merged in, and whole `ai_credits` amounts are written as integers.
     pub fn to_json(&self, base_url: &str, with_sessions: bool) -> Value {
-        let sessions = with_sessions.then(|| self.sessions.iter().map(|s| self.session(s)).collect());
+        let sessions =
+            with_sessions.then(|| self.sessions.iter().map(|s| self.session(s)).collect());
         let task = Task {
             id: self.id.clone(),
             state: self.state(),
             created_at: ts(self.created_at),
-            url: Some(format!("{base_url}/agents/repos/{}/{}/tasks/{}", self.owner, self.repo, self.id)),
-            html_url: Some(format!("{base_url}/{}/{}/copilot/tasks/{}", self.owner, self.repo, self.id)),
+            url: Some(format!(
+                "{base_url}/agents/repos/{}/{}/tasks/{}",
+                self.owner, self.repo, self.id
+            )),
+            html_url: Some(format!(
+                "{base_url}/{}/{}/copilot/tasks/{}",
+                self.owner, self.repo, self.id
+            )),
             name: Some(self.name.clone()),
-            creator: Some(IdRef { id: self.creator_id }),
+            creator: Some(IdRef {
+                id: self.creator_id,
+            }),
             creator_type: Some("user".to_string()),
-            owner: Some(IdRef { id: stable_id(&self.owner.to_ascii_lowercase(), 1_000_000) }),
-            repository: Some(IdRef { id: stable_id(&self.repo_key(), 100_000_000) }),
+            owner: Some(IdRef {
+                id: stable_id(&self.owner.to_ascii_lowercase(), 1_000_000),
+            }),
+            repository: Some(IdRef {
+                id: stable_id(&self.repo_key(), 100_000_000),
+            }),
             session_count: Some(i32::try_from(self.sessions.len()).unwrap_or(i32::MAX)),
             artifacts: self.artifacts.clone(),
             archived_at: self.archived_at.map(ts),
             updated_at: Some(ts(self.updated_at)),
-            custom_agent: self.custom_agent.as_ref().map(|c| serde_json::json!({ "id": c })),
+            custom_agent: self
+                .custom_agent
+                .as_ref()
+                .map(|c| serde_json::json!({ "id": c })),
             sessions,
         };
         let mut v = serde_json::to_value(task).unwrap_or(Value::Null);
@@ -173,9 +193,16 @@ impl SimTask {
 
 /// `usage.amount` of `ai_credits` is a whole number of nano units: write it as an integer.
 fn integer_amount(session: &mut Value) {
-    let Some(usage) = session.get_mut("usage").and_then(Value::as_object_mut) else { return };
-    let Some(amount) = usage.get("amount").and_then(Value::as_f64) else { return };
-    #[allow(clippy::cast_possible_truncation, reason = "checked: whole and within i64 range")]
+    let Some(usage) = session.get_mut("usage").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(amount) = usage.get("amount").and_then(Value::as_f64) else {
+        return;
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked: whole and within i64 range"
+    )]
     if amount.fract() == 0.0 && amount.abs() < 9.0e18 {
         usage.insert("amount".to_string(), Value::from(amount as i64));
     }
@@ -203,11 +230,20 @@ impl SimPull {
         PullRequest {
             id: self.id,
             number: i64::try_from(self.number).unwrap_or(i64::MAX),
-            html_url: format!("{base_url}/{}/{}/pull/{}", self.owner, self.repo, self.number),
+            html_url: format!(
+                "{base_url}/{}/{}/pull/{}",
+                self.owner, self.repo, self.number
+            ),
             state: "open".to_string(),
             draft: true,
-            head: PullRef { ref_name: self.head_ref.clone(), sha: self.head_sha.clone() },
-            base: PullRef { ref_name: self.base_ref.clone(), sha: self.base_sha.clone() },
+            head: PullRef {
+                ref_name: self.head_ref.clone(),
+                sha: self.head_sha.clone(),
+            },
+            base: PullRef {
+                ref_name: self.base_ref.clone(),
+                sha: self.base_sha.clone(),
+            },
         }
     }
 }
@@ -255,12 +291,18 @@ impl Store {
 
 /// `owner/repo`, lowercased (GitHub compares them case-insensitively).
 pub fn repo_key(owner: &str, repo: &str) -> String {
-    format!("{}/{}", owner.to_ascii_lowercase(), repo.to_ascii_lowercase())
+    format!(
+        "{}/{}",
+        owner.to_ascii_lowercase(),
+        repo.to_ascii_lowercase()
+    )
 }
 
 /// RFC 3339 at second precision, as GitHub writes it.
 pub fn ts(t: Timestamp) -> String {
-    Timestamp::from_second(t.as_second()).unwrap_or(t).to_string()
+    Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
 }
 
 /// Now at second precision, but strictly after `prev`.
