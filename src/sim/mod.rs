@@ -5,10 +5,10 @@
 //!
 //! - [`route`]: endpoints and path matching.
 //! - [`scenario`]: the YAML scenario language, parsed and compiled.
-//! - [`store`]: tasks, pull requests, rate-limit buckets, the request log.
+//! - `store`: tasks, pull requests, rate-limit buckets, the request log.
 //! - [`repo`]: the bare repository, changed with git plumbing.
-//! - [`agent`]: the simulated agent (state machine, commits, pull requests).
-//! - [`api`] and [`server`]: the endpoints and the request pipeline.
+//! - `agent`: the simulated agent (state machine, commits, pull requests).
+//! - `api` and `server`: the endpoints and the request pipeline.
 
 mod agent;
 mod api;

@@ -246,6 +246,9 @@ pub struct ApiOptions {
     /// Tokens without "Agent tasks" write: POSTs get 403.
     pub read_only_tokens: Vec<String>,
     pub pull_id: PullId,
+    /// When set, only these `owner/repo` exist (case-insensitive); every other repository
+    /// answers 404, as a repository the token cannot see does.
+    pub repositories: Option<Vec<String>>,
 }
 
 impl Default for ApiOptions {
@@ -258,6 +261,7 @@ impl Default for ApiOptions {
             revoked_tokens: Vec::new(),
             read_only_tokens: Vec::new(),
             pull_id: PullId::DatabaseId,
+            repositories: None,
         }
     }
 }
@@ -507,6 +511,8 @@ struct RawApi {
     read_only_tokens: Vec<String>,
     #[serde(default)]
     pull_artifact_id: Option<PullId>,
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
 }
 
 /// A duration: `500ms`, `2s`, `1.5m`, `1h`, or a bare number of seconds.
@@ -637,6 +643,9 @@ impl Compiler<'_> {
             revoked_tokens: api.revoked_tokens,
             read_only_tokens: api.read_only_tokens,
             pull_id: api.pull_artifact_id.unwrap_or(PullId::DatabaseId),
+            repositories: api
+                .repositories
+                .map(|r| r.iter().map(|x| x.to_ascii_lowercase()).collect()),
         };
         Ok(Scenario {
             tasks,

@@ -329,6 +329,16 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
         ));
     }
     let user = user_id_for_token(&token);
+    // A repository the token cannot see is 404, not 403 (reference §7).
+    if let Some(visible) = &sim.scenario.api.repositories
+        && !matched.owner.is_empty()
+        && !visible.contains(&super::store::repo_key(&matched.owner, &matched.repo))
+    {
+        let mut r = Reply::error(404, "Not Found", api::doc_url(matched.endpoint));
+        r.headers.extend(bucket_headers(sim, user, true));
+        r.finish(&inc.request_id);
+        return Outcome::Reply(r);
+    }
 
     let faults: Vec<&Fault> = sim
         .scenario

@@ -353,7 +353,7 @@ async fn unknown_routes_and_trailing_slashes_are_404() {
 
 #[tokio::test]
 async fn auth_user_agent_and_versions_are_enforced_like_github() {
-    let f = start(Some(scenario("api: {retired-versions: ['2021-01-01'], revoked-tokens: [ghp_revoked], read-only-tokens: [ghp_reader]}\ndefault: {final: never}")), 1.0).await;
+    let f = start(Some(scenario("api: {retired-versions: ['2021-01-01'], revoked-tokens: [ghp_revoked], read-only-tokens: [ghp_reader], repositories: [Octo-Org/payments]}\ndefault: {final: never}")), 1.0).await;
     let url = format!("{}{REPO_TASKS}", f.sim.url());
 
     let r = f
@@ -449,6 +449,13 @@ async fn auth_user_agent_and_versions_are_enforced_like_github() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "no version header: the default version");
+    // A repository the token cannot see is 404.
+    let r = f
+        .post("/agents/repos/octo-org/secret/tasks", r#"{"prompt":"p"}"#)
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_error_body(&r.json().await.unwrap(), "Not Found");
+    assert_eq!(f.get("/repos/octo-org/secret").await.status(), 404);
     assert!(f.sim.tasks().is_empty());
 }
 
