@@ -8,11 +8,12 @@
 //! - `store`: tasks, pull requests, rate-limit buckets, the request log.
 //! - [`repo`]: the bare repository, changed with git plumbing.
 //! - `agent`: the simulated agent (state machine, commits, pull requests).
-//! - `api` and `server`: the endpoints and the request pipeline.
+//! - `api`, `repos` and `server`: the endpoints and the request pipeline.
 
 mod agent;
 mod api;
 pub mod repo;
+mod repos;
 pub mod route;
 pub mod scenario;
 mod server;

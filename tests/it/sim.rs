@@ -1280,6 +1280,8 @@ async fn dropped_connection_after_acting_leaves_exactly_one_task() {
         1.0,
     )
     .await;
+    // A warm keep-alive connection: the client must not silently resend the POST on it.
+    assert_eq!(f.get(REPO_TASKS).await.status(), 200);
     let e = f
         .req(reqwest::Method::POST, REPO_TASKS, TOKEN)
         .body(r#"{"prompt":"ambiguous <!-- key:42 -->"}"#)
