@@ -33,11 +33,28 @@ fn scope_violation(path: &str, decision: &Decision, side: &str) -> Option<Violat
         return None;
     }
     let (kind, rule, why) = match &decision.reason {
-        Reason::Protected { rule } => (ViolationKind::Protected, Some(rule.clone()), crate::report::describe_decision(decision)),
-        Reason::Denied { rule } => (ViolationKind::OutOfScope, Some(rule.clone()), crate::report::describe_decision(decision)),
-        _ => (ViolationKind::OutOfScope, None, crate::report::describe_decision(decision)),
+        Reason::Protected { rule } => (
+            ViolationKind::Protected,
+            Some(rule.clone()),
+            crate::report::describe_decision(decision),
+        ),
+        Reason::Denied { rule } => (
+            ViolationKind::OutOfScope,
+            Some(rule.clone()),
+            crate::report::describe_decision(decision),
+        ),
+        _ => (
+            ViolationKind::OutOfScope,
+            None,
+            crate::report::describe_decision(decision),
+        ),
     };
-    Some(Violation { kind, path: Some(path.to_string()), rule, message: format!("{side}{path}: {why}") })
+    Some(Violation {
+        kind,
+        path: Some(path.to_string()),
+        rule,
+        message: format!("{side}{path}: {why}"),
+    })
 }
 
 /// Decide every change against `scope` and `limits`.
@@ -53,27 +70,53 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
             a.violations.push(v);
         }
         if let (Some(od), Some(op)) = (&old_decision, &old_display) {
-            let side = if c.kind == ChangeKind::Renamed { "renamed from " } else { "copied from " };
+            let side = if c.kind == ChangeKind::Renamed {
+                "renamed from "
+            } else {
+                "copied from "
+            };
             if let Some(mut v) = scope_violation(op, od, side) {
                 v.message = format!("{} (to {path})", v.message);
                 a.violations.push(v);
             }
         }
-        let switch = |allow: Allowance, kind: ViolationKind, what: String| (allow == Allowance::Deny).then(|| Violation { kind, path: Some(path.clone()), rule: None, message: what });
+        let switch = |allow: Allowance, kind: ViolationKind, what: String| {
+            (allow == Allowance::Deny).then(|| Violation {
+                kind,
+                path: Some(path.clone()),
+                rule: None,
+                message: what,
+            })
+        };
         if c.is_binary() && !c.is_submodule() {
-            a.violations.extend(switch(limits.binary_files, ViolationKind::BinaryFile, format!("{path}: binary file (scope.binary-files: deny)")));
+            a.violations.extend(switch(
+                limits.binary_files,
+                ViolationKind::BinaryFile,
+                format!("{path}: binary file (scope.binary-files: deny)"),
+            ));
         }
         if c.is_symlink() {
-            a.violations.extend(switch(limits.symlinks, ViolationKind::Symlink, format!("{path}: symbolic link (scope.symlinks: deny)")));
+            a.violations.extend(switch(
+                limits.symlinks,
+                ViolationKind::Symlink,
+                format!("{path}: symbolic link (scope.symlinks: deny)"),
+            ));
         }
         if c.is_submodule() {
-            a.violations.extend(switch(limits.submodules, ViolationKind::Submodule, format!("{path}: submodule (scope.submodules: deny)")));
+            a.violations.extend(switch(
+                limits.submodules,
+                ViolationKind::Submodule,
+                format!("{path}: submodule (scope.submodules: deny)"),
+            ));
         }
         if c.mode_changed() {
             a.violations.extend(switch(
                 limits.mode_changes,
                 ViolationKind::ModeChange,
-                format!("{path}: mode change {:o} -> {:o} (scope.mode-changes: deny)", c.old_mode, c.new_mode),
+                format!(
+                    "{path}: mode change {:o} -> {:o} (scope.mode-changes: deny)",
+                    c.old_mode, c.new_mode
+                ),
             ));
         }
         lines += c.added.unwrap_or(0) + c.deleted.unwrap_or(0);
@@ -97,7 +140,10 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                 kind: ViolationKind::MaxFiles,
                 path: None,
                 rule: None,
-                message: format!("{} files changed, more than scope.max-files: {max}", changes.len()),
+                message: format!(
+                    "{} files changed, more than scope.max-files: {max}",
+                    changes.len()
+                ),
             });
         }
     }

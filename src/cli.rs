@@ -25,12 +25,21 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole flow: start (or attach to) an agent task, poll it to the deadline, gate its
+    /// change. The Action's default command.
+    Run(Box<RunArgs>),
     /// Gate an existing change (no agent): scope-check base...head and run the policy's checks.
     Check(CheckArgs),
     /// Parse and compile a policy file, print what it allows; exit 0, or 2 with the errors.
     Validate(ValidateArgs),
     /// For each path: in or out of scope, and the rule (text, line) that decided.
     Explain(ExplainArgs),
+    /// List the repository's agent tasks, or show one, with their states.
+    Status(StatusArgs),
+    /// Serve the simulated agent-tasks API on 127.0.0.1 for local pipelines (offline).
+    Sim(SimArgs),
+    /// A complete run against the in-process simulator and a temporary repository, offline.
+    Demo(DemoArgs),
 }
 
 /// Console report format.
@@ -71,6 +80,118 @@ pub struct CheckArgs {
     pub jobs: Option<usize>,
 }
 
+/// Arguments of `run`. Every flag is also its Action input (`INPUT_<NAME>`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What the agent should do.
+    #[arg(long, env = "INPUT_INSTRUCTION", default_value = "")]
+    pub instruction: String,
+    /// Narrow the policy's allow rules (comma- or newline-separated globs).
+    #[arg(long, env = "INPUT_SCOPE", value_delimiter = ',')]
+    pub scope: Vec<String>,
+    /// Policy file path inside the repository, read at the base ref.
+    #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
+    pub policy: String,
+    /// User token for the agent-tasks API (installation tokens such as GITHUB_TOKEN are refused by GitHub).
+    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true, default_value = "")]
+    pub token: String,
+    /// Token for commit statuses, labels and comments (default: --token).
+    #[arg(long, env = "INPUT_GITHUB-TOKEN", hide_env_values = true)]
+    pub github_token: Option<String>,
+    /// Base branch of the task and the change (default: the policy's agent.base-ref, else the
+    /// remote's default branch, else `main`).
+    #[arg(long, env = "INPUT_BASE-REF")]
+    pub base_ref: Option<String>,
+    /// Deadline of the whole run, e.g. 45m (default: the policy's agent.timeout).
+    #[arg(long, env = "INPUT_TIMEOUT", value_parser = parse_duration_arg)]
+    pub timeout: Option<std::time::Duration>,
+    /// Attach to this task instead of starting one.
+    #[arg(long, env = "INPUT_TASK-ID")]
+    pub task_id: Option<String>,
+    /// Idempotency key (default: derived from repository, run id, job, step and instruction).
+    #[arg(long, env = "INPUT_TASK-KEY")]
+    pub task_key: Option<String>,
+    /// Everything but starting a task: print the prompt that would be sent.
+    #[arg(long, env = "INPUT_DRY-RUN", action = clap::ArgAction::Set, default_value_t = false, default_missing_value = "true", num_args = 0..=1, value_parser = clap::builder::FalseyValueParser::new())]
+    pub dry_run: bool,
+    /// REST API base URL (GitHub Enterprise Server, or `agent-gate sim`).
+    #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
+    pub api_url: String,
+    /// Model for the agent (omit for automatic selection).
+    #[arg(long, env = "INPUT_MODEL")]
+    pub model: Option<String>,
+    /// Custom agent (file name under .github/agents/ without extension).
+    #[arg(long, env = "INPUT_CUSTOM-AGENT")]
+    pub custom_agent: Option<String>,
+    /// high, normal or low.
+    #[arg(long, env = "INPUT_PRIORITY", default_value = "normal", value_parser = ["high", "normal", "low"])]
+    pub priority: String,
+    /// `owner/repo` on GitHub.
+    #[arg(long, env = "GITHUB_REPOSITORY")]
+    pub repository: Option<String>,
+    /// The repository to work in (a clone).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Remote the base and the agent's branch are fetched from (name, URL or path).
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Checks run in parallel at most this many at a time (default: number of CPUs).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show this task (default: list the repository's tasks).
+    pub task_id: Option<String>,
+    /// User token for the agent-tasks API.
+    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// `owner/repo`.
+    #[arg(long, env = "GITHUB_REPOSITORY")]
+    pub repository: String,
+    /// REST API base URL.
+    #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
+    pub api_url: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Arguments of `sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 = any free port; the first line printed names it).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// The bare repository that plays GitHub's copy (created with one commit on `main` if missing).
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// A scenario file scripting the simulated agent (docs/simulator.md).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Time runs this many times faster (600 = a 10-minute task in one second).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run this scenario file instead of the built-in three.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::policy::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration like 30s, 45m or 2h"))
+}
+
 /// Arguments of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -98,22 +219,47 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
+fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+fn print_report(out: &mut dyn Write, report: &crate::report::Report, format: Format) {
+    let text = match format {
+        Format::Text => report.render_text(),
+        Format::Json => report.to_json() + "\n",
+    };
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Run a parsed command line and return the process exit code.
 pub fn main(cli: Cli) -> u8 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
     match cli.command {
         Command::Validate(a) => crate::flow::validate(&a.policy, &mut out, &mut err),
-        Command::Explain(a) => crate::flow::explain(&a.policy, &a.scope, &a.paths, &mut out, &mut err),
+        Command::Explain(a) => {
+            crate::flow::explain(&a.policy, &a.scope, &a.paths, &mut out, &mut err)
+        }
         Command::Check(a) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = writeln!(err, "error: cannot start the async runtime: {e}");
-                    return Verdict::ConfigError.exit_code();
-                }
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
             };
             let opts = crate::flow::CheckOptions {
                 repo: a.repo,
@@ -123,14 +269,107 @@ pub fn main(cli: Cli) -> u8 {
                 scope: split_list(&a.scope),
                 jobs: a.jobs,
             };
-            let report = runtime.block_on(crate::flow::check(opts));
-            let text = match a.format {
-                Format::Text => report.render_text(),
-                Format::Json => report.to_json() + "\n",
-            };
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
+            let report = rt.block_on(async {
+                let shutdown = crate::shutdown::Shutdown::from_os_signals()
+                    .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
+                crate::flow::check(opts, shutdown).await
+            });
+            print_report(&mut out, &report, a.format);
             report.exit_code
+        }
+        Command::Run(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+            let var = |k: &str| std::env::var(k).unwrap_or_default();
+            let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
+            let opts = crate::flow::RunOptions {
+                repo: a.repo,
+                repository: a.repository.unwrap_or_default(),
+                remote: a.remote,
+                instruction: a.instruction,
+                scope: split_list(&a.scope),
+                policy_path: a.policy,
+                token: a.token.trim().to_string(),
+                github_token: nonempty(a.github_token),
+                base_ref: nonempty(a.base_ref),
+                timeout: a.timeout,
+                task_id: nonempty(a.task_id),
+                task_key: nonempty(a.task_key),
+                dry_run: a.dry_run,
+                api_url: a.api_url,
+                model: nonempty(a.model),
+                custom_agent: nonempty(a.custom_agent),
+                jobs: a.jobs,
+                key_inputs: crate::prompt::KeyInputs {
+                    repository: var("GITHUB_REPOSITORY"),
+                    run_id: var("GITHUB_RUN_ID"),
+                    job: var("GITHUB_JOB"),
+                    step: var("GITHUB_ACTION"),
+                    instruction: String::new(),
+                },
+                gate_env: env,
+                heartbeat: std::time::Duration::from_secs(30),
+            };
+            let _ = a.priority;
+            let report = rt.block_on(async {
+                let shutdown = crate::shutdown::Shutdown::from_os_signals()
+                    .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
+                let mut progress = std::io::stderr();
+                crate::flow::run(opts, shutdown, &mut progress).await
+            });
+            print_report(&mut out, &report, a.format);
+            report.exit_code
+        }
+        Command::Status(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            rt.block_on(crate::flow::status(
+                &a.repository,
+                &a.token,
+                &a.api_url,
+                a.task_id.as_deref(),
+                a.format == Format::Json,
+                &mut out,
+                &mut err,
+            ))
+        }
+        Command::Sim(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            let scenario = match a
+                .scenario
+                .as_deref()
+                .map(crate::sim::Scenario::load)
+                .transpose()
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return Verdict::ConfigError.exit_code();
+                }
+            };
+            let cfg = crate::sim::SimConfig {
+                repo: a.repo,
+                scenario,
+                time_scale: a.time_scale,
+            };
+            match rt.block_on(crate::sim::serve_forever(cfg, a.port, std::io::stdout())) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    Verdict::ConfigError.exit_code()
+                }
+            }
+        }
+        Command::Demo(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            rt.block_on(crate::demo::run(a.scenario.as_deref(), &mut out))
         }
     }
 }
@@ -138,5 +377,11 @@ pub fn main(cli: Cli) -> u8 {
 /// Split list inputs that may arrive comma- or newline-separated (Action inputs are one
 /// string); trims entries and drops empty ones.
 pub fn split_list(items: &[String]) -> Vec<String> {
-    items.iter().flat_map(|s| s.split(['\n', ','])).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    items
+        .iter()
+        .flat_map(|s| s.split(['\n', ',']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }

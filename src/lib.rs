@@ -30,3 +30,6 @@ pub mod cli;
 
 // simulator
 pub mod sim;
+
+// demo (front + simulator)
+pub mod demo;

@@ -34,7 +34,13 @@ pub fn derive_key(explicit: Option<&str>, inputs: &KeyInputs) -> String {
         return k.replace(['\n', '\r', ']'], " ");
     }
     let mut h = Sha256::new();
-    for part in [&inputs.repository, &inputs.run_id, &inputs.job, &inputs.step, &inputs.instruction] {
+    for part in [
+        &inputs.repository,
+        &inputs.run_id,
+        &inputs.job,
+        &inputs.step,
+        &inputs.instruction,
+    ] {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
@@ -58,7 +64,10 @@ pub fn find_key(text: &str) -> Option<&str> {
 
 /// SHA-256 of a prompt, hex, for audit records (the prompt itself may be long).
 pub fn prompt_hash(prompt: &str) -> String {
-    Sha256::digest(prompt.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(prompt.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn rule_list(out: &mut String, title: &str, rules: &crate::scope::RuleSet) {
@@ -79,13 +88,21 @@ pub fn build_prompt(instruction: &str, policy: &Policy, scope: &Scope, key: &str
     if scope.allow().is_empty() {
         p.push_str("You may change any path that is not listed below as denied or protected.\n");
     } else {
-        rule_list(&mut p, "Paths you may change (gitignore-style patterns):", scope.allow());
+        rule_list(
+            &mut p,
+            "Paths you may change (gitignore-style patterns):",
+            scope.allow(),
+        );
     }
     if let Some(n) = scope.narrow() {
         rule_list(&mut p, "For this task, only paths that also match:", n);
     }
     rule_list(&mut p, "Paths you must not change:", scope.deny());
-    rule_list(&mut p, "Protected paths you must never change:", scope.protected());
+    rule_list(
+        &mut p,
+        "Protected paths you must never change:",
+        scope.protected(),
+    );
     let l = &policy.limits;
     let mut limits = Vec::new();
     if let Some(m) = l.max_files {
@@ -94,7 +111,12 @@ pub fn build_prompt(instruction: &str, policy: &Policy, scope: &Scope, key: &str
     if let Some(m) = l.max_changed_lines {
         limits.push(format!("at most {m} changed lines"));
     }
-    for (allow, what) in [(l.binary_files, "binary files"), (l.symlinks, "symbolic links"), (l.submodules, "submodules"), (l.mode_changes, "file mode changes")] {
+    for (allow, what) in [
+        (l.binary_files, "binary files"),
+        (l.symlinks, "symbolic links"),
+        (l.submodules, "submodules"),
+        (l.mode_changes, "file mode changes"),
+    ] {
         if allow == Allowance::Deny {
             limits.push(format!("no {what}"));
         }
@@ -102,9 +124,18 @@ pub fn build_prompt(instruction: &str, policy: &Policy, scope: &Scope, key: &str
     if !limits.is_empty() {
         let _ = writeln!(p, "Limits: {}.", limits.join(", "));
     }
-    let required: Vec<&str> = policy.checks.iter().filter(|c| c.required).map(|c| c.name.as_str()).collect();
+    let required: Vec<&str> = policy
+        .checks
+        .iter()
+        .filter(|c| c.required)
+        .map(|c| c.name.as_str())
+        .collect();
     if !required.is_empty() {
-        let _ = writeln!(p, "These checks must pass on your change: {}.", required.join(", "));
+        let _ = writeln!(
+            p,
+            "These checks must pass on your change: {}.",
+            required.join(", ")
+        );
     }
     let _ = writeln!(p, "{}", marker(key));
     p

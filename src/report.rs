@@ -179,7 +179,14 @@ pub struct CheckEntry {
 impl CheckEntry {
     /// A required check that did not pass (skips do not count).
     pub fn fails_gate(&self) -> bool {
-        self.required && matches!(self.status, CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error | CheckStatus::Cancelled)
+        self.required
+            && matches!(
+                self.status,
+                CheckStatus::Failed
+                    | CheckStatus::TimedOut
+                    | CheckStatus::Error
+                    | CheckStatus::Cancelled
+            )
     }
 }
 
@@ -330,7 +337,8 @@ impl Report {
 
     /// One JSON object (the `--format json` output).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize report: {e}\"}}"))
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize report: {e}\"}}"))
     }
 
     /// The terminal report.
@@ -345,13 +353,25 @@ impl Report {
         }
         if let Some(t) = &self.task {
             let origin = if t.attached { "attached" } else { "started" };
-            let url = t.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
-            let _ = writeln!(out, "task {} ({origin}, key {}) state {}{url}", t.id, t.key, t.state);
+            let url = t
+                .url
+                .as_deref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "task {} ({origin}, key {}) state {}{url}",
+                t.id, t.key, t.state
+            );
             if let (Some(n), Some(u)) = (t.pr_number, &t.pr_url) {
                 let _ = writeln!(out, "pull request #{n} {u}");
             }
             if t.ai_credits > 0.0 || t.premium_requests > 0.0 {
-                let _ = writeln!(out, "cost {:.3} AI credits, {} premium requests", t.ai_credits, t.premium_requests);
+                let _ = writeln!(
+                    out,
+                    "cost {:.3} AI credits, {} premium requests",
+                    t.ai_credits, t.premium_requests
+                );
             }
             for a in &t.stop_actions {
                 let _ = writeln!(out, "stop: {a}");
@@ -359,17 +379,35 @@ impl Report {
         }
         if !self.files.is_empty() {
             let _ = writeln!(out, "\nfiles ({}):", self.files.len());
-            let width = self.files.iter().map(|f| display_name(f).chars().count()).max().unwrap_or(0).min(60);
+            let width = self
+                .files
+                .iter()
+                .map(|f| display_name(f).chars().count())
+                .max()
+                .unwrap_or(0)
+                .min(60);
             for f in &self.files {
                 let lines = match (f.added, f.deleted) {
                     (Some(a), Some(d)) => format!("+{a} -{d}"),
                     _ => "binary".to_string(),
                 };
                 let mark = if f.in_scope { "ok " } else { "OUT" };
-                let _ = writeln!(out, "  {mark} {:<8} {:<width$}  {:>12}  {}", f.status, display_name(f), lines, describe_decision(&f.decision));
+                let _ = writeln!(
+                    out,
+                    "  {mark} {:<8} {:<width$}  {:>12}  {}",
+                    f.status,
+                    display_name(f),
+                    lines,
+                    describe_decision(&f.decision)
+                );
                 if let Some(od) = &f.old_decision {
                     if !od.in_scope {
-                        let _ = writeln!(out, "      (old side {}: {})", f.old_path.as_deref().unwrap_or(""), describe_decision(od));
+                        let _ = writeln!(
+                            out,
+                            "      (old side {}: {})",
+                            f.old_path.as_deref().unwrap_or(""),
+                            describe_decision(od)
+                        );
                     }
                 }
             }
@@ -387,11 +425,26 @@ impl Report {
             }
             for c in &self.checks {
                 let req = if c.required { "" } else { " (advisory)" };
-                let detail = c.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
-                let _ = writeln!(out, "  {:<9} {}{req} [{}]{detail}", c.status.as_str(), c.name, fmt_ms(c.duration_ms));
-                if matches!(c.status, CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error) && !c.output_tail.is_empty() {
+                let detail = c
+                    .detail
+                    .as_deref()
+                    .map(|d| format!(" — {d}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:<9} {}{req} [{}]{detail}",
+                    c.status.as_str(),
+                    c.name,
+                    fmt_ms(c.duration_ms)
+                );
+                if matches!(
+                    c.status,
+                    CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error
+                ) && !c.output_tail.is_empty()
+                {
                     if c.truncated_bytes > 0 {
-                        let _ = writeln!(out, "      … {} earlier bytes not shown", c.truncated_bytes);
+                        let _ =
+                            writeln!(out, "      … {} earlier bytes not shown", c.truncated_bytes);
                     }
                     for line in last_lines(&c.output_tail, 20) {
                         let _ = writeln!(out, "      | {line}");
@@ -411,7 +464,13 @@ impl Report {
         let _ = writeln!(
             out,
             "\nverdict: {} (exit {}) — {} files, +{} -{}, {} violations, {} failed checks",
-            self.verdict, self.exit_code, self.totals.files, self.totals.lines_added, self.totals.lines_deleted, self.totals.violations, self.totals.checks_failed
+            self.verdict,
+            self.exit_code,
+            self.totals.files,
+            self.totals.lines_added,
+            self.totals.lines_deleted,
+            self.totals.violations,
+            self.totals.checks_failed
         );
         out
     }
@@ -429,7 +488,11 @@ fn short(sha: &str) -> String {
 }
 
 fn fmt_ms(ms: u64) -> String {
-    if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1000.0) }
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
 }
 
 fn last_lines(text: &str, n: usize) -> Vec<&str> {
@@ -449,11 +512,23 @@ pub fn describe_origin(origin: &RuleOrigin) -> String {
 /// A decision for humans: `allowed by "src/**" (line 4)`.
 pub fn describe_decision(d: &Decision) -> String {
     match &d.reason {
-        Reason::Protected { rule } => format!("protected by \"{}\" ({})", rule.text, describe_origin(&rule.origin)),
-        Reason::Denied { rule } => format!("denied by \"{}\" ({})", rule.text, describe_origin(&rule.origin)),
+        Reason::Protected { rule } => format!(
+            "protected by \"{}\" ({})",
+            rule.text,
+            describe_origin(&rule.origin)
+        ),
+        Reason::Denied { rule } => format!(
+            "denied by \"{}\" ({})",
+            rule.text,
+            describe_origin(&rule.origin)
+        ),
         Reason::OutsideScopeInput => "outside the --scope input".to_string(),
         Reason::NoAllowRule => "no allow rule matches".to_string(),
         Reason::AllowedByDefault => "allowed (no allow rules: everything not denied)".to_string(),
-        Reason::Allowed { rule } => format!("allowed by \"{}\" ({})", rule.text, describe_origin(&rule.origin)),
+        Reason::Allowed { rule } => format!(
+            "allowed by \"{}\" ({})",
+            rule.text,
+            describe_origin(&rule.origin)
+        ),
     }
 }

@@ -35,7 +35,12 @@ impl Shutdown {
     /// A signal and the trigger that fires it.
     pub fn manual() -> (Trigger, Shutdown) {
         let (tx, rx) = watch::channel(None);
-        (Trigger { tx: std::sync::Arc::new(tx) }, Shutdown { rx })
+        (
+            Trigger {
+                tx: std::sync::Arc::new(tx),
+            },
+            Shutdown { rx },
+        )
     }
 
     /// A signal that never fires.

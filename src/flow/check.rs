@@ -45,7 +45,14 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
         Ok(c) => c,
         Err(e) => return config_error(report, e.to_string()),
     };
-    let ctx = GateContext { git: &git, policy: &policy, scope: &scope, jobs: opts.jobs, gate_env: std::env::vars_os().collect(), workspace: opts.repo.clone() };
+    let ctx = GateContext {
+        git: &git,
+        policy: &policy,
+        scope: &scope,
+        jobs: opts.jobs,
+        gate_env: std::env::vars_os().collect(),
+        workspace: opts.repo.clone(),
+    };
     gate_change(&ctx, &changes, &mut report, &shutdown).await;
     report
 }
@@ -55,7 +62,10 @@ pub(crate) fn narrow(policy: &Policy, scope: &[String]) -> Result<Scope, String>
     if scope.is_empty() {
         Ok(policy.scope.clone())
     } else {
-        policy.scope.narrowed(scope).map_err(|e| format!("scope input: {e}"))
+        policy
+            .scope
+            .narrowed(scope)
+            .map_err(|e| format!("scope input: {e}"))
     }
 }
 
@@ -70,9 +80,12 @@ pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Re
 pub(crate) fn load_policy_at(git: &Git, base: &str, path: &str) -> Result<Policy, String> {
     let blob = git.show_file(base, path).map_err(|e| e.to_string())?;
     let Some(blob) = blob else {
-        return Err(format!("no policy file `{path}` at the base ref `{base}`: commit one (see `agent-gate validate`) or pass --policy"));
+        return Err(format!(
+            "no policy file `{path}` at the base ref `{base}`: commit one (see `agent-gate validate`) or pass --policy"
+        ));
     };
-    let text = String::from_utf8(blob).map_err(|_| format!("{path} (at {base}): the policy file is not UTF-8"))?;
+    let text = String::from_utf8(blob)
+        .map_err(|_| format!("{path} (at {base}): the policy file is not UTF-8"))?;
     Policy::from_yaml(&text, path).map_err(|e| format!("{e}\n  (read at the base ref `{base}`)"))
 }
 
@@ -90,7 +103,12 @@ pub(crate) struct GateContext<'a> {
 
 /// Steps 6–8 on a computed change: assess, run checks (unless the scope is violated and
 /// the policy says skip), and finish the report's verdict.
-pub(crate) async fn gate_change(ctx: &GateContext<'_>, changes: &ChangeSet, report: &mut Report, shutdown: &Shutdown) {
+pub(crate) async fn gate_change(
+    ctx: &GateContext<'_>,
+    changes: &ChangeSet,
+    report: &mut Report,
+    shutdown: &Shutdown,
+) {
     report.merge_base = Some(changes.merge_base.clone());
     report.head_sha = Some(changes.head.clone());
     let assessment = assess(ctx.scope, &ctx.policy.limits, &changes.changes);
@@ -98,7 +116,10 @@ pub(crate) async fn gate_change(ctx: &GateContext<'_>, changes: &ChangeSet, repo
     report.violations = assessment.violations;
 
     if !report.violations.is_empty() && ctx.policy.checks_on_violation == OnViolation::Skip {
-        report.checks_skipped = Some("the change violates the scope; its code is not run (checks-on-violation: skip)".to_string());
+        report.checks_skipped = Some(
+            "the change violates the scope; its code is not run (checks-on-violation: skip)"
+                .to_string(),
+        );
         for c in &ctx.policy.checks {
             report.checks.push(CheckEntry {
                 name: c.name.clone(),
@@ -113,7 +134,9 @@ pub(crate) async fn gate_change(ctx: &GateContext<'_>, changes: &ChangeSet, repo
     } else if !ctx.policy.checks.is_empty() {
         match run_policy_checks(ctx, changes, shutdown).await {
             Ok(run) => {
-                report.isolation_notes.extend(run.isolation.notes.iter().cloned());
+                report
+                    .isolation_notes
+                    .extend(run.isolation.notes.iter().cloned());
                 report.checks.extend(run.outcomes.iter().map(check_entry));
             }
             Err(e) => {
@@ -150,9 +173,18 @@ fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
                 (None, None) => "failed".to_string(),
             }),
         ),
-        RunStatus::TimedOut { after } => (CheckStatus::TimedOut, Some(format!("timed out after {}", crate::policy::format_duration(*after)))),
+        RunStatus::TimedOut { after } => (
+            CheckStatus::TimedOut,
+            Some(format!(
+                "timed out after {}",
+                crate::policy::format_duration(*after)
+            )),
+        ),
         RunStatus::Skipped { reason } => (CheckStatus::Skipped, Some(reason.clone())),
-        RunStatus::Cancelled => (CheckStatus::Cancelled, Some("the gate was interrupted".to_string())),
+        RunStatus::Cancelled => (
+            CheckStatus::Cancelled,
+            Some("the gate was interrupted".to_string()),
+        ),
         RunStatus::Error { message } => (CheckStatus::Error, Some(message.clone())),
     };
     CheckEntry {
@@ -167,14 +199,27 @@ fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
 }
 
 /// Export the head tree into a fresh directory and run the planned checks there.
-async fn run_policy_checks(ctx: &GateContext<'_>, changes: &ChangeSet, shutdown: &Shutdown) -> Result<ChecksRun, String> {
+async fn run_policy_checks(
+    ctx: &GateContext<'_>,
+    changes: &ChangeSet,
+    shutdown: &Shutdown,
+) -> Result<ChecksRun, String> {
     let changed: Vec<bstr::BString> = changes.changes.iter().map(|c| c.path.clone()).collect();
     let planned = checks::plan(&ctx.policy.checks, &changed);
-    let root = tempfile::Builder::new().prefix("agent-gate-checks-").tempdir().map_err(|e| format!("cannot create a directory for the checks: {e}"))?;
+    let root = tempfile::Builder::new()
+        .prefix("agent-gate-checks-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a directory for the checks: {e}"))?;
     // The checks may run under another uid: it must be able to reach the tree.
-    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(|e| format!("cannot prepare the checks directory: {e}"))?;
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(|e| format!("cannot prepare the checks directory: {e}"))?;
     let tree = root.path().join("tree");
-    ctx.git.export_tree(&changes.head, &tree).map_err(|e| e.to_string())?;
+    ctx.git
+        .export_tree(&changes.head, &tree)
+        .map_err(|e| e.to_string())?;
     let mut opts = checks::RunOptions {
         isolation: ctx.policy.checks_isolation,
         env: ctx.gate_env.clone(),

@@ -18,8 +18,10 @@ use crate::report::{Verdict, describe_decision};
 
 /// Read and compile a policy file from disk.
 fn load_policy_file(path: &Path) -> Result<Policy, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: cannot read the policy file: {e}", path.display()))?;
-    let text = String::from_utf8(text).map_err(|_| format!("{}: the policy file is not UTF-8", path.display()))?;
+    let text = std::fs::read(path)
+        .map_err(|e| format!("{}: cannot read the policy file: {e}", path.display()))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| format!("{}: the policy file is not UTF-8", path.display()))?;
     Policy::from_yaml(&text, &path.to_string_lossy()).map_err(|e| e.to_string())
 }
 
@@ -40,7 +42,13 @@ pub fn validate(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 
 /// `agent-gate explain`: for each path, in or out of scope and the rule that decided.
 /// Exit 0 when every path is in scope, 11 (scope-violation) when one is not, 2 on a bad policy.
-pub fn explain(path: &Path, scope: &[String], paths: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn explain(
+    path: &Path,
+    scope: &[String],
+    paths: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let policy = match load_policy_file(path) {
         Ok(p) => p,
         Err(e) => {
@@ -67,5 +75,108 @@ pub fn explain(path: &Path, scope: &[String], paths: &[String], out: &mut dyn Wr
         let verdict = if d.in_scope { "allowed" } else { "denied " };
         let _ = writeln!(out, "{verdict} {p}  — {}", describe_decision(&d));
     }
-    if all_in { 0 } else { Verdict::ScopeViolation.exit_code() }
+    if all_in {
+        0
+    } else {
+        Verdict::ScopeViolation.exit_code()
+    }
+}
+
+/// `agent-gate status`: list the repository's tasks (or show one) with their states.
+pub async fn status(
+    repository: &str,
+    token: &str,
+    api_url: &str,
+    task_id: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    use crate::github::{Client, ClientConfig, ListQuery, task_cost};
+    let Some((owner, name)) = repository
+        .split_once('/')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty())
+    else {
+        let _ = writeln!(
+            err,
+            "error: repository `{repository}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)"
+        );
+        return Verdict::ConfigError.exit_code();
+    };
+    let client = match Client::new(
+        ClientConfig::new(token.to_string(), owner, name).with_api_url(api_url.to_string()),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
+    let tasks = match task_id {
+        Some(id) => client.get_task(id).await.map(|t| vec![t]),
+        None => client
+            .list_tasks(&ListQuery::default())
+            .await
+            .map(|l| l.tasks),
+    };
+    let tasks = match tasks {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ApiError.exit_code();
+        }
+    };
+    if json {
+        let value = if task_id.is_some() {
+            serde_json::to_value(&tasks[0])
+        } else {
+            serde_json::to_value(&tasks)
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            value
+                .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+                .unwrap_or_default()
+        );
+        return 0;
+    }
+    if tasks.is_empty() {
+        let _ = writeln!(out, "no tasks in {repository}");
+        return 0;
+    }
+    let _ = writeln!(
+        out,
+        "{:<38} {:<17} {:<21} {:>10}  NAME",
+        "ID", "STATE", "UPDATED", "AI CREDITS"
+    );
+    for t in &tasks {
+        let name = t.name.clone().unwrap_or_default();
+        let name: String = name.chars().take(60).collect();
+        let cost = task_cost(t).ai_credits();
+        let _ = writeln!(
+            out,
+            "{:<38} {:<17} {:<21} {:>10.3}  {}",
+            t.id,
+            t.state.as_str(),
+            t.updated_at.as_deref().unwrap_or(&t.created_at),
+            cost,
+            name.replace(['\n', '\r'], " ")
+        );
+        if task_id.is_some() {
+            if let Some(url) = &t.html_url {
+                let _ = writeln!(out, "  {url}");
+            }
+            for s in t.sessions.iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "  session {} {} head {}",
+                    s.id,
+                    s.state,
+                    s.head_ref.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    0
 }

@@ -14,8 +14,8 @@ use crate::flow::check::{GateContext, config_error, gate_change, load_policy_at,
 use crate::git::Git;
 use crate::github::types::{ArtifactRef, Task, TaskState};
 use crate::github::{
-    ApiError, Client, ClientConfig, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions, StopReason, create_task_request, poll_task,
-    since_before_now, stop, task_cost,
+    ApiError, Client, ClientConfig, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions,
+    StopReason, create_task_request, poll_task, since_before_now, stop, task_cost,
 };
 use crate::policy::{OnIdle, OnWaitingForUser, Policy};
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
@@ -106,11 +106,19 @@ fn task_branch(task: &Task) -> Option<String> {
             ArtifactRef::Branch { head_ref, .. } => Some(head_ref),
             _ => None,
         })
-        .or_else(|| task.sessions.as_ref().and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone())))
+        .or_else(|| {
+            task.sessions
+                .as_ref()
+                .and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone()))
+        })
 }
 
 fn session_error(task: &Task) -> Option<String> {
-    task.sessions.as_ref().and_then(|s| s.iter().rev().find_map(|s| s.error.as_ref().map(|e| e.message.clone())))
+    task.sessions.as_ref().and_then(|s| {
+        s.iter()
+            .rev()
+            .find_map(|s| s.error.as_ref().map(|e| e.message.clone()))
+    })
 }
 
 /// Private refs the gate fetches into, removed when the run ends, so the workspace's own
@@ -129,28 +137,62 @@ impl Drop for PrivateRefs<'_> {
 }
 
 /// Run the whole gate. `progress` receives one line per state change and heartbeats.
-pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write + Send)) -> Report {
+pub async fn run(
+    opts: RunOptions,
+    shutdown: Shutdown,
+    progress: &mut (dyn Write + Send),
+) -> Report {
     let started = Instant::now();
     let mut report = Report::new(Verdict::Passed);
     report.policy = Some(opts.policy_path.clone());
 
     // 1. Inputs.
-    let Some((owner, name)) = opts.repository.split_once('/').filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/')) else {
-        return config_error(report, format!("repository `{}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)", opts.repository));
+    let Some((owner, name)) = opts
+        .repository
+        .split_once('/')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+    else {
+        return config_error(
+            report,
+            format!(
+                "repository `{}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)",
+                opts.repository
+            ),
+        );
     };
     if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
-        return config_error(report, "an instruction is required (input `instruction`, or `task-id` to attach to a running task)");
+        return config_error(
+            report,
+            "an instruction is required (input `instruction`, or `task-id` to attach to a running task)",
+        );
     }
     if opts.token.trim().is_empty() && !opts.dry_run {
-        return config_error(report, "a token is required (input `token`): a user token with \"Agent tasks\" read and write; GitHub refuses installation tokens such as GITHUB_TOKEN for this API");
+        return config_error(
+            report,
+            "a token is required (input `token`): a user token with \"Agent tasks\" read and write; GitHub refuses installation tokens such as GITHUB_TOKEN for this API",
+        );
     }
     let git = Git::new(&opts.repo);
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    let mut refs = PrivateRefs { git: &git, names: Vec::new() };
+    let mut refs = PrivateRefs {
+        git: &git,
+        names: Vec::new(),
+    };
 
     // 2. The base, fetched into a private ref; the policy is read there.
-    let base_branch = opts.base_ref.clone().filter(|b| !b.trim().is_empty()).or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten()).unwrap_or_else(|| "main".to_string());
-    let base_rev = match fetch_branch(&git, &opts.remote, &base_branch, &format!("refs/agent-gate/{tag}/base"), &mut refs) {
+    let base_branch = opts
+        .base_ref
+        .clone()
+        .filter(|b| !b.trim().is_empty())
+        .or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten())
+        .unwrap_or_else(|| "main".to_string());
+    let base_rev = match fetch_branch(
+        &git,
+        &opts.remote,
+        &base_branch,
+        &format!("refs/agent-gate/{tag}/base"),
+        &mut refs,
+    ) {
         Ok(r) => r,
         Err(e) => return config_error(report, e),
     };
@@ -161,8 +203,20 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
     };
 
     // 3. Admission.
-    if !policy.repositories.is_empty() && !policy.repositories.iter().any(|r| r.eq_ignore_ascii_case(&opts.repository)) {
-        return config_error(report, format!("the policy does not list repository `{}` under `repositories` ({})", opts.repository, policy.repositories.join(", ")));
+    if !policy.repositories.is_empty()
+        && !policy
+            .repositories
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&opts.repository))
+    {
+        return config_error(
+            report,
+            format!(
+                "the policy does not list repository `{}` under `repositories` ({})",
+                opts.repository,
+                policy.repositories.join(", ")
+            ),
+        );
     }
     let scope = match narrow(&policy, &opts.scope) {
         Ok(s) => s,
@@ -170,27 +224,59 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
     };
     let timeout = opts.timeout.unwrap_or(policy.agent.timeout);
     let deadline = started + timeout;
-    let task_base = if opts.base_ref.is_some() { base_branch.clone() } else { policy.agent.base_ref.clone().unwrap_or_else(|| base_branch.clone()) };
-    let key_inputs = KeyInputs { instruction: opts.instruction.clone(), ..opts.key_inputs.clone() };
+    let task_base = if opts.base_ref.is_some() {
+        base_branch.clone()
+    } else {
+        policy
+            .agent
+            .base_ref
+            .clone()
+            .unwrap_or_else(|| base_branch.clone())
+    };
+    let key_inputs = KeyInputs {
+        instruction: opts.instruction.clone(),
+        ..opts.key_inputs.clone()
+    };
     let key = derive_key(opts.task_key.as_deref(), &key_inputs);
     let mark = marker(&key);
     let prompt = build_prompt(&opts.instruction, &policy, &scope, &key);
-    report.task = Some(TaskInfo { key: key.clone(), prompt_sha256: Some(prompt_hash(&prompt)), state: "not-started".to_string(), ..TaskInfo::default() });
+    report.task = Some(TaskInfo {
+        key: key.clone(),
+        prompt_sha256: Some(prompt_hash(&prompt)),
+        state: "not-started".to_string(),
+        ..TaskInfo::default()
+    });
 
     if opts.dry_run {
-        let _ = writeln!(progress, "agent-gate: dry run — nothing is started. The task would be created on {} (base {task_base}) with this prompt:\n{prompt}", opts.repository);
-        return finish_with(report, Verdict::Passed, format!("dry run: no task was started (key {key}, base {task_base})"));
+        let _ = writeln!(
+            progress,
+            "agent-gate: dry run — nothing is started. The task would be created on {} (base {task_base}) with this prompt:\n{prompt}",
+            opts.repository
+        );
+        return finish_with(
+            report,
+            Verdict::Passed,
+            format!("dry run: no task was started (key {key}, base {task_base})"),
+        );
     }
 
     // 4. Attach or start.
-    let mut cfg = ClientConfig::new(opts.token.clone(), owner, name).with_api_url(opts.api_url.clone());
+    let mut cfg =
+        ClientConfig::new(opts.token.clone(), owner, name).with_api_url(opts.api_url.clone());
     cfg.request_timeout = Duration::from_secs(30);
     let client = match Client::new(cfg) {
         Ok(c) => c,
         Err(e) => return api_error(report, "cannot build the API client", &e),
     };
-    let status_client = match opts.github_token.as_deref().filter(|t| !t.trim().is_empty()) {
-        Some(t) => Client::new(ClientConfig::new(t.to_string(), owner, name).with_api_url(opts.api_url.clone())).unwrap_or_else(|_| client.clone()),
+    let status_client = match opts
+        .github_token
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(t) => Client::new(
+            ClientConfig::new(t.to_string(), owner, name).with_api_url(opts.api_url.clone()),
+        )
+        .unwrap_or_else(|_| client.clone()),
         None => client.clone(),
     };
     let client = client.with_deadline(deadline);
@@ -204,7 +290,10 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
         if attached { "attached to" } else { "started" },
         task.id,
         opts.repository,
-        task.html_url.as_deref().map(|u| format!(" — {u}")).unwrap_or_default()
+        task.html_url
+            .as_deref()
+            .map(|u| format!(" — {u}"))
+            .unwrap_or_default()
     );
     if let Some(info) = report.task.as_mut() {
         info.id = task.id.clone();
@@ -240,18 +329,36 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
                 let elapsed = started.elapsed();
                 match ev {
                     PollEvent::StateChanged { to, at, .. } => {
-                        timeline.push(TimelineEntry { state: to.to_string(), at: at.to_string(), elapsed_s: elapsed.as_secs_f64() });
-                        let _ = writeln!(progress, "agent-gate: task {to} (after {}, deadline in {})", fmt_secs(elapsed), fmt_secs(timeout.saturating_sub(elapsed)));
+                        timeline.push(TimelineEntry {
+                            state: to.to_string(),
+                            at: at.to_string(),
+                            elapsed_s: elapsed.as_secs_f64(),
+                        });
+                        let _ = writeln!(
+                            progress,
+                            "agent-gate: task {to} (after {}, deadline in {})",
+                            fmt_secs(elapsed),
+                            fmt_secs(timeout.saturating_sub(elapsed))
+                        );
                         last_line = Instant::now();
                     }
                     PollEvent::Heartbeat { state, .. } => {
                         if last_line.elapsed() >= heartbeat {
-                            let _ = writeln!(progress, "agent-gate: still {state} (after {}, deadline in {})", fmt_secs(elapsed), fmt_secs(timeout.saturating_sub(elapsed)));
+                            let _ = writeln!(
+                                progress,
+                                "agent-gate: still {state} (after {}, deadline in {})",
+                                fmt_secs(elapsed),
+                                fmt_secs(timeout.saturating_sub(elapsed))
+                            );
                             last_line = Instant::now();
                         }
                     }
                     PollEvent::Retrying { error, wait } => {
-                        let _ = writeln!(progress, "agent-gate: API error, retrying in {}: {error}", fmt_secs(wait));
+                        let _ = writeln!(
+                            progress,
+                            "agent-gate: API error, retrying in {}: {error}",
+                            fmt_secs(wait)
+                        );
                     }
                 }
             },
@@ -269,39 +376,80 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
     }
 
     // 6. What the task's end means.
-    let stop_opts = StopOptions { status_context: policy.report.status_context.clone(), comment: policy.report.comment, ..StopOptions::default() };
+    let stop_opts = StopOptions {
+        status_context: policy.report.status_context.clone(),
+        comment: policy.report.comment,
+        ..StopOptions::default()
+    };
     let done = match outcome {
         PollOutcome::Finished { task } if task.state == TaskState::Completed => task,
         PollOutcome::Accepted { task } => {
-            report.notes.push(format!("the task is `{}`; policy accepts it and gates what the branch holds", task.state));
+            report.notes.push(format!(
+                "the task is `{}`; policy accepts it and gates what the branch holds",
+                task.state
+            ));
             task
         }
         PollOutcome::Finished { task } => {
-            let why = session_error(&task).map(|m| format!(": {m}")).unwrap_or_default();
-            return finish_with(report, Verdict::AgentFailed, format!("the task ended `{}` on GitHub's side{why}", task.state));
+            let why = session_error(&task)
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            return finish_with(
+                report,
+                Verdict::AgentFailed,
+                format!("the task ended `{}` on GitHub's side{why}", task.state),
+            );
         }
         PollOutcome::Rejected { task } => {
-            return finish_with(report, Verdict::AgentFailed, format!("the task is `{}` and the policy says fail (agent.on-idle / agent.on-waiting-for-user)", task.state));
+            return finish_with(
+                report,
+                Verdict::AgentFailed,
+                format!(
+                    "the task is `{}` and the policy says fail (agent.on-idle / agent.on-waiting-for-user)",
+                    task.state
+                ),
+            );
         }
         PollOutcome::DeadlineReached { last } => {
             let task = last.unwrap_or(task);
             let record = stop(&status_client, &task, StopReason::TimedOut, &stop_opts).await;
             record_stop(&mut report, &record);
-            return finish_with(report, Verdict::TimedOut, format!("the gate's deadline ({}) passed while the task was `{}`", fmt_secs(timeout), task.state));
+            return finish_with(
+                report,
+                Verdict::TimedOut,
+                format!(
+                    "the gate's deadline ({}) passed while the task was `{}`",
+                    fmt_secs(timeout),
+                    task.state
+                ),
+            );
         }
         PollOutcome::Interrupted { last } => {
             let task = last.unwrap_or(task);
             let record = stop(&status_client, &task, StopReason::Cancelled, &stop_opts).await;
             record_stop(&mut report, &record);
             let signal = shutdown.fired().unwrap_or("a signal");
-            return finish_with(report, Verdict::Cancelled, format!("the gate was interrupted by {signal} while the task was `{}`", task.state));
+            return finish_with(
+                report,
+                Verdict::Cancelled,
+                format!(
+                    "the gate was interrupted by {signal} while the task was `{}`",
+                    task.state
+                ),
+            );
         }
-        PollOutcome::ApiError { error, .. } => return api_error(report, "polling the task failed", &error),
+        PollOutcome::ApiError { error, .. } => {
+            return api_error(report, "polling the task failed", &error);
+        }
     };
 
     // 7. Collect the agent's change.
     let Some(branch) = task_branch(&done) else {
-        return no_change(report, &policy, "the task finished without a branch or pull request");
+        return no_change(
+            report,
+            &policy,
+            "the task finished without a branch or pull request",
+        );
     };
     match client.find_pull_for_branch(&branch).await {
         Ok(Some(pr)) => {
@@ -311,13 +459,23 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
             }
         }
         Ok(None) => {}
-        Err(e) => report.notes.push(format!("could not look up the pull request of `{branch}`: {e}")),
+        Err(e) => report.notes.push(format!(
+            "could not look up the pull request of `{branch}`: {e}"
+        )),
     }
     report.head = Some(branch.clone());
-    let head_rev = match fetch_branch(&git, &opts.remote, &branch, &format!("refs/agent-gate/{tag}/head"), &mut refs) {
+    let head_rev = match fetch_branch(
+        &git,
+        &opts.remote,
+        &branch,
+        &format!("refs/agent-gate/{tag}/head"),
+        &mut refs,
+    ) {
         Ok(r) => r,
         Err(e) => {
-            report.errors.push(format!("cannot fetch the agent's branch: {e}"));
+            report
+                .errors
+                .push(format!("cannot fetch the agent's branch: {e}"));
             report.set_verdict(Verdict::ApiError);
             report.finish();
             return report;
@@ -328,40 +486,78 @@ pub async fn run(opts: RunOptions, shutdown: Shutdown, progress: &mut (dyn Write
         Err(e) => return config_error(report, e.to_string()),
     };
     if changes.changes.is_empty() {
-        return no_change(report, &policy, &format!("the agent's branch `{branch}` holds no change against `{base_branch}`"));
+        return no_change(
+            report,
+            &policy,
+            &format!("the agent's branch `{branch}` holds no change against `{base_branch}`"),
+        );
     }
-    let ctx = GateContext { git: &git, policy: &policy, scope: &scope, jobs: opts.jobs, gate_env: opts.gate_env.clone(), workspace: opts.repo.clone() };
+    let ctx = GateContext {
+        git: &git,
+        policy: &policy,
+        scope: &scope,
+        jobs: opts.jobs,
+        gate_env: opts.gate_env.clone(),
+        workspace: opts.repo.clone(),
+    };
     gate_change(&ctx, &changes, &mut report, &shutdown).await;
-    let _ = writeln!(progress, "agent-gate: verdict {} after {}", report.verdict, fmt_secs(started.elapsed()));
+    let _ = writeln!(
+        progress,
+        "agent-gate: verdict {} after {}",
+        report.verdict,
+        fmt_secs(started.elapsed())
+    );
     drop(refs);
     report
 }
 
 fn no_change(report: Report, policy: &Policy, why: &str) -> Report {
     if policy.agent.allow_no_change {
-        finish_with(report, Verdict::Passed, format!("{why} (agent.allow-no-change: true)"))
+        finish_with(
+            report,
+            Verdict::Passed,
+            format!("{why} (agent.allow-no-change: true)"),
+        )
     } else {
-        finish_with(report, Verdict::AgentFailed, format!("{why}; a change was required (agent.allow-no-change: false)"))
+        finish_with(
+            report,
+            Verdict::AgentFailed,
+            format!("{why}; a change was required (agent.allow-no-change: false)"),
+        )
     }
 }
 
 fn record_stop(report: &mut Report, record: &crate::github::StopRecord) {
     if let Some(info) = report.task.as_mut() {
         info.state = record.last_state.to_string();
-        let mut actions: Vec<String> = record.actions.iter().map(|a| serde_json::to_string(a).unwrap_or_default()).collect();
+        let mut actions: Vec<String> = record
+            .actions
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .collect();
         if let Some(url) = &record.session_url {
-            actions.push(format!("GitHub has no API to cancel a task: stop the session from its page {url}"));
+            actions.push(format!(
+                "GitHub has no API to cancel a task: stop the session from its page {url}"
+            ));
         }
         actions.extend(record.errors.iter().map(|e| format!("error: {e}")));
         info.stop_actions = actions;
     }
 }
 
-async fn start_or_attach(client: &Client, opts: &RunOptions, prompt: &str, mark: &str, base: &str) -> Result<(Task, bool), ApiError> {
+async fn start_or_attach(
+    client: &Client,
+    opts: &RunOptions,
+    prompt: &str,
+    mark: &str,
+    base: &str,
+) -> Result<(Task, bool), ApiError> {
     if let Some(id) = opts.task_id.as_deref().filter(|i| !i.trim().is_empty()) {
         return client.get_task(id.trim()).await.map(|t| (t, true));
     }
-    let window_start = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::try_from(ATTACH_WINDOW).unwrap_or_default()).unwrap_or_else(|_| jiff::Timestamp::now());
+    let window_start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::try_from(ATTACH_WINDOW).unwrap_or_default())
+        .unwrap_or_else(|_| jiff::Timestamp::now());
     if let Some(existing) = client.find_task_by_marker(mark, Some(window_start)).await? {
         return Ok((existing, true));
     }
@@ -369,18 +565,29 @@ async fn start_or_attach(client: &Client, opts: &RunOptions, prompt: &str, mark:
     req.model = opts.model.clone().filter(|m| !m.trim().is_empty());
     req.custom_agent = opts.custom_agent.clone().filter(|m| !m.trim().is_empty());
     let since = since_before_now(client, Duration::from_mins(5));
-    client.create_task_idempotent(&req, mark, since).await.map(|c| (c.task, false))
+    client
+        .create_task_idempotent(&req, mark, since)
+        .await
+        .map(|c| (c.task, false))
 }
 
 /// Fetch `refs/heads/<branch>` from `remote` into the private ref `local`; fall back to a
 /// local branch of that name when the remote cannot be reached (a CLI run without one).
-fn fetch_branch(git: &Git, remote: &str, branch: &str, local: &str, refs: &mut PrivateRefs<'_>) -> Result<String, String> {
+fn fetch_branch(
+    git: &Git,
+    remote: &str,
+    branch: &str,
+    local: &str,
+    refs: &mut PrivateRefs<'_>,
+) -> Result<String, String> {
     let spec = format!("+refs/heads/{branch}:{local}");
     match git.fetch(remote, &[&spec]) {
         Ok(()) => {
             refs.names.push(local.to_string());
             git.rev_parse(local).map_err(|e| e.to_string())
         }
-        Err(fetch_err) => git.rev_parse(branch).map_err(|_| format!("cannot fetch `{branch}` from `{remote}`: {fetch_err}")),
+        Err(fetch_err) => git
+            .rev_parse(branch)
+            .map_err(|_| format!("cannot fetch `{branch}` from `{remote}`: {fetch_err}")),
     }
 }

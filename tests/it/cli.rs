@@ -53,7 +53,12 @@ fn check_passes_an_in_scope_change_whose_tests_pass() {
     repo.commit("in scope");
     let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent"]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("verdict: passed (exit 0)"), "{text}");
     assert!(text.contains("allowed by \"src/**\" (line 3)"), "{text}");
     assert!(text.contains("passed    unit tests"), "{text}");
@@ -65,18 +70,39 @@ fn check_reports_a_scope_violation_and_skips_the_checks() {
     repo.write("deploy/key.pem", "secret\n");
     repo.write(".github/workflows/ci.yml", "on: push\n");
     repo.commit("out of scope");
-    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--format", "json"]);
+    let out = agent_gate(
+        repo.path(),
+        &[
+            "check", "--base", "main", "--head", "agent", "--format", "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(11), "{}", stdout(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(report["verdict"], "scope-violation");
-    let kinds: Vec<&str> = report["violations"].as_array().unwrap().iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap())
+        .collect();
     assert!(kinds.contains(&"protected"), "{kinds:?}");
     assert!(kinds.contains(&"out-of-scope"), "{kinds:?}");
-    let pem = report["files"].as_array().unwrap().iter().find(|f| f["path"] == "deploy/key.pem").unwrap();
+    let pem = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "deploy/key.pem")
+        .unwrap();
     assert_eq!(pem["decision"]["reason"], "denied");
     assert_eq!(pem["decision"]["rule"]["text"], "**/*.pem");
     assert_eq!(pem["decision"]["rule"]["origin"]["line"], 4);
-    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"));
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "skipped")
+    );
 }
 
 #[test]
@@ -87,7 +113,10 @@ fn check_fails_when_a_required_check_fails_but_not_for_an_advisory_one() {
     let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(10), "{text}");
-    assert!(text.contains("expected 42"), "the failing check's output tail is shown: {text}");
+    assert!(
+        text.contains("expected 42"),
+        "the failing check's output tail is shown: {text}"
+    );
     assert!(text.contains("(advisory)"), "{text}");
 
     // Only the advisory check fails: passed.
@@ -105,10 +134,20 @@ fn check_reads_the_policy_from_the_base_ref_not_the_head() {
     repo.write(".github/agent-gate.yml", "version: 1\n");
     repo.write("deploy/key.pem", "secret\n");
     repo.commit("loosen the policy");
-    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--format", "json"]);
+    let out = agent_gate(
+        repo.path(),
+        &[
+            "check", "--base", "main", "--head", "agent", "--format", "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(11));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let paths: Vec<&str> = report["violations"].as_array().unwrap().iter().filter_map(|v| v["path"].as_str()).collect();
+    let paths: Vec<&str> = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["path"].as_str())
+        .collect();
     assert!(paths.contains(&".github/agent-gate.yml"), "{paths:?}");
     assert!(paths.contains(&"deploy/key.pem"), "{paths:?}");
 }
@@ -117,7 +156,10 @@ fn check_reads_the_policy_from_the_base_ref_not_the_head() {
 fn check_config_errors_exit_2_with_a_clear_message() {
     // A bad policy at the base ref.
     let repo = TestRepo::new();
-    repo.write(".github/agent-gate.yml", "version: 1\nscope:\n  allw: [src/**]\n");
+    repo.write(
+        ".github/agent-gate.yml",
+        "version: 1\nscope:\n  allw: [src/**]\n",
+    );
     repo.commit("bad policy");
     let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "HEAD"]);
     assert_eq!(out.status.code(), Some(2));
@@ -126,7 +168,10 @@ fn check_config_errors_exit_2_with_a_clear_message() {
 
     // A ref that does not exist.
     let repo = project();
-    let out = agent_gate(repo.path(), &["check", "--base", "no-such-branch", "--head", "agent"]);
+    let out = agent_gate(
+        repo.path(),
+        &["check", "--base", "no-such-branch", "--head", "agent"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).contains("no-such-branch"), "{}", stdout(&out));
 
@@ -142,9 +187,24 @@ fn check_scope_input_narrows_but_never_widens() {
     let repo = project();
     repo.write("tests/extra.sh", "true\n");
     repo.commit("tests only");
-    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--scope", "src/**"]);
-    assert_eq!(out.status.code(), Some(11), "tests/ is outside the narrowed scope: {}", stdout(&out));
-    let out = agent_gate(repo.path(), &["check", "--base", "main", "--head", "agent", "--scope", "tests/**"]);
+    let out = agent_gate(
+        repo.path(),
+        &[
+            "check", "--base", "main", "--head", "agent", "--scope", "src/**",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "tests/ is outside the narrowed scope: {}",
+        stdout(&out)
+    );
+    let out = agent_gate(
+        repo.path(),
+        &[
+            "check", "--base", "main", "--head", "agent", "--scope", "tests/**",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
