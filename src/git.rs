@@ -57,7 +57,10 @@ impl Change {
     }
     /// A change of the executable bit (not a type change).
     pub fn mode_changed(&self) -> bool {
-        self.old_mode != 0 && self.new_mode != 0 && self.old_mode != self.new_mode && (self.old_mode & 0o170_000) == (self.new_mode & 0o170_000)
+        self.old_mode != 0
+            && self.new_mode != 0
+            && self.old_mode != self.new_mode
+            && (self.old_mode & 0o170_000) == (self.new_mode & 0o170_000)
     }
 }
 
@@ -77,7 +80,9 @@ pub struct Git {
 
 impl Git {
     pub fn new(dir: impl AsRef<Path>) -> Git {
-        Git { dir: dir.as_ref().to_path_buf() }
+        Git {
+            dir: dir.as_ref().to_path_buf(),
+        }
     }
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -50,7 +50,10 @@ impl TaskState {
 
     /// `completed`, `failed`, `timed_out`, `cancelled`.
     pub fn is_final(&self) -> bool {
-        matches!(self, TaskState::Completed | TaskState::Failed | TaskState::TimedOut | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Failed | TaskState::TimedOut | TaskState::Cancelled
+        )
     }
 }
 
@@ -112,9 +115,16 @@ pub struct Artifact {
 pub enum ArtifactRef {
     /// A pull request: `id` (database id or number, the reference leaves it open) and the
     /// GraphQL node id when given.
-    Pull { id: i64, global_id: Option<String>, number: Option<i64> },
+    Pull {
+        id: i64,
+        global_id: Option<String>,
+        number: Option<i64>,
+    },
     /// A branch.
-    Branch { head_ref: String, base_ref: Option<String> },
+    Branch {
+        head_ref: String,
+        base_ref: Option<String>,
+    },
     /// Anything else.
     Other,
 }
@@ -122,18 +132,31 @@ pub enum ArtifactRef {
 impl Artifact {
     pub fn decode(&self) -> ArtifactRef {
         let d = &self.data;
-        let sub = if self.kind == "github_resource" { d.get("type").and_then(|t| t.as_str()).unwrap_or("") } else { self.kind.as_str() };
+        let sub = if self.kind == "github_resource" {
+            d.get("type").and_then(|t| t.as_str()).unwrap_or("")
+        } else {
+            self.kind.as_str()
+        };
         match sub {
             "pull" => match d.get("id").and_then(serde_json::Value::as_i64) {
                 Some(id) => ArtifactRef::Pull {
                     id,
-                    global_id: d.get("global_id").and_then(|v| v.as_str()).map(str::to_string),
+                    global_id: d
+                        .get("global_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
                     number: d.get("number").and_then(serde_json::Value::as_i64),
                 },
                 None => ArtifactRef::Other,
             },
             "branch" => match d.get("head_ref").and_then(|v| v.as_str()) {
-                Some(h) => ArtifactRef::Branch { head_ref: h.to_string(), base_ref: d.get("base_ref").and_then(|v| v.as_str()).map(str::to_string) },
+                Some(h) => ArtifactRef::Branch {
+                    head_ref: h.to_string(),
+                    base_ref: d
+                        .get("base_ref")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                },
                 None => ArtifactRef::Other,
             },
             _ => ArtifactRef::Other,

@@ -19,14 +19,23 @@ pub const DEFAULT_POLICY_PATH: &str = ".github/agent-gate.yml";
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("{path}: {message}")]
-    Invalid { path: String, line: Option<usize>, column: Option<usize>, message: String },
+    Invalid {
+        path: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
 }
 
 impl PolicyError {
     /// (line, column) of the error, 1-based, when known.
     pub fn location(&self) -> Option<(usize, usize)> {
         match self {
-            PolicyError::Invalid { line: Some(l), column, .. } => Some((*l, column.unwrap_or(1))),
+            PolicyError::Invalid {
+                line: Some(l),
+                column,
+                ..
+            } => Some((*l, column.unwrap_or(1))),
             PolicyError::Invalid { .. } => None,
         }
     }
@@ -143,6 +152,11 @@ impl Policy {
     /// added to the always-protected paths.
     pub fn from_yaml(text: &str, path: &str) -> Result<Policy, PolicyError> {
         let _ = text;
-        Err(PolicyError::Invalid { path: path.to_string(), line: None, column: None, message: "not implemented".into() })
+        Err(PolicyError::Invalid {
+            path: path.to_string(),
+            line: None,
+            column: None,
+            message: "not implemented".into(),
+        })
     }
 }
