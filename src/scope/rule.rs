@@ -235,7 +235,12 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, String> {
     if body.is_empty() {
         return Err("names no path (`/` alone); write `**` to match everything".to_string());
     }
-    let tokens = wildmatch::parse(body).map_err(|e| e.reason)?;
+    let tokens = if anchored {
+        wildmatch::parse_gitignore_pathname(body)
+    } else {
+        wildmatch::parse(body)
+    }
+    .map_err(|e| e.reason)?;
     if anchored && has_empty_component(&tokens) {
         return Err(
             "contains an empty path component (`//`, or `/` right after the anchoring `/`), \
@@ -245,7 +250,10 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, String> {
     }
     let glob = wildmatch::to_glob(&tokens);
     let all_literal = tokens.iter().all(|t| matches!(t, Token::Byte(_)));
-    let ends_recursive = tokens.last() == Some(&Token::StarStarEnd);
+    let ends_recursive = matches!(
+        tokens.last(),
+        Some(Token::StarStarEnd | Token::GluedStarStarEnd)
+    );
 
     if !anchored {
         // A name at any depth: the path's own name, or the name of one of its directories.

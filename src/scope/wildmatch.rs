@@ -33,6 +33,12 @@ pub(crate) enum Token {
     StarStarEscapedSlash,
     /// `**` at the end, after the start or a `/`: anything, slashes included.
     StarStarEnd,
+    /// `**/` right after a literal prefix that does not end in `/` (`foo**/bar`): gitignore
+    /// strips the literal prefix before calling wildmatch, so these stars count as being at
+    /// the start. Nothing, or anything ending in `/`.
+    GluedStarStarSlash,
+    /// `**` at the end right after such a literal prefix (`foo**`): anything.
+    GluedStarStarEnd,
     /// A bracket expression: the ASCII bytes it lists (bit `b` set = byte `b` listed).
     Class { negated: bool, set: u128 },
 }
@@ -61,6 +67,20 @@ const TRAILING_BACKSLASH: &str = "ends with a lone `\\` (git never matches such 
 
 /// Parse `pattern` as git's `wildmatch` reads it with `WM_PATHNAME`.
 pub(crate) fn parse(pattern: &[u8]) -> Result<Vec<Token>, PatternError> {
+    parse_from(pattern, None)
+}
+
+/// Parse the body of an anchored gitignore rule as `dir.c` `match_pathname` matches it: the
+/// literal prefix (up to the first `*`, `?`, `[` or `\`) is compared first and wildmatch
+/// runs on the rest, so a run of stars right after that prefix counts as at the start.
+pub(crate) fn parse_gitignore_pathname(pattern: &[u8]) -> Result<Vec<Token>, PatternError> {
+    let prefix = pattern
+        .iter()
+        .position(|&b| matches!(b, b'*' | b'?' | b'[' | b'\\'));
+    parse_from(pattern, prefix.filter(|&at| at > 0))
+}
+
+fn parse_from(pattern: &[u8], wildmatch_start: Option<usize>) -> Result<Vec<Token>, PatternError> {
     let p = pattern;
     let n = p.len();
     let mut tokens = Vec::with_capacity(n);
@@ -85,8 +105,19 @@ pub(crate) fn parse(pattern: &[u8]) -> Result<Vec<Token>, PatternError> {
                 }
                 // wildmatch.c: two or more stars right after the start or a `/`, and right
                 // before the end, a `/` or an escaped `/`, match across directories.
-                let at_component_start = i == 0 || p[i - 1] == b'/';
+                let glued = wildmatch_start == Some(i) && p[i - 1] != b'/';
+                let at_component_start = i == 0 || p[i - 1] == b'/' || glued;
                 if j - i >= 2 && at_component_start {
+                    if glued && j == n {
+                        tokens.push(Token::GluedStarStarEnd);
+                        i = j;
+                        continue;
+                    }
+                    if glued && p[j] == b'/' {
+                        tokens.push(Token::GluedStarStarSlash);
+                        i = j + 1;
+                        continue;
+                    }
                     if j == n {
                         tokens.push(Token::StarStarEnd);
                         i = j;
@@ -282,6 +313,10 @@ pub(crate) fn to_glob(tokens: &[Token]) -> String {
             Token::StarStarEscapedSlash => out.extend_from_slice(b"*/**/"),
             // `**` alone is `.*`, `/**` is `/.*`.
             Token::StarStarEnd => out.extend_from_slice(b"**"),
+            // After a literal, globset would read `**` as `*`; inside an alternation it reads
+            // `**/` as `(?:/?|.*/)` again: `(?:|[^/]*(?:/|/.*/))` and `[^/]*(?:|/.*)`.
+            Token::GluedStarStarSlash => out.extend_from_slice(b"{,*/**/}"),
+            Token::GluedStarStarEnd => out.extend_from_slice(b"*{,/**}"),
             Token::Class { negated, set } => push_class(&mut out, negated, set),
         }
     }
