@@ -17,6 +17,8 @@ mod rule;
 mod set;
 mod wildmatch;
 
+use std::hash::BuildHasherDefault;
+
 use bstr::BStr;
 use serde::Serialize;
 
@@ -101,7 +103,7 @@ impl RuleSet {
     /// directory once however many paths share it. Results are in input order.
     pub fn last_match_many<P: AsRef<[u8]> + Sync>(&self, paths: &[P]) -> Vec<Option<usize>> {
         par_map_chunks(paths, |chunk| {
-            let mut query = Query::new(self);
+            let mut query = Query::new(self, chunk.len());
             chunk.iter().map(|p| query.last_match(p.as_ref())).collect()
         })
     }
@@ -115,10 +117,12 @@ struct Query<'s, 'p> {
 }
 
 impl<'s, 'p> Query<'s, 'p> {
-    fn new(set: &'s RuleSet) -> Self {
+    /// `paths`: about how many paths it will see (sizes the directory memory).
+    fn new(set: &'s RuleSet, paths: usize) -> Self {
+        let cache = DirCache::with_capacity_and_hasher(paths / 4, BuildHasherDefault::default());
         Query {
             set,
-            cache: DirCache::default(),
+            cache,
             scratch: Vec::new(),
         }
     }
@@ -272,23 +276,23 @@ impl Scope {
 
     /// Decide one path (repository-relative, `/`-separated, any bytes).
     pub fn decide(&self, path: &[u8]) -> Decision {
-        self.decider().decide(path)
+        self.decider(0).decide(path)
     }
 
     /// [`Scope::decide`] for many paths, on every core, in input order.
     pub fn decide_many<P: AsRef<[u8]> + Sync>(&self, paths: &[P]) -> Vec<Decision> {
         par_map_chunks(paths, |chunk| {
-            let mut decider = self.decider();
+            let mut decider = self.decider(chunk.len());
             chunk.iter().map(|p| decider.decide(p.as_ref())).collect()
         })
     }
 
-    fn decider(&self) -> Decider<'_, '_> {
+    fn decider(&self, paths: usize) -> Decider<'_, '_> {
         Decider {
-            protected: Query::new(&self.protected),
-            deny: Query::new(&self.deny),
-            narrows: self.narrows.iter().map(Query::new).collect(),
-            allow: Query::new(&self.allow),
+            protected: Query::new(&self.protected, paths),
+            deny: Query::new(&self.deny, paths),
+            narrows: self.narrows.iter().map(|n| Query::new(n, paths)).collect(),
+            allow: Query::new(&self.allow, paths),
         }
     }
 }

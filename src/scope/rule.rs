@@ -13,16 +13,27 @@ use super::wildmatch::{self, Token};
 /// The most globs one rule may expand to (`{a,b}{c,d}` is 4).
 const MAX_EXPANSIONS: usize = 256;
 
-/// How one expansion of a rule is matched against a repository file path.
-///
-/// A path matches the expansion when one of `file_globs` matches the whole path, or when
-/// `dir_glob` matches one of the path's proper parent directories (`a` and `a/b` for
-/// `a/b/c`). Where it can, the translation folds directory coverage into `file_globs`
-/// (`docs` becomes `docs` + `docs/**`), so most rules need no per-directory check.
+/// How one expansion of a rule is matched against a repository file path. A path matches
+/// a rule when it matches one of the rule's expansions itself (as a file), or when one of
+/// its proper parent directories (`a` and `a/b` for `a/b/c`) matches it as a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Expansion {
-    pub(crate) file_globs: Vec<String>,
-    pub(crate) dir_glob: Option<String>,
+pub(crate) enum Expansion {
+    /// An anchored literal path: the path itself when `itself`, and everything below it.
+    Literal { path: Vec<u8>, itself: bool },
+    /// `parent/name`: an entry of the literal directory `parent` whose name matches the
+    /// one-component glob `name_glob` (a file unless `dir_only`), and everything below it.
+    Child {
+        parent: Vec<u8>,
+        name_glob: String,
+        dir_only: bool,
+    },
+    /// Anything else: `file_globs` match the whole path; `dir_glob` matches a parent
+    /// directory. Directory coverage is folded into `file_globs` where a glob can say it
+    /// (`x/**`), so `dir_glob` is only there when needed.
+    Globs {
+        file_globs: Vec<String>,
+        dir_glob: Option<String>,
+    },
 }
 
 /// One compiled gitignore-style rule.
@@ -248,57 +259,91 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, String> {
                 .to_string(),
         );
     }
-    let glob = wildmatch::to_glob(&tokens);
-    let all_literal = tokens.iter().all(|t| matches!(t, Token::Byte(_)));
-    let ends_recursive = matches!(
-        tokens.last(),
-        Some(Token::StarStarEnd | Token::GluedStarStarEnd)
-    );
-
+    // `**/name`, `**/name/` and `**/name/**` (no other `/`) mean what `name`, `name/` and
+    // `name/` mean; read that way they compile to basename checks instead of regexes.
+    let (anchored, dir_only, tokens) = match (anchored, tokens.as_slice()) {
+        (true, [Token::StarStarSlash, name @ ..]) if is_component(name) => {
+            (false, dir_only, name.to_vec())
+        }
+        (
+            true,
+            [
+                Token::StarStarSlash,
+                name @ ..,
+                Token::Byte(b'/'),
+                Token::StarStarEnd,
+            ],
+        ) if is_component(name) => (false, true, name.to_vec()),
+        _ => (anchored, dir_only, tokens),
+    };
     if !anchored {
         // A name at any depth: the path's own name, or the name of one of its directories.
         if tokens == [Token::StarStarEnd] {
             let everything = if dir_only { "*/**" } else { "**" };
-            return Ok(Expansion {
+            return Ok(Expansion::Globs {
                 file_globs: vec![everything.to_string()],
                 dir_glob: None,
             });
         }
-        let at_any_depth = format!("**/{glob}");
+        let at_any_depth = format!("**/{}", wildmatch::to_glob(&tokens));
         let file_globs = if dir_only {
             Vec::new()
         } else {
             vec![at_any_depth.clone()]
         };
-        return Ok(Expansion {
+        return Ok(Expansion::Globs {
             file_globs,
             dir_glob: Some(at_any_depth),
         });
     }
 
-    let under = format!("{glob}/**");
-    Ok(if all_literal {
-        // `docs` → `docs` and everything below; `docs/` → only what is below.
-        let file_globs = if dir_only {
-            vec![under]
-        } else {
-            vec![glob, under]
-        };
-        Expansion {
-            file_globs,
-            dir_glob: None,
+    // Literal directory prefixes are looked up, not globbed.
+    let literal_len = tokens
+        .iter()
+        .take_while(|t| matches!(t, Token::Byte(_)))
+        .count();
+    let literal: Vec<u8> = tokens[..literal_len]
+        .iter()
+        .map(|t| if let Token::Byte(b) = t { *b } else { 0 })
+        .collect();
+    let rest = &tokens[literal_len..];
+    let parent = literal.strip_suffix(b"/").map(<[u8]>::to_vec);
+    match (parent, rest) {
+        // `docs` (itself and everything below), `docs/` (below only).
+        (_, []) => {
+            return Ok(Expansion::Literal {
+                path: literal,
+                itself: !dir_only,
+            });
         }
-    } else if ends_recursive && !dir_only {
+        // `docs/*` and `docs/**`: everything below `docs` (a repository path never ends in
+        // `/`). With a trailing `/` they need one more level, left to the general case.
+        (Some(dir), [Token::Star | Token::StarStarEnd]) if !dir_only => {
+            return Ok(Expansion::Literal {
+                path: dir,
+                itself: false,
+            });
+        }
+        // `docs/*.md`: a name pattern for the entries of one directory.
+        (Some(dir), name) if is_component(name) => {
+            return Ok(Expansion::Child {
+                parent: dir,
+                name_glob: wildmatch::to_glob(name),
+                dir_only,
+            });
+        }
+        _ => {}
+    }
+
+    let glob = wildmatch::to_glob(&tokens);
+    let ends_recursive = matches!(
+        tokens.last(),
+        Some(Token::StarStarEnd | Token::GluedStarStarEnd)
+    );
+    Ok(if ends_recursive && !dir_only {
         // `x/**` already covers what is below anything it matches.
-        Expansion {
+        Expansion::Globs {
             file_globs: vec![glob],
-            dir_glob: None,
-        }
-    } else if !dir_only && is_literal_then_star(&tokens) {
-        // `dir/*`: every path below `dir` (a repository path never ends in `/`).
-        let prefix = wildmatch::to_glob(&tokens[..tokens.len() - 1]);
-        Expansion {
-            file_globs: vec![format!("{prefix}**")],
             dir_glob: None,
         }
     } else {
@@ -307,21 +352,21 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, String> {
         } else {
             vec![glob.clone()]
         };
-        Expansion {
+        Expansion::Globs {
             file_globs,
             dir_glob: Some(glob),
         }
     })
 }
 
-/// `literal/…/literal/*`
-fn is_literal_then_star(tokens: &[Token]) -> bool {
-    match tokens {
-        [head @ .., Token::Byte(b'/'), Token::Star] => {
-            head.iter().all(|t| matches!(t, Token::Byte(_)))
-        }
-        _ => false,
-    }
+/// Tokens that match one non-empty path component and nothing with a `/`.
+fn is_component(tokens: &[Token]) -> bool {
+    !tokens.is_empty()
+        && tokens.iter().all(|t| match t {
+            Token::Byte(b) => *b != b'/',
+            Token::Any | Token::Star | Token::Class { .. } => true,
+            _ => false,
+        })
 }
 
 /// Would every text the tokens match contain `//`, or start or end with `/`?

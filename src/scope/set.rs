@@ -1,86 +1,159 @@
-//! Many rules compiled once into two `globset::GlobSet`s, and the queries over them.
+//! Many rules compiled once, and the queries over them.
 //!
-//! The *file set* holds, for every rule, the globs matched against a whole path (for most
-//! rules these already cover everything below a matching directory: `docs` is compiled as
-//! `docs` + `docs/**`, `src/*` as `src/**`). The *directory set* holds the globs of the rules
-//! whose directory coverage cannot be folded that way (`*.d/`, `build`, `a/*/b`); they are
-//! matched against each proper parent directory of a path. Batch queries remember the
-//! answer per directory, so a directory shared by many paths is matched once.
+//! Rules are split by shape ([`Expansion`]): anchored literal paths and literal directories
+//! (`docs`, `docs/`, `src/*`, `src/**`) go into hash maps; `dir/<one-component glob>`
+//! (`docs/*.md`) into one small `globset::GlobSet` of name globs per literal directory;
+//! everything else into two `GlobSet`s: the *file set*, matched against the whole path, and
+//! the *directory set*, matched against each proper parent directory (`a`, `a/b` for
+//! `a/b/c`), for the rules whose directory coverage a single glob cannot express (`build`,
+//! `*.d/`, `a/*/b`). Batch queries remember the answer per directory, so a directory shared
+//! by many paths is looked at once.
 //!
 //! This file knows nothing of how a rule is read (that is `rule.rs`) or of scope decisions
 //! (that is `mod.rs`).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 
 use super::rule::Expansion;
 use super::wildmatch;
 
-/// Compiled globs of a list of rules; answers use rule indices (positions in that list).
+/// A fast non-cryptographic hash for path keys (Fx-style, 8 bytes at a time).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PathHasher(u64);
+
+impl Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type PathMap<K, V> = HashMap<K, V, BuildHasherDefault<PathHasher>>;
+
+/// Per-thread memory of batch queries: directory → last rule covering it.
+pub(crate) type DirCache<'p> = PathMap<&'p [u8], Option<usize>>;
+
+/// Name globs for the entries of one literal directory.
 #[derive(Debug, Clone)]
+struct Children {
+    names: GlobSet,
+    owner: Vec<usize>,
+    dir_only: Vec<bool>,
+}
+
+/// Compiled rules; answers use rule indices (positions in the list compiled).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Matcher {
+    /// Path → rules that match exactly that path.
+    exact: PathMap<Vec<u8>, Vec<usize>>,
+    /// Directory → rules that cover everything below it.
+    below: PathMap<Vec<u8>, Vec<usize>>,
+    /// Directory → name globs for its entries.
+    children: PathMap<Vec<u8>, Children>,
     file: GlobSet,
     file_owner: Vec<usize>,
     dir: GlobSet,
     dir_owner: Vec<usize>,
 }
 
-impl Default for Matcher {
-    fn default() -> Matcher {
-        Matcher {
-            file: GlobSet::empty(),
-            file_owner: Vec::new(),
-            dir: GlobSet::empty(),
-            dir_owner: Vec::new(),
-        }
-    }
-}
-
-/// Per-thread memory of batch queries: directory → last rule covering it.
-pub(crate) type DirCache<'p> = HashMap<&'p [u8], Option<usize>>;
-
 impl Matcher {
     /// Compile the expansions of each rule, in rule order.
     pub(crate) fn build<'a>(
         rules: impl Iterator<Item = &'a [Expansion]>,
     ) -> Result<Matcher, globset::Error> {
+        let mut m = Matcher::default();
         let mut file = GlobSetBuilder::new();
         let mut dir = GlobSetBuilder::new();
-        let mut file_owner = Vec::new();
-        let mut dir_owner = Vec::new();
+        let mut children: PathMap<Vec<u8>, Vec<(usize, &str, bool)>> = PathMap::default();
         for (index, expansions) in rules.enumerate() {
             for expansion in expansions {
-                for glob in &expansion.file_globs {
-                    file.add(wildmatch::build(glob)?);
-                    file_owner.push(index);
-                }
-                if let Some(glob) = &expansion.dir_glob {
-                    dir.add(wildmatch::build(glob)?);
-                    dir_owner.push(index);
+                match expansion {
+                    Expansion::Literal { path, itself } => {
+                        if *itself {
+                            m.exact.entry(path.clone()).or_default().push(index);
+                        }
+                        m.below.entry(path.clone()).or_default().push(index);
+                    }
+                    Expansion::Child {
+                        parent,
+                        name_glob,
+                        dir_only,
+                    } => {
+                        children
+                            .entry(parent.clone())
+                            .or_default()
+                            .push((index, name_glob, *dir_only));
+                    }
+                    Expansion::Globs {
+                        file_globs,
+                        dir_glob,
+                    } => {
+                        for glob in file_globs {
+                            file.add(wildmatch::build(glob)?);
+                            m.file_owner.push(index);
+                        }
+                        if let Some(glob) = dir_glob {
+                            dir.add(wildmatch::build(glob)?);
+                            m.dir_owner.push(index);
+                        }
+                    }
                 }
             }
         }
-        Ok(Matcher {
-            file: file.build()?,
-            file_owner,
-            dir: dir.build()?,
-            dir_owner,
-        })
+        for (parent, entries) in children {
+            let mut names = GlobSetBuilder::new();
+            for (_, glob, _) in &entries {
+                names.add(wildmatch::build(glob)?);
+            }
+            let children = Children {
+                names: names.build()?,
+                owner: entries.iter().map(|e| e.0).collect(),
+                dir_only: entries.iter().map(|e| e.2).collect(),
+            };
+            m.children.insert(parent, children);
+        }
+        m.file = file.build()?;
+        m.dir = dir.build()?;
+        Ok(m)
+    }
+
+    /// Is there any rule that needs looking at parent directories?
+    fn has_dir_rules(&self) -> bool {
+        !self.below.is_empty() || !self.children.is_empty() || !self.dir.is_empty()
     }
 
     /// Every rule that matches `path`, ascending, each once.
     pub(crate) fn matches(&self, path: &[u8]) -> Vec<usize> {
         let mut scratch = Vec::new();
         let mut out = Vec::new();
-        self.file
-            .matches_candidate_into(&Candidate::from_bytes(path), &mut scratch);
-        out.extend(scratch.iter().map(|&g| self.file_owner[g]));
-        if !self.dir.is_empty() {
+        self.each_file_match(path, &mut scratch, |r| out.push(r));
+        if self.has_dir_rules() {
             for dir in parents(path) {
-                self.dir
-                    .matches_candidate_into(&Candidate::from_bytes(dir), &mut scratch);
-                out.extend(scratch.iter().map(|&g| self.dir_owner[g]));
+                self.each_dir_match(dir, &mut scratch, |r| out.push(r));
             }
         }
         out.sort_unstable();
@@ -91,7 +164,7 @@ impl Matcher {
     /// The last rule that matches `path`.
     pub(crate) fn last_match(&self, path: &[u8], scratch: &mut Vec<usize>) -> Option<usize> {
         let mut best = self.file_last(path, scratch);
-        if !self.dir.is_empty() {
+        if self.has_dir_rules() {
             for dir in parents(path) {
                 best = best.max(self.dir_last(dir, scratch));
             }
@@ -107,7 +180,7 @@ impl Matcher {
         scratch: &mut Vec<usize>,
     ) -> Option<usize> {
         let best = self.file_last(path, scratch);
-        if self.dir.is_empty() {
+        if !self.has_dir_rules() {
             return best;
         }
         match parent(path) {
@@ -147,19 +220,63 @@ impl Matcher {
     }
 
     fn file_last(&self, path: &[u8], scratch: &mut Vec<usize>) -> Option<usize> {
-        if self.file.is_empty() {
-            return None;
-        }
-        self.file
-            .matches_candidate_into(&Candidate::from_bytes(path), scratch);
-        // Globs were added in rule order, so the last glob belongs to the last rule.
-        scratch.last().map(|&g| self.file_owner[g])
+        let mut best = None;
+        self.each_file_match(path, scratch, |r| best = best.max(Some(r)));
+        best
     }
 
     fn dir_last(&self, dir: &[u8], scratch: &mut Vec<usize>) -> Option<usize> {
-        self.dir
-            .matches_candidate_into(&Candidate::from_bytes(dir), scratch);
-        scratch.last().map(|&g| self.dir_owner[g])
+        let mut best = None;
+        self.each_dir_match(dir, scratch, |r| best = best.max(Some(r)));
+        best
+    }
+
+    /// Rules that match `path` itself (not through a parent directory).
+    fn each_file_match(&self, path: &[u8], scratch: &mut Vec<usize>, mut visit: impl FnMut(usize)) {
+        if let Some(rules) = self.exact.get(path) {
+            rules.iter().copied().for_each(&mut visit);
+        }
+        if let Some(children) = parent(path).and_then(|dir| self.children.get(dir)) {
+            children
+                .names
+                .matches_candidate_into(&Candidate::from_bytes(basename(path)), scratch);
+            for &g in scratch.iter() {
+                if !children.dir_only[g] {
+                    visit(children.owner[g]);
+                }
+            }
+        }
+        if !self.file.is_empty() {
+            self.file
+                .matches_candidate_into(&Candidate::from_bytes(path), scratch);
+            scratch.iter().for_each(|&g| visit(self.file_owner[g]));
+        }
+    }
+
+    /// Rules that match `dir` as a directory (and so cover everything below it).
+    fn each_dir_match(&self, dir: &[u8], scratch: &mut Vec<usize>, mut visit: impl FnMut(usize)) {
+        if let Some(rules) = self.below.get(dir) {
+            rules.iter().copied().for_each(&mut visit);
+        }
+        if let Some(children) = parent(dir).and_then(|up| self.children.get(up)) {
+            children
+                .names
+                .matches_candidate_into(&Candidate::from_bytes(basename(dir)), scratch);
+            scratch.iter().for_each(|&g| visit(children.owner[g]));
+        }
+        if !self.dir.is_empty() {
+            self.dir
+                .matches_candidate_into(&Candidate::from_bytes(dir), scratch);
+            scratch.iter().for_each(|&g| visit(self.dir_owner[g]));
+        }
+    }
+}
+
+/// `a/b/c` → `c`.
+fn basename(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(at) => &path[at + 1..],
+        None => path,
     }
 }
 
