@@ -229,7 +229,7 @@ impl Scope {
             pattern: Pattern::new(&literal_rule(policy_path))?,
             origin: RuleOrigin::AlwaysProtected,
         });
-        protected.extend(extra_protected.rules().iter().cloned());
+        protected.extend(extra_protected.rules);
         Ok(Scope {
             allow,
             deny,

@@ -249,7 +249,9 @@ impl Matcher {
         if !self.file.is_empty() {
             self.file
                 .matches_candidate_into(&Candidate::from_bytes(path), scratch);
-            scratch.iter().for_each(|&g| visit(self.file_owner[g]));
+            for &g in scratch.iter() {
+                visit(self.file_owner[g]);
+            }
         }
     }
 
@@ -262,12 +264,16 @@ impl Matcher {
             children
                 .names
                 .matches_candidate_into(&Candidate::from_bytes(basename(dir)), scratch);
-            scratch.iter().for_each(|&g| visit(children.owner[g]));
+            for &g in scratch.iter() {
+                visit(children.owner[g]);
+            }
         }
         if !self.dir.is_empty() {
             self.dir
                 .matches_candidate_into(&Candidate::from_bytes(dir), scratch);
-            scratch.iter().for_each(|&g| visit(self.dir_owner[g]));
+            for &g in scratch.iter() {
+                visit(self.dir_owner[g]);
+            }
         }
     }
 }

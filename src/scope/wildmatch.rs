@@ -153,6 +153,10 @@ fn parse_from(pattern: &[u8], wildmatch_start: Option<usize>) -> Result<Vec<Toke
 
 /// Parse the bracket expression starting at `p[start] == b'['`, following the `case '['`
 /// of `wildmatch.c` step by step. Returns the token and the index after the closing `]`.
+#[allow(
+    clippy::many_single_char_names,
+    reason = "mirrors the names of wildmatch.c"
+)]
 fn parse_class(p: &[u8], start: usize) -> Result<(Token, usize), PatternError> {
     let n = p.len();
     let mut set: u128 = 0;

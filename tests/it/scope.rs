@@ -133,12 +133,6 @@ fn wildmatch_probes_beyond_t3070() {
     }
 }
 
-#[test]
-fn pattern_smoke() {
-    let p = Pattern::new("src/*").unwrap();
-    assert!(p.is_match(b"src/a/b.rs"));
-}
-
 fn rule_set(patterns: &[&str]) -> RuleSet {
     RuleSet::new(
         patterns
@@ -390,4 +384,404 @@ fn rule_ref(text: &str, line: usize) -> RuleRef {
         text: text.to_string(),
         origin: RuleOrigin::Policy { line, column: 1 },
     }
+}
+
+/// `(rule, path, expected)` through [`Pattern::is_match`].
+fn check(cases: &[(&str, &[u8], bool)]) {
+    for &(rule, path, expected) in cases {
+        let pattern = Pattern::new(rule).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            pattern.is_match(path),
+            expected,
+            "rule {rule:?} path {:?}",
+            bstr::BStr::new(path)
+        );
+    }
+}
+
+#[test]
+fn a_rule_that_matches_a_directory_covers_everything_below_it() {
+    check(&[
+        ("src/*", b"src/a.rs", true),
+        ("src/*", b"src/a/b.rs", true), // gitignore, not CODEOWNERS: `*` matched the directory `src/a`
+        ("src/*", b"src", false),
+        ("/src/*.rs", b"src/a.rs", true),
+        ("/src/*.rs", b"src/a/b.rs", false),
+        ("docs", b"docs", true),
+        ("docs", b"docs/guide/intro.md", true),
+        ("docs", b"a/docs/x", true), // no slash: any depth
+        ("docs", b"docsite/x", false),
+        ("/docs", b"a/docs/x", false),    // leading slash: anchored
+        ("a/docs", b"x/a/docs/y", false), // middle slash: anchored
+        ("**/docs", b"x/a/docs/y", true),
+        ("build/", b"build", false), // trailing slash: directories only, and a path is a file
+        ("build/", b"build/out.o", true),
+        ("build/", b"src/build/out.o", true),
+        ("*.d/", b"conf.d/x.conf", true),
+        ("*.d/", b"x.d", false),
+        ("src/**", b"src/a/b/c.rs", true),
+        ("src/**", b"src", false),
+        ("src/**/test_*.py", b"src/test_a.py", true),
+        ("src/**/test_*.py", b"src/a/b/test_a.py", true),
+        ("src/**/test_*.py", b"src/a/b/atest_a.py", false),
+        ("a/*/c", b"a/b/c/d", true),
+        ("a/*/c", b"a/b/x/c", false),
+        // t0008 "exact prefix matching"
+        ("git/", b"a/git/foo", true),
+        ("git/", b"a/git-foo/bar", false),
+        ("/git/", b"git/foo", true),
+        ("/git/", b"a/git/foo", false),
+        // gitignore compares the literal prefix first: `foo**/bar` is `foo` + `**/bar`.
+        ("foo**/bar", b"foo/bar", true),
+        ("foo**/bar", b"foobar", true),
+        ("foo**/bar", b"foo/x/y/bar", true),
+        ("foo*/bar", b"foo/x/bar", false),
+    ]);
+}
+
+#[test]
+fn brace_alternation_is_an_extension() {
+    check(&[
+        ("*.{yml,yaml}", b"ci/a.yml", true),
+        ("*.{yml,yaml}", b"ci/a.yaml", true),
+        ("*.{yml,yaml}", b"ci/a.json", false),
+        ("{src,tests}/**/*.rs", b"tests/x/y.rs", true),
+        ("{src,tests}/**/*.rs", b"bench/y.rs", false),
+        ("a{,.bak}", b"a.bak", true),
+        ("a{,.bak}", b"a", true),
+        ("{a,b{c,d}}.txt", b"bd.txt", true),
+        ("{a,b{c,d}}.txt", b"b.txt", false),
+        // each expansion is a rule of its own: `{docs/,readme}` = `docs/` + `readme`
+        ("{/docs/,readme}", b"docs/x", true),
+        ("{/docs/,readme}", b"pkg/readme", true),
+        ("{/docs/,readme}", b"docs", false),
+        // escaped or inside brackets, braces are literal
+        ("\\{a,b\\}", b"{a,b}", true),
+        ("\\{a,b\\}", b"a", false),
+        ("x[{]", b"x{", true),
+    ]);
+}
+
+#[test]
+fn non_utf8_paths_and_special_names() {
+    check(&[
+        ("*.bin", b"dir/\xff\xfe.bin", true),
+        ("a?b", b"a\xffb", true),
+        ("a?b", "aéb".as_bytes(), false), // `?` is one byte, as in git
+        ("a??b", "aéb".as_bytes(), true),
+        ("/été/", "été/x".as_bytes(), true),
+        ("[!a]", b"\xff", true),
+        ("* *", b"dir/a b", true),
+        ("a\\ ", b"a ", true), // an escaped trailing space is kept
+        ("a  ", b"a", true),   // unescaped trailing spaces are dropped, as git does
+        ("\\#x", b"#x", true),
+        ("\\!x", b"!x", true),
+        ("-x", b"d/-x", true),
+    ]);
+    assert_eq!(
+        agent_gate::scope::display_path(b"a/\xff.rs"),
+        "a/\u{fffd}.rs"
+    );
+}
+
+#[test]
+fn rejected_rules_say_why() {
+    let rules = [
+        "",
+        "   ",
+        "#comment",
+        "!negated",
+        "dir\\",
+        "a[bc",
+        "a[]",
+        "[[:spaci:]]",
+        "[é]",
+        "a//b",
+        "//a",
+        "/",
+        "a{b",
+        "a}b",
+        "{a}",
+        "{,}",
+        "{!a,b}",
+    ];
+    let report: String = rules
+        .iter()
+        .map(|r| match Pattern::new(r) {
+            Ok(_) => format!("{r:?}: accepted\n"),
+            Err(e) => format!("{e}\n"),
+        })
+        .collect();
+    insta::assert_snapshot!(report);
+}
+
+fn scope(allow: &[&str], deny: &[&str]) -> Scope {
+    // Deny rules get line numbers after the allow rules, as in a policy file.
+    let deny_set = RuleSet::new(
+        deny.iter()
+            .enumerate()
+            .map(|(i, p)| Rule {
+                pattern: Pattern::new(p).unwrap(),
+                origin: RuleOrigin::Policy {
+                    line: 100 + i,
+                    column: 5,
+                },
+            })
+            .collect(),
+    );
+    Scope::new(
+        rule_set(allow),
+        deny_set,
+        RuleSet::default(),
+        ".github/agent-gate.yml",
+    )
+    .unwrap()
+}
+
+fn reason(scope: &Scope, path: &str) -> Reason {
+    let decision = scope.decide(path.as_bytes());
+    assert_eq!(
+        decision.in_scope,
+        matches!(
+            decision.reason,
+            Reason::Allowed { .. } | Reason::AllowedByDefault
+        ),
+        "{path}"
+    );
+    decision.reason
+}
+
+fn allowed(text: &str, line: usize) -> Reason {
+    Reason::Allowed {
+        rule: rule_ref(text, line),
+    }
+}
+
+#[test]
+fn deny_wins_over_allow_and_the_last_allow_rule_is_reported() {
+    let s = scope(
+        &["src/**", "src/services/**", "*.rs"],
+        &["**/*.pem", "/src/legacy/"],
+    );
+    assert_eq!(reason(&s, "src/services/a.rs"), allowed("*.rs", 3));
+    assert_eq!(
+        reason(&s, "src/services/a.py"),
+        allowed("src/services/**", 2)
+    );
+    assert_eq!(reason(&s, "src/a.py"), allowed("src/**", 1));
+    assert_eq!(
+        reason(&s, "src/services/key.pem"),
+        Reason::Denied {
+            rule: RuleRef {
+                text: "**/*.pem".into(),
+                origin: RuleOrigin::Policy {
+                    line: 100,
+                    column: 5
+                }
+            }
+        }
+    );
+    assert_eq!(
+        reason(&s, "src/legacy/x/y.rs"),
+        Reason::Denied {
+            rule: RuleRef {
+                text: "/src/legacy/".into(),
+                origin: RuleOrigin::Policy {
+                    line: 101,
+                    column: 5
+                }
+            }
+        }
+    );
+    assert_eq!(reason(&s, "docs/readme.md"), Reason::NoAllowRule);
+}
+
+#[test]
+fn empty_allow_means_everything_not_denied() {
+    let s = scope(&[], &["secrets/"]);
+    assert_eq!(reason(&s, "any/where.txt"), Reason::AllowedByDefault);
+    assert!(matches!(reason(&s, "a/secrets/k"), Reason::Denied { .. }));
+}
+
+#[test]
+fn protected_paths_cannot_be_allowed() {
+    let s = scope(&["**", ".github/**", "CODEOWNERS", "*"], &[]);
+    let protected = |path: &str| match reason(&s, path) {
+        Reason::Protected { rule } => {
+            assert_eq!(rule.origin, RuleOrigin::AlwaysProtected, "{path}");
+            rule.text
+        }
+        other => panic!("{path}: {other:?}"),
+    };
+    assert_eq!(protected(".github/workflows/ci.yml"), "/.github/workflows");
+    assert_eq!(
+        protected(".github/workflows/sub/x.yaml"),
+        "/.github/workflows"
+    );
+    assert_eq!(protected(".github/workflows"), "/.github/workflows"); // a file or symlink in its place
+    assert_eq!(
+        protected(".github/actions/setup/action.yml"),
+        "/.github/actions"
+    );
+    assert_eq!(protected("CODEOWNERS"), "/CODEOWNERS");
+    assert_eq!(protected(".github/CODEOWNERS"), "/.github/CODEOWNERS");
+    assert_eq!(protected("docs/CODEOWNERS"), "/docs/CODEOWNERS");
+    assert_eq!(protected(".gitmodules"), "/.gitmodules");
+    assert_eq!(
+        protected(".github/agent-gate.yml"),
+        "/.github/agent-gate.yml"
+    );
+    // Only those places: these are ordinary files.
+    for path in [
+        "src/CODEOWNERS",
+        "a/.gitmodules",
+        ".github/dependabot.yml",
+        "x/.github/workflows/ci.yml",
+    ] {
+        assert!(matches!(reason(&s, path), Reason::Allowed { .. }), "{path}");
+    }
+    // The list in the API is the one of DESIGN §3.
+    assert_eq!(
+        agent_gate::scope::ALWAYS_PROTECTED,
+        [
+            "/.github/workflows",
+            "/.github/actions",
+            "/CODEOWNERS",
+            "/.github/CODEOWNERS",
+            "/docs/CODEOWNERS",
+            "/.gitmodules"
+        ]
+    );
+}
+
+#[test]
+fn a_policy_adds_protected_paths_and_its_own_path_is_matched_literally() {
+    let extra = RuleSet::new(vec![Rule {
+        pattern: Pattern::new("/infra/").unwrap(),
+        origin: RuleOrigin::Policy { line: 7, column: 9 },
+    }]);
+    let s = Scope::new(
+        rule_set(&["**"]),
+        RuleSet::default(),
+        extra,
+        "./cfg/gate [v1].yml",
+    )
+    .unwrap();
+    assert_eq!(
+        reason(&s, "infra/main.tf"),
+        Reason::Protected {
+            rule: RuleRef {
+                text: "/infra/".into(),
+                origin: RuleOrigin::Policy { line: 7, column: 9 }
+            }
+        }
+    );
+    assert!(matches!(
+        reason(&s, "cfg/gate [v1].yml"),
+        Reason::Protected { .. }
+    ));
+    assert!(matches!(
+        reason(&s, "cfg/gate v.yml"),
+        Reason::Allowed { .. }
+    ));
+    assert!(matches!(
+        reason(&s, "cfg/gate 1.yml"),
+        Reason::Allowed { .. }
+    ));
+    // The always-protected list is still there.
+    assert!(matches!(
+        reason(&s, ".gitmodules"),
+        Reason::Protected { .. }
+    ));
+}
+
+#[test]
+fn scope_input_narrows_and_never_widens() {
+    let s = scope(&["src/**", "docs/**"], &["src/api/secret.pem"]);
+    let narrowed = s
+        .narrowed(&["src/api/**".to_string(), "src/db/*.sql".to_string()])
+        .unwrap();
+    assert_eq!(reason(&narrowed, "src/api/a.rs"), allowed("src/**", 1));
+    assert_eq!(reason(&narrowed, "src/db/m.sql"), allowed("src/**", 1));
+    assert_eq!(reason(&narrowed, "src/db/m.rs"), Reason::OutsideScopeInput);
+    assert_eq!(reason(&narrowed, "docs/a.md"), Reason::OutsideScopeInput);
+    // Not granted by the narrowing when the policy denies, protects or does not allow it.
+    assert!(matches!(
+        reason(&narrowed, "src/api/secret.pem"),
+        Reason::Denied { .. }
+    ));
+    let wide = s.narrowed(&["**".to_string()]).unwrap();
+    assert!(matches!(
+        reason(&wide, ".github/workflows/x.yml"),
+        Reason::Protected { .. }
+    ));
+    assert_eq!(reason(&wide, "tests/a.rs"), Reason::NoAllowRule);
+    // Narrowing twice intersects.
+    let twice = narrowed.narrowed(&["src/db/**".to_string()]).unwrap();
+    assert_eq!(reason(&twice, "src/api/a.rs"), Reason::OutsideScopeInput);
+    assert_eq!(reason(&twice, "src/db/m.sql"), allowed("src/**", 1));
+    assert_eq!(twice.narrows().len(), 2);
+    // An empty list narrows nothing.
+    assert_eq!(
+        reason(&s.narrowed(&[]).unwrap(), "docs/a.md"),
+        allowed("docs/**", 2)
+    );
+    // With an empty allow list, the narrowing glob is what grants the path.
+    let open = scope(&[], &[])
+        .narrowed(&["a/**".to_string(), "b/".to_string()])
+        .unwrap();
+    assert_eq!(
+        reason(&open, "b/x"),
+        Reason::Allowed {
+            rule: RuleRef {
+                text: "b/".into(),
+                origin: RuleOrigin::ScopeInput { index: 1 }
+            }
+        }
+    );
+    assert_eq!(reason(&open, "c/x"), Reason::OutsideScopeInput);
+    // A bad glob in the input is an error naming it.
+    let err = s.narrowed(&["src/[".to_string()]).unwrap_err();
+    assert_eq!(err.pattern, "src/[");
+}
+
+#[test]
+fn decisions_in_bulk_equal_decisions_one_by_one() {
+    let s = scope(
+        &["src/*", "/lib/", "*.md", "a?/**/z*"],
+        &["*.pem", "gen/", "src/x*/y"],
+    )
+    .narrowed(&["{src,lib,docs,a1}/**".to_string()])
+    .unwrap();
+    let names = [
+        "src", "lib", "docs", "gen", "a1", "x1", "y", "z9", "k.pem", "r.md", "\u{e9}",
+    ];
+    let mut paths: Vec<Vec<u8>> = Vec::new();
+    for i in 0..12_000usize {
+        let depth = 1 + i % 5;
+        let parts: Vec<&str> = (0..depth)
+            .map(|d| names[(i / (d + 1) + d * 7) % names.len()])
+            .collect();
+        let mut path = parts.join("/").into_bytes();
+        if i % 97 == 0 {
+            path.push(0xff);
+        }
+        paths.push(path);
+    }
+    let bulk = s.decide_many(&paths);
+    assert_eq!(bulk.len(), paths.len());
+    for (path, decision) in paths.iter().zip(&bulk) {
+        assert_eq!(&s.decide(path), decision, "{:?}", bstr::BStr::new(path));
+    }
+    assert!(bulk.iter().any(|d| d.in_scope) && bulk.iter().any(|d| !d.in_scope));
+}
+
+#[test]
+fn a_decision_serializes_with_its_rule() {
+    let s = scope(&["src/**"], &[]);
+    let json = serde_json::to_value(s.decide(b"src/a.rs")).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"in_scope": true, "reason": "allowed", "rule": {"text": "src/**", "origin": {"kind": "policy", "line": 1, "column": 1}}})
+    );
 }
