@@ -13,6 +13,9 @@ use super::wildmatch::{self, Token};
 /// The most globs one rule may expand to (`{a,b}{c,d}` is 4).
 const MAX_EXPANSIONS: usize = 256;
 
+/// How deep `{…}` groups may nest.
+const MAX_BRACE_DEPTH: usize = 16;
+
 /// How one expansion of a rule is matched against a repository file path. A path matches
 /// a rule when it matches one of the rule's expansions itself (as a file), or when one of
 /// its proper parent directories (`a` and `a/b` for `a/b/c`) matches it as a directory.
@@ -136,12 +139,14 @@ fn trim_trailing_spaces(text: &[u8]) -> &[u8] {
 /// are copied as they are, so `\{` and `[{]` stay literal.
 fn expand_braces(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut i = 0;
-    let out = expand_seq(text, &mut i, false)?;
+    let out = expand_seq(text, &mut i, 0)?;
     debug_assert_eq!(i, text.len());
     Ok(out)
 }
 
-fn expand_seq(p: &[u8], i: &mut usize, in_group: bool) -> Result<Vec<Vec<u8>>, String> {
+/// `depth`: how many `{` groups enclose this sequence (0 = the whole rule).
+fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, String> {
+    let in_group = depth > 0;
     let mut results: Vec<Vec<u8>> = vec![Vec::new()];
     let append = |results: &mut Vec<Vec<u8>>, bytes: &[u8]| {
         for r in results.iter_mut() {
@@ -164,7 +169,7 @@ fn expand_seq(p: &[u8], i: &mut usize, in_group: bool) -> Result<Vec<Vec<u8>>, S
             },
             b'{' => {
                 *i += 1;
-                let alternatives = expand_group(p, i)?;
+                let alternatives = expand_group(p, i, depth + 1)?;
                 if results.len() * alternatives.len() > MAX_EXPANSIONS {
                     return Err(format!(
                         "`{{…}}` expands to more than {MAX_EXPANSIONS} patterns; split the rule"
@@ -196,11 +201,16 @@ fn expand_seq(p: &[u8], i: &mut usize, in_group: bool) -> Result<Vec<Vec<u8>>, S
 }
 
 /// After a `{`: alternatives up to the matching `}`.
-fn expand_group(p: &[u8], i: &mut usize) -> Result<Vec<Vec<u8>>, String> {
+fn expand_group(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, String> {
+    if depth > MAX_BRACE_DEPTH {
+        return Err(format!(
+            "`{{…}}` groups nested more than {MAX_BRACE_DEPTH} deep; simplify the rule"
+        ));
+    }
     let mut alternatives = Vec::new();
     let mut branches = 0;
     loop {
-        let seq = expand_seq(p, i, true)?;
+        let seq = expand_seq(p, i, depth)?;
         branches += 1;
         alternatives.extend(seq);
         if alternatives.len() > MAX_EXPANSIONS {

@@ -785,3 +785,25 @@ fn a_decision_serializes_with_its_rule() {
         serde_json::json!({"in_scope": true, "reason": "allowed", "rule": {"text": "src/**", "origin": {"kind": "policy", "line": 1, "column": 1}}})
     );
 }
+
+#[test]
+fn hostile_rules_are_errors_not_crashes() {
+    let deep = format!("{}a{}", "{".repeat(10_000), ",b}".repeat(10_000));
+    assert!(Pattern::new(&deep).unwrap_err().reason.contains("nested"));
+    let wide = "{a,b}".repeat(9);
+    assert!(
+        Pattern::new(&wide)
+            .unwrap_err()
+            .reason
+            .contains("more than 256")
+    );
+    let classes = "[[".repeat(5_000);
+    assert!(Pattern::new(&classes).is_err());
+    // Long but fine.
+    let long = "a/*/".repeat(200) + "z";
+    assert!(
+        Pattern::new(&long)
+            .unwrap()
+            .is_match(("a/x/".repeat(200) + "z").as_bytes())
+    );
+}
