@@ -2,15 +2,30 @@
 //! for one repository path (DESIGN §3). Pure logic: it never touches git, the file system
 //! or the policy file; the policy module builds [`Rule`]s from YAML and hands them here.
 //!
-//! STUB CONTRACT (to be replaced by the real engine; keep these public names):
-//! - [`Pattern::new`] parses one gitignore-style rule, rejecting malformed ones.
-//! - [`Pattern::is_match`] decides one repository-relative path (bytes, `/`-separated,
-//!   no leading `/`), including "a rule that matches a directory covers everything under it".
-//! - [`RuleSet`] holds many rules compiled once and answers "which rules match".
-//! - [`Scope::decide`] applies protected → deny → `--scope` narrowing → allow.
+//! Layers, each in its own file:
+//! - `wildmatch.rs`: git's glob function (`wildmatch`, `WM_PATHNAME`) translated into a
+//!   `globset` glob; [`Wildmatch`] exposes it alone for the conformance vectors.
+//! - `rule.rs`: one gitignore rule ([`Pattern`]): trailing spaces, `{a,b}` expansion,
+//!   anchoring, trailing `/`, "a rule that matches a directory covers everything below it".
+//! - `set.rs`: many rules compiled once into `GlobSet`s, single and batch queries.
+//! - this file: [`RuleSet`], [`Scope`] and its [`Decision`]s: protected → deny → `--scope`
+//!   narrowing → allow.
+//!
+//! The rules are documented for users in `docs/scope.md`.
 
-use bstr::{BStr, ByteSlice};
+mod rule;
+mod set;
+mod wildmatch;
+
+use std::hash::BuildHasherDefault;
+
+use bstr::BStr;
 use serde::Serialize;
+
+pub use rule::Pattern;
+pub use wildmatch::Wildmatch;
+
+use set::{DirCache, Matcher, par_map_chunks};
 
 /// A rule that could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,56 +37,13 @@ pub struct PatternError {
     pub reason: String,
 }
 
-/// One compiled gitignore-style rule.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    text: String,
-    matcher: globset::GlobMatcher,
-}
-
-impl Pattern {
-    /// Parse and compile one rule.
-    pub fn new(text: &str) -> Result<Pattern, PatternError> {
-        let trimmed = text.trim_end_matches('/');
-        let anchored = trimmed.contains('/');
-        let body = trimmed.trim_start_matches('/');
-        let glob = if anchored { body.to_string() } else { format!("**/{body}") };
-        let matcher = globset::GlobBuilder::new(&glob)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| PatternError { pattern: text.to_string(), reason: e.kind().to_string() })?
-            .compile_matcher();
-        Ok(Pattern { text: text.to_string(), matcher })
-    }
-
-    /// The rule as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Does this rule match `path` or one of its parent directories?
-    pub fn is_match(&self, path: &[u8]) -> bool {
-        let path = path.to_str_lossy();
-        let mut prefix = path.as_ref();
-        loop {
-            if self.matcher.is_match(prefix) {
-                return true;
-            }
-            match prefix.rfind('/') {
-                Some(i) => prefix = &prefix[..i],
-                None => return false,
-            }
-        }
-    }
-}
-
 /// Where a rule came from, for reports ("the rule that decided").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RuleOrigin {
     /// Written in the policy file at this 1-based line and column.
     Policy { line: usize, column: usize },
-    /// One of the always-protected paths of DESIGN §3.
+    /// One of the always-protected paths of DESIGN §3 (also the policy file itself).
     AlwaysProtected,
     /// The n-th (0-based) glob of the `scope` input / `--scope`.
     ScopeInput { index: usize },
@@ -84,29 +56,89 @@ pub struct Rule {
     pub origin: RuleOrigin,
 }
 
-/// Rules compiled once, in file order.
+/// Rules compiled once, in file order, into one matcher for the whole list.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// `None` only if the combined matcher could not be built (regex size limits); then
+    /// each rule's own matcher answers, slower but the same.
+    matcher: Option<Matcher>,
 }
 
 impl RuleSet {
+    /// Compile the rules together (they were each validated by [`Pattern::new`]).
     pub fn new(rules: Vec<Rule>) -> RuleSet {
-        RuleSet { rules }
+        let matcher = Matcher::build(rules.iter().map(|r| r.pattern.expansions())).ok();
+        RuleSet { rules, matcher }
     }
+
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
-    /// Indices of every matching rule, ascending.
+
+    /// Indices of every rule that matches `path` (itself or through a parent directory),
+    /// ascending, each once.
     pub fn matches(&self, path: &[u8]) -> Vec<usize> {
-        (0..self.rules.len()).filter(|&i| self.rules[i].pattern.is_match(path)).collect()
+        match &self.matcher {
+            Some(m) => m.matches(path),
+            None => (0..self.rules.len())
+                .filter(|&i| self.rules[i].pattern.is_match(path))
+                .collect(),
+        }
     }
-    /// Index of the last matching rule.
+
+    /// Index of the last matching rule (the one that decides, as in gitignore).
     pub fn last_match(&self, path: &[u8]) -> Option<usize> {
-        self.matches(path).last().copied()
+        match &self.matcher {
+            Some(m) => m.last_match(path, &mut Vec::new()),
+            None => self.rules.iter().rposition(|r| r.pattern.is_match(path)),
+        }
+    }
+
+    /// [`RuleSet::last_match`] for many paths at once, on every core, matching each parent
+    /// directory once however many paths share it. Results are in input order.
+    pub fn last_match_many<P: AsRef<[u8]> + Sync>(&self, paths: &[P]) -> Vec<Option<usize>> {
+        par_map_chunks(paths, |chunk| {
+            let mut query = Query::new(self, chunk.len());
+            chunk.iter().map(|p| query.last_match(p.as_ref())).collect()
+        })
+    }
+}
+
+/// Batch query state of one [`RuleSet`] on one thread.
+struct Query<'s, 'p> {
+    set: &'s RuleSet,
+    cache: DirCache<'p>,
+    scratch: Vec<usize>,
+}
+
+impl<'s, 'p> Query<'s, 'p> {
+    /// `paths`: about how many paths it will see (sizes the directory memory).
+    fn new(set: &'s RuleSet, paths: usize) -> Self {
+        let cache = DirCache::with_capacity_and_hasher(paths / 4, BuildHasherDefault::default());
+        Query {
+            set,
+            cache,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn last_match(&mut self, path: &'p [u8]) -> Option<usize> {
+        if self.set.rules.is_empty() {
+            return None;
+        }
+        match &self.set.matcher {
+            Some(m) => m.last_match_cached(path, &mut self.cache, &mut self.scratch),
+            None => self.set.last_match(path),
+        }
+    }
+
+    fn rule(&self, index: usize) -> RuleRef {
+        RuleRef::of(&self.set.rules[index])
     }
 }
 
@@ -119,7 +151,10 @@ pub struct RuleRef {
 
 impl RuleRef {
     fn of(rule: &Rule) -> RuleRef {
-        RuleRef { text: rule.pattern.as_str().to_string(), origin: rule.origin.clone() }
+        RuleRef {
+            text: rule.pattern.as_str().to_string(),
+            origin: rule.origin.clone(),
+        }
     }
 }
 
@@ -127,11 +162,18 @@ impl RuleRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum Reason {
+    /// Matched an always-protected path or one the policy added to that list.
     Protected { rule: RuleRef },
+    /// Matched a `deny` rule (deny wins over allow).
     Denied { rule: RuleRef },
+    /// Matched no glob of the `scope` input / `--scope`.
     OutsideScopeInput,
+    /// `allow` is not empty and no rule of it matched.
     NoAllowRule,
+    /// `allow` is empty (and no narrowing): everything not denied is in scope.
     AllowedByDefault,
+    /// The last matching `allow` rule (or, with an empty `allow`, the last matching
+    /// `--scope` glob).
     Allowed { rule: RuleRef },
 }
 
@@ -143,9 +185,18 @@ pub struct Decision {
     pub reason: Reason,
 }
 
-/// The always-protected paths of DESIGN §3 (the policy file itself is added by [`Scope::new`]).
-pub const ALWAYS_PROTECTED: &[&str] =
-    &["/.github/workflows/", "/.github/actions/", "/CODEOWNERS", "/.github/CODEOWNERS", "/docs/CODEOWNERS", "/.gitmodules"];
+/// The always-protected paths of DESIGN §3, as anchored rules: the workflow and action
+/// directories (also a file or symlink put in their place), `CODEOWNERS` in each of the
+/// three places GitHub reads it, and `.gitmodules`. The policy file itself is added by
+/// [`Scope::new`].
+pub const ALWAYS_PROTECTED: &[&str] = &[
+    "/.github/workflows",
+    "/.github/actions",
+    "/CODEOWNERS",
+    "/.github/CODEOWNERS",
+    "/docs/CODEOWNERS",
+    "/.gitmodules",
+];
 
 /// allow + deny + protected (+ optional narrowing), compiled.
 #[derive(Debug, Clone)]
@@ -153,30 +204,56 @@ pub struct Scope {
     allow: RuleSet,
     deny: RuleSet,
     protected: RuleSet,
-    narrow: Option<RuleSet>,
+    /// Each `narrowed` call adds one; a path must match every one of them.
+    narrows: Vec<RuleSet>,
 }
 
 impl Scope {
     /// Build a scope. `extra_protected` are the policy's own additions; the always-protected
-    /// list and `policy_path` are added here and cannot be removed.
-    pub fn new(allow: RuleSet, deny: RuleSet, extra_protected: RuleSet, policy_path: &str) -> Result<Scope, PatternError> {
+    /// list and `policy_path` (repository-relative; matched literally) are added here and
+    /// cannot be removed.
+    pub fn new(
+        allow: RuleSet,
+        deny: RuleSet,
+        extra_protected: RuleSet,
+        policy_path: &str,
+    ) -> Result<Scope, PatternError> {
         let mut protected = Vec::new();
         for p in ALWAYS_PROTECTED {
-            protected.push(Rule { pattern: Pattern::new(p)?, origin: RuleOrigin::AlwaysProtected });
+            protected.push(Rule {
+                pattern: Pattern::new(p)?,
+                origin: RuleOrigin::AlwaysProtected,
+            });
         }
-        let policy_rule = format!("/{}", policy_path.trim_start_matches('/'));
-        protected.push(Rule { pattern: Pattern::new(&policy_rule)?, origin: RuleOrigin::AlwaysProtected });
-        protected.extend(extra_protected.rules().iter().cloned());
-        Ok(Scope { allow, deny, protected: RuleSet::new(protected), narrow: None })
+        protected.push(Rule {
+            pattern: Pattern::new(&literal_rule(policy_path))?,
+            origin: RuleOrigin::AlwaysProtected,
+        });
+        protected.extend(extra_protected.rules);
+        Ok(Scope {
+            allow,
+            deny,
+            protected: RuleSet::new(protected),
+            narrows: Vec::new(),
+        })
     }
 
-    /// Narrow the allow set with the `scope` input (intersection).
+    /// Narrow the allow set with the `scope` input: the effective allow set is the
+    /// intersection, so this can only take paths away. An empty list narrows nothing.
     pub fn narrowed(&self, globs: &[String]) -> Result<Scope, PatternError> {
+        if globs.is_empty() {
+            return Ok(self.clone());
+        }
         let mut rules = Vec::new();
         for (index, g) in globs.iter().enumerate() {
-            rules.push(Rule { pattern: Pattern::new(g)?, origin: RuleOrigin::ScopeInput { index } });
+            rules.push(Rule {
+                pattern: Pattern::new(g)?,
+                origin: RuleOrigin::ScopeInput { index },
+            });
         }
-        Ok(Scope { narrow: Some(RuleSet::new(rules)), ..self.clone() })
+        let mut narrowed = self.clone();
+        narrowed.narrows.push(RuleSet::new(rules));
+        Ok(narrowed)
     }
 
     pub fn allow(&self) -> &RuleSet {
@@ -188,32 +265,111 @@ impl Scope {
     pub fn protected(&self) -> &RuleSet {
         &self.protected
     }
+    /// The latest narrowing (the `scope` input), if any.
     pub fn narrow(&self) -> Option<&RuleSet> {
-        self.narrow.as_ref()
+        self.narrows.last()
+    }
+    /// Every narrowing applied, oldest first.
+    pub fn narrows(&self) -> &[RuleSet] {
+        &self.narrows
     }
 
-    /// Decide one path.
+    /// Decide one path (repository-relative, `/`-separated, any bytes).
     pub fn decide(&self, path: &[u8]) -> Decision {
-        let out = |reason| Decision { in_scope: false, reason };
+        self.decider(0).decide(path)
+    }
+
+    /// [`Scope::decide`] for many paths, on every core, in input order.
+    pub fn decide_many<P: AsRef<[u8]> + Sync>(&self, paths: &[P]) -> Vec<Decision> {
+        par_map_chunks(paths, |chunk| {
+            let mut decider = self.decider(chunk.len());
+            chunk.iter().map(|p| decider.decide(p.as_ref())).collect()
+        })
+    }
+
+    fn decider(&self, paths: usize) -> Decider<'_, '_> {
+        Decider {
+            protected: Query::new(&self.protected, paths),
+            deny: Query::new(&self.deny, paths),
+            narrows: self.narrows.iter().map(|n| Query::new(n, paths)).collect(),
+            allow: Query::new(&self.allow, paths),
+        }
+    }
+}
+
+/// The queries of one thread deciding paths of one [`Scope`].
+struct Decider<'s, 'p> {
+    protected: Query<'s, 'p>,
+    deny: Query<'s, 'p>,
+    narrows: Vec<Query<'s, 'p>>,
+    allow: Query<'s, 'p>,
+}
+
+impl<'p> Decider<'_, 'p> {
+    fn decide(&mut self, path: &'p [u8]) -> Decision {
+        let out = |reason| Decision {
+            in_scope: false,
+            reason,
+        };
         if let Some(i) = self.protected.last_match(path) {
-            return out(Reason::Protected { rule: RuleRef::of(&self.protected.rules()[i]) });
+            return out(Reason::Protected {
+                rule: self.protected.rule(i),
+            });
         }
         if let Some(i) = self.deny.last_match(path) {
-            return out(Reason::Denied { rule: RuleRef::of(&self.deny.rules()[i]) });
+            return out(Reason::Denied {
+                rule: self.deny.rule(i),
+            });
         }
-        if let Some(n) = &self.narrow {
-            if n.last_match(path).is_none() {
-                return out(Reason::OutsideScopeInput);
+        let mut granted_by_narrowing = None;
+        for narrow in &mut self.narrows {
+            match narrow.last_match(path) {
+                Some(i) => granted_by_narrowing = Some(narrow.rule(i)),
+                None => return out(Reason::OutsideScopeInput),
             }
         }
-        if self.allow.is_empty() {
-            return Decision { in_scope: true, reason: Reason::AllowedByDefault };
+        if self.allow.set.is_empty() {
+            let reason = match granted_by_narrowing {
+                Some(rule) => Reason::Allowed { rule },
+                None => Reason::AllowedByDefault,
+            };
+            return Decision {
+                in_scope: true,
+                reason,
+            };
         }
         match self.allow.last_match(path) {
-            Some(i) => Decision { in_scope: true, reason: Reason::Allowed { rule: RuleRef::of(&self.allow.rules()[i]) } },
+            Some(i) => Decision {
+                in_scope: true,
+                reason: Reason::Allowed {
+                    rule: self.allow.rule(i),
+                },
+            },
             None => out(Reason::NoAllowRule),
         }
     }
+}
+
+/// A rule that matches exactly one repository path, whatever characters it holds.
+fn literal_rule(path: &str) -> String {
+    let mut path = path;
+    loop {
+        let trimmed = path.trim_start_matches('/');
+        let trimmed = trimmed.strip_prefix("./").unwrap_or(trimmed);
+        if trimmed == path {
+            break;
+        }
+        path = trimmed;
+    }
+    let mut rule = String::with_capacity(path.len() + 1);
+    rule.push('/');
+    for c in path.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '{' | '}' | ',' | ' ') {
+            rule.push('\\');
+        }
+        rule.push(c);
+    }
+    rule
 }
 
 /// Display helper for paths that may not be UTF-8.
