@@ -134,28 +134,28 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
             old_decision,
         });
     }
-    if let Some(max) = limits.max_files {
-        if changes.len() > max {
-            a.violations.push(Violation {
-                kind: ViolationKind::MaxFiles,
-                path: None,
-                rule: None,
-                message: format!(
-                    "{} files changed, more than scope.max-files: {max}",
-                    changes.len()
-                ),
-            });
-        }
+    if let Some(max) = limits.max_files
+        && changes.len() > max
+    {
+        a.violations.push(Violation {
+            kind: ViolationKind::MaxFiles,
+            path: None,
+            rule: None,
+            message: format!(
+                "{} files changed, more than scope.max-files: {max}",
+                changes.len()
+            ),
+        });
     }
-    if let Some(max) = limits.max_changed_lines {
-        if lines > max {
-            a.violations.push(Violation {
-                kind: ViolationKind::MaxChangedLines,
-                path: None,
-                rule: None,
-                message: format!("{lines} lines changed, more than scope.max-changed-lines: {max}"),
-            });
-        }
+    if let Some(max) = limits.max_changed_lines
+        && lines > max
+    {
+        a.violations.push(Violation {
+            kind: ViolationKind::MaxChangedLines,
+            path: None,
+            rule: None,
+            message: format!("{lines} lines changed, more than scope.max-changed-lines: {max}"),
+        });
     }
     a
 }

@@ -92,7 +92,7 @@ pub struct RunArgs {
     /// Policy file path inside the repository, read at the base ref.
     #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: String,
-    /// User token for the agent-tasks API (installation tokens such as GITHUB_TOKEN are refused by GitHub).
+    /// User token for the agent-tasks API (installation tokens such as `GITHUB_TOKEN` are refused by GitHub).
     #[arg(long, env = "INPUT_TOKEN", hide_env_values = true, default_value = "")]
     pub token: String,
     /// Token for commit statuses, labels and comments (default: --token).

@@ -45,7 +45,7 @@ pub fn derive_key(explicit: Option<&str>, inputs: &KeyInputs) -> String {
         h.update([0u8]);
     }
     let digest = h.finalize();
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    let hex = hex_of(&digest[..10]);
     format!("ag1-{hex}")
 }
 
@@ -62,12 +62,17 @@ pub fn find_key(text: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+fn hex_of(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 /// SHA-256 of a prompt, hex, for audit records (the prompt itself may be long).
 pub fn prompt_hash(prompt: &str) -> String {
-    Sha256::digest(prompt.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex_of(&Sha256::digest(prompt.as_bytes()))
 }
 
 fn rule_list(out: &mut String, title: &str, rules: &crate::scope::RuleSet) {

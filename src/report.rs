@@ -400,15 +400,15 @@ impl Report {
                     lines,
                     describe_decision(&f.decision)
                 );
-                if let Some(od) = &f.old_decision {
-                    if !od.in_scope {
-                        let _ = writeln!(
-                            out,
-                            "      (old side {}: {})",
-                            f.old_path.as_deref().unwrap_or(""),
-                            describe_decision(od)
-                        );
-                    }
+                if let Some(od) = &f.old_decision
+                    && !od.in_scope
+                {
+                    let _ = writeln!(
+                        out,
+                        "      (old side {}: {})",
+                        f.old_path.as_deref().unwrap_or(""),
+                        describe_decision(od)
+                    );
                 }
             }
         }
@@ -491,7 +491,7 @@ fn fmt_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
     } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
+        format!("{}.{}s", ms / 1000, (ms % 1000) / 100)
     }
 }
 

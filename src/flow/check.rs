@@ -204,8 +204,9 @@ async fn run_policy_checks(
     changes: &ChangeSet,
     shutdown: &Shutdown,
 ) -> Result<ChecksRun, String> {
-    let changed: Vec<bstr::BString> = changes.changes.iter().map(|c| c.path.clone()).collect();
-    let planned = checks::plan(&ctx.policy.checks, &changed);
+    let changed_paths: Vec<bstr::BString> =
+        changes.changes.iter().map(|c| c.path.clone()).collect();
+    let planned = checks::plan(&ctx.policy.checks, &changed_paths);
     let root = tempfile::Builder::new()
         .prefix("agent-gate-checks-")
         .tempdir()
