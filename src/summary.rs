@@ -677,7 +677,7 @@ pub fn fence_for(text: &str) -> String {
 
 /// Output for a code block: ANSI escape sequences removed, CR-overwritten progress lines
 /// reduced to their last state, other control characters (but tab) dropped.
-fn clean_output(text: &str) -> String {
+pub fn clean_output(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
