@@ -3,6 +3,11 @@
 //! format (heredoc outputs, escaping, the 10-per-level annotation budget, secret
 //! redaction) is the `actions` module's.
 //!
+//! It is also the door to the step summary ([`write_summary`]): the summary escapes
+//! untrusted text as HTML entities, which would hide a secret from the masker applied
+//! afterwards (`ghp_…` becomes `ghp&#95;…`), so the report is redacted *before* it is
+//! rendered ([`redact_report`]).
+//!
 //! Every output is always set — the empty string when the value is unknown (no task, no
 //! pull request) — so `steps.<id>.outputs.<name>` never silently falls back to a stale
 //! value. `violations` and `checks` are compact JSON arrays (no output tails: those are in
@@ -13,12 +18,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::actions::{ActionsError, ActionsIo, Annotation, Annotations, Level};
+use crate::actions::{
+    ActionsError, ActionsIo, Annotation, Annotations, Level, Masker, SummaryWrite,
+};
 use crate::report::{CheckEntry, CheckStatus, Report, Verdict, Violation, ViolationKind};
-use crate::scope::RuleOrigin;
-use crate::summary::{violation_kind_name, violation_priority};
+use crate::scope::{Decision, Reason, RuleOrigin};
+use crate::summary::{SummaryContext, violation_kind_name, violation_priority};
 
-/// Every output name, in the order [`write`] sets them (DESIGN §4, `action.yml`).
+/// Every output name, in the order [`write()`] sets them (DESIGN §4, `action.yml`).
 pub const NAMES: [&str; 12] = [
     "verdict",
     "task-id",
@@ -310,4 +317,99 @@ fn kind_hint(kind: &ViolationKind) -> &'static str {
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Render the step summary of `report` and append it through `io` (within the 1 MiB
+/// limit; `full_report` names where the complete report is if it must be cut). The report
+/// is redacted with `io`'s secrets before rendering, so no secret survives escaping.
+pub fn write_summary<W: Write>(
+    report: &Report,
+    ctx: &SummaryContext,
+    io: &mut ActionsIo<W>,
+    full_report: &str,
+) -> Result<SummaryWrite, ActionsError> {
+    let markdown = crate::summary::render(&redact_report(report, io.masker()), ctx);
+    io.write_summary(&markdown, full_report)
+}
+
+/// A copy of `report` with every registered secret replaced by `***` in every text field
+/// (paths, rules, messages, outputs, errors, task fields). Exact file-name bytes
+/// (`path_bytes`) are dropped when the path held a secret.
+pub fn redact_report(report: &Report, masker: &Masker) -> Report {
+    if masker.is_empty() {
+        return report.clone();
+    }
+    let m = |s: &mut String| {
+        if let std::borrow::Cow::Owned(r) = masker.redact(s) {
+            *s = r;
+        }
+    };
+    let mo = |s: &mut Option<String>| {
+        if let Some(s) = s {
+            m(s);
+        }
+    };
+    let md = |d: &mut Decision| match &mut d.reason {
+        Reason::Protected { rule } | Reason::Denied { rule } | Reason::Allowed { rule } => {
+            m(&mut rule.text);
+        }
+        Reason::OutsideScopeInput | Reason::NoAllowRule | Reason::AllowedByDefault => {}
+    };
+    let mut r = report.clone();
+    for field in [
+        &mut r.policy,
+        &mut r.base,
+        &mut r.head,
+        &mut r.merge_base,
+        &mut r.head_sha,
+        &mut r.checks_skipped,
+    ] {
+        mo(field);
+    }
+    if let Some(t) = r.task.as_mut() {
+        for field in [&mut t.id, &mut t.state, &mut t.key] {
+            m(field);
+        }
+        for field in [
+            &mut t.url,
+            &mut t.prompt_sha256,
+            &mut t.branch,
+            &mut t.pr_url,
+        ] {
+            mo(field);
+        }
+        for e in &mut t.timeline {
+            m(&mut e.state);
+            m(&mut e.at);
+        }
+        t.stop_actions.iter_mut().for_each(m);
+    }
+    for f in &mut r.files {
+        let before = f.path.clone();
+        m(&mut f.path);
+        if f.path != before {
+            f.path_bytes = None;
+        }
+        mo(&mut f.old_path);
+        m(&mut f.status);
+        md(&mut f.decision);
+        if let Some(d) = f.old_decision.as_mut() {
+            md(d);
+        }
+    }
+    for v in &mut r.violations {
+        mo(&mut v.path);
+        m(&mut v.message);
+        if let Some(rule) = v.rule.as_mut() {
+            m(&mut rule.text);
+        }
+    }
+    for c in &mut r.checks {
+        m(&mut c.name);
+        mo(&mut c.detail);
+        m(&mut c.output_tail);
+    }
+    r.isolation_notes.iter_mut().for_each(m);
+    r.errors.iter_mut().for_each(m);
+    r
 }

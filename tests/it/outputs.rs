@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use agent_gate::actions::{ActionsEnv, ActionsError, ActionsIo, Command, parse_file_command};
 use agent_gate::outputs::{NAMES, annotations, values, write};
 use agent_gate::report::{CheckStatus, Report, Verdict, Violation, ViolationKind};
+use agent_gate::summary::SummaryContext;
 use insta::assert_snapshot;
 
 use crate::summary::{
@@ -306,4 +307,55 @@ fn a_passed_run_gets_one_notice_and_a_timeout_an_error() {
     let commands = annotations(&timed_out, "p.yml", None).commands();
     assert_eq!(commands[0].name, "error");
     assert_eq!(commands[0].get("title"), Some("agent-gate: timed-out"));
+}
+
+// ---------------------------------------------------------------------------------------
+// the step summary through the Actions door
+
+#[test]
+fn a_canary_never_reaches_the_summary_even_where_escaping_would_split_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = dir.path().join("step_summary_1");
+    fs::write(&summary, "").expect("summary file");
+    let env = ActionsEnv::from_vars(
+        [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().expect("utf-8")),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let mut report = violation_report();
+    report.files[0].path = format!("src/{CANARY}.rs");
+    report.violations[0].path = Some(format!("src/{CANARY}.rs"));
+    report
+        .errors
+        .push(format!("401 Bad credentials for {CANARY}"));
+    report.checks[0].output_tail = format!("GH_TOKEN={CANARY}\n");
+    report.checks[0].status = CheckStatus::Failed;
+    if let Some(task) = report.task.as_mut() {
+        task.key = CANARY.to_string();
+    }
+
+    // Rendering first and masking afterwards would leak: escaping splits the token.
+    let unredacted = agent_gate::summary::render(&report, &SummaryContext::default());
+    assert!(
+        unredacted.contains("ghp&#95;CANARY"),
+        "the hazard this test guards"
+    );
+
+    let mut io = ActionsIo::new(env, Vec::new());
+    io.add_mask(CANARY).expect("mask");
+    agent_gate::outputs::write_summary(
+        &report,
+        &SummaryContext::default(),
+        &mut io,
+        "the JSON report",
+    )
+    .expect("summary");
+    let text = fs::read_to_string(&summary).expect("read");
+    assert!(!text.contains("CANARY"), "{text}");
+    assert!(
+        text.contains("src/&#42;&#42;&#42;.rs") || text.contains("src/***.rs"),
+        "{text}"
+    );
 }
