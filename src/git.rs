@@ -82,12 +82,4 @@ impl Git {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-    // TEMP STUB (reverted before merge)
-    pub fn changes(&self, _b: &str, _h: &str) -> Result<ChangeSet, GitError> {
-        Err(GitError::Command { args: String::new(), stderr: String::new() })
-    }
-    // TEMP STUB (reverted before merge)
-    pub fn show_file(&self, _r: &str, _p: &str) -> Result<Option<Vec<u8>>, GitError> {
-        Err(GitError::Command { args: String::new(), stderr: String::new() })
-    }
 }

@@ -146,8 +146,3 @@ impl Policy {
         Err(PolicyError::Invalid { path: path.to_string(), line: None, column: None, message: "not implemented".into() })
     }
 }
-
-// TEMP STUB (reverted before merge)
-pub fn describe(_p: &Policy) -> String {
-    String::new()
-}
