@@ -20,10 +20,17 @@
 //! characters removed); tails sit inside `<details>` with blank lines around the fence,
 //! so a `</details>` in the output stays code.
 
+mod markdown;
+mod timeline;
+
 use std::fmt::Write as _;
 
 use crate::report::{CheckEntry, CheckStatus, FileEntry, Report, Verdict, ViolationKind};
 use crate::scope::{Decision, Reason, RuleOrigin, RuleRef};
+
+pub use markdown::{clean_output, code, fence_for, inline};
+use markdown::{first_line, millis, number, seconds, short, url_text};
+use timeline::{state_spans, timeline};
 
 /// What the summary needs besides the report.
 #[derive(Debug, Clone)]
@@ -343,106 +350,6 @@ fn task_section(out: &mut String, task: &crate::report::TaskInfo, ctx: &SummaryC
     }
 }
 
-/// `(state, start, end)` for every interval between consecutive timeline entries.
-fn state_spans(timeline: &[crate::report::TimelineEntry]) -> Vec<(String, f64, f64)> {
-    timeline
-        .windows(2)
-        .map(|w| {
-            (
-                w[0].state.clone(),
-                w[0].elapsed_s.max(0.0),
-                w[1].elapsed_s.max(w[0].elapsed_s).max(0.0),
-            )
-        })
-        .collect()
-}
-
-fn timeline(out: &mut String, report: &Report) {
-    let spans = report
-        .task
-        .as_ref()
-        .map(|t| state_spans(&t.timeline))
-        .unwrap_or_default();
-    let ran: Vec<&CheckEntry> = report
-        .checks
-        .iter()
-        .filter(|c| c.status != CheckStatus::Skipped)
-        .collect();
-    if spans.is_empty() && ran.is_empty() {
-        return;
-    }
-    out.push_str("\n### Timeline\n\n```mermaid\ngantt\n");
-    out.push_str("    title Run timeline (h:m:s since the start)\n");
-    out.push_str("    dateFormat HH:mm:ss\n    axisFormat %H:%M:%S\n");
-    let mut checks_start = 0.0_f64;
-    if !spans.is_empty() {
-        out.push_str("    section Task\n");
-        for (i, (state, start, end)) in spans.iter().enumerate() {
-            let tag = if state == "queued" { "" } else { "active, " };
-            let (s, e) = bar(*start, *end);
-            let _ = writeln!(
-                out,
-                "    {} :{tag}t{i}, {s}, {e}",
-                mermaid_label(&state.replace('_', " "))
-            );
-        }
-        checks_start = report
-            .task
-            .as_ref()
-            .and_then(|t| t.timeline.last())
-            .map_or(0.0, |e| e.elapsed_s.max(0.0));
-    }
-    if !ran.is_empty() {
-        out.push_str("    section Checks\n");
-        for (i, c) in ran.iter().enumerate() {
-            let tag = match c.status {
-                CheckStatus::Passed => "done, ",
-                CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error => "crit, ",
-                CheckStatus::Skipped | CheckStatus::Cancelled => "",
-            };
-            #[allow(clippy::cast_precision_loss, reason = "durations far below 2^52 ms")]
-            let (s, e) = bar(checks_start, checks_start + c.duration_ms as f64 / 1000.0);
-            let _ = writeln!(out, "    {} :{tag}c{i}, {s}, {e}", mermaid_label(&c.name));
-        }
-    }
-    out.push_str("```\n");
-}
-
-/// Start and end of a chart bar as `HH:MM:SS`, at least one second long.
-fn bar(start: f64, end: f64) -> (String, String) {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "clamped to 0..86399 first"
-    )]
-    let clock = |s: f64| s.clamp(0.0, 86_399.0).round() as u64;
-    let s = clock(start);
-    let e = clock(end).max(s + 1).min(86_399);
-    let hms = |t: u64| format!("{:02}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
-    (hms(s), hms(e))
-}
-
-/// A Mermaid task name: only characters that cannot end the name or start a directive.
-fn mermaid_label(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '/' | '+' | '=') {
-                c
-            } else {
-                ' '
-            }
-        })
-        .take(48)
-        .collect();
-    let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    if cleaned.is_empty() {
-        "unnamed".to_string()
-    } else {
-        cleaned
-    }
-}
-
 fn files_section(out: &mut String, report: &Report, ctx: &SummaryContext) {
     if report.files.is_empty() {
         return;
@@ -662,57 +569,6 @@ fn output_tail(out: &mut String, c: &CheckEntry, ctx: &SummaryContext) {
     let _ = writeln!(out, "{fence}text\n{body}\n{fence}\n\n</details>");
 }
 
-/// A backtick fence longer than any run of backticks in `text` (at least three).
-pub fn fence_for(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    "`".repeat((longest + 1).max(3))
-}
-
-/// Output for a code block: ANSI escape sequences removed, CR-overwritten progress lines
-/// reduced to their last state, other control characters (but tab) dropped.
-pub fn clean_output(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => {
-                // CSI: ESC [ params final-byte; other escapes: drop ESC and the next char.
-                if chars.peek() == Some(&'[') {
-                    chars.next();
-                    for d in chars.by_ref() {
-                        if ('@'..='~').contains(&d) {
-                            break;
-                        }
-                    }
-                } else {
-                    chars.next();
-                }
-            }
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    continue;
-                }
-                // Carriage return: the terminal would overwrite the line.
-                let line_start = out.rfind('\n').map_or(0, |i| i + 1);
-                out.truncate(line_start);
-            }
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn more_note(out: &mut String, total: usize, cap: usize, what: &str, ctx: &SummaryContext) {
     if total > cap {
         let where_ = ctx
@@ -721,109 +577,4 @@ fn more_note(out: &mut String, total: usize, cap: usize, what: &str, ctx: &Summa
             .unwrap_or("the JSON report (`--format json`)");
         let _ = writeln!(out, "\n_{} more {what} are in {where_}._", total - cap);
     }
-}
-
-/// Untrusted text for inline Markdown: every character that Markdown or HTML could
-/// interpret becomes a numeric entity (also `@`, `#`, `:` and `$`, against mentions,
-/// references, emoji and math — though GitHub's filters for those run on the rendered
-/// text, so agent-chosen text is always put in [`code`]); a leading `-`, `+` or digit
-/// too, so the text cannot start a list; newlines and other control characters become
-/// visible escapes (`\n`, `\t`, `\x{7}`).
-pub fn inline(text: &str) -> String {
-    escape(text, true)
-}
-
-fn escape(text: &str, line_start: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
-        match c {
-            '&' | '<' | '>' | '|' | '`' | '\\' | '*' | '_' | '[' | ']' | '(' | ')' | '~' | '#'
-            | '@' | ':' | '!' | '$' => {
-                let _ = write!(out, "&#{};", u32::from(c));
-            }
-            '-' | '+' | '0'..='9' if i == 0 && line_start => {
-                let _ = write!(out, "&#{};", u32::from(c));
-            }
-            '\n' => out.push_str("&#92;n"),
-            '\r' => out.push_str("&#92;r"),
-            '\t' => out.push_str("&#92;t"),
-            c if c.is_control() => {
-                let _ = write!(out, "&#92;x{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Untrusted text in an HTML `<code>` element (entities decoded, Markdown not applied).
-pub fn code(text: &str) -> String {
-    format!("<code>{}</code>", escape(text, false))
-}
-
-/// A URL for a Markdown link destination: characters that would end or break it
-/// percent-encoded.
-fn url_text(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for c in url.chars() {
-        match c {
-            ' ' | '(' | ')' | '<' | '>' | '"' | '\'' | '`' | '|' | '[' | ']' | '\\' => {
-                let _ = write!(out, "%{:02X}", u32::from(c));
-            }
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn first_line(text: &str, max_chars: usize) -> String {
-    let line = text.lines().next().unwrap_or("");
-    if line.chars().count() > max_chars {
-        let cut: String = line.chars().take(max_chars).collect();
-        format!("{cut}…")
-    } else {
-        line.to_string()
-    }
-}
-
-fn short(sha: &str) -> String {
-    sha.chars().take(12).collect()
-}
-
-/// `850 ms`, `12.3 s`, `4m 03s`, `1h 02m`.
-fn millis(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{}.{} s", ms / 1000, ms % 1000 / 100)
-    } else {
-        whole_seconds(ms / 1000)
-    }
-}
-
-fn seconds(s: f64) -> String {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "non-negative and rounded; runs are far shorter than u64::MAX seconds"
-    )]
-    whole_seconds(s.max(0.0).round() as u64)
-}
-
-fn whole_seconds(s: u64) -> String {
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{}h {:02}m", s / 3600, s / 60 % 60)
-    }
-}
-
-/// `1.25`, `3`, `0.001` — at most three decimals, no trailing zeros.
-fn number(x: f64) -> String {
-    let s = format!("{x:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
 }
