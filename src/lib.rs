@@ -14,12 +14,15 @@ pub mod policy;
 pub mod prompt;
 pub mod report;
 pub mod scope;
+pub mod summary;
 
 // adapters
 pub mod actions;
+pub mod audit;
 pub mod checks;
 pub mod git;
 pub mod github;
+pub mod outputs;
 pub mod shutdown;
 
 // flow

@@ -2,11 +2,14 @@
 //! interface (library API, CLI binary, Action environment).
 
 mod actions;
+mod audit;
 mod checks;
 mod cli;
 mod git;
 mod github;
+mod outputs;
 mod policy;
 mod scope;
 mod sim;
+mod summary;
 mod support;

@@ -1,0 +1,372 @@
+//! The events of the audit trail (schema 1, documented field by field in
+//! `docs/audit.md`) and their derivation from the Actions environment and a finished
+//! [`Report`]. Plain data: writing them is the parent module's job.
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionsEnv;
+use crate::report::{CheckEntry, Report, TaskInfo, Violation};
+use crate::scope::RuleOrigin;
+use crate::summary::violation_kind_name;
+
+/// One step of a gate run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum AuditEvent {
+    /// What started the run (from the Actions environment).
+    Trigger(TriggerEvent),
+    /// The admission decision: repository allowed, scope narrowing, waiting for capacity.
+    Admission(AdmissionEvent),
+    /// The task this run created or attached to.
+    Task(TaskEvent),
+    /// One state change of the task.
+    State(StateEvent),
+    /// The change that was gated.
+    Change(ChangeEvent),
+    /// One violation of the scope policy.
+    Violation(ViolationEvent),
+    /// One check.
+    Check(CheckEvent),
+    /// What the gate did to stop a task at its deadline or on interruption.
+    Stop(StopEvent),
+    /// The verdict.
+    Verdict(VerdictEvent),
+}
+
+impl AuditEvent {
+    /// The `event` tag of this event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditEvent::Trigger(_) => "trigger",
+            AuditEvent::Admission(_) => "admission",
+            AuditEvent::Task(_) => "task",
+            AuditEvent::State(_) => "state",
+            AuditEvent::Change(_) => "change",
+            AuditEvent::Violation(_) => "violation",
+            AuditEvent::Check(_) => "check",
+            AuditEvent::Stop(_) => "stop",
+            AuditEvent::Verdict(_) => "verdict",
+        }
+    }
+
+    /// The trigger event of the step described by `env`.
+    pub fn trigger(env: &ActionsEnv) -> AuditEvent {
+        AuditEvent::Trigger(TriggerEvent {
+            event_name: env.event_name.clone(),
+            actor: env.actor.clone(),
+            workflow: env.workflow.clone(),
+            job: env.job.clone(),
+            run_id: env.run_id,
+            run_attempt: env.run_attempt,
+            run_url: env.run_url(),
+            git_ref: env.git_ref.clone(),
+            sha: env.sha.clone(),
+            repository: env.repository.clone(),
+        })
+    }
+
+    /// The task event for `task` (created, or attached when `task.attached`).
+    pub fn task(task: &TaskInfo) -> AuditEvent {
+        AuditEvent::Task(TaskEvent {
+            action: if task.attached {
+                TaskAction::Attached
+            } else {
+                TaskAction::Created
+            },
+            id: task.id.clone(),
+            prompt_sha256: task.prompt_sha256.clone(),
+            key: task.key.clone(),
+            url: task.url.clone(),
+        })
+    }
+}
+
+/// `trigger`: the workflow run that started the gate. Fields are `null` outside Actions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerEvent {
+    /// `GITHUB_EVENT_NAME` (`workflow_dispatch`, `schedule`, …).
+    pub event_name: Option<String>,
+    /// `GITHUB_ACTOR`.
+    pub actor: Option<String>,
+    /// `GITHUB_WORKFLOW`.
+    pub workflow: Option<String>,
+    /// `GITHUB_JOB`.
+    pub job: Option<String>,
+    /// `GITHUB_RUN_ID`.
+    pub run_id: Option<u64>,
+    /// `GITHUB_RUN_ATTEMPT`.
+    pub run_attempt: Option<u32>,
+    /// The run's web URL.
+    pub run_url: Option<String>,
+    /// `GITHUB_REF`.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// `GITHUB_SHA`.
+    pub sha: Option<String>,
+    /// `GITHUB_REPOSITORY`.
+    pub repository: Option<String>,
+}
+
+/// `admission`: whether the run was let in, with which scope, after how long a wait.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdmissionEvent {
+    /// `owner/repo` the task is for.
+    pub repository: Option<String>,
+    /// Whether the policy's `repositories` list admits it.
+    pub allowed: bool,
+    /// The `scope` input globs that narrowed `allow` (empty: no narrowing).
+    pub scope: Vec<String>,
+    /// `high`, `normal` or `low`.
+    pub priority: Option<String>,
+    /// Seconds spent waiting for a free task slot (`max-concurrent-tasks`).
+    pub waited_s: f64,
+    /// What it waited for, for humans (`2 of 2 slots busy`), if it waited.
+    pub waiting: Option<String>,
+    /// Why it was refused, if it was.
+    pub refused: Option<String>,
+}
+
+/// Whether the task was started by this run or found running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskAction {
+    /// Started by this run.
+    Created,
+    /// An existing task with the same idempotency key (or `task-id`) was attached.
+    Attached,
+}
+
+/// `task`: the agent task behind the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    /// `created` or `attached`.
+    pub action: TaskAction,
+    /// The task id.
+    pub id: String,
+    /// SHA-256 (hex) of the prompt sent (the prompt itself is not recorded).
+    pub prompt_sha256: Option<String>,
+    /// The idempotency key.
+    pub key: String,
+    /// The task's web URL.
+    pub url: Option<String>,
+}
+
+/// `state`: one state change of the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateEvent {
+    /// The task id.
+    pub task_id: String,
+    /// The new state (`queued`, `in_progress`, `completed`, …).
+    pub state: String,
+    /// When the gate saw it (RFC 3339).
+    pub at: String,
+    /// Seconds since the run started.
+    pub elapsed_s: f64,
+}
+
+/// `change`: what the agent's branch changed, as gated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// `owner/repo`, when known.
+    pub repository: Option<String>,
+    /// The base ref as given.
+    pub base: Option<String>,
+    /// The head ref as given (the agent's branch).
+    pub head: Option<String>,
+    /// The commit the change was computed from.
+    pub merge_base: Option<String>,
+    /// The commit that was gated (resolved head): the key to trace a merge back.
+    pub head_sha: Option<String>,
+    /// The task that produced it, if any.
+    pub task_id: Option<String>,
+    /// The pull request, if any.
+    pub pr_number: Option<i64>,
+    /// Changed paths.
+    pub files: usize,
+    /// Lines added (text files).
+    pub lines_added: u64,
+    /// Lines deleted (text files).
+    pub lines_deleted: u64,
+}
+
+/// `violation`: one reason the change is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationEvent {
+    /// `protected`, `out-of-scope`, `max-files`, `max-changed-lines`, `binary-file`,
+    /// `symlink`, `submodule`, `mode-change`.
+    pub kind: String,
+    /// The path concerned.
+    pub path: Option<String>,
+    /// The rule that decided, as written.
+    pub rule: Option<String>,
+    /// Where the rule comes from: `policy`, `always-protected` or `scope-input`.
+    pub rule_origin: Option<String>,
+    /// The rule's line in the policy file.
+    pub rule_line: Option<usize>,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+impl From<&Violation> for ViolationEvent {
+    fn from(v: &Violation) -> ViolationEvent {
+        let (origin, line) = match v.rule.as_ref().map(|r| &r.origin) {
+            Some(RuleOrigin::Policy { line, .. }) => (Some("policy"), Some(*line)),
+            Some(RuleOrigin::AlwaysProtected) => (Some("always-protected"), None),
+            Some(RuleOrigin::ScopeInput { .. }) => (Some("scope-input"), None),
+            None => (None, None),
+        };
+        ViolationEvent {
+            kind: violation_kind_name(&v.kind).to_string(),
+            path: v.path.clone(),
+            rule: v.rule.as_ref().map(|r| r.text.clone()),
+            rule_origin: origin.map(str::to_string),
+            rule_line: line,
+            message: v.message.clone(),
+        }
+    }
+}
+
+/// `check`: one check of the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckEvent {
+    /// The check's name.
+    pub name: String,
+    /// The command run (from the policy), when the writer knows it.
+    pub command: Option<String>,
+    /// `false` for advisory checks.
+    pub required: bool,
+    /// `passed`, `failed`, `timed-out`, `skipped`, `cancelled`, `error`.
+    pub status: String,
+    /// The exit code, when the check exited.
+    pub exit_code: Option<i32>,
+    /// Exit code, signal or skip reason, for humans.
+    pub detail: Option<String>,
+    /// Wall-clock duration.
+    pub duration_ms: u64,
+}
+
+impl CheckEvent {
+    /// The event for a report's check entry; `command` from the policy if known. The exit
+    /// code is read from a detail of the form `exit N`.
+    pub fn from_entry(entry: &CheckEntry, command: Option<String>) -> CheckEvent {
+        let exit_code = entry
+            .detail
+            .as_deref()
+            .and_then(|d| d.strip_prefix("exit "))
+            .and_then(|n| n.trim().parse().ok());
+        CheckEvent {
+            name: entry.name.clone(),
+            command,
+            required: entry.required,
+            status: entry.status.as_str().to_string(),
+            exit_code,
+            detail: entry.detail.clone(),
+            duration_ms: entry.duration_ms,
+        }
+    }
+}
+
+/// `stop`: what the gate did to stop a task (GitHub has no cancel endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopEvent {
+    /// The task id.
+    pub task_id: String,
+    /// The task's last known state.
+    pub state: String,
+    /// Each action taken (commit status, label, comment).
+    pub actions: Vec<String>,
+}
+
+/// `verdict`: how the run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictEvent {
+    /// The verdict (`passed`, `scope-violation`, …).
+    pub verdict: String,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// The commit that was gated.
+    pub head_sha: Option<String>,
+    /// The task, if any.
+    pub task_id: Option<String>,
+    /// Number of violations.
+    pub violations: usize,
+    /// Number of required checks that failed.
+    pub checks_failed: usize,
+    /// The errors behind `config-error` / `api-error`.
+    pub errors: Vec<String>,
+}
+
+/// The events a finished report holds: `change` (when a change was computed), each
+/// `violation`, each `check`, `stop` (when the gate stopped a task), and `verdict`.
+/// `trigger`, `admission`, `task` and `state` happen during the run and are written by
+/// the flow as they happen (see [`task_events`] for a run that writes them at the end).
+pub fn events_for_report(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
+    events_for_report_with(report, env, |_| None)
+}
+
+/// [`events_for_report`], with `command_of(check name)` giving each check's command.
+pub fn events_for_report_with(
+    report: &Report,
+    env: &ActionsEnv,
+    command_of: impl Fn(&str) -> Option<String>,
+) -> Vec<AuditEvent> {
+    let mut events = Vec::new();
+    let task_id = report.task.as_ref().map(|t| t.id.clone());
+    if report.merge_base.is_some() || report.head_sha.is_some() || !report.files.is_empty() {
+        events.push(AuditEvent::Change(ChangeEvent {
+            repository: env.repository.clone(),
+            base: report.base.clone(),
+            head: report.head.clone(),
+            merge_base: report.merge_base.clone(),
+            head_sha: report.head_sha.clone(),
+            task_id: task_id.clone(),
+            pr_number: report.task.as_ref().and_then(|t| t.pr_number),
+            files: report.totals.files.max(report.files.len()),
+            lines_added: report.totals.lines_added,
+            lines_deleted: report.totals.lines_deleted,
+        }));
+    }
+    events.extend(
+        report
+            .violations
+            .iter()
+            .map(|v| AuditEvent::Violation(v.into())),
+    );
+    events.extend(
+        report
+            .checks
+            .iter()
+            .map(|c| AuditEvent::Check(CheckEvent::from_entry(c, command_of(&c.name)))),
+    );
+    if let Some(task) = report.task.as_ref().filter(|t| !t.stop_actions.is_empty()) {
+        events.push(AuditEvent::Stop(StopEvent {
+            task_id: task.id.clone(),
+            state: task.state.clone(),
+            actions: task.stop_actions.clone(),
+        }));
+    }
+    events.push(AuditEvent::Verdict(VerdictEvent {
+        verdict: report.verdict.as_str().to_string(),
+        exit_code: report.exit_code,
+        head_sha: report.head_sha.clone(),
+        task_id,
+        violations: report.violations.len(),
+        checks_failed: report.checks.iter().filter(|c| c.fails_gate()).count(),
+        errors: report.errors.clone(),
+    }));
+    events
+}
+
+/// The `task` event and one `state` event per timeline entry of `task`.
+pub fn task_events(task: &TaskInfo) -> Vec<AuditEvent> {
+    let mut events = vec![AuditEvent::task(task)];
+    events.extend(task.timeline.iter().map(|t| {
+        AuditEvent::State(StateEvent {
+            task_id: task.id.clone(),
+            state: t.state.clone(),
+            at: t.at.clone(),
+            elapsed_s: t.elapsed_s,
+        })
+    }));
+    events
+}
