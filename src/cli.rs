@@ -78,6 +78,10 @@ pub struct CheckArgs {
     /// Checks run in parallel at most this many at a time (default: number of CPUs).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Append the JSON-lines audit record here (default in Actions:
+    /// `$RUNNER_TEMP/agent-gate/audit-<run id>-<attempt>.jsonl`; none outside Actions).
+    #[arg(long)]
+    pub audit_file: Option<PathBuf>,
 }
 
 /// Arguments of `run`. Every flag is also its Action input (`INPUT_<NAME>`).
@@ -141,6 +145,10 @@ pub struct RunArgs {
     /// Checks run in parallel at most this many at a time (default: number of CPUs).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Append the JSON-lines audit record here (default in Actions:
+    /// `$RUNNER_TEMP/agent-gate/audit-<run id>-<attempt>.jsonl`; none outside Actions).
+    #[arg(long)]
+    pub audit_file: Option<PathBuf>,
 }
 
 /// Arguments of `status`.
@@ -232,15 +240,6 @@ fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-fn print_report(out: &mut dyn Write, report: &crate::report::Report, format: Format) {
-    let text = match format {
-        Format::Text => report.render_text(),
-        Format::Json => report.to_json() + "\n",
-    };
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
 /// Run a parsed command line and return the process exit code.
 pub fn main(cli: Cli) -> u8 {
     let stdout = std::io::stdout();
@@ -261,6 +260,12 @@ pub fn main(cli: Cli) -> u8 {
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
             };
+            let mut io = crate::flow::actions_io(out, &secrets_from_env());
+            let publish = crate::flow::PublishOptions {
+                json: a.format == Format::Json,
+                audit_file: a.audit_file.clone(),
+                policy_path: a.policy.clone(),
+            };
             let opts = crate::flow::CheckOptions {
                 repo: a.repo,
                 base: a.base,
@@ -274,7 +279,7 @@ pub fn main(cli: Cli) -> u8 {
                     .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
                 crate::flow::check(opts, shutdown).await
             });
-            print_report(&mut out, &report, a.format);
+            crate::flow::publish(&report, &mut io, &publish, &mut err);
             report.exit_code
         }
         Command::Run(a) => {
@@ -313,13 +318,22 @@ pub fn main(cli: Cli) -> u8 {
                 heartbeat: std::time::Duration::from_secs(30),
             };
             let _ = a.priority;
+            let mut secrets = secrets_from_env();
+            secrets.push(opts.token.clone());
+            secrets.extend(opts.github_token.clone());
+            let mut io = crate::flow::actions_io(out, &secrets);
+            let publish = crate::flow::PublishOptions {
+                json: a.format == Format::Json,
+                audit_file: a.audit_file.clone(),
+                policy_path: opts.policy_path.clone(),
+            };
             let report = rt.block_on(async {
                 let shutdown = crate::shutdown::Shutdown::from_os_signals()
                     .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
                 let mut progress = std::io::stderr();
                 crate::flow::run(opts, shutdown, &mut progress).await
             });
-            print_report(&mut out, &report, a.format);
+            crate::flow::publish(&report, &mut io, &publish, &mut err);
             report.exit_code
         }
         Command::Status(a) => {
@@ -372,6 +386,22 @@ pub fn main(cli: Cli) -> u8 {
             rt.block_on(crate::demo::run(a.scenario.as_deref(), &mut out))
         }
     }
+}
+
+/// Values of environment variables that hold secrets (names with TOKEN, SECRET, PASSWORD
+/// or KEY), to be masked in everything the gate prints or writes.
+fn secrets_from_env() -> Vec<String> {
+    std::env::vars()
+        .filter(|(k, v)| {
+            let k = k.to_ascii_uppercase();
+            v.len() >= 4
+                && ["TOKEN", "SECRET", "PASSWORD", "_KEY"]
+                    .iter()
+                    .any(|w| k.contains(w))
+                && !k.ends_with("TASK-KEY")
+        })
+        .map(|(_, v)| v)
+        .collect()
 }
 
 /// Split list inputs that may arrive comma- or newline-separated (Action inputs are one

@@ -5,12 +5,14 @@
 //! [`Report`]: crate::report::Report
 
 mod check;
+mod publish;
 mod run;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use check::{CheckOptions, check};
+pub use publish::{PublishOptions, actions_io, publish};
 pub use run::{RunOptions, run};
 
 use crate::policy::Policy;

@@ -308,7 +308,7 @@ impl Git {
     }
 
     /// Fetch `refspecs` from `remote` (a remote name, a URL, or a path to a repository),
-    /// without tags or submodules.
+    /// without tags or submodules, writing only the refs the refspecs name.
     pub fn fetch(&self, remote: &str, refspecs: &[&str]) -> Result<(), GitError> {
         if remote.is_empty() || remote.starts_with('-') || remote.contains('\0') {
             return Err(GitError::BadArgument {
@@ -332,6 +332,9 @@ impl Git {
             "--quiet",
             "--no-recurse-submodules",
             "--no-auto-gc",
+            // No opportunistic update of `refs/remotes/*`: only the refspecs given are
+            // written, so a fetch into private refs leaves the workspace's refs alone.
+            "--refmap=",
             "--",
             remote,
         ];

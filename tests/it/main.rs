@@ -1,6 +1,7 @@
 //! The single integration-test binary: every test drives agent-gate through its public
 //! interface (library API, CLI binary, Action environment).
 
+mod action;
 mod actions;
 mod audit;
 mod checks;

@@ -1,0 +1,132 @@
+//! Publishing a finished [`Report`]: the console report on stdout, and in Actions the
+//! step's outputs, annotations, step summary, and the JSON-lines audit record. Every text
+//! passes through the [`Masker`](crate::actions::Masker) holding the run's secrets, so no
+//! token reaches any of them. Used by `run` and `check`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::actions::{ActionsEnv, ActionsIo};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::outputs;
+use crate::report::Report;
+use crate::summary::SummaryContext;
+
+/// How to publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// `--format json`: one JSON object instead of the text report.
+    pub json: bool,
+    /// Where the audit record goes; default in Actions `$RUNNER_TEMP/agent-gate/…`, none
+    /// outside Actions unless given (so a local run never writes into the repository).
+    pub audit_file: Option<PathBuf>,
+    /// The policy path, for annotations on policy errors.
+    pub policy_path: String,
+}
+
+/// The `(line, col)` of a policy error message `path:line:col: …`, for the annotation.
+fn policy_error_location(report: &Report, policy_path: &str) -> Option<(u32, u32)> {
+    let first = report.errors.first()?;
+    let rest = first.strip_prefix(policy_path)?.strip_prefix(':')?;
+    let mut parts = rest.splitn(3, ':');
+    let line = parts.next()?.trim().parse().ok()?;
+    let col = parts.next()?.trim().parse().ok()?;
+    Some((line, col))
+}
+
+/// Print and publish `report` through `io` (which already holds the run's secrets and has
+/// emitted their `::add-mask::` lines). Problems writing Actions files are reported on
+/// `err` as errors; they never change the verdict.
+pub fn publish<W: Write>(
+    report: &Report,
+    io: &mut ActionsIo<W>,
+    opts: &PublishOptions,
+    err: &mut dyn Write,
+) {
+    let redacted = outputs::redact_report(report, io.masker());
+    let text = if opts.json {
+        redacted.to_json() + "\n"
+    } else {
+        redacted.render_text()
+    };
+    if let Err(e) = io.print(&text) {
+        let _ = writeln!(err, "error: cannot print the report: {e}");
+    }
+    let env = io.env().clone();
+    let audit_path = opts
+        .audit_file
+        .clone()
+        .or_else(|| env.is_actions.then(|| crate::audit::default_path(&env)));
+    if let Some(path) = &audit_path {
+        match AuditLog::open(path, io.masker()) {
+            Ok(mut log) => {
+                let mut events = vec![AuditEvent::trigger(&env)];
+                if let Some(task) = &redacted.task {
+                    events.extend(crate::audit::task_events(task));
+                }
+                events.extend(AuditLog::events_for_report(&redacted, &env));
+                if let Err(e) = log.write_all(&events) {
+                    let _ = writeln!(
+                        err,
+                        "error: cannot write the audit record {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    err,
+                    "error: cannot open the audit record {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    if !env.is_actions {
+        return;
+    }
+    let audit_display = audit_path.clone().unwrap_or_default();
+    if let Err(e) = outputs::write(&redacted, io, &audit_display) {
+        let _ = writeln!(
+            err,
+            "::error title=agent-gate: outputs::cannot write the step outputs: {e}"
+        );
+    }
+    let annotations = outputs::annotations(
+        &redacted,
+        &opts.policy_path,
+        policy_error_location(&redacted, &opts.policy_path),
+    );
+    if let Err(e) = io.annotations(&annotations) {
+        let _ = writeln!(err, "error: cannot print annotations: {e}");
+    }
+    let ctx = SummaryContext {
+        run_url: env.run_url(),
+        policy_path: Some(opts.policy_path.clone()),
+        ..SummaryContext::default()
+    };
+    let where_full = format!(
+        "the audit record ({}) and the job log",
+        audit_display.display()
+    );
+    if let Err(e) = outputs::write_summary(&redacted, &ctx, io, &where_full) {
+        let _ = writeln!(
+            err,
+            "::error title=agent-gate: summary::cannot write the step summary: {e}"
+        );
+    }
+}
+
+/// An [`ActionsIo`] on `out` for the process environment, with `secrets` registered
+/// (and their `::add-mask::` lines emitted first, in Actions).
+pub fn actions_io<W: Write>(out: W, secrets: &[String]) -> ActionsIo<W> {
+    let env = ActionsEnv::from_vars(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
+    let mut io = ActionsIo::new(env, out);
+    for s in secrets.iter().filter(|s| !s.trim().is_empty()) {
+        let _ = io.add_mask(s.trim());
+    }
+    io
+}

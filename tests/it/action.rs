@@ -1,0 +1,258 @@
+//! The binary run exactly as the Actions runner starts the container: the environment the
+//! runner builds (every input as `INPUT_*`, the `GITHUB_*` set, file-command files, a
+//! workspace owned by another uid), against the in-process simulator. Asserts the outputs
+//! (parsed back with the runner's rules), the step summary, the audit record, that the
+//! workspace is left as it was, and that a canary token appears nowhere.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use agent_gate::actions::parse_file_command;
+use agent_gate::sim::{SimConfig, start};
+
+const CANARY: &str = "ghp_CANARY0123456789abcdefCANARY";
+const CANARY2: &str = "ghs_CANARY2workflowtoken987654";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn snapshot_workspace(ws: &Path) -> (String, String, String) {
+    let safe = ["-c", "safe.directory=*"];
+    let run = |args: &[&str]| {
+        let mut all = safe.to_vec();
+        all.extend_from_slice(args);
+        git(ws, &all)
+    };
+    (
+        run(&["rev-parse", "HEAD"]),
+        run(&["status", "--porcelain", "--ignored"]),
+        run(&["for-each-ref"]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_action_runs_like_the_runner_starts_it() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bare = root.path().join("github.git");
+    let sim = start(
+        SimConfig {
+            time_scale: 50.0,
+            ..SimConfig::new(&bare)
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // The workspace, as actions/checkout leaves it: the token persisted in .git/config.
+    let ws = root.path().join("workspace");
+    let out = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&bare)
+        .arg(&ws)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    git(&ws, &["config", "user.email", "ci@example.com"]);
+    git(&ws, &["config", "user.name", "CI"]);
+    std::fs::create_dir_all(ws.join(".github")).unwrap();
+    let policy = format!(
+        "version: 1\nagent:\n  poll: {{ initial: 1s, max: 2s }}\nchecks:\n  - name: file exists\n    run: test -f agent-gate-sim.txt\n  - name: canary hunt\n    run: \"! grep -rqs {CANARY} /proc/[0-9]*/environ {ws}/.git/config\"\n",
+        ws = ws.display()
+    );
+    std::fs::write(ws.join(".github/agent-gate.yml"), policy).unwrap();
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-qm", "policy"]);
+    git(&ws, &["push", "-q", "origin", "main"]);
+    git(
+        &ws,
+        &[
+            "config",
+            "http.https://github.com/.extraheader",
+            &format!("AUTHORIZATION: basic {CANARY}"),
+        ],
+    );
+    // The workspace is a bind mount owned by the host runner user, not by the gate.
+    let chown = Command::new("chown")
+        .args(["-R", "1001:1001"])
+        .arg(&ws)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let before = snapshot_workspace(&ws);
+
+    let temp = root.path().join("runner_temp");
+    let files = temp.join("_runner_file_commands");
+    std::fs::create_dir_all(&files).unwrap();
+    let output_file = files.join("set_output_1");
+    let summary_file = files.join("step_summary_1");
+    std::fs::write(&output_file, "").unwrap();
+    std::fs::write(&summary_file, "").unwrap();
+    let event = temp.join("event.json");
+    std::fs::write(&event, "{}").unwrap();
+    let home = temp.join("_github_home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in [
+        ("INPUT_INSTRUCTION", "add the sim file"),
+        ("INPUT_SCOPE", ""),
+        ("INPUT_POLICY", ".github/agent-gate.yml"),
+        ("INPUT_TOKEN", CANARY),
+        ("INPUT_GITHUB-TOKEN", CANARY2),
+        ("INPUT_BASE-REF", ""),
+        ("INPUT_TIMEOUT", "5m"),
+        ("INPUT_TASK-ID", ""),
+        ("INPUT_TASK-KEY", ""),
+        ("INPUT_DRY-RUN", "false"),
+        ("INPUT_MODEL", ""),
+        ("INPUT_CUSTOM-AGENT", ""),
+        ("INPUT_PRIORITY", "normal"),
+        ("GITHUB_ACTIONS", "true"),
+        ("CI", "true"),
+        ("GITHUB_REPOSITORY", "octo/demo"),
+        ("GITHUB_RUN_ID", "4242"),
+        ("GITHUB_RUN_ATTEMPT", "1"),
+        ("GITHUB_JOB", "gate"),
+        ("GITHUB_ACTION", "__run"),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_EVENT_NAME", "workflow_dispatch"),
+        ("GITHUB_TOKEN", CANARY2),
+    ] {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env.insert("INPUT_API-URL".into(), sim.url().to_string());
+    env.insert("GITHUB_WORKSPACE".into(), ws.display().to_string());
+    env.insert("GITHUB_OUTPUT".into(), output_file.display().to_string());
+    env.insert(
+        "GITHUB_STEP_SUMMARY".into(),
+        summary_file.display().to_string(),
+    );
+    env.insert("GITHUB_EVENT_PATH".into(), event.display().to_string());
+    env.insert("RUNNER_TEMP".into(), temp.display().to_string());
+    env.insert("HOME".into(), home.display().to_string());
+    env.insert("PATH".into(), std::env::var("PATH").unwrap());
+
+    let ws2 = ws.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .arg("run")
+            .current_dir(&ws2)
+            .env_clear()
+            .envs(&env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    // Masks come first, before anything else is printed.
+    assert!(stdout.starts_with("::add-mask::"), "{stdout}");
+
+    let outputs: BTreeMap<String, String> =
+        parse_file_command(&std::fs::read_to_string(&output_file).unwrap())
+            .unwrap()
+            .into_iter()
+            .collect();
+    for name in [
+        "verdict",
+        "task-id",
+        "task-url",
+        "task-state",
+        "pr-number",
+        "pr-url",
+        "head-sha",
+        "changed-files",
+        "violations",
+        "checks",
+        "ai-credits",
+        "audit-file",
+    ] {
+        assert!(
+            outputs.contains_key(name),
+            "output {name} missing: {outputs:?}"
+        );
+    }
+    assert_eq!(outputs["verdict"], "passed");
+    assert_eq!(outputs["task-state"], "completed");
+    assert_eq!(outputs["pr-number"], "1");
+    assert_eq!(outputs["changed-files"], "1");
+    assert_eq!(sim.tasks().len(), 1);
+    assert_eq!(outputs["task-id"], sim.tasks()[0].id);
+    let checks: serde_json::Value = serde_json::from_str(&outputs["checks"]).unwrap();
+    assert_eq!(checks.as_array().unwrap().len(), 2);
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "passed"),
+        "{checks}"
+    );
+
+    let summary = std::fs::read_to_string(&summary_file).unwrap();
+    assert!(summary.contains("passed"), "{summary}");
+    assert!(summary.contains("agent-gate-sim.txt"), "{summary}");
+
+    let audit_path = Path::new(&outputs["audit-file"]);
+    assert!(audit_path.starts_with(&temp), "{audit_path:?}");
+    let audit = std::fs::read_to_string(audit_path).unwrap();
+    let events: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().all(|e| e["schema"] == 1));
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    for k in ["trigger", "task", "change", "check", "verdict"] {
+        assert!(kinds.contains(&k), "audit event {k} missing: {kinds:?}");
+    }
+
+    // `::add-mask::` lines carry the secret to the runner, which hides it from then on.
+    let stdout: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (what, text) in [
+        ("stdout", &stdout),
+        ("stderr", &stderr),
+        ("outputs", &std::fs::read_to_string(&output_file).unwrap()),
+        ("summary", &summary),
+        ("audit", &audit),
+    ] {
+        assert!(!text.contains(CANARY), "the token leaked into {what}");
+        assert!(
+            !text.contains(CANARY2),
+            "the workflow token leaked into {what}"
+        );
+    }
+
+    assert_eq!(
+        snapshot_workspace(&ws),
+        before,
+        "the workspace must be left as it was"
+    );
+    sim.shutdown().await;
+}
