@@ -256,3 +256,81 @@ async fn the_action_runs_like_the_runner_starts_it() {
     );
     sim.shutdown().await;
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionInput {
+    description: String,
+    #[serde(default)]
+    required: bool,
+    default: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionOutput {
+    description: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ActionYml {
+    name: String,
+    description: String,
+    inputs: BTreeMap<String, ActionInput>,
+    outputs: BTreeMap<String, ActionOutput>,
+    runs: BTreeMap<String, serde_json::Value>,
+}
+
+fn action_yml() -> ActionYml {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
+    serde_saphyr::from_str(&text).expect("action.yml parses")
+}
+
+/// action.yml declares exactly the inputs the `run` command reads (DESIGN §4), with the
+/// same defaults, and exactly the outputs the gate writes.
+#[test]
+fn action_yml_and_the_cli_agree() {
+    use clap::CommandFactory;
+    let action = action_yml();
+    assert_eq!(action.name, "agent-gate");
+    assert!(!action.description.is_empty());
+    assert_eq!(action.runs["using"], "docker");
+    assert_eq!(action.runs["image"], "Dockerfile");
+    assert_eq!(action.runs["args"], serde_json::json!(["run"]));
+
+    let cli = agent_gate::cli::Cli::command();
+    let run = cli.find_subcommand("run").expect("run subcommand");
+    let mut cli_inputs: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for arg in run.get_arguments() {
+        let Some(env) = arg.get_env() else { continue };
+        let env = env.to_string_lossy();
+        if let Some(name) = env.strip_prefix("INPUT_") {
+            let default = arg.get_default_values().first().map(|v| v.to_string_lossy().into_owned());
+            cli_inputs.insert(name.to_ascii_lowercase(), default);
+        }
+    }
+    let declared: Vec<&String> = action.inputs.keys().collect();
+    let read: Vec<&String> = cli_inputs.keys().collect();
+    assert_eq!(declared, read, "action.yml inputs vs INPUT_* variables the run command reads");
+
+    for (name, input) in &action.inputs {
+        assert!(!input.description.trim().is_empty(), "input {name} needs a description");
+        assert!(!input.required, "inputs are optional (the runner does not enforce `required`)");
+        let cli_default = cli_inputs[name].clone();
+        let yml_default = input.default.clone().filter(|d| !d.is_empty());
+        match (name.as_str(), yml_default.as_deref(), cli_default.as_deref()) {
+            // Expressions the runner evaluates; the CLI falls back to the same values.
+            ("github-token", Some("${{ github.token }}"), None) => {}
+            ("api-url", Some("${{ github.api_url }}"), Some("https://api.github.com")) => {}
+            // Empty in action.yml means "not given"; the CLI's empty default is the same.
+            (_, None, None | Some("")) => {}
+            (_, y, c) => assert_eq!(y, c, "default of input {name}"),
+        }
+    }
+
+    let outputs: Vec<&str> = action.outputs.keys().map(String::as_str).collect();
+    let mut written: Vec<&str> = agent_gate::outputs::NAMES.to_vec();
+    written.sort_unstable();
+    assert_eq!(outputs, written, "action.yml outputs vs the outputs the gate writes");
+    assert!(action.outputs.values().all(|o| !o.description.is_empty()));
+}
