@@ -356,6 +356,48 @@ impl Git {
         self.run(&["update-ref", "-d", name]).map(drop)
     }
 
+    /// [`Git::fetch`], authenticating HTTPS with `token` (as actions/checkout does:
+    /// `AUTHORIZATION: basic x-access-token:<token>`) for a workspace checked out with
+    /// `persist-credentials: false`. The header reaches git through `GIT_CONFIG_*`
+    /// variables of that one process — never its command line, never a file.
+    pub fn fetch_with_token(
+        &self,
+        remote: &str,
+        refspecs: &[&str],
+        token: &str,
+    ) -> Result<(), GitError> {
+        let mut args: Vec<&OsStr> = [
+            "fetch",
+            "--no-tags",
+            "--quiet",
+            "--no-recurse-submodules",
+            "--no-auto-gc",
+            "--refmap=",
+            "--",
+        ]
+        .into_iter()
+        .map(OsStr::new)
+        .collect();
+        if remote.is_empty()
+            || remote.starts_with('-')
+            || refspecs.iter().any(|r| r.is_empty() || r.contains('\0'))
+        {
+            return self.fetch(remote, refspecs);
+        }
+        args.push(OsStr::new(remote));
+        args.extend(refspecs.iter().map(OsStr::new));
+        let header = format!(
+            "AUTHORIZATION: basic {}",
+            base64(format!("x-access-token:{token}").as_bytes())
+        );
+        let env = [
+            ("GIT_CONFIG_COUNT", OsStr::new("1")),
+            ("GIT_CONFIG_KEY_0", OsStr::new("http.extraheader")),
+            ("GIT_CONFIG_VALUE_0", OsStr::new(&header)),
+        ];
+        self.run_env(&args, &env).map(drop)
+    }
+
     /// The URL of remote `name` (after `insteadOf` rewriting), `None` if there is no such remote.
     pub fn remote_url(&self, name: &str) -> Option<String> {
         if name.is_empty() || name.starts_with('-') {
@@ -397,5 +439,45 @@ impl Git {
     pub fn common_dir(&self) -> Result<PathBuf, GitError> {
         let out = self.run(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?;
         Ok(PathBuf::from(out.trim().to_str_lossy().into_owned()))
+    }
+}
+
+/// Standard base64 with padding (for one HTTP header; not worth a dependency).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(input.as_bytes()), expected);
+        }
     }
 }
