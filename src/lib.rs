@@ -10,6 +10,7 @@
 
 // core
 pub mod assessment;
+pub mod manifest;
 pub mod policy;
 pub mod prompt;
 pub mod report;
@@ -23,6 +24,7 @@ pub mod github;
 pub mod shutdown;
 
 // flow
+pub mod admission;
 pub mod flow;
 
 // front

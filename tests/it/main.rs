@@ -2,10 +2,12 @@
 //! interface (library API, CLI binary, Action environment).
 
 mod actions;
+mod admission;
 mod checks;
 mod cli;
 mod git;
 mod github;
+mod plan;
 mod policy;
 mod scope;
 mod sim;
