@@ -178,21 +178,20 @@ impl RunningCounter {
             .iter()
             .filter(|t| RUNNING_STATES.contains(&t.state))
         {
-            let kind = match self.kinds.get(&task.id) {
-                Some(k) => *k,
-                None => {
-                    let kind = match self.kind_from_name(task) {
-                        Some(k) => k,
-                        None => match client.get_task(&task.id).await {
-                            Ok(full) => self.kind_from_sessions(&full),
-                            // Gone since the list: it holds no slot.
-                            Err(ApiError::NotFound { .. }) => continue,
-                            Err(e) => return Err(e),
-                        },
-                    };
-                    self.kinds.insert(task.id.clone(), kind);
-                    kind
-                }
+            let kind = if let Some(k) = self.kinds.get(&task.id) {
+                *k
+            } else {
+                let kind = match self.kind_from_name(task) {
+                    Some(k) => k,
+                    None => match client.get_task(&task.id).await {
+                        Ok(full) => self.kind_from_sessions(&full),
+                        // Gone since the list: it holds no slot.
+                        Err(ApiError::NotFound { .. }) => continue,
+                        Err(e) => return Err(e),
+                    },
+                };
+                self.kinds.insert(task.id.clone(), kind);
+                kind
             };
             if kind == Kind::Gate {
                 running = running.saturating_add(1);
@@ -236,14 +235,14 @@ pub async fn admit(
     let shutdown = shutdown;
     tokio::pin!(shutdown);
     loop {
-        let counted = tokio::select! {
+        let checked = tokio::select! {
             biased;
             _ = &mut shutdown => return Admission::Interrupted,
             r = counter.count(&client) => r,
         };
         let now = Instant::now();
         let waited = now - started;
-        let running = match counted {
+        let running = match checked {
             Ok(n) => n,
             // The client's retries end at the deadline: a failure there is the deadline's.
             Err(e) => match last_running {

@@ -53,7 +53,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub date: Option<String>,
     /// Print the matrix (json) or a table of the jobs (text) on stdout; by default the matrix
-    /// goes to GITHUB_OUTPUT as `matrix` when set, else to stdout.
+    /// goes to `GITHUB_OUTPUT` as `matrix` when set, else to stdout.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 }

@@ -111,7 +111,7 @@ impl Compiler<'_> {
         let mut jobs: HashMap<(String, String), usize> = HashMap::new();
         for raw_entry in raw.entries.value {
             let line = position(raw_entry.referenced).0;
-            let entry = self.entry(raw_entry.value, line, &defaults)?;
+            let entry = self.entry(&raw_entry.value, line, &defaults)?;
             if let (Some(id), Some(at)) = (&entry.entry.id, &entry.id_at) {
                 let key = id.to_ascii_lowercase();
                 if let Some(first) = ids.get(&key) {
@@ -172,7 +172,7 @@ impl Compiler<'_> {
 
     fn entry(
         &self,
-        raw: RawEntry,
+        raw: &RawEntry,
         line: usize,
         defaults: &Defaults,
     ) -> Result<CompiledEntry, ManifestError> {
@@ -249,8 +249,7 @@ impl Compiler<'_> {
         let v = id.value.trim();
         let ok = (1..=64).contains(&v.len())
             && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && v
-                .chars()
+            && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(v.to_string())
@@ -289,6 +288,14 @@ impl Compiler<'_> {
                 "scope",
                 v,
                 "a glob without `,` or line breaks (the `scope` input is split on both; write `{a,b}` as two globs)",
+            ));
+        }
+        if v.starts_with('!') {
+            return Err(self.invalid(
+                g.referenced,
+                "scope",
+                v,
+                "a glob of paths the agent may change (no `!` negation: the scope only narrows the policy's allow rules, and the policy's deny rules still apply)",
             ));
         }
         crate::scope::Pattern::new(v).map_err(|e| {
@@ -344,12 +351,7 @@ impl Compiler<'_> {
             || v.contains(|c: char| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
             || v.contains("..");
         if bad {
-            Err(self.invalid(
-                b.referenced,
-                key,
-                &b.value,
-                "a branch name such as `main`",
-            ))
+            Err(self.invalid(b.referenced, key, &b.value, "a branch name such as `main`"))
         } else {
             Ok(v.to_string())
         }
@@ -402,13 +404,16 @@ fn content_identity(
     h.update(policy.as_bytes());
     h.update([0u8]);
     h.update(base_ref.unwrap_or("").as_bytes());
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("content:{hex}")
+    format!("content:{}", hex(&h.finalize()[..8]))
+}
+
+/// Lower-case hex of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn shorten(text: &str) -> String {

@@ -98,8 +98,8 @@ pub enum ManifestError {
         column: usize,
         jobs: usize,
         limit: usize,
-        /// (entry label, line, jobs) of each entry, in manifest order.
-        per_entry: Vec<(String, usize, usize)>,
+        /// (entry id, line, jobs) of each entry, in manifest order.
+        per_entry: Vec<(Option<String>, usize, usize)>,
     },
 }
 
@@ -222,8 +222,9 @@ impl ManifestError {
                 let mut out = format!(
                     "split the batch into manifests of at most {limit} jobs each and plan each in its own job (one plan → matrix pair per manifest), for example one manifest per entry or the repositories in groups; jobs per entry:"
                 );
-                for (label, line, jobs) in per_entry {
-                    let _ = write!(out, "\n    line {line}: {label}: {jobs}");
+                for (id, line, jobs) in per_entry {
+                    let id = id.as_ref().map(|i| format!(" (`{i}`)")).unwrap_or_default();
+                    let _ = write!(out, "\n    entry on line {line}{id}: {jobs} jobs");
                 }
                 Some(out)
             }
@@ -298,6 +299,30 @@ fn key_before(text: &str, line: usize, column: usize) -> Option<String> {
     (!key.is_empty()).then(|| key.to_string())
 }
 
+/// What the value at (line, column) looks like: `a list`, `a mapping`, or the scalar itself.
+fn found_at(text: &str, line: usize, column: usize) -> String {
+    let rest: String = line
+        .checked_sub(1)
+        .and_then(|l| text.lines().nth(l))
+        .map(|src| src.chars().skip(column.saturating_sub(1)).collect())
+        .unwrap_or_default();
+    let rest = rest.trim();
+    if rest.starts_with('[') || rest.starts_with("- ") || rest == "-" {
+        "a list".into()
+    } else if rest.starts_with('{') {
+        "a mapping".into()
+    } else if rest.is_empty() {
+        "something else".into()
+    } else {
+        let token = rest.split(" #").next().unwrap_or(rest).trim_end();
+        let mut shown: String = token.chars().take(60).collect();
+        if token.chars().count() > 60 {
+            shown.push('…');
+        }
+        format!("`{shown}`")
+    }
+}
+
 fn human_type(ty: &str) -> String {
     match ty {
         "string scalar" | "string" | "a string" => "a string".into(),
@@ -369,7 +394,7 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Manife
             line,
             column,
             key: key_before(text, line, column),
-            found: "something else".into(),
+            found: found_at(text, line, column),
             expected: human_type(expected),
         },
         YamlError::NullIntoString { .. } => ManifestError::WrongType {

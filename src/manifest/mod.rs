@@ -205,9 +205,14 @@ impl Plan {
                 .map_or_else(|| "policy".to_string(), format_duration);
             let _ = writeln!(
                 out,
-                "  {}: {} repositories, priority {}, timeout {}, {}",
+                "  {}: {} {}, priority {}, timeout {}, {}",
                 entry.label(),
                 entry.repositories.len(),
+                if entry.repositories.len() == 1 {
+                    "repository"
+                } else {
+                    "repositories"
+                },
                 entry.priority,
                 timeout,
                 first_line(&entry.instruction, 60)
@@ -219,7 +224,7 @@ impl Plan {
     /// One line per job: repository, priority, timeout, task key, instruction's first line.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<40} {:<8} {:<8} {:<32} INSTRUCTION\n",
+            "{:<40} {:<8} {:<8} {:<44} INSTRUCTION\n",
             "REPOSITORY", "PRIORITY", "TIMEOUT", "TASK KEY"
         );
         for job in &self.jobs {
@@ -230,7 +235,7 @@ impl Plan {
             };
             let _ = writeln!(
                 out,
-                "{:<40} {:<8} {:<8} {:<32} {}",
+                "{:<40} {:<8} {:<8} {:<44} {}",
                 job.repository,
                 job.priority.as_str(),
                 timeout,
@@ -268,12 +273,7 @@ pub fn task_key(identity: &str, repository: &str, date: Date) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    let hex: String = h
-        .finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = compile::hex(&h.finalize()[..6]);
     let day = date.strftime("%Y%m%d");
     match identity.strip_prefix("id:") {
         Some(id) => format!("{id}-{day}-{hex}"),
@@ -295,7 +295,7 @@ pub fn plan(manifest: &Manifest, date: Date) -> Result<Plan, ManifestError> {
             per_entry: manifest
                 .entries
                 .iter()
-                .map(|e| (e.label(), e.line, e.repositories.len()))
+                .map(|e| (e.id.clone(), e.line, e.repositories.len()))
                 .collect(),
         });
     }
@@ -329,10 +329,17 @@ pub fn today_utc() -> Date {
 pub fn parse_date(text: &str) -> Result<Date, String> {
     let t = text.trim();
     let ok = t.len() == 10
-        && t.char_indices()
-            .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+        && t.char_indices().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
     if !ok {
-        return Err(format!("`{text}` is not a date like 2026-03-10 (YYYY-MM-DD)"));
+        return Err(format!(
+            "`{text}` is not a date like 2026-03-10 (YYYY-MM-DD)"
+        ));
     }
     t.parse::<Date>()
         .map_err(|e| format!("`{text}` is not a valid date: {e}"))

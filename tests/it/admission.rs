@@ -154,12 +154,15 @@ async fn no_cap_admits_without_a_request() {
 async fn free_capacity_admits_at_once() {
     let f = fixture().await;
     f.gate_task("busy-1").await;
-    let (outcome, waits) =
-        admit_collect(&f, limits(2, 0), Priority::Normal, "mine", Duration::from_secs(5)).await;
-    assert!(
-        matches!(outcome, Admission::Admitted { .. }),
-        "{outcome:?}"
-    );
+    let (outcome, waits) = admit_collect(
+        &f,
+        limits(2, 0),
+        Priority::Normal,
+        "mine",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(matches!(outcome, Admission::Admitted { .. }), "{outcome:?}");
     assert!(waits.is_empty(), "{waits:?}");
     assert_eq!(f.lists(), 1);
 }
@@ -193,7 +196,10 @@ async fn full_waits_and_is_admitted_when_a_task_finishes() {
     assert_eq!(waits.len(), 3, "{waits:?}");
     assert!(waits.iter().all(|w| w.running == 2 && w.limit == 2));
     assert!(waits.windows(2).all(|p| p[0].waited <= p[1].waited));
-    assert!(waited >= waits[2].waited + POLL, "re-checked after poll_every");
+    assert!(
+        waited >= waits[2].waited + POLL,
+        "re-checked after poll_every"
+    );
     assert_eq!(f.lists(), 4, "one list per check");
     assert_eq!(f.gets(), 2, "each task read once, however many checks");
 }
@@ -225,8 +231,14 @@ async fn normal_cannot_take_the_reserved_slot_high_can() {
     )
     .await;
     assert!(matches!(low, Admission::NeverAdmitted { .. }), "{low:?}");
-    let (high, waits) =
-        admit_collect(&f, limits(2, 1), Priority::High, "high-run", Duration::from_secs(5)).await;
+    let (high, waits) = admit_collect(
+        &f,
+        limits(2, 1),
+        Priority::High,
+        "high-run",
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(matches!(high, Admission::Admitted { .. }), "{high:?}");
     assert!(waits.is_empty());
 }
@@ -291,8 +303,7 @@ async fn deadline_while_waiting_is_never_admitted() {
     let f = fixture().await;
     f.gate_task("busy-1").await;
     let timeout = Duration::from_millis(200);
-    let (outcome, waits) =
-        admit_collect(&f, limits(1, 0), Priority::High, "mine", timeout).await;
+    let (outcome, waits) = admit_collect(&f, limits(1, 0), Priority::High, "mine", timeout).await;
     let Admission::NeverAdmitted { waited, running } = outcome else {
         panic!("expected NeverAdmitted, got {outcome:?}");
     };
@@ -323,15 +334,23 @@ async fn a_deadline_already_past_still_admits_free_capacity() {
 async fn tasks_without_the_marker_are_not_counted() {
     let f = fixture().await;
     f.other_task("Fix the flaky test by hand").await;
-    f.other_task("Mentions agent-gate but carries no marker").await;
-    let (outcome, waits) =
-        admit_collect(&f, limits(1, 0), Priority::Normal, "mine", Duration::from_secs(5)).await;
-    assert!(
-        matches!(outcome, Admission::Admitted { .. }),
-        "{outcome:?}"
-    );
+    f.other_task("Mentions agent-gate but carries no marker")
+        .await;
+    let (outcome, waits) = admit_collect(
+        &f,
+        limits(1, 0),
+        Priority::Normal,
+        "mine",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(matches!(outcome, Admission::Admitted { .. }), "{outcome:?}");
     assert!(waits.is_empty());
-    assert_eq!(f.gets(), 2, "each candidate read once to look for the marker");
+    assert_eq!(
+        f.gets(),
+        2,
+        "each candidate read once to look for the marker"
+    );
 }
 
 #[tokio::test]
@@ -346,10 +365,7 @@ async fn the_runs_own_task_is_not_counted() {
         Duration::from_secs(5),
     )
     .await;
-    assert!(
-        matches!(outcome, Admission::Admitted { .. }),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, Admission::Admitted { .. }), "{outcome:?}");
     assert!(waits.is_empty());
     // A key that is a prefix of the running one is another run's.
     let (outcome, _) = admit_collect(
