@@ -40,6 +40,22 @@ pub enum Command {
     Sim(SimArgs),
     /// A complete run against the in-process simulator and a temporary repository, offline.
     Demo(DemoArgs),
+    /// Expand a batch manifest (repositories × instructions) into a GitHub Actions matrix.
+    Plan(PlanArgs),
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The batch manifest (docs/fleet.md).
+    pub manifest: PathBuf,
+    /// Date the task keys are derived from, YYYY-MM-DD (default: today, UTC).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Print the matrix (json) or a table of the jobs (text) on stdout; by default the matrix
+    /// goes to `GITHUB_OUTPUT` as `matrix` when set, else to stdout.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 /// Console report format.
@@ -384,6 +400,23 @@ pub fn main(cli: Cli) -> u8 {
                 return Verdict::ConfigError.exit_code();
             };
             rt.block_on(crate::demo::run(a.scenario.as_deref(), &mut out))
+        }
+        Command::Plan(a) => {
+            use crate::manifest::{PlanCommand, PlanOutput};
+            let cmd = PlanCommand {
+                manifest: a.manifest,
+                date: a.date,
+                today: crate::manifest::today_utc(),
+                format: a.format.map(|f| match f {
+                    Format::Text => PlanOutput::Text,
+                    Format::Json => PlanOutput::Json,
+                }),
+                github_output: std::env::var_os("GITHUB_OUTPUT")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from),
+                annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            };
+            crate::manifest::plan_command(&cmd, &mut out, &mut err)
         }
     }
 }

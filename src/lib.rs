@@ -10,6 +10,7 @@
 
 // core
 pub mod assessment;
+pub mod manifest;
 pub mod policy;
 pub mod prompt;
 pub mod report;
@@ -26,6 +27,7 @@ pub mod outputs;
 pub mod shutdown;
 
 // flow
+pub mod admission;
 pub mod flow;
 
 // front

@@ -3,12 +3,14 @@
 
 mod action;
 mod actions;
+mod admission;
 mod audit;
 mod checks;
 mod cli;
 mod git;
 mod github;
 mod outputs;
+mod plan;
 mod policy;
 mod scope;
 mod sim;

@@ -1,0 +1,122 @@
+//! `agent-gate plan`: the thin I/O shell around [`Manifest::from_yaml`] and [`plan`] — read
+//! the manifest file, write the matrix to `GITHUB_OUTPUT` (as `matrix`, with `jobs`, the
+//! count) when the runner gave one, else to stdout, a short summary on stderr, and errors as
+//! `::error file=…,line=…,col=…::` annotations inside Actions. The environment is injected
+//! (the `GITHUB_OUTPUT` path, whether to annotate); nothing here reads it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+
+use super::{Manifest, ManifestError, parse_date, plan};
+use crate::actions::{Annotation, set_output};
+use crate::report::Verdict;
+
+/// What `plan` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanOutput {
+    /// The matrix JSON, on one line.
+    Json,
+    /// A table of the jobs.
+    Text,
+}
+
+/// Inputs of [`plan_command`].
+#[derive(Debug, Clone)]
+pub struct PlanCommand {
+    pub manifest: PathBuf,
+    /// `--date` as given (`YYYY-MM-DD`); `None`: `today`.
+    pub date: Option<String>,
+    /// Today in UTC, injected.
+    pub today: Date,
+    /// `--format`; `None`: the matrix JSON on stdout unless it went to `GITHUB_OUTPUT`.
+    pub format: Option<PlanOutput>,
+    /// `GITHUB_OUTPUT`, when set and non-empty.
+    pub github_output: Option<PathBuf>,
+    /// Inside Actions (`GITHUB_ACTIONS=true`): errors also as `::error` annotations.
+    pub annotate: bool,
+}
+
+fn fail(e: &ManifestError, annotate: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let _ = writeln!(err, "error: {e}");
+    if annotate {
+        let (line, column) = e.location();
+        let mut message = e.message();
+        if let Some(hint) = e.hint() {
+            message.push_str("\nhint: ");
+            message.push_str(&hint);
+        }
+        let a = Annotation::new(message)
+            .title("agent-gate plan")
+            .file(e.path())
+            .line(u32::try_from(line).unwrap_or(0))
+            .columns(
+                u32::try_from(column).unwrap_or(0),
+                u32::try_from(column).unwrap_or(0),
+            );
+        let _ = writeln!(out, "{}", crate::actions::error(&a));
+    }
+    Verdict::ConfigError.exit_code()
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("{}: cannot read the manifest: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| format!("{}: the manifest is not UTF-8", path.display()))
+}
+
+/// Run `agent-gate plan`; returns the exit code (0, or 2 for any error).
+pub fn plan_command(cmd: &PlanCommand, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let config_error = Verdict::ConfigError.exit_code();
+    let date = match cmd.date.as_deref().map(parse_date).transpose() {
+        Ok(d) => d.unwrap_or(cmd.today),
+        Err(e) => {
+            let _ = writeln!(err, "error: --date: {e}");
+            return config_error;
+        }
+    };
+    let text = match read(&cmd.manifest) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return config_error;
+        }
+    };
+    let path = cmd.manifest.to_string_lossy();
+    let manifest = match Manifest::from_yaml(&text, &path) {
+        Ok(m) => m,
+        Err(e) => return fail(&e, cmd.annotate, out, err),
+    };
+    let planned = match plan(&manifest, date) {
+        Ok(p) => p,
+        Err(e) => return fail(&e, cmd.annotate, out, err),
+    };
+    let json = planned.matrix_json();
+    if let Some(file) = &cmd.github_output {
+        let written = set_output(file, "matrix", &json)
+            .and_then(|()| set_output(file, "jobs", &planned.jobs.len().to_string()));
+        if let Err(e) = written {
+            let _ = writeln!(err, "error: cannot write the step outputs: {e}");
+            return config_error;
+        }
+    }
+    let _ = write!(err, "{}", planned.summary(&manifest));
+    let stdout = match cmd.format {
+        Some(PlanOutput::Text) => Some(planned.table()),
+        Some(PlanOutput::Json) => Some(json + "\n"),
+        None if cmd.github_output.is_none() => Some(json + "\n"),
+        None => None,
+    };
+    if let Some(text) = stdout {
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+    if cmd.github_output.is_some() {
+        let _ = writeln!(
+            err,
+            "agent-gate plan: wrote outputs `matrix` and `jobs` to GITHUB_OUTPUT"
+        );
+    }
+    0
+}
