@@ -86,7 +86,7 @@ pub struct CheckArgs {
     pub policy: String,
     /// Narrow the policy's allow rules (comma- or newline-separated globs; repeatable). Can
     /// never grant a path the policy denies.
-    #[arg(long, env = "INPUT_SCOPE", value_delimiter = ',')]
+    #[arg(long, env = "INPUT_SCOPE")]
     pub scope: Vec<String>,
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -107,7 +107,7 @@ pub struct RunArgs {
     #[arg(long, env = "INPUT_INSTRUCTION", default_value = "")]
     pub instruction: String,
     /// Narrow the policy's allow rules (comma- or newline-separated globs).
-    #[arg(long, env = "INPUT_SCOPE", value_delimiter = ',')]
+    #[arg(long, env = "INPUT_SCOPE")]
     pub scope: Vec<String>,
     /// Policy file path inside the repository, read at the base ref.
     #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
@@ -123,8 +123,8 @@ pub struct RunArgs {
     #[arg(long, env = "INPUT_BASE-REF")]
     pub base_ref: Option<String>,
     /// Deadline of the whole run, e.g. 45m (default: the policy's agent.timeout).
-    #[arg(long, env = "INPUT_TIMEOUT", value_parser = parse_duration_arg)]
-    pub timeout: Option<std::time::Duration>,
+    #[arg(long, env = "INPUT_TIMEOUT")]
+    pub timeout: Option<String>,
     /// Attach to this task instead of starting one.
     #[arg(long, env = "INPUT_TASK-ID")]
     pub task_id: Option<String>,
@@ -144,7 +144,7 @@ pub struct RunArgs {
     #[arg(long, env = "INPUT_CUSTOM-AGENT")]
     pub custom_agent: Option<String>,
     /// high, normal or low.
-    #[arg(long, env = "INPUT_PRIORITY", default_value = "normal", value_parser = ["high", "normal", "low"])]
+    #[arg(long, env = "INPUT_PRIORITY", default_value = "normal")]
     pub priority: String,
     /// `owner/repo` on GitHub.
     #[arg(long, env = "GITHUB_REPOSITORY")]
@@ -211,11 +211,6 @@ pub struct DemoArgs {
     pub scenario: Option<PathBuf>,
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    crate::policy::parse_duration(s)
-        .ok_or_else(|| format!("`{s}` is not a duration like 30s, 45m or 2h"))
-}
-
 /// Arguments of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -231,7 +226,7 @@ pub struct ExplainArgs {
     #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: PathBuf,
     /// Narrow the allow rules as `check --scope` does.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long)]
     pub scope: Vec<String>,
     /// Repository-relative paths to decide.
     #[arg(required = true)]
@@ -302,6 +297,33 @@ pub fn main(cli: Cli) -> u8 {
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
             };
+            let timeout = match a
+                .timeout
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
+                None => None,
+                Some(t) => match crate::policy::parse_duration(t) {
+                    Some(d) => Some(d),
+                    None => {
+                        let _ = writeln!(
+                            err,
+                            "error: timeout `{t}` is not a duration like 30s, 45m or 2h"
+                        );
+                        return Verdict::ConfigError.exit_code();
+                    }
+                },
+            };
+            let priority = a.priority.trim().to_ascii_lowercase();
+            if !["", "high", "normal", "low"].contains(&priority.as_str()) {
+                let _ = writeln!(
+                    err,
+                    "error: priority `{}` must be high, normal or low",
+                    a.priority
+                );
+                return Verdict::ConfigError.exit_code();
+            }
             let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
             let var = |k: &str| std::env::var(k).unwrap_or_default();
             let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
@@ -315,7 +337,7 @@ pub fn main(cli: Cli) -> u8 {
                 token: a.token.trim().to_string(),
                 github_token: nonempty(a.github_token),
                 base_ref: nonempty(a.base_ref),
-                timeout: a.timeout,
+                timeout,
                 task_id: nonempty(a.task_id),
                 task_key: nonempty(a.task_key),
                 dry_run: a.dry_run,
@@ -438,13 +460,29 @@ fn secrets_from_env() -> Vec<String> {
 }
 
 /// Split list inputs that may arrive comma- or newline-separated (Action inputs are one
-/// string); trims entries and drops empty ones.
+/// string); commas inside `{a,b}` alternations do not split. Trims entries and drops
+/// empty ones.
 pub fn split_list(items: &[String]) -> Vec<String> {
-    items
-        .iter()
-        .flat_map(|s| s.split(['\n', ',']))
-        .map(str::trim)
+    let mut out = Vec::new();
+    for item in items {
+        let mut depth = 0usize;
+        let mut current = String::new();
+        for ch in item.chars() {
+            match ch {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if ch == '\n' || (ch == ',' && depth == 0) {
+                out.push(std::mem::take(&mut current));
+            } else {
+                current.push(ch);
+            }
+        }
+        out.push(current);
+    }
+    out.into_iter()
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
         .collect()
 }
