@@ -23,7 +23,9 @@ pub mod github;
 pub mod shutdown;
 
 // flow
+pub mod budget;
 pub mod flow;
+pub mod repair;
 
 // front
 pub mod cli;

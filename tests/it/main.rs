@@ -2,11 +2,13 @@
 //! interface (library API, CLI binary, Action environment).
 
 mod actions;
+mod budget;
 mod checks;
 mod cli;
 mod git;
 mod github;
 mod policy;
+mod repair;
 mod scope;
 mod sim;
 mod support;
