@@ -183,22 +183,22 @@ fn limit_nano(limit: f64) -> u64 {
 
 /// Decide against the limits: tasks first, then credits.
 pub fn evaluate(count: DayCount, limits: BudgetLimits, new_tasks: u32) -> Option<Exceeded> {
-    if let Some(max) = limits.max_tasks_per_day {
-        if u64::from(count.tasks) + u64::from(new_tasks) > u64::from(max) {
-            return Some(Exceeded::TasksPerDay {
-                used: count.tasks,
-                limit: max,
-                requested: new_tasks,
-            });
-        }
+    if let Some(max) = limits.max_tasks_per_day
+        && u64::from(count.tasks) + u64::from(new_tasks) > u64::from(max)
+    {
+        return Some(Exceeded::TasksPerDay {
+            used: count.tasks,
+            limit: max,
+            requested: new_tasks,
+        });
     }
-    if let Some(max) = limits.max_ai_credits_per_day {
-        if count.ai_credits_nano >= limit_nano(max) {
-            return Some(Exceeded::AiCreditsPerDay {
-                used: count.ai_credits(),
-                limit: max,
-            });
-        }
+    if let Some(max) = limits.max_ai_credits_per_day
+        && count.ai_credits_nano >= limit_nano(max)
+    {
+        return Some(Exceeded::AiCreditsPerDay {
+            used: count.ai_credits(),
+            limit: max,
+        });
     }
     None
 }

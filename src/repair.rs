@@ -97,11 +97,11 @@ pub fn repair_prompt(
     scope_section(&mut p, report);
 
     p.push_str("\nRules for this round:\n");
-    p.push_str("- Change only paths the scope allows (listed below); revert every change outside it to its state on the base branch.\n");
+    p.push_str("- Change only paths the scope below allows; revert every change outside it to its state on the base branch.\n");
     p.push_str(
         "- Do not delete, skip or weaken tests or checks to make them pass; fix the code.\n",
     );
-    p.push_str("- Keep the change as small as the task allows.\n");
+    p.push_str("- Keep the change as small as the task allows. If part of the task cannot be done within the scope, leave it undone and say why in the pull request description.\n");
     Some(p)
 }
 
@@ -145,19 +145,27 @@ fn failing_checks(p: &mut String, report: &Report) {
     if let Some(why) = &report.checks_skipped {
         let _ = writeln!(
             p,
-            "\nThe checks did not run ({}); they run on your next change, so make it pass them.",
+            "\nThe checks did not run: {}. They run on your next change, so make it pass them.",
             one_line(why)
         );
     }
 }
 
 fn scope_section(p: &mut String, report: &Report) {
+    let policy = report
+        .policy
+        .as_deref()
+        .map(|f| format!(" `{}`", one_line(f)))
+        .unwrap_or_default();
     let (paths, limits): (Vec<_>, Vec<_>) = report
         .violations
         .iter()
         .partition(|v| v.kind == ViolationKind::OutOfScope);
     if !paths.is_empty() {
-        p.push_str("\nPaths outside the scope (each with the policy rule that decided):\n");
+        let _ = writeln!(
+            p,
+            "\nPaths outside the scope, each with the rule that decided (\"line N\" is a line of the policy file{policy}):"
+        );
         for v in paths.iter().take(MAX_VIOLATIONS) {
             let _ = writeln!(p, "- {}", one_line(&v.message));
         }
@@ -203,10 +211,10 @@ pub fn tail(text: &str, max_lines: usize, max_bytes: usize) -> (String, bool) {
             s += 1;
         }
         // Start at a whole line when one begins inside the window.
-        if let Some(nl) = trimmed[s..].find('\n') {
-            if nl + 1 < trimmed.len() - s {
-                s += nl + 1;
-            }
+        if let Some(nl) = trimmed[s..].find('\n')
+            && nl + 1 < trimmed.len() - s
+        {
+            s += nl + 1;
         }
         start = s;
         cut = true;
