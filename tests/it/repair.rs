@@ -519,3 +519,129 @@ proptest! {
         prop_assert!(!t.contains(MARKER_PREFIX));
     }
 }
+
+// ---- one repair round against the simulator ----------------------------------------------
+
+fn git_show(repo: &std::path::Path, spec: &str) -> String {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["show", spec])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git show {spec}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn wait(client: &agent_gate::github::Client, id: &str) -> Task {
+    for _ in 0..500 {
+        let t = client.get_task(id).await.unwrap();
+        if t.state.is_final() {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("task {id} did not finish");
+}
+
+#[tokio::test]
+async fn a_repair_round_on_the_simulator_commits_on_the_same_branch() {
+    use agent_gate::github::{ClientConfig, create_task_request};
+    let scenario = agent_gate::sim::Scenario::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/scenarios/repair-fixes.yml"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let sim = agent_gate::sim::start(
+        agent_gate::sim::SimConfig {
+            repo: dir.path().join("remote.git"),
+            scenario: Some(scenario),
+            time_scale: 1000.0,
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    agent_gate::github::install_crypto_provider();
+    let client = agent_gate::github::Client::new(
+        ClientConfig::new("ghp_repairtest", "octo-org", "payments").with_api_url(sim.url()),
+    )
+    .unwrap();
+    let p = policy();
+    let key = "ag1-repairtest";
+
+    // Round 0: the agent breaks the value.
+    let first = build_prompt(INSTRUCTION, &p, &p.scope, key);
+    let created = client
+        .create_task(&create_task_request(first, Some("main".into())))
+        .await
+        .unwrap();
+    let t0 = wait(&client, &created.id).await;
+    let branch = t0.sessions.as_ref().unwrap()[0].head_ref.clone().unwrap();
+    assert_eq!(
+        git_show(sim.repo_dir(), &format!("{branch}:src/value.txt")),
+        "broken\n"
+    );
+
+    // The gate's findings, as `run` would report them.
+    let mut report = base_report(&p, &["src/value.txt"]);
+    report.head = Some(branch.clone());
+    report.task.as_mut().unwrap().branch = Some(branch.clone());
+    report.checks.push(check(
+        "value is ok",
+        true,
+        CheckStatus::Failed,
+        "value: broken\n",
+    ));
+    report.finish();
+
+    // Round 1: the follow-up on the agent's branch.
+    let text = repair_prompt(INSTRUCTION, &report, 0, 1).unwrap();
+    let second = build_prompt(&text, &p, &p.scope, &round_key(key, 1));
+    let followed = client
+        .create_task(&follow_up_request(second, &branch, "main"))
+        .await
+        .unwrap();
+    assert_eq!(
+        followed.id, t0.id,
+        "GitHub adds the follow-up to the same task"
+    );
+    let t1 = wait(&client, &t0.id).await;
+    assert_eq!(
+        git_show(sim.repo_dir(), &format!("{branch}:src/value.txt")),
+        "ok\n"
+    );
+    assert_eq!(
+        sim.pull_requests().len(),
+        1,
+        "the pull request moved, no new one"
+    );
+
+    // The repair prompt carried the failing output; rounds and costs are told apart.
+    let posts: Vec<_> = sim
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert!(posts[1].body.contains("value: broken"), "{}", posts[1].body);
+    assert!(posts[1].body.contains("\"head_ref\""));
+    assert_eq!(latest_round(&t0, key), Some(0));
+    assert_eq!(latest_round(&t1, key), Some(1));
+    assert_eq!(round_cost(&t1, key, 0).ai_credits_nano, 1_500_000_000);
+    assert_eq!(round_cost(&t1, key, 1).ai_credits_nano, 500_000_000);
+    assert_eq!(total_cost(&[t0, t1]).ai_credits_nano, 2_000_000_000);
+}
+
+#[test]
+fn the_example_scenarios_load() {
+    for name in ["repair-fixes", "repair-never-fixes", "repair-protected"] {
+        let path = format!(
+            "{}/examples/scenarios/{name}.yml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        agent_gate::sim::Scenario::load(std::path::Path::new(&path))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
