@@ -28,7 +28,9 @@ pub mod shutdown;
 
 // flow
 pub mod admission;
+pub mod budget;
 pub mod flow;
+pub mod repair;
 
 // front
 pub mod cli;

@@ -1,0 +1,327 @@
+//! Daily budgets per repository (`agent.max-tasks-per-day`, `agent.max-ai-credits-per-day`):
+//! how many agent sessions agent-gate started today (UTC) in this repository and what they
+//! cost, and whether a run that needs `new_tasks` more would go over. It owns the counting
+//! and the refusal message; it does not decide verdicts, start tasks or read the policy file
+//! (the flow maps [`BudgetStatus::would_exceed`] to `over-budget`, exit 14).
+//!
+//! What counts: every session, in any task of the repository (archived or not, any creator),
+//! whose `prompt` carries agent-gate's marker (`[agent-gate task-key: …]`) and that was
+//! created at or after 00:00 UTC of `now`. A repair round is one more such session (GitHub
+//! adds follow-ups to the task they continue), so it counts like a task. Credits are the
+//! `ai_credits` usage of those sessions, summed in nano units. The task list's `since` filters
+//! on `updated_at`, and list items carry no sessions, so each task updated today is read
+//! with a GET; a session whose creation time cannot be read counts (a budget errs towards
+//! spending less).
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::github::types::Task;
+use crate::github::{ApiError, Client, Direction, ListQuery, ListSort, task_cost};
+use crate::policy::AgentSettings;
+use crate::prompt::MARKER_PREFIX;
+
+/// Pages of 100 read per list (archived and not) at most.
+const MAX_PAGES: u32 = 20;
+
+/// The policy's daily limits; `None` = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct BudgetLimits {
+    pub max_tasks_per_day: Option<u32>,
+    /// AI credits (display units: nano ÷ 1e9).
+    pub max_ai_credits_per_day: Option<f64>,
+}
+
+impl BudgetLimits {
+    /// The limits of a compiled policy's `agent` section.
+    pub fn from_agent(agent: &AgentSettings) -> BudgetLimits {
+        BudgetLimits {
+            max_tasks_per_day: agent.max_tasks_per_day,
+            max_ai_credits_per_day: agent.max_ai_credits_per_day,
+        }
+    }
+
+    /// No limit is set: there is nothing to count (the flow may skip [`check_budget`]).
+    pub fn is_unlimited(&self) -> bool {
+        self.max_tasks_per_day.is_none() && self.max_ai_credits_per_day.is_none()
+    }
+}
+
+/// Which limit a run would exceed, with the figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "which", rename_all = "kebab-case")]
+pub enum Exceeded {
+    /// `tasks_today + requested > limit`.
+    TasksPerDay {
+        used: u32,
+        limit: u32,
+        requested: u32,
+    },
+    /// `credits_today >= limit`: the cost of a task is known only once it ran, so the
+    /// budget is spent when it is reached.
+    AiCreditsPerDay { used: f64, limit: f64 },
+}
+
+/// What agent-gate spent today in one repository, against the limits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    /// `owner/repo`.
+    pub repository: String,
+    /// 00:00 UTC of the day counted (RFC 3339).
+    pub since: String,
+    /// When the count starts again: the next 00:00 UTC (RFC 3339).
+    pub resets_at: String,
+    /// Agent-gate sessions (tasks and repair rounds) started since `since`.
+    pub tasks_today: u32,
+    /// Their `ai_credits` usage, summed (display units).
+    pub credits_today: f64,
+    /// The same in nano units, exact.
+    pub credits_today_nano: u64,
+    /// Tasks read to count (updated today).
+    pub tasks_read: u32,
+    /// Sessions this run asked for.
+    pub requested: u32,
+    pub limits: BudgetLimits,
+    /// The first limit the run would exceed (tasks before credits); `None` = within budget.
+    pub would_exceed: Option<Exceeded>,
+}
+
+/// The count could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error("cannot count today's agent tasks for the daily budget: {0}")]
+    Api(#[from] ApiError),
+    #[error(
+        "cannot count today's agent tasks: the time {0} has no UTC day; check the system clock"
+    )]
+    Clock(Timestamp),
+}
+
+/// What [`count_today`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DayCount {
+    /// Agent-gate sessions created at or after midnight.
+    pub tasks: u32,
+    /// Their `ai_credits` usage in nano units.
+    pub ai_credits_nano: u64,
+}
+
+impl DayCount {
+    /// Credits for display (nano ÷ 1e9).
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "display only; exact value is ai_credits_nano"
+    )]
+    pub fn ai_credits(&self) -> f64 {
+        self.ai_credits_nano as f64 / 1e9
+    }
+}
+
+/// 00:00 UTC of the day of `now`.
+pub fn utc_midnight(now: Timestamp) -> Result<Timestamp, BudgetError> {
+    Timestamp::from_second(now.as_second().div_euclid(86_400) * 86_400)
+        .map_err(|_| BudgetError::Clock(now))
+}
+
+/// Count agent-gate's sessions created at or after `midnight` in `tasks` (full tasks, with
+/// `sessions`) and sum their AI-credit usage. A task appearing twice is counted once.
+pub fn count_today(tasks: &[Task], midnight: Timestamp) -> DayCount {
+    let mut count = DayCount::default();
+    let mut seen = std::collections::HashSet::new();
+    for task in tasks {
+        if !seen.insert(task.id.as_str()) {
+            continue;
+        }
+        let today: Vec<_> = task
+            .sessions
+            .iter()
+            .flatten()
+            .filter(|s| {
+                s.prompt
+                    .as_deref()
+                    .is_some_and(|p| p.contains(MARKER_PREFIX))
+            })
+            .filter(|s| {
+                s.created_at
+                    .parse::<Timestamp>()
+                    .map_or(true, |t| t >= midnight)
+            })
+            .cloned()
+            .collect();
+        if today.is_empty() {
+            continue;
+        }
+        count.tasks = count
+            .tasks
+            .saturating_add(u32::try_from(today.len()).unwrap_or(u32::MAX));
+        let only_today = Task {
+            sessions: Some(today),
+            ..task.clone()
+        };
+        count.ai_credits_nano = count
+            .ai_credits_nano
+            .saturating_add(task_cost(&only_today).ai_credits_nano);
+    }
+    count
+}
+
+/// Nano units of a credit limit (rounded; a negative or non-finite limit is 0).
+fn limit_nano(limit: f64) -> u64 {
+    if !limit.is_finite() || limit <= 0.0 {
+        return 0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "finite and positive; saturates above u64::MAX"
+    )]
+    let nano = (limit * 1e9).round() as u64;
+    nano
+}
+
+/// Decide against the limits: tasks first, then credits.
+pub fn evaluate(count: DayCount, limits: BudgetLimits, new_tasks: u32) -> Option<Exceeded> {
+    if let Some(max) = limits.max_tasks_per_day
+        && u64::from(count.tasks) + u64::from(new_tasks) > u64::from(max)
+    {
+        return Some(Exceeded::TasksPerDay {
+            used: count.tasks,
+            limit: max,
+            requested: new_tasks,
+        });
+    }
+    if let Some(max) = limits.max_ai_credits_per_day
+        && count.ai_credits_nano >= limit_nano(max)
+    {
+        return Some(Exceeded::AiCreditsPerDay {
+            used: count.ai_credits(),
+            limit: max,
+        });
+    }
+    None
+}
+
+/// Count today's agent-gate sessions of the client's repository (since 00:00 UTC of `now`)
+/// and decide whether `new_tasks` more would exceed `limits`. Reads the task list (archived
+/// and not) with `since` = midnight, then each task with a GET; a task gone since the list
+/// (404) is skipped, any other API error is returned.
+pub async fn check_budget(
+    client: &Client,
+    limits: BudgetLimits,
+    now: Timestamp,
+    new_tasks: u32,
+) -> Result<BudgetStatus, BudgetError> {
+    let midnight = utc_midnight(now)?;
+    let resets_at = midnight
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .map_err(|_| BudgetError::Clock(now))?;
+    let mut full: Vec<Task> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for archived in [false, true] {
+        let list = client
+            .list_tasks(&ListQuery {
+                since: Some(midnight),
+                sort: Some(ListSort::UpdatedAt),
+                direction: Some(Direction::Desc),
+                per_page: Some(100),
+                is_archived: Some(archived),
+                max_pages: Some(MAX_PAGES),
+                ..ListQuery::default()
+            })
+            .await?;
+        for item in list.tasks {
+            if !seen.insert(item.id.clone()) {
+                continue;
+            }
+            match client.get_task(&item.id).await {
+                Ok(task) => full.push(task),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(BudgetError::Api(e)),
+            }
+        }
+    }
+    let count = count_today(&full, midnight);
+    Ok(BudgetStatus {
+        repository: format!("{}/{}", client.owner(), client.repo()),
+        since: midnight.to_string(),
+        resets_at: resets_at.to_string(),
+        tasks_today: count.tasks,
+        credits_today: count.ai_credits(),
+        credits_today_nano: count.ai_credits_nano,
+        tasks_read: u32::try_from(full.len()).unwrap_or(u32::MAX),
+        requested: new_tasks,
+        limits,
+        would_exceed: evaluate(count, limits, new_tasks),
+    })
+}
+
+/// Credits for humans: up to three decimals, no trailing zeros.
+fn credits(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn plural(n: u32, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl BudgetStatus {
+    /// One paragraph for the report, the summary and the console: the refusal with its
+    /// figures when a limit would be exceeded, else what was spent against the limits.
+    pub fn message(&self) -> String {
+        let mut out = String::new();
+        match self.would_exceed {
+            Some(Exceeded::TasksPerDay {
+                used,
+                limit,
+                requested,
+            }) => {
+                let _ = write!(
+                    out,
+                    "over budget: agent-gate already started {} (repair rounds included) in {} today (since {}), and this run needs {} more; agent.max-tasks-per-day is {limit}. Nothing was started. The count starts again at {}; raise the limit in the policy to run sooner.",
+                    plural(used, "agent task", "agent tasks"),
+                    self.repository,
+                    self.since,
+                    requested,
+                    self.resets_at
+                );
+            }
+            Some(Exceeded::AiCreditsPerDay { used, limit }) => {
+                let _ = write!(
+                    out,
+                    "over budget: agent-gate's tasks in {} used {} AI credits today (since {}), at or above agent.max-ai-credits-per-day: {}. Nothing was started. The count starts again at {}; raise the limit in the policy to run sooner.",
+                    self.repository,
+                    credits(used),
+                    self.since,
+                    credits(limit),
+                    self.resets_at
+                );
+            }
+            None => {
+                let tasks = match self.limits.max_tasks_per_day {
+                    Some(m) => format!("{} of {}", self.tasks_today, plural(m, "task", "tasks")),
+                    None => plural(self.tasks_today, "task", "tasks"),
+                };
+                let creds = match self.limits.max_ai_credits_per_day {
+                    Some(m) => format!(
+                        "{} of {} AI credits",
+                        credits(self.credits_today),
+                        credits(m)
+                    ),
+                    None => format!("{} AI credits", credits(self.credits_today)),
+                };
+                let _ = write!(
+                    out,
+                    "within budget: agent-gate used {tasks} and {creds} in {} today (since {}); this run needs {}.",
+                    self.repository,
+                    self.since,
+                    plural(self.requested, "more task", "more tasks")
+                );
+            }
+        }
+        out
+    }
+}
