@@ -7,6 +7,7 @@ mod cli;
 mod git;
 mod github;
 mod policy;
+mod run;
 mod scope;
 mod sim;
 mod support;
