@@ -638,3 +638,155 @@ async fn a_shutdown_during_polling_is_cancelled() {
             .any(|a| a.contains("stop the session"))
     );
 }
+
+/// Wait for the child, at most `limit` (a guard against a hung gate, not a performance
+/// assertion); returns (exit code, stdout, stderr).
+async fn finish(child: tokio::process::Child, limit: Duration) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .expect("the gate exits")
+        .expect("wait for the gate");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_0_when_passed_and_with_the_verdicts_code_otherwise() {
+    let g = gate(
+        POLICY,
+        vec![
+            agent(
+                "Add subtraction",
+                vec![write("src/sub.sh", "sub() { echo $(($1 - $2)); }\n")],
+                FinalState::Completed,
+            ),
+            agent(
+                "Refactor add",
+                vec![write("src/lib.sh", LIB_BROKEN)],
+                FinalState::Completed,
+            ),
+        ],
+    )
+    .await;
+    let child = g
+        .command("Add subtraction", &[])
+        .spawn()
+        .expect("spawn the gate");
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
+    assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("verdict: passed (exit 0)"), "{stdout}");
+    assert!(stderr.contains("agent-gate: started task"), "{stderr}");
+    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
+
+    let child = g
+        .command("Refactor add", &["--format", "json"])
+        .spawn()
+        .expect("spawn the gate");
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
+    assert_eq!(code, Some(10), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(json["verdict"], "checks-failed");
+    assert_eq!(json["exit_code"], 10);
+    assert_eq!(g.creates(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_polling_exits_130_with_a_report() {
+    let g = gate(
+        POLICY,
+        vec![agent("Endless", Vec::new(), FinalState::Never)],
+    )
+    .await;
+    let child = g
+        .command("Endless work", &[])
+        .spawn()
+        .expect("spawn the gate");
+    let pid = child.id().expect("a pid");
+    while g.sim.count("GET", "/agents/repos/*/*/tasks/*") < 2 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(pid, "TERM");
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(130), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("verdict: cancelled (exit 130)"), "{stdout}");
+    assert!(stdout.contains("interrupted by SIGTERM"), "{stdout}");
+    assert!(stdout.contains("stop the session from its page"), "{stdout}");
+    let tasks = g.sim.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert!(stdout.contains(&tasks[0].id), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_while_checks_run_kills_them_and_exits_130() {
+    // The check records its shell's pid and its child's, then waits for a long time.
+    let pids = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(
+        pids.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let dir = pids.path().display();
+    let policy = POLICY.replace(
+        "    run: sh tests/run.sh\n",
+        &format!(
+            "    run: \"sleep 300 & echo $! > {dir}/child.tmp && mv {dir}/child.tmp {dir}/child; echo $$ > {dir}/shell; wait\"\n"
+        ),
+    );
+    let g = gate(
+        &policy,
+        vec![agent(
+            "Add subtraction",
+            vec![write("src/sub.sh", "sub() { echo $(($1 - $2)); }\n")],
+            FinalState::Completed,
+        )],
+    )
+    .await;
+    let child = g
+        .command("Add subtraction", &[])
+        .spawn()
+        .expect("spawn the gate");
+    let pid = child.id().expect("a pid");
+    let child_pid = pids.path().join("child");
+    let started = std::time::Instant::now();
+    while !child_pid.exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the check never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(pid, "INT");
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(30)).await;
+    assert_eq!(code, Some(130), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("verdict: cancelled (exit 130)"), "{stdout}");
+    assert!(stdout.contains("cancelled unit tests"), "{stdout}");
+    for name in ["child", "shell"] {
+        let Ok(text) = std::fs::read_to_string(pids.path().join(name)) else {
+            continue;
+        };
+        let check_pid: u32 = text.trim().parse().expect("a pid");
+        assert!(
+            !alive(check_pid),
+            "check process {check_pid} ({name}) outlived the gate"
+        );
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Whether a process exists and is not a zombie (a zombie has exited; only its parent,
+/// now init, has yet to reap it).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
