@@ -124,7 +124,7 @@ fn pushed(task: &Task) -> bool {
 }
 
 /// A policy error names the base branch rather than the private ref's commit id.
-fn base_named(message: String, rev: &str, branch: &str) -> String {
+fn base_named(message: &str, rev: &str, branch: &str) -> String {
     let short: String = rev.chars().take(12).collect();
     message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
 }
@@ -229,7 +229,7 @@ async fn run_gate(
     };
     let mut policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
         Ok(p) => p,
-        Err(e) => return config_error(report, base_named(e, &base_rev, &base_branch)),
+        Err(e) => return config_error(report, base_named(&e, &base_rev, &base_branch)),
     };
     // No input names the base: the policy's `agent.base-ref` does. The policy is then read
     // again there, since that branch is the base of the change.
@@ -249,7 +249,7 @@ async fn run_gate(
         };
         policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
             Ok(p) => p,
-            Err(e) => return config_error(report, base_named(e, &base_rev, &base_branch)),
+            Err(e) => return config_error(report, base_named(&e, &base_rev, &base_branch)),
         };
     }
     report.base = Some(base_branch.clone());
@@ -340,8 +340,8 @@ async fn run_gate(
             .unwrap_or_default()
     );
     if let Some(info) = report.task.as_mut() {
-        info.id = task.id.clone();
-        info.url = task.html_url.clone();
+        info.id.clone_from(&task.id);
+        info.url.clone_from(&task.html_url);
         info.state = task.state.to_string();
         info.attached = attached;
     }
@@ -569,10 +569,10 @@ async fn run_gate(
         progress,
         "agent-gate: gating {} changed files of `{branch}`{}",
         changes.changes.len(),
-        if policy.checks.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} checks)", policy.checks.len())
+        match policy.checks.len() {
+            0 => String::new(),
+            1 => " (1 check)".to_string(),
+            n => format!(" ({n} checks)"),
         }
     );
     gate_change(&ctx, &changes, &mut report, &shutdown).await;

@@ -4,6 +4,7 @@
 mod actions;
 mod checks;
 mod cli;
+mod demo;
 mod git;
 mod github;
 mod policy;

@@ -3,7 +3,6 @@
 //! attach to their task; the policy comes from the base; dry runs send nothing; signals
 //! stop the binary with exit 130 and leave no check process behind.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_gate::flow::{RunOptions, run};
@@ -675,7 +674,7 @@ async fn the_binary_exits_0_when_passed_and_with_the_verdicts_code_otherwise() {
         .command("Add subtraction", &[])
         .spawn()
         .expect("spawn the gate");
-    let (code, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
+    let (code, stdout, stderr) = finish(child, Duration::from_mins(1)).await;
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("verdict: passed (exit 0)"), "{stdout}");
     assert!(stderr.contains("agent-gate: started task"), "{stderr}");
@@ -685,7 +684,7 @@ async fn the_binary_exits_0_when_passed_and_with_the_verdicts_code_otherwise() {
         .command("Refactor add", &["--format", "json"])
         .spawn()
         .expect("spawn the gate");
-    let (code, stdout, stderr) = finish(child, Duration::from_secs(60)).await;
+    let (code, stdout, stderr) = finish(child, Duration::from_mins(1)).await;
     assert_eq!(code, Some(10), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
     assert_eq!(json["verdict"], "checks-failed");
@@ -713,7 +712,10 @@ async fn sigterm_while_polling_exits_130_with_a_report() {
     assert_eq!(code, Some(130), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("verdict: cancelled (exit 130)"), "{stdout}");
     assert!(stdout.contains("interrupted by SIGTERM"), "{stdout}");
-    assert!(stdout.contains("stop the session from its page"), "{stdout}");
+    assert!(
+        stdout.contains("stop the session from its page"),
+        "{stdout}"
+    );
     let tasks = g.sim.tasks();
     assert_eq!(tasks.len(), 1);
     assert!(stdout.contains(&tasks[0].id), "{stdout}");
@@ -752,7 +754,10 @@ async fn sigint_while_checks_run_kills_them_and_exits_130() {
     let child_pid = pids.path().join("child");
     let started = std::time::Instant::now();
     while !child_pid.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the check never started");
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "the check never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal(pid, "INT");
