@@ -369,9 +369,11 @@ async fn a_task_that_never_finishes_is_timed_out_and_the_stop_names_the_session(
     )
     .await;
     let mut opts = g.opts("Endless work");
-    opts.timeout = Some(Duration::from_secs(2));
+    opts.timeout = Some(Duration::from_secs(3));
+    opts.heartbeat = Duration::ZERO;
     let (report, progress) = g.run(opts).await;
     assert_verdict(&report, Verdict::TimedOut, 13);
+    assert!(progress.contains("still in_progress"), "{progress}");
     let t = task(&report);
     assert_eq!(t.state, "in_progress");
     let url = t.url.clone().expect("the task's session URL");
@@ -536,6 +538,15 @@ async fn a_rerun_with_the_same_key_attaches_to_its_task_and_reaches_the_same_ver
     assert_eq!(task(&second).key, "nightly-42");
     assert_eq!(first.head_sha, second.head_sha);
     assert!(progress.contains("attached to task"), "{progress}");
+
+    // `task-id` attaches to that task whatever the key.
+    let mut by_id = g.opts("Add subtraction");
+    by_id.task_id = Some(task(&first).id.clone());
+    let (third, _) = g.run(by_id).await;
+    assert_verdict(&third, Verdict::Passed, 0);
+    assert!(task(&third).attached);
+    assert_eq!(task(&third).id, task(&first).id);
+    assert_eq!(g.creates(), 1);
 
     // A run derived from the same workflow inputs derives the same key.
     let mut derived = g.opts("Add subtraction");
@@ -794,4 +805,38 @@ fn alive(pid: u32) -> bool {
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .is_some_and(|state| state != "Z" && state != "X")
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policys_base_ref_is_the_base_of_the_task_and_of_the_change() {
+    let policy = POLICY.replace("  timeout: 5m\n", "  timeout: 5m\n  base-ref: develop\n");
+    let g = gate(
+        &policy,
+        vec![agent(
+            "Add subtraction",
+            vec![write("src/sub.sh", "sub() { echo $(($1 - $2)); }\n")],
+            FinalState::Completed,
+        )],
+    )
+    .await;
+    g.work.branch("develop");
+    g.work.write("src/develop-only.sh", "dev() { :; }\n");
+    g.work.commit("work on develop");
+    g.work.git(["push", "-q", "origin", "develop"]);
+    g.work.checkout("main");
+    let (report, _) = g.run(g.opts("Add subtraction")).await;
+    assert_verdict(&report, Verdict::Passed, 0);
+    assert_eq!(report.base.as_deref(), Some("develop"));
+    assert_eq!(changed(&report), ["src/sub.sh"]);
+    let create = g
+        .sim
+        .request_log()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("a create request");
+    assert!(
+        create.body.contains("\"base_ref\":\"develop\""),
+        "{}",
+        create.body
+    );
 }
