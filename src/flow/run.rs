@@ -324,9 +324,25 @@ async fn run_gate(
         None => client.clone(),
     };
     let client = client.with_deadline(deadline);
-    let (task, attached) = match start_or_attach(&client, &opts, &prompt, &mark, &task_base).await {
-        Ok(t) => t,
-        Err(e) => return api_error(report, "cannot start or find the agent task", &e),
+    // A signal here stops the gate at once: nothing is started after it, and a create in
+    // flight is abandoned (a re-run with the same key finds the task if it was made).
+    let started_or_found = tokio::select! {
+        biased;
+        signal = shutdown.wait() => Err(signal),
+        r = start_or_attach(&client, &opts, &prompt, &mark, &task_base) => Ok(r),
+    };
+    let (task, attached) = match started_or_found {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return api_error(report, "cannot start or find the agent task", &e),
+        Err(signal) => {
+            return finish_with(
+                report,
+                Verdict::Cancelled,
+                format!(
+                    "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
+                ),
+            );
+        }
     };
     let _ = writeln!(
         progress,

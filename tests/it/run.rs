@@ -840,3 +840,22 @@ async fn the_policys_base_ref_is_the_base_of_the_task_and_of_the_change() {
         create.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_interrupted_before_the_start_starts_nothing() {
+    let g = gate(POLICY, Vec::new()).await;
+    let (trigger, shutdown) = Shutdown::manual();
+    trigger.fire("SIGINT");
+    let mut progress = Vec::new();
+    let report = run(g.opts("Anything"), shutdown, &mut progress).await;
+    assert_verdict(&report, Verdict::Cancelled, 130);
+    assert_eq!(g.creates(), 0);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("SIGINT") && n.contains("re-run")),
+        "{:?}",
+        report.notes
+    );
+}
