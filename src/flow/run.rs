@@ -583,8 +583,11 @@ async fn run_gate(
     };
     let _ = writeln!(
         progress,
-        "agent-gate: gating {} changed files of `{branch}`{}",
-        changes.changes.len(),
+        "agent-gate: gating {} of `{branch}`{}",
+        match changes.changes.len() {
+            1 => "1 changed file".to_string(),
+            n => format!("{n} changed files"),
+        },
         match policy.checks.len() {
             0 => String::new(),
             1 => " (1 check)".to_string(),
