@@ -35,23 +35,13 @@ impl Pattern {
         let trimmed = text.trim_end_matches('/');
         let anchored = trimmed.contains('/');
         let body = trimmed.trim_start_matches('/');
-        let glob = if anchored {
-            body.to_string()
-        } else {
-            format!("**/{body}")
-        };
+        let glob = if anchored { body.to_string() } else { format!("**/{body}") };
         let matcher = globset::GlobBuilder::new(&glob)
             .literal_separator(true)
             .build()
-            .map_err(|e| PatternError {
-                pattern: text.to_string(),
-                reason: e.kind().to_string(),
-            })?
+            .map_err(|e| PatternError { pattern: text.to_string(), reason: e.kind().to_string() })?
             .compile_matcher();
-        Ok(Pattern {
-            text: text.to_string(),
-            matcher,
-        })
+        Ok(Pattern { text: text.to_string(), matcher })
     }
 
     /// The rule as written.
@@ -112,9 +102,7 @@ impl RuleSet {
     }
     /// Indices of every matching rule, ascending.
     pub fn matches(&self, path: &[u8]) -> Vec<usize> {
-        (0..self.rules.len())
-            .filter(|&i| self.rules[i].pattern.is_match(path))
-            .collect()
+        (0..self.rules.len()).filter(|&i| self.rules[i].pattern.is_match(path)).collect()
     }
     /// Index of the last matching rule.
     pub fn last_match(&self, path: &[u8]) -> Option<usize> {
@@ -131,10 +119,7 @@ pub struct RuleRef {
 
 impl RuleRef {
     fn of(rule: &Rule) -> RuleRef {
-        RuleRef {
-            text: rule.pattern.as_str().to_string(),
-            origin: rule.origin.clone(),
-        }
+        RuleRef { text: rule.pattern.as_str().to_string(), origin: rule.origin.clone() }
     }
 }
 
@@ -159,14 +144,8 @@ pub struct Decision {
 }
 
 /// The always-protected paths of DESIGN §3 (the policy file itself is added by [`Scope::new`]).
-pub const ALWAYS_PROTECTED: &[&str] = &[
-    "/.github/workflows/",
-    "/.github/actions/",
-    "/CODEOWNERS",
-    "/.github/CODEOWNERS",
-    "/docs/CODEOWNERS",
-    "/.gitmodules",
-];
+pub const ALWAYS_PROTECTED: &[&str] =
+    &["/.github/workflows/", "/.github/actions/", "/CODEOWNERS", "/.github/CODEOWNERS", "/docs/CODEOWNERS", "/.gitmodules"];
 
 /// allow + deny + protected (+ optional narrowing), compiled.
 #[derive(Debug, Clone)]
@@ -180,46 +159,24 @@ pub struct Scope {
 impl Scope {
     /// Build a scope. `extra_protected` are the policy's own additions; the always-protected
     /// list and `policy_path` are added here and cannot be removed.
-    pub fn new(
-        allow: RuleSet,
-        deny: RuleSet,
-        extra_protected: RuleSet,
-        policy_path: &str,
-    ) -> Result<Scope, PatternError> {
+    pub fn new(allow: RuleSet, deny: RuleSet, extra_protected: RuleSet, policy_path: &str) -> Result<Scope, PatternError> {
         let mut protected = Vec::new();
         for p in ALWAYS_PROTECTED {
-            protected.push(Rule {
-                pattern: Pattern::new(p)?,
-                origin: RuleOrigin::AlwaysProtected,
-            });
+            protected.push(Rule { pattern: Pattern::new(p)?, origin: RuleOrigin::AlwaysProtected });
         }
         let policy_rule = format!("/{}", policy_path.trim_start_matches('/'));
-        protected.push(Rule {
-            pattern: Pattern::new(&policy_rule)?,
-            origin: RuleOrigin::AlwaysProtected,
-        });
+        protected.push(Rule { pattern: Pattern::new(&policy_rule)?, origin: RuleOrigin::AlwaysProtected });
         protected.extend(extra_protected.rules().iter().cloned());
-        Ok(Scope {
-            allow,
-            deny,
-            protected: RuleSet::new(protected),
-            narrow: None,
-        })
+        Ok(Scope { allow, deny, protected: RuleSet::new(protected), narrow: None })
     }
 
     /// Narrow the allow set with the `scope` input (intersection).
     pub fn narrowed(&self, globs: &[String]) -> Result<Scope, PatternError> {
         let mut rules = Vec::new();
         for (index, g) in globs.iter().enumerate() {
-            rules.push(Rule {
-                pattern: Pattern::new(g)?,
-                origin: RuleOrigin::ScopeInput { index },
-            });
+            rules.push(Rule { pattern: Pattern::new(g)?, origin: RuleOrigin::ScopeInput { index } });
         }
-        Ok(Scope {
-            narrow: Some(RuleSet::new(rules)),
-            ..self.clone()
-        })
+        Ok(Scope { narrow: Some(RuleSet::new(rules)), ..self.clone() })
     }
 
     pub fn allow(&self) -> &RuleSet {
@@ -237,19 +194,12 @@ impl Scope {
 
     /// Decide one path.
     pub fn decide(&self, path: &[u8]) -> Decision {
-        let out = |reason| Decision {
-            in_scope: false,
-            reason,
-        };
+        let out = |reason| Decision { in_scope: false, reason };
         if let Some(i) = self.protected.last_match(path) {
-            return out(Reason::Protected {
-                rule: RuleRef::of(&self.protected.rules()[i]),
-            });
+            return out(Reason::Protected { rule: RuleRef::of(&self.protected.rules()[i]) });
         }
         if let Some(i) = self.deny.last_match(path) {
-            return out(Reason::Denied {
-                rule: RuleRef::of(&self.deny.rules()[i]),
-            });
+            return out(Reason::Denied { rule: RuleRef::of(&self.deny.rules()[i]) });
         }
         if let Some(n) = &self.narrow {
             if n.last_match(path).is_none() {
@@ -257,18 +207,10 @@ impl Scope {
             }
         }
         if self.allow.is_empty() {
-            return Decision {
-                in_scope: true,
-                reason: Reason::AllowedByDefault,
-            };
+            return Decision { in_scope: true, reason: Reason::AllowedByDefault };
         }
         match self.allow.last_match(path) {
-            Some(i) => Decision {
-                in_scope: true,
-                reason: Reason::Allowed {
-                    rule: RuleRef::of(&self.allow.rules()[i]),
-                },
-            },
+            Some(i) => Decision { in_scope: true, reason: Reason::Allowed { rule: RuleRef::of(&self.allow.rules()[i]) } },
             None => out(Reason::NoAllowRule),
         }
     }
