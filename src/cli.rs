@@ -421,7 +421,12 @@ pub fn main(cli: Cli) -> u8 {
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
             };
-            rt.block_on(crate::demo::run(a.scenario.as_deref(), &mut out))
+            // Progress is written while the gate runs, from a `Send` handle (the lock
+            // `out` holds is re-entrant on this thread).
+            rt.block_on(crate::demo::run(
+                a.scenario.as_deref(),
+                &mut std::io::stdout(),
+            ))
         }
         Command::Plan(a) => {
             use crate::manifest::{PlanCommand, PlanOutput};

@@ -15,7 +15,7 @@ use crate::git::Git;
 use crate::github::types::{ArtifactRef, Task, TaskState};
 use crate::github::{
     ApiError, Client, ClientConfig, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions,
-    StopReason, create_task_request, poll_task, since_before_now, stop, task_cost,
+    StopReason, StopRecord, create_task_request, poll_task, since_before_now, stop, task_cost,
 };
 use crate::policy::{OnIdle, OnWaitingForUser, Policy};
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
@@ -113,6 +113,22 @@ fn task_branch(task: &Task) -> Option<String> {
         })
 }
 
+/// Whether the task reports a pushed branch or a pull request.
+fn pushed(task: &Task) -> bool {
+    task.artifacts.iter().any(|a| {
+        matches!(
+            a.decode(),
+            ArtifactRef::Branch { .. } | ArtifactRef::Pull { .. }
+        )
+    })
+}
+
+/// A policy error names the base branch rather than the private ref's commit id.
+fn base_named(message: &str, rev: &str, branch: &str) -> String {
+    let short: String = rev.chars().take(12).collect();
+    message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
+}
+
 fn session_error(task: &Task) -> Option<String> {
     task.sessions.as_ref().and_then(|s| {
         s.iter()
@@ -136,13 +152,32 @@ impl Drop for PrivateRefs<'_> {
     }
 }
 
-/// Run the whole gate. `progress` receives one line per state change and heartbeats.
+/// Run the whole gate. `progress` receives one line per state change, heartbeats while
+/// waiting, and a last line with the verdict. Never panics; every failure is a verdict.
 pub async fn run(
     opts: RunOptions,
     shutdown: Shutdown,
     progress: &mut (dyn Write + Send),
 ) -> Report {
     let started = Instant::now();
+    let report = run_gate(opts, shutdown, progress, started).await;
+    let _ = writeln!(
+        progress,
+        "agent-gate: verdict {} (exit {}) after {}",
+        report.verdict,
+        report.exit_code,
+        fmt_secs(started.elapsed())
+    );
+    let _ = progress.flush();
+    report
+}
+
+async fn run_gate(
+    opts: RunOptions,
+    shutdown: Shutdown,
+    progress: &mut (dyn Write + Send),
+    started: Instant,
+) -> Report {
     let mut report = Report::new(Verdict::Passed);
     report.policy = Some(opts.policy_path.clone());
 
@@ -180,27 +215,44 @@ pub async fn run(
     };
 
     // 2. The base, fetched into a private ref; the policy is read there.
-    let base_branch = opts
+    let mut base_branch = opts
         .base_ref
         .clone()
         .filter(|b| !b.trim().is_empty())
         .or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten())
         .unwrap_or_else(|| "main".to_string());
-    let base_rev = match fetch_branch(
-        &git,
-        &opts.remote,
-        &base_branch,
-        &format!("refs/agent-gate/{tag}/base"),
-        &mut refs,
-    ) {
+    let base_local = format!("refs/agent-gate/{tag}/base");
+    let mut base_rev = match fetch_branch(&git, &opts.remote, &base_branch, &base_local, &mut refs)
+    {
         Ok(r) => r,
         Err(e) => return config_error(report, e),
     };
-    report.base = Some(base_branch.clone());
-    let policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
+    let mut policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
         Ok(p) => p,
-        Err(e) => return config_error(report, e),
+        Err(e) => return config_error(report, base_named(&e, &base_rev, &base_branch)),
     };
+    // No input names the base: the policy's `agent.base-ref` does. The policy is then read
+    // again there, since that branch is the base of the change.
+    if opts.base_ref.is_none()
+        && let Some(b) = policy.agent.base_ref.clone()
+        && b != base_branch
+    {
+        base_branch = b;
+        base_rev = match fetch_branch(&git, &opts.remote, &base_branch, &base_local, &mut refs) {
+            Ok(r) => r,
+            Err(e) => {
+                return config_error(
+                    report,
+                    format!("{e} (the policy's agent.base-ref; pass --base-ref to override)"),
+                );
+            }
+        };
+        policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
+            Ok(p) => p,
+            Err(e) => return config_error(report, base_named(&e, &base_rev, &base_branch)),
+        };
+    }
+    report.base = Some(base_branch.clone());
 
     // 3. Admission.
     if !policy.repositories.is_empty()
@@ -224,15 +276,7 @@ pub async fn run(
     };
     let timeout = opts.timeout.unwrap_or(policy.agent.timeout);
     let deadline = started + timeout;
-    let task_base = if opts.base_ref.is_some() {
-        base_branch.clone()
-    } else {
-        policy
-            .agent
-            .base_ref
-            .clone()
-            .unwrap_or_else(|| base_branch.clone())
-    };
+    let task_base = base_branch.clone();
     let key_inputs = KeyInputs {
         instruction: opts.instruction.clone(),
         ..opts.key_inputs.clone()
@@ -280,9 +324,25 @@ pub async fn run(
         None => client.clone(),
     };
     let client = client.with_deadline(deadline);
-    let (task, attached) = match start_or_attach(&client, &opts, &prompt, &mark, &task_base).await {
-        Ok(t) => t,
-        Err(e) => return api_error(report, "cannot start or find the agent task", &e),
+    // A signal here stops the gate at once: nothing is started after it, and a create in
+    // flight is abandoned (a re-run with the same key finds the task if it was made).
+    let started_or_found = tokio::select! {
+        biased;
+        signal = shutdown.wait() => Err(signal),
+        r = start_or_attach(&client, &opts, &prompt, &mark, &task_base) => Ok(r),
+    };
+    let (task, attached) = match started_or_found {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return api_error(report, "cannot start or find the agent task", &e),
+        Err(signal) => {
+            return finish_with(
+                report,
+                Verdict::Cancelled,
+                format!(
+                    "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
+                ),
+            );
+        }
     };
     let _ = writeln!(
         progress,
@@ -296,8 +356,8 @@ pub async fn run(
             .unwrap_or_default()
     );
     if let Some(info) = report.task.as_mut() {
-        info.id = task.id.clone();
-        info.url = task.html_url.clone();
+        info.id.clone_from(&task.id);
+        info.url.clone_from(&task.html_url);
         info.state = task.state.to_string();
         info.attached = attached;
     }
@@ -412,7 +472,8 @@ pub async fn run(
         }
         PollOutcome::DeadlineReached { last } => {
             let task = last.unwrap_or(task);
-            let record = stop(&status_client, &task, StopReason::TimedOut, &stop_opts).await;
+            let record =
+                bounded_stop(&status_client, &task, StopReason::TimedOut, &stop_opts).await;
             record_stop(&mut report, &record);
             return finish_with(
                 report,
@@ -426,7 +487,13 @@ pub async fn run(
         }
         PollOutcome::Interrupted { last } => {
             let task = last.unwrap_or(task);
-            let record = stop(&status_client, &task, StopReason::Cancelled, &stop_opts).await;
+            let _ = writeln!(
+                progress,
+                "agent-gate: interrupted; recording the stop of task {}",
+                task.id
+            );
+            let record =
+                bounded_stop(&status_client, &task, StopReason::Cancelled, &stop_opts).await;
             record_stop(&mut report, &record);
             let signal = shutdown.fired().unwrap_or("a signal");
             return finish_with(
@@ -464,18 +531,32 @@ pub async fn run(
         )),
     }
     report.head = Some(branch.clone());
-    let head_rev = match fetch_branch(
-        &git,
+    let head_local = format!("refs/agent-gate/{tag}/head");
+    let head_rev = match git.fetch(
         &opts.remote,
-        &branch,
-        &format!("refs/agent-gate/{tag}/head"),
-        &mut refs,
+        &[&format!("+refs/heads/{branch}:{head_local}")],
     ) {
-        Ok(r) => r,
+        Ok(()) => {
+            refs.names.push(head_local.clone());
+            match git.rev_parse(&head_local) {
+                Ok(r) => r,
+                Err(e) => return config_error(report, e.to_string()),
+            }
+        }
+        // The session names its branch from the start; without a branch or pull artifact
+        // the agent never pushed it.
+        Err(_) if !pushed(&done) && report.task.as_ref().is_none_or(|t| t.pr_number.is_none()) => {
+            return no_change(
+                report,
+                &policy,
+                &format!("the task finished without pushing its branch `{branch}`"),
+            );
+        }
         Err(e) => {
-            report
-                .errors
-                .push(format!("cannot fetch the agent's branch: {e}"));
+            report.errors.push(format!(
+                "cannot fetch the agent's branch `{branch}` from `{}`: {e}",
+                opts.remote
+            ));
             report.set_verdict(Verdict::ApiError);
             report.finish();
             return report;
@@ -500,13 +581,20 @@ pub async fn run(
         gate_env: opts.gate_env.clone(),
         workspace: opts.repo.clone(),
     };
-    gate_change(&ctx, &changes, &mut report, &shutdown).await;
     let _ = writeln!(
         progress,
-        "agent-gate: verdict {} after {}",
-        report.verdict,
-        fmt_secs(started.elapsed())
+        "agent-gate: gating {} of `{branch}`{}",
+        match changes.changes.len() {
+            1 => "1 changed file".to_string(),
+            n => format!("{n} changed files"),
+        },
+        match policy.checks.len() {
+            0 => String::new(),
+            1 => " (1 check)".to_string(),
+            n => format!(" ({n} checks)"),
+        }
     );
+    gate_change(&ctx, &changes, &mut report, &shutdown).await;
     drop(refs);
     report
 }
@@ -527,7 +615,39 @@ fn no_change(report: Report, policy: &Policy, why: &str) -> Report {
     }
 }
 
-fn record_stop(report: &mut Report, record: &crate::github::StopRecord) {
+/// How long marking a stopped task's pull request may take: the runner kills the gate
+/// 10 s after its first signal (SIGINT, then SIGTERM at 7.5 s).
+const STOP_BUDGET: Duration = Duration::from_secs(5);
+
+/// [`stop`], given at most [`STOP_BUDGET`]; past it the record says what was not done.
+async fn bounded_stop(
+    client: &Client,
+    task: &Task,
+    reason: StopReason,
+    opts: &StopOptions,
+) -> StopRecord {
+    let deadline = Instant::now() + STOP_BUDGET;
+    let client = client.with_deadline(deadline);
+    match tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
+        Ok(record) => record,
+        Err(_) => StopRecord {
+            task_id: task.id.clone(),
+            reason,
+            last_state: task.state.clone(),
+            session_url: task.html_url.clone(),
+            cancelled_on_github: false,
+            pull_request: None,
+            actions: Vec::new(),
+            errors: vec![format!(
+                "marking the pull request did not finish within {}",
+                fmt_secs(STOP_BUDGET)
+            )],
+            at: jiff::Timestamp::now().to_string(),
+        },
+    }
+}
+
+fn record_stop(report: &mut Report, record: &StopRecord) {
     if let Some(info) = report.task.as_mut() {
         info.state = record.last_state.to_string();
         let mut actions: Vec<String> = record
