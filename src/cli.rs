@@ -40,6 +40,9 @@ pub enum Command {
     Sim(SimArgs),
     /// A complete run against the in-process simulator and a temporary repository, offline.
     Demo(DemoArgs),
+    /// Merge the audit files of a batch of runs into one fleet report (Markdown, or JSON);
+    /// in Actions it is also appended to the step summary.
+    Report(FleetReportArgs),
     /// Expand a batch manifest (repositories × instructions) into a GitHub Actions matrix.
     Plan(PlanArgs),
 }
@@ -201,6 +204,17 @@ pub struct SimArgs {
     /// Time runs this many times faster (600 = a 10-minute task in one second).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct FleetReportArgs {
+    /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Arguments of `demo`.
@@ -417,6 +431,7 @@ pub fn main(cli: Cli) -> u8 {
                 }
             }
         }
+        Command::Report(a) => fleet_report(&a, &mut out, &mut err),
         Command::Demo(a) => {
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
@@ -446,6 +461,45 @@ pub fn main(cli: Cli) -> u8 {
             crate::manifest::plan_command(&cmd, &mut out, &mut err)
         }
     }
+}
+
+fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut texts = Vec::new();
+    for f in &a.files {
+        match std::fs::read(f) {
+            Ok(bytes) => texts.push((
+                f.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )),
+            Err(e) => {
+                let _ = writeln!(
+                    err,
+                    "error: cannot read the audit file {}: {e}",
+                    f.display()
+                );
+                return Verdict::ConfigError.exit_code();
+            }
+        }
+    }
+    let report = crate::fleet::FleetReport::from_audit_texts(
+        texts.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+    );
+    let markdown = report.render_markdown();
+    let text = match a.format {
+        Format::Text => markdown.clone(),
+        Format::Json => report.to_json() + "\n",
+    };
+    let _ = out.write_all(text.as_bytes());
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
+        if let Err(e) = crate::actions::write_summary(
+            std::path::Path::new(&summary),
+            &markdown,
+            "the audit artifacts",
+        ) {
+            let _ = writeln!(err, "error: cannot write the step summary: {e}");
+        }
+    }
+    0
 }
 
 /// Values of environment variables that hold secrets (names with TOKEN, SECRET, PASSWORD

@@ -29,6 +29,7 @@ pub mod shutdown;
 // flow
 pub mod admission;
 pub mod budget;
+pub mod fleet;
 pub mod flow;
 pub mod repair;
 

@@ -224,3 +224,91 @@ fn validate_and_explain() {
     assert_eq!(out.status.code(), Some(11), "{text}");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn report_merges_the_audit_files_of_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let passed = project();
+    passed.write("src/more.sh", "more() { :; }\n");
+    passed.commit("in scope");
+    let a = dir.path().join("a.jsonl");
+    let out = agent_gate(
+        passed.path(),
+        &[
+            "check",
+            "--base",
+            "main",
+            "--head",
+            "agent",
+            "--audit-file",
+            a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let violating = project();
+    violating.write("deploy/key.pem", "x\n");
+    violating.commit("out of scope");
+    let b = dir.path().join("b.jsonl");
+    let out = agent_gate(
+        violating.path(),
+        &[
+            "check",
+            "--base",
+            "main",
+            "--head",
+            "agent",
+            "--audit-file",
+            b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(11));
+    // A torn last line (the gate was killed mid-write) does not hide the rest.
+    let mut text = std::fs::read_to_string(&b).unwrap();
+    text.push_str("{\"schema\":1,\"ev");
+    std::fs::write(&b, text).unwrap();
+
+    let out = agent_gate(
+        dir.path(),
+        &[
+            "report",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fleet["runs"].as_array().unwrap().len(), 2, "{fleet}");
+    assert_eq!(fleet["totals"]["passed"], 1);
+    assert_eq!(fleet["totals"]["scope-violation"], 1);
+    assert_eq!(fleet["unreadable"].as_array().unwrap().len(), 1);
+    let b_run = fleet["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"].as_str().unwrap().ends_with("b.jsonl"))
+        .unwrap();
+    assert_eq!(b_run["violations"], 1);
+    assert_eq!(b_run["checks_skipped"], 2);
+
+    let out = agent_gate(
+        dir.path(),
+        &["report", a.to_str().unwrap(), b.to_str().unwrap()],
+    );
+    let text = stdout(&out);
+    assert!(text.contains("| `scope-violation` |"), "{text}");
+    assert!(
+        text.contains("2 runs: 1 passed, 1 scope-violation"),
+        "{text}"
+    );
+
+    let out = agent_gate(dir.path(), &["report", "missing.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+}

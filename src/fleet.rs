@@ -1,0 +1,195 @@
+//! The fleet report (`agent-gate report AUDIT_FILES…`): the audit records of a batch of
+//! runs (downloaded artifacts of a matrix job) merged into one table of repository ×
+//! verdict × pull request × duration × checks, with totals per verdict. Pure: it takes the
+//! files' texts and renders Markdown or JSON; reading files is the caller's job.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::audit::{AuditEvent, parse};
+use crate::report::Verdict;
+use crate::summary::inline;
+
+/// One run found in an audit file (a file may hold several: each `trigger` starts one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FleetRun {
+    /// The audit file it came from.
+    pub file: String,
+    pub repository: Option<String>,
+    pub run_url: Option<String>,
+    pub task_id: Option<String>,
+    pub task_url: Option<String>,
+    pub pr_number: Option<i64>,
+    pub head_sha: Option<String>,
+    /// The verdict; `None` when the record ends before one (a killed gate).
+    pub verdict: Option<String>,
+    /// Seconds from the start of the run to its last recorded state change.
+    pub duration_s: Option<f64>,
+    pub files: usize,
+    pub checks_passed: usize,
+    pub checks_failed: usize,
+    pub checks_skipped: usize,
+    pub violations: usize,
+}
+
+/// The merged report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FleetReport {
+    pub runs: Vec<FleetRun>,
+    /// Runs per verdict (`unfinished` for records without one).
+    pub totals: BTreeMap<String, usize>,
+    /// Lines that could not be read, as `file:line: error`.
+    pub unreadable: Vec<String>,
+}
+
+impl FleetReport {
+    /// Merge audit files given as `(name, text)`.
+    pub fn from_audit_texts<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> FleetReport {
+        let mut report = FleetReport::default();
+        for (name, text) in files {
+            let mut current: Option<FleetRun> = None;
+            for (line, parsed) in parse(text) {
+                let event = match parsed {
+                    Ok(l) => l.event,
+                    Err(e) => {
+                        report.unreadable.push(format!("{name}:{line}: {e}"));
+                        continue;
+                    }
+                };
+                if matches!(event, AuditEvent::Trigger(_)) {
+                    report.runs.extend(current.take());
+                }
+                let run = current.get_or_insert_with(|| FleetRun {
+                    file: name.to_string(),
+                    ..FleetRun::default()
+                });
+                match event {
+                    AuditEvent::Trigger(t) => {
+                        run.repository = t.repository;
+                        run.run_url = t.run_url;
+                    }
+                    AuditEvent::Task(t) => {
+                        run.task_id = Some(t.id);
+                        run.task_url = t.url;
+                    }
+                    AuditEvent::State(s) => {
+                        run.duration_s = Some(run.duration_s.unwrap_or(0.0).max(s.elapsed_s))
+                    }
+                    AuditEvent::Change(c) => {
+                        if run.repository.is_none() {
+                            run.repository = c.repository;
+                        }
+                        run.pr_number = c.pr_number.or(run.pr_number);
+                        run.head_sha = c.head_sha.or(run.head_sha.take());
+                        run.files = c.files;
+                    }
+                    AuditEvent::Violation(_) => run.violations += 1,
+                    AuditEvent::Check(c) => match c.status.as_str() {
+                        "passed" => run.checks_passed += 1,
+                        "skipped" => run.checks_skipped += 1,
+                        _ => run.checks_failed += 1,
+                    },
+                    AuditEvent::Verdict(v) => run.verdict = Some(v.verdict),
+                    AuditEvent::Admission(_) | AuditEvent::Stop(_) => {}
+                }
+            }
+            report.runs.extend(current);
+        }
+        for run in &report.runs {
+            *report
+                .totals
+                .entry(
+                    run.verdict
+                        .clone()
+                        .unwrap_or_else(|| "unfinished".to_string()),
+                )
+                .or_default() += 1;
+        }
+        report
+    }
+
+    /// True when every run passed (and there was at least one).
+    pub fn all_passed(&self) -> bool {
+        !self.runs.is_empty()
+            && self
+                .runs
+                .iter()
+                .all(|r| r.verdict.as_deref() == Some(Verdict::Passed.as_str()))
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The report as Markdown (for the step summary or a terminal).
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "## agent-gate fleet report\n");
+        let totals: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(v, n)| format!("{n} {v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} runs: {}\n",
+            self.runs.len(),
+            if totals.is_empty() {
+                "none".to_string()
+            } else {
+                totals.join(", ")
+            }
+        );
+        if !self.runs.is_empty() {
+            let _ = writeln!(
+                out,
+                "| repository | verdict | task | pull request | duration | files | checks | violations |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---:|---:|---|---:|");
+            let mut runs: Vec<&FleetRun> = self.runs.iter().collect();
+            runs.sort_by(|a, b| a.repository.cmp(&b.repository).then(a.file.cmp(&b.file)));
+            for r in runs {
+                let repo = r
+                    .repository
+                    .as_deref()
+                    .map_or_else(|| inline(&r.file), inline);
+                let verdict = r.verdict.as_deref().unwrap_or("unfinished");
+                let task = match (&r.task_id, &r.task_url) {
+                    (Some(id), Some(url)) => format!(
+                        "[{}]({url})",
+                        inline(&id.chars().take(8).collect::<String>())
+                    ),
+                    (Some(id), None) => inline(&id.chars().take(8).collect::<String>()),
+                    _ => "—".to_string(),
+                };
+                let pr = r
+                    .pr_number
+                    .map_or_else(|| "—".to_string(), |n| format!("#{n}"));
+                let duration = r
+                    .duration_s
+                    .map_or_else(|| "—".to_string(), |s| format!("{}s", s.round()));
+                let checks = format!(
+                    "{} passed, {} failed, {} skipped",
+                    r.checks_passed, r.checks_failed, r.checks_skipped
+                );
+                let _ = writeln!(
+                    out,
+                    "| {repo} | `{verdict}` | {task} | {pr} | {duration} | {} | {checks} | {} |",
+                    r.files, r.violations
+                );
+            }
+        }
+        if !self.unreadable.is_empty() {
+            let _ = writeln!(out, "\n{} unreadable lines:\n", self.unreadable.len());
+            for u in &self.unreadable {
+                let _ = writeln!(out, "- {}", inline(u));
+            }
+        }
+        out
+    }
+}
