@@ -318,16 +318,16 @@ pub fn main(cli: Cli) -> u8 {
                 .filter(|t| !t.is_empty())
             {
                 None => None,
-                Some(t) => match crate::policy::parse_duration(t) {
-                    Some(d) => Some(d),
-                    None => {
+                Some(t) => {
+                    let Some(d) = crate::policy::parse_duration(t) else {
                         let _ = writeln!(
                             err,
                             "error: timeout `{t}` is not a duration like 30s, 45m or 2h"
                         );
                         return Verdict::ConfigError.exit_code();
-                    }
-                },
+                    };
+                    Some(d)
+                }
             };
             let priority = a.priority.trim().to_ascii_lowercase();
             if !["", "high", "normal", "low"].contains(&priority.as_str()) {
@@ -490,14 +490,14 @@ fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
         Format::Json => report.to_json() + "\n",
     };
     let _ = out.write_all(text.as_bytes());
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
-        if let Err(e) = crate::actions::write_summary(
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty())
+        && let Err(e) = crate::actions::write_summary(
             std::path::Path::new(&summary),
             &markdown,
             "the audit artifacts",
-        ) {
-            let _ = writeln!(err, "error: cannot write the step summary: {e}");
-        }
+        )
+    {
+        let _ = writeln!(err, "error: cannot write the step summary: {e}");
     }
     0
 }

@@ -77,7 +77,7 @@ impl FleetReport {
                         run.task_url = t.url;
                     }
                     AuditEvent::State(s) => {
-                        run.duration_s = Some(run.duration_s.unwrap_or(0.0).max(s.elapsed_s))
+                        run.duration_s = Some(run.duration_s.unwrap_or(0.0).max(s.elapsed_s));
                     }
                     AuditEvent::Change(c) => {
                         if run.repository.is_none() {

@@ -426,7 +426,7 @@ async fn shutdown_while_waiting_is_interrupted() {
         limits(1, 0),
         Priority::Normal,
         &marker("mine"),
-        soon(Duration::from_secs(60)),
+        soon(Duration::from_mins(1)),
         Duration::from_secs(30),
         async move {
             shutdown.wait().await;

@@ -1,7 +1,7 @@
 //! Tests of batch manifests and `agent-gate plan`: the shipped example expands into the
 //! golden matrix, task keys are stable under the documented rule (and change when they
 //! should), the 256-job limit, every kind of mistake reported with line and column
-//! (snapshots), the command's outputs (GITHUB_OUTPUT, stdout, stderr, annotations), and no
+//! (snapshots), the command's outputs (`GITHUB_OUTPUT`, stdout, stderr, annotations), and no
 //! input panics.
 
 use std::collections::HashSet;
