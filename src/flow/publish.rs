@@ -44,6 +44,34 @@ pub fn publish<W: Write>(
     err: &mut dyn Write,
 ) {
     let redacted = outputs::redact_report(report, io.masker());
+    if io.env().is_actions {
+        // Each check's output in a collapsible group of the log, before the report.
+        for c in redacted.checks.iter().filter(|c| !c.output_tail.is_empty()) {
+            let _ = io.command(&crate::actions::group(&format!(
+                "check `{}`: {}",
+                c.name,
+                c.status.as_str()
+            )));
+            if c.truncated_bytes > 0 {
+                let _ = io.print(&format!(
+                    "… {} earlier bytes not shown\n",
+                    c.truncated_bytes
+                ));
+            }
+            // Agent-written output must not be able to run workflow commands (e.g.
+            // `::add-mask::`, `::endgroup::`, `::set-output`): stop command processing
+            // around it with a one-time token, as the runner documents.
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let _ = io.print(&format!("::stop-commands::{token}\n"));
+            let mut text = c.output_tail.clone();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            let _ = io.print(&text);
+            let _ = io.print(&format!("::{token}::\n"));
+            let _ = io.command(&crate::actions::endgroup());
+        }
+    }
     let text = if opts.json {
         redacted.to_json() + "\n"
     } else {

@@ -72,7 +72,7 @@ async fn the_action_runs_like_the_runner_starts_it() {
     git(&ws, &["config", "user.name", "CI"]);
     std::fs::create_dir_all(ws.join(".github")).unwrap();
     let policy = format!(
-        "version: 1\nagent:\n  poll: {{ initial: 1s, max: 2s }}\nchecks:\n  - name: file exists\n    run: test -f agent-gate-sim.txt\n  - name: canary hunt\n    run: \"! grep -rqs {CANARY} /proc/[0-9]*/environ {ws}/.git/config\"\n",
+        "version: 1\nagent:\n  poll: {{ initial: 1s, max: 2s }}\nchecks:\n  - name: file exists\n    run: test -f agent-gate-sim.txt\n  - name: agent output\n    run: \"echo '::warning title=x::from the agent'\"\n  - name: canary hunt\n    run: \"! grep -rqs {CANARY} /proc/[0-9]*/environ {ws}/.git/config\"\n",
         ws = ws.display()
     );
     std::fs::write(ws.join(".github/agent-gate.yml"), policy).unwrap();
@@ -168,6 +168,24 @@ async fn the_action_runs_like_the_runner_starts_it() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
 
+    // Output of agent-written code is fenced by `::stop-commands::`, so a line it prints
+    // that looks like a workflow command is not one.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let fake = lines
+        .iter()
+        .position(|l| *l == "::warning title=x::from the agent")
+        .expect("the check's output is in the log");
+    let stop = lines[..fake]
+        .iter()
+        .rposition(|l| l.starts_with("::stop-commands::"))
+        .expect("commands stopped before it");
+    let token = lines[stop].trim_start_matches("::stop-commands::");
+    assert!(token.len() >= 16, "a one-time token");
+    assert!(
+        lines[fake..].contains(&format!("::{token}::").as_str()),
+        "commands resumed after it"
+    );
+
     // Masks come first, before anything else is printed.
     assert!(stdout.starts_with("::add-mask::"), "{stdout}");
 
@@ -202,7 +220,7 @@ async fn the_action_runs_like_the_runner_starts_it() {
     assert_eq!(sim.tasks().len(), 1);
     assert_eq!(outputs["task-id"], sim.tasks()[0].id);
     let checks: serde_json::Value = serde_json::from_str(&outputs["checks"]).unwrap();
-    assert_eq!(checks.as_array().unwrap().len(), 2);
+    assert_eq!(checks.as_array().unwrap().len(), 3);
     assert!(
         checks
             .as_array()
