@@ -10,6 +10,7 @@ mod git;
 mod github;
 mod outputs;
 mod policy;
+mod review;
 mod scope;
 mod sim;
 mod summary;
