@@ -6,6 +6,7 @@
 
 mod check;
 mod publish;
+mod review;
 mod run;
 
 use std::io::Write;
@@ -13,6 +14,11 @@ use std::path::Path;
 
 pub use check::{CheckOptions, check};
 pub use publish::{PublishOptions, actions_io, publish};
+pub use review::{
+    CommentAction, CommentSet, MAX_COMMENT_BYTES, MAX_STATUS_DESCRIPTION, ReviewOptions,
+    ReviewRecord, StatusSet, comment_body, comment_marker, review, status_description,
+    status_state,
+};
 pub use run::{RunOptions, run};
 
 use crate::policy::Policy;

@@ -594,6 +594,81 @@ impl Client {
     }
 }
 
+/// Most pages of comments [`Client::list_issue_comments`] reads (100 comments each).
+const MAX_COMMENT_PAGES: u32 = 50;
+
+impl Client {
+    /// `GET /repos/{o}/{r}/issues/{number}/comments` (100 per page), following
+    /// `Link: rel="next"` on the same host for at most 50 pages; retried, conditional.
+    pub async fn list_issue_comments(
+        &self,
+        number: i64,
+    ) -> Result<Vec<super::types::IssueComment>, ApiError> {
+        let n = number.to_string();
+        let mut url = self.repo_url(&["issues", &n, "comments"]);
+        url.query_pairs_mut().append_pair("per_page", "100");
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(url);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            if !seen.insert(url.to_string()) || pages >= MAX_COMMENT_PAGES {
+                break;
+            }
+            pages += 1;
+            let reply = self.get(&url, &mut |_, _| {}).await?;
+            let page: Vec<super::types::IssueComment> = decode(&Method::GET, &url, &reply)?;
+            out.extend(page);
+            next = self.next_page(&url, &reply)?;
+        }
+        Ok(out)
+    }
+
+    /// `PATCH /repos/{o}/{r}/issues/comments/{comment_id}` with a new body (not retried).
+    pub async fn update_issue_comment(
+        &self,
+        comment_id: i64,
+        body: &str,
+    ) -> Result<super::types::IssueComment, ApiError> {
+        let id = comment_id.to_string();
+        let url = self.repo_url(&["issues", "comments", &id]);
+        let json = serde_json::json!({ "body": body });
+        let reply = self
+            .send_once(
+                Method::PATCH,
+                &url,
+                Some(json.to_string().into_bytes()),
+                self.call_deadline(),
+            )
+            .await?;
+        decode(&Method::PATCH, &url, &reply)
+    }
+
+    /// The `Link: rel="next"` of `reply`, resolved against `url`; refused when it leaves
+    /// the API host (the token is never sent elsewhere).
+    fn next_page(&self, url: &Url, reply: &Reply) -> Result<Option<Url>, ApiError> {
+        let Some(link) = retry::next_link(&reply.headers) else {
+            return Ok(None);
+        };
+        let bad = |detail: String| ApiError::Decode {
+            method: "GET".into(),
+            path: path_of(url),
+            status: reply.status,
+            request_id: reply.request_id.clone(),
+            detail,
+        };
+        let link = url
+            .join(&link)
+            .map_err(|e| bad(format!("Link rel=\"next\" is not a URL: {e}")))?;
+        if !self.same_origin(&link) {
+            return Err(bad(
+                "Link rel=\"next\" points to another host; not following it with the token".into(),
+            ));
+        }
+        Ok(Some(link))
+    }
+}
+
 static WARNED_STATES: LazyLock<Mutex<HashSet<String>>> =
     LazyLock::new(|| Mutex::new(HashSet::new()));
 

@@ -310,3 +310,33 @@ pub struct CommitStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
 }
+
+/// The author of an issue comment (`user` of `GET …/issues/{n}/comments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CommentUser {
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default)]
+    pub login: String,
+    /// `User` or `Bot`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+}
+
+/// An issue or pull-request comment as `GET …/issues/{n}/comments` and
+/// `PATCH …/issues/comments/{id}` return it (the fields the gate reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueComment {
+    pub id: i64,
+    /// Absent or null on a comment whose body was removed.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub html_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<CommentUser>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}

@@ -117,6 +117,12 @@ pub(crate) fn doc_url(e: Endpoint) -> &'static str {
             "https://docs.github.com/rest/issues/comments#create-an-issue-comment"
         }
         Endpoint::AddLabels => "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue",
+        Endpoint::ListComments => {
+            "https://docs.github.com/rest/issues/comments#list-issue-comments"
+        }
+        Endpoint::UpdateComment => {
+            "https://docs.github.com/rest/issues/comments#update-an-issue-comment"
+        }
     }
 }
 
@@ -129,8 +135,10 @@ pub(crate) async fn dispatch(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: 
         Endpoint::GetRepo => repos::get_repo(sim, m).await,
         Endpoint::ListPulls => repos::list_pulls(sim, inc, m),
         Endpoint::CreateStatus => repos::create_status(sim, inc, m).await,
-        Endpoint::CreateComment => repos::create_comment(sim, inc, m),
+        Endpoint::CreateComment => repos::create_comment(sim, inc, m, user),
         Endpoint::AddLabels => repos::add_labels(sim, inc, m),
+        Endpoint::ListComments => repos::list_comments(sim, inc, m),
+        Endpoint::UpdateComment => repos::update_comment(sim, inc, m),
     }
 }
 
@@ -555,7 +563,7 @@ fn list_tasks(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> Reply {
 
 /// `Link` with `first` always, `prev` after page 1, `next` before the last page and `last`
 /// (the URL of the final page), keeping every other query parameter.
-fn link_header(
+pub(crate) fn link_header(
     base: &str,
     path: &str,
     pairs: &[(String, String)],

@@ -1,11 +1,11 @@
 //! The few repository endpoints the gate uses besides the agent-tasks API: the repository
-//! (`default_branch`), pull requests by head branch, commit statuses, issue comments and
-//! labels. Statuses, comments and labels are recorded for tests; pull requests are the ones
+//! (`default_branch`), pull requests by head branch, commit statuses, issue comments (post,
+//! list, edit) and labels. Statuses, comments and labels are recorded for tests; pull requests are the ones
 //! the simulated agent opened.
 
 use serde_json::{Value, json};
 
-use super::api::{Reply, doc_url, invalid, object_body};
+use super::api::{Reply, doc_url, invalid, link_header, object_body};
 use super::route::{Matched, parse_query, percent_encode};
 use super::server::{Incoming, Sim};
 use super::store::{RecordedComment, RecordedStatus, now_second, repo_key, ts};
@@ -160,58 +160,195 @@ fn issue_exists(sim: &Sim, m: &Matched) -> Option<u64> {
         .then_some(n)
 }
 
-pub(crate) fn create_comment(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
+/// GitHub's limit on a comment body, in characters.
+pub(crate) const MAX_COMMENT_CHARS: usize = 65_536;
+
+/// The `body` of a create- or update-comment request: a non-empty string within
+/// [`MAX_COMMENT_CHARS`], else GitHub's 400/422.
+fn comment_body(raw: &[u8], doc: &'static str) -> Result<String, Reply> {
+    let o = object_body(raw, doc)?;
+    match o.get("body") {
+        Some(Value::String(s)) if s.chars().count() > MAX_COMMENT_CHARS => Err(Reply::validation(
+            doc,
+            vec![invalid(
+                "body",
+                "IssueComment",
+                "custom",
+                Some(format!(
+                    "body is too long (maximum is {MAX_COMMENT_CHARS} characters)"
+                )),
+            )],
+        )),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(_) | Value::Null) | None => Err(Reply::validation(
+            doc,
+            vec![invalid("body", "IssueComment", "missing_field", None)],
+        )),
+        Some(_) => Err(Reply::validation(
+            doc,
+            vec![invalid(
+                "body",
+                "IssueComment",
+                "invalid",
+                Some("body must be a string".into()),
+            )],
+        )),
+    }
+}
+
+/// A comment as GitHub renders it.
+fn comment_json(sim: &Sim, c: &RecordedComment) -> Value {
+    let base = &sim.base_url;
+    let (o, r, n, id) = (&c.owner, &c.repo, c.issue_number, c.id);
+    json!({
+        "id": id,
+        "node_id": format!("IC_kwSIM{id}"),
+        "url": format!("{base}/repos/{o}/{r}/issues/comments/{id}"),
+        "html_url": format!("{base}/{o}/{r}/pull/{n}#issuecomment-{id}"),
+        "issue_url": format!("{base}/repos/{o}/{r}/issues/{n}"),
+        "body": c.body,
+        "user": {
+            "login": format!("sim-user-{}", c.user_id),
+            "id": c.user_id,
+            "type": "User",
+        },
+        "author_association": "MEMBER",
+        "created_at": ts(c.created_at),
+        "updated_at": ts(c.updated_at),
+    })
+}
+
+pub(crate) fn create_comment(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> Reply {
     let doc = doc_url(m.endpoint);
     let Some(n) = issue_exists(sim, m) else {
         return Reply::error(404, "Not Found", doc);
     };
-    let o = match object_body(&inc.body, doc) {
-        Ok(o) => o,
+    let body = match comment_body(&inc.body, doc) {
+        Ok(b) => b,
         Err(r) => return r,
     };
-    let body = match o.get("body") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_) | Value::Null) | None => {
-            return Reply::validation(
-                doc,
-                vec![invalid("body", "IssueComment", "missing_field", None)],
-            );
-        }
-        Some(_) => {
-            return Reply::validation(
-                doc,
-                vec![invalid(
-                    "body",
-                    "IssueComment",
-                    "invalid",
-                    Some("body must be a string".into()),
-                )],
-            );
-        }
-    };
-    let now = ts(now_second());
-    let id = {
+    let now = now_second();
+    let comment = {
         let mut store = sim.store();
-        store.comments.push(RecordedComment {
+        let id = store.next_id();
+        let c = RecordedComment {
             owner: m.owner.clone(),
             repo: m.repo.clone(),
             issue_number: n,
-            body: body.clone(),
-        });
-        store.next_id()
+            body,
+            id,
+            user_id: user,
+            created_at: now,
+            updated_at: now,
+            edits: 0,
+        };
+        store.comments.push(c.clone());
+        c
     };
-    Reply::json(
-        201,
-        &json!({
-            "id": id,
-            "node_id": format!("IC_kwSIM{id}"),
-            "url": format!("{}/repos/{}/{}/issues/comments/{id}", sim.base_url, m.owner, m.repo),
-            "html_url": format!("{}/{}/{}/pull/{n}#issuecomment-{id}", sim.base_url, m.owner, m.repo),
-            "body": body,
-            "created_at": now,
-            "updated_at": now,
-        }),
-    )
+    Reply::json(201, &comment_json(sim, &comment))
+}
+
+/// `GET …/issues/{n}/comments`: oldest first, `since` (on `updated_at`), `per_page`
+/// (default 30, clamped to 1–100), `page`, and a `Link` header like the task lists.
+pub(crate) fn list_comments(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
+    let doc = doc_url(m.endpoint);
+    let Some(n) = issue_exists(sim, m) else {
+        return Reply::error(404, "Not Found", doc);
+    };
+    let pairs = parse_query(&inc.query);
+    let bad = |field: &str, msg: String| {
+        Reply::validation(
+            doc,
+            vec![invalid(field, "IssueComment", "invalid", Some(msg))],
+        )
+    };
+    let (mut per_page, mut page, mut since) = (30usize, 1usize, None);
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "per_page" => match v.parse::<i64>() {
+                Ok(x) => per_page = usize::try_from(x.clamp(1, 100)).unwrap_or(30),
+                Err(_) => {
+                    return bad(
+                        "per_page",
+                        format!("per_page must be an integer, not {v:?}"),
+                    );
+                }
+            },
+            "page" => match v.parse::<i64>() {
+                Ok(x) => page = usize::try_from(x.max(1)).unwrap_or(1),
+                Err(_) => return bad("page", format!("page must be an integer, not {v:?}")),
+            },
+            "since" => match v.parse::<jiff::Timestamp>() {
+                Ok(t) => since = Some(t),
+                Err(_) => {
+                    return bad(
+                        "since",
+                        format!("since must be an ISO 8601 timestamp, not {v:?}"),
+                    );
+                }
+            },
+            _ => {}
+        }
+    }
+    let key = repo_key(&m.owner, &m.repo);
+    let all: Vec<RecordedComment> = sim
+        .store()
+        .comments
+        .iter()
+        .filter(|c| c.issue_number == n && repo_key(&c.owner, &c.repo) == key)
+        .filter(|c| since.is_none_or(|s| c.updated_at >= s))
+        .cloned()
+        .collect();
+    let last = all.len().div_ceil(per_page).max(1);
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(|c| comment_json(sim, c))
+        .collect();
+    let mut r = Reply::json(200, &Value::Array(items));
+    r.headers.push((
+        "link",
+        link_header(&sim.base_url, &inc.path, &pairs, page, per_page, last),
+    ));
+    r
+}
+
+/// `PATCH …/issues/comments/{id}`: replace the body; 404 for a comment of another
+/// repository or none.
+pub(crate) fn update_comment(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
+    let doc = doc_url(m.endpoint);
+    let key = repo_key(&m.owner, &m.repo);
+    let Ok(id) = m.id.parse::<i64>() else {
+        return Reply::error(404, "Not Found", doc);
+    };
+    let exists = sim
+        .store()
+        .comments
+        .iter()
+        .any(|c| c.id == id && repo_key(&c.owner, &c.repo) == key);
+    if !exists {
+        return Reply::error(404, "Not Found", doc);
+    }
+    let body = match comment_body(&inc.body, doc) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let updated = {
+        let mut store = sim.store();
+        let Some(c) = store
+            .comments
+            .iter_mut()
+            .find(|c| c.id == id && repo_key(&c.owner, &c.repo) == key)
+        else {
+            return Reply::error(404, "Not Found", doc);
+        };
+        c.body = body;
+        c.updated_at = now_second().max(c.updated_at);
+        c.edits += 1;
+        c.clone()
+    };
+    Reply::json(200, &comment_json(sim, &updated))
 }
 
 #[allow(

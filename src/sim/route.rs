@@ -26,11 +26,15 @@ pub enum Endpoint {
     CreateComment,
     /// `POST /repos/{owner}/{repo}/issues/{issue_number}/labels`
     AddLabels,
+    /// `GET /repos/{owner}/{repo}/issues/{issue_number}/comments`
+    ListComments,
+    /// `PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}`
+    UpdateComment,
 }
 
 impl Endpoint {
     /// Every endpoint, in documentation order.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 12] = [
         Endpoint::ListTasks,
         Endpoint::GetTask,
         Endpoint::ListRepoTasks,
@@ -41,6 +45,8 @@ impl Endpoint {
         Endpoint::CreateStatus,
         Endpoint::CreateComment,
         Endpoint::AddLabels,
+        Endpoint::ListComments,
+        Endpoint::UpdateComment,
     ];
 
     /// The scenario name (`create-task`, …).
@@ -56,6 +62,8 @@ impl Endpoint {
             Endpoint::CreateStatus => "create-status",
             Endpoint::CreateComment => "create-comment",
             Endpoint::AddLabels => "add-labels",
+            Endpoint::ListComments => "list-comments",
+            Endpoint::UpdateComment => "update-comment",
         }
     }
 
@@ -66,6 +74,7 @@ impl Endpoint {
             | Endpoint::CreateStatus
             | Endpoint::CreateComment
             | Endpoint::AddLabels => "POST",
+            Endpoint::UpdateComment => "PATCH",
             _ => "GET",
         }
     }
@@ -80,8 +89,11 @@ impl Endpoint {
             Endpoint::GetRepo => "/repos/{owner}/{repo}",
             Endpoint::ListPulls => "/repos/{owner}/{repo}/pulls",
             Endpoint::CreateStatus => "/repos/{owner}/{repo}/statuses/{sha}",
-            Endpoint::CreateComment => "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+            Endpoint::CreateComment | Endpoint::ListComments => {
+                "/repos/{owner}/{repo}/issues/{issue_number}/comments"
+            }
             Endpoint::AddLabels => "/repos/{owner}/{repo}/issues/{issue_number}/labels",
+            Endpoint::UpdateComment => "/repos/{owner}/{repo}/issues/comments/{comment_id}",
         }
     }
 
@@ -110,7 +122,7 @@ pub struct Matched {
     pub endpoint: Endpoint,
     pub owner: String,
     pub repo: String,
-    /// `task_id`, `sha` or `issue_number`, whichever the template has.
+    /// `task_id`, `sha`, `issue_number` or `comment_id`, whichever the template has.
     pub id: String,
 }
 
@@ -144,6 +156,10 @@ pub fn match_path(method: &str, path: &str) -> Option<Matched> {
         ("POST", ["repos", o, r, "statuses", sha]) => m(Endpoint::CreateStatus, o, r, sha),
         ("POST", ["repos", o, r, "issues", n, "comments"]) => m(Endpoint::CreateComment, o, r, n),
         ("POST", ["repos", o, r, "issues", n, "labels"]) => m(Endpoint::AddLabels, o, r, n),
+        ("GET", ["repos", o, r, "issues", n, "comments"]) => m(Endpoint::ListComments, o, r, n),
+        ("PATCH", ["repos", o, r, "issues", "comments", id]) => {
+            m(Endpoint::UpdateComment, o, r, id)
+        }
         _ => return None,
     };
     Some(found)

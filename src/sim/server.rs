@@ -421,7 +421,9 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
         q.push_back(now);
     }
     // Fine-grained permission (reference §2, §12.2).
-    if inc.method == "POST" && sim.scenario.api.read_only_tokens.contains(&token) {
+    if matches!(inc.method.as_str(), "POST" | "PATCH")
+        && sim.scenario.api.read_only_tokens.contains(&token)
+    {
         let mut r = Reply::error(
             403,
             "Resource not accessible by personal access token",

@@ -43,13 +43,22 @@ pub struct RecordedStatus {
     pub status: crate::github::types::CommitStatus,
 }
 
-/// An issue or pull-request comment posted to the simulator.
+/// An issue or pull-request comment posted to the simulator (its current body, after
+/// any `PATCH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedComment {
     pub owner: String,
     pub repo: String,
     pub issue_number: u64,
     pub body: String,
+    /// The comment id (`…/issues/comments/{id}`).
+    pub id: i64,
+    /// The user who posted it (`user_id_for_token` of the token).
+    pub user_id: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// How many times it was edited with `PATCH`.
+    pub edits: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ mod outputs;
 mod plan;
 mod policy;
 mod repair;
+mod review;
 mod run;
 mod scope;
 mod sim;
