@@ -312,3 +312,85 @@ fn report_merges_the_audit_files_of_a_batch() {
     let out = agent_gate(dir.path(), &["report", "missing.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_and_shows_tasks() {
+    use agent_gate::github::{Client, ClientConfig, create_task_request};
+    use agent_gate::sim::{SimConfig, start};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(
+        SimConfig {
+            time_scale: 100.0,
+            ..SimConfig::new(dir.path().join("gh.git"))
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let client =
+        Client::new(ClientConfig::new("ghp_status", "octo", "demo").with_api_url(sim.url()))
+            .unwrap();
+    let task = client
+        .create_task(&create_task_request("Fix the flaky test", None))
+        .await
+        .unwrap();
+    let url = sim.url();
+
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+                .args(&args)
+                .env_remove("GITHUB_REPOSITORY")
+                .env_remove("INPUT_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = [
+            "status",
+            "--repository",
+            "octo/demo",
+            "--token",
+            "ghp_status",
+            "--api-url",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+        v.push(url.clone());
+        v.extend(extra.iter().map(|s| (*s).to_string()));
+        v
+    };
+    let out = run(base(&[])).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains(&task.id), "{text}");
+    assert!(text.contains("Fix the flaky test"), "{text}");
+
+    let out = run(base(&[&task.id, "--format", "json"])).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["id"], task.id.as_str());
+    assert!(
+        shown["sessions"].as_array().is_some_and(|s| !s.is_empty()),
+        "{shown}"
+    );
+
+    // An installation token is refused by the API: exit 3 with the guidance.
+    let mut args = base(&[]);
+    args[4] = "ghs_installation".to_string();
+    let out = run(args).await.unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("user token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sim.shutdown().await;
+}
