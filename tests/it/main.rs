@@ -4,6 +4,7 @@
 mod actions;
 mod checks;
 mod cli;
+mod faults;
 mod git;
 mod github;
 mod policy;
