@@ -618,7 +618,11 @@ fn export_tree_writes_plain_files_without_git_and_leaves_the_workspace_alone() {
         Path::new("plain.txt")
     );
     // A link that leads out of the tree is written as a file holding its target text.
-    assert!(std::fs::symlink_metadata(dest.join("absolute-link")).unwrap().is_file());
+    assert!(
+        std::fs::symlink_metadata(dest.join("absolute-link"))
+            .unwrap()
+            .is_file()
+    );
     assert_eq!(
         std::fs::read(dest.join("absolute-link")).unwrap(),
         b"/etc/passwd"

@@ -7,6 +7,7 @@ mod cli;
 mod faults;
 mod git;
 mod github;
+mod hostile;
 mod policy;
 mod scope;
 mod sim;
