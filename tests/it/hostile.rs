@@ -6,16 +6,20 @@
 //! `check`, and end to end through `run` and the simulator), names reach checks as single
 //! words, and no check reads outside its tree through a symbolic link.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use agent_gate::flow::{CheckOptions, RunOptions, check, run};
+use agent_gate::policy::{MAX_POLICY_BYTES, Policy};
 use agent_gate::prompt::KeyInputs;
 use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript};
+
+use proptest::prelude::*;
 
 use crate::support::TestRepo;
 
@@ -642,4 +646,253 @@ async fn a_file_name_cannot_forge_report_lines() {
         .filter(|l| l.contains("innocent") && !l.contains("evil"))
         .collect();
     assert!(forged.is_empty(), "forged lines {forged:?} in:\n{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile configuration: policies built to exhaust the loader. Each gives a clear error (or
+// a correct policy) in bounded time and memory; the messages are what humans read.
+
+/// `levels` levels of nine-fold aliases (9^levels nodes once expanded), hung under `key`.
+fn billion_laughs(key: &str, levels: usize) -> String {
+    let names: Vec<String> = (0..levels).map(|i| format!("l{i}")).collect();
+    let mut y = format!(
+        "version: 1\n{key}:\n  - &l0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+    );
+    for w in names.windows(2) {
+        let p = &w[0];
+        let _ = writeln!(
+            y,
+            "  - &{} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]",
+            w[1]
+        );
+    }
+    y
+}
+
+#[test]
+fn a_billion_laughs_policy_is_a_clear_error() {
+    let mut shown = Vec::new();
+    for key in ["lol", "repositories"] {
+        let text = billion_laughs(key, 9);
+        let err = Policy::from_yaml(&text, ".github/agent-gate.yml")
+            .expect_err("a billion laughs is not a policy");
+        shown.push(err.to_string());
+    }
+    let text = format!(
+        "version: 1\nscope:\n  allow: &a [\"src/**\"]\n  deny: *a\n{}",
+        billion_laughs("x", 9).trim_start_matches("version: 1\n")
+    );
+    shown.push(
+        Policy::from_yaml(&text, ".github/agent-gate.yml")
+            .expect_err("unknown key")
+            .to_string(),
+    );
+    insta::assert_snapshot!("billion_laughs", shown.join("\n---\n"));
+}
+
+#[test]
+fn a_10_mb_policy_is_refused_before_parsing() {
+    let mut big = String::from("version: 1\nscope:\n  allow:\n");
+    let mut i = 0;
+    while big.len() < 10 << 20 {
+        let _ = writeln!(big, "    - \"src/generated/module_{i}/**/*.rs\"");
+        i += 1;
+    }
+    let err = Policy::from_yaml(&big, ".github/agent-gate.yml").expect_err("too large");
+    let shown = err.to_string().replace(&big.len().to_string(), "<size>");
+    insta::assert_snapshot!("ten_megabyte_policy", shown);
+    // Just under the limit is read (and compiled) normally.
+    let mut fits = String::from("version: 1\n");
+    while fits.len() < MAX_POLICY_BYTES - 200 {
+        fits.push_str("# a long comment line that pads the file without adding any rules\n");
+    }
+    fits.push_str("scope:\n  allow: [\"src/**\"]\n");
+    assert!(fits.len() <= MAX_POLICY_BYTES);
+    let policy = Policy::from_yaml(&fits, ".github/agent-gate.yml").expect("fits");
+    assert!(policy.scope.decide(b"src/a.rs").in_scope);
+}
+
+#[test]
+fn globs_built_to_explode_are_refused_or_decided_quickly() {
+    // Brace groups that would multiply into 2^30 patterns, and nesting past the limit.
+    let mut shown = Vec::new();
+    for glob in [
+        "{a,b}".repeat(30),
+        format!("{}x{}", "{a,".repeat(40), "}".repeat(40)),
+    ] {
+        let text = format!("version: 1\nscope:\n  allow: [\"{glob}\"]\n");
+        let err = Policy::from_yaml(&text, "p.yml").expect_err("refused");
+        shown.push(err.to_string().replace(&glob, "<glob>"));
+    }
+    insta::assert_snapshot!("exploding_globs", shown.join("\n"));
+    // Backtracking bait: many stars against long near-miss paths. Correct answers (no
+    // timing is asserted; a catastrophic matcher would not finish).
+    let text = format!(
+        "version: 1\nscope:\n  allow: [\"{}b\", \"{}c\"]\n  deny: [\"{}\"]\n",
+        "*a".repeat(40),
+        "**/a/".repeat(40),
+        "[!a]*".repeat(30)
+    );
+    let policy = Policy::from_yaml(&text, "p.yml").expect("valid globs");
+    let near_miss = "a".repeat(4000);
+    assert!(!policy.scope.decide(near_miss.as_bytes()).in_scope);
+    let deep = format!("{}c", "a/".repeat(2000));
+    assert!(policy.scope.decide(deep.as_bytes()).in_scope);
+    let shallow = format!("{}c", "a/".repeat(20));
+    assert!(!policy.scope.decide(shallow.as_bytes()).in_scope);
+}
+
+// ---------------------------------------------------------------------------------------
+// Bounded versions of the fuzz targets in `fuzz/` (run in CI): the policy loader, the git
+// `-z` parsers and the API JSON decoder never panic on mutations of valid inputs.
+
+const VALID_POLICY: &str = r#"version: 1
+repositories: [octo-org/payments]
+agent:
+  base-ref: main
+  timeout: 45m
+  poll: { initial: 5s, max: 60s }
+  on-idle: accept
+  on-waiting-for-user: fail
+  max-concurrent-tasks: 2
+scope:
+  allow: ["src/services/**", "tests/**", "{a,b}/*.rs"]
+  deny: ["**/*.pem", "migrations/**"]
+  max-files: 200
+  max-changed-lines: 5000
+  binary-files: deny
+checks:
+  - name: unit tests
+    run: cargo test --locked {files}
+    files: "**/*.rs"
+    timeout: 20m
+    when: ["src/**", "Cargo.*"]
+report:
+  status-context: agent-gate
+"#;
+
+/// Insert, delete or replace bytes at random places of `seed`.
+fn mutated(seed: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
+    let edit = (any::<prop::sample::Index>(), 0u8..3, any::<u8>(), 1usize..8);
+    proptest::collection::vec(edit, 1..8).prop_map(move |edits| {
+        let mut v = seed.to_vec();
+        for (at, kind, byte, len) in edits {
+            let i = if v.is_empty() { 0 } else { at.index(v.len()) };
+            match kind {
+                0 => {
+                    for _ in 0..len {
+                        v.insert(i, byte);
+                    }
+                }
+                1 => {
+                    let end = (i + len).min(v.len());
+                    v.drain(i..end);
+                }
+                _ => {
+                    if i < v.len() {
+                        v[i] = byte;
+                    }
+                }
+            }
+        }
+        v
+    })
+}
+
+const RAW_Z: &[u8] = b":100644 100755 1111111111111111111111111111111111111111 2222222222222222222222222222222222222222 M\0src/a.rs\0:000000 120000 0000000000000000000000000000000000000000 3333333333333333333333333333333333333333 A\0new\nline\0:100644 100644 4444444444444444444444444444444444444444 4444444444444444444444444444444444444444 R100\0old.rs\0new.rs\0";
+
+const NUMSTAT_Z: &[u8] = b"1\t2\tsrc/a.rs\0-\t-\tbin.png\0" as &[u8];
+const TASK_JSON: &[u8] = br#"{"id":"t1","name":"Fix","state":"completed","session_count":1,"artifacts":[{"provider":"github","type":"branch","data":{"head_ref":"copilot/fix","base_ref":"main"}},{"provider":"github","type":"pull","data":{"id":12,"global_id":"PR_1"}}],"archived_at":null,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:01:00Z","html_url":"https://github.com/o/r/copilot/tasks/t1","sessions":[{"id":"s1","state":"completed","prompt":"do it","head_ref":"copilot/fix","usage":{"type":"ai_credits","amount":1500000000}}]}"#;
+
+fn exercise_task(task: &agent_gate::github::types::Task) {
+    let _ = agent_gate::github::task_cost(task).ai_credits();
+    let _ = task.state.is_final();
+    for a in &task.artifacts {
+        let _ = a.decode();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_policy_loader_never_panics_on_mutated_policies(bytes in mutated(VALID_POLICY.as_bytes())) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(e) = Policy::from_yaml(&text, ".github/agent-gate.yml") {
+            // Every error renders, with a location inside the text when it has one.
+            let shown = e.to_string();
+            prop_assert!(!shown.is_empty());
+            if let Some((line, column)) = e.location() {
+                prop_assert!(line >= 1 && column >= 1);
+                prop_assert!(line <= text.lines().count().max(1) + 1, "line {line} of {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_git_z_parsers_never_panic_on_mutated_output(
+        raw in mutated(RAW_Z),
+        numstat in mutated(NUMSTAT_Z),
+    ) {
+        if let Ok(entries) = agent_gate::git::parse::parse_raw_z(&raw) {
+            // What parses formats back to something that parses to the same entries.
+            let again = agent_gate::git::parse::format_raw_z(&entries);
+            prop_assert_eq!(agent_gate::git::parse::parse_raw_z(&again).ok(), Some(entries));
+        }
+        let _ = agent_gate::git::parse::parse_numstat_z(&numstat);
+    }
+
+    #[test]
+    fn the_api_json_decoder_never_panics_on_mutated_tasks(bytes in mutated(TASK_JSON)) {
+        if let Ok(task) = serde_json::from_slice::<agent_gate::github::types::Task>(&bytes) {
+            exercise_task(&task);
+        }
+        let _ = serde_json::from_slice::<agent_gate::github::types::TaskList>(&bytes);
+        let _ = serde_json::from_slice::<agent_gate::github::types::PullRequest>(&bytes);
+    }
+
+    #[test]
+    fn the_api_json_decoder_never_panics_on_arbitrary_json(value in arbitrary_json()) {
+        let text = value.to_string();
+        if let Ok(task) = serde_json::from_str::<agent_gate::github::types::Task>(&text) {
+            exercise_task(&task);
+        }
+    }
+}
+
+/// JSON values shaped like tasks: the right keys with values of any type.
+fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+        "[a-z_]{0,12}".prop_map(serde_json::Value::from),
+    ];
+    let keys = prop_oneof![
+        Just("id"),
+        Just("state"),
+        Just("artifacts"),
+        Just("sessions"),
+        Just("usage"),
+        Just("type"),
+        Just("amount"),
+        Just("data"),
+        Just("head_ref"),
+        Just("provider"),
+        Just("created_at"),
+        Just("name"),
+        Just("id"),
+        Just("global_id"),
+        Just("error"),
+    ];
+    leaf.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            proptest::collection::vec((keys.clone(), inner), 0..8).prop_map(|kv| {
+                serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            }),
+        ]
+    })
 }
