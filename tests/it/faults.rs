@@ -23,6 +23,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -441,7 +443,7 @@ struct Ran {
     failed_requests: usize,
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
+fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -514,6 +516,31 @@ fn check_waits(log: &[LoggedRequest]) -> Result<(), String> {
     Ok(())
 }
 
+fn run_options(work: &Path, api_url: &str, instruction: &str, deadline: Duration) -> RunOptions {
+    RunOptions {
+        repo: work.to_path_buf(),
+        repository: REPOSITORY.to_string(),
+        remote: "origin".to_string(),
+        instruction: instruction.to_string(),
+        scope: Vec::new(),
+        policy_path: ".github/agent-gate.yml".to_string(),
+        token: TOKEN.to_string(),
+        github_token: None,
+        base_ref: None,
+        timeout: Some(deadline),
+        task_id: None,
+        task_key: None,
+        dry_run: false,
+        api_url: api_url.to_string(),
+        model: None,
+        custom_agent: None,
+        jobs: Some(1),
+        key_inputs: KeyInputs::default(),
+        gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
+        heartbeat: Duration::from_mins(1),
+    }
+}
+
 async fn run_schedule(s: Schedule) -> Result<Ran, String> {
     let policy = s.policy();
     let (work, bare) = tokio::task::spawn_blocking(move || world(&policy))
@@ -529,28 +556,12 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
     )
     .await
     .map_err(|e| format!("simulator: {e}"))?;
-    let opts = RunOptions {
-        repo: work.path().to_path_buf(),
-        repository: REPOSITORY.to_string(),
-        remote: "origin".to_string(),
-        instruction: format!("Add a second function (fault schedule {})", s.seed),
-        scope: Vec::new(),
-        policy_path: ".github/agent-gate.yml".to_string(),
-        token: TOKEN.to_string(),
-        github_token: None,
-        base_ref: None,
-        timeout: Some(s.deadline),
-        task_id: None,
-        task_key: None,
-        dry_run: false,
-        api_url: sim.url(),
-        model: None,
-        custom_agent: None,
-        jobs: Some(1),
-        key_inputs: KeyInputs::default(),
-        gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-        heartbeat: Duration::from_mins(1),
-    };
+    let opts = run_options(
+        work.path(),
+        &sim.url(),
+        &format!("Add a second function (fault schedule {})", s.seed),
+        s.deadline,
+    );
     let joined = tokio::spawn(async move {
         let mut progress = Vec::new();
         let report = run(opts, Shutdown::never(), &mut progress).await;
@@ -931,4 +942,200 @@ async fn a_task_that_pushed_nothing_is_agent_failed() {
     .await
     .expect("the invariants hold");
     assert_eq!(ran.verdict, Verdict::AgentFailed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Environment faults: what the runner's machine may do to the gate.
+
+/// A repository with a policy on `main`, an `agent` branch with an in-scope change, and
+/// `main` moved on after the branch point (so a depth-1 clone lacks the merge base).
+fn diverged() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        ".github/agent-gate.yml",
+        "version: 1\nscope:\n  allow: [\"src/**\"]\n",
+    );
+    repo.write("src/lib.rs", "pub fn one() -> u32 { 1 }\n");
+    repo.commit("policy");
+    repo.branch("agent");
+    repo.write("src/two.rs", "pub fn two() -> u32 { 2 }\n");
+    repo.commit("agent change");
+    repo.checkout("main");
+    repo.write("src/three.rs", "pub fn three() -> u32 { 3 }\n");
+    repo.commit("main moves on");
+    repo
+}
+
+fn agent_gate_cli(dir: &Path, args: &[&str], path_env: &std::ffi::OsStr) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(dir)
+        .args(args)
+        .env("PATH", path_env)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("INPUT_POLICY")
+        .env_remove("INPUT_BASE-REF")
+        .env_remove("INPUT_SCOPE")
+        .output()
+        .expect("run agent-gate")
+}
+
+#[test]
+fn a_missing_git_is_a_clear_config_error() {
+    let repo = diverged();
+    let empty = tempfile::tempdir().expect("temp dir");
+    let out = agent_gate_cli(
+        repo.path(),
+        &["check", "--base", "main", "--head", "agent"],
+        empty.path().as_os_str(),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("is git installed and on PATH?"), "{text}");
+}
+
+#[test]
+fn a_shallow_clone_without_the_merge_base_says_to_fetch_the_history() {
+    let origin = diverged();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("file://{}", origin.path().display());
+    git(
+        dir.path(),
+        &[
+            "clone", "-q", "--depth", "1", "-b", "agent", &url, "shallow",
+        ],
+    );
+    let shallow = dir.path().join("shallow");
+    git(
+        &shallow,
+        &["fetch", "-q", "--depth", "1", "origin", "main:main"],
+    );
+    let out = agent_gate_cli(
+        &shallow,
+        &["check", "--base", "main", "--head", "agent"],
+        &std::env::var_os("PATH").unwrap_or_default(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("shallow"), "{text}");
+    assert!(text.contains("fetch-depth: 0"), "{text}");
+    // With the history, the same command gates the change.
+    git(&shallow, &["fetch", "-q", "--unshallow", "origin"]);
+    let out = agent_gate_cli(
+        &shallow,
+        &["check", "--base", "main", "--head", "agent"],
+        &std::env::var_os("PATH").unwrap_or_default(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// actions/checkout's defaults: a depth-1 clone with a detached HEAD. `run` gates the
+/// agent's branch there and leaves HEAD, the branches and the work tree as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_works_in_a_shallow_clone_with_a_detached_head() {
+    let s = focused(3, Outcome::InScope, Vec::new(), Duration::from_mins(1));
+    let policy = s.policy();
+    let (origin, bare) = tokio::task::spawn_blocking(move || world(&policy))
+        .await
+        .expect("setup");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("file://{}", bare.path().display());
+    git(dir.path(), &["clone", "-q", "--depth", "1", &url, "work"]);
+    let work = dir.path().join("work");
+    git(&work, &["checkout", "-q", "--detach"]);
+    let head = git(&work, &["rev-parse", "HEAD"]);
+    let sim = sim::start(
+        SimConfig {
+            repo: bare.path().to_path_buf(),
+            scenario: Some(s.scenario()),
+            time_scale: 1000.0,
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("simulator");
+    let mut progress = Vec::new();
+    let report = run(
+        run_options(
+            &work,
+            &sim.url(),
+            "Add a second function",
+            Duration::from_mins(1),
+        ),
+        Shutdown::never(),
+        &mut progress,
+    )
+    .await;
+    assert_eq!(report.verdict, Verdict::Passed, "{}", report.render_text());
+    assert_eq!(report.files.len(), 2);
+    assert_eq!(git(&work, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        git(&work, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "HEAD",
+        "still detached"
+    );
+    assert_eq!(git(&work, &["status", "--porcelain"]), "");
+    assert_eq!(git(&work, &["for-each-ref", "refs/agent-gate"]), "");
+    drop(origin);
+}
+
+/// The container case: the gate runs as root in a workspace the runner's user owns. The
+/// change is gated, and ownership and content are left as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_works_in_a_workspace_owned_by_another_uid() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the workspace to another uid");
+        return;
+    }
+    let repo = diverged();
+    let owner = 12_345;
+    let chown = Command::new("chown")
+        .args(["-R", &format!("{owner}:{owner}")])
+        .arg(repo.path())
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let report = agent_gate::flow::check(
+        agent_gate::flow::CheckOptions {
+            repo: repo.path().to_path_buf(),
+            base: "main".to_string(),
+            head: "agent".to_string(),
+            policy_path: ".github/agent-gate.yml".to_string(),
+            scope: Vec::new(),
+            jobs: Some(1),
+        },
+        Shutdown::never(),
+    )
+    .await;
+    assert_eq!(report.verdict, Verdict::Passed, "{}", report.render_text());
+    assert_eq!(report.files.len(), 1);
+    for p in [".", ".git", ".git/index", "src/lib.rs"] {
+        let m = std::fs::metadata(repo.path().join(p)).expect("exists");
+        assert_eq!((m.uid(), m.gid()), (owner, owner), "{p}");
+    }
+}
+
+/// `GITHUB_OUTPUT` that cannot be written (a missing directory, a directory): a clear error
+/// naming the file, never a panic or a silent success.
+#[test]
+fn an_unwritable_github_output_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut shown = Vec::new();
+    for path in [dir.path().join("missing/output"), dir.path().to_path_buf()] {
+        let err = agent_gate::actions::set_output(&path, "verdict", "passed")
+            .expect_err("cannot write there");
+        shown.push(
+            err.to_string()
+                .replace(&dir.path().display().to_string(), "<dir>"),
+        );
+    }
+    insta::assert_snapshot!("unwritable_github_output", shown.join("\n"));
 }
