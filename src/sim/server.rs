@@ -570,21 +570,18 @@ fn bucket_exhausted(sim: &Sim, user: i64) -> bool {
 fn bucket<'a>(store: &'a mut Store, sim: &Sim, user: i64) -> &'a mut Bucket {
     let window = sim.scenario.rate_limit.window;
     let now = tokio::time::Instant::now();
-    // `x-ratelimit-reset` is whole epoch seconds: the window ends at the announced second
-    // (the end rounded up), never before it, so a client that waits for the announced reset
-    // finds a fresh bucket — as on GitHub.
+    // `x-ratelimit-reset` is whole epoch seconds: announce the end of the window rounded
+    // up, never a second at which the bucket is still empty — a client that waits for the
+    // announced reset finds a fresh bucket, as on GitHub.
     let fresh = || {
         let wall = jiff::Timestamp::now();
         let end = wall
             .checked_add(jiff::SignedDuration::try_from(window).unwrap_or_default())
             .unwrap_or(wall);
-        let reset_epoch = end.as_second() + i64::from(end.subsec_nanosecond() > 0);
-        let until = u64::try_from(i128::from(reset_epoch) * 1_000_000_000 - wall.as_nanosecond())
-            .map_or(window, std::time::Duration::from_nanos);
         Bucket {
             used: 0,
-            resets_at: now + until,
-            reset_epoch,
+            resets_at: now + window,
+            reset_epoch: end.as_second() + i64::from(end.subsec_nanosecond() > 0),
         }
     };
     let b = store.buckets.entry(user).or_insert_with(fresh);
