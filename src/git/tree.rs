@@ -3,7 +3,8 @@
 //! checks run). Neither consults nor changes the workspace's index, HEAD or working tree.
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
 
 use bstr::ByteSlice;
 
@@ -74,7 +75,9 @@ impl Git {
     }
 
     /// Write the tree of commit `rev` into `dest` (which must be missing or empty) as plain
-    /// files: executable bits kept, symlinks kept as symlinks, submodules left as empty
+    /// files: executable bits kept, symlinks kept as symlinks when they resolve inside
+    /// `dest` (a link that leads out of it becomes a regular file holding its target text,
+    /// so no check reads outside its tree through a link), submodules left as empty
     /// directories (as a non-recursive clone does), no `.git`. The repository's index, HEAD
     /// and working tree are not touched (a temporary index is used).
     pub fn export_tree(&self, rev: &str, dest: &Path) -> Result<(), GitError> {
@@ -125,6 +128,61 @@ impl Git {
                 "a `.git` appeared in the export; refusing to use it".into(),
             ));
         }
+        neutralize_escaping_symlinks(&dest_abs)
+            .map_err(|e| export_err(format!("cannot secure its symbolic links: {e}")))?;
         Ok(())
     }
+}
+
+/// Replace every symbolic link of the export at `root` whose target lies outside `root`
+/// (absolute, `..` above the root, or out through other links) by a regular file holding
+/// the link's target text — what git writes with `core.symlinks=false`. Checks may follow
+/// links that stay inside their tree, never one that leads out of it (issue 7).
+fn neutralize_escaping_symlinks(root: &Path) -> std::io::Result<()> {
+    let mut escaping = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_symlink() && escapes(root, &entry.path()) {
+                escaping.push(entry.path());
+            }
+        }
+    }
+    // Judged all at once, on the tree as exported, then replaced.
+    for link in escaping {
+        let target = std::fs::read_link(&link)?;
+        std::fs::remove_file(&link)?;
+        std::fs::write(&link, target.as_os_str().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Whether following `link` leaves `root` (canonical). A dangling link is judged by its text.
+fn escapes(root: &Path, link: &Path) -> bool {
+    if let Ok(real) = std::fs::canonicalize(link) {
+        return !real.starts_with(root);
+    }
+    let Ok(target) = std::fs::read_link(link) else {
+        return true;
+    };
+    let Some(rel) = link.parent().and_then(|p| p.strip_prefix(root).ok()) else {
+        return true;
+    };
+    let mut depth = rel.components().count();
+    for c in target.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            Component::RootDir | Component::Prefix(_) => return true,
+        }
+    }
+    false
 }

@@ -83,7 +83,8 @@ pub enum PollOutcome {
     Accepted { task: Task },
     /// `idle`/`waiting_for_user` with policy `fail`.
     Rejected { task: Task },
-    /// The deadline passed first.
+    /// The deadline passed first (also when it cut short the retries of a transient
+    /// failure or a rate-limit wait).
     DeadlineReached { last: Option<Task> },
     /// The shutdown future resolved first.
     Interrupted { last: Option<Task> },
@@ -113,6 +114,14 @@ fn jittered(interval: Duration, jitter: f64) -> Duration {
     jitter_between(low, interval)
 }
 
+/// A transient failure whose cure (a retry, a rate-limit wait) the deadline cut short: the
+/// deadline decided, not the API. The client's GET gives up on a transient error only when
+/// its attempts are spent or the next one would start past the deadline.
+fn cut_by_deadline(error: &ApiError, retries: u32, client: &Client) -> bool {
+    matches!(error, ApiError::WaitPastDeadline { .. })
+        || (error.is_transient() && retries + 1 < client.retry_policy().max_attempts.max(1))
+}
+
 /// Poll `task_id` until one of the outcomes of [`PollOutcome`].
 pub async fn poll_task<S, E>(
     client: &Client,
@@ -136,8 +145,10 @@ where
         if Instant::now() >= opts.deadline {
             return PollOutcome::DeadlineReached { last };
         }
+        let mut retries = 0u32;
         let fetched = {
             let mut observer = |e: &ApiError, wait: Duration| {
+                retries += 1;
                 on_event(PollEvent::Retrying {
                     error: e.to_string(),
                     wait,
@@ -152,6 +163,10 @@ where
         };
         let task = match fetched {
             None => return PollOutcome::DeadlineReached { last },
+            Some(Err(error)) if cut_by_deadline(&error, retries, &client) => {
+                tracing::warn!(error = %error, "the deadline passed while a poll was being retried");
+                return PollOutcome::DeadlineReached { last };
+            }
             Some(Err(error)) => return PollOutcome::ApiError { error, last },
             Some(Ok(task)) => task,
         };

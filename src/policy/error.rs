@@ -115,6 +115,12 @@ pub enum PolicyError {
     },
     /// The path of the policy itself cannot be made into a protected rule.
     InvalidPath { path: String, reason: String },
+    /// The text is larger than a hand-written policy can be (`limit` bytes).
+    TooLarge {
+        path: String,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl PolicyError {
@@ -134,7 +140,8 @@ impl PolicyError {
             | PolicyError::InvalidValue { path, .. }
             | PolicyError::InvalidGlob { path, .. }
             | PolicyError::DuplicateCheck { path, .. }
-            | PolicyError::InvalidPath { path, .. } => path,
+            | PolicyError::InvalidPath { path, .. }
+            | PolicyError::TooLarge { path, .. } => path,
         }
     }
 
@@ -146,7 +153,9 @@ impl PolicyError {
                 column,
                 ..
             } => Some((*line, column.unwrap_or(1))),
-            PolicyError::Syntax { line: None, .. } | PolicyError::InvalidPath { .. } => None,
+            PolicyError::Syntax { line: None, .. }
+            | PolicyError::InvalidPath { .. }
+            | PolicyError::TooLarge { .. } => None,
             PolicyError::Empty { .. } => Some((1, 1)),
             PolicyError::UnknownKey { line, column, .. }
             | PolicyError::DuplicateKey { line, column, .. }
@@ -240,6 +249,11 @@ impl PolicyError {
             PolicyError::InvalidPath { reason, .. } => {
                 format!("the policy path cannot be protected: {reason}")
             }
+            PolicyError::TooLarge { bytes, limit, .. } => {
+                format!(
+                    "the policy is {bytes} bytes, over the limit of {limit} bytes for a policy file"
+                )
+            }
         }
     }
 
@@ -266,6 +280,9 @@ impl PolicyError {
                 Some("write the number without quotes: `version: 1`".into())
             }
             PolicyError::MissingVersion { .. } => Some("add `version: 1` as the first line".into()),
+            PolicyError::TooLarge { .. } => Some(
+                "a policy is written by hand: cover paths with globs (`src/**`) instead of listing them one by one".into(),
+            ),
             PolicyError::InvalidGlob { pattern, .. } if pattern.starts_with('!') => Some(
                 "to keep a path out of scope, list it under `scope.deny` (deny wins over allow); to match a name that starts with `!`, write `\\!`".into(),
             ),

@@ -189,10 +189,22 @@ impl Isolation {
     }
 }
 
+/// The largest policy file [`Policy::from_yaml`] reads (1 MiB).
+pub const MAX_POLICY_BYTES: usize = 1 << 20;
+
 impl Policy {
     /// Parse and compile a policy from its YAML text. `path` is used in errors and is
     /// added to the always-protected paths. Never panics, whatever the text.
     pub fn from_yaml(text: &str, path: &str) -> Result<Policy, PolicyError> {
+        // Bounded time and memory whatever the file: compiling rules costs per rule, and
+        // no hand-written policy comes near this size.
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge {
+                path: path.to_string(),
+                bytes: text.len(),
+                limit: MAX_POLICY_BYTES,
+            });
+        }
         if is_blank(text) {
             return Err(PolicyError::Empty {
                 path: path.to_string(),

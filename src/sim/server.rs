@@ -223,6 +223,8 @@ pub(crate) async fn handle(
             endpoint: matched.as_ref().map(|m| m.endpoint),
             request_id: request_id.clone(),
             body: shown,
+            answered_at: None,
+            response_headers: Vec::new(),
         });
         let nth = matched.as_ref().map_or(0, |m| {
             let c = store.counters.entry(m.endpoint).or_insert(0);
@@ -249,7 +251,17 @@ pub(crate) async fn handle(
     };
     match outcome {
         Outcome::Reply(reply) => {
-            sim.store().log[log_index].status = Some(reply.status);
+            {
+                let mut store = sim.store();
+                let logged = &mut store.log[log_index];
+                logged.status = Some(reply.status);
+                logged.answered_at = Some(jiff::Timestamp::now());
+                logged.response_headers = reply
+                    .headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), v.clone()))
+                    .collect();
+            }
             reply.into_response()
         }
         Outcome::Drop => {
@@ -560,12 +572,19 @@ fn bucket_exhausted(sim: &Sim, user: i64) -> bool {
 fn bucket<'a>(store: &'a mut Store, sim: &Sim, user: i64) -> &'a mut Bucket {
     let window = sim.scenario.rate_limit.window;
     let now = tokio::time::Instant::now();
-    let fresh = || Bucket {
-        used: 0,
-        resets_at: now + window,
-        reset_epoch: jiff::Timestamp::now().as_second()
-            + i64::try_from(window.as_secs()).unwrap_or(3600)
-            + i64::from(window.subsec_nanos() > 0),
+    // `x-ratelimit-reset` is whole epoch seconds: announce the end of the window rounded
+    // up, never a second at which the bucket is still empty — a client that waits for the
+    // announced reset finds a fresh bucket, as on GitHub.
+    let fresh = || {
+        let wall = jiff::Timestamp::now();
+        let end = wall
+            .checked_add(jiff::SignedDuration::try_from(window).unwrap_or_default())
+            .unwrap_or(wall);
+        Bucket {
+            used: 0,
+            resets_at: now + window,
+            reset_epoch: end.as_second() + i64::from(end.subsec_nanosecond() > 0),
+        }
     };
     let b = store.buckets.entry(user).or_insert_with(fresh);
     if now >= b.resets_at {

@@ -32,6 +32,12 @@ pub struct LoggedRequest {
     pub request_id: String,
     /// The request body (lossy UTF-8, capped at 64 KiB).
     pub body: String,
+    /// When the answer was handed to the connection; `None` when the connection was
+    /// dropped (or the client gave up first). With `at`, what a test needs to check that
+    /// no request came before an announced `Retry-After` or rate-limit reset.
+    pub answered_at: Option<Timestamp>,
+    /// The headers of the answer (names in lower case), empty when there was none.
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// A commit status posted to the simulator.
