@@ -53,7 +53,7 @@ fn scope_violation(path: &str, decision: &Decision, side: &str) -> Option<Violat
         kind,
         path: Some(path.to_string()),
         rule,
-        message: format!("{side}{path}: {why}"),
+        message: format!("{side}{}: {why}", crate::report::escape_for_humans(path)),
     })
 }
 
@@ -63,6 +63,7 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
     let mut lines: u64 = 0;
     for c in changes {
         let path = display_path(&c.path);
+        let shown = crate::report::escape_for_humans(&path);
         let decision = scope.decide(&c.path);
         let old_decision = c.old_path.as_ref().map(|p| scope.decide(p));
         let old_display = c.old_path.as_ref().map(|p| display_path(p));
@@ -76,7 +77,7 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                 "copied from "
             };
             if let Some(mut v) = scope_violation(op, od, side) {
-                v.message = format!("{} (to {path})", v.message);
+                v.message = format!("{} (to {shown})", v.message);
                 a.violations.push(v);
             }
         }
@@ -92,21 +93,21 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
             a.violations.extend(switch(
                 limits.binary_files,
                 ViolationKind::BinaryFile,
-                format!("{path}: binary file (scope.binary-files: deny)"),
+                format!("{shown}: binary file (scope.binary-files: deny)"),
             ));
         }
         if c.is_symlink() {
             a.violations.extend(switch(
                 limits.symlinks,
                 ViolationKind::Symlink,
-                format!("{path}: symbolic link (scope.symlinks: deny)"),
+                format!("{shown}: symbolic link (scope.symlinks: deny)"),
             ));
         }
         if c.is_submodule() {
             a.violations.extend(switch(
                 limits.submodules,
                 ViolationKind::Submodule,
-                format!("{path}: submodule (scope.submodules: deny)"),
+                format!("{shown}: submodule (scope.submodules: deny)"),
             ));
         }
         if c.mode_changed() {
@@ -114,7 +115,7 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                 limits.mode_changes,
                 ViolationKind::ModeChange,
                 format!(
-                    "{path}: mode change {:o} -> {:o} (scope.mode-changes: deny)",
+                    "{shown}: mode change {:o} -> {:o} (scope.mode-changes: deny)",
                     c.old_mode, c.new_mode
                 ),
             ));

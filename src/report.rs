@@ -406,7 +406,7 @@ impl Report {
                     let _ = writeln!(
                         out,
                         "      (old side {}: {})",
-                        f.old_path.as_deref().unwrap_or(""),
+                        escape_for_humans(f.old_path.as_deref().unwrap_or("")),
                         describe_decision(od)
                     );
                 }
@@ -478,9 +478,37 @@ impl Report {
 
 fn display_name(f: &FileEntry) -> String {
     match &f.old_path {
-        Some(old) => format!("{old} -> {}", f.path),
-        None => f.path.clone(),
+        Some(old) => format!(
+            "{} -> {}",
+            escape_for_humans(old),
+            escape_for_humans(&f.path)
+        ),
+        None => escape_for_humans(&f.path),
     }
+}
+
+/// A file name as human-readable text shows it: control characters (newline, tab, CR,
+/// ESC…) and backslashes written C-style (`\n`, `\t`, `\x1b`, `\\`), as git's
+/// `core.quotePath` does, so a name cannot forge lines or colours in a report. JSON keeps
+/// the exact name.
+pub fn escape_for_humans(name: &str) -> String {
+    if !name.chars().any(|c| c.is_control() || c == '\\') {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn short(sha: &str) -> String {

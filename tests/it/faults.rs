@@ -686,18 +686,9 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
     })
 }
 
-/// Bugs of `src/flow/run.rs` (owned elsewhere) the matrix found, tolerated here so the
-/// other invariants keep being checked; each also has an ignored focused test below.
-/// Remove an entry when its fix lands.
-fn known_bug(s: &Schedule, report: &agent_gate::report::Report) -> Option<&'static str> {
-    let says = |what: &str| report.errors.iter().any(|e| e.contains(what));
-    if s.outcome == Outcome::NoChange
-        && report.verdict == Verdict::ApiError
-        && says("couldn't find remote ref")
-    {
-        // Fixed on the `run` branch (d821fc4, "unpushed branch is no change").
-        return Some("a task that pushed nothing is api-error instead of agent-failed");
-    }
+/// Bugs the matrix found are fixed, not tolerated: nothing is excused any more (kept as
+/// the one place to name one while a fix is in flight).
+fn known_bug(_s: &Schedule, _report: &agent_gate::report::Report) -> Option<&'static str> {
     None
 }
 
@@ -931,7 +922,6 @@ async fn a_deadline_that_cuts_retries_short_is_timed_out() {
 /// announced `head_ref`) produced no change: `agent-failed`, not an `api-error` about a
 /// missing remote ref.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/flow/run.rs (fixed on the `run` branch, d821fc4): a completed task that pushed nothing fails `git fetch` of the session's head_ref and the verdict is api-error instead of agent-failed; remove known_bug() in this file when merged"]
 async fn a_task_that_pushed_nothing_is_agent_failed() {
     let ran = run_schedule(focused(
         2,

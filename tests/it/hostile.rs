@@ -630,7 +630,7 @@ async fn an_agent_path_with_dot_dot_segments_never_escapes() {
 /// A file name cannot forge lines of the terminal report: a newline in a name is shown
 /// escaped, so the forged text stays on the line of the file that carries it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug in src/report.rs / src/assessment.rs (not owned here): render_text and violation messages print file names raw, so a name like \"docs/evil\\n  ok  added  src/innocent.rs ...\" adds a forged line to the terminal report (and anything built from the messages); names should be shown escaped (C-style, as git's core.quotePath) in human-readable text"]
+
 async fn a_file_name_cannot_forge_report_lines() {
     let repo = project("version: 1\nscope:\n  allow: [\"src/**\"]\n");
     repo.write(
