@@ -6,6 +6,7 @@
 
 mod check;
 mod publish;
+mod round;
 mod run;
 
 use std::io::Write;
@@ -13,7 +14,7 @@ use std::path::Path;
 
 pub use check::{CheckOptions, check};
 pub use publish::{PublishOptions, actions_io, publish};
-pub use run::{RunOptions, run};
+pub use run::{RunOptions, WAITING_STATE, run};
 
 use crate::policy::Policy;
 use crate::report::{Verdict, describe_decision};
