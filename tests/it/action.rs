@@ -305,36 +305,20 @@ fn action_yml_and_the_cli_agree() {
         let Some(env) = arg.get_env() else { continue };
         let env = env.to_string_lossy();
         if let Some(name) = env.strip_prefix("INPUT_") {
-            let default = arg
-                .get_default_values()
-                .first()
-                .map(|v| v.to_string_lossy().into_owned());
+            let default = arg.get_default_values().first().map(|v| v.to_string_lossy().into_owned());
             cli_inputs.insert(name.to_ascii_lowercase(), default);
         }
     }
     let declared: Vec<&String> = action.inputs.keys().collect();
     let read: Vec<&String> = cli_inputs.keys().collect();
-    assert_eq!(
-        declared, read,
-        "action.yml inputs vs INPUT_* variables the run command reads"
-    );
+    assert_eq!(declared, read, "action.yml inputs vs INPUT_* variables the run command reads");
 
     for (name, input) in &action.inputs {
-        assert!(
-            !input.description.trim().is_empty(),
-            "input {name} needs a description"
-        );
-        assert!(
-            !input.required,
-            "inputs are optional (the runner does not enforce `required`)"
-        );
+        assert!(!input.description.trim().is_empty(), "input {name} needs a description");
+        assert!(!input.required, "inputs are optional (the runner does not enforce `required`)");
         let cli_default = cli_inputs[name].clone();
         let yml_default = input.default.clone().filter(|d| !d.is_empty());
-        match (
-            name.as_str(),
-            yml_default.as_deref(),
-            cli_default.as_deref(),
-        ) {
+        match (name.as_str(), yml_default.as_deref(), cli_default.as_deref()) {
             // Expressions the runner evaluates; the CLI falls back to the same values.
             ("github-token", Some("${{ github.token }}"), None) => {}
             ("api-url", Some("${{ github.api_url }}"), Some("https://api.github.com")) => {}
@@ -347,9 +331,6 @@ fn action_yml_and_the_cli_agree() {
     let outputs: Vec<&str> = action.outputs.keys().map(String::as_str).collect();
     let mut written: Vec<&str> = agent_gate::outputs::NAMES.to_vec();
     written.sort_unstable();
-    assert_eq!(
-        outputs, written,
-        "action.yml outputs vs the outputs the gate writes"
-    );
+    assert_eq!(outputs, written, "action.yml outputs vs the outputs the gate writes");
     assert!(action.outputs.values().all(|o| !o.description.is_empty()));
 }
