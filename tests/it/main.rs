@@ -16,6 +16,7 @@ mod plan;
 mod policy;
 mod repair;
 mod run;
+mod run_rounds;
 mod scope;
 mod sim;
 mod summary;
