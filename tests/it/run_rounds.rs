@@ -276,18 +276,37 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
     assert!(first.files.contains(&"src/key.pem".to_string()));
     assert_eq!(repair.verdict, Verdict::Passed);
     assert_eq!(repair.key, format!("{}-r1", first.key));
-    assert_eq!(first.task_id, repair.task_id, "a follow-up continues the task");
+    assert_eq!(
+        first.task_id, repair.task_id,
+        "a follow-up continues the task"
+    );
     assert_ne!(first.head_sha, repair.head_sha);
     assert_ne!(first.prompt_sha256, repair.prompt_sha256);
-    assert!((first.ai_credits - 1.5).abs() < 1e-9, "{}", first.ai_credits);
-    assert!((repair.ai_credits - 0.5).abs() < 1e-9, "{}", repair.ai_credits);
-    assert!((credits(&report) - 2.0).abs() < 1e-9, "{}", credits(&report));
+    assert!(
+        (first.ai_credits - 1.5).abs() < 1e-9,
+        "{}",
+        first.ai_credits
+    );
+    assert!(
+        (repair.ai_credits - 0.5).abs() < 1e-9,
+        "{}",
+        repair.ai_credits
+    );
+    assert!(
+        (credits(&report) - 2.0).abs() < 1e-9,
+        "{}",
+        credits(&report)
+    );
 
     // The follow-up: the agent's branch, the failing test's output, the rule that denied.
     assert_eq!(g.creates(), 2);
     let bodies = g.create_bodies();
     let follow_up: serde_json::Value = serde_json::from_str(&bodies[1]).expect("json body");
-    let branch = report.task.as_ref().and_then(|t| t.branch.clone()).expect("branch");
+    let branch = report
+        .task
+        .as_ref()
+        .and_then(|t| t.branch.clone())
+        .expect("branch");
     assert_eq!(follow_up["head_ref"], branch.as_str());
     assert_eq!(follow_up["base_ref"], "main");
     let prompt = follow_up["prompt"].as_str().expect("prompt");
@@ -299,7 +318,10 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
         "{prompt}"
     );
     assert!(prompt.contains(&marker(&repair.key)), "{prompt}");
-    assert!(prompt.contains("> Add subtraction to the library"), "{prompt}");
+    assert!(
+        prompt.contains("> Add subtraction to the library"),
+        "{prompt}"
+    );
 
     // The timeline spans both rounds; progress names the repair round.
     let states: Vec<&str> = report
@@ -310,9 +332,16 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
         .iter()
         .map(|e| e.state.as_str())
         .collect();
-    assert_eq!(states.iter().filter(|s| **s == "completed").count(), 2, "{states:?}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "completed").count(),
+        2,
+        "{states:?}"
+    );
     assert!(progress.contains("repair round 1 of 1"), "{progress}");
-    assert!(progress.contains("repair round 1: task completed"), "{progress}");
+    assert!(
+        progress.contains("repair round 1: task completed"),
+        "{progress}"
+    );
     assert_eq!(g.work.git(["for-each-ref", "refs/agent-gate"]), "");
 
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
@@ -380,16 +409,26 @@ async fn exhausted_repair_rounds_keep_the_last_verdict_after_n_plus_one_sessions
             (2, Verdict::ChecksFailed)
         ]
     );
-    assert!(report.checks[0].output_tail.contains("gave 2"), "the last round's checks");
     assert!(
-        report.notes.iter().any(|n| n.contains("repair rounds exhausted (2 of 2)")),
+        report.checks[0].output_tail.contains("gave 2"),
+        "the last round's checks"
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("repair rounds exhausted (2 of 2)")),
         "{:?}",
         report.notes
     );
     let bodies = g.create_bodies();
     assert!(bodies[2].contains("Repair round 2 of 2."), "{}", bodies[2]);
     assert!(bodies[2].contains("FAIL: add 2 3 gave 1"), "{}", bodies[2]);
-    assert!((credits(&report) - 3.0).abs() < 1e-9, "{}", credits(&report));
+    assert!(
+        (credits(&report) - 3.0).abs() < 1e-9,
+        "{}",
+        credits(&report)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +450,10 @@ async fn a_run_over_the_daily_task_budget_is_refused_and_creates_nothing() {
     let budget = report.budget.as_ref().expect("the figures");
     assert_eq!(budget.tasks_today, 1);
     assert!(budget.would_exceed.is_some());
-    assert!(progress.contains("verdict over-budget (exit 14)"), "{progress}");
+    assert!(
+        progress.contains("verdict over-budget (exit 14)"),
+        "{progress}"
+    );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
     assert_eq!(json["budget"]["tasks_today"], 1);
 }
@@ -443,8 +485,16 @@ async fn a_run_within_budget_is_started_and_repair_rounds_count_against_it() {
     let g = gate(
         &policy("  max-tasks-per-day: 2\n  repair-rounds: 3\n"),
         vec![
-            agent("Repair round", vec![write("src/lib.sh", "add() { echo 9; }\n")], 1.0),
-            agent("Fix the adder", vec![write("src/lib.sh", "add() { echo 0; }\n")], 1.0),
+            agent(
+                "Repair round",
+                vec![write("src/lib.sh", "add() { echo 9; }\n")],
+                1.0,
+            ),
+            agent(
+                "Fix the adder",
+                vec![write("src/lib.sh", "add() { echo 0; }\n")],
+                1.0,
+            ),
         ],
         None,
     )
@@ -559,7 +609,7 @@ async fn a_rerun_attaching_to_its_own_task_never_waits_for_capacity() {
     let own = g.gate_task("Add subtraction", "nightly-1").await;
     let mut opts = g.opts("Add subtraction");
     opts.task_key = Some("nightly-1".to_string());
-    opts.timeout = Some(Duration::from_secs(60));
+    opts.timeout = Some(Duration::from_mins(1));
     let (report, progress) = g.run(opts).await;
     // Neither the slot the blocker holds nor the spent budget stops the re-run.
     assert_verdict(&report, Verdict::Passed, 0);
@@ -577,7 +627,11 @@ async fn a_rerun_attaches_to_the_repair_round_in_flight() {
         &policy("  repair-rounds: 2\n"),
         vec![
             agent("Repair round 1", vec![write("src/sub.sh", SUB)], 0.5),
-            agent("Add subtraction", vec![write("src/sub.sh", "sub() { :; }\n")], 1.0),
+            agent(
+                "Add subtraction",
+                vec![write("src/sub.sh", "sub() { :; }\n")],
+                1.0,
+            ),
         ],
         None,
     )
