@@ -149,6 +149,10 @@ pub struct RunArgs {
     /// high, normal or low.
     #[arg(long, env = "INPUT_PRIORITY", default_value = "normal")]
     pub priority: String,
+    /// Follow-up tasks that get the gate's findings when the change fails its checks or
+    /// leaves the scope (default: the policy's agent.repair-rounds).
+    #[arg(long, env = "INPUT_REPAIR-ROUNDS")]
+    pub repair_rounds: Option<String>,
     /// `owner/repo` on GitHub.
     #[arg(long, env = "GITHUB_REPOSITORY")]
     pub repository: Option<String>,
@@ -329,15 +333,36 @@ pub fn main(cli: Cli) -> u8 {
                     Some(d)
                 }
             };
-            let priority = a.priority.trim().to_ascii_lowercase();
-            if !["", "high", "normal", "low"].contains(&priority.as_str()) {
+            let priority = if a.priority.trim().is_empty() {
+                crate::manifest::Priority::default()
+            } else if let Some(p) = crate::manifest::Priority::parse(&a.priority) {
+                p
+            } else {
                 let _ = writeln!(
                     err,
                     "error: priority `{}` must be high, normal or low",
                     a.priority
                 );
                 return Verdict::ConfigError.exit_code();
-            }
+            };
+            let repair_rounds = match a
+                .repair_rounds
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+            {
+                None => None,
+                Some(r) => {
+                    let Ok(n) = r.parse::<u32>() else {
+                        let _ = writeln!(
+                            err,
+                            "error: repair-rounds `{r}` is not a whole number of rounds like 0, 1 or 2"
+                        );
+                        return Verdict::ConfigError.exit_code();
+                    };
+                    Some(n)
+                }
+            };
             let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
             let var = |k: &str| std::env::var(k).unwrap_or_default();
             let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
@@ -368,8 +393,9 @@ pub fn main(cli: Cli) -> u8 {
                 },
                 gate_env: env,
                 heartbeat: std::time::Duration::from_secs(30),
+                priority,
+                repair_rounds,
             };
-            let _ = a.priority;
             let mut secrets = secrets_from_env();
             secrets.push(opts.token.clone());
             secrets.extend(opts.github_token.clone());

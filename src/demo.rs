@@ -199,6 +199,8 @@ impl World {
             key_inputs: KeyInputs::default(),
             gate_env,
             heartbeat: Duration::from_secs(30),
+            priority: crate::manifest::Priority::Normal,
+            repair_rounds: None,
         }
     }
 

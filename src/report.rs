@@ -276,6 +276,32 @@ pub struct Report {
     /// Other facts a reader should know (dry run, attached task, why the agent failed…).
     pub notes: Vec<String>,
     pub totals: Totals,
+    /// Today's agent-gate spending against the policy's daily budgets, when the policy sets
+    /// one and the run counted it (the figures behind an `over-budget` verdict).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::budget::BudgetStatus>,
+    /// How the run waited for capacity under `agent.max-concurrent-tasks`, when it had to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission: Option<AdmissionRecord>,
+    /// Every round the run gated (the first task, then each repair round), in order, when
+    /// repair rounds are enabled; the report's other fields are the last round's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<crate::repair::RoundRecord>,
+}
+
+/// How a `run` was admitted under `agent.max-concurrent-tasks` (issue 8).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdmissionRecord {
+    /// `high`, `normal` or `low`.
+    pub priority: String,
+    /// The run could start once fewer than this many agent-gate tasks were running.
+    pub limit: u32,
+    /// agent-gate tasks running at the last check that found no slot.
+    pub running: u32,
+    /// Seconds spent waiting for a slot (counted against the deadline).
+    pub waited_s: f64,
+    /// False when the deadline passed first ("never admitted").
+    pub admitted: bool,
 }
 
 impl Report {
@@ -299,6 +325,9 @@ impl Report {
             errors: Vec::new(),
             notes: Vec::new(),
             totals: Totals::default(),
+            budget: None,
+            admission: None,
+            rounds: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 mod check;
 mod publish;
 mod review;
+mod round;
 mod run;
 
 use std::io::Write;
@@ -19,7 +20,7 @@ pub use review::{
     ReviewRecord, StatusSet, comment_body, comment_marker, review, status_description,
     status_state,
 };
-pub use run::{RunOptions, run};
+pub use run::{RunOptions, WAITING_STATE, run};
 
 use crate::policy::Policy;
 use crate::report::{Verdict, describe_decision};

@@ -1,7 +1,8 @@
 //! `agent-gate run`: the whole flow of DESIGN §1 — load inputs and the policy from the base
-//! ref, admit, attach to or start the task, poll it to the deadline, stop it when the
-//! deadline passes or the gate is interrupted, fetch the agent's head, and gate the change
-//! with the steps `check` uses. Every failure becomes a verdict in the [`Report`].
+//! ref, attach to the run's task or (within the daily budget, once admitted under
+//! `agent.max-concurrent-tasks`) start it, then hand over to `round.rs`, which polls it to
+//! the deadline, gates the agent's change with the steps `check` uses, and runs the repair
+//! rounds. Every failure becomes a verdict in the [`Report`].
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -10,16 +11,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::flow::check::{GateContext, config_error, gate_change, load_policy_at, narrow};
+use crate::admission::{Admission, AdmissionLimits, Priority, WaitInfo, admit};
+use crate::budget::{BudgetError, BudgetLimits, check_budget};
+use crate::flow::check::{config_error, load_policy_at, narrow};
+use crate::flow::round::{RoundContext, gate_rounds};
 use crate::git::Git;
-use crate::github::types::{ArtifactRef, Task, TaskState};
+use crate::github::types::{ArtifactRef, Task};
 use crate::github::{
-    ApiError, Client, ClientConfig, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions,
-    StopReason, StopRecord, create_task_request, poll_task, since_before_now, stop, task_cost,
+    ApiError, Client, ClientConfig, StatePolicy, create_task_request, since_before_now,
 };
 use crate::policy::{OnIdle, OnWaitingForUser, Policy};
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
-use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
+use crate::report::{AdmissionRecord, Report, TaskInfo, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
 
 /// How far back a re-run looks for the task carrying its key.
@@ -56,23 +59,30 @@ pub struct RunOptions {
     pub gate_env: Vec<(OsString, OsString)>,
     /// At most one heartbeat line this often while waiting.
     pub heartbeat: Duration,
+    /// Who may take the slots `agent.reserved-for-high` keeps free.
+    pub priority: Priority,
+    /// Repair rounds (the `repair-rounds` input); `None`: the policy's `agent.repair-rounds`.
+    pub repair_rounds: Option<u32>,
 }
 
-fn api_error(mut report: Report, context: &str, e: &ApiError) -> Report {
+/// The timeline state of a run waiting for a slot under `agent.max-concurrent-tasks`.
+pub const WAITING_STATE: &str = "waiting-for-capacity";
+
+pub(super) fn api_error(mut report: Report, context: &str, e: &ApiError) -> Report {
     report.errors.push(format!("{context}: {e}"));
     report.set_verdict(Verdict::ApiError);
     report.finish();
     report
 }
 
-fn finish_with(mut report: Report, verdict: Verdict, note: String) -> Report {
+pub(super) fn finish_with(mut report: Report, verdict: Verdict, note: String) -> Report {
     report.notes.push(note);
     report.set_verdict(report.verdict.combine(verdict));
     report.finish();
     report
 }
 
-fn state_policy_idle(p: OnIdle) -> StatePolicy {
+pub(super) fn state_policy_idle(p: OnIdle) -> StatePolicy {
     match p {
         OnIdle::Accept => StatePolicy::Accept,
         OnIdle::Wait => StatePolicy::Wait,
@@ -80,14 +90,14 @@ fn state_policy_idle(p: OnIdle) -> StatePolicy {
     }
 }
 
-fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
+pub(super) fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
     match p {
         OnWaitingForUser::Fail => StatePolicy::Fail,
         OnWaitingForUser::Wait => StatePolicy::Wait,
     }
 }
 
-fn fmt_secs(d: Duration) -> String {
+pub(super) fn fmt_secs(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
@@ -99,7 +109,7 @@ fn fmt_secs(d: Duration) -> String {
 }
 
 /// The branch the agent worked on: the `branch` artifact, else the last session's `head_ref`.
-fn task_branch(task: &Task) -> Option<String> {
+pub(super) fn task_branch(task: &Task) -> Option<String> {
     task.artifacts
         .iter()
         .find_map(|a| match a.decode() {
@@ -114,7 +124,7 @@ fn task_branch(task: &Task) -> Option<String> {
 }
 
 /// Whether the task reports a pushed branch or a pull request.
-fn pushed(task: &Task) -> bool {
+pub(super) fn pushed(task: &Task) -> bool {
     task.artifacts.iter().any(|a| {
         matches!(
             a.decode(),
@@ -129,7 +139,7 @@ fn base_named(message: &str, rev: &str, branch: &str) -> String {
     message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
 }
 
-fn session_error(task: &Task) -> Option<String> {
+pub(super) fn session_error(task: &Task) -> Option<String> {
     task.sessions.as_ref().and_then(|s| {
         s.iter()
             .rev()
@@ -139,9 +149,9 @@ fn session_error(task: &Task) -> Option<String> {
 
 /// Private refs the gate fetches into, removed when the run ends, so the workspace's own
 /// branches and HEAD are never touched.
-struct PrivateRefs<'a> {
-    git: &'a Git,
-    names: Vec<String>,
+pub(super) struct PrivateRefs<'a> {
+    pub git: &'a Git,
+    pub names: Vec<String>,
 }
 
 impl Drop for PrivateRefs<'_> {
@@ -160,7 +170,7 @@ pub async fn run(
     progress: &mut (dyn Write + Send),
 ) -> Report {
     let started = Instant::now();
-    let report = run_gate(opts, shutdown, progress, started).await;
+    let report = Box::pin(run_gate(opts, shutdown, progress, started)).await;
     let _ = writeln!(
         progress,
         "agent-gate: verdict {} (exit {}) after {}",
@@ -222,8 +232,7 @@ async fn run_gate(
         .or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten())
         .unwrap_or_else(|| "main".to_string());
     let base_local = format!("refs/agent-gate/{tag}/base");
-    let mut base_rev = match fetch_branch(&git, &opts.remote, &base_branch, &base_local, &mut refs)
-    {
+    let mut base_rev = match fetch_branch(&git, &opts, &base_branch, &base_local, &mut refs) {
         Ok(r) => r,
         Err(e) => return config_error(report, e),
     };
@@ -238,7 +247,7 @@ async fn run_gate(
         && b != base_branch
     {
         base_branch = b;
-        base_rev = match fetch_branch(&git, &opts.remote, &base_branch, &base_local, &mut refs) {
+        base_rev = match fetch_branch(&git, &opts, &base_branch, &base_local, &mut refs) {
             Ok(r) => r,
             Err(e) => {
                 return config_error(
@@ -304,7 +313,7 @@ async fn run_gate(
         );
     }
 
-    // 4. Attach or start.
+    // 4. Attach, or check the budget, wait for capacity and start.
     let mut cfg =
         ClientConfig::new(opts.token.clone(), owner, name).with_api_url(opts.api_url.clone());
     cfg.request_timeout = Duration::from_secs(30);
@@ -324,25 +333,23 @@ async fn run_gate(
         None => client.clone(),
     };
     let client = client.with_deadline(deadline);
-    // A signal here stops the gate at once: nothing is started after it, and a create in
-    // flight is abandoned (a re-run with the same key finds the task if it was made).
-    let started_or_found = tokio::select! {
-        biased;
-        signal = shutdown.wait() => Err(signal),
-        r = start_or_attach(&client, &opts, &prompt, &mark, &task_base) => Ok(r),
+    let mut timeline: Vec<TimelineEntry> = Vec::new();
+    let start = StartContext {
+        client: &client,
+        opts: &opts,
+        policy: &policy,
+        prompt: &prompt,
+        mark: &mark,
+        key: &key,
+        base: &task_base,
+        shutdown: &shutdown,
+        started,
+        deadline,
+        timeout,
     };
-    let (task, attached) = match started_or_found {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return api_error(report, "cannot start or find the agent task", &e),
-        Err(signal) => {
-            return finish_with(
-                report,
-                Verdict::Cancelled,
-                format!(
-                    "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
-                ),
-            );
-        }
+    let (task, attached) = match start_task(&start, &mut report, &mut timeline, progress).await {
+        Ok(t) => t,
+        Err(done) => return *done,
     };
     let _ = writeln!(
         progress,
@@ -362,325 +369,271 @@ async fn run_gate(
         info.attached = attached;
     }
 
-    // 5. Poll to the deadline.
-    let poll_opts = PollOptions {
-        initial: policy.agent.poll_initial,
-        max: policy.agent.poll_max,
-        deadline,
-        on_idle: state_policy_idle(policy.agent.on_idle),
-        on_waiting_for_user: state_policy_waiting(policy.agent.on_waiting_for_user),
-        jitter: 0.1,
-    };
-    let mut timeline: Vec<TimelineEntry> = Vec::new();
-    let mut last_line = Instant::now();
-    let heartbeat = opts.heartbeat;
-    let outcome = {
-        let timeline = &mut timeline;
-        let progress = &mut *progress;
-        let stop_signal = shutdown.clone();
-        poll_task(
-            &client,
-            &task.id,
-            &poll_opts,
-            async move {
-                stop_signal.wait().await;
-            },
-            move |ev| {
-                let elapsed = started.elapsed();
-                match ev {
-                    PollEvent::StateChanged { to, at, .. } => {
-                        timeline.push(TimelineEntry {
-                            state: to.to_string(),
-                            at: at.to_string(),
-                            elapsed_s: elapsed.as_secs_f64(),
-                        });
-                        let _ = writeln!(
-                            progress,
-                            "agent-gate: task {to} (after {}, deadline in {})",
-                            fmt_secs(elapsed),
-                            fmt_secs(timeout.saturating_sub(elapsed))
-                        );
-                        last_line = Instant::now();
-                    }
-                    PollEvent::Heartbeat { state, .. } => {
-                        if last_line.elapsed() >= heartbeat {
-                            let _ = writeln!(
-                                progress,
-                                "agent-gate: still {state} (after {}, deadline in {})",
-                                fmt_secs(elapsed),
-                                fmt_secs(timeout.saturating_sub(elapsed))
-                            );
-                            last_line = Instant::now();
-                        }
-                    }
-                    PollEvent::Retrying { error, wait } => {
-                        let _ = writeln!(
-                            progress,
-                            "agent-gate: API error, retrying in {}: {error}",
-                            fmt_secs(wait)
-                        );
-                    }
-                }
-            },
-        )
-        .await
-    };
-    let last = outcome.last().cloned().unwrap_or_else(|| task.clone());
-    if let Some(info) = report.task.as_mut() {
-        info.timeline = timeline;
-        info.state = last.state.to_string();
-        let cost = task_cost(&last);
-        info.ai_credits = cost.ai_credits();
-        info.premium_requests = cost.premium_requests;
-        info.branch = task_branch(&last);
-    }
-
-    // 6. What the task's end means.
-    let stop_opts = StopOptions {
-        status_context: policy.report.status_context.clone(),
-        comment: policy.report.comment,
-        ..StopOptions::default()
-    };
-    let done = match outcome {
-        PollOutcome::Finished { task } if task.state == TaskState::Completed => task,
-        PollOutcome::Accepted { task } => {
-            report.notes.push(format!(
-                "the task is `{}`; policy accepts it and gates what the branch holds",
-                task.state
-            ));
-            task
-        }
-        PollOutcome::Finished { task } => {
-            let why = session_error(&task)
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
-            return finish_with(
-                report,
-                Verdict::AgentFailed,
-                format!("the task ended `{}` on GitHub's side{why}", task.state),
-            );
-        }
-        PollOutcome::Rejected { task } => {
-            return finish_with(
-                report,
-                Verdict::AgentFailed,
-                format!(
-                    "the task is `{}` and the policy says fail (agent.on-idle / agent.on-waiting-for-user)",
-                    task.state
-                ),
-            );
-        }
-        PollOutcome::DeadlineReached { last } => {
-            let task = last.unwrap_or(task);
-            let record =
-                bounded_stop(&status_client, &task, StopReason::TimedOut, &stop_opts).await;
-            record_stop(&mut report, &record);
-            return finish_with(
-                report,
-                Verdict::TimedOut,
-                format!(
-                    "the gate's deadline ({}) passed while the task was `{}`",
-                    fmt_secs(timeout),
-                    task.state
-                ),
-            );
-        }
-        PollOutcome::Interrupted { last } => {
-            let task = last.unwrap_or(task);
-            let _ = writeln!(
-                progress,
-                "agent-gate: interrupted; recording the stop of task {}",
-                task.id
-            );
-            let record =
-                bounded_stop(&status_client, &task, StopReason::Cancelled, &stop_opts).await;
-            record_stop(&mut report, &record);
-            let signal = shutdown.fired().unwrap_or("a signal");
-            return finish_with(
-                report,
-                Verdict::Cancelled,
-                format!(
-                    "the gate was interrupted by {signal} while the task was `{}`",
-                    task.state
-                ),
-            );
-        }
-        PollOutcome::ApiError { error, .. } => {
-            return api_error(report, "polling the task failed", &error);
-        }
-    };
-
-    // 7. Collect the agent's change.
-    let Some(branch) = task_branch(&done) else {
-        return no_change(
-            report,
-            &policy,
-            "the task finished without a branch or pull request",
-        );
-    };
-    match client.find_pull_for_branch(&branch).await {
-        Ok(Some(pr)) => {
-            if let Some(info) = report.task.as_mut() {
-                info.pr_number = Some(pr.number);
-                info.pr_url = Some(pr.html_url.clone());
-            }
-        }
-        Ok(None) => {}
-        Err(e) => report.notes.push(format!(
-            "could not look up the pull request of `{branch}`: {e}"
-        )),
-    }
-    report.head = Some(branch.clone());
-    let head_local = format!("refs/agent-gate/{tag}/head");
-    let head_rev = match git.fetch(
-        &opts.remote,
-        &[&format!("+refs/heads/{branch}:{head_local}")],
-    ) {
-        Ok(()) => {
-            refs.names.push(head_local.clone());
-            match git.rev_parse(&head_local) {
-                Ok(r) => r,
-                Err(e) => return config_error(report, e.to_string()),
-            }
-        }
-        // The session names its branch from the start; without a branch or pull artifact
-        // the agent never pushed it.
-        Err(_) if !pushed(&done) && report.task.as_ref().is_none_or(|t| t.pr_number.is_none()) => {
-            return no_change(
-                report,
-                &policy,
-                &format!("the task finished without pushing its branch `{branch}`"),
-            );
-        }
-        Err(e) => {
-            report.errors.push(format!(
-                "cannot fetch the agent's branch `{branch}` from `{}`: {e}",
-                opts.remote
-            ));
-            report.set_verdict(Verdict::ApiError);
-            report.finish();
-            return report;
-        }
-    };
-    let changes = match git.changes(&base_rev, &head_rev) {
-        Ok(c) => c,
-        Err(e) => return config_error(report, e.to_string()),
-    };
-    if changes.changes.is_empty() {
-        return no_change(
-            report,
-            &policy,
-            &format!("the agent's branch `{branch}` holds no change against `{base_branch}`"),
-        );
-    }
-    let ctx = GateContext {
+    // 5–8. Poll, collect and gate; then repair rounds while the policy allows them.
+    let ctx = RoundContext {
+        opts: &opts,
         git: &git,
+        client: &client,
+        status_client: &status_client,
         policy: &policy,
         scope: &scope,
-        jobs: opts.jobs,
-        gate_env: opts.gate_env.clone(),
-        workspace: opts.repo.clone(),
+        key: &key,
+        base_branch: &base_branch,
+        base_rev: &base_rev,
+        head_local: format!("refs/agent-gate/{tag}/head"),
+        shutdown: &shutdown,
+        started,
+        timeout,
+        deadline,
+        max_rounds: opts.repair_rounds.unwrap_or(policy.agent.repair_rounds),
     };
-    let _ = writeln!(
-        progress,
-        "agent-gate: gating {} of `{branch}`{}",
-        match changes.changes.len() {
-            1 => "1 changed file".to_string(),
-            n => format!("{n} changed files"),
-        },
-        match policy.checks.len() {
-            0 => String::new(),
-            1 => " (1 check)".to_string(),
-            n => format!(" ({n} checks)"),
-        }
-    );
-    gate_change(&ctx, &changes, &mut report, &shutdown).await;
+    let report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
     drop(refs);
     report
 }
 
-fn no_change(report: Report, policy: &Policy, why: &str) -> Report {
-    if policy.agent.allow_no_change {
-        finish_with(
-            report,
-            Verdict::Passed,
-            format!("{why} (agent.allow-no-change: true)"),
-        )
-    } else {
-        finish_with(
-            report,
-            Verdict::AgentFailed,
-            format!("{why}; a change was required (agent.allow-no-change: false)"),
-        )
-    }
+/// What [`start_task`] needs.
+struct StartContext<'a> {
+    client: &'a Client,
+    opts: &'a RunOptions,
+    policy: &'a Policy,
+    prompt: &'a str,
+    mark: &'a str,
+    key: &'a str,
+    base: &'a str,
+    shutdown: &'a Shutdown,
+    started: Instant,
+    deadline: Instant,
+    timeout: Duration,
 }
 
-/// How long marking a stopped task's pull request may take: the runner kills the gate
-/// 10 s after its first signal (SIGINT, then SIGTERM at 7.5 s).
-const STOP_BUDGET: Duration = Duration::from_secs(5);
-
-/// [`stop`], given at most [`STOP_BUDGET`]; past it the record says what was not done.
-async fn bounded_stop(
-    client: &Client,
-    task: &Task,
-    reason: StopReason,
-    opts: &StopOptions,
-) -> StopRecord {
-    let deadline = Instant::now() + STOP_BUDGET;
-    let client = client.with_deadline(deadline);
-    match tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
-        Ok(record) => record,
-        Err(_) => StopRecord {
-            task_id: task.id.clone(),
-            reason,
-            last_state: task.state.clone(),
-            session_url: task.html_url.clone(),
-            cancelled_on_github: false,
-            pull_request: None,
-            actions: Vec::new(),
-            errors: vec![format!(
-                "marking the pull request did not finish within {}",
-                fmt_secs(STOP_BUDGET)
-            )],
-            at: jiff::Timestamp::now().to_string(),
-        },
-    }
-}
-
-fn record_stop(report: &mut Report, record: &StopRecord) {
-    if let Some(info) = report.task.as_mut() {
-        info.state = record.last_state.to_string();
-        let mut actions: Vec<String> = record
-            .actions
-            .iter()
-            .map(|a| serde_json::to_string(a).unwrap_or_default())
-            .collect();
-        if let Some(url) = &record.session_url {
-            actions.push(format!(
-                "GitHub has no API to cancel a task: stop the session from its page {url}"
-            ));
+/// Attach to the run's task (`task-id`, or the task carrying the key's marker); when there
+/// is none, check the daily budget, wait for capacity, and create it. A re-run that attaches
+/// neither counts against the budget nor waits. `Err` is the finished report of a run that
+/// ends here (over budget, never admitted, interrupted, API error).
+async fn start_task(
+    s: &StartContext<'_>,
+    report: &mut Report,
+    timeline: &mut Vec<TimelineEntry>,
+    progress: &mut (dyn Write + Send),
+) -> Result<(Task, bool), Box<Report>> {
+    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
+    let interrupted = |r: Report, signal: &str, key: &str| {
+        Box::new(finish_with(
+            r,
+            Verdict::Cancelled,
+            format!(
+                "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
+            ),
+        ))
+    };
+    // A signal here stops the gate at once: nothing is started after it, and a request in
+    // flight is abandoned (a re-run with the same key finds the task if it was made).
+    let found = tokio::select! {
+        biased;
+        signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
+        r = find_existing(s.client, s.opts, s.mark) => r,
+    };
+    match found {
+        Ok(Some(task)) => return Ok((task, true)),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Box::new(api_error(
+                take(report),
+                "cannot start or find the agent task",
+                &e,
+            )));
         }
-        actions.extend(record.errors.iter().map(|e| format!("error: {e}")));
-        info.stop_actions = actions;
+    }
+
+    // The daily budget: refused before anything starts (and before any wait).
+    let limits = BudgetLimits::from_agent(&s.policy.agent);
+    if !limits.is_unlimited() {
+        let checked = tokio::select! {
+            biased;
+            signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
+            r = check_budget(s.client, limits, since_before_now(s.client, Duration::ZERO), 1) => r,
+        };
+        match checked {
+            Ok(status) => {
+                let message = status.message();
+                let over = status.would_exceed.is_some();
+                report.budget = Some(status);
+                if over {
+                    let mut r = take(report);
+                    r.errors.push(message);
+                    r.set_verdict(r.verdict.combine(Verdict::OverBudget));
+                    r.finish();
+                    return Err(Box::new(r));
+                }
+                let _ = writeln!(progress, "agent-gate: {message}");
+            }
+            Err(BudgetError::Api(e)) => {
+                return Err(Box::new(api_error(
+                    take(report),
+                    "cannot count today's agent tasks for the daily budget",
+                    &e,
+                )));
+            }
+            Err(e) => return Err(Box::new(config_error(take(report), e.to_string()))),
+        }
+    }
+
+    // Admission: wait for a slot under agent.max-concurrent-tasks; the wait counts against
+    // the deadline.
+    let limits = AdmissionLimits::from_policy(&s.policy.agent);
+    if let Some(limit) = limits.limit_for(s.opts.priority) {
+        let mut waited_any = false;
+        let mut seen_running = 0u32;
+        let mut last_line: Option<(Instant, u32)> = None;
+        let heartbeat = s.opts.heartbeat;
+        let started = s.started;
+        let timeout = s.timeout;
+        let admission = {
+            let timeline = &mut *timeline;
+            let progress = &mut *progress;
+            admit(
+                s.client,
+                limits,
+                s.opts.priority,
+                s.mark,
+                s.deadline,
+                s.policy.agent.poll_max,
+                s.shutdown.wait(),
+                |info: WaitInfo| {
+                    let elapsed = started.elapsed();
+                    seen_running = info.running;
+                    if !waited_any {
+                        waited_any = true;
+                        timeline.push(TimelineEntry {
+                            state: WAITING_STATE.to_string(),
+                            at: jiff::Timestamp::now().to_string(),
+                            elapsed_s: elapsed.as_secs_f64(),
+                        });
+                    }
+                    let due = last_line.is_none_or(|(at, running)| {
+                        running != info.running || at.elapsed() >= heartbeat
+                    });
+                    if due {
+                        let _ = writeln!(
+                            progress,
+                            "agent-gate: {info}; priority {} (after {}, deadline in {})",
+                            s.opts.priority,
+                            fmt_secs(elapsed),
+                            fmt_secs(timeout.saturating_sub(elapsed))
+                        );
+                        last_line = Some((Instant::now(), info.running));
+                    }
+                },
+            )
+            .await
+        };
+        let record = |running: u32, waited: Duration, admitted: bool| AdmissionRecord {
+            priority: s.opts.priority.to_string(),
+            limit,
+            running,
+            waited_s: waited.as_secs_f64(),
+            admitted,
+        };
+        match admission {
+            Admission::Admitted { waited } => {
+                if waited_any {
+                    let _ = writeln!(
+                        progress,
+                        "agent-gate: admitted after waiting {} for capacity",
+                        fmt_secs(waited)
+                    );
+                    report.notes.push(format!(
+                        "the run waited {} for capacity (agent.max-concurrent-tasks, priority {})",
+                        fmt_secs(waited),
+                        s.opts.priority
+                    ));
+                    report.admission = Some(record(seen_running, waited, true));
+                }
+            }
+            Admission::NeverAdmitted { waited, running } => {
+                report.admission = Some(record(running, waited, false));
+                if let Some(info) = report.task.as_mut() {
+                    info.timeline = std::mem::take(timeline);
+                    info.state = WAITING_STATE.to_string();
+                }
+                return Err(Box::new(finish_with(
+                    take(report),
+                    Verdict::TimedOut,
+                    format!(
+                        "never admitted: the gate's deadline ({}) passed after waiting {} for capacity; {running} agent-gate tasks were running and a {} run may start below {limit} (agent.max-concurrent-tasks{}). Nothing was started.",
+                        fmt_secs(s.timeout),
+                        fmt_secs(waited),
+                        s.opts.priority,
+                        if limits.reserved_for_high > 0 {
+                            format!(", {} reserved for high priority", limits.reserved_for_high)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )));
+            }
+            Admission::Interrupted => {
+                if let Some(info) = report.task.as_mut() {
+                    info.timeline = std::mem::take(timeline);
+                }
+                let signal = s.shutdown.fired().unwrap_or("a signal");
+                return Err(Box::new(finish_with(
+                    take(report),
+                    Verdict::Cancelled,
+                    format!(
+                        "the gate was interrupted by {signal} while waiting for capacity; nothing was started"
+                    ),
+                )));
+            }
+            Admission::ApiError(e) => {
+                return Err(Box::new(api_error(
+                    take(report),
+                    "cannot count the running agent tasks for admission",
+                    &e,
+                )));
+            }
+        }
+    }
+
+    let created = tokio::select! {
+        biased;
+        signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
+        r = create_first(s.client, s.opts, s.prompt, s.mark, s.base) => r,
+    };
+    match created {
+        Ok(task) => Ok((task, false)),
+        Err(e) => Err(Box::new(api_error(
+            take(report),
+            "cannot start or find the agent task",
+            &e,
+        ))),
     }
 }
 
-async fn start_or_attach(
+/// The task carrying the run's key (or named by `task-id`), if there is one.
+async fn find_existing(
+    client: &Client,
+    opts: &RunOptions,
+    mark: &str,
+) -> Result<Option<Task>, ApiError> {
+    if let Some(id) = opts.task_id.as_deref().filter(|i| !i.trim().is_empty()) {
+        return client.get_task(id.trim()).await.map(Some);
+    }
+    let window_start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::try_from(ATTACH_WINDOW).unwrap_or_default())
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    client.find_task_by_marker(mark, Some(window_start)).await
+}
+
+/// Create the run's first task (idempotently: a lost create is found by its marker).
+async fn create_first(
     client: &Client,
     opts: &RunOptions,
     prompt: &str,
     mark: &str,
     base: &str,
-) -> Result<(Task, bool), ApiError> {
-    if let Some(id) = opts.task_id.as_deref().filter(|i| !i.trim().is_empty()) {
-        return client.get_task(id.trim()).await.map(|t| (t, true));
-    }
-    let window_start = jiff::Timestamp::now()
-        .checked_sub(jiff::SignedDuration::try_from(ATTACH_WINDOW).unwrap_or_default())
-        .unwrap_or_else(|_| jiff::Timestamp::now());
-    if let Some(existing) = client.find_task_by_marker(mark, Some(window_start)).await? {
-        return Ok((existing, true));
-    }
+) -> Result<Task, ApiError> {
     let mut req = create_task_request(prompt, Some(base.to_string()));
     req.model = opts.model.clone().filter(|m| !m.trim().is_empty());
     req.custom_agent = opts.custom_agent.clone().filter(|m| !m.trim().is_empty());
@@ -688,20 +641,48 @@ async fn start_or_attach(
     client
         .create_task_idempotent(&req, mark, since)
         .await
-        .map(|c| (c.task, false))
+        .map(|c| c.task)
+}
+
+/// `git fetch` of `refspecs` from the run's remote; when that fails and a token is given
+/// (`github-token`, else `token`), once more with the token as an HTTP header — a workspace
+/// checked out with `persist-credentials: false` has no credentials of its own. The token
+/// never appears in an argument or a message.
+pub(super) fn fetch_refs(
+    git: &Git,
+    opts: &RunOptions,
+    refspecs: &[&str],
+) -> Result<(), crate::git::GitError> {
+    match git.fetch(&opts.remote, refspecs) {
+        Ok(()) => Ok(()),
+        Err(plain) => {
+            let token = opts
+                .github_token
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .or_else(|| Some(opts.token.as_str()).filter(|t| !t.trim().is_empty()));
+            match token {
+                Some(t) => git
+                    .fetch_with_token(&opts.remote, refspecs, t.trim())
+                    .map_err(|_| plain),
+                None => Err(plain),
+            }
+        }
+    }
 }
 
 /// Fetch `refs/heads/<branch>` from `remote` into the private ref `local`; fall back to a
 /// local branch of that name when the remote cannot be reached (a CLI run without one).
 fn fetch_branch(
     git: &Git,
-    remote: &str,
+    opts: &RunOptions,
     branch: &str,
     local: &str,
     refs: &mut PrivateRefs<'_>,
 ) -> Result<String, String> {
     let spec = format!("+refs/heads/{branch}:{local}");
-    match git.fetch(remote, &[&spec]) {
+    let remote = &opts.remote;
+    match fetch_refs(git, opts, &[&spec]) {
         Ok(()) => {
             refs.names.push(local.to_string());
             git.rev_parse(local).map_err(|e| e.to_string())

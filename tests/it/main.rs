@@ -19,6 +19,7 @@ mod policy;
 mod repair;
 mod review;
 mod run;
+mod run_rounds;
 mod scope;
 mod sim;
 mod summary;

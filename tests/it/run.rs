@@ -125,6 +125,8 @@ impl Gate {
             key_inputs: KeyInputs::default(),
             gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
             heartbeat: Duration::from_secs(30),
+            priority: agent_gate::admission::Priority::Normal,
+            repair_rounds: None,
         }
     }
 
