@@ -64,7 +64,7 @@ fn the_demo_reaches_every_expected_verdict_and_cleans_up() {
     // Each report is printed, with the facts behind its verdict.
     assert!(stdout.contains("verdict: passed (exit 0)"), "{stdout}");
     assert!(
-        stdout.contains("protected by \"/.github/workflows/\""),
+        stdout.contains("protected by \"/.github/workflows\""),
         "{stdout}"
     );
     assert!(

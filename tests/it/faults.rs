@@ -538,6 +538,8 @@ fn run_options(work: &Path, api_url: &str, instruction: &str, deadline: Duration
         key_inputs: KeyInputs::default(),
         gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
         heartbeat: Duration::from_mins(1),
+        priority: agent_gate::admission::Priority::Normal,
+        repair_rounds: None,
     }
 }
 

@@ -532,6 +532,8 @@ async fn run_gates_a_hostile_change_pushed_by_the_simulated_agent() {
             key_inputs: KeyInputs::default(),
             gate_env: Vec::new(),
             heartbeat: Duration::from_secs(30),
+            priority: agent_gate::admission::Priority::Normal,
+            repair_rounds: None,
         },
         Shutdown::never(),
         &mut progress,
