@@ -248,6 +248,12 @@ fn main() {
         let g = tally(&sim, &gate_trials, &finished);
         let f = tally(&sim, &fast_trials, &finished);
         let n = tally(&sim, &naive_trials, &finished);
+        for (name, t) in [("gate", &g), ("gate max 10s", &f), ("naive", &n)] {
+            println!(
+                "{name:>13}: requests {:?} units {:?} latency (s) {:.1?}",
+                t.requests, t.units, t.latency
+            );
+        }
         report(trials, &g, &f, &n);
         sim.shutdown().await;
     });
