@@ -137,6 +137,7 @@ struct Tally {
     latency: Vec<f64>,
 }
 
+#[allow(clippy::cast_precision_loss)] // request counts are small
 fn tally(sim: &sim::SimHandle, trials: &[Trial], finished: &HashMap<String, Instant>) -> Tally {
     let log = sim.request_log();
     let mut t = Tally {
@@ -156,8 +157,9 @@ fn tally(sim: &sim::SimHandle, trials: &[Trial], finished: &HashMap<String, Inst
         let done = finished
             .get(&trial.task_id)
             .expect("the simulator saw the task complete");
-        t.latency
-            .push(unscaled_secs(trial.noticed.saturating_duration_since(*done)));
+        t.latency.push(unscaled_secs(
+            trial.noticed.saturating_duration_since(*done),
+        ));
     }
     t
 }
@@ -189,7 +191,7 @@ fn main() {
                 scenario.tasks.push(TaskScript {
                     matches: Some(format!("[trial {i} {who}]")),
                     queued: QUEUED,
-                    work: TASK - QUEUED + extra,
+                    work: TASK.saturating_sub(QUEUED) + extra,
                     files: Some(vec![]),
                     ..TaskScript::default()
                 });

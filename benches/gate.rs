@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use agent_gate::checks;
 use agent_gate::flow::{CheckOptions, check};
-use agent_gate::policy::Policy;
 use agent_gate::git::Git;
+use agent_gate::policy::Policy;
 use agent_gate::report::{Report, Verdict};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, SimConfig};
@@ -41,7 +41,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_agent-gate");
 
 /// The policies committed on `main`; each bench picks one with `--policy`.
 const POLICIES: &[(&str, &str)] = &[
-    (".github/agent-gate.yml", "- name: noop\n    run: \"true\"\n"),
+    (
+        ".github/agent-gate.yml",
+        "- name: noop\n    run: \"true\"\n",
+    ),
     ("bench/none.yml", ""),
     (
         "bench/true8.yml",
@@ -77,11 +80,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// Path of the i-th generated source file: 40 files per directory, three levels.
 fn source_path(prefix: &str, i: usize) -> String {
-    format!(
-        "src/{prefix}{}/m{}/f{i}.rs",
-        i / 4000,
-        (i / 40) % 100
-    )
+    format!("src/{prefix}{}/m{}/f{i}.rs", i / 4000, (i / 40) % 100)
 }
 
 fn inline(stream: &mut Vec<u8>, path: &str, content: &[u8]) {
@@ -339,7 +338,10 @@ fn startup(rt: &tokio::runtime::Runtime, dir: &Path, quick: bool, out: &mut Sect
     out.row(&[
         "start-up: process start → first request at the simulator (`agent-gate status`)".into(),
         format!("**{}**", human(median(&first))),
-        format!("target < 50 ms; whole `status` run {}", human(median(&whole))),
+        format!(
+            "target < 50 ms; whole `status` run {}",
+            human(median(&whole))
+        ),
         runs.to_string(),
     ]);
 }
@@ -366,14 +368,7 @@ fn peak_rss(dir: &Path, out: &mut Section) {
         .arg("-v")
         .arg(BIN)
         .args([
-            "check",
-            "--base",
-            "main",
-            "--head",
-            HEAD_REF,
-            "--format",
-            "json",
-            "--repo",
+            "check", "--base", "main", "--head", HEAD_REF, "--format", "json", "--repo",
         ])
         .arg(&ws)
         .stdout(Stdio::null())
@@ -393,7 +388,10 @@ fn peak_rss(dir: &Path, out: &mut Section) {
         .expect("GNU time prints the maximum resident set size");
     #[allow(clippy::cast_precision_loss)]
     let mb = kb as f64 / 1024.0;
-    println!("peak RSS, check on {CHANGE} files: {mb:.0} MB in {}", human(took));
+    println!(
+        "peak RSS, check on {CHANGE} files: {mb:.0} MB in {}",
+        human(took)
+    );
     out.row(&[
         "peak RSS of `agent-gate check`, 100,000 files changed".into(),
         format!("**{mb:.0} MB**"),

@@ -222,10 +222,7 @@ fn generate_deny_rules(rng: &mut Rng, dirs: &[String], count: usize) -> Vec<GenR
                 let g = vec![r.clone()];
                 (r, g)
             }
-            75..=84 => (
-                format!("{dir}/**/*.pem"),
-                vec![format!("{dir}/**/*.pem")],
-            ),
+            75..=84 => (format!("{dir}/**/*.pem"), vec![format!("{dir}/**/*.pem")]),
             85..=89 => {
                 let r = format!("**/{}_{}/**", rng.pick(WORDS), rng.below(50));
                 let g = vec![r.clone()];
@@ -533,7 +530,12 @@ fn glob_all(patterns: &[(glob::Pattern, usize)], paths: &[String]) -> Vec<Vec<us
 }
 
 /// Paths where `theirs` differs from `ours`; prints the first few.
-fn disagreements(tool: &str, paths: &[String], ours: &[Vec<usize>], theirs: &[Vec<usize>]) -> usize {
+fn disagreements(
+    tool: &str,
+    paths: &[String],
+    ours: &[Vec<usize>],
+    theirs: &[Vec<usize>],
+) -> usize {
     let mut n = 0;
     for ((p, a), b) in paths.iter().zip(ours).zip(theirs) {
         if a != b {
@@ -544,7 +546,11 @@ fn disagreements(tool: &str, paths: &[String], ours: &[Vec<usize>], theirs: &[Ve
         }
     }
     if theirs.len() != ours.len() {
-        println!("  {tool}: {} answers for {} paths", theirs.len(), ours.len());
+        println!(
+            "  {tool}: {} answers for {} paths",
+            theirs.len(),
+            ours.len()
+        );
         n += ours.len().abs_diff(theirs.len());
     }
     n
@@ -618,7 +624,13 @@ fn compare(
     let first = start.elapsed();
     println!("globset decision: first run {}", ms(first));
     let differ = ours.iter().zip(&theirs).filter(|(a, b)| a != b).count();
-    for ((p, a), b) in paths.iter().zip(&ours).zip(&theirs).filter(|(( _, a), b)| a != b).take(5) {
+    for ((p, a), b) in paths
+        .iter()
+        .zip(&ours)
+        .zip(&theirs)
+        .filter(|((_, a), b)| a != b)
+        .take(5)
+    {
         println!("  globset decision differs on {p}: agent-gate {a:?}, globset {b:?}");
     }
     let (globset_decide_t, globset_decide_runs) = again(first, runs, globset_decide);
@@ -649,7 +661,10 @@ fn compare(
     ]);
 
     // Every matching rule of the 1,000 (and so the deciding one).
-    let ours_all: Vec<Vec<usize>> = paths.iter().map(|p| engine.set.matches(p.as_bytes())).collect();
+    let ours_all: Vec<Vec<usize>> = paths
+        .iter()
+        .map(|p| engine.set.matches(p.as_bytes()))
+        .collect();
     assert!(
         ours_all
             .iter()
@@ -658,7 +673,10 @@ fn compare(
         "RuleSet::matches and last_match_many disagree"
     );
     let (_, engine_all_t) = time(slow_runs, || {
-        paths.iter().map(|p| engine.set.matches(p.as_bytes())).collect::<Vec<_>>()
+        paths
+            .iter()
+            .map(|p| engine.set.matches(p.as_bytes()))
+            .collect::<Vec<_>>()
     });
     let start = Instant::now();
     let (gs, gs_owner) = globset_of(rules.iter().map(|r| r.globs.clone()));
@@ -669,7 +687,9 @@ fn compare(
     println!("globset matches_into: first run {}", ms(first));
     let gs_differ = disagreements("globset", paths, &ours_all, &gs_all);
     let (gs_all_t, gs_all_runs) = again(first, runs, || globset_all(&gs, &gs_owner, paths));
-    let (_, gs_any_t) = time(runs, || paths.iter().filter(|p| gs.is_match(p.as_str())).count());
+    let (_, gs_any_t) = time(runs, || {
+        paths.iter().filter(|p| gs.is_match(p.as_str())).count()
+    });
     let gs_any = paths.iter().filter(|p| gs.is_match(p.as_str())).count();
     let ours_any = engine.decided.iter().filter(|d| d.is_some()).count();
 
@@ -685,7 +705,11 @@ fn compare(
     let glob_any = || {
         paths
             .iter()
-            .filter(|p| patterns.iter().any(|(pat, _)| pat.matches_with(p, GLOB_OPTIONS)))
+            .filter(|p| {
+                patterns
+                    .iter()
+                    .any(|(pat, _)| pat.matches_with(p, GLOB_OPTIONS))
+            })
             .count()
     };
     let start = Instant::now();
@@ -743,7 +767,11 @@ fn compare(
         if n == ours_any {
             format!("{} paths, same as agent-gate", thousands(n))
         } else {
-            format!("**{} paths, agent-gate {}**", thousands(n), thousands(ours_any))
+            format!(
+                "**{} paths, agent-gate {}**",
+                thousands(n),
+                thousands(ours_any)
+            )
         }
     };
     section.row(&[
@@ -775,7 +803,12 @@ fn compare(
     section.row(&[
         "compile the 1,000 rules".into(),
         "agent-gate `RuleSet::new` / globset / `glob`".into(),
-        format!("{} / {} / {}", human(engine.compile), human(gs_compile), human(glob_compile)),
+        format!(
+            "{} / {} / {}",
+            human(engine.compile),
+            human(gs_compile),
+            human(glob_compile)
+        ),
         "1".into(),
         String::new(),
         String::new(),
@@ -858,13 +891,17 @@ fn picomatch(paths: &[String], rules: &[GenRule], ours_all: &[Vec<usize>]) -> Op
             return None;
         }
     };
-    let report: serde_json::Value =
-        serde_json::from_slice(out.stdout.trim_ascii()).expect("picomatch.mjs prints one JSON object");
+    let report: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())
+        .expect("picomatch.mjs prints one JSON object");
     println!("picomatch: {report}");
     let answers = std::fs::read_to_string(&answers_file).expect("picomatch answers");
     let theirs: Vec<Vec<usize>> = answers
         .lines()
-        .map(|l| l.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
         .collect();
     let differ = disagreements("picomatch", paths, ours_all, &theirs);
     let secs = |k: &str| Duration::from_secs_f64(report[k].as_f64().unwrap_or(0.0) / 1000.0);
