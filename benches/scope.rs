@@ -1,4 +1,5 @@
-//! Scope engine benchmark: 1,000 rules × 100,000 paths, the full decision for every path.
+//! Scope engine benchmark: 1,000 rules × 100,000 paths, the full decision for every path,
+//! side by side with what users would use instead (issue 10).
 //!
 //! A plain `harness = false` program (no benchmark framework): it builds a seeded, realistic
 //! tree of 100,000 file paths and 1,000 gitignore rules of the kinds real policies and
@@ -9,37 +10,26 @@
 //! - `Scope::decide_many`: the full scope decision (protected → deny → allow), 700 allow +
 //!   300 deny rules;
 //! - the same decisions one path at a time on one thread (`Scope::decide`), for comparison;
-//! - the real corpora of `shared/corpus/` (their rules × every path of their trees).
+//! - the real corpora of `shared/corpus/` (their rules × every path of their trees);
+//! - the comparison: the same rules translated to plain glob syntax, through `globset`
+//!   (`matches_into`, and three `GlobSet`s for the decision), a loop over the `glob` crate's
+//!   `Pattern`s, and picomatch 4 under node (`bench/picomatch.mjs`, when `PICOMATCH_DIR`
+//!   points at a directory where `npm install picomatch@4` ran, as `bench/run.sh` does).
+//!   Every tool's set of matching rules is compared with agent-gate's on every path.
 //!
-//! Run: `cargo bench --bench scope` (release profile). The target is under 100 ms for the
-//! 1,000 × 100,000 decision set. `SCOPE_BENCH_BREAKDOWN=1` also times each kind of rule alone.
+//! Run: `cargo bench --bench scope` (release profile), or `bench/run.sh` for everything.
+//! The target is under 100 ms for the 1,000 × 100,000 decision set. `SCOPE_BENCH_BREAKDOWN=1`
+//! also times each kind of rule alone; `BENCH_QUICK=1` runs everything once.
 
-use std::hint::black_box;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use agent_gate::scope::{Pattern, Rule, RuleOrigin, RuleSet, Scope};
-
-/// splitmix64: a small seeded generator, so every run measures the same input.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
+use agent_gate::scope::{
+    ALWAYS_PROTECTED, Decision, Pattern, Reason, Rule, RuleOrigin, RuleRef, RuleSet, Scope,
+};
+use common::{Rng, human, ms, ratio, thousands, time};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 const WORDS: &[&str] = &[
     "api",
@@ -131,50 +121,132 @@ fn generate_paths(rng: &mut Rng, count: usize) -> (Vec<String>, Vec<String>) {
     (paths, dirs)
 }
 
-fn generate_rules(rng: &mut Rng, dirs: &[String], count: usize) -> Vec<(usize, String)> {
+/// One generated rule: its kind (for the breakdown), the gitignore text agent-gate reads, and
+/// the same rule in plain glob syntax (picomatch, `globset`, the `glob` crate): the rule
+/// matches a path when one of `globs` does. Each translation spells out what gitignore
+/// implies (`docs/*` also covers `docs/a/b`, so `docs/*/**` is added; an unanchored rule
+/// gets `**/`), and is exact on the generated paths, where a file path is never also a
+/// directory (files have an extension, directories never do).
+#[derive(Debug, Clone)]
+struct GenRule {
+    kind: usize,
+    text: String,
+    globs: Vec<String>,
+}
+
+impl GenRule {
+    fn new(kind: usize, text: String, globs: Vec<String>) -> GenRule {
+        GenRule { kind, text, globs }
+    }
+}
+
+/// A rule that names a path (file or directory) and so also covers everything below it.
+fn path_and_below(path: &str) -> Vec<String> {
+    vec![path.to_string(), format!("{path}/**")]
+}
+
+fn generate_rules(rng: &mut Rng, dirs: &[String], count: usize) -> Vec<GenRule> {
     let mut rules = Vec::with_capacity(count);
     while rules.len() < count {
         let dir = &dirs[rng.below(dirs.len())];
         let word = rng.pick(WORDS);
         let ext = rng.pick(EXTS);
         let kind = rng.below(100);
-        let rule = match kind {
-            0..=24 => format!("{dir}/*"),  // CODEOWNERS style: everything below dir
-            25..=39 => format!("/{dir}/"), // anchored directory
-            40..=47 => format!("{dir}/*.{ext}"), // files of one type in one directory
-            48..=53 => format!("{dir}/**/*.{ext}"), // files of one type below a directory
-            54..=61 => format!("*.{ext}"), // an extension anywhere
-            62..=69 => format!("{word}/"), // a directory name anywhere
-            70..=75 => word.to_string(),   // a name anywhere
-            76..=80 => format!("**/{word}/**"),
-            81..=85 => format!("{}/*/{word}", rng.pick(TOP)),
-            86..=89 => format!("{dir}/{}.{ext}", rng.pick(FILES)), // one file
-            90..=93 => format!("{dir}/{word}_*"),
-            94..=96 => format!("*.{{{ext},{}}}", rng.pick(EXTS)),
-            _ => format!("{}/[a-m]*/", rng.pick(TOP)),
+        let (rule, globs) = match kind {
+            // CODEOWNERS style: everything below dir (its `*` matches a child directory too,
+            // which covers what is below it).
+            0..=24 => (format!("{dir}/*"), vec![format!("{dir}/**")]),
+            // anchored directory
+            25..=39 => (format!("/{dir}/"), vec![format!("{dir}/**")]),
+            // files of one type in one directory
+            40..=47 => (format!("{dir}/*.{ext}"), vec![format!("{dir}/*.{ext}")]),
+            // files of one type below a directory
+            48..=53 => (
+                format!("{dir}/**/*.{ext}"),
+                vec![format!("{dir}/**/*.{ext}")],
+            ),
+            // an extension anywhere
+            54..=61 => (format!("*.{ext}"), vec![format!("**/*.{ext}")]),
+            // a directory name anywhere
+            62..=69 => (format!("{word}/"), vec![format!("**/{word}/**")]),
+            // a name anywhere
+            70..=75 => (word.to_string(), path_and_below(&format!("**/{word}"))),
+            76..=80 => (format!("**/{word}/**"), vec![format!("**/{word}/**")]),
+            81..=85 => {
+                let r = format!("{}/*/{word}", rng.pick(TOP));
+                let g = path_and_below(&r);
+                (r, g)
+            }
+            // one file
+            86..=89 => {
+                let r = format!("{dir}/{}.{ext}", rng.pick(FILES));
+                let g = path_and_below(&r);
+                (r, g)
+            }
+            90..=93 => (
+                format!("{dir}/{word}_*"),
+                path_and_below(&format!("{dir}/{word}_*")),
+            ),
+            94..=96 => {
+                let other = rng.pick(EXTS);
+                (
+                    format!("*.{{{ext},{other}}}"),
+                    vec![format!("**/*.{ext}"), format!("**/*.{other}")],
+                )
+            }
+            _ => {
+                let top = rng.pick(TOP);
+                (format!("{top}/[a-m]*/"), vec![format!("{top}/[a-m]*/**")])
+            }
         };
-        rules.push((kind, rule));
+        rules.push(GenRule::new(kind, rule, globs));
     }
     rules
 }
 
 /// Narrower rules, as a `deny` list holds: single files, secrets, generated directories.
-fn generate_deny_rules(rng: &mut Rng, dirs: &[String], count: usize) -> Vec<String> {
+fn generate_deny_rules(rng: &mut Rng, dirs: &[String], count: usize) -> Vec<GenRule> {
     let mut rules = Vec::with_capacity(count);
     while rules.len() < count {
         let dir = &dirs[rng.below(dirs.len())];
-        let rule = match rng.below(100) {
-            0..=39 => format!("{dir}/{}.{}", rng.pick(FILES), rng.pick(EXTS)),
-            40..=59 => format!("/{dir}/"),
-            60..=74 => format!("{dir}/*.{}", rng.pick(&["sql", "lock", "pem"])),
-            75..=84 => format!("{dir}/**/*.pem"),
-            85..=89 => format!("**/{}_{}/**", rng.pick(WORDS), rng.below(50)),
-            90..=94 => format!("{}_{}/", rng.pick(WORDS), rng.below(50)),
-            _ => "*.pem".to_string(),
+        let kind = rng.below(100);
+        let (rule, globs) = match kind {
+            0..=39 => {
+                let r = format!("{dir}/{}.{}", rng.pick(FILES), rng.pick(EXTS));
+                let g = path_and_below(&r);
+                (r, g)
+            }
+            40..=59 => (format!("/{dir}/"), vec![format!("{dir}/**")]),
+            60..=74 => {
+                let r = format!("{dir}/*.{}", rng.pick(&["sql", "lock", "pem"]));
+                let g = vec![r.clone()];
+                (r, g)
+            }
+            75..=84 => (format!("{dir}/**/*.pem"), vec![format!("{dir}/**/*.pem")]),
+            85..=89 => {
+                let r = format!("**/{}_{}/**", rng.pick(WORDS), rng.below(50));
+                let g = vec![r.clone()];
+                (r, g)
+            }
+            90..=94 => {
+                let name = format!("{}_{}", rng.pick(WORDS), rng.below(50));
+                (format!("{name}/"), vec![format!("**/{name}/**")])
+            }
+            _ => ("*.pem".to_string(), vec!["**/*.pem".to_string()]),
         };
-        rules.push(rule);
+        rules.push(GenRule::new(kind, rule, globs));
     }
     rules
+}
+
+/// The always-protected rules of the engine (and the policy file), in glob syntax.
+fn protected_globs(policy_path: &str) -> Vec<String> {
+    ALWAYS_PROTECTED
+        .iter()
+        .map(|p| p.trim_start_matches('/'))
+        .chain(std::iter::once(policy_path))
+        .flat_map(path_and_below)
+        .collect()
 }
 
 fn rule_set(rules: &[String], first_line: usize) -> RuleSet {
@@ -198,30 +270,15 @@ fn rule_set(rules: &[String], first_line: usize) -> RuleSet {
     )
 }
 
-/// Best and median of `runs` timings of `f`.
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
-    let mut all: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            black_box(f());
-            start.elapsed()
-        })
-        .collect();
-    all.sort();
-    (all[0], all[all.len() / 2])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:8.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is ignored too.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let quick = common::quick();
+    let runs = if quick { 1 } else { 7 };
     let mut rng = Rng(0x5eed_2026);
     let (paths, dirs) = generate_paths(&mut rng, 100_000);
-    let kinded = generate_rules(&mut rng, &dirs, 1000);
-    let rules: Vec<String> = kinded.iter().map(|(_, r)| r.clone()).collect();
+    let generated = generate_rules(&mut rng, &dirs, 1000);
+    let rules: Vec<String> = generated.iter().map(|r| r.text.clone()).collect();
     if std::env::var_os("SCOPE_BENCH_BREAKDOWN").is_some() {
         for (lo, hi) in [
             (0, 24),
@@ -238,10 +295,10 @@ fn main() {
             (94, 96),
             (97, 99),
         ] {
-            let part: Vec<String> = kinded
+            let part: Vec<String> = generated
                 .iter()
-                .filter(|(k, _)| (lo..=hi).contains(k))
-                .map(|(_, r)| r.clone())
+                .filter(|r| (lo..=hi).contains(&r.kind))
+                .map(|r| r.text.clone())
                 .collect();
             let set = rule_set(&part, 1);
             let (best, _) = time(3, || set.last_match_many(&paths));
@@ -261,19 +318,21 @@ fn main() {
 
     let start = Instant::now();
     let set = rule_set(&rules, 1);
+    let compile_set = start.elapsed();
     println!(
         "compile 1000 rules (RuleSet::new):          {}",
-        ms(start.elapsed())
+        ms(compile_set)
     );
 
-    let allow_rules = &rules[..700];
-    let deny_rules = generate_deny_rules(&mut rng, &dirs, 300);
+    let allow = &generated[..700];
+    let deny = generate_deny_rules(&mut rng, &dirs, 300);
+    let deny_rules: Vec<String> = deny.iter().map(|r| r.text.clone()).collect();
     let start = Instant::now();
     let scope = Scope::new(
-        rule_set(allow_rules, 1),
+        rule_set(&rules[..700], 1),
         rule_set(&deny_rules, 701),
         RuleSet::default(),
-        ".github/agent-gate.yml",
+        POLICY_PATH,
     )
     .expect("scope");
     println!(
@@ -283,23 +342,23 @@ fn main() {
 
     let decided = set.last_match_many(&paths);
     let matched = decided.iter().filter(|d| d.is_some()).count();
-    let (best, median) = time(7, || set.last_match_many(&paths));
+    let (best, last_match_median) = time(runs, || set.last_match_many(&paths));
     println!(
         "RuleSet::last_match_many  best {} median {}   ({matched} paths matched a rule)",
         ms(best),
-        ms(median)
+        ms(last_match_median)
     );
 
     let decisions = scope.decide_many(&paths);
     let in_scope = decisions.iter().filter(|d| d.in_scope).count();
-    let (best, median) = time(7, || scope.decide_many(&paths));
+    let (best, decide_many_median) = time(runs, || scope.decide_many(&paths));
     println!(
         "Scope::decide_many        best {} median {}   ({in_scope} in scope)",
         ms(best),
-        ms(median)
+        ms(decide_many_median)
     );
 
-    let (best, median) = time(3, || {
+    let (best, decide_median) = time(runs.min(3), || {
         paths
             .iter()
             .map(|p| scope.decide(p.as_bytes()))
@@ -309,7 +368,7 @@ fn main() {
     println!(
         "Scope::decide (1 thread)  best {} median {}",
         ms(best),
-        ms(median)
+        ms(decide_median)
     );
 
     // Consistency: batch and single answers agree.
@@ -320,6 +379,25 @@ fn main() {
             .all(|(p, d)| set.last_match(p.as_bytes()) == *d)
     );
 
+    if std::env::var_os("SCOPE_BENCH_CORPORA").is_some() || !quick {
+        corpora();
+    }
+
+    let engine = Engine {
+        set: &set,
+        decided: &decided,
+        decisions: &decisions,
+        compile: compile_set,
+        last_match: last_match_median,
+        decide_many: decide_many_median,
+        decide_one_thread: decide_median,
+    };
+    compare(&engine, &paths, &generated, allow, &deny, cores, runs);
+}
+
+const POLICY_PATH: &str = ".github/agent-gate.yml";
+
+fn corpora() {
     for repo in [
         "DataDog-integrations-extras",
         "esphome-esphome",
@@ -348,4 +426,497 @@ fn main() {
             ms(median)
         );
     }
+}
+
+/// agent-gate's answers and timings, computed above.
+struct Engine<'a> {
+    set: &'a RuleSet,
+
+    decided: &'a [Option<usize>],
+    decisions: &'a [Decision],
+    compile: Duration,
+    last_match: Duration,
+    decide_many: Duration,
+    decide_one_thread: Duration,
+}
+
+/// A scope decision reduced to what every tool can say: which list decided, and which rule
+/// of it (index into that list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Protected,
+    Denied(usize),
+    Allowed(usize),
+    NoAllowRule,
+}
+
+fn engine_verdict(d: &Decision) -> Verdict {
+    let line = |r: &RuleRef| match r.origin {
+        RuleOrigin::Policy { line, .. } => line,
+        _ => usize::MAX,
+    };
+    match &d.reason {
+        Reason::Protected { .. } => Verdict::Protected,
+        Reason::Denied { rule } => Verdict::Denied(line(rule).wrapping_sub(701)),
+        Reason::Allowed { rule } => Verdict::Allowed(line(rule).wrapping_sub(1)),
+        _ => Verdict::NoAllowRule,
+    }
+}
+
+/// One `GlobSet` over every translated glob, and the rule each glob belongs to.
+fn globset_of(rules: impl IntoIterator<Item = Vec<String>>) -> (GlobSet, Vec<usize>) {
+    let mut builder = GlobSetBuilder::new();
+    let mut owner = Vec::new();
+    for (i, globs) in rules.into_iter().enumerate() {
+        for g in globs {
+            builder.add(
+                GlobBuilder::new(&g)
+                    .literal_separator(true)
+                    .build()
+                    .expect("glob"),
+            );
+            owner.push(i);
+        }
+    }
+    (builder.build().expect("globset"), owner)
+}
+
+/// Every rule matching each path through `GlobSet::matches_into`: sorted, deduplicated.
+fn globset_all(set: &GlobSet, owner: &[usize], paths: &[String]) -> Vec<Vec<usize>> {
+    let mut scratch = Vec::new();
+    paths
+        .iter()
+        .map(|p| {
+            set.matches_into(p.as_str(), &mut scratch);
+            let mut rules: Vec<usize> = scratch.iter().map(|&g| owner[g]).collect();
+            rules.sort_unstable();
+            rules.dedup();
+            rules
+        })
+        .collect()
+}
+
+fn glob_patterns(rules: &[GenRule]) -> Vec<(glob::Pattern, usize)> {
+    rules
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.globs
+                .iter()
+                .map(move |g| (glob::Pattern::new(g).expect("glob pattern"), i))
+        })
+        .collect()
+}
+
+const GLOB_OPTIONS: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+fn glob_all(patterns: &[(glob::Pattern, usize)], paths: &[String]) -> Vec<Vec<usize>> {
+    paths
+        .iter()
+        .map(|p| {
+            let mut rules: Vec<usize> = patterns
+                .iter()
+                .filter(|(pat, _)| pat.matches_with(p, GLOB_OPTIONS))
+                .map(|&(_, i)| i)
+                .collect();
+            rules.dedup();
+            rules
+        })
+        .collect()
+}
+
+/// Paths where `theirs` differs from `ours`; prints the first few.
+fn disagreements(
+    tool: &str,
+    paths: &[String],
+    ours: &[Vec<usize>],
+    theirs: &[Vec<usize>],
+) -> usize {
+    let mut n = 0;
+    for ((p, a), b) in paths.iter().zip(ours).zip(theirs) {
+        if a != b {
+            if n < 5 {
+                println!("  {tool} disagrees on {p}: agent-gate {a:?}, {tool} {b:?}");
+            }
+            n += 1;
+        }
+    }
+    if theirs.len() != ours.len() {
+        println!(
+            "  {tool}: {} answers for {} paths",
+            theirs.len(),
+            ours.len()
+        );
+        n += ours.len().abs_diff(theirs.len());
+    }
+    n
+}
+
+fn agreement(n: usize, total: usize) -> String {
+    if n == 0 {
+        format!("agrees on all {}", thousands(total))
+    } else {
+        format!("**differs on {}** of {}", thousands(n), thousands(total))
+    }
+}
+
+/// The comparison of issue 10: the same rules and paths through agent-gate, plain
+/// `globset`, the `glob` crate and picomatch 4 (node, when `PICOMATCH_DIR` is set).
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    engine: &Engine<'_>,
+    paths: &[String],
+    rules: &[GenRule],
+    allow: &[GenRule],
+    deny: &[GenRule],
+    cores: usize,
+    runs: usize,
+) {
+    let total = paths.len();
+    let slow_runs = runs.min(3);
+    println!("\ncomparison: the same rules in glob syntax");
+    let mut section = common::Section::new(
+        "scope",
+        "Scope matching: 1,000 rules × 100,002 paths",
+        &format!(
+            "Seeded, generated tree (1–8 levels, 16 extensions) and rules of 13 shapes (anchored and \
+             unanchored, directory rules, `dir/*`, `**`, classes, braces). agent-gate reads them as \
+             gitignore rules; the other tools get the same rules translated to plain glob syntax \
+             (`docs/*` → `docs/**`, `*.pem` → `**/*.pem`, `name` → `**/name` + `**/name/**`, …). Each tool's answers are \
+             compared with agent-gate's on every path. agent-gate's batch calls use all {cores} \
+             cores; everything else runs on one thread."
+        ),
+        &["what", "tool", "median", "runs", "vs agent-gate", "answers"],
+    );
+
+    // The full decision: protected → deny → allow.
+    let (protected_set, _) = globset_of(protected_globs(POLICY_PATH).into_iter().map(|g| vec![g]));
+    let (deny_set, deny_owner) = globset_of(deny.iter().map(|r| r.globs.clone()));
+    let (allow_set, allow_owner) = globset_of(allow.iter().map(|r| r.globs.clone()));
+    let globset_decide = || {
+        let mut scratch = Vec::new();
+        paths
+            .iter()
+            .map(|p| {
+                if protected_set.is_match(p.as_str()) {
+                    return Verdict::Protected;
+                }
+                deny_set.matches_into(p.as_str(), &mut scratch);
+                if let Some(r) = scratch.iter().map(|&g| deny_owner[g]).max() {
+                    return Verdict::Denied(r);
+                }
+                allow_set.matches_into(p.as_str(), &mut scratch);
+                scratch
+                    .iter()
+                    .map(|&g| allow_owner[g])
+                    .max()
+                    .map_or(Verdict::NoAllowRule, Verdict::Allowed)
+            })
+            .collect::<Vec<_>>()
+    };
+    let ours: Vec<Verdict> = engine.decisions.iter().map(engine_verdict).collect();
+    let start = Instant::now();
+    let theirs = globset_decide();
+    let first = start.elapsed();
+    println!("globset decision: first run {}", ms(first));
+    let differ = ours.iter().zip(&theirs).filter(|(a, b)| a != b).count();
+    for ((p, a), b) in paths
+        .iter()
+        .zip(&ours)
+        .zip(&theirs)
+        .filter(|((_, a), b)| a != b)
+        .take(5)
+    {
+        println!("  globset decision differs on {p}: agent-gate {a:?}, globset {b:?}");
+    }
+    let (globset_decide_t, globset_decide_runs) = again(first, runs, globset_decide);
+    let what = "scope decision, 700 allow + 300 deny + protected";
+    section.row(&[
+        what.into(),
+        format!("agent-gate `Scope::decide_many` ({cores} threads)"),
+        human(engine.decide_many),
+        runs.to_string(),
+        "×1.0".into(),
+        "which rule decided, every path".into(),
+    ]);
+    section.row(&[
+        what.into(),
+        "agent-gate `Scope::decide` (1 thread, per path)".into(),
+        human(engine.decide_one_thread),
+        runs.min(3).to_string(),
+        ratio(engine.decide_one_thread, engine.decide_many),
+        "same".into(),
+    ]);
+    section.row(&[
+        what.into(),
+        "globset: 3 `GlobSet`s, `matches_into` (1 thread)".into(),
+        human(globset_decide_t),
+        globset_decide_runs.to_string(),
+        ratio(globset_decide_t, engine.decide_many),
+        agreement(differ, total),
+    ]);
+
+    // Every matching rule of the 1,000 (and so the deciding one).
+    let ours_all: Vec<Vec<usize>> = paths
+        .iter()
+        .map(|p| engine.set.matches(p.as_bytes()))
+        .collect();
+    assert!(
+        ours_all
+            .iter()
+            .zip(engine.decided)
+            .all(|(all, last)| all.last().copied() == *last),
+        "RuleSet::matches and last_match_many disagree"
+    );
+    let (_, engine_all_t) = time(slow_runs, || {
+        paths
+            .iter()
+            .map(|p| engine.set.matches(p.as_bytes()))
+            .collect::<Vec<_>>()
+    });
+    let start = Instant::now();
+    let (gs, gs_owner) = globset_of(rules.iter().map(|r| r.globs.clone()));
+    let gs_compile = start.elapsed();
+    let start = Instant::now();
+    let gs_all = globset_all(&gs, &gs_owner, paths);
+    let first = start.elapsed();
+    println!("globset matches_into: first run {}", ms(first));
+    let gs_differ = disagreements("globset", paths, &ours_all, &gs_all);
+    let (gs_all_t, gs_all_runs) = again(first, runs, || globset_all(&gs, &gs_owner, paths));
+    let (_, gs_any_t) = time(runs, || {
+        paths.iter().filter(|p| gs.is_match(p.as_str())).count()
+    });
+    let gs_any = paths.iter().filter(|p| gs.is_match(p.as_str())).count();
+    let ours_any = engine.decided.iter().filter(|d| d.is_some()).count();
+
+    let start = Instant::now();
+    let patterns = glob_patterns(rules);
+    let glob_compile = start.elapsed();
+    let start = Instant::now();
+    let glob_answers = glob_all(&patterns, paths);
+    let glob_first = start.elapsed();
+    println!("glob crate, every match: first run {}", ms(glob_first));
+    let glob_differ = disagreements("glob", paths, &ours_all, &glob_answers);
+    let (glob_all_t, glob_runs) = again(glob_first, slow_runs, || glob_all(&patterns, paths));
+    let glob_any = || {
+        paths
+            .iter()
+            .filter(|p| {
+                patterns
+                    .iter()
+                    .any(|(pat, _)| pat.matches_with(p, GLOB_OPTIONS))
+            })
+            .count()
+    };
+    let start = Instant::now();
+    let glob_any_n = glob_any();
+    let glob_any_first = start.elapsed();
+    let (glob_any_t, glob_any_runs) = again(glob_any_first, slow_runs, glob_any);
+
+    let pico = picomatch(paths, rules, &ours_all);
+
+    let what = "every matching rule of 1,000 (→ the deciding one)";
+    section.row(&[
+        what.into(),
+        format!("agent-gate `RuleSet::last_match_many` ({cores} threads)"),
+        human(engine.last_match),
+        runs.to_string(),
+        "×1.0".into(),
+        format!("the deciding rule; {} paths match", thousands(ours_any)),
+    ]);
+    section.row(&[
+        what.into(),
+        "agent-gate `RuleSet::matches` (1 thread, per path)".into(),
+        human(engine_all_t),
+        slow_runs.to_string(),
+        ratio(engine_all_t, engine.last_match),
+        "every matching rule".into(),
+    ]);
+    section.row(&[
+        what.into(),
+        "globset `matches_into` (1 thread)".into(),
+        human(gs_all_t),
+        gs_all_runs.to_string(),
+        ratio(gs_all_t, engine.last_match),
+        agreement(gs_differ, total),
+    ]);
+    section.row(&[
+        what.into(),
+        "`glob` crate, loop over `Pattern`s (1 thread)".into(),
+        human(glob_all_t),
+        glob_runs.to_string(),
+        ratio(glob_all_t, engine.last_match),
+        agreement(glob_differ, total),
+    ]);
+    if let Some(p) = &pico {
+        section.row(&[
+            what.into(),
+            "picomatch 4 (node, loop over matchers)".into(),
+            human(p.all),
+            p.all_runs.to_string(),
+            ratio(p.all, engine.last_match),
+            agreement(p.differ, total),
+        ]);
+    }
+    let what = "any rule matches";
+    let any_note = |n: usize| {
+        if n == ours_any {
+            format!("{} paths, same as agent-gate", thousands(n))
+        } else {
+            format!(
+                "**{} paths, agent-gate {}**",
+                thousands(n),
+                thousands(ours_any)
+            )
+        }
+    };
+    section.row(&[
+        what.into(),
+        "globset `is_match` (1 thread)".into(),
+        human(gs_any_t),
+        runs.to_string(),
+        ratio(gs_any_t, engine.last_match),
+        any_note(gs_any),
+    ]);
+    section.row(&[
+        what.into(),
+        "`glob` crate, `any` over `Pattern`s (1 thread)".into(),
+        human(glob_any_t),
+        glob_any_runs.to_string(),
+        ratio(glob_any_t, engine.last_match),
+        any_note(glob_any_n),
+    ]);
+    if let Some(p) = &pico {
+        section.row(&[
+            what.into(),
+            "picomatch 4 (node, one matcher for all globs)".into(),
+            human(p.any),
+            p.any_runs.to_string(),
+            ratio(p.any, engine.last_match),
+            any_note(p.any_count),
+        ]);
+    }
+    section.row(&[
+        "compile the 1,000 rules".into(),
+        "agent-gate `RuleSet::new` / globset / `glob`".into(),
+        format!(
+            "{} / {} / {}",
+            human(engine.compile),
+            human(gs_compile),
+            human(glob_compile)
+        ),
+        "1".into(),
+        String::new(),
+        String::new(),
+    ]);
+    section.note(
+        "Ratios are against agent-gate's batch call (`last_match_many`, or `decide_many` for the \
+         decision rows); `×1.0` is agent-gate itself, above 1 is slower. agent-gate's rows are \
+         medians of seven runs; a run over 5 s (20 s for picomatch) is taken once, others three \
+         times (the machine is shared). Plain `globset` answers \"any rule\" fast (it stops at \
+         the first match), but asking it for every matching rule of this set falls back from \
+         its lazy DFA to a PikeVM (the regex set is too large for the DFA cache): that is why \
+         agent-gate splits rules by shape (literal paths and directories in hash maps, \
+         `dir/<glob>` per directory) and remembers each directory's answer.",
+    );
+    if pico.is_none() {
+        section.note("picomatch was not measured (set `PICOMATCH_DIR`, as `bench/run.sh` does).");
+    }
+    section.finish();
+}
+
+/// The median of `runs` timings of `f`, or `first` alone when that one run took over 5 s
+/// (the machine is shared); and how many runs that was.
+fn again<T>(first: Duration, runs: usize, f: impl FnMut() -> T) -> (Duration, usize) {
+    if first > Duration::from_secs(5) || runs <= 1 {
+        (first, 1)
+    } else {
+        (time(runs, f).1, runs)
+    }
+}
+
+/// picomatch's answers and timings.
+struct Pico {
+    any: Duration,
+    any_runs: usize,
+    any_count: usize,
+    all: Duration,
+    all_runs: usize,
+    differ: usize,
+}
+
+/// Export the rules and paths, run `bench/picomatch.mjs` with node, compare its answers.
+fn picomatch(paths: &[String], rules: &[GenRule], ours_all: &[Vec<usize>]) -> Option<Pico> {
+    let Some(module_dir) = std::env::var_os("PICOMATCH_DIR") else {
+        println!("picomatch: PICOMATCH_DIR not set, skipped (bench/run.sh installs it)");
+        return None;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules_file = dir.path().join("rules.json");
+    let paths_file = dir.path().join("paths.txt");
+    let answers_file = dir.path().join("picomatch-matches.txt");
+    let globs: Vec<&[String]> = rules.iter().map(|r| r.globs.as_slice()).collect();
+    std::fs::write(&rules_file, serde_json::to_string(&globs).expect("json")).expect("write rules");
+    std::fs::write(&paths_file, paths.join("\n") + "\n").expect("write paths");
+    if let Some(keep) = std::env::var_os("BENCH_OUT") {
+        // Keep a copy of the exported input next to the results, for anyone re-running node.
+        let keep = std::path::PathBuf::from(keep);
+        let _ = std::fs::copy(&rules_file, keep.join("scope-rules.json"));
+        let _ = std::fs::copy(&paths_file, keep.join("scope-paths.txt"));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/picomatch.mjs");
+    let runs = if common::quick() { "1" } else { "3" };
+    println!("picomatch: running node (this takes a minute or two)…");
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .arg(&rules_file)
+        .arg(&paths_file)
+        .arg(&answers_file)
+        .arg(runs)
+        .env("PICOMATCH_DIR", module_dir)
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            println!("picomatch: node failed ({}), skipped", o.status);
+            return None;
+        }
+        Err(e) => {
+            println!("picomatch: cannot run node ({e}), skipped");
+            return None;
+        }
+    };
+    let report: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii())
+        .expect("picomatch.mjs prints one JSON object");
+    println!("picomatch: {report}");
+    let answers = std::fs::read_to_string(&answers_file).expect("picomatch answers");
+    let theirs: Vec<Vec<usize>> = answers
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .collect();
+    let differ = disagreements("picomatch", paths, ours_all, &theirs);
+    let secs = |k: &str| Duration::from_secs_f64(report[k].as_f64().unwrap_or(0.0) / 1000.0);
+    let count = |k: &str| {
+        report[k]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    Some(Pico {
+        any: secs("any_ms"),
+        any_runs: count("any_runs"),
+        any_count: count("any_count"),
+        all: secs("all_ms"),
+        all_runs: count("all_runs"),
+        differ,
+    })
 }
