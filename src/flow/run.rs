@@ -387,8 +387,33 @@ async fn run_gate(
         deadline,
         max_rounds: opts.repair_rounds.unwrap_or(policy.agent.repair_rounds),
     };
-    let report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
+    let mut report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
     drop(refs);
+
+    // 8. The review gate: a commit status on the gated commit of the pull request and one
+    // summary comment (updated, never duplicated), with the token that may. Best effort:
+    // it never changes the verdict. A run interrupted by a signal skips it (time is short).
+    if shutdown.fired().is_none() && report.task.as_ref().is_some_and(|t| t.pr_number.is_some()) {
+        let mut masker = crate::actions::Masker::new();
+        masker.register(opts.token.trim());
+        if let Some(t) = &opts.github_token {
+            masker.register(t.trim());
+        }
+        let run_url = crate::actions::ActionsEnv::from_vars(
+            opts.gate_env
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string()))),
+        )
+        .run_url();
+        let review_opts = crate::flow::ReviewOptions::new(
+            policy.report.status_context.clone(),
+            policy.report.comment,
+            run_url,
+            masker,
+        );
+        let record = crate::flow::review(&status_client, &report, &review_opts).await;
+        report.notes.extend(record.summary_lines());
+    }
     report
 }
 

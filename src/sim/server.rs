@@ -333,7 +333,17 @@ async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
     if sim.scenario.api.revoked_tokens.contains(&token) {
         return plain(Reply::error(401, "Bad credentials", DOCS));
     }
-    if token.starts_with("ghs_") {
+    // Installation tokens (the workflow's GITHUB_TOKEN) are refused by the agent-tasks API
+    // only; the repository endpoints (statuses, comments, pulls) accept them (reference §2).
+    let agent_tasks = matches!(
+        matched.endpoint,
+        super::route::Endpoint::ListTasks
+            | super::route::Endpoint::GetTask
+            | super::route::Endpoint::ListRepoTasks
+            | super::route::Endpoint::CreateTask
+            | super::route::Endpoint::GetRepoTask
+    );
+    if agent_tasks && token.starts_with("ghs_") {
         return plain(Reply::error(
             403,
             "Resource not accessible by integration: GitHub App installation tokens are not supported for this API. Use a personal access token, an OAuth token or a GitHub App user access token.",

@@ -230,6 +230,27 @@ async fn the_action_runs_like_the_runner_starts_it() {
         "{checks}"
     );
 
+    // The review gate: a success status on the gated commit, with the workflow token, and
+    // one summary comment on the pull request.
+    let statuses = sim.statuses();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].sha, outputs["head-sha"]);
+    assert_eq!(statuses[0].status.state, "success");
+    assert_eq!(statuses[0].status.context.as_deref(), Some("agent-gate"));
+    assert_eq!(
+        statuses[0].status.target_url.as_deref(),
+        Some("https://github.com/octo/demo/actions/runs/4242")
+    );
+    let comments = sim.comments();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0].issue_number, 1);
+    assert!(
+        comments[0].body.contains("agent-gate:review"),
+        "{}",
+        comments[0].body
+    );
+    assert!(!comments[0].body.contains(CANARY) && !comments[0].body.contains(CANARY2));
+
     let summary = std::fs::read_to_string(&summary_file).unwrap();
     assert!(summary.contains("passed"), "{summary}");
     assert!(summary.contains("agent-gate-sim.txt"), "{summary}");
