@@ -481,6 +481,25 @@ impl Report {
                 }
             }
         }
+        if !self.rounds.is_empty() {
+            let _ = writeln!(out, "\nrounds ({}):", self.rounds.len());
+            for r in &self.rounds {
+                let _ = writeln!(
+                    out,
+                    "  round {}: {} — {} files, {} violations, {} failed checks",
+                    r.round,
+                    r.verdict,
+                    r.files.len(),
+                    r.violations.len(),
+                    r.checks_failed.len()
+                );
+            }
+        }
+        if let Some(b) = &self.budget
+            && b.would_exceed.is_some()
+        {
+            let _ = writeln!(out, "\nbudget: {}", b.message());
+        }
         for n in &self.notes {
             let _ = writeln!(out, "\nnote: {n}");
         }
