@@ -408,7 +408,7 @@ pub fn main(cli: Cli) -> u8 {
             let report = rt.block_on(async {
                 let shutdown = crate::shutdown::Shutdown::from_os_signals()
                     .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
-                let mut progress = std::io::stderr();
+                let mut progress = crate::progress::ProgressWriter::stderr();
                 crate::flow::run(opts, shutdown, &mut progress).await
             });
             crate::flow::publish(&report, &mut io, &publish, &mut err);

@@ -24,6 +24,7 @@ pub mod checks;
 pub mod git;
 pub mod github;
 pub mod outputs;
+pub mod progress;
 pub mod shutdown;
 
 // flow
