@@ -10,6 +10,7 @@ mod checks;
 mod cli;
 mod demo;
 mod faults;
+mod fleet;
 mod git;
 mod github;
 mod hostile;

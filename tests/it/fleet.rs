@@ -1,0 +1,214 @@
+//! A batch: twenty real `run`s against the simulator (one per repository of a fleet, as
+//! the matrix jobs of `agent-gate plan` would run them), their audit records written as the
+//! Action writes them, then `agent-gate report` merging them into one fleet report.
+
+use std::process::Command;
+use std::time::Duration;
+
+use agent_gate::actions::{ActionsEnv, Masker};
+use agent_gate::audit::{AuditEvent, AuditLog, task_events};
+use agent_gate::flow::{RunOptions, run};
+use agent_gate::prompt::KeyInputs;
+use agent_gate::report::Verdict;
+use agent_gate::shutdown::Shutdown;
+use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript};
+
+const POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n  deny: [\"**/*.pem\"]\nchecks:\n  - name: unit tests\n    run: sh tests/run.sh\n";
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn agent(matches: &str, path: &str, content: &str) -> TaskScript {
+    TaskScript {
+        matches: Some(matches.to_string()),
+        files: Some(vec![FileOp::Write {
+            path: path.to_string(),
+            content: content.as_bytes().to_vec(),
+        }]),
+        final_state: FinalState::Completed,
+        ..TaskScript::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn report_merges_twenty_audit_records_of_real_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let bare = root.path().join("github.git");
+    let seed = root.path().join("seed");
+    git(
+        root.path(),
+        &["init", "-q", "-b", "main", seed.to_str().unwrap()],
+    );
+    std::fs::create_dir_all(seed.join("src")).unwrap();
+    std::fs::create_dir_all(seed.join("tests")).unwrap();
+    std::fs::create_dir_all(seed.join(".github")).unwrap();
+    std::fs::write(seed.join("src/lib.sh"), "add() { echo $(($1 + $2)); }\n").unwrap();
+    std::fs::write(
+        seed.join("tests/run.sh"),
+        ". ./src/lib.sh\n[ \"$(add 2 3)\" = 5 ] || { echo FAIL; exit 1; }\n",
+    )
+    .unwrap();
+    std::fs::write(seed.join(".github/agent-gate.yml"), POLICY).unwrap();
+    git(
+        &seed,
+        &["-c", "user.name=t", "-c", "user.email=t@e", "add", "-A"],
+    );
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "seed",
+        ],
+    );
+    git(
+        root.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+
+    let scenario = Scenario {
+        tasks: vec![
+            agent("break the tests", "src/lib.sh", "add() { echo 0; }\n"),
+            agent("leak a key", "src/key.pem", "secret\n"),
+            agent("", "src/feature.sh", "feature() { :; }\n"),
+        ],
+        ..Scenario::default()
+    };
+    let sim = sim::start(
+        SimConfig {
+            repo: bare.clone(),
+            scenario: Some(scenario),
+            time_scale: 1000.0,
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+
+    let mut runs = Vec::new();
+    for i in 0..20 {
+        let ws = root.path().join(format!("ws-{i:02}"));
+        git(
+            root.path(),
+            &["clone", "-q", bare.to_str().unwrap(), ws.to_str().unwrap()],
+        );
+        let instruction = match i % 7 {
+            0 => "break the tests",
+            1 => "leak a key",
+            _ => "add a feature",
+        };
+        let opts = RunOptions {
+            repo: ws,
+            repository: format!("octo/svc-{i:02}"),
+            remote: "origin".to_string(),
+            instruction: format!("{instruction} (#{i})"),
+            scope: Vec::new(),
+            policy_path: ".github/agent-gate.yml".to_string(),
+            token: "ghp_fleet".to_string(),
+            github_token: None,
+            base_ref: None,
+            timeout: None,
+            task_id: None,
+            task_key: Some(format!("nightly-{i:02}")),
+            dry_run: false,
+            api_url: sim.url(),
+            model: None,
+            custom_agent: None,
+            jobs: Some(1),
+            key_inputs: KeyInputs::default(),
+            gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
+            heartbeat: Duration::from_secs(30),
+            priority: agent_gate::admission::Priority::Normal,
+            repair_rounds: None,
+        };
+        runs.push(tokio::spawn(async move {
+            let mut progress = Vec::new();
+            run(opts, Shutdown::never(), &mut progress).await
+        }));
+    }
+    let mut files = Vec::new();
+    let mut expected = std::collections::BTreeMap::<&str, usize>::new();
+    for (i, handle) in runs.into_iter().enumerate() {
+        let report = handle.await.unwrap();
+        let want = match i % 7 {
+            0 => Verdict::ChecksFailed,
+            1 => Verdict::ScopeViolation,
+            _ => Verdict::Passed,
+        };
+        assert_eq!(report.verdict, want, "run {i}: {}", report.render_text());
+        *expected.entry(want.as_str()).or_default() += 1;
+        let env = ActionsEnv::from_vars([
+            ("GITHUB_REPOSITORY".to_string(), format!("octo/svc-{i:02}")),
+            ("GITHUB_RUN_ID".to_string(), "77".to_string()),
+        ]);
+        let path = root.path().join(format!("audit/audit-{i:02}.jsonl"));
+        let mut log = AuditLog::open(&path, &Masker::new()).unwrap();
+        let mut events = vec![AuditEvent::trigger(&env)];
+        events.extend(task_events(report.task.as_ref().unwrap()));
+        events.extend(AuditLog::events_for_report(&report, &env));
+        log.write_all(&events).unwrap();
+        files.push(path);
+    }
+    assert_eq!(sim.tasks().len(), 20, "one task per run");
+
+    let mut args: Vec<String> = vec!["report".into(), "--format".into(), "json".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .args(&args)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let merged = fleet["runs"].as_array().unwrap();
+    assert_eq!(merged.len(), 20);
+    for (verdict, n) in &expected {
+        assert_eq!(
+            fleet["totals"][verdict], *n,
+            "{verdict}: {}",
+            fleet["totals"]
+        );
+    }
+    assert!(
+        merged
+            .iter()
+            .all(|r| r["task_id"].is_string() && r["pr_number"].is_number()),
+        "every run has its task and PR"
+    );
+    let repos: std::collections::BTreeSet<&str> = merged
+        .iter()
+        .filter_map(|r| r["repository"].as_str())
+        .collect();
+    assert_eq!(repos.len(), 20);
+    sim.shutdown().await;
+}
