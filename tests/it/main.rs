@@ -14,6 +14,7 @@ mod fleet;
 mod git;
 mod github;
 mod hostile;
+mod hostile_checks;
 mod outputs;
 mod plan;
 mod policy;

@@ -1,0 +1,130 @@
+//! Hostile checks through the `check` command: a check that prints 2 GB (the gate's memory
+//! stays bounded and the tail is kept), and one that leaves a daemon ignoring SIGTERM behind
+//! (nothing survives the gate).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::TestRepo;
+
+fn repo_with(checks: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        ".github/agent-gate.yml",
+        format!("version: 1\nchecks:\n{checks}"),
+    );
+    repo.commit("policy");
+    repo.branch("agent");
+    repo.write("src/a.txt", "a\n");
+    repo.commit("change");
+    repo
+}
+
+/// Peak resident memory (`VmHWM`, KiB) of a running process, if it is still there.
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_check_printing_two_gigabytes_keeps_the_gate_small_and_the_tail_whole() {
+    let repo = repo_with(
+        "  - name: flood\n    run: \"head -c 2000000000 /dev/zero | tr '\\\\0' a; echo; echo END-OF-FLOOD\"\n    timeout: 5m\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .args([
+            "check", "--base", "main", "--head", "agent", "--format", "json",
+        ])
+        .current_dir(repo.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Read the report while the gate runs: it is larger than a pipe's buffer.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).unwrap();
+        buf
+    });
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = peak_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = reader.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let check = &report["checks"][0];
+    assert_eq!(check["status"], "passed");
+    assert!(
+        check["output_tail"]
+            .as_str()
+            .unwrap()
+            .ends_with("END-OF-FLOOD\n"),
+        "the tail is kept"
+    );
+    assert!(
+        check["truncated_bytes"].as_u64().unwrap() > 1_900_000_000,
+        "{check}"
+    );
+    assert!(
+        peak > 0 && peak < 150 * 1024,
+        "the gate's peak memory was {peak} KiB while 2 GB went through it"
+    );
+}
+
+#[test]
+fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
+    let marker = tempfile::Builder::new()
+        .prefix("agent-gate-daemon-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        marker.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let pidfile = marker.path().join("pid");
+    let repo = repo_with(&format!(
+        "  - name: daemon\n    run: \"(trap '' TERM HUP; exec sleep 300) & echo $! > {}; exit 0\"\n",
+        pidfile.display()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .args(["check", "--base", "main", "--head", "agent"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the check wrote its daemon's pid")
+        .trim()
+        .parse()
+        .unwrap();
+    // The daemon was in the check's process group, killed with it (SIGKILL after the grace).
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !alive(pid)
+    });
+    assert!(gone, "daemon {pid} survived the gate");
+}
