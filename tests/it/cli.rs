@@ -394,3 +394,69 @@ async fn status_lists_and_shows_tasks() {
     );
     sim.shutdown().await;
 }
+
+/// The gate's client against the simulator (not a hand-written fake): create, get, and a
+/// list that follows `Link` pagination across pages; tasks of another token's user are
+/// filtered out by `creator_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_and_the_simulator_round_trip_with_pagination() {
+    use agent_gate::github::{Client, ClientConfig, ListQuery, create_task_request};
+    use agent_gate::sim::{SimConfig, start, user_id_for_token};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(
+        SimConfig {
+            time_scale: 1000.0,
+            ..SimConfig::new(dir.path().join("gh.git"))
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let client =
+        Client::new(ClientConfig::new("ghp_alice", "octo", "demo").with_api_url(sim.url()))
+            .unwrap();
+    let other =
+        Client::new(ClientConfig::new("ghp_bob", "octo", "demo").with_api_url(sim.url())).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..23 {
+        let t = client
+            .create_task(&create_task_request(
+                format!("task {i}"),
+                Some("main".into()),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(client.get_task(&t.id).await.unwrap().id, t.id);
+        ids.push(t.id);
+    }
+    other
+        .create_task(&create_task_request("bob's task", None))
+        .await
+        .unwrap();
+
+    let all = client
+        .list_tasks(&ListQuery {
+            per_page: Some(10),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.tasks.len(), 24, "three pages followed");
+    let mine = client
+        .list_tasks(&ListQuery {
+            per_page: Some(10),
+            creator_id: vec![user_id_for_token("ghp_alice")],
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut listed: Vec<String> = mine.tasks.into_iter().map(|t| t.id).collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+    assert!(
+        sim.count("GET", "/agents/repos/*/*/tasks") >= 6,
+        "pages were requested one by one"
+    );
+    sim.shutdown().await;
+}
