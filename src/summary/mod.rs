@@ -81,6 +81,33 @@ pub fn render(report: &Report, ctx: &SummaryContext) -> String {
     files_section(&mut out, report, ctx);
     violations_section(&mut out, report, ctx);
     checks_section(&mut out, report, ctx);
+    if !report.rounds.is_empty() {
+        out.push_str("\n### Repair rounds\n\n| round | verdict | task | files | violations | failed checks | AI credits |\n|---:|---|---|---:|---:|---:|---:|\n");
+        for r in &report.rounds {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} | {} | {} | {:.3} |",
+                r.round,
+                r.verdict,
+                inline(&r.task_id.chars().take(8).collect::<String>()),
+                r.files.len(),
+                r.violations.len(),
+                r.checks_failed.len(),
+                r.ai_credits
+            );
+        }
+    }
+    if let Some(b) = &report.budget
+        && b.would_exceed.is_some()
+    {
+        let _ = writeln!(out, "\n### Budget\n\n{}", inline(&b.message()));
+    }
+    if !report.notes.is_empty() {
+        out.push_str("\n### Notes\n\n");
+        for note in &report.notes {
+            let _ = writeln!(out, "- {}", inline(note));
+        }
+    }
     if !report.isolation_notes.is_empty() {
         out.push_str("\n### Isolation\n\n");
         for note in &report.isolation_notes {

@@ -272,6 +272,9 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
     let text = report.render_text();
     assert!(text.contains("rounds (2):"), "{text}");
     assert!(text.contains("round 1: passed"), "{text}");
+    let summary =
+        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default());
+    assert!(summary.contains("### Repair rounds"), "{summary}");
     let (first, repair) = (&report.rounds[0], &report.rounds[1]);
     assert_eq!((first.round, repair.round), (0, 1));
     assert_eq!(first.verdict, Verdict::ScopeViolation);
