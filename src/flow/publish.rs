@@ -34,6 +34,27 @@ fn policy_error_location(report: &Report, policy_path: &str) -> Option<(u32, u32
     Some((line, col))
 }
 
+/// The admission step of a run that was capped (concurrency) or budgeted.
+fn admission_event(report: &Report, env: &ActionsEnv) -> AuditEvent {
+    let refused = report
+        .budget
+        .as_ref()
+        .filter(|b| b.would_exceed.is_some())
+        .map(crate::budget::BudgetStatus::message);
+    let admission = report.admission.as_ref();
+    AuditEvent::Admission(crate::audit::AdmissionEvent {
+        repository: env.repository.clone(),
+        allowed: refused.is_none() && admission.is_none_or(|a| a.admitted),
+        scope: Vec::new(),
+        priority: admission.map(|a| a.priority.clone()),
+        waited_s: admission.map_or(0.0, |a| a.waited_s),
+        waiting: admission
+            .filter(|a| a.waited_s > 0.0)
+            .map(|a| format!("{} of {} slots busy", a.running, a.limit)),
+        refused,
+    })
+}
+
 /// Print and publish `report` through `io` (which already holds the run's secrets and has
 /// emitted their `::add-mask::` lines). Problems writing Actions files are reported on
 /// `err` as errors; they never change the verdict.
@@ -89,6 +110,9 @@ pub fn publish<W: Write>(
         match AuditLog::open(path, io.masker()) {
             Ok(mut log) => {
                 let mut events = vec![AuditEvent::trigger(&env)];
+                if redacted.admission.is_some() || redacted.budget.is_some() {
+                    events.push(admission_event(&redacted, &env));
+                }
                 if let Some(task) = &redacted.task {
                     events.extend(crate::audit::task_events(task));
                 }

@@ -460,3 +460,114 @@ async fn the_client_and_the_simulator_round_trip_with_pagination() {
     );
     sim.shutdown().await;
 }
+
+/// A run the daily budget refuses: exit 14, nothing created, and the audit record says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_budget_run_is_refused_and_audited() {
+    use agent_gate::sim::{SimConfig, start};
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("gh.git");
+    let sim = start(
+        SimConfig {
+            time_scale: 1000.0,
+            ..SimConfig::new(&bare)
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let ws = dir.path().join("ws");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&ws)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(
+        Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&bare)
+            .arg(&ws)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::create_dir_all(ws.join(".github")).unwrap();
+    std::fs::write(
+        ws.join(".github/agent-gate.yml"),
+        "version: 1\nagent:\n  max-tasks-per-day: 0\n",
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-qm",
+        "policy",
+    ]);
+    git(&["push", "-q", "origin", "main"]);
+    let audit = dir.path().join("audit.jsonl");
+    let args: Vec<String> = [
+        "run",
+        "--repository",
+        "octo/demo",
+        "--token",
+        "ghp_budget",
+        "--instruction",
+        "do it",
+        "--api-url",
+        &sim.url(),
+        "--audit-file",
+        audit.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    let ws2 = ws.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .args(&args)
+            .current_dir(&ws2)
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_REPOSITORY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(14),
+        "{}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("over-budget"), "{}", stdout(&out));
+    assert_eq!(
+        sim.count("POST", "/agents/repos/*/*/tasks"),
+        0,
+        "nothing was started"
+    );
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let admission: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "admission")
+        .expect("an admission event");
+    assert_eq!(admission["allowed"], false);
+    assert!(
+        admission["refused"].as_str().unwrap().contains('0'),
+        "{admission}"
+    );
+    sim.shutdown().await;
+}
