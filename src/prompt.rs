@@ -45,7 +45,7 @@ pub fn derive_key(explicit: Option<&str>, inputs: &KeyInputs) -> String {
         h.update([0u8]);
     }
     let digest = h.finalize();
-    let hex = hex_of(&digest[..10]);
+    let hex = hex(&digest[..10]);
     format!("ag1-{hex}")
 }
 
@@ -62,7 +62,8 @@ pub fn find_key(text: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-fn hex_of(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(s, "{b:02x}");
@@ -72,7 +73,7 @@ fn hex_of(bytes: &[u8]) -> String {
 
 /// SHA-256 of a prompt, hex, for audit records (the prompt itself may be long).
 pub fn prompt_hash(prompt: &str) -> String {
-    hex_of(&Sha256::digest(prompt.as_bytes()))
+    hex(&Sha256::digest(prompt.as_bytes()))
 }
 
 fn rule_list(out: &mut String, title: &str, rules: &crate::scope::RuleSet) {

@@ -559,7 +559,8 @@ pub fn escape_for_humans(name: &str) -> String {
     out
 }
 
-fn short(sha: &str) -> String {
+/// The first 12 characters of a commit id, as reports show it.
+pub fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
 }
 

@@ -12,6 +12,7 @@
 //! than a duplicate. What it does not own: the verdict (`assessment`), the Markdown
 //! (`summary`), the redaction (`outputs::redact_report`, [`Masker`]), the HTTP client.
 
+use crate::report::short;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -442,10 +443,6 @@ pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> R
             .push(format!("commenting on pull request #{pr}: {}", redact(&e))),
     }
     record
-}
-
-fn short(sha: &str) -> String {
-    sha.chars().take(12).collect()
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {

@@ -310,36 +310,9 @@ impl Git {
     /// Fetch `refspecs` from `remote` (a remote name, a URL, or a path to a repository),
     /// without tags or submodules, writing only the refs the refspecs name.
     pub fn fetch(&self, remote: &str, refspecs: &[&str]) -> Result<(), GitError> {
-        if remote.is_empty() || remote.starts_with('-') || remote.contains('\0') {
-            return Err(GitError::BadArgument {
-                command: "fetch",
-                what: "remote",
-                arg: remote.to_string(),
-                reason: "a remote must be a name, URL or path that does not start with '-'",
-            });
-        }
-        if let Some(bad) = refspecs.iter().find(|r| r.is_empty() || r.contains('\0')) {
-            return Err(GitError::BadArgument {
-                command: "fetch",
-                what: "refspec",
-                arg: (*bad).to_string(),
-                reason: "a refspec must be non-empty and contain no NUL",
-            });
-        }
-        let mut args = vec![
-            "fetch",
-            "--no-tags",
-            "--quiet",
-            "--no-recurse-submodules",
-            "--no-auto-gc",
-            // No opportunistic update of `refs/remotes/*`: only the refspecs given are
-            // written, so a fetch into private refs leaves the workspace's refs alone.
-            "--refmap=",
-            "--",
-            remote,
-        ];
-        args.extend_from_slice(refspecs);
-        self.run(&args).map(drop)
+        let args = fetch_args(remote, refspecs)?;
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        self.run_env(&args, &[]).map(drop)
     }
 
     /// Delete a reference (e.g. a private `refs/agent-gate/...` ref the gate fetched into);
@@ -366,26 +339,8 @@ impl Git {
         refspecs: &[&str],
         token: &str,
     ) -> Result<(), GitError> {
-        let mut args: Vec<&OsStr> = [
-            "fetch",
-            "--no-tags",
-            "--quiet",
-            "--no-recurse-submodules",
-            "--no-auto-gc",
-            "--refmap=",
-            "--",
-        ]
-        .into_iter()
-        .map(OsStr::new)
-        .collect();
-        if remote.is_empty()
-            || remote.starts_with('-')
-            || refspecs.iter().any(|r| r.is_empty() || r.contains('\0'))
-        {
-            return self.fetch(remote, refspecs);
-        }
-        args.push(OsStr::new(remote));
-        args.extend(refspecs.iter().map(OsStr::new));
+        let args = fetch_args(remote, refspecs)?;
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
         let header = format!(
             "AUTHORIZATION: basic {}",
             base64(format!("x-access-token:{token}").as_bytes())
@@ -440,6 +395,41 @@ impl Git {
         let out = self.run(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?;
         Ok(PathBuf::from(out.trim().to_str_lossy().into_owned()))
     }
+}
+
+/// The arguments of every fetch: checked `remote` and `refspecs` (never taken as options),
+/// no tags, no submodules, and only the refs the refspecs name are written.
+fn fetch_args<'a>(remote: &'a str, refspecs: &[&'a str]) -> Result<Vec<&'a str>, GitError> {
+    if remote.is_empty() || remote.starts_with('-') || remote.contains('\0') {
+        return Err(GitError::BadArgument {
+            command: "fetch",
+            what: "remote",
+            arg: remote.to_string(),
+            reason: "a remote must be a name, URL or path that does not start with '-'",
+        });
+    }
+    if let Some(bad) = refspecs.iter().find(|r| r.is_empty() || r.contains('\0')) {
+        return Err(GitError::BadArgument {
+            command: "fetch",
+            what: "refspec",
+            arg: (*bad).to_string(),
+            reason: "a refspec must be non-empty and contain no NUL",
+        });
+    }
+    let mut args = vec![
+        "fetch",
+        "--no-tags",
+        "--quiet",
+        "--no-recurse-submodules",
+        "--no-auto-gc",
+        // No opportunistic update of `refs/remotes/*`: only the refspecs given are
+        // written, so a fetch into private refs leaves the workspace's refs alone.
+        "--refmap=",
+        "--",
+        remote,
+    ];
+    args.extend_from_slice(refspecs);
+    Ok(args)
 }
 
 /// Standard base64 with padding (for one HTTP header; not worth a dependency).

@@ -404,16 +404,7 @@ fn content_identity(
     h.update(policy.as_bytes());
     h.update([0u8]);
     h.update(base_ref.unwrap_or("").as_bytes());
-    format!("content:{}", hex(&h.finalize()[..8]))
-}
-
-/// Lower-case hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    format!("content:{}", crate::prompt::hex(&h.finalize()[..8]))
 }
 
 fn shorten(text: &str) -> String {

@@ -7,6 +7,8 @@ use std::fmt::{self, Write as _};
 
 use serde_saphyr::Error as YamlError;
 
+use crate::policy::{bare_message, closest, human_type, key_before, list};
+
 /// A manifest that could not be loaded or planned.
 ///
 /// [`Display`](fmt::Display) renders `path:line:column: message`, then an indented `hint:`
@@ -244,38 +246,6 @@ impl fmt::Display for ManifestError {
     }
 }
 
-fn list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The candidate closest to `word` by edit distance, when close enough to be a typo.
-fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d > 0 && *d <= 2.max(c.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.as_str())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// A 1-based (line, column) from a parser location; (1, 1) when unknown.
 pub(crate) fn position(location: serde_saphyr::Location) -> (usize, usize) {
     let line = usize::try_from(location.line()).unwrap_or(0);
@@ -285,18 +255,6 @@ pub(crate) fn position(location: serde_saphyr::Location) -> (usize, usize) {
     } else {
         (line, column.max(1))
     }
-}
-
-/// The mapping key written on `line` before `column` (`timeout` for `  timeout: [1]`).
-fn key_before(text: &str, line: usize, column: usize) -> Option<String> {
-    let src = text.lines().nth(line.checked_sub(1)?)?;
-    let before: String = src.chars().take(column.checked_sub(1)?).collect();
-    let before = before.trim_end().strip_suffix(':')?;
-    let key = before
-        .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ','))
-        .next()?
-        .trim_matches(|c| c == '"' || c == '\'');
-    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// What the value at (line, column) looks like: `a list`, `a mapping`, or the scalar itself.
@@ -320,25 +278,6 @@ fn found_at(text: &str, line: usize, column: usize) -> String {
             shown.push('…');
         }
         format!("`{shown}`")
-    }
-}
-
-fn human_type(ty: &str) -> String {
-    match ty {
-        "string scalar" | "string" | "a string" => "a string".into(),
-        "mapping start" | "mapping" => "a mapping (indented `key: value` lines)".into(),
-        "sequence start" | "sequence" | "a sequence" => "a list".into(),
-        other if other.starts_with("struct ") => "a mapping (indented `key: value` lines)".into(),
-        other => other.to_string(),
-    }
-}
-
-/// The parser's message without its trailing " at line L, column C".
-fn bare_message(err: &YamlError) -> String {
-    let text = err.to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
     }
 }
 

@@ -273,7 +273,7 @@ pub fn task_key(identity: &str, repository: &str, date: Date) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    let hex = compile::hex(&h.finalize()[..6]);
+    let hex = crate::prompt::hex(&h.finalize()[..6]);
     let day = date.strftime("%Y%m%d");
     match identity.strip_prefix("id:") {
         Some(id) => format!("{id}-{day}-{hex}"),

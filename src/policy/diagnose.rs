@@ -49,11 +49,11 @@ pub(crate) fn key_before(text: &str, line: usize, column: usize) -> Option<Strin
     (!key.is_empty()).then(|| key.to_string())
 }
 
-fn human_type(ty: &str) -> String {
+pub(crate) fn human_type(ty: &str) -> String {
     match ty {
         "string scalar" | "string" | "a string" => "a string".into(),
         "mapping start" | "mapping" => "a mapping (indented `key: value` lines)".into(),
-        "sequence start" | "sequence" => "a list".into(),
+        "sequence start" | "sequence" | "a sequence" => "a list".into(),
         "u8" | "u16" | "u32" | "u64" | "usize" | "u128" => "a whole number ≥ 0".into(),
         "i8" | "i16" | "i32" | "i64" | "isize" | "i128" => "a whole number".into(),
         "f32" | "f64" => "a number".into(),
@@ -359,7 +359,7 @@ fn first_occurrence(text: &str, line: usize, column: usize, key: &str) -> Option
 }
 
 /// The parser's message without its trailing " at line L, column C".
-fn bare_message(err: &YamlError) -> String {
+pub(crate) fn bare_message(err: &YamlError) -> String {
     let text = err.to_string();
     match text.find(" at line ") {
         Some(i) => text[..i].to_string(),

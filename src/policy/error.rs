@@ -306,7 +306,7 @@ impl fmt::Display for PolicyError {
     }
 }
 
-fn list(items: &[String]) -> String {
+pub(crate) fn list(items: &[String]) -> String {
     items
         .iter()
         .map(|i| format!("`{i}`"))
@@ -315,7 +315,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (edit_distance(word, c), c))

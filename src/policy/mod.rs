@@ -23,6 +23,9 @@ use crate::scope::{RuleSet, Scope};
 pub use compile::{format_duration, parse_duration};
 pub use describe::describe;
 pub use error::PolicyError;
+// YAML diagnostics shared with the batch manifest, which is read the same way.
+pub(crate) use diagnose::{bare_message, human_type, key_before};
+pub(crate) use error::{closest, list};
 
 /// Default policy path, relative to the repository root.
 pub const DEFAULT_POLICY_PATH: &str = ".github/agent-gate.yml";

@@ -120,10 +120,6 @@ pub(super) fn first_line(text: &str, max_chars: usize) -> String {
     }
 }
 
-pub(super) fn short(sha: &str) -> String {
-    sha.chars().take(12).collect()
-}
-
 /// `850 ms`, `12.3 s`, `4m 03s`, `1h 02m`.
 pub(super) fn millis(ms: u64) -> String {
     if ms < 1000 {

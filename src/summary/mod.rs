@@ -28,8 +28,9 @@ use std::fmt::Write as _;
 use crate::report::{CheckEntry, CheckStatus, FileEntry, Report, Verdict, ViolationKind};
 use crate::scope::{Decision, Reason, RuleOrigin, RuleRef};
 
+use crate::report::short;
 pub use markdown::{clean_output, code, fence_for, inline};
-use markdown::{first_line, millis, number, seconds, short, url_text};
+use markdown::{first_line, millis, number, seconds, url_text};
 use timeline::{state_spans, timeline};
 
 /// What the summary needs besides the report.

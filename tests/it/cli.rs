@@ -400,7 +400,9 @@ async fn status_lists_and_shows_tasks() {
 /// filtered out by `creator_id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_and_the_simulator_round_trip_with_pagination() {
-    use agent_gate::github::{Client, ClientConfig, ListQuery, create_task_request};
+    use agent_gate::github::{
+        Client, ClientConfig, Direction, ListQuery, ListSort, create_task_request,
+    };
     use agent_gate::sim::{SimConfig, start, user_id_for_token};
     let dir = tempfile::tempdir().unwrap();
     let sim = start(
@@ -437,6 +439,9 @@ async fn the_client_and_the_simulator_round_trip_with_pagination() {
     let all = client
         .list_tasks(&ListQuery {
             per_page: Some(10),
+            // Pages of a list sorted by creation stay put while the tasks move on.
+            sort: Some(ListSort::CreatedAt),
+            direction: Some(Direction::Asc),
             ..ListQuery::default()
         })
         .await
@@ -445,6 +450,9 @@ async fn the_client_and_the_simulator_round_trip_with_pagination() {
     let mine = client
         .list_tasks(&ListQuery {
             per_page: Some(10),
+            // Pages of a list sorted by creation stay put while the tasks move on.
+            sort: Some(ListSort::CreatedAt),
+            direction: Some(Direction::Asc),
             creator_id: vec![user_id_for_token("ghp_alice")],
             ..ListQuery::default()
         })
