@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::flow::RunOptions;
-use crate::prompt::KeyInputs;
 use crate::report::{Report, Verdict};
 use crate::shutdown::Shutdown;
 use crate::sim::{self, Scenario, ScenarioError, SimConfig, SimError, SimHandle};
@@ -179,28 +178,10 @@ impl World {
             gate_env.push(("PATH".into(), path));
         }
         RunOptions {
-            repo: self.workspace.clone(),
-            repository: REPOSITORY.to_string(),
-            remote: "origin".to_string(),
             instruction: instruction.to_string(),
-            scope: Vec::new(),
             policy_path: POLICY_PATH.to_string(),
-            token: TOKEN.to_string(),
-            github_token: None,
-            base_ref: None,
-            timeout: None,
-            task_id: None,
-            task_key: None,
-            dry_run: false,
-            api_url: self.sim.url(),
-            model: None,
-            custom_agent: None,
-            jobs: None,
-            key_inputs: KeyInputs::default(),
             gate_env,
-            heartbeat: Duration::from_secs(30),
-            priority: crate::manifest::Priority::Normal,
-            repair_rounds: None,
+            ..RunOptions::new(self.workspace.clone(), REPOSITORY, self.sim.url(), TOKEN)
         }
     }
 

@@ -65,6 +65,44 @@ pub struct RunOptions {
     pub repair_rounds: Option<u32>,
 }
 
+impl RunOptions {
+    /// Options for `repository` (`owner/repo`) worked on in the clone `repo`, against the API
+    /// at `api_url` with `token`; everything else as the CLI's defaults (remote `origin`,
+    /// the default policy path, no instruction, no overrides, normal priority, a heartbeat
+    /// every 30 s). Set the rest with struct update syntax.
+    pub fn new(
+        repo: impl Into<PathBuf>,
+        repository: impl Into<String>,
+        api_url: impl Into<String>,
+        token: impl Into<String>,
+    ) -> RunOptions {
+        RunOptions {
+            repo: repo.into(),
+            repository: repository.into(),
+            remote: "origin".to_string(),
+            instruction: String::new(),
+            scope: Vec::new(),
+            policy_path: crate::policy::DEFAULT_POLICY_PATH.to_string(),
+            token: token.into(),
+            github_token: None,
+            base_ref: None,
+            timeout: None,
+            task_id: None,
+            task_key: None,
+            dry_run: false,
+            api_url: api_url.into(),
+            model: None,
+            custom_agent: None,
+            jobs: None,
+            key_inputs: KeyInputs::default(),
+            gate_env: Vec::new(),
+            heartbeat: Duration::from_secs(30),
+            priority: Priority::Normal,
+            repair_rounds: None,
+        }
+    }
+}
+
 /// The timeline state of a run waiting for a slot under `agent.max-concurrent-tasks`.
 pub const WAITING_STATE: &str = "waiting-for-capacity";
 

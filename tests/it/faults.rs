@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_gate::flow::{RunOptions, run};
-use agent_gate::prompt::KeyInputs;
 use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{
@@ -518,28 +517,17 @@ fn check_waits(log: &[LoggedRequest]) -> Result<(), String> {
 
 fn run_options(work: &Path, api_url: &str, instruction: &str, deadline: Duration) -> RunOptions {
     RunOptions {
-        repo: work.to_path_buf(),
-        repository: REPOSITORY.to_string(),
-        remote: "origin".to_string(),
         instruction: instruction.to_string(),
-        scope: Vec::new(),
-        policy_path: ".github/agent-gate.yml".to_string(),
-        token: TOKEN.to_string(),
-        github_token: None,
-        base_ref: None,
         timeout: Some(deadline),
-        task_id: None,
-        task_key: None,
-        dry_run: false,
-        api_url: api_url.to_string(),
-        model: None,
-        custom_agent: None,
         jobs: Some(1),
-        key_inputs: KeyInputs::default(),
         gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
         heartbeat: Duration::from_mins(1),
-        priority: agent_gate::admission::Priority::Normal,
-        repair_rounds: None,
+        ..RunOptions::new(
+            work.to_path_buf(),
+            REPOSITORY.to_string(),
+            api_url.to_string(),
+            TOKEN.to_string(),
+        )
     }
 }
 

@@ -3,12 +3,10 @@
 //! Action writes them, then `agent-gate report` merging them into one fleet report.
 
 use std::process::Command;
-use std::time::Duration;
 
 use agent_gate::actions::{ActionsEnv, Masker};
 use agent_gate::audit::{AuditEvent, AuditLog, task_events};
 use agent_gate::flow::{RunOptions, run};
-use agent_gate::prompt::KeyInputs;
 use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript};
@@ -119,28 +117,16 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
             _ => "add a feature",
         };
         let opts = RunOptions {
-            repo: ws,
-            repository: format!("octo/svc-{i:02}"),
-            remote: "origin".to_string(),
             instruction: format!("{instruction} (#{i})"),
-            scope: Vec::new(),
-            policy_path: ".github/agent-gate.yml".to_string(),
-            token: "ghp_fleet".to_string(),
-            github_token: None,
-            base_ref: None,
-            timeout: None,
-            task_id: None,
             task_key: Some(format!("nightly-{i:02}")),
-            dry_run: false,
-            api_url: sim.url(),
-            model: None,
-            custom_agent: None,
             jobs: Some(1),
-            key_inputs: KeyInputs::default(),
             gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            heartbeat: Duration::from_secs(30),
-            priority: agent_gate::admission::Priority::Normal,
-            repair_rounds: None,
+            ..RunOptions::new(
+                ws,
+                format!("octo/svc-{i:02}"),
+                sim.url(),
+                "ghp_fleet".to_string(),
+            )
         };
         runs.push(tokio::spawn(async move {
             let mut progress = Vec::new();

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use agent_gate::flow::{CheckOptions, RunOptions, check, run};
 use agent_gate::policy::{MAX_POLICY_BYTES, Policy};
-use agent_gate::prompt::KeyInputs;
 use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript};
@@ -512,28 +511,17 @@ async fn run_gates_a_hostile_change_pushed_by_the_simulated_agent() {
     let mut progress = Vec::new();
     let report = run(
         RunOptions {
-            repo: work.path().to_path_buf(),
-            repository: "octo/demo".to_string(),
-            remote: "origin".to_string(),
             instruction: "Touch everything you should not".to_string(),
-            scope: Vec::new(),
             policy_path: POLICY_PATH.to_string(),
-            token: "ghp_hostile".to_string(),
-            github_token: None,
-            base_ref: None,
             timeout: Some(Duration::from_mins(1)),
-            task_id: None,
-            task_key: None,
-            dry_run: false,
-            api_url: sim.url(),
-            model: None,
-            custom_agent: None,
             jobs: Some(1),
-            key_inputs: KeyInputs::default(),
             gate_env: Vec::new(),
-            heartbeat: Duration::from_secs(30),
-            priority: agent_gate::admission::Priority::Normal,
-            repair_rounds: None,
+            ..RunOptions::new(
+                work.path().to_path_buf(),
+                "octo/demo".to_string(),
+                sim.url(),
+                "ghp_hostile".to_string(),
+            )
         },
         Shutdown::never(),
         &mut progress,

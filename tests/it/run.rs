@@ -105,28 +105,14 @@ fn write(path: &str, content: &str) -> FileOp {
 impl Gate {
     fn opts(&self, instruction: &str) -> RunOptions {
         RunOptions {
-            repo: self.work.path().to_path_buf(),
-            repository: REPOSITORY.to_string(),
-            remote: "origin".to_string(),
             instruction: instruction.to_string(),
-            scope: Vec::new(),
-            policy_path: ".github/agent-gate.yml".to_string(),
-            token: TOKEN.to_string(),
-            github_token: None,
-            base_ref: None,
-            timeout: None,
-            task_id: None,
-            task_key: None,
-            dry_run: false,
-            api_url: self.sim.url(),
-            model: None,
-            custom_agent: None,
-            jobs: None,
-            key_inputs: KeyInputs::default(),
             gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            heartbeat: Duration::from_secs(30),
-            priority: agent_gate::admission::Priority::Normal,
-            repair_rounds: None,
+            ..RunOptions::new(
+                self.work.path().to_path_buf(),
+                REPOSITORY.to_string(),
+                self.sim.url(),
+                TOKEN.to_string(),
+            )
         }
     }
 

@@ -10,11 +10,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent_gate::admission::Priority;
 use agent_gate::flow::{RunOptions, WAITING_STATE, run};
 use agent_gate::github::types::{Task, Usage};
 use agent_gate::github::{Client, ClientConfig, create_task_request};
-use agent_gate::prompt::{KeyInputs, marker};
+use agent_gate::prompt::marker;
 use agent_gate::report::{Report, Verdict};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, SimHandle, TaskScript};
@@ -150,28 +149,14 @@ impl Write for Shared {
 impl Gate {
     fn opts(&self, instruction: &str) -> RunOptions {
         RunOptions {
-            repo: self.work.path().to_path_buf(),
-            repository: REPOSITORY.to_string(),
-            remote: "origin".to_string(),
             instruction: instruction.to_string(),
-            scope: Vec::new(),
-            policy_path: ".github/agent-gate.yml".to_string(),
-            token: TOKEN.to_string(),
-            github_token: None,
-            base_ref: None,
-            timeout: None,
-            task_id: None,
-            task_key: None,
-            dry_run: false,
-            api_url: self.sim.url(),
-            model: None,
-            custom_agent: None,
-            jobs: None,
-            key_inputs: KeyInputs::default(),
             gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            heartbeat: Duration::from_secs(30),
-            priority: Priority::Normal,
-            repair_rounds: None,
+            ..RunOptions::new(
+                self.work.path().to_path_buf(),
+                REPOSITORY.to_string(),
+                self.sim.url(),
+                TOKEN.to_string(),
+            )
         }
     }
 
