@@ -8,10 +8,13 @@
 //! know about reports: the caller turns [`Admission`] and [`WaitInfo`] into progress lines
 //! and verdicts.
 //!
-//! Admission is advisory, not a lock: GitHub has no counter to reserve a slot on, so two runs
-//! that check in the same instant can both be admitted. The cap holds between runs whose
-//! checks are at least one task creation apart, which is what a matrix with staggered starts
-//! and a `poll_every` of seconds gives.
+//! GitHub has no counter to reserve a slot on, so two runs that count in the same instant
+//! could both be admitted. Given a [`LeaseStore`] (the run's remote), each decision is taken
+//! under the admission lock and an admitted run holds a lease until its task shows in the
+//! list ([`crate::lease`]): the cap then holds for runs that start together, and a waiting
+//! run of higher priority gets the next free slot before lower ones. Without one — or when
+//! the remote refuses the refs — admission counts the task list alone and is advisory
+//! ([`LeaseUse::Unavailable`] says why).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::github::types::{Task, TaskState};
 use crate::github::{ApiError, Client, ListQuery};
+use crate::lease::{Commit, Held, LeaseStore, LockAttempt, occupancy};
 use crate::prompt::MARKER_PREFIX;
 
 pub use crate::manifest::Priority;
@@ -67,8 +71,10 @@ impl AdmissionLimits {
 pub struct WaitInfo {
     /// agent-gate tasks running in the repository (this run's own task excluded).
     pub running: u32,
-    /// The limit for this run's priority: admitted once `running < limit`.
+    /// The limit for this run's priority: admitted once `running + ahead < limit`.
     pub limit: u32,
+    /// Runs of higher priority waiting for a slot (seen through the admission lock).
+    pub ahead: u32,
     /// Time since admission started.
     pub waited: Duration,
 }
@@ -77,19 +83,42 @@ impl fmt::Display for WaitInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "waiting for capacity: {} agent-gate tasks running, this run may start below {} (waited {}s)",
-            self.running,
+            "waiting for capacity: {} agent-gate tasks running",
+            self.running
+        )?;
+        if self.ahead > 0 {
+            write!(
+                f,
+                ", {} higher-priority run{} waiting",
+                self.ahead,
+                if self.ahead == 1 { "" } else { "s" }
+            )?;
+        }
+        write!(
+            f,
+            ", this run may start below {} (waited {}s)",
             self.limit,
             self.waited.as_secs()
         )
     }
 }
 
+/// Whether an admitted run holds a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseUse {
+    /// No store was given (or there is no cap): admission counted the task list alone.
+    NotUsed,
+    /// The run holds this lease until it ends.
+    Held(Held),
+    /// The store could not be used (this is why); admission counted the task list alone.
+    Unavailable(String),
+}
+
 /// How admission ended.
 #[derive(Debug)]
 pub enum Admission {
     /// A slot is free (or there is no cap): start the task.
-    Admitted { waited: Duration },
+    Admitted { waited: Duration, lease: LeaseUse },
     /// The deadline passed while waiting: the run is `timed-out`, "never admitted".
     NeverAdmitted { waited: Duration, running: u32 },
     /// The shutdown signal fired while waiting: the run is `cancelled`.
@@ -99,12 +128,12 @@ pub enum Admission {
 }
 
 /// What a task in the list is, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     /// Carries this run's own marker.
     Own,
-    /// Started by agent-gate (another key).
-    Gate,
+    /// Started by agent-gate with this (other) key.
+    Gate(String),
     /// Not started by agent-gate.
     Other,
 }
@@ -130,10 +159,8 @@ impl RunningCounter {
     fn kind_of_text(&self, text: &str) -> Option<Kind> {
         if !self.own_marker.is_empty() && text.contains(&self.own_marker) {
             Some(Kind::Own)
-        } else if crate::prompt::find_key(text).is_some() {
-            Some(Kind::Gate)
         } else {
-            None
+            crate::prompt::find_key(text).map(|k| Kind::Gate(k.to_string()))
         }
     }
 
@@ -164,6 +191,13 @@ impl RunningCounter {
 
     /// agent-gate tasks in a running state in the client's repository, this run's excluded.
     pub async fn count(&mut self, client: &Client) -> Result<u32, ApiError> {
+        let keys = self.running_keys(client).await?;
+        Ok(u32::try_from(keys.len()).unwrap_or(u32::MAX))
+    }
+
+    /// The task keys of the agent-gate tasks in a running state (one per task), this run's
+    /// excluded.
+    pub async fn running_keys(&mut self, client: &Client) -> Result<Vec<String>, ApiError> {
         let list = client
             .list_tasks(&ListQuery {
                 state: RUNNING_STATES.to_vec(),
@@ -172,14 +206,14 @@ impl RunningCounter {
                 ..ListQuery::default()
             })
             .await?;
-        let mut running = 0u32;
+        let mut running = Vec::new();
         for task in list
             .tasks
             .iter()
             .filter(|t| RUNNING_STATES.contains(&t.state))
         {
             let kind = if let Some(k) = self.kinds.get(&task.id) {
-                *k
+                k.clone()
             } else {
                 let kind = match self.kind_from_name(task) {
                     Some(k) => k,
@@ -190,11 +224,11 @@ impl RunningCounter {
                         Err(e) => return Err(e),
                     },
                 };
-                self.kinds.insert(task.id.clone(), kind);
+                self.kinds.insert(task.id.clone(), kind.clone());
                 kind
             };
-            if kind == Kind::Gate {
-                running = running.saturating_add(1);
+            if let Kind::Gate(key) = kind {
+                running.push(key);
             }
         }
         Ok(running)
@@ -203,11 +237,16 @@ impl RunningCounter {
 
 /// Wait until a run of `priority` may start under `limits`.
 ///
-/// Checks at once; while the running count is at the limit, reports the wait through
-/// `on_wait` and checks again every `poll_every`, until a slot is free ([`Admission::Admitted`]),
-/// the `deadline` passes ([`Admission::NeverAdmitted`]; the last check is at the deadline),
-/// `shutdown` resolves ([`Admission::Interrupted`]) or the list cannot be read
+/// Checks at once; while the slots are taken, reports the wait through `on_wait` and checks
+/// again every `poll_every`, until a slot is free ([`Admission::Admitted`]), the `deadline`
+/// passes ([`Admission::NeverAdmitted`]; the last check is at the deadline), `shutdown`
+/// resolves ([`Admission::Interrupted`]) or the list cannot be read
 /// ([`Admission::ApiError`]). With no cap it returns `Admitted` without a request.
+///
+/// With `leases`, every check is made under the admission lock and an admitted run takes a
+/// lease (returned in [`LeaseUse::Held`]; the caller releases it when the run ends). A lock
+/// held by another run is waited for in short random steps. When the remote cannot be used,
+/// admission goes on without it and says why ([`LeaseUse::Unavailable`]).
 #[allow(
     clippy::too_many_arguments,
     reason = "the signature the run flow calls; each argument is one injected input"
@@ -219,6 +258,7 @@ pub async fn admit(
     own_marker: &str,
     deadline: Instant,
     poll_every: Duration,
+    mut leases: Option<&mut LeaseStore>,
     shutdown: impl Future,
     mut on_wait: impl FnMut(WaitInfo),
 ) -> Admission {
@@ -226,49 +266,162 @@ pub async fn admit(
     let Some(limit) = limits.limit_for(priority) else {
         return Admission::Admitted {
             waited: Duration::ZERO,
+            lease: LeaseUse::NotUsed,
         };
     };
     let client = client.with_deadline(deadline);
     let poll_every = poll_every.max(Duration::from_millis(10));
     let mut counter = RunningCounter::new(own_marker);
     let mut last_running: Option<u32> = None;
+    let mut unavailable: Option<String> = None;
     let shutdown = shutdown;
     tokio::pin!(shutdown);
     loop {
+        // 1. The lock (when there is a store that works).
+        let mut snapshot = None;
+        if let Some(store) = leases.as_deref_mut() {
+            match store.try_lock(epoch_now()) {
+                Ok(LockAttempt::Held(snap)) => snapshot = Some(snap),
+                Ok(LockAttempt::Busy { .. }) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        store.withdraw();
+                        return Admission::NeverAdmitted {
+                            waited: now - started,
+                            running: last_running.unwrap_or(0),
+                        };
+                    }
+                    let step = lock_step(poll_every);
+                    tokio::select! {
+                        biased;
+                        _ = &mut shutdown => {
+                            store.withdraw();
+                            return Admission::Interrupted;
+                        }
+                        () = tokio::time::sleep_until((now + step).min(deadline)) => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    unavailable = Some(e.to_string());
+                    store.withdraw();
+                    leases = None;
+                }
+            }
+        }
+        // 2. The task list.
         let checked = tokio::select! {
             biased;
-            _ = &mut shutdown => return Admission::Interrupted,
-            r = counter.count(&client) => r,
+            _ = &mut shutdown => {
+                if let Some(store) = leases.as_deref_mut() {
+                    store.unlock();
+                    store.withdraw();
+                }
+                return Admission::Interrupted;
+            }
+            r = counter.running_keys(&client) => r,
         };
         let now = Instant::now();
         let waited = now - started;
-        let running = match checked {
-            Ok(n) => n,
-            // The client's retries end at the deadline: a failure there is the deadline's.
-            Err(e) => match last_running {
-                Some(running) if now >= deadline => {
-                    return Admission::NeverAdmitted { waited, running };
+        let keys = match checked {
+            Ok(keys) => keys,
+            Err(e) => {
+                if let Some(store) = leases.as_deref_mut() {
+                    store.unlock();
+                    store.withdraw();
                 }
-                _ => return Admission::ApiError(e),
-            },
+                // The client's retries end at the deadline: a failure there is the deadline's.
+                return match last_running {
+                    Some(running) if now >= deadline => {
+                        Admission::NeverAdmitted { waited, running }
+                    }
+                    _ => Admission::ApiError(e),
+                };
+            }
+        };
+        // 3. The decision, and (under the lock) the lease or the waiting note.
+        let (running, ahead) = if let (Some(store), Some(snap)) = (leases.as_deref_mut(), snapshot)
+        {
+            let occ = occupancy(
+                &snap,
+                &keys,
+                store.key(),
+                priority,
+                epoch_now(),
+                store.times(),
+            );
+            let admit_now = occ.running.saturating_add(occ.ahead) < limit;
+            let wait = !admit_now && now < deadline;
+            match store.commit(admit_now, wait, epoch_now()) {
+                Ok(Commit::Done(held)) => {
+                    store.clean(&occ.dead);
+                    if let Some(held) = held {
+                        return Admission::Admitted {
+                            waited,
+                            lease: LeaseUse::Held(held),
+                        };
+                    }
+                }
+                // Presumed dead by another run: decide again.
+                Ok(Commit::LostLock) => continue,
+                Err(e) => {
+                    unavailable = Some(e.to_string());
+                    store.unlock();
+                    store.withdraw();
+                    leases = None;
+                    if admit_now {
+                        return Admission::Admitted {
+                            waited,
+                            lease: LeaseUse::Unavailable(e.to_string()),
+                        };
+                    }
+                }
+            }
+            (occ.running, occ.ahead)
+        } else {
+            let running = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+            if running < limit {
+                return Admission::Admitted {
+                    waited,
+                    lease: unavailable.map_or(LeaseUse::NotUsed, LeaseUse::Unavailable),
+                };
+            }
+            (running, 0)
         };
         last_running = Some(running);
-        if running < limit {
-            return Admission::Admitted { waited };
-        }
         if now >= deadline {
+            if let Some(store) = leases.as_deref_mut() {
+                store.withdraw();
+            }
             return Admission::NeverAdmitted { waited, running };
         }
         on_wait(WaitInfo {
             running,
             limit,
+            ahead,
             waited,
         });
         let wake = (now + poll_every).min(deadline);
         tokio::select! {
             biased;
-            _ = &mut shutdown => return Admission::Interrupted,
+            _ = &mut shutdown => {
+                if let Some(store) = leases.as_deref_mut() {
+                    store.withdraw();
+                }
+                return Admission::Interrupted;
+            }
             () = tokio::time::sleep_until(wake) => {}
         }
     }
+}
+
+/// Seconds since the Unix epoch (the clock the notes of other machines are compared with).
+fn epoch_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// A random pause before trying a busy lock again: 50–250 ms, never above `poll_every`.
+fn lock_step(poll_every: Duration) -> Duration {
+    let ms = rand::random_range(50..=250u64);
+    Duration::from_millis(ms).min(poll_every)
 }

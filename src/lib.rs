@@ -23,6 +23,7 @@ pub mod audit;
 pub mod checks;
 pub mod git;
 pub mod github;
+pub mod lease;
 pub mod outputs;
 pub mod progress;
 pub mod shutdown;

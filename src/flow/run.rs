@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::{Admission, AdmissionLimits, Priority, WaitInfo, admit};
+use crate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, WaitInfo, admit};
 use crate::budget::{BudgetError, BudgetLimits, check_budget};
 use crate::flow::check::{config_error, load_policy_at, narrow};
 use crate::flow::round::{RoundContext, gate_rounds};
@@ -20,6 +20,7 @@ use crate::github::types::{ArtifactRef, Task};
 use crate::github::{
     ApiError, Client, ClientConfig, StatePolicy, create_task_request, since_before_now,
 };
+use crate::lease::LeaseStore;
 use crate::policy::{OnIdle, OnWaitingForUser, Policy};
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{AdmissionRecord, Report, TaskInfo, TimelineEntry, Verdict};
@@ -372,6 +373,21 @@ async fn run_gate(
     };
     let client = client.with_deadline(deadline);
     let mut timeline: Vec<TimelineEntry> = Vec::new();
+    // The admission lock and lease on the remote (issue 8); the lease is given back when
+    // this store is dropped, at the end of the run.
+    let mut leases = AdmissionLimits::from_policy(&policy.agent)
+        .limit_for(opts.priority)
+        .map(|_| {
+            LeaseStore::new(
+                git.clone(),
+                &opts.remote,
+                git_token(&opts).map(str::to_string),
+                &key,
+                opts.priority,
+                &tag,
+            )
+            .with_poll(policy.agent.poll_max)
+        });
     let start = StartContext {
         client: &client,
         opts: &opts,
@@ -385,7 +401,15 @@ async fn run_gate(
         deadline,
         timeout,
     };
-    let (task, attached) = match start_task(&start, &mut report, &mut timeline, progress).await {
+    let (task, attached) = match start_task(
+        &start,
+        leases.as_mut(),
+        &mut report,
+        &mut timeline,
+        progress,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(done) => return *done,
     };
@@ -476,6 +500,7 @@ struct StartContext<'a> {
 /// ends here (over budget, never admitted, interrupted, API error).
 async fn start_task(
     s: &StartContext<'_>,
+    leases: Option<&mut LeaseStore>,
     report: &mut Report,
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
@@ -562,6 +587,7 @@ async fn start_task(
                 s.mark,
                 s.deadline,
                 s.policy.agent.poll_max,
+                leases,
                 s.shutdown.wait(),
                 |info: WaitInfo| {
                     let elapsed = started.elapsed();
@@ -599,7 +625,16 @@ async fn start_task(
             admitted,
         };
         match admission {
-            Admission::Admitted { waited } => {
+            Admission::Admitted { waited, lease } => {
+                if let LeaseUse::Unavailable(why) = lease {
+                    let _ = writeln!(
+                        progress,
+                        "agent-gate: warning: {why}; admission counted the task list alone, so runs that start together may exceed agent.max-concurrent-tasks"
+                    );
+                    report.notes.push(format!(
+                        "the admission lock was unavailable ({why}): admission was advisory"
+                    ));
+                }
                 if waited_any {
                     let _ = writeln!(
                         progress,
@@ -718,20 +753,22 @@ pub(super) fn fetch_refs(
 ) -> Result<(), crate::git::GitError> {
     match git.fetch(&opts.remote, refspecs) {
         Ok(()) => Ok(()),
-        Err(plain) => {
-            let token = opts
-                .github_token
-                .as_deref()
-                .filter(|t| !t.trim().is_empty())
-                .or_else(|| Some(opts.token.as_str()).filter(|t| !t.trim().is_empty()));
-            match token {
-                Some(t) => git
-                    .fetch_with_token(&opts.remote, refspecs, t.trim())
-                    .map_err(|_| plain),
-                None => Err(plain),
-            }
-        }
+        Err(plain) => match git_token(opts) {
+            Some(t) => git
+                .fetch_with_token(&opts.remote, refspecs, t)
+                .map_err(|_| plain),
+            None => Err(plain),
+        },
     }
+}
+
+/// The token git authenticates with when plain git cannot: `github-token`, else `token`.
+fn git_token(opts: &RunOptions) -> Option<&str> {
+    opts.github_token
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| Some(opts.token.as_str()).filter(|t| !t.trim().is_empty()))
+        .map(str::trim)
 }
 
 /// Fetch `refs/heads/<branch>` from `remote` into the private ref `local`; fall back to a

@@ -1,6 +1,7 @@
 //! Adapter for the `git` command line (never libgit2): the change between the merge base of
 //! two refs and a head (`-z` output, renames and copies detected, modes, binary files, line
-//! counts), reading a file at a ref, exporting a tree to a plain directory, fetching. It
+//! counts), reading a file at a ref, exporting a tree to a plain directory, fetching, and
+//! refs on a remote as a small compare-and-swap store ([`refs`]). It
 //! knows nothing of policies, checks or GitHub.
 //!
 //! Every invocation goes through [`Git::command`], which runs as if in a hostile place:
@@ -13,6 +14,7 @@
 mod change;
 mod error;
 pub mod parse;
+mod refs;
 mod run;
 mod tree;
 
@@ -34,6 +36,7 @@ pub use parse::{
 
 pub use error::GitError;
 use error::display_args;
+pub use refs::{Expect, PushOutcome, RefUpdate, RemoteRef};
 use run::Outcome;
 
 /// The id of the empty tree, per object format; used as the attribute source of diffs so the
@@ -341,15 +344,8 @@ impl Git {
     ) -> Result<(), GitError> {
         let args = fetch_args(remote, refspecs)?;
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let header = format!(
-            "AUTHORIZATION: basic {}",
-            base64(format!("x-access-token:{token}").as_bytes())
-        );
-        let env = [
-            ("GIT_CONFIG_COUNT", OsStr::new("1")),
-            ("GIT_CONFIG_KEY_0", OsStr::new("http.extraheader")),
-            ("GIT_CONFIG_VALUE_0", OsStr::new(&header)),
-        ];
+        let env = token_env(token);
+        let env = env.each_ref().map(|(k, v)| (*k, OsStr::new(v)));
         self.run_env(&args, &env).map(drop)
     }
 
@@ -430,6 +426,21 @@ fn fetch_args<'a>(remote: &'a str, refspecs: &[&'a str]) -> Result<Vec<&'a str>,
     ];
     args.extend_from_slice(refspecs);
     Ok(args)
+}
+
+/// The environment that makes one git process send `token` as actions/checkout does
+/// (`AUTHORIZATION: basic x-access-token:<token>`) through `GIT_CONFIG_*` variables: never
+/// on a command line, never in a file.
+fn token_env(token: &str) -> [(&'static str, String); 3] {
+    let header = format!(
+        "AUTHORIZATION: basic {}",
+        base64(format!("x-access-token:{token}").as_bytes())
+    );
+    [
+        ("GIT_CONFIG_COUNT", "1".to_string()),
+        ("GIT_CONFIG_KEY_0", "http.extraheader".to_string()),
+        ("GIT_CONFIG_VALUE_0", header),
+    ]
 }
 
 /// Standard base64 with padding (for one HTTP header; not worth a dependency).

@@ -109,6 +109,8 @@ fn update(sim: &Sim, task_id: &str, f: impl FnOnce(&mut super::store::SimTask)) 
     let mut store = sim.store();
     if let Some(t) = store.task_mut(task_id) {
         f(t);
+        let repo = t.repo_key();
+        store.note_running(&repo);
     }
 }
 
@@ -273,6 +275,8 @@ pub(crate) fn cancel(sim: &Sim, task_id: &str) -> bool {
     match store.task_mut(task_id) {
         Some(t) if !t.state().is_final() => {
             t.transition(TaskState::Cancelled);
+            let repo = t.repo_key();
+            store.note_running(&repo);
             true
         }
         _ => false,

@@ -369,6 +369,7 @@ async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> 
             });
             id
         };
+        store.note_running(&key);
         let t = store
             .tasks
             .iter()

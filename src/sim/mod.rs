@@ -195,6 +195,17 @@ impl SimHandle {
         }
     }
 
+    /// The most tasks `owner/repo` had unfinished (queued, working, idle or waiting for the
+    /// user) at one moment since the simulator started.
+    pub fn peak_running(&self, owner: &str, repo: &str) -> usize {
+        self.sim
+            .store()
+            .peak_running
+            .get(&store::repo_key(owner, repo))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Every task, as the single-task GET renders it (with `sessions`).
     pub fn tasks(&self) -> Vec<Task> {
         let store = self.sim.store();

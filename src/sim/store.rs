@@ -291,9 +291,23 @@ pub(crate) struct Store {
     pub next_number: u64,
     pub next_id: i64,
     pub agents: HashMap<String, tokio::task::AbortHandle>,
+    /// The most tasks each repository (`repo_key`) had in an unfinished state at once.
+    pub peak_running: HashMap<String, usize>,
 }
 
 impl Store {
+    /// Record the number of unfinished tasks of `repo` (a `repo_key`) after a change of
+    /// state, keeping the peak.
+    pub fn note_running(&mut self, repo: &str) {
+        let now = self
+            .tasks
+            .iter()
+            .filter(|t| t.repo_key() == repo && !t.state().is_final())
+            .count();
+        let peak = self.peak_running.entry(repo.to_string()).or_default();
+        *peak = (*peak).max(now);
+    }
+
     pub fn task_mut(&mut self, id: &str) -> Option<&mut SimTask> {
         self.tasks.iter_mut().find(|t| t.id == id)
     }

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use agent_gate::admission::{
-    Admission, AdmissionLimits, Priority, RunningCounter, WaitInfo, admit,
+    Admission, AdmissionLimits, LeaseUse, Priority, RunningCounter, WaitInfo, admit,
 };
 use agent_gate::github::types::{Task, TaskState};
 use agent_gate::github::{Client, ClientConfig, create_task_request};
@@ -114,6 +114,7 @@ async fn admit_collect(
         &marker(own_key),
         soon(timeout),
         POLL,
+        None,
         std::future::pending::<()>(),
         |w| waits.push(w),
     )
@@ -145,7 +146,9 @@ async fn no_cap_admits_without_a_request() {
         Duration::from_secs(5),
     )
     .await;
-    assert!(matches!(outcome, Admission::Admitted { waited } if waited.is_zero()));
+    assert!(
+        matches!(outcome, Admission::Admitted { waited, lease: LeaseUse::NotUsed } if waited.is_zero())
+    );
     assert!(waits.is_empty());
     assert_eq!(f.lists(), 0, "no list request without a cap");
 }
@@ -180,6 +183,7 @@ async fn full_waits_and_is_admitted_when_a_task_finishes() {
         &marker("mine"),
         soon(Duration::from_secs(30)),
         POLL,
+        None,
         std::future::pending::<()>(),
         |w: WaitInfo| {
             waits.push(w);
@@ -190,7 +194,7 @@ async fn full_waits_and_is_admitted_when_a_task_finishes() {
         },
     )
     .await;
-    let Admission::Admitted { waited } = outcome else {
+    let Admission::Admitted { waited, .. } = outcome else {
         panic!("expected Admitted, got {outcome:?}");
     };
     assert_eq!(waits.len(), 3, "{waits:?}");
@@ -258,6 +262,7 @@ async fn high_is_admitted_before_a_waiting_normal_when_slots_free() {
             &own,
             soon(Duration::from_secs(30)),
             POLL,
+            None,
             std::future::pending::<()>(),
             |_| normal_waits.set(normal_waits.get() + 1),
         )
@@ -323,6 +328,7 @@ async fn a_deadline_already_past_still_admits_free_capacity() {
         &marker("mine"),
         Instant::now(),
         POLL,
+        None,
         std::future::pending::<()>(),
         |_| {},
     )
@@ -428,6 +434,7 @@ async fn shutdown_while_waiting_is_interrupted() {
         &marker("mine"),
         soon(Duration::from_mins(1)),
         Duration::from_secs(30),
+        None,
         async move {
             shutdown.wait().await;
         },
@@ -452,6 +459,7 @@ async fn an_api_error_is_reported() {
         &marker("mine"),
         soon(Duration::from_secs(5)),
         POLL,
+        None,
         std::future::pending::<()>(),
         |_| {},
     )

@@ -4,6 +4,7 @@
 mod action;
 mod actions;
 mod admission;
+mod admission_lock;
 mod audit;
 mod budget;
 mod checks;

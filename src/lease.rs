@@ -1,0 +1,587 @@
+//! The admission lock (issue 8): what makes `agent.max-concurrent-tasks` hold across runs
+//! that start at the same moment. GitHub's task API has nothing to reserve a slot on, so the
+//! repository's own remote is the shared store, through refs under
+//! `refs/agent-gate/admission/` that only agent-gate writes:
+//!
+//! - `lock`: held for the few git round trips and one task-list read of a decision. Taken by
+//!   creating the ref (the remote checks it does not exist, under its ref lock); a lock older
+//!   than [`LeaseTimes::lock_stale`] belongs to a run that died and is taken over by a
+//!   compare-and-swap on its id.
+//! - `leases/<run>`: written in the same atomic push that releases the lock when a run is
+//!   admitted; it holds the slot until the run's task shows in the task list (a lease counts
+//!   while it is younger than [`LeaseTimes::lease_grace`] or while its key's task runs) and is
+//!   deleted when the run ends.
+//! - `waiting/<run>`: a run that found no slot says so, so that a run of lower priority
+//!   leaves the next free slot to it (refreshed at every check, ignored once stale).
+//!
+//! Each ref holds a parentless commit whose one-line message is a JSON [`Note`]. This module
+//! reads and writes those refs and decides who occupies a slot ([`occupancy`]); waiting,
+//! counting the task list and reporting belong to `crate::admission`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate, RemoteRef};
+use crate::manifest::Priority;
+
+/// Where the admission refs live on the remote.
+pub const ADMISSION_PREFIX: &str = "refs/agent-gate/admission/";
+const LOCK_REF: &str = "refs/agent-gate/admission/lock";
+const LEASES: &str = "refs/agent-gate/admission/leases/";
+const WAITING: &str = "refs/agent-gate/admission/waiting/";
+
+/// How old the refs may grow before they are presumed abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTimes {
+    /// A lock older than this belongs to a run that died while deciding.
+    pub lock_stale: Duration,
+    /// A lease counts for this long even when no running task carries its key (the time
+    /// between admission and the task appearing in the list).
+    pub lease_grace: Duration,
+    /// A waiting note counts for this long after its run's last check, plus three of that
+    /// run's check intervals.
+    pub waiting_grace: Duration,
+}
+
+impl Default for LeaseTimes {
+    fn default() -> LeaseTimes {
+        LeaseTimes {
+            lock_stale: Duration::from_mins(1),
+            lease_grace: Duration::from_mins(2),
+            waiting_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a ref is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoteKind {
+    Lock,
+    Lease,
+    Waiting,
+}
+
+/// The message of an admission ref's commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    #[serde(rename = "agent-gate")]
+    pub kind: NoteKind,
+    /// The writing run's task key.
+    pub key: String,
+    /// `high`, `normal` or `low`.
+    pub priority: String,
+    /// When it was written, in seconds since the Unix epoch.
+    pub at: i64,
+    /// The writer's interval between checks, in seconds (waiting notes).
+    #[serde(default)]
+    pub poll_s: u64,
+}
+
+/// One admission ref as read from the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name on the remote.
+    pub name: String,
+    /// The commit it points at.
+    pub id: String,
+    /// Its note; `None` when the message is not one (it is then presumed stale).
+    pub note: Option<Note>,
+}
+
+impl Entry {
+    fn from_ref(r: RemoteRef) -> Entry {
+        Entry {
+            note: serde_json::from_str(&r.subject).ok(),
+            name: r.name,
+            id: r.id,
+        }
+    }
+
+    /// Seconds since it was written (`None` without a readable note).
+    fn age(&self, now: i64) -> Option<u64> {
+        self.note
+            .as_ref()
+            .map(|n| u64::try_from(now.saturating_sub(n.at)).unwrap_or(0))
+    }
+}
+
+/// The admission refs at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub lock: Option<Entry>,
+    pub leases: Vec<Entry>,
+    pub waiting: Vec<Entry>,
+}
+
+impl Snapshot {
+    fn from_refs(refs: Vec<RemoteRef>) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for r in refs {
+            if r.name == LOCK_REF {
+                snap.lock = Some(Entry::from_ref(r));
+            } else if r.name.starts_with(LEASES) {
+                snap.leases.push(Entry::from_ref(r));
+            } else if r.name.starts_with(WAITING) {
+                snap.waiting.push(Entry::from_ref(r));
+            }
+        }
+        snap
+    }
+}
+
+/// Who holds the slots, as [`occupancy`] sees a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    /// Running agent-gate tasks plus admitted runs whose task is not running yet.
+    pub running: u32,
+    /// Runs of higher priority waiting for a slot.
+    pub ahead: u32,
+    /// Leases and waiting notes nobody holds any more (to delete).
+    pub dead: Vec<Entry>,
+}
+
+fn rank(priority: &str) -> u8 {
+    match Priority::parse(priority) {
+        Some(Priority::High) => 2,
+        Some(Priority::Normal) | None => 1,
+        Some(Priority::Low) => 0,
+    }
+}
+
+/// Who occupies the slots: `running_keys` are the keys of the running agent-gate tasks (one
+/// per task, this run's own excluded); a lease adds a slot unless its key's task is among
+/// them, and counts while young or while that task runs. Waiting notes of other runs with a
+/// higher priority than `priority` are `ahead`. This run's own refs (key `own_key`) never
+/// count, and are dead once stale like any other.
+pub fn occupancy(
+    snap: &Snapshot,
+    running_keys: &[String],
+    own_key: &str,
+    priority: Priority,
+    now: i64,
+    times: LeaseTimes,
+) -> Occupancy {
+    let mut occ = Occupancy {
+        running: u32::try_from(running_keys.len()).unwrap_or(u32::MAX),
+        ..Occupancy::default()
+    };
+    let mut counted: Vec<&str> = running_keys.iter().map(String::as_str).collect();
+    for lease in &snap.leases {
+        let running = lease
+            .note
+            .as_ref()
+            .is_some_and(|n| running_keys.contains(&n.key));
+        let young = lease
+            .age(now)
+            .is_some_and(|a| a < times.lease_grace.as_secs());
+        let Some(note) = lease.note.as_ref().filter(|_| running || young) else {
+            occ.dead.push(lease.clone());
+            continue;
+        };
+        if note.key != own_key && !counted.contains(&note.key.as_str()) {
+            counted.push(&note.key);
+            occ.running = occ.running.saturating_add(1);
+        }
+    }
+    let mine = rank(priority.as_str());
+    let mut ahead: Vec<&str> = Vec::new();
+    for waiting in &snap.waiting {
+        let fresh = waiting.note.as_ref().is_some_and(|n| {
+            let limit = times.waiting_grace.as_secs() + 3 * n.poll_s;
+            waiting.age(now).is_some_and(|a| a < limit)
+        });
+        let Some(note) = waiting.note.as_ref().filter(|_| fresh) else {
+            occ.dead.push(waiting.clone());
+            continue;
+        };
+        if note.key != own_key && rank(&note.priority) > mine && !ahead.contains(&note.key.as_str())
+        {
+            ahead.push(&note.key);
+            occ.ahead = occ.ahead.saturating_add(1);
+        }
+    }
+    occ
+}
+
+/// A lease this run holds (released by [`LeaseStore::release`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub name: String,
+    pub id: String,
+}
+
+/// How [`LeaseStore::try_lock`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// This run holds the lock; the snapshot was read under it.
+    Held(Snapshot),
+    /// Another run holds it (`holder`: its key, when its note is readable).
+    Busy { holder: Option<String> },
+}
+
+/// How [`LeaseStore::commit`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// The lock is released; `Some` when a lease was taken.
+    Done(Option<Held>),
+    /// The lock was taken over (this run was presumed dead): nothing was written.
+    LostLock,
+}
+
+/// Why the admission refs cannot be used (the run then falls back to counting tasks).
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("cannot {action} `{ADMISSION_PREFIX}*` on `{remote}`: {source}")]
+    Git {
+        action: &'static str,
+        remote: String,
+        #[source]
+        source: Box<GitError>,
+    },
+    #[error(
+        "`{remote}` refuses the admission lock `{LOCK_REF}` although no run holds it ({reason}); a ruleset or branch protection on `refs/agent-gate/*` would explain it"
+    )]
+    Refused { remote: String, reason: String },
+}
+
+/// The admission refs of one remote, as one run reads and writes them.
+#[derive(Debug)]
+pub struct LeaseStore {
+    git: Git,
+    remote: String,
+    token: Option<String>,
+    /// Whether the token is needed (decided by the first operation that works).
+    use_token: Option<bool>,
+    local_prefix: String,
+    key: String,
+    priority: Priority,
+    poll: Duration,
+    run_id: String,
+    times: LeaseTimes,
+    /// The lock commit this run last pushed.
+    lock_id: Option<String>,
+    /// Rejected lock pushes in a row while no lock was visible.
+    refused: u32,
+    /// The lease this run holds (released on drop).
+    held: Option<Held>,
+}
+
+impl LeaseStore {
+    /// The store on `remote` (name, URL or path) of the repository `git` works in, for the
+    /// run with task key `key` and id `run_id` (unique per run: it names the run's refs).
+    /// `token` authenticates HTTPS remotes when plain git cannot. Notes are mirrored into
+    /// `refs/agent-gate/<run_id>/admission/`, deleted when the store is dropped.
+    pub fn new(
+        git: Git,
+        remote: &str,
+        token: Option<String>,
+        key: &str,
+        priority: Priority,
+        run_id: &str,
+    ) -> LeaseStore {
+        LeaseStore {
+            git,
+            remote: remote.to_string(),
+            token: token.filter(|t| !t.trim().is_empty()),
+            use_token: None,
+            local_prefix: format!("refs/agent-gate/{run_id}/admission/"),
+            key: key.to_string(),
+            priority,
+            poll: Duration::from_secs(5),
+            run_id: run_id.to_string(),
+            times: LeaseTimes::default(),
+            lock_id: None,
+            refused: 0,
+            held: None,
+        }
+    }
+
+    /// The same store with other staleness limits.
+    #[must_use]
+    pub fn with_times(mut self, times: LeaseTimes) -> LeaseStore {
+        self.times = times;
+        self
+    }
+
+    /// The interval between this run's checks (written into its waiting note).
+    #[must_use]
+    pub fn with_poll(mut self, poll: Duration) -> LeaseStore {
+        self.poll = poll;
+        self
+    }
+
+    pub fn times(&self) -> LeaseTimes {
+        self.times
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// Run a git operation against the remote: plainly, or with the token once plain git
+    /// has failed (a checkout with `persist-credentials: false`).
+    fn remote_op<T>(
+        &mut self,
+        action: &'static str,
+        op: impl Fn(&Git, &str, Option<&str>) -> Result<T, GitError>,
+    ) -> Result<T, LeaseError> {
+        let token = self.token.clone();
+        let wrap = |source| LeaseError::Git {
+            action,
+            remote: self.remote.clone(),
+            source: Box::new(source),
+        };
+        match (self.use_token, token.as_deref()) {
+            (Some(true), Some(t)) => op(&self.git, &self.remote, Some(t)).map_err(wrap),
+            (Some(_), _) | (None, None) => op(&self.git, &self.remote, None).map_err(wrap),
+            (None, Some(t)) => match op(&self.git, &self.remote, None) {
+                Ok(v) => {
+                    self.use_token = Some(false);
+                    Ok(v)
+                }
+                Err(plain) => match op(&self.git, &self.remote, Some(t)) {
+                    Ok(v) => {
+                        self.use_token = Some(true);
+                        Ok(v)
+                    }
+                    Err(_) => Err(wrap(plain)),
+                },
+            },
+        }
+    }
+
+    fn note(&self, kind: NoteKind, now: i64) -> Result<String, LeaseError> {
+        let note = Note {
+            kind,
+            key: self.key.clone(),
+            priority: self.priority.as_str().to_string(),
+            at: now,
+            poll_s: self.poll.as_secs().max(1),
+        };
+        let text = serde_json::to_string(&note).unwrap_or_default();
+        self.git
+            .note_commit(&text)
+            .map_err(|source| LeaseError::Git {
+                action: "write a note for",
+                remote: self.remote.clone(),
+                source: Box::new(source),
+            })
+    }
+
+    /// Read the admission refs.
+    pub fn snapshot(&mut self) -> Result<Snapshot, LeaseError> {
+        let local = self.local_prefix.clone();
+        let refs = self.remote_op("read", |git, remote, token| {
+            git.mirror_refs(remote, ADMISSION_PREFIX, &local, token)
+        })?;
+        Ok(Snapshot::from_refs(refs))
+    }
+
+    fn push(
+        &mut self,
+        action: &'static str,
+        updates: &[RefUpdate],
+        atomic: bool,
+    ) -> Result<PushOutcome, LeaseError> {
+        self.remote_op(action, |git, remote, token| {
+            if atomic {
+                git.push_refs(remote, updates, token)
+            } else {
+                git.push_refs_each(remote, updates, token)
+            }
+        })
+    }
+
+    /// Try to take the lock at `now` (seconds since the epoch): create it, or take over a
+    /// stale one. Holding it, read the snapshot.
+    pub fn try_lock(&mut self, now: i64) -> Result<LockAttempt, LeaseError> {
+        let id = self.note(NoteKind::Lock, now)?;
+        let create = [RefUpdate {
+            name: LOCK_REF.to_string(),
+            new: Some(id.clone()),
+            expect: Expect::Absent,
+        }];
+        if let PushOutcome::Rejected { reason } = self.push("take the lock", &create, true)? {
+            let snap = self.snapshot()?;
+            let Some(lock) = snap.lock else {
+                // Freed in between — or refused by the remote: after a few, say so.
+                self.refused += 1;
+                if self.refused >= 5 {
+                    return Err(LeaseError::Refused {
+                        remote: self.remote.clone(),
+                        reason,
+                    });
+                }
+                return Ok(LockAttempt::Busy { holder: None });
+            };
+            self.refused = 0;
+            if self.lock_id.as_deref() == Some(lock.id.as_str()) {
+                // Ours, left by a commit that failed: still held.
+                return Ok(LockAttempt::Held(self.snapshot()?));
+            }
+            let stale = lock
+                .age(now)
+                .is_none_or(|a| a >= self.times.lock_stale.as_secs());
+            if !stale {
+                return Ok(LockAttempt::Busy {
+                    holder: lock.note.map(|n| n.key),
+                });
+            }
+            let take_over = [RefUpdate {
+                name: LOCK_REF.to_string(),
+                new: Some(id.clone()),
+                expect: Expect::Is(lock.id.clone()),
+            }];
+            if let PushOutcome::Rejected { .. } =
+                self.push("take over the lock", &take_over, true)?
+            {
+                return Ok(LockAttempt::Busy {
+                    holder: lock.note.map(|n| n.key),
+                });
+            }
+        }
+        self.refused = 0;
+        self.lock_id = Some(id);
+        Ok(LockAttempt::Held(self.snapshot()?))
+    }
+
+    /// Release the lock taken by [`LeaseStore::try_lock`], in one atomic push with: this
+    /// run's lease when `admit`, else (when `wait`) its refreshed waiting note; its waiting
+    /// note is removed when admitted.
+    pub fn commit(&mut self, admit: bool, wait: bool, now: i64) -> Result<Commit, LeaseError> {
+        let Some(lock) = self.lock_id.clone() else {
+            return Ok(Commit::LostLock);
+        };
+        let lease_name = format!("{LEASES}{}", self.run_id);
+        let waiting_name = format!("{WAITING}{}", self.run_id);
+        let mut updates = vec![RefUpdate {
+            name: LOCK_REF.to_string(),
+            new: None,
+            expect: Expect::Is(lock),
+        }];
+        let mut held = None;
+        if admit {
+            let id = self.note(NoteKind::Lease, now)?;
+            updates.push(RefUpdate {
+                name: lease_name.clone(),
+                new: Some(id.clone()),
+                expect: Expect::Absent,
+            });
+            updates.push(RefUpdate {
+                name: waiting_name,
+                new: None,
+                expect: Expect::Any,
+            });
+            held = Some(Held {
+                name: lease_name,
+                id,
+            });
+        } else if wait {
+            updates.push(RefUpdate {
+                name: waiting_name,
+                new: Some(self.note(NoteKind::Waiting, now)?),
+                expect: Expect::Any,
+            });
+        }
+        match self.push("release the lock", &updates, true)? {
+            PushOutcome::Pushed => {
+                self.lock_id = None;
+                self.held.clone_from(&held);
+                Ok(Commit::Done(held))
+            }
+            PushOutcome::Rejected { .. } => Ok(Commit::LostLock),
+        }
+    }
+
+    /// Release the lock if this run holds it, writing nothing else (best effort: an
+    /// interrupted decision). A lock left behind goes stale.
+    pub fn unlock(&mut self) {
+        if let Some(lock) = self.lock_id.take() {
+            let _ = self.push(
+                "release the lock",
+                &[RefUpdate {
+                    name: LOCK_REF.to_string(),
+                    new: None,
+                    expect: Expect::Is(lock),
+                }],
+                true,
+            );
+        }
+    }
+
+    /// Delete refs nobody holds any more, each only if unchanged (best effort).
+    pub fn clean(&mut self, dead: &[Entry]) {
+        let updates: Vec<RefUpdate> = dead
+            .iter()
+            .map(|e| RefUpdate {
+                name: e.name.clone(),
+                new: None,
+                expect: Expect::Is(e.id.clone()),
+            })
+            .collect();
+        let _ = self.push("clean up", &updates, false);
+    }
+
+    /// The lease this run holds, if it was admitted with one.
+    pub fn held(&self) -> Option<&Held> {
+        self.held.as_ref()
+    }
+
+    /// Give back the lease this run holds (and its waiting note): the run has ended. Also
+    /// done when the store is dropped.
+    pub fn release(&mut self) -> Result<(), LeaseError> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let updates = [
+            RefUpdate {
+                name: held.name.clone(),
+                new: None,
+                expect: Expect::Is(held.id.clone()),
+            },
+            RefUpdate {
+                name: format!("{WAITING}{}", self.run_id),
+                new: None,
+                expect: Expect::Any,
+            },
+        ];
+        self.push("release the lease", &updates, false).map(drop)
+    }
+
+    /// Remove this run's waiting note (a run that stops waiting without being admitted).
+    pub fn withdraw(&mut self) {
+        let _ = self.push(
+            "withdraw the waiting note",
+            &[RefUpdate {
+                name: format!("{WAITING}{}", self.run_id),
+                new: None,
+                expect: Expect::Any,
+            }],
+            false,
+        );
+    }
+}
+
+impl Drop for LeaseStore {
+    fn drop(&mut self) {
+        let _ = self.release();
+        if let Ok(refs) = self.git.local_refs(&self.local_prefix) {
+            for r in refs {
+                let _ = self.git.delete_ref(&r.name);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, crate::report::short(&self.id))
+    }
+}

@@ -1,0 +1,574 @@
+//! The admission lock across runs (issue 8): the refs under `refs/agent-gate/admission/` on
+//! a bare repository standing in for the remote — the lock excludes, a stale lock is taken
+//! over, leases and waiting notes count as `occupancy` says — and then several `run`
+//! processes started at once against one simulator: with `max-concurrent-tasks: 2` the
+//! simulator never sees more than two tasks unfinished at once, and a waiting high-priority
+//! run gets the next free slot before a normal one that waited longer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use agent_gate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, admit};
+use agent_gate::git::Git;
+use agent_gate::github::{Client, ClientConfig};
+use agent_gate::lease::{
+    Entry, LeaseStore, LeaseTimes, LockAttempt, Note, NoteKind, Snapshot, occupancy,
+};
+use agent_gate::prompt::marker;
+use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
+
+const REPOSITORY: &str = "octo/fleet";
+const TOKEN: &str = "ghp_admission_lock";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The admission refs on `bare`: `(name, subject)`.
+fn remote_refs(bare: &Path) -> Vec<(String, String)> {
+    git(
+        bare,
+        &[
+            "for-each-ref",
+            "--format=%(refname)%00%(contents:subject)",
+            "refs/agent-gate/",
+        ],
+    )
+    .lines()
+    .filter_map(|l| {
+        let (n, s) = l.split_once('\0')?;
+        Some((n.to_string(), s.to_string()))
+    })
+    .collect()
+}
+
+/// A bare "remote" holding `main` with `policy`, and a way to clone workspaces of it.
+struct Remote {
+    root: tempfile::TempDir,
+    bare: PathBuf,
+}
+
+impl Remote {
+    fn new(policy: &str) -> Remote {
+        let root = tempfile::tempdir().expect("temp dir");
+        let bare = root.path().join("remote.git");
+        let seed = root.path().join("seed");
+        git(
+            root.path(),
+            &["init", "-q", "-b", "main", seed.to_str().unwrap()],
+        );
+        std::fs::create_dir_all(seed.join(".github")).unwrap();
+        std::fs::write(seed.join(".github/agent-gate.yml"), policy).unwrap();
+        std::fs::write(seed.join("README.md"), "fleet\n").unwrap();
+        git(&seed, &["add", "-A"]);
+        git(&seed, &["commit", "-q", "-m", "seed"]);
+        git(
+            root.path(),
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                seed.to_str().unwrap(),
+                bare.to_str().unwrap(),
+            ],
+        );
+        Remote { root, bare }
+    }
+
+    /// A fresh clone (one matrix job's workspace).
+    fn workspace(&self, name: &str) -> PathBuf {
+        let ws = self.root.path().join(name);
+        git(
+            self.root.path(),
+            &[
+                "clone",
+                "-q",
+                self.bare.to_str().unwrap(),
+                ws.to_str().unwrap(),
+            ],
+        );
+        ws
+    }
+
+    fn store(ws: &Path, key: &str, priority: Priority, run: &str) -> LeaseStore {
+        LeaseStore::new(Git::new(ws), "origin", None, key, priority, run)
+    }
+
+    /// Write an admission ref directly on the remote, as another (maybe dead) run would have.
+    fn plant(&self, name: &str, kind: NoteKind, key: &str, priority: &str, age: Duration) {
+        let note = Note {
+            kind,
+            key: key.to_string(),
+            priority: priority.to_string(),
+            at: jiff::Timestamp::now().as_second() - i64::try_from(age.as_secs()).unwrap(),
+            poll_s: 1,
+        };
+        let ws = self.root.path().join("seed");
+        let id = Git::new(&ws)
+            .note_commit(&serde_json::to_string(&note).unwrap())
+            .unwrap();
+        git(
+            &ws,
+            &[
+                "push",
+                "-q",
+                "--force",
+                self.bare.to_str().unwrap(),
+                &format!("{id}:{name}"),
+            ],
+        );
+    }
+}
+
+const LOCK_POLICY: &str = "version: 1\nscope:\n  allow: [\"**\"]\n";
+
+#[test]
+fn the_lock_excludes_a_second_run_until_it_is_released() {
+    let remote = Remote::new(LOCK_POLICY);
+    let (wa, wb) = (remote.workspace("a"), remote.workspace("b"));
+    let mut a = Remote::store(&wa, "key-a", Priority::Normal, "run-a");
+    let mut b = Remote::store(&wb, "key-b", Priority::Normal, "run-b");
+    let now = jiff::Timestamp::now().as_second();
+    assert!(matches!(a.try_lock(now).unwrap(), LockAttempt::Held(_)));
+    assert_eq!(
+        b.try_lock(now).unwrap(),
+        LockAttempt::Busy {
+            holder: Some("key-a".to_string())
+        }
+    );
+    // A takes a lease and releases the lock in one push; B then holds the lock and sees it.
+    let agent_gate::lease::Commit::Done(Some(held)) = a.commit(true, false, now).unwrap() else {
+        panic!("a's commit");
+    };
+    assert_eq!(held.name, "refs/agent-gate/admission/leases/run-a");
+    let LockAttempt::Held(snap) = b.try_lock(now).unwrap() else {
+        panic!("b gets the lock once a released it");
+    };
+    assert_eq!(snap.leases.len(), 1);
+    let note = snap.leases[0].note.as_ref().expect("a readable note");
+    assert_eq!((note.kind, note.key.as_str()), (NoteKind::Lease, "key-a"));
+    // B waits: its waiting note replaces the lock.
+    b.commit(false, true, now).unwrap();
+    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        names,
+        [
+            "refs/agent-gate/admission/leases/run-a",
+            "refs/agent-gate/admission/waiting/run-b"
+        ]
+    );
+    // Dropping the stores gives the lease back and withdraws nothing else.
+    drop(a);
+    b.withdraw();
+    assert!(
+        remote_refs(&remote.bare).is_empty(),
+        "{:?}",
+        remote_refs(&remote.bare)
+    );
+    // The mirrored refs of the workspaces are gone with the stores.
+    drop(b);
+    for ws in [&wa, &wb] {
+        assert_eq!(git(ws, &["for-each-ref", "refs/agent-gate/"]), "");
+    }
+}
+
+#[test]
+fn a_stale_lock_is_taken_over_and_a_fresh_one_is_not() {
+    let remote = Remote::new(LOCK_POLICY);
+    let ws = remote.workspace("a");
+    let mut store = Remote::store(&ws, "key-a", Priority::Normal, "run-a");
+    let now = jiff::Timestamp::now().as_second();
+    remote.plant(
+        "refs/agent-gate/admission/lock",
+        NoteKind::Lock,
+        "crashed",
+        "normal",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        store.try_lock(now).unwrap(),
+        LockAttempt::Busy {
+            holder: Some("crashed".to_string())
+        }
+    );
+    remote.plant(
+        "refs/agent-gate/admission/lock",
+        NoteKind::Lock,
+        "crashed",
+        "normal",
+        LeaseTimes::default().lock_stale + Duration::from_secs(1),
+    );
+    assert!(matches!(store.try_lock(now).unwrap(), LockAttempt::Held(_)));
+    let lock = remote_refs(&remote.bare);
+    assert_eq!(lock.len(), 1);
+    assert!(lock[0].1.contains("\"key-a\""), "{lock:?}");
+}
+
+fn entry(name: &str, kind: NoteKind, key: &str, priority: &str, age_s: i64) -> Entry {
+    Entry {
+        name: name.to_string(),
+        id: "0".repeat(40),
+        note: Some(Note {
+            kind,
+            key: key.to_string(),
+            priority: priority.to_string(),
+            at: 1_000_000 - age_s,
+            poll_s: 5,
+        }),
+    }
+}
+
+#[test]
+fn occupancy_counts_young_leases_and_leases_of_running_tasks_once() {
+    let times = LeaseTimes::default();
+    let grace = i64::try_from(times.lease_grace.as_secs()).unwrap();
+    let snap = Snapshot {
+        lock: None,
+        leases: vec![
+            // Admitted a moment ago, task not listed yet: holds a slot.
+            entry("l/young", NoteKind::Lease, "k-young", "normal", 5),
+            // Old, but its task runs: one slot with the task, not two.
+            entry(
+                "l/running",
+                NoteKind::Lease,
+                "k-running",
+                "normal",
+                grace + 60,
+            ),
+            // Old and its task is not running: nobody holds it.
+            entry("l/dead", NoteKind::Lease, "k-dead", "normal", grace + 60),
+            // This run's own (from an earlier attempt): never counted.
+            entry("l/own", NoteKind::Lease, "me", "normal", 1),
+            // Not a note at all: presumed stale.
+            Entry {
+                name: "l/junk".into(),
+                id: "1".repeat(40),
+                note: None,
+            },
+        ],
+        waiting: vec![],
+    };
+    let keys = vec!["k-running".to_string(), "k-other".to_string()];
+    let occ = occupancy(&snap, &keys, "me", Priority::Normal, 1_000_000, times);
+    assert_eq!(occ.running, 3, "k-running, k-other, k-young");
+    assert_eq!(occ.ahead, 0);
+    let dead: Vec<&str> = occ.dead.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(dead, ["l/dead", "l/junk"]);
+}
+
+#[test]
+fn occupancy_puts_fresh_waiters_of_higher_priority_ahead() {
+    let times = LeaseTimes::default();
+    let stale = i64::try_from(times.waiting_grace.as_secs()).unwrap() + 3 * 5 + 1;
+    let snap = Snapshot {
+        lock: None,
+        leases: vec![],
+        waiting: vec![
+            entry("w/high", NoteKind::Waiting, "k-high", "high", 2),
+            entry("w/high-again", NoteKind::Waiting, "k-high", "high", 1),
+            entry("w/normal", NoteKind::Waiting, "k-normal", "normal", 2),
+            entry("w/low", NoteKind::Waiting, "k-low", "low", 2),
+            entry("w/stale-high", NoteKind::Waiting, "k-gone", "high", stale),
+        ],
+    };
+    let at = |p| occupancy(&snap, &[], "me", p, 1_000_000, times);
+    assert_eq!(at(Priority::High).ahead, 0, "nobody is ahead of high");
+    assert_eq!(at(Priority::Normal).ahead, 1, "one high run (two notes)");
+    assert_eq!(at(Priority::Low).ahead, 2, "the high and the normal run");
+    let dead: Vec<String> = at(Priority::Low).dead.into_iter().map(|e| e.name).collect();
+    assert_eq!(dead, ["w/stale-high"]);
+}
+
+/// `admit` with a store on `remote` and a simulator with no tasks: `max` slots, 2 s deadline.
+async fn admit_with_store(
+    sim: &SimHandle,
+    store: &mut LeaseStore,
+    max: u32,
+    priority: Priority,
+) -> Admission {
+    let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
+        .expect("client");
+    admit(
+        &client,
+        AdmissionLimits {
+            max_concurrent: Some(max),
+            reserved_for_high: 0,
+        },
+        priority,
+        &marker(store.key()),
+        tokio::time::Instant::now() + Duration::from_secs(2),
+        Duration::from_millis(200),
+        Some(store),
+        std::future::pending::<()>(),
+        |_| {},
+    )
+    .await
+}
+
+async fn empty_sim(bare: &Path) -> SimHandle {
+    sim::start(
+        SimConfig {
+            repo: bare.to_path_buf(),
+            scenario: Some(Scenario::default()),
+            time_scale: 1.0,
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("simulator starts")
+}
+
+#[tokio::test]
+async fn a_young_lease_of_another_run_holds_its_slot_and_a_dead_one_is_cleaned_up() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    remote.plant(
+        "refs/agent-gate/admission/leases/other",
+        NoteKind::Lease,
+        "other-key",
+        "normal",
+        Duration::from_secs(3),
+    );
+    let mut store = Remote::store(&ws, "mine", Priority::Normal, "run-mine");
+    let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
+    assert!(
+        matches!(outcome, Admission::NeverAdmitted { running: 1, .. }),
+        "the other run was admitted and its task is not listed yet: {outcome:?}"
+    );
+    assert!(
+        remote_refs(&remote.bare)
+            .iter()
+            .all(|(n, _)| !n.ends_with("/lock") && !n.contains("/waiting/")),
+        "no lock and no waiting note left behind: {:?}",
+        remote_refs(&remote.bare)
+    );
+
+    // The same lease, written long ago by a run that died before starting its task.
+    remote.plant(
+        "refs/agent-gate/admission/leases/other",
+        NoteKind::Lease,
+        "other-key",
+        "normal",
+        LeaseTimes::default().lease_grace + Duration::from_secs(5),
+    );
+    let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
+    let Admission::Admitted {
+        lease: LeaseUse::Held(held),
+        ..
+    } = outcome
+    else {
+        panic!("admitted with a lease: {outcome:?}");
+    };
+    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        names,
+        std::slice::from_ref(&held.name),
+        "the dead lease was deleted"
+    );
+    store.release().unwrap();
+    assert!(remote_refs(&remote.bare).is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_remote_that_cannot_be_written_leaves_admission_advisory_and_says_why() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    let mut store = LeaseStore::new(
+        Git::new(&ws),
+        remote.root.path().join("missing.git").to_str().unwrap(),
+        None,
+        "mine",
+        Priority::Normal,
+        "run-mine",
+    );
+    let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
+    let Admission::Admitted {
+        lease: LeaseUse::Unavailable(why),
+        ..
+    } = outcome
+    else {
+        panic!("admitted without a lease: {outcome:?}");
+    };
+    assert!(
+        why.contains("refs/agent-gate/admission/") && why.contains("missing.git"),
+        "{why}"
+    );
+    sim.shutdown().await;
+}
+
+// --- several `run` processes at once -------------------------------------------------------
+
+/// One `agent-gate run` process in its own workspace.
+fn spawn_run(
+    remote: &Remote,
+    sim: &SimHandle,
+    name: &str,
+    priority: &str,
+) -> std::thread::JoinHandle<Output> {
+    let ws = remote.workspace(name);
+    let url = sim.url();
+    let name = name.to_string();
+    let priority = priority.to_string();
+    std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .arg("run")
+            .args(["--repository", REPOSITORY])
+            .args(["--api-url", &url])
+            .args(["--token", TOKEN])
+            .args(["--instruction", &format!("Migrate {name}")])
+            .args(["--task-key", &format!("fleet-{name}")])
+            .args(["--priority", &priority])
+            .arg("--repo")
+            .arg(&ws)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &ws)
+            .output()
+            .expect("agent-gate runs")
+    })
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn sim_with(remote: &Remote, scenario: &str) -> SimHandle {
+    let scenario = Scenario::from_yaml(scenario, Path::new("fleet.yml"), remote.root.path())
+        .expect("scenario");
+    sim::start(
+        SimConfig {
+            repo: remote.bare.clone(),
+            scenario: Some(scenario),
+            time_scale: 1.0,
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("simulator starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_runs_started_together_never_have_more_than_two_tasks_at_once() {
+    let remote = Remote::new(
+        "version: 1\nagent:\n  max-concurrent-tasks: 2\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n",
+    );
+    let sim = sim_with(
+        &remote,
+        "default: {queued: 0s, work: 2s, final: completed}\n",
+    )
+    .await;
+    let names = ["r1", "r2", "r3", "r4", "r5"];
+    let runs: Vec<_> = names
+        .iter()
+        .map(|n| spawn_run(&remote, &sim, n, "normal"))
+        .collect();
+    let outs: Vec<Output> =
+        tokio::task::spawn_blocking(move || runs.into_iter().map(|h| h.join().unwrap()).collect())
+            .await
+            .unwrap();
+    for (name, out) in names.iter().zip(&outs) {
+        assert_eq!(out.status.code(), Some(0), "{name}:\n{}", stderr(out));
+    }
+    assert_eq!(sim.tasks().len(), 5, "one task per run");
+    assert_eq!(
+        sim.peak_running("octo", "fleet"),
+        2,
+        "two at a time, never three"
+    );
+    let waited = outs
+        .iter()
+        .filter(|o| stderr(o).contains("waiting for capacity"))
+        .count();
+    assert!(waited >= 3, "at least three runs waited, {waited} did");
+    assert!(
+        remote_refs(&remote.bare).is_empty(),
+        "every lock, lease and waiting note is gone: {:?}",
+        remote_refs(&remote.bare)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_high_run_gets_the_free_slot_before_a_normal_run_that_waited_longer() {
+    let remote = Remote::new(
+        "version: 1\nagent:\n  max-concurrent-tasks: 1\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n",
+    );
+    let sim = sim_with(
+        &remote,
+        "tasks:\n  - {match: Migrate busy, queued: 0s, work: 1s, final: never}\ndefault: {queued: 0s, work: 1s, final: completed}\n",
+    )
+    .await;
+    let busy = spawn_run(&remote, &sim, "busy", "normal");
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < Duration::from_mins(1), "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    until("the busy run's task starts", &|| sim.tasks().len() == 1);
+    let waiting = |n: usize| {
+        remote_refs(&remote.bare)
+            .iter()
+            .filter(|(r, _)| r.contains("/waiting/"))
+            .count()
+            >= n
+    };
+    let normal = spawn_run(&remote, &sim, "normal", "normal");
+    until("the normal run waits", &|| waiting(1));
+    let high = spawn_run(&remote, &sim, "high", "high");
+    until("the high run waits too", &|| waiting(2));
+    // Both have checked at least once more while waiting; then the slot frees.
+    std::thread::sleep(Duration::from_millis(1500));
+    let busy_id = sim.tasks()[0].id.clone();
+    assert!(sim.cancel_task(&busy_id));
+
+    let (busy, normal, high) = tokio::task::spawn_blocking(move || {
+        (
+            busy.join().unwrap(),
+            normal.join().unwrap(),
+            high.join().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(normal.status.code(), Some(0), "{}", stderr(&normal));
+    assert_eq!(high.status.code(), Some(0), "{}", stderr(&high));
+    assert_ne!(busy.status.code(), Some(0), "the busy task was stopped");
+    let order: Vec<String> = sim
+        .tasks()
+        .iter()
+        .map(|t| t.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert!(
+        order[1].contains("Migrate high") && order[2].contains("Migrate normal"),
+        "the high run started before the normal one: {order:?}"
+    );
+    assert!(
+        stderr(&normal).contains("1 higher-priority run waiting"),
+        "{}",
+        stderr(&normal)
+    );
+    assert_eq!(sim.peak_running("octo", "fleet"), 1);
+    sim.shutdown().await;
+}
