@@ -302,6 +302,10 @@ pub struct AdmissionRecord {
     pub waited_s: f64,
     /// False when the deadline passed first ("never admitted").
     pub admitted: bool,
+    /// The admission lock: `held <lease ref>`, or why it was unavailable (admission was then
+    /// advisory); `None` when not admitted.
+    #[serde(default)]
+    pub lock: Option<String>,
 }
 
 impl Report {

@@ -124,6 +124,9 @@ pub struct AdmissionEvent {
     pub waiting: Option<String>,
     /// Why it was refused, if it was.
     pub refused: Option<String>,
+    /// The admission lock (`held <lease ref>`, or why it was unavailable), when capped.
+    #[serde(default)]
+    pub lock: Option<String>,
 }
 
 /// Whether the task was started by this run or found running.

@@ -52,6 +52,7 @@ fn admission_event(report: &Report, env: &ActionsEnv) -> AuditEvent {
             .filter(|a| a.waited_s > 0.0)
             .map(|a| format!("{} of {} slots busy", a.running, a.limit)),
         refused,
+        lock: admission.and_then(|a| a.lock.clone()),
     })
 }
 

@@ -617,24 +617,30 @@ async fn start_task(
             )
             .await
         };
-        let record = |running: u32, waited: Duration, admitted: bool| AdmissionRecord {
+        let record = |running: u32, waited: Duration, lock: Option<String>| AdmissionRecord {
             priority: s.opts.priority.to_string(),
             limit,
             running,
             waited_s: waited.as_secs_f64(),
-            admitted,
+            admitted: lock.is_some(),
+            lock,
         };
         match admission {
             Admission::Admitted { waited, lease } => {
-                if let LeaseUse::Unavailable(why) = lease {
-                    let _ = writeln!(
-                        progress,
-                        "agent-gate: warning: {why}; admission counted the task list alone, so runs that start together may exceed agent.max-concurrent-tasks"
-                    );
-                    report.notes.push(format!(
-                        "the admission lock was unavailable ({why}): admission was advisory"
-                    ));
-                }
+                let lock = match &lease {
+                    LeaseUse::Held(held) => format!("held {}", held.name),
+                    LeaseUse::Unavailable(why) => {
+                        let _ = writeln!(
+                            progress,
+                            "agent-gate: warning: {why}; admission counted the task list alone, so runs that start together may exceed agent.max-concurrent-tasks"
+                        );
+                        report.notes.push(format!(
+                            "the admission lock was unavailable ({why}): admission was advisory"
+                        ));
+                        format!("unavailable: {why}")
+                    }
+                    LeaseUse::NotUsed => "not used".to_string(),
+                };
                 if waited_any {
                     let _ = writeln!(
                         progress,
@@ -646,11 +652,11 @@ async fn start_task(
                         fmt_secs(waited),
                         s.opts.priority
                     ));
-                    report.admission = Some(record(seen_running, waited, true));
                 }
+                report.admission = Some(record(seen_running, waited, Some(lock)));
             }
             Admission::NeverAdmitted { waited, running } => {
-                report.admission = Some(record(running, waited, false));
+                report.admission = Some(record(running, waited, None));
                 if let Some(info) = report.task.as_mut() {
                     info.timeline = std::mem::take(timeline);
                     info.state = WAITING_STATE.to_string();

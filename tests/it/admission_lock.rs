@@ -572,3 +572,42 @@ async fn a_waiting_high_run_gets_the_free_slot_before_a_normal_run_that_waited_l
     assert_eq!(sim.peak_running("octo", "fleet"), 1);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_that_refuses_the_lock_refs_leaves_the_run_advisory_with_a_warning() {
+    let remote = Remote::new(
+        "version: 1\nagent:\n  max-concurrent-tasks: 1\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n",
+    );
+    // As a ruleset on refs/agent-gate/* would: every push there is declined.
+    let hook = remote.bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do case \"$ref\" in refs/agent-gate/*) echo \"protected: $ref\" >&2; exit 1;; esac; done\nexit 0\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&hook, perms).unwrap();
+    let sim = sim_with(
+        &remote,
+        "default: {queued: 0s, work: 1s, final: completed}\n",
+    )
+    .await;
+    let run = spawn_run(&remote, &sim, "solo", "normal");
+    let out = tokio::task::spawn_blocking(move || run.join().unwrap())
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: `") && err.contains("refuses the admission lock"),
+        "{err}"
+    );
+    assert!(
+        err.contains("admission counted the task list alone"),
+        "{err}"
+    );
+    assert_eq!(sim.tasks().len(), 1, "the run still started its task");
+    assert!(remote_refs(&remote.bare).is_empty());
+    sim.shutdown().await;
+}

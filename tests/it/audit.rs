@@ -53,6 +53,7 @@ fn run_events(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
             waited_s: 0.0,
             waiting: None,
             refused: None,
+            lock: Some("held refs/agent-gate/admission/leases/0f3c".to_string()),
         }),
     ];
     if let Some(task) = &report.task {

@@ -559,6 +559,12 @@ async fn a_run_waits_for_capacity_and_starts_when_a_slot_frees() {
     assert!(admission.admitted);
     assert_eq!((admission.limit, admission.running), (1, 1));
     assert!(admission.waited_s > 0.0);
+    // Admitted under the lock on the workspace's remote, holding a lease until it ended.
+    let lock = admission.lock.as_deref().unwrap_or_default();
+    assert!(
+        lock.starts_with("held refs/agent-gate/admission/leases/"),
+        "{lock}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,7 +590,9 @@ async fn a_run_never_admitted_before_its_deadline_is_timed_out_and_creates_nothi
     let task = report.task.as_ref().expect("task");
     assert_eq!(task.state, WAITING_STATE);
     assert_eq!(task.timeline[0].state, WAITING_STATE);
-    assert!(!report.admission.as_ref().expect("record").admitted);
+    let record = report.admission.as_ref().expect("record");
+    assert!(!record.admitted);
+    assert_eq!(record.lock, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
