@@ -146,7 +146,8 @@ pub struct RunArgs {
     /// Custom agent (file name under .github/agents/ without extension).
     #[arg(long, env = "INPUT_CUSTOM-AGENT")]
     pub custom_agent: Option<String>,
-    /// high, normal or low.
+    /// high, normal or low: under agent.max-concurrent-tasks a waiting run of higher priority
+    /// gets the next free slot first, and only high runs take agent.reserved-for-high slots.
     #[arg(long, env = "INPUT_PRIORITY", default_value = "normal")]
     pub priority: String,
     /// Follow-up tasks that get the gate's findings when the change fails its checks or
