@@ -9,6 +9,7 @@ mod publish;
 mod review;
 mod round;
 mod run;
+mod start;
 
 use std::io::Write;
 use std::path::Path;

@@ -537,8 +537,9 @@ async fn a_waiting_high_run_gets_the_free_slot_before_a_normal_run_that_waited_l
     until("the normal run waits", &|| waiting(1));
     let high = spawn_run(&remote, &sim, "high", "high");
     until("the high run waits too", &|| waiting(2));
-    // Both have checked at least once more while waiting; then the slot frees.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The normal run checks again (every second) and sees the high one waiting; then the
+    // slot frees.
+    std::thread::sleep(Duration::from_millis(2500));
     let busy_id = sim.tasks()[0].id.clone();
     assert!(sim.cancel_task(&busy_id));
 

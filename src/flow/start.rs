@@ -1,0 +1,296 @@
+//! Starting the run's task (DESIGN §1 steps 3–4): attach to the task that carries the run's
+//! key (or `task-id`); when there is none, check the daily budget, wait for a slot under
+//! `agent.max-concurrent-tasks` (through `crate::admission`, under the admission lock), and
+//! create the task idempotently. It reports waiting as progress lines and timeline entries
+//! and records the admission in the report; it does not poll the task or gate its change
+//! (`round.rs`), and it does not build the client, policy or prompt (`run.rs`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::admission::{Admission, AdmissionLimits, LeaseUse, WaitInfo, admit};
+use crate::budget::{BudgetError, BudgetLimits, check_budget};
+use crate::github::types::Task;
+use crate::github::{ApiError, Client, create_task_request, since_before_now};
+use crate::lease::LeaseStore;
+use crate::policy::Policy;
+use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
+use crate::shutdown::Shutdown;
+
+use super::check::config_error;
+use super::run::{RunOptions, WAITING_STATE, api_error, finish_with, fmt_secs};
+
+/// How far back a re-run looks for the task carrying its key.
+const ATTACH_WINDOW: Duration = Duration::from_hours(24 * 7);
+
+/// What [`start_task`] needs.
+pub(super) struct StartContext<'a> {
+    pub(super) client: &'a Client,
+    pub(super) opts: &'a RunOptions,
+    pub(super) policy: &'a Policy,
+    pub(super) prompt: &'a str,
+    pub(super) mark: &'a str,
+    pub(super) key: &'a str,
+    pub(super) base: &'a str,
+    pub(super) shutdown: &'a Shutdown,
+    pub(super) started: Instant,
+    pub(super) deadline: Instant,
+    pub(super) timeout: Duration,
+}
+
+/// Attach to the run's task (`task-id`, or the task carrying the key's marker); when there
+/// is none, check the daily budget, wait for capacity, and create it. A re-run that attaches
+/// neither counts against the budget nor waits. `Err` is the finished report of a run that
+/// ends here (over budget, never admitted, interrupted, API error).
+pub(super) async fn start_task(
+    s: &StartContext<'_>,
+    leases: Option<&mut LeaseStore>,
+    report: &mut Report,
+    timeline: &mut Vec<TimelineEntry>,
+    progress: &mut (dyn Write + Send),
+) -> Result<(Task, bool), Box<Report>> {
+    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
+    let interrupted = |r: Report, signal: &str, key: &str| {
+        Box::new(finish_with(
+            r,
+            Verdict::Cancelled,
+            format!(
+                "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
+            ),
+        ))
+    };
+    // A signal here stops the gate at once: nothing is started after it, and a request in
+    // flight is abandoned (a re-run with the same key finds the task if it was made).
+    let found = tokio::select! {
+        biased;
+        signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
+        r = find_existing(s.client, s.opts, s.mark) => r,
+    };
+    match found {
+        Ok(Some(task)) => return Ok((task, true)),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(Box::new(api_error(
+                take(report),
+                "cannot start or find the agent task",
+                &e,
+            )));
+        }
+    }
+
+    // The daily budget: refused before anything starts (and before any wait).
+    let limits = BudgetLimits::from_agent(&s.policy.agent);
+    if !limits.is_unlimited() {
+        let checked = tokio::select! {
+            biased;
+            signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
+            r = check_budget(s.client, limits, since_before_now(s.client, Duration::ZERO), 1) => r,
+        };
+        match checked {
+            Ok(status) => {
+                let message = status.message();
+                let over = status.would_exceed.is_some();
+                report.budget = Some(status);
+                if over {
+                    let mut r = take(report);
+                    r.errors.push(message);
+                    r.set_verdict(r.verdict.combine(Verdict::OverBudget));
+                    r.finish();
+                    return Err(Box::new(r));
+                }
+                let _ = writeln!(progress, "agent-gate: {message}");
+            }
+            Err(BudgetError::Api(e)) => {
+                return Err(Box::new(api_error(
+                    take(report),
+                    "cannot count today's agent tasks for the daily budget",
+                    &e,
+                )));
+            }
+            Err(e) => return Err(Box::new(config_error(take(report), e.to_string()))),
+        }
+    }
+
+    // Admission: wait for a slot under agent.max-concurrent-tasks; the wait counts against
+    // the deadline.
+    let limits = AdmissionLimits::from_policy(&s.policy.agent);
+    if let Some(limit) = limits.limit_for(s.opts.priority) {
+        let mut waited_any = false;
+        let mut seen_running = 0u32;
+        // The last wait line: when, and the (running, ahead) it reported.
+        let mut last_line: Option<(Instant, (u32, u32))> = None;
+        let heartbeat = s.opts.heartbeat;
+        let started = s.started;
+        let timeout = s.timeout;
+        let admission = {
+            let timeline = &mut *timeline;
+            let progress = &mut *progress;
+            admit(
+                s.client,
+                limits,
+                s.opts.priority,
+                s.mark,
+                s.deadline,
+                s.policy.agent.poll_max,
+                leases,
+                s.shutdown.wait(),
+                |info: WaitInfo| {
+                    let elapsed = started.elapsed();
+                    seen_running = info.running;
+                    if !waited_any {
+                        waited_any = true;
+                        timeline.push(TimelineEntry {
+                            state: WAITING_STATE.to_string(),
+                            at: jiff::Timestamp::now().to_string(),
+                            elapsed_s: elapsed.as_secs_f64(),
+                        });
+                    }
+                    let due = last_line.is_none_or(|(at, seen)| {
+                        seen != (info.running, info.ahead) || at.elapsed() >= heartbeat
+                    });
+                    if due {
+                        let _ = writeln!(
+                            progress,
+                            "agent-gate: {info}; priority {} (after {}, deadline in {})",
+                            s.opts.priority,
+                            fmt_secs(elapsed),
+                            fmt_secs(timeout.saturating_sub(elapsed))
+                        );
+                        last_line = Some((Instant::now(), (info.running, info.ahead)));
+                    }
+                },
+            )
+            .await
+        };
+        let record = |running: u32, waited: Duration, lock: Option<String>| AdmissionRecord {
+            priority: s.opts.priority.to_string(),
+            limit,
+            running,
+            waited_s: waited.as_secs_f64(),
+            admitted: lock.is_some(),
+            lock,
+        };
+        match admission {
+            Admission::Admitted { waited, lease } => {
+                let lock = match &lease {
+                    LeaseUse::Held(held) => format!("held {}", held.name),
+                    LeaseUse::Unavailable(why) => {
+                        let _ = writeln!(
+                            progress,
+                            "agent-gate: warning: {why}; admission counted the task list alone, so runs that start together may exceed agent.max-concurrent-tasks"
+                        );
+                        report.notes.push(format!(
+                            "the admission lock was unavailable ({why}): admission was advisory"
+                        ));
+                        format!("unavailable: {why}")
+                    }
+                    LeaseUse::NotUsed => "not used".to_string(),
+                };
+                if waited_any {
+                    let _ = writeln!(
+                        progress,
+                        "agent-gate: admitted after waiting {} for capacity",
+                        fmt_secs(waited)
+                    );
+                    report.notes.push(format!(
+                        "the run waited {} for capacity (agent.max-concurrent-tasks, priority {})",
+                        fmt_secs(waited),
+                        s.opts.priority
+                    ));
+                }
+                report.admission = Some(record(seen_running, waited, Some(lock)));
+            }
+            Admission::NeverAdmitted { waited, running } => {
+                report.admission = Some(record(running, waited, None));
+                if let Some(info) = report.task.as_mut() {
+                    info.timeline = std::mem::take(timeline);
+                    info.state = WAITING_STATE.to_string();
+                }
+                return Err(Box::new(finish_with(
+                    take(report),
+                    Verdict::TimedOut,
+                    format!(
+                        "never admitted: the gate's deadline ({}) passed after waiting {} for capacity; {running} agent-gate tasks were running and a {} run may start below {limit} (agent.max-concurrent-tasks{}). Nothing was started.",
+                        fmt_secs(s.timeout),
+                        fmt_secs(waited),
+                        s.opts.priority,
+                        if limits.reserved_for_high > 0 {
+                            format!(", {} reserved for high priority", limits.reserved_for_high)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )));
+            }
+            Admission::Interrupted => {
+                if let Some(info) = report.task.as_mut() {
+                    info.timeline = std::mem::take(timeline);
+                }
+                let signal = s.shutdown.fired().unwrap_or("a signal");
+                return Err(Box::new(finish_with(
+                    take(report),
+                    Verdict::Cancelled,
+                    format!(
+                        "the gate was interrupted by {signal} while waiting for capacity; nothing was started"
+                    ),
+                )));
+            }
+            Admission::ApiError(e) => {
+                return Err(Box::new(api_error(
+                    take(report),
+                    "cannot count the running agent tasks for admission",
+                    &e,
+                )));
+            }
+        }
+    }
+
+    let created = tokio::select! {
+        biased;
+        signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
+        r = create_first(s.client, s.opts, s.prompt, s.mark, s.base) => r,
+    };
+    match created {
+        Ok(task) => Ok((task, false)),
+        Err(e) => Err(Box::new(api_error(
+            take(report),
+            "cannot start or find the agent task",
+            &e,
+        ))),
+    }
+}
+
+/// The task carrying the run's key (or named by `task-id`), if there is one.
+async fn find_existing(
+    client: &Client,
+    opts: &RunOptions,
+    mark: &str,
+) -> Result<Option<Task>, ApiError> {
+    if let Some(id) = opts.task_id.as_deref().filter(|i| !i.trim().is_empty()) {
+        return client.get_task(id.trim()).await.map(Some);
+    }
+    let window_start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::try_from(ATTACH_WINDOW).unwrap_or_default())
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    client.find_task_by_marker(mark, Some(window_start)).await
+}
+
+/// Create the run's first task (idempotently: a lost create is found by its marker).
+async fn create_first(
+    client: &Client,
+    opts: &RunOptions,
+    prompt: &str,
+    mark: &str,
+    base: &str,
+) -> Result<Task, ApiError> {
+    let mut req = create_task_request(prompt, Some(base.to_string()));
+    req.model = opts.model.clone().filter(|m| !m.trim().is_empty());
+    req.custom_agent = opts.custom_agent.clone().filter(|m| !m.trim().is_empty());
+    let since = since_before_now(client, Duration::from_mins(5));
+    client
+        .create_task_idempotent(&req, mark, since)
+        .await
+        .map(|c| c.task)
+}
