@@ -242,7 +242,7 @@ pub enum LeaseError {
         source: Box<GitError>,
     },
     #[error(
-        "`{remote}` refuses the admission lock `{LOCK_REF}` although no run holds it ({reason}); a ruleset or branch protection on `refs/agent-gate/*` would explain it"
+        "`{remote}` declines pushes to `{ADMISSION_PREFIX}*` ({reason}); a ruleset or push restriction on `refs/agent-gate/*` would explain it"
     )]
     Refused { remote: String, reason: String },
 }
@@ -267,6 +267,8 @@ pub struct LeaseStore {
     refused: u32,
     /// The lease this run holds (released on drop).
     held: Option<Held>,
+    /// The id of this run's waiting note on the remote, while it has one.
+    waiting_id: Option<String>,
 }
 
 impl LeaseStore {
@@ -296,6 +298,7 @@ impl LeaseStore {
             lock_id: None,
             refused: 0,
             held: None,
+            waiting_id: None,
         }
     }
 
@@ -454,19 +457,20 @@ impl LeaseStore {
 
     /// Release the lock taken by [`LeaseStore::try_lock`], in one atomic push with: this
     /// run's lease when `admit`, else (when `wait`) its refreshed waiting note; its waiting
-    /// note is removed when admitted.
+    /// note is removed when admitted. A push the remote rejects while the lock is still this
+    /// run's is a refusal (an error), not a lost lock, so it cannot loop.
     pub fn commit(&mut self, admit: bool, wait: bool, now: i64) -> Result<Commit, LeaseError> {
         let Some(lock) = self.lock_id.clone() else {
             return Ok(Commit::LostLock);
         };
         let lease_name = format!("{LEASES}{}", self.run_id);
-        let waiting_name = format!("{WAITING}{}", self.run_id);
         let mut updates = vec![RefUpdate {
             name: LOCK_REF.to_string(),
             new: None,
-            expect: Expect::Is(lock),
+            expect: Expect::Is(lock.clone()),
         }];
         let mut held = None;
+        let mut waiting = self.waiting_id.clone();
         if admit {
             let id = self.note(NoteKind::Lease, now)?;
             updates.push(RefUpdate {
@@ -474,30 +478,57 @@ impl LeaseStore {
                 new: Some(id.clone()),
                 expect: Expect::Absent,
             });
-            updates.push(RefUpdate {
-                name: waiting_name,
-                new: None,
-                expect: Expect::Any,
-            });
+            if let Some(update) = self.waiting_update() {
+                updates.push(update);
+            }
+            waiting = None;
             held = Some(Held {
                 name: lease_name,
                 id,
             });
         } else if wait {
+            let id = self.note(NoteKind::Waiting, now)?;
             updates.push(RefUpdate {
-                name: waiting_name,
-                new: Some(self.note(NoteKind::Waiting, now)?),
+                name: self.waiting_name(),
+                new: Some(id.clone()),
                 expect: Expect::Any,
             });
+            waiting = Some(id);
         }
         match self.push("release the lock", &updates, true)? {
             PushOutcome::Pushed => {
                 self.lock_id = None;
+                self.waiting_id = waiting;
                 self.held.clone_from(&held);
                 Ok(Commit::Done(held))
             }
-            PushOutcome::Rejected { .. } => Ok(Commit::LostLock),
+            PushOutcome::Rejected { reason } => {
+                let still_ours = self.snapshot()?.lock.is_some_and(|l| l.id == lock);
+                if still_ours {
+                    self.unlock();
+                    Err(LeaseError::Refused {
+                        remote: self.remote.clone(),
+                        reason,
+                    })
+                } else {
+                    Ok(Commit::LostLock)
+                }
+            }
         }
+    }
+
+    fn waiting_name(&self) -> String {
+        format!("{WAITING}{}", self.run_id)
+    }
+
+    /// The deletion of this run's waiting note, when it has one (a deletion of a ref that
+    /// does not exist is never sent: a remote may refuse it).
+    fn waiting_update(&self) -> Option<RefUpdate> {
+        self.waiting_id.as_ref().map(|_| RefUpdate {
+            name: self.waiting_name(),
+            new: None,
+            expect: Expect::Any,
+        })
     }
 
     /// Release the lock if this run holds it, writing nothing else (best effort: an
@@ -538,34 +569,26 @@ impl LeaseStore {
     /// done when the store is dropped.
     pub fn release(&mut self) -> Result<(), LeaseError> {
         let Some(held) = self.held.take() else {
+            self.withdraw();
             return Ok(());
         };
-        let updates = [
-            RefUpdate {
-                name: held.name.clone(),
-                new: None,
-                expect: Expect::Is(held.id.clone()),
-            },
-            RefUpdate {
-                name: format!("{WAITING}{}", self.run_id),
-                new: None,
-                expect: Expect::Any,
-            },
-        ];
+        let mut updates = vec![RefUpdate {
+            name: held.name.clone(),
+            new: None,
+            expect: Expect::Is(held.id.clone()),
+        }];
+        updates.extend(self.waiting_update());
+        self.waiting_id = None;
         self.push("release the lease", &updates, false).map(drop)
     }
 
-    /// Remove this run's waiting note (a run that stops waiting without being admitted).
+    /// Remove this run's waiting note, if it has one (a run that stops waiting without being
+    /// admitted). Best effort: a note left behind goes stale.
     pub fn withdraw(&mut self) {
-        let _ = self.push(
-            "withdraw the waiting note",
-            &[RefUpdate {
-                name: format!("{WAITING}{}", self.run_id),
-                new: None,
-                expect: Expect::Any,
-            }],
-            false,
-        );
+        if let Some(update) = self.waiting_update() {
+            self.waiting_id = None;
+            let _ = self.push("withdraw the waiting note", &[update], false);
+        }
     }
 }
 

@@ -110,6 +110,22 @@ impl Remote {
         LeaseStore::new(Git::new(ws), "origin", None, key, priority, run)
     }
 
+    /// Install a pre-receive hook that declines every push touching refs matching `pattern`
+    /// (a shell `case` pattern), as a ruleset would.
+    fn decline(&self, pattern: &str) {
+        let hook = self.bare.join("hooks/pre-receive");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nwhile read old new ref; do case \"$ref\" in {pattern}) echo \"protected: $ref\" >&2; exit 1;; esac; done\nexit 0\n"
+            ),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&hook, perms).unwrap();
+    }
+
     /// Write an admission ref directly on the remote, as another (maybe dead) run would have.
     fn plant(&self, name: &str, kind: NoteKind, key: &str, priority: &str, age: Duration) {
         let note = Note {
@@ -580,15 +596,7 @@ async fn a_remote_that_refuses_the_lock_refs_leaves_the_run_advisory_with_a_warn
         "version: 1\nagent:\n  max-concurrent-tasks: 1\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n",
     );
     // As a ruleset on refs/agent-gate/* would: every push there is declined.
-    let hook = remote.bare.join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\nwhile read old new ref; do case \"$ref\" in refs/agent-gate/*) echo \"protected: $ref\" >&2; exit 1;; esac; done\nexit 0\n",
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&hook, perms).unwrap();
+    remote.decline("refs/agent-gate/*");
     let sim = sim_with(
         &remote,
         "default: {queued: 0s, work: 1s, final: completed}\n",
@@ -601,14 +609,47 @@ async fn a_remote_that_refuses_the_lock_refs_leaves_the_run_advisory_with_a_warn
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("warning: `") && err.contains("refuses the admission lock"),
+        err.contains("warning: `")
+            && err.contains("declines pushes to `refs/agent-gate/admission/*`"),
         "{err}"
     );
-    assert!(
-        err.contains("admission counted the task list alone"),
-        "{err}"
-    );
+    let warning = err
+        .lines()
+        .find(|l| l.contains("warning:"))
+        .expect("a warning line");
+    insta::assert_snapshot!(warning);
     assert_eq!(sim.tasks().len(), 1, "the run still started its task");
     assert!(remote_refs(&remote.bare).is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_remote_that_declines_only_the_lease_is_a_refusal_not_a_retry_loop() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    remote.decline("refs/agent-gate/admission/leases/*");
+    let mut store = Remote::store(&ws, "mine", Priority::Normal, "run-mine");
+    let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
+    let Admission::Admitted {
+        lease: LeaseUse::Unavailable(why),
+        ..
+    } = outcome
+    else {
+        panic!("admitted without a lease: {outcome:?}");
+    };
+    assert!(
+        why.contains("declines pushes to `refs/agent-gate/admission/*`"),
+        "{why}"
+    );
+    assert!(
+        why.contains("leases/run-mine"),
+        "names the declined ref: {why}"
+    );
+    assert!(
+        remote_refs(&remote.bare).is_empty(),
+        "the lock was released: {:?}",
+        remote_refs(&remote.bare)
+    );
     sim.shutdown().await;
 }
