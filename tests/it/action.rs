@@ -12,23 +12,10 @@ use std::process::Command;
 use agent_gate::actions::parse_file_command;
 use agent_gate::sim::{SimConfig, start};
 
+use crate::support::git_in as git;
+
 const CANARY: &str = "ghp_CANARY0123456789abcdefCANARY";
 const CANARY2: &str = "ghs_CANARY2workflowtoken987654";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn snapshot_workspace(ws: &Path) -> (String, String, String) {
     let safe = ["-c", "safe.directory=*"];

@@ -13,8 +13,10 @@ use agent_gate::github::types::{Task, TaskState};
 use agent_gate::github::{Client, ClientConfig, create_task_request};
 use agent_gate::prompt::marker;
 use agent_gate::shutdown::Shutdown;
-use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
+use agent_gate::sim::{Scenario, SimHandle};
 use tokio::time::Instant;
+
+use crate::support::start_sim;
 
 const TOKEN: &str = "ghp_admissiontests";
 const POLL: Duration = Duration::from_millis(20);
@@ -36,16 +38,7 @@ async fn fixture() -> Fixture {
         dir.path(),
     )
     .expect("scenario");
-    let sim = sim::start(
-        SimConfig {
-            repo: dir.path().join("remote.git"),
-            scenario: Some(scenario),
-            time_scale: 1.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("sim starts");
+    let sim = start_sim(&dir.path().join("remote.git"), scenario, 1.0).await;
     let client =
         Client::new(ClientConfig::new(TOKEN, "octo-org", "payments").with_api_url(sim.url()))
             .expect("client");

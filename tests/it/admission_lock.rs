@@ -16,29 +16,12 @@ use agent_gate::lease::{
     Entry, LeaseStore, LeaseTimes, LockAttempt, Note, NoteKind, Snapshot, occupancy,
 };
 use agent_gate::prompt::marker;
-use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
+use agent_gate::sim::{Scenario, SimHandle};
+
+use crate::support::{git_in as git, start_sim};
 
 const REPOSITORY: &str = "octo/fleet";
 const TOKEN: &str = "ghp_admission_lock";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The admission refs on `bare`: `(name, subject)`.
 fn remote_refs(bare: &Path) -> Vec<(String, String)> {
@@ -338,16 +321,7 @@ async fn admit_with_store(
 }
 
 async fn empty_sim(bare: &Path) -> SimHandle {
-    sim::start(
-        SimConfig {
-            repo: bare.to_path_buf(),
-            scenario: Some(Scenario::default()),
-            time_scale: 1.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("simulator starts")
+    start_sim(bare, Scenario::default(), 1.0).await
 }
 
 #[tokio::test]
@@ -470,16 +444,7 @@ fn stderr(out: &Output) -> String {
 async fn sim_with(remote: &Remote, scenario: &str) -> SimHandle {
     let scenario = Scenario::from_yaml(scenario, Path::new("fleet.yml"), remote.root.path())
         .expect("scenario");
-    sim::start(
-        SimConfig {
-            repo: remote.bare.clone(),
-            scenario: Some(scenario),
-            time_scale: 1.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("simulator starts")
+    start_sim(&remote.bare, scenario, 1.0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,7 +39,7 @@ use agent_gate::sim::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::support::TestRepo;
+use crate::support::{TestRepo, git_in as git, start_sim};
 
 /// Schedule `i` uses the seed `BASE_SEED + i`.
 const BASE_SEED: u64 = 0x00A6_E700;
@@ -440,22 +440,6 @@ struct Ran {
     verdict: Verdict,
     requests: usize,
     failed_requests: usize,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The workspace (a clone with the policy on `main`) and the bare repository the
@@ -1032,16 +1016,7 @@ async fn run_works_in_a_shallow_clone_with_a_detached_head() {
     let work = dir.path().join("work");
     git(&work, &["checkout", "-q", "--detach"]);
     let head = git(&work, &["rev-parse", "HEAD"]);
-    let sim = sim::start(
-        SimConfig {
-            repo: bare.path().to_path_buf(),
-            scenario: Some(s.scenario()),
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("simulator");
+    let sim = start_sim(bare.path(), s.scenario(), 1000.0).await;
     let mut progress = Vec::new();
     let report = run(
         run_options(

@@ -9,23 +9,11 @@ use agent_gate::audit::{AuditEvent, AuditLog, task_events};
 use agent_gate::flow::{RunOptions, run};
 use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
-use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript};
+use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
+
+use crate::support::{git_in as git, start_sim};
 
 const POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n  deny: [\"**/*.pem\"]\nchecks:\n  - name: unit tests\n    run: sh tests/run.sh\n";
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn agent(matches: &str, path: &str, content: &str) -> TaskScript {
     TaskScript {
@@ -93,16 +81,7 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
         ],
         ..Scenario::default()
     };
-    let sim = sim::start(
-        SimConfig {
-            repo: bare.clone(),
-            scenario: Some(scenario),
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(&bare, scenario, 1000.0).await;
 
     let mut runs = Vec::new();
     for i in 0..20 {

@@ -5,17 +5,16 @@
 
 use std::time::Duration;
 
-use agent_gate::flow::{RunOptions, run};
+use agent_gate::flow::run;
 use agent_gate::prompt::KeyInputs;
 use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::shutdown::Shutdown;
-use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, SimHandle, TaskScript};
+use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::TestRepo;
+use crate::support::SimGate as Gate;
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_test_user_token";
-const CREATE: &str = "/agents/repos/*/*/tasks";
 
 /// The policy most tests use: `src/**` and `tests/**` may change, the test suite must pass.
 const POLICY: &str = "\
@@ -43,46 +42,17 @@ echo \"ok: add\"
 
 /// A workspace clone (`work`) of a bare repository the simulator serves, holding a small
 /// project with a test suite and `policy` committed on `main`.
-struct Gate {
-    work: TestRepo,
-    _bare: tempfile::TempDir,
-    sim: SimHandle,
-}
-
 async fn gate(policy: &str, tasks: Vec<TaskScript>) -> Gate {
-    let work = TestRepo::new();
-    work.write("src/lib.sh", LIB);
-    work.write("tests/run.sh", TESTS);
-    work.write(".github/agent-gate.yml", policy);
-    work.commit("project and policy");
-    let bare = tempfile::tempdir().expect("temp dir");
-    let status = std::process::Command::new("git")
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .arg(bare.path())
-        .status()
-        .expect("git init --bare");
-    assert!(status.success());
-    work.git(["remote", "add", "origin", &bare.path().to_string_lossy()]);
-    work.git(["push", "-q", "origin", "main"]);
     let scenario = Scenario {
         tasks,
         ..Scenario::default()
     };
-    let sim = sim::start(
-        SimConfig {
-            repo: bare.path().to_path_buf(),
-            scenario: Some(scenario),
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("simulator starts");
-    Gate {
-        work,
-        _bare: bare,
-        sim,
-    }
+    let files = [
+        ("src/lib.sh", LIB),
+        ("tests/run.sh", TESTS),
+        (".github/agent-gate.yml", policy),
+    ];
+    Gate::start(&files, scenario, 1000.0, REPOSITORY, TOKEN).await
 }
 
 /// A scripted agent for prompts containing `matches`.
@@ -103,30 +73,6 @@ fn write(path: &str, content: &str) -> FileOp {
 }
 
 impl Gate {
-    fn opts(&self, instruction: &str) -> RunOptions {
-        RunOptions {
-            instruction: instruction.to_string(),
-            gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            ..RunOptions::new(
-                self.work.path().to_path_buf(),
-                REPOSITORY.to_string(),
-                self.sim.url(),
-                TOKEN.to_string(),
-            )
-        }
-    }
-
-    /// Run the gate through the library; returns the report and the progress text.
-    async fn run(&self, opts: RunOptions) -> (Report, String) {
-        let mut progress = Vec::new();
-        let report = run(opts, Shutdown::never(), &mut progress).await;
-        (report, String::from_utf8_lossy(&progress).into_owned())
-    }
-
-    fn creates(&self) -> usize {
-        self.sim.count("POST", CREATE)
-    }
-
     /// Spawn the binary's `run` against this gate.
     fn command(&self, instruction: &str, extra: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"));

@@ -6,23 +6,20 @@
 //! `max-concurrent-tasks` waits until a slot frees (or its deadline: "never admitted"), and a
 //! re-run attaching to its own task never waits.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent_gate::flow::{RunOptions, WAITING_STATE, run};
+use agent_gate::flow::{WAITING_STATE, run};
 use agent_gate::github::types::{Task, Usage};
 use agent_gate::github::{Client, ClientConfig, create_task_request};
 use agent_gate::prompt::marker;
 use agent_gate::report::{Report, Verdict};
 use agent_gate::shutdown::Shutdown;
-use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, SimHandle, TaskScript};
+use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::TestRepo;
+use crate::support::{Shared, SimGate as Gate};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_rounds_user_token";
-const CREATE: &str = "/agents/repos/*/*/tasks";
 
 const LIB: &str = "add() { echo $(($1 + $2)); }\n";
 const TESTS: &str = "\
@@ -56,47 +53,18 @@ checks:
 
 /// A workspace clone of a bare repository the simulator serves, with a small project, a test
 /// suite and the policy committed on `main`.
-struct Gate {
-    work: TestRepo,
-    _bare: tempfile::TempDir,
-    sim: SimHandle,
-}
-
 async fn gate(policy: &str, tasks: Vec<TaskScript>, default_task: Option<TaskScript>) -> Gate {
-    let work = TestRepo::new();
-    work.write("src/lib.sh", LIB);
-    work.write("tests/run.sh", TESTS);
-    work.write(".github/agent-gate.yml", policy);
-    work.commit("project and policy");
-    let bare = tempfile::tempdir().expect("temp dir");
-    let status = std::process::Command::new("git")
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .arg(bare.path())
-        .status()
-        .expect("git init --bare");
-    assert!(status.success());
-    work.git(["remote", "add", "origin", &bare.path().to_string_lossy()]);
-    work.git(["push", "-q", "origin", "main"]);
     let scenario = Scenario {
         tasks,
         default_task: default_task.unwrap_or_default(),
         ..Scenario::default()
     };
-    let sim = sim::start(
-        SimConfig {
-            repo: bare.path().to_path_buf(),
-            scenario: Some(scenario),
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("simulator starts");
-    Gate {
-        work,
-        _bare: bare,
-        sim,
-    }
+    let files = [
+        ("src/lib.sh", LIB),
+        ("tests/run.sh", TESTS),
+        (".github/agent-gate.yml", policy),
+    ];
+    Gate::start(&files, scenario, 1000.0, REPOSITORY, TOKEN).await
 }
 
 /// A scripted agent session for prompts containing `matches`.
@@ -125,51 +93,7 @@ fn delete(path: &str) -> FileOp {
     }
 }
 
-/// A progress writer the test can read while the run writes it.
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Shared {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl Gate {
-    fn opts(&self, instruction: &str) -> RunOptions {
-        RunOptions {
-            instruction: instruction.to_string(),
-            gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            ..RunOptions::new(
-                self.work.path().to_path_buf(),
-                REPOSITORY.to_string(),
-                self.sim.url(),
-                TOKEN.to_string(),
-            )
-        }
-    }
-
-    async fn run(&self, opts: RunOptions) -> (Report, String) {
-        let mut progress = Shared::default();
-        let report = run(opts, Shutdown::never(), &mut progress).await;
-        (report, progress.text())
-    }
-
-    fn creates(&self) -> usize {
-        self.sim.count("POST", CREATE)
-    }
-
     /// Bodies of the create requests, in order.
     fn create_bodies(&self) -> Vec<String> {
         self.sim

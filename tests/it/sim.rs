@@ -15,7 +15,7 @@ use std::time::Duration;
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
 use serde_json::{Value, json};
 
-use crate::support::TestRepo;
+use crate::support::{TestRepo, git_in as git};
 
 const TOKEN: &str = "ghp_simtesttoken";
 const REPO_TASKS: &str = "/agents/repos/octo-org/payments/tasks";
@@ -124,23 +124,6 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("header {name} missing"))
         .to_str()
         .unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A fresh clone of the simulator's bare repository.
