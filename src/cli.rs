@@ -368,20 +368,16 @@ pub fn main(cli: Cli) -> u8 {
             let var = |k: &str| std::env::var(k).unwrap_or_default();
             let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
             let opts = crate::flow::RunOptions {
-                repo: a.repo,
-                repository: a.repository.unwrap_or_default(),
                 remote: a.remote,
                 instruction: a.instruction,
                 scope: split_list(&a.scope),
                 policy_path: a.policy,
-                token: a.token.trim().to_string(),
                 github_token: nonempty(a.github_token),
                 base_ref: nonempty(a.base_ref),
                 timeout,
                 task_id: nonempty(a.task_id),
                 task_key: nonempty(a.task_key),
                 dry_run: a.dry_run,
-                api_url: a.api_url,
                 model: nonempty(a.model),
                 custom_agent: nonempty(a.custom_agent),
                 jobs: a.jobs,
@@ -393,9 +389,14 @@ pub fn main(cli: Cli) -> u8 {
                     instruction: String::new(),
                 },
                 gate_env: env,
-                heartbeat: std::time::Duration::from_secs(30),
                 priority,
                 repair_rounds,
+                ..crate::flow::RunOptions::new(
+                    a.repo,
+                    a.repository.unwrap_or_default(),
+                    a.api_url,
+                    a.token.trim(),
+                )
             };
             let mut secrets = secrets_from_env();
             secrets.push(opts.token.clone());

@@ -59,13 +59,16 @@ pub struct RunOptions {
     pub priority: Priority,
     /// Repair rounds (the `repair-rounds` input); `None`: the policy's `agent.repair-rounds`.
     pub repair_rounds: Option<u32>,
+    /// How long one API request may take before it is abandoned (and retried when it is
+    /// idempotent); 30 s by default.
+    pub request_timeout: Duration,
 }
 
 impl RunOptions {
     /// Options for `repository` (`owner/repo`) worked on in the clone `repo`, against the API
     /// at `api_url` with `token`; everything else as the CLI's defaults (remote `origin`,
     /// the default policy path, no instruction, no overrides, normal priority, a heartbeat
-    /// every 30 s). Set the rest with struct update syntax.
+    /// every 30 s, a 30 s request timeout). Set the rest with struct update syntax.
     pub fn new(
         repo: impl Into<PathBuf>,
         repository: impl Into<String>,
@@ -95,6 +98,7 @@ impl RunOptions {
             heartbeat: Duration::from_secs(30),
             priority: Priority::Normal,
             repair_rounds: None,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -348,10 +352,13 @@ async fn run_gate(
     }
 
     // 4. Attach, or check the budget, wait for capacity and start.
-    let mut cfg =
-        ClientConfig::new(opts.token.clone(), owner, name).with_api_url(opts.api_url.clone());
-    cfg.request_timeout = Duration::from_secs(30);
-    let client = match Client::new(cfg) {
+    let config = |token: &str| {
+        let mut cfg =
+            ClientConfig::new(token.to_string(), owner, name).with_api_url(opts.api_url.clone());
+        cfg.request_timeout = opts.request_timeout;
+        cfg
+    };
+    let client = match Client::new(config(&opts.token)) {
         Ok(c) => c,
         Err(e) => return api_error(report, "cannot build the API client", &e),
     };
@@ -360,10 +367,7 @@ async fn run_gate(
         .as_deref()
         .filter(|t| !t.trim().is_empty())
     {
-        Some(t) => Client::new(
-            ClientConfig::new(t.to_string(), owner, name).with_api_url(opts.api_url.clone()),
-        )
-        .unwrap_or_else(|_| client.clone()),
+        Some(t) => Client::new(config(t)).unwrap_or_else(|_| client.clone()),
         None => client.clone(),
     };
     let client = client.with_deadline(deadline);

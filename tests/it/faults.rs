@@ -47,8 +47,9 @@ const BASE_SEED: u64 = 0x00A6_E700;
 const SCHEDULES: u64 = 200;
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_fault_matrix_user";
-/// The client's request timeout as `run` configures it; a "slow" fault answers later.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The client's request timeout the runs get (`RunOptions::request_timeout`; 30 s by
+/// default); a "slow" fault answers later.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(4);
 /// Clock slack between the simulator's wall stamps and the client's monotonic waits.
 const SLACK_MS: i64 = 15;
 
@@ -253,7 +254,7 @@ impl Schedule {
                 line: 0,
             });
         }
-        // An answer slower than the client's timeout costs 30 s of real time: rare, and
+        // An answer slower than the client's timeout costs that timeout in real time: rare, and
         // only where the run is not bounded by its deadline anyway.
         let slow = !outcome.deadline_bound() && rng.random_bool(0.05);
         if slow {
@@ -506,6 +507,7 @@ fn run_options(work: &Path, api_url: &str, instruction: &str, deadline: Duration
         jobs: Some(1),
         gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
         heartbeat: Duration::from_mins(1),
+        request_timeout: CLIENT_TIMEOUT,
         ..RunOptions::new(
             work.to_path_buf(),
             REPOSITORY.to_string(),
