@@ -4,7 +4,9 @@
 //!
 //! - **core** (pure logic, no I/O): [`policy`], [`scope`], [`report`].
 //! - **adapters** (each owns one outside thing): [`git`], [`checks`], [`github`].
-//! - **flow** (joins core and adapters): [`flow`].
+//! - **flow** (joins core and adapters): [`flow`], and the policies it applies over the
+//!   adapters: [`admission`] (with its lock on the remote, [`lease`]), [`budget`], [`repair`],
+//!   [`fleet`].
 //! - **front** (command line): [`cli`].
 //! - **simulator** (depends only on the github wire types): [`sim`].
 
@@ -23,7 +25,6 @@ pub mod audit;
 pub mod checks;
 pub mod git;
 pub mod github;
-pub mod lease;
 pub mod outputs;
 pub mod progress;
 pub mod shutdown;
@@ -33,6 +34,7 @@ pub mod admission;
 pub mod budget;
 pub mod fleet;
 pub mod flow;
+pub mod lease;
 pub mod repair;
 
 // front
