@@ -1,8 +1,8 @@
 //! Adapter for the `git` command line (never libgit2): the change between the merge base of
 //! two refs and a head (`-z` output, renames and copies detected, modes, binary files, line
 //! counts), reading a file at a ref, exporting a tree to a plain directory, fetching, and
-//! refs on a remote as a small compare-and-swap store ([`refs`]). It
-//! knows nothing of policies, checks or GitHub.
+//! refs on a remote as a small compare-and-swap store ([`Git::push_refs`]). It knows nothing
+//! of policies, checks or GitHub.
 //!
 //! Every invocation goes through [`Git::command`], which runs as if in a hostile place:
 //! `safe.directory=*` (the workspace may belong to another uid in a container), no system
