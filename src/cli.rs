@@ -295,6 +295,7 @@ pub fn main(cli: Cli) -> u8 {
                 json: a.format == Format::Json,
                 audit_file: a.audit_file.clone(),
                 policy_path: a.policy.clone(),
+                audit: crate::audit::AuditStream::none(),
             };
             let opts = crate::flow::CheckOptions {
                 repo: a.repo,
@@ -402,10 +403,17 @@ pub fn main(cli: Cli) -> u8 {
             secrets.push(opts.token.clone());
             secrets.extend(opts.github_token.clone());
             let mut io = crate::flow::actions_io(out, &secrets);
+            // The audit record is written as the run goes (a killed gate leaves its steps).
+            let audit = crate::flow::open_audit(&io, a.audit_file.as_deref(), &mut err);
+            let opts = crate::flow::RunOptions {
+                audit: audit.clone(),
+                ..opts
+            };
             let publish = crate::flow::PublishOptions {
                 json: a.format == Format::Json,
                 audit_file: a.audit_file.clone(),
                 policy_path: opts.policy_path.clone(),
+                audit,
             };
             let report = rt.block_on(async {
                 let shutdown = crate::shutdown::Shutdown::from_os_signals()

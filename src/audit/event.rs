@@ -79,6 +79,32 @@ impl AuditEvent {
             url: task.url.clone(),
         })
     }
+
+    /// The admission event of a run that was capped (`max-concurrent-tasks`) or budgeted
+    /// (`max-tasks-per-day`, `max-ai-credits-per-day`); `None` for any other run.
+    pub fn admission_of(report: &Report, env: &ActionsEnv) -> Option<AuditEvent> {
+        if report.admission.is_none() && report.budget.is_none() {
+            return None;
+        }
+        let refused = report
+            .budget
+            .as_ref()
+            .filter(|b| b.would_exceed.is_some())
+            .map(crate::budget::BudgetStatus::message);
+        let admission = report.admission.as_ref();
+        Some(AuditEvent::Admission(AdmissionEvent {
+            repository: env.repository.clone(),
+            allowed: refused.is_none() && admission.is_none_or(|a| a.admitted),
+            scope: Vec::new(),
+            priority: admission.map(|a| a.priority.clone()),
+            waited_s: admission.map_or(0.0, |a| a.waited_s),
+            waiting: admission
+                .filter(|a| a.waited_s > 0.0)
+                .map(|a| format!("{} of {} slots busy", a.running, a.limit)),
+            refused,
+            lock: admission.and_then(|a| a.lock.clone()),
+        }))
+    }
 }
 
 /// `trigger`: the workflow run that started the gate. Fields are `null` outside Actions.

@@ -6,10 +6,11 @@
 //! Every line passes through a [`Masker`] first: no token reaches the file.
 //!
 //! This module owns the file and the event shapes (documented in `docs/audit.md`). It
-//! decides nothing: the flow says when each event happens; [`events_for_report`] derives
-//! the events a finished [`Report`] already holds.
+//! decides nothing: the flow says when each event happens through an [`AuditStream`];
+//! [`events_for_report`] derives the events a finished [`Report`] already holds.
 
 mod event;
+mod stream;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -27,6 +28,7 @@ pub use event::{
     TaskEvent, TriggerEvent, VerdictEvent, ViolationEvent, events_for_report,
     events_for_report_with, task_events,
 };
+pub use stream::AuditStream;
 
 /// The version of the line format; written on every line.
 pub const SCHEMA: u32 = 1;

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 
 pub use check::{CheckOptions, check};
-pub use publish::{PublishOptions, actions_io, publish};
+pub use publish::{PublishOptions, actions_io, open_audit, publish};
 pub use review::{
     CommentAction, CommentSet, MAX_COMMENT_BYTES, MAX_STATUS_DESCRIPTION, ReviewOptions,
     ReviewRecord, StatusSet, comment_body, comment_marker, review, status_description,

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::actions::{ActionsEnv, ActionsIo};
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditLog, AuditStream};
 use crate::outputs;
 use crate::report::Report;
 use crate::summary::SummaryContext;
@@ -22,6 +22,9 @@ pub struct PublishOptions {
     pub audit_file: Option<PathBuf>,
     /// The policy path, for annotations on policy errors.
     pub policy_path: String,
+    /// The audit record the run streamed into (`run`); when open, the publisher finishes it
+    /// instead of writing one at `audit_file`.
+    pub audit: AuditStream,
 }
 
 /// The `(line, col)` of a policy error message `path:line:col: …`, for the annotation.
@@ -34,26 +37,33 @@ fn policy_error_location(report: &Report, policy_path: &str) -> Option<(u32, u32
     Some((line, col))
 }
 
-/// The admission step of a run that was capped (concurrency) or budgeted.
-fn admission_event(report: &Report, env: &ActionsEnv) -> AuditEvent {
-    let refused = report
-        .budget
-        .as_ref()
-        .filter(|b| b.would_exceed.is_some())
-        .map(crate::budget::BudgetStatus::message);
-    let admission = report.admission.as_ref();
-    AuditEvent::Admission(crate::audit::AdmissionEvent {
-        repository: env.repository.clone(),
-        allowed: refused.is_none() && admission.is_none_or(|a| a.admitted),
-        scope: Vec::new(),
-        priority: admission.map(|a| a.priority.clone()),
-        waited_s: admission.map_or(0.0, |a| a.waited_s),
-        waiting: admission
-            .filter(|a| a.waited_s > 0.0)
-            .map(|a| format!("{} of {} slots busy", a.running, a.limit)),
-        refused,
-        lock: admission.and_then(|a| a.lock.clone()),
-    })
+/// Open the audit record of a run that streams it: at `audit_file`, else in Actions the
+/// default path under `RUNNER_TEMP`; none outside Actions unless asked. Its lines are masked
+/// with `io`'s secrets. A file that cannot be opened is reported on `err`; the publisher
+/// then tries once more at the end.
+pub fn open_audit<W: Write>(
+    io: &ActionsIo<W>,
+    audit_file: Option<&std::path::Path>,
+    err: &mut dyn Write,
+) -> AuditStream {
+    let env = io.env();
+    let path = audit_file
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| env.is_actions.then(|| crate::audit::default_path(env)));
+    let Some(path) = path else {
+        return AuditStream::none();
+    };
+    match AuditLog::open(&path, io.masker()) {
+        Ok(log) => AuditStream::new(log, env.clone()),
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "error: cannot open the audit record {}: {e}",
+                path.display()
+            );
+            AuditStream::none()
+        }
+    }
 }
 
 /// Print and publish `report` through `io` (which already holds the run's secrets and has
@@ -103,38 +113,39 @@ pub fn publish<W: Write>(
         let _ = writeln!(err, "error: cannot print the report: {e}");
     }
     let env = io.env().clone();
-    let audit_path = opts
-        .audit_file
-        .clone()
-        .or_else(|| env.is_actions.then(|| crate::audit::default_path(&env)));
-    if let Some(path) = &audit_path {
-        match AuditLog::open(path, io.masker()) {
-            Ok(mut log) => {
-                let mut events = vec![AuditEvent::trigger(&env)];
-                if redacted.admission.is_some() || redacted.budget.is_some() {
-                    events.push(admission_event(&redacted, &env));
+    let audit_path = if opts.audit.is_open() {
+        let path = opts.audit.path();
+        if let Err(e) = opts.audit.finish(&redacted) {
+            let _ = writeln!(err, "error: cannot write the audit record: {e}");
+        }
+        path
+    } else {
+        let path = opts
+            .audit_file
+            .clone()
+            .or_else(|| env.is_actions.then(|| crate::audit::default_path(&env)));
+        if let Some(path) = &path {
+            match AuditLog::open(path, io.masker()) {
+                Ok(log) => {
+                    if let Err(e) = AuditStream::new(log, env.clone()).finish(&redacted) {
+                        let _ = writeln!(
+                            err,
+                            "error: cannot write the audit record {}: {e}",
+                            path.display()
+                        );
+                    }
                 }
-                if let Some(task) = &redacted.task {
-                    events.extend(crate::audit::task_events(task));
-                }
-                events.extend(AuditLog::events_for_report(&redacted, &env));
-                if let Err(e) = log.write_all(&events) {
+                Err(e) => {
                     let _ = writeln!(
                         err,
-                        "error: cannot write the audit record {}: {e}",
+                        "error: cannot open the audit record {}: {e}",
                         path.display()
                     );
                 }
             }
-            Err(e) => {
-                let _ = writeln!(
-                    err,
-                    "error: cannot open the audit record {}: {e}",
-                    path.display()
-                );
-            }
         }
-    }
+        path
+    };
     if !env.is_actions {
         return;
     }

@@ -383,6 +383,8 @@ async fn poll_and_gate(
             let stop_signal = ctx.shutdown.clone();
             let label = &label;
             let last_line = &mut last_line;
+            let audit = &ctx.opts.audit;
+            let task_id = task.id.as_str();
             poll_task(
                 ctx.client,
                 &task.id,
@@ -394,11 +396,13 @@ async fn poll_and_gate(
                     let elapsed = started.elapsed();
                     match ev {
                         PollEvent::StateChanged { to, at, .. } => {
-                            timeline.push(TimelineEntry {
+                            let entry = TimelineEntry {
                                 state: to.to_string(),
                                 at: at.to_string(),
                                 elapsed_s: elapsed.as_secs_f64(),
-                            });
+                            };
+                            audit.state(task_id, &entry);
+                            timeline.push(entry);
                             let _ = writeln!(
                                 progress,
                                 "agent-gate: {label}task {to} (after {}, deadline in {})",

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::admission::{AdmissionLimits, Priority};
+use crate::audit::AuditStream;
 use crate::flow::check::{config_error, load_policy_at, narrow};
 use crate::flow::round::{RoundContext, gate_rounds};
 use crate::flow::start::{StartContext, start_task};
@@ -62,6 +63,9 @@ pub struct RunOptions {
     /// How long one API request may take before it is abandoned (and retried when it is
     /// idempotent); 30 s by default.
     pub request_timeout: Duration,
+    /// The audit record, written as the run goes (none by default; the publisher finishes
+    /// it).
+    pub audit: AuditStream,
 }
 
 impl RunOptions {
@@ -99,6 +103,7 @@ impl RunOptions {
             priority: Priority::Normal,
             repair_rounds: None,
             request_timeout: Duration::from_secs(30),
+            audit: AuditStream::none(),
         }
     }
 }
@@ -208,6 +213,7 @@ pub async fn run(
     progress: &mut (dyn Write + Send),
 ) -> Report {
     let started = Instant::now();
+    opts.audit.trigger();
     let report = Box::pin(run_gate(opts, shutdown, progress, started)).await;
     let _ = writeln!(
         progress,
@@ -428,6 +434,11 @@ async fn run_gate(
         info.url.clone_from(&task.html_url);
         info.state = task.state.to_string();
         info.attached = attached;
+    }
+    // The audit record so far: admission, the task and the states it went through.
+    opts.audit.admission(&report);
+    if let Some(info) = &report.task {
+        opts.audit.task(info, &timeline);
     }
 
     // 5–8. Poll, collect and gate; then repair rounds while the policy allows them.

@@ -265,3 +265,77 @@ fn trace_a_merged_commit_back_to_its_task() {
         .expect("the task event");
     assert_eq!(url, "https://github.com/octo-org/payments/tasks/a1b2c3d4");
 }
+
+/// The events of an audit file, by name.
+fn event_names(path: &std::path::Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    parse(&text)
+        .into_iter()
+        .filter_map(|(_, line)| line.ok())
+        .map(|line| line.event.name().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_killed_mid_run_leaves_the_steps_it_finished_in_the_audit_file() {
+    let scenario = agent_gate::sim::Scenario::from_yaml(
+        "default: {queued: 1s, work: 1s, final: never}\n",
+        std::path::Path::new("audit.yml"),
+        std::path::Path::new("."),
+    )
+    .expect("scenario");
+    let policy = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
+    let world = crate::support::SimGate::start(
+        &[(".github/agent-gate.yml", policy)],
+        scenario,
+        1.0,
+        "octo/audit",
+        CANARY,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .arg("run")
+        .args(["--repository", "octo/audit"])
+        .args(["--api-url", &world.sim.url()])
+        .args(["--token", CANARY])
+        .args(["--instruction", "Tidy the docs"])
+        .arg("--repo")
+        .arg(world.work.path())
+        .arg("--audit-file")
+        .arg(&audit)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent-gate starts");
+    // Until the gate has seen the task working (the file is written as the run goes).
+    let start = std::time::Instant::now();
+    while !fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .contains("\"state\":\"in_progress\"")
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_mins(1),
+            "no in_progress state in {:?}",
+            event_names(&audit)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let names = event_names(&audit);
+    assert_eq!(
+        names,
+        ["trigger", "task", "state", "state"],
+        "every finished step, and no verdict"
+    );
+    let text = fs::read_to_string(&audit).unwrap();
+    assert!(text.contains("\"action\":\"created\""), "{text}");
+    assert!(text.contains("\"state\":\"queued\""), "{text}");
+    assert!(!text.contains(CANARY), "the token never reaches the file");
+    world.sim.shutdown().await;
+}
