@@ -16,6 +16,7 @@ mod env;
 mod isolation;
 mod plan;
 mod process;
+mod reaper;
 mod runner;
 
 use std::ffi::OsString;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::isolation::{self, IsolationMode, IsolationReport, ProtectGuard, RunAs};
+use super::reaper;
 use super::{
     CheckOutcome, CheckStatus, ChecksRun, Isolation, PlannedAction, PlannedCheck, RunOptions,
     chown_tree, make_gate_undumpable, process, protect, readable_credentials, scrubbed_env,
@@ -59,11 +60,16 @@ pub async fn run_checks(
     if let Err(e) = make_gate_undumpable() {
         report.notes.push(format!("could not mark the gate process undumpable ({e}); its /proc/<pid>/environ may be readable to same-uid processes"));
     }
+    if let Err(e) = reaper::become_subreaper() {
+        report.notes.push(format!("could not make the gate a child subreaper ({e}); a process a check detaches with setsid may outlive the checks"));
+    }
 
     let (refusal, _guard) = match user {
         Some((uid, gid)) => isolate_unprivileged(uid, gid, opts, &mut report),
         None => (isolate_same_uid(root, opts, &mut report), None),
     };
+    // Declared after `_guard`, so dropped (sweeping) before the protected files are restored.
+    let _sweeper = reaper::SweepOnDrop;
 
     let setup = match refusal {
         Some(message) => Err(message),
@@ -87,6 +93,14 @@ pub async fn run_checks(
         }
     };
     let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
+    let escaped = reaper::sweep(Duration::from_secs(2));
+    if escaped > 0 {
+        report.notes.push(format!(
+            "killed {escaped} process{} that left {} check's process group (setsid) and outlived it",
+            if escaped == 1 { "" } else { "es" },
+            if escaped == 1 { "its" } else { "their" }
+        ));
+    }
     // `_guard` (protected modes) and `_homes_dir` are dropped here, after every check's
     // process group is gone.
     ChecksRun {

@@ -128,3 +128,45 @@ fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
     });
     assert!(gone, "daemon {pid} survived the gate");
 }
+
+#[test]
+fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
+    let marker = tempfile::Builder::new()
+        .prefix("agent-gate-setsid-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        marker.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let pidfile = marker.path().join("pid");
+    // A new session (out of the check's process group), two levels deep, ignoring SIGTERM.
+    let repo = repo_with(&format!(
+        "  - name: detach\n    run: \"setsid sh -c 'trap \\\"\\\" TERM HUP; sleep 300 & echo $! > {}; wait' < /dev/null > /dev/null 2>&1 & sleep 1; exit 0\"\n",
+        pidfile.display()
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .args(["check", "--base", "main", "--head", "agent", "--format", "json"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the check wrote its daemon's pid")
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+    assert!(
+        !alive(pid),
+        "the detached daemon {pid} outlived the gate (which has exited)"
+    );
+    assert!(
+        stdout.contains("that left") && stdout.contains("(setsid)"),
+        "the report says what was killed: {stdout}"
+    );
+}
