@@ -93,6 +93,20 @@ impl<W: Write> ActionsIo<W> {
         Ok(())
     }
 
+    /// Print `value` as pretty JSON and a newline. With no secret registered the JSON is
+    /// written as it is produced, so a large report is never held whole as text; otherwise
+    /// the text goes through [`ActionsIo::print`] and its redaction.
+    pub fn print_json<T: serde::Serialize>(&mut self, value: &T) -> io::Result<()> {
+        if self.masker.is_empty() {
+            let mut out = io::BufWriter::with_capacity(64 * 1024, &mut self.out);
+            serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::other)?;
+            out.write_all(b"\n")?;
+            return out.flush();
+        }
+        let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        self.print(&text)
+    }
+
     /// Set a step output in `GITHUB_OUTPUT`, its value redacted.
     pub fn set_output(&mut self, name: &str, value: &str) -> Result<(), ActionsError> {
         let file = self.file(self.env.output_file.as_deref(), "GITHUB_OUTPUT")?;
