@@ -17,7 +17,9 @@
 //!   check, against a plain `bash` loop running `bash -c true` 8 times; 8 checks of
 //!   `sleep 1` with two jobs.
 //!
-//! Run: `cargo bench --bench gate`, or `bench/run.sh`. `BENCH_QUICK=1` runs each once.
+//! Run: `cargo bench --bench gate`, or `bench/run.sh`. `BENCH_QUICK=1` runs each once;
+//! `BENCH_ONLY=verdict,startup,rss,checks` (any of them) runs only those parts, for
+//! iterating (its Markdown is then partial).
 
 mod common;
 
@@ -214,6 +216,28 @@ fn expect_passed(report: &Report, files: usize) {
     assert_eq!(report.files.len(), files, "every changed file is reported");
 }
 
+/// Whether `part` is to be measured (`BENCH_ONLY` unset, or naming it).
+fn wanted(part: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| {
+        only.is_empty() || only.split(',').any(|p| p.trim() == part)
+    })
+}
+
+/// A directory for the tree export made as `check` makes its checks directory: a new
+/// directory marked as the top of unrelated trees (`FS_TOPDIR_FL`, best effort), the tree
+/// under a new name inside it.
+fn export_dir(dir: &Path, run: usize) -> (PathBuf, PathBuf) {
+    let root = dir.join(format!("export-{run}-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("mkdir");
+    if let Ok(file) = std::fs::File::open(&root)
+        && let Ok(flags) = rustix::fs::ioctl_getflags(&file)
+    {
+        let _ = rustix::fs::ioctl_setflags(&file, flags | rustix::fs::IFlags::TOPDIR);
+    }
+    let tree = root.join(format!("tree-{}", uuid::Uuid::new_v4().simple()));
+    (root, tree)
+}
+
 fn main() {
     let quick = common::quick();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -232,24 +256,36 @@ fn main() {
          decision for every path, the head tree exported for the checks, one check of `true`, \
          the report), minus that check's own run time. Half the files modified, half added; \
          2,000 unchanged files beside them. The export writes the whole head tree (changed or \
-         not), so it grows with the repository, not with the change.",
+         not), so it grows with the repository, not with the change; `check` writes it with \
+         git's parallel checkout into a checks directory marked as the top of unrelated trees \
+         (`FS_TOPDIR_FL`), so ext4 puts it in a block group of its own. The last column is the \
+         same export into a plain new directory beside the workspace, for comparison: on this \
+         machine (ext4 without a journal, a busy `/tmp`) creating a file there costs up to \
+         about 0.7 ms (`docs/benchmarks.md`).",
         &[
             "files changed",
             "fetch",
             "check − checks' own time",
             "time to verdict (median)",
             "of which tree export",
+            "same export, plain temp dir",
             "runs",
         ],
     );
-    for (change, runs) in [(10, 7), (1000, 5), (50_000, 3)] {
+    let sizes: &[(usize, usize)] = if wanted("verdict") {
+        &[(10, 7), (1000, 5), (50_000, 3)]
+    } else {
+        &[]
+    };
+    for &(change, runs) in sizes {
         let runs = if quick { 1 } else { runs };
         let origin = origin(dir, change);
         let mut fetches = Vec::new();
         let mut checks = Vec::new();
         let mut totals = Vec::new();
         let mut exports = Vec::new();
-        for _ in 0..runs {
+        let mut plain_exports = Vec::new();
+        for run in 0..runs {
             let ws = workspace(dir, &origin, "ws");
             let fetch = fetch_head(&ws);
             let (took, report) = run_check(&rt, &ws, ".github/agent-gate.yml", None);
@@ -259,11 +295,18 @@ fn main() {
             checks.push(gate);
             totals.push(fetch + gate);
             // The export alone, as `check` does it for the checks (into a new directory).
-            let dest = dir.join("export");
+            let (root, dest) = export_dir(dir, run);
             let start = Instant::now();
             Git::new(&ws).export_tree(HEAD_REF, &dest).expect("export");
             exports.push(start.elapsed());
-            std::fs::remove_dir_all(&dest).expect("remove export");
+            std::fs::remove_dir_all(&root).expect("remove export");
+            // The same export into a plain new directory beside the workspace (no hint): what
+            // this machine's file system charges without a block group of its own.
+            let plain = dir.join(format!("plain-{run}"));
+            let start = Instant::now();
+            Git::new(&ws).export_tree(HEAD_REF, &plain).expect("export");
+            plain_exports.push(start.elapsed());
+            std::fs::remove_dir_all(&plain).expect("remove export");
         }
         println!(
             "{change:>6} files: fetch {} check−own {} total {}",
@@ -277,6 +320,7 @@ fn main() {
             human(median(&checks)),
             format!("**{}**", human(median(&totals))),
             human(median(&exports)),
+            human(median(&plain_exports)),
             runs.to_string(),
         ]);
     }
@@ -288,9 +332,15 @@ fn main() {
         "",
         &["what", "measured", "reference", "runs"],
     );
-    startup(&rt, dir, quick, &mut other);
-    peak_rss(dir, &mut other);
-    checks_overhead(&rt, dir, quick, &mut other);
+    if wanted("startup") {
+        startup(&rt, dir, quick, &mut other);
+    }
+    if wanted("rss") {
+        peak_rss(dir, &mut other);
+    }
+    if wanted("checks") {
+        checks_overhead(&rt, dir, quick, &mut other);
+    }
     other.finish();
 }
 
@@ -380,7 +430,55 @@ fn peak_rss(dir: &Path, out: &mut Section) {
         "agent-gate check failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mb = max_rss_mb(&String::from_utf8_lossy(&output.stderr));
+    // Which process peaked: the largest git child (the diff with rename detection), alone.
+    let rev = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&ws)
+            .output()
+            .expect("git");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let merge_base = rev(&["merge-base", "main", HEAD_REF]);
+    let head = rev(&["rev-parse", HEAD_REF]);
+    let diff = Command::new(time)
+        .arg("-v")
+        .args([
+            "git",
+            "diff",
+            "--raw",
+            "--numstat",
+            "-z",
+            "-M",
+            "-C",
+            "--no-abbrev",
+            &merge_base,
+            &head,
+            "--",
+        ])
+        .current_dir(&ws)
+        .stdout(Stdio::null())
+        .output()
+        .expect("/usr/bin/time -v git diff");
+    let git_mb = max_rss_mb(&String::from_utf8_lossy(&diff.stderr));
+    println!(
+        "peak RSS, check on {CHANGE} files: {mb:.0} MB in {} (git diff alone: {git_mb:.0} MB)",
+        human(took)
+    );
+    out.row(&[
+        "peak RSS of `agent-gate check`, 100,000 files changed".into(),
+        format!("**{mb:.0} MB**"),
+        format!(
+            "target < 100 MB; its `git diff` alone: {git_mb:.0} MB; the run took {}",
+            human(took)
+        ),
+        "1".into(),
+    ]);
+}
+
+/// GNU time's "Maximum resident set size", in MB.
+fn max_rss_mb(stderr: &str) -> f64 {
     let kb: u64 = stderr
         .lines()
         .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
@@ -388,16 +486,7 @@ fn peak_rss(dir: &Path, out: &mut Section) {
         .expect("GNU time prints the maximum resident set size");
     #[allow(clippy::cast_precision_loss)]
     let mb = kb as f64 / 1024.0;
-    println!(
-        "peak RSS, check on {CHANGE} files: {mb:.0} MB in {}",
-        human(took)
-    );
-    out.row(&[
-        "peak RSS of `agent-gate check`, 100,000 files changed".into(),
-        format!("**{mb:.0} MB**"),
-        format!("target < 100 MB; the run took {}", human(took)),
-        "1".into(),
-    ]);
+    mb
 }
 
 /// The checks phase alone (`checks::run_checks` on an exported tree, as `check` calls it):

@@ -59,7 +59,10 @@ fn scope_violation(path: &str, decision: &Decision, side: &str) -> Option<Violat
 
 /// Decide every change against `scope` and `limits`.
 pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment {
-    let mut a = Assessment::default();
+    let mut a = Assessment {
+        files: Vec::with_capacity(changes.len()),
+        violations: Vec::new(),
+    };
     let mut lines: u64 = 0;
     for c in changes {
         let path = display_path(&c.path);

@@ -93,6 +93,20 @@ impl<W: Write> ActionsIo<W> {
         Ok(())
     }
 
+    /// Print `value` as pretty JSON and a newline, redacted line by line as it is written,
+    /// so a large report is never held whole as text. (Pretty JSON never breaks a string
+    /// across lines, and every line of a multi-line secret is masked on its own.)
+    pub fn print_json<T: serde::Serialize>(&mut self, value: &T) -> io::Result<()> {
+        let mut out = RedactLines {
+            masker: &self.masker,
+            out: io::BufWriter::with_capacity(64 * 1024, &mut self.out),
+            line: Vec::new(),
+        };
+        serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
     /// Set a step output in `GITHUB_OUTPUT`, its value redacted.
     pub fn set_output(&mut self, name: &str, value: &str) -> Result<(), ActionsError> {
         let file = self.file(self.env.output_file.as_deref(), "GITHUB_OUTPUT")?;
@@ -127,5 +141,41 @@ impl<W: Write> ActionsIo<W> {
                 .unwrap_or("unset")
                 .to_string(),
         })
+    }
+}
+
+/// A writer that passes whole lines, each redacted, to `out`; `flush` passes the rest.
+struct RedactLines<'a, W: Write> {
+    masker: &'a Masker,
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> RedactLines<'_, W> {
+    fn emit(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            let text = String::from_utf8_lossy(&self.line);
+            self.out.write_all(self.masker.redact(&text).as_bytes())?;
+            self.line.clear();
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for RedactLines<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.line.extend_from_slice(&rest[..=end]);
+            self.emit()?;
+            rest = &rest[end + 1..];
+        }
+        self.line.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.emit()?;
+        self.out.flush()
     }
 }

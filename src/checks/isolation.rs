@@ -134,15 +134,21 @@ pub fn protect(paths: &[PathBuf]) -> Result<ProtectGuard, ProtectError> {
 }
 
 /// Give the tree at `root` to `uid:gid`, recursively, never following symlinks (symlinks
-/// themselves are re-owned with `lchown`).
+/// themselves are re-owned with `lchown`). Entry kinds come from the directory listing, so
+/// a file costs one `lchown` and no `stat`.
 pub fn chown_tree(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-        let meta = fs::symlink_metadata(&path)?;
-        if meta.is_dir() {
-            for entry in fs::read_dir(&path)? {
-                stack.push(entry?.path());
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid))?;
+    if !fs::symlink_metadata(root)?.is_dir() {
+        return Ok(());
+    }
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(path);
             }
         }
     }

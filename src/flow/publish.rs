@@ -75,7 +75,13 @@ pub fn publish<W: Write>(
     opts: &PublishOptions,
     err: &mut dyn Write,
 ) {
-    let redacted = outputs::redact_report(report, io.masker());
+    // A redacted copy only when there is a secret to redact: the report of a large change
+    // is tens of megabytes.
+    let redacted = if io.masker().is_empty() {
+        std::borrow::Cow::Borrowed(report)
+    } else {
+        std::borrow::Cow::Owned(outputs::redact_report(report, io.masker()))
+    };
     if io.env().is_actions {
         // Each check's output in a collapsible group of the log, before the report.
         for c in redacted.checks.iter().filter(|c| !c.output_tail.is_empty()) {
@@ -104,12 +110,12 @@ pub fn publish<W: Write>(
             let _ = io.command(&crate::actions::endgroup());
         }
     }
-    let text = if opts.json {
-        redacted.to_json() + "\n"
+    let printed = if opts.json {
+        io.print_json(&*redacted)
     } else {
-        redacted.render_text()
+        io.print(&redacted.render_text())
     };
-    if let Err(e) = io.print(&text) {
+    if let Err(e) = printed {
         let _ = writeln!(err, "error: cannot print the report: {e}");
     }
     let env = io.env().clone();

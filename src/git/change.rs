@@ -120,7 +120,8 @@ pub enum JoinError {
     },
 }
 
-fn describe(old: Option<&BString>, new: &BString) -> String {
+/// A path (and its base-side path) as join errors show it.
+pub(super) fn describe(old: Option<&[u8]>, new: &[u8]) -> String {
     match old {
         Some(old) => format!("{:?} -> {:?}", BStr::new(old), BStr::new(new)),
         None => format!("{:?}", BStr::new(new)),
@@ -144,8 +145,8 @@ pub fn join(raw: Vec<RawEntry>, numstat: Vec<NumstatEntry>) -> Result<Vec<Change
         if old_path != n.old_path || path != n.path {
             return Err(JoinError::Path {
                 index,
-                raw: describe(old_path.as_ref(), &path),
-                numstat: describe(n.old_path.as_ref(), &n.path),
+                raw: describe(old_path.as_deref().map(Vec::as_slice), &path),
+                numstat: describe(n.old_path.as_deref().map(Vec::as_slice), &n.path),
             });
         }
         changes.push(Change {

@@ -30,8 +30,8 @@ pub use change::{
     MODE_SYMLINK, join,
 };
 pub use parse::{
-    NumstatEntry, ParseError, RawEntry, format_numstat_z, format_raw_z, parse_numstat_z,
-    parse_raw_z,
+    DiffError, NumstatEntry, ParseError, RawEntry, format_numstat_z, format_raw_z, parse_numstat_z,
+    parse_raw_numstat_z, parse_raw_z,
 };
 
 pub use error::GitError;
@@ -271,38 +271,34 @@ impl Git {
             EMPTY_TREE_SHA1
         };
         let env = [("GIT_ATTR_SOURCE", OsStr::new(empty_tree))];
-        let diff = |format: &'static str| -> Vec<&OsStr> {
-            let mut args = vec![
-                "diff",
-                format,
-                "-z",
-                "-M",
-                "-C",
-                "--no-ext-diff",
-                "--no-textconv",
-                "--no-color",
-                "--no-relative",
-                "--ignore-submodules=none",
-            ];
-            if format == "--raw" {
-                args.push("--no-abbrev");
-            }
-            args.extend([merge_base.as_str(), head_id.as_str(), "--"]);
-            args.into_iter().map(OsStr::new).collect()
-        };
-        let raw_args = diff("--raw");
-        let raw = self.run_env(&raw_args, &env)?;
-        let raw = parse_raw_z(&raw).map_err(|source| GitError::Parse {
-            args: display_args(&raw_args),
-            source,
+        // Both formats from one diff: one process, one rename detection; the raw records
+        // come first, then the numstat records, in the same order.
+        let args = [
+            "diff",
+            "--raw",
+            "--numstat",
+            "-z",
+            "-M",
+            "-C",
+            "--no-abbrev",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--no-color",
+            "--no-relative",
+            "--ignore-submodules=none",
+            merge_base.as_str(),
+            head_id.as_str(),
+            "--",
+        ]
+        .map(OsStr::new);
+        let out = self.run_env(&args, &env)?;
+        let changes = parse_raw_numstat_z(&out).map_err(|e| match e {
+            DiffError::Parse(source) => GitError::Parse {
+                args: display_args(&args),
+                source,
+            },
+            DiffError::Join(source) => GitError::Join { source },
         })?;
-        let num_args = diff("--numstat");
-        let num = self.run_env(&num_args, &env)?;
-        let num = parse_numstat_z(&num).map_err(|source| GitError::Parse {
-            args: display_args(&num_args),
-            source,
-        })?;
-        let changes = join(raw, num).map_err(|source| GitError::Join { source })?;
         Ok(ChangeSet {
             merge_base,
             head: head_id,

@@ -1,12 +1,14 @@
 //! Pure parsers (and their inverse formatters) for the two `-z` outputs of `git diff` that
 //! the adapter reads: `--raw` (modes, object ids, status, paths) and `--numstat` (added and
 //! deleted lines, `-` for binary files). They never run git and never panic: any byte
-//! sequence either parses completely or is a [`ParseError`] naming the byte offset. Joining
-//! the two lists is the business of `change.rs`.
+//! sequence either parses completely or is a [`ParseError`] naming the byte offset. The
+//! adapter asks git for both formats of one diff at once and reads them with
+//! [`parse_raw_numstat_z`], which joins the two halves as it goes (the rules of the join
+//! are `change.rs`'s, shared with [`join`](super::join)).
 
 use bstr::{BStr, BString, ByteSlice};
 
-use super::ChangeKind;
+use super::change::{Change, ChangeKind, JoinError, describe};
 
 /// Output of `git diff` that does not have the documented shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,13 +97,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// A NUL-terminated path, which must not be empty.
-    fn path(&mut self, what: &str) -> Result<BString, ParseError> {
+    fn path(&mut self, what: &str) -> Result<&'a [u8], ParseError> {
         let start = self.pos;
         let path = self.until(0, what)?;
         if path.is_empty() {
             return err(start, format!("{what} is empty"));
         }
-        Ok(BString::from(path))
+        Ok(path)
     }
 }
 
@@ -124,7 +126,7 @@ fn parse_mode(field: &[u8], offset: usize) -> Result<u32, ParseError> {
     Ok(mode)
 }
 
-fn parse_oid(field: &[u8], offset: usize) -> Result<String, ParseError> {
+fn check_oid(field: &[u8], offset: usize) -> Result<(), ParseError> {
     if !(4..=64).contains(&field.len())
         || !field
             .iter()
@@ -138,7 +140,12 @@ fn parse_oid(field: &[u8], offset: usize) -> Result<String, ParseError> {
             ),
         );
     }
-    Ok(field.iter().map(|&b| char::from(b)).collect())
+    Ok(())
+}
+
+/// A checked object id as text.
+fn hex(field: &[u8]) -> String {
+    field.iter().map(|&b| char::from(b)).collect()
 }
 
 fn parse_status(field: &[u8], offset: usize) -> Result<(ChangeKind, Option<u8>), ParseError> {
@@ -219,47 +226,77 @@ fn check_modes(kind: ChangeKind, old: u32, new: u32, offset: usize) -> Result<()
     }
 }
 
+/// One raw record, borrowed from the input.
+struct RawRecord<'a> {
+    old_mode: u32,
+    new_mode: u32,
+    old_oid: &'a [u8],
+    new_oid: &'a [u8],
+    kind: ChangeKind,
+    score: Option<u8>,
+    src: &'a [u8],
+    dst: Option<&'a [u8]>,
+}
+
+/// Read one `--raw -z` record at the cursor (which must be at its `:`).
+fn raw_record<'a>(cur: &mut Cursor<'a>) -> Result<RawRecord<'a>, ParseError> {
+    let start = cur.pos;
+    if cur.peek() != Some(b':') {
+        return err(start, "expected ':' at the start of a raw diff record");
+    }
+    cur.pos += 1;
+    let header = cur.until(0, "the raw diff header")?;
+    let mut fields = header.split(|&b| b == b' ');
+    let mut field = || fields.next();
+    let (Some(old_mode), Some(new_mode), Some(old_oid), Some(new_oid), Some(status), None) =
+        (field(), field(), field(), field(), field(), field())
+    else {
+        return err(
+            start,
+            format!(
+                "expected 5 space-separated fields in the header, found {}",
+                header.split(|&b| b == b' ').count()
+            ),
+        );
+    };
+    let old_mode = parse_mode(old_mode, start)?;
+    let new_mode = parse_mode(new_mode, start)?;
+    check_oid(old_oid, start)?;
+    check_oid(new_oid, start)?;
+    let (kind, score) = parse_status(status, start)?;
+    check_modes(kind, old_mode, new_mode, start)?;
+    let src = cur.path("the path")?;
+    let dst = match kind {
+        ChangeKind::Renamed | ChangeKind::Copied => Some(cur.path("the destination path")?),
+        _ => None,
+    };
+    Ok(RawRecord {
+        old_mode,
+        new_mode,
+        old_oid,
+        new_oid,
+        kind,
+        score,
+        src,
+        dst,
+    })
+}
+
 /// Parse the whole output of `git diff --raw -z`.
 pub fn parse_raw_z(input: &[u8]) -> Result<Vec<RawEntry>, ParseError> {
     let mut cur = Cursor { input, pos: 0 };
     let mut entries = Vec::new();
     while !cur.at_end() {
-        let start = cur.pos;
-        if cur.peek() != Some(b':') {
-            return err(start, "expected ':' at the start of a raw diff record");
-        }
-        cur.pos += 1;
-        let header = cur.until(0, "the raw diff header")?;
-        let fields: Vec<&[u8]> = header.split(|&b| b == b' ').collect();
-        let [old_mode, new_mode, old_oid, new_oid, status] = fields.as_slice() else {
-            return err(
-                start,
-                format!(
-                    "expected 5 space-separated fields in the header, found {}",
-                    fields.len()
-                ),
-            );
-        };
-        let old_mode = parse_mode(old_mode, start)?;
-        let new_mode = parse_mode(new_mode, start)?;
-        let old_oid = parse_oid(old_oid, start)?;
-        let new_oid = parse_oid(new_oid, start)?;
-        let (kind, score) = parse_status(status, start)?;
-        check_modes(kind, old_mode, new_mode, start)?;
-        let src = cur.path("the path")?;
-        let dst = match kind {
-            ChangeKind::Renamed | ChangeKind::Copied => Some(cur.path("the destination path")?),
-            _ => None,
-        };
+        let r = raw_record(&mut cur)?;
         entries.push(RawEntry {
-            old_mode,
-            new_mode,
-            old_oid,
-            new_oid,
-            kind,
-            score,
-            src,
-            dst,
+            old_mode: r.old_mode,
+            new_mode: r.new_mode,
+            old_oid: hex(r.old_oid),
+            new_oid: hex(r.new_oid),
+            kind: r.kind,
+            score: r.score,
+            src: BString::from(r.src),
+            dst: r.dst.map(BString::from),
         });
     }
     Ok(entries)
@@ -288,33 +325,121 @@ fn parse_count(field: &[u8], offset: usize) -> Result<Option<u64>, ParseError> {
     Ok(Some(value))
 }
 
+/// One numstat record, borrowed from the input.
+struct NumstatRecord<'a> {
+    added: Option<u64>,
+    deleted: Option<u64>,
+    path: &'a [u8],
+    old_path: Option<&'a [u8]>,
+}
+
+/// Read one `--numstat -z` record at the cursor.
+fn numstat_record<'a>(cur: &mut Cursor<'a>) -> Result<NumstatRecord<'a>, ParseError> {
+    let start = cur.pos;
+    let added = parse_count(cur.until(b'\t', "the added-lines count")?, start)?;
+    let deleted = parse_count(cur.until(b'\t', "the deleted-lines count")?, start)?;
+    if added.is_some() != deleted.is_some() {
+        return err(start, "one line count is '-' (binary) and the other is not");
+    }
+    let (path, old_path) = if cur.peek() == Some(0) {
+        cur.pos += 1;
+        let old = cur.path("the rename source path")?;
+        let new = cur.path("the rename destination path")?;
+        (new, Some(old))
+    } else {
+        (cur.path("the path")?, None)
+    };
+    Ok(NumstatRecord {
+        added,
+        deleted,
+        path,
+        old_path,
+    })
+}
+
 /// Parse the whole output of `git diff --numstat -z`.
 pub fn parse_numstat_z(input: &[u8]) -> Result<Vec<NumstatEntry>, ParseError> {
     let mut cur = Cursor { input, pos: 0 };
     let mut entries = Vec::new();
     while !cur.at_end() {
-        let start = cur.pos;
-        let added = parse_count(cur.until(b'\t', "the added-lines count")?, start)?;
-        let deleted = parse_count(cur.until(b'\t', "the deleted-lines count")?, start)?;
-        if added.is_some() != deleted.is_some() {
-            return err(start, "one line count is '-' (binary) and the other is not");
-        }
-        let (path, old_path) = if cur.peek() == Some(0) {
-            cur.pos += 1;
-            let old = cur.path("the rename source path")?;
-            let new = cur.path("the rename destination path")?;
-            (new, Some(old))
-        } else {
-            (cur.path("the path")?, None)
-        };
+        let n = numstat_record(&mut cur)?;
         entries.push(NumstatEntry {
-            added,
-            deleted,
-            path,
-            old_path,
+            added: n.added,
+            deleted: n.deleted,
+            path: BString::from(n.path),
+            old_path: n.old_path.map(BString::from),
         });
     }
     Ok(entries)
+}
+
+/// Why the output of `git diff --raw --numstat -z` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiffError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+}
+
+/// Parse the output of one `git diff --raw --numstat -z` (every `--raw` record, then every
+/// `--numstat` record of the same diff, in the same order) straight into [`Change`]s:
+/// the same result as [`parse_raw_z`] and [`parse_numstat_z`] of the two halves followed by
+/// [`join`](super::join), and the same strictness (the halves must list the same paths in
+/// the same order, or the whole change is refused), without the intermediate lists: each
+/// path is stored once, object ids are checked but not kept.
+pub fn parse_raw_numstat_z(input: &[u8]) -> Result<Vec<Change>, DiffError> {
+    let mut cur = Cursor { input, pos: 0 };
+    let mut changes = Vec::new();
+    while cur.peek() == Some(b':') {
+        let r = raw_record(&mut cur)?;
+        let (old_path, path) = match r.dst {
+            Some(dst) => (Some(BString::from(r.src)), BString::from(dst)),
+            None => (None, BString::from(r.src)),
+        };
+        changes.push(Change {
+            kind: r.kind,
+            path,
+            old_path,
+            old_mode: r.old_mode,
+            new_mode: r.new_mode,
+            added: None,
+            deleted: None,
+        });
+    }
+    // As `join` does: a parse error anywhere first, then a count mismatch, then the first
+    // path that differs.
+    let mut index = 0;
+    let mut mismatch = None;
+    while !cur.at_end() {
+        let n = numstat_record(&mut cur)?;
+        if mismatch.is_none()
+            && let Some(c) = changes.get_mut(index)
+        {
+            if c.old_path.as_deref().map(Vec::as_slice) == n.old_path && c.path == n.path {
+                c.added = n.added;
+                c.deleted = n.deleted;
+            } else {
+                mismatch = Some(JoinError::Path {
+                    index,
+                    raw: describe(c.old_path.as_deref().map(Vec::as_slice), &c.path),
+                    numstat: describe(n.old_path, n.path),
+                });
+            }
+        }
+        index += 1;
+    }
+    if index != changes.len() {
+        return Err(JoinError::Count {
+            raw: changes.len(),
+            numstat: index,
+        }
+        .into());
+    }
+    if let Some(mismatch) = mismatch {
+        return Err(mismatch.into());
+    }
+    Ok(changes)
 }
 
 /// Write entries exactly as `git diff --raw -z --no-abbrev` does (the inverse of

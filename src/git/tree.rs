@@ -9,7 +9,7 @@ use std::path::{Component, Path};
 use bstr::ByteSlice;
 
 use super::error::display_args;
-use super::{Git, GitError, ParseError};
+use super::{Git, GitError, ParseError, is_object_id};
 
 impl Git {
     /// The content of the file `path` (relative to the repository root) in commit `rev`, or
@@ -79,9 +79,17 @@ impl Git {
     /// `dest` (a link that leads out of it becomes a regular file holding its target text,
     /// so no check reads outside its tree through a link), submodules left as empty
     /// directories (as a non-recursive clone does), no `.git`. The repository's index, HEAD
-    /// and working tree are not touched (a temporary index is used).
+    /// and working tree are not touched (a temporary index is used). Files are written by
+    /// git's parallel checkout, one worker per core: creating files is most of the cost.
+    /// `rev` may also be a full object id (of a commit, or of a tree), used as given.
     pub fn export_tree(&self, rev: &str, dest: &Path) -> Result<(), GitError> {
-        let commit = self.rev_parse(rev)?;
+        // An id (e.g. `ChangeSet::head`, already resolved) needs no `rev-parse`: `read-tree`
+        // fails on an id that names no tree-ish.
+        let commit = if is_object_id(rev) {
+            rev.to_string()
+        } else {
+            self.rev_parse(rev)?
+        };
         let export_err = |reason: String| GitError::Export {
             rev: rev.to_string(),
             dest: dest.to_path_buf(),
@@ -112,10 +120,13 @@ impl Git {
         self.run_env(&[OsStr::new("read-tree"), OsStr::new(&commit)], &env)?;
         let mut work_tree = OsString::from("--work-tree=");
         work_tree.push(&dest_abs);
+        let workers = format!("checkout.workers={}", export_workers());
         self.run_env(
             &[
                 OsStr::new("-c"),
                 OsStr::new("core.symlinks=true"),
+                OsStr::new("-c"),
+                OsStr::new(&workers),
                 &work_tree,
                 OsStr::new("checkout-index"),
                 OsStr::new("--all"),
@@ -132,6 +143,12 @@ impl Git {
             .map_err(|e| export_err(format!("cannot secure its symbolic links: {e}")))?;
         Ok(())
     }
+}
+
+/// Parallel checkout workers for an export: one per core, at most 8 (git writes trees below
+/// `checkout.thresholdForParallelism`, 100 files, sequentially anyway).
+fn export_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// Replace every symbolic link of the export at `root` whose target lies outside `root`

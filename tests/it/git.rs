@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use agent_gate::git::{
     Change, ChangeKind, Git, GitError, NumstatEntry, RawEntry, format_numstat_z, format_raw_z,
-    join, parse_numstat_z, parse_raw_z,
+    join, parse_numstat_z, parse_raw_numstat_z, parse_raw_z,
 };
 use bstr::{BString, ByteSlice};
 use insta::assert_snapshot;
@@ -945,4 +945,265 @@ proptest! {
         }
         let _ = parse_raw_z(&bytes);
     }
+}
+
+// ---------------------------------------------------------------- one diff, both formats
+
+/// The numstat entries that agree with `raw` (same paths, same order), with these counts.
+fn numstat_for(raw: &[RawEntry], counts: &[Option<(u64, u64)>]) -> Vec<NumstatEntry> {
+    raw.iter()
+        .zip(counts.iter().cycle())
+        .map(|(r, c)| NumstatEntry {
+            added: c.map(|c| c.0),
+            deleted: c.map(|c| c.1),
+            path: r.dst.clone().unwrap_or_else(|| r.src.clone()),
+            old_path: r.dst.as_ref().map(|_| r.src.clone()),
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn one_diff_with_both_formats_reads_as_the_two_halves_joined(
+        raw in proptest::collection::vec(raw_entry_strategy(), 0..10),
+        counts in proptest::collection::vec(proptest::option::of((any::<u64>(), any::<u64>())), 1..4),
+    ) {
+        let numstat = numstat_for(&raw, &counts);
+        let mut bytes = format_raw_z(&raw);
+        bytes.extend_from_slice(&format_numstat_z(&numstat));
+        let joined = join(raw, numstat).unwrap();
+        prop_assert_eq!(parse_raw_numstat_z(&bytes).unwrap(), joined);
+    }
+
+    #[test]
+    fn one_diff_is_refused_exactly_when_the_halves_do_not_join(
+        raw in proptest::collection::vec(raw_entry_strategy(), 0..6),
+        numstat in proptest::collection::vec(numstat_entry_strategy(), 0..6),
+    ) {
+        let mut bytes = format_raw_z(&raw);
+        bytes.extend_from_slice(&format_numstat_z(&numstat));
+        let expected = join(raw, numstat);
+        match (parse_raw_numstat_z(&bytes), expected) {
+            (Ok(got), Ok(want)) => prop_assert_eq!(got, want),
+            (Err(got), Err(want)) => prop_assert_eq!(got.to_string(), want.to_string()),
+            (got, want) => prop_assert!(false, "one diff gave {:?}, the halves {:?}", got, want),
+        }
+    }
+
+    #[test]
+    fn one_diff_cut_or_mutated_never_panics_and_is_never_a_shorter_list(
+        raw in proptest::collection::vec(raw_entry_strategy(), 1..6),
+        cut in any::<prop::sample::Index>(),
+        flip in (any::<prop::sample::Index>(), any::<u8>()),
+    ) {
+        let numstat = numstat_for(&raw, &[Some((1, 2))]);
+        let mut bytes = format_raw_z(&raw);
+        bytes.extend_from_slice(&format_numstat_z(&numstat));
+        let at = cut.index(bytes.len());
+        if let Ok(changes) = parse_raw_numstat_z(&bytes[..at]) {
+            // Only a cut at the very start (no change at all) may parse.
+            prop_assert!(changes.is_empty() && at == 0, "cut at {} parsed as {:?}", at, changes);
+        }
+        let i = flip.0.index(bytes.len());
+        bytes[i] = flip.1;
+        let _ = parse_raw_numstat_z(&bytes);
+    }
+}
+
+/// `git diff` with the adapter's flags and one output format, run directly.
+fn plain_diff(repo: &TestRepo, format: &str, base: &str, head: &str) -> Vec<u8> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo.path())
+        .args([
+            "diff",
+            format,
+            "-z",
+            "-M",
+            "-C",
+            "--no-abbrev",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--ignore-submodules=none",
+            base,
+            head,
+            "--",
+        ])
+        .env(
+            "GIT_ATTR_SOURCE",
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn changes_from_one_diff_equal_the_raw_and_numstat_diffs_joined() {
+    let repo = TestRepo::new();
+    repo.write("modified.txt", "one\ntwo\n");
+    repo.write("deleted.txt", "bye\n");
+    repo.write("old/moved.txt", numbered("line", 40));
+    repo.write("copy-source.txt", numbered("source", 30));
+    repo.write("tool.sh", "#!/bin/sh\n");
+    repo.write("binary.dat", b"\x00\x01bin\x00");
+    for name in HOSTILE {
+        repo.write(name, *name);
+    }
+    let base = repo.commit("base");
+    repo.branch("agent");
+    repo.write("modified.txt", "one\nTWO\nthree\n");
+    repo.remove("deleted.txt");
+    std::fs::create_dir_all(repo.path().join("new")).unwrap();
+    std::fs::rename(
+        repo.path().join("old/moved.txt"),
+        repo.path().join("new/moved.txt"),
+    )
+    .unwrap();
+    let source = numbered("source", 30);
+    repo.write("copy-of-source.txt", &source);
+    repo.write("copy-source.txt", format!("{source}more\n"));
+    chmod(&repo.path().join("tool.sh"), 0o755);
+    repo.write("binary.dat", b"\x00\x01changed\x00");
+    std::os::unix::fs::symlink("modified.txt", repo.path().join("link")).unwrap();
+    for name in HOSTILE {
+        repo.write(name, [*name, b"\nchanged"].concat());
+    }
+    let head = repo.commit("agent");
+
+    let set = Git::new(repo.path()).changes("main", "agent").unwrap();
+    let raw = parse_raw_z(&plain_diff(&repo, "--raw", &base, &head)).unwrap();
+    let numstat = parse_numstat_z(&plain_diff(&repo, "--numstat", &base, &head)).unwrap();
+    let joined = join(raw, numstat).unwrap();
+    assert_eq!(set.changes, joined);
+    let kinds: Vec<ChangeKind> = set.changes.iter().map(|c| c.kind).collect();
+    for kind in [
+        ChangeKind::Added,
+        ChangeKind::Modified,
+        ChangeKind::Deleted,
+        ChangeKind::Renamed,
+        ChangeKind::Copied,
+    ] {
+        assert!(kinds.contains(&kind), "{kind:?} in {kinds:?}");
+    }
+    assert!(set.changes.iter().any(Change::is_binary));
+    assert!(set.changes.iter().any(Change::mode_changed));
+}
+
+// ---------------------------------------------------------------- export, in parallel
+
+/// A tree large enough for git's parallel checkout (over 100 files): every file must come
+/// out as the commit has it, whichever worker wrote it.
+#[test]
+fn a_large_export_written_in_parallel_is_a_faithful_copy() {
+    let repo = TestRepo::new();
+    let mut expected: BTreeMap<Vec<u8>, (Vec<u8>, bool)> = BTreeMap::new();
+    for i in 0..400 {
+        let path = format!("d{}/sub{}/file{i}.txt", i % 7, i % 3);
+        let content = format!("file {i}\n").repeat(1 + i % 5);
+        repo.write(&path, &content);
+        let executable = i % 9 == 0;
+        if executable {
+            chmod(&repo.path().join(&path), 0o755);
+        }
+        expected.insert(path.into_bytes(), (content.into_bytes(), executable));
+    }
+    for name in HOSTILE {
+        repo.write(name, *name);
+        expected.insert(name.to_vec(), (name.to_vec(), false));
+    }
+    std::os::unix::fs::symlink("../d1/sub1/file1.txt", repo.path().join("d0/inside")).unwrap();
+    std::os::unix::fs::symlink("../../../outside", repo.path().join("d0/sub0/escapes")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", repo.path().join("d2/absolute")).unwrap();
+    repo.commit("a large tree");
+    let target = repo.head();
+    add_gitlink(&repo, "d3/module", &target);
+    let exported = commit_index(&repo, "submodule");
+    let before = workspace_state(&repo);
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("export");
+    Git::new(repo.path()).export_tree(&exported, &dest).unwrap();
+
+    assert_eq!(workspace_state(&repo), before, "the workspace is untouched");
+    for (path, (content, executable)) in &expected {
+        let file = dest.join(OsStr::from_bytes(path));
+        let meta = std::fs::symlink_metadata(&file).unwrap();
+        assert!(meta.is_file(), "{:?}", path.as_bstr());
+        assert_eq!(
+            &std::fs::read(&file).unwrap(),
+            content,
+            "{:?}",
+            path.as_bstr()
+        );
+        assert_eq!(
+            meta.permissions().mode() & 0o111 != 0,
+            *executable,
+            "{:?}",
+            path.as_bstr()
+        );
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::nlink(&meta),
+            1,
+            "no hard link: {:?}",
+            path.as_bstr()
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(dest.join("d0/inside")).unwrap(),
+        Path::new("../d1/sub1/file1.txt")
+    );
+    for (link, target) in [
+        ("d0/sub0/escapes", "../../../outside"),
+        ("d2/absolute", "/etc/passwd"),
+    ] {
+        let meta = std::fs::symlink_metadata(dest.join(link)).unwrap();
+        assert!(meta.is_file(), "{link} leads out: written as a file");
+        assert_eq!(std::fs::read(dest.join(link)).unwrap(), target.as_bytes());
+    }
+    let module = dest.join("d3/module");
+    assert!(module.is_dir() && std::fs::read_dir(&module).unwrap().next().is_none());
+    assert!(std::fs::symlink_metadata(dest.join(".git")).is_err());
+    let count = |dir: &Path| -> usize {
+        let mut n = 0;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    // The files written, three links and TestRepo's README.md.
+    assert_eq!(
+        count(&dest),
+        expected.len() + 4,
+        "nothing more, nothing less"
+    );
+}
+
+#[test]
+fn export_tree_takes_a_resolved_id_and_refuses_an_unknown_one() {
+    let repo = TestRepo::new();
+    let head = repo.head();
+    let out = tempfile::tempdir().unwrap();
+    Git::new(repo.path())
+        .export_tree(&head, &out.path().join("by-id"))
+        .unwrap();
+    assert!(out.path().join("by-id/README.md").is_file());
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let err = Git::new(repo.path())
+        .export_tree(missing, &out.path().join("missing"))
+        .unwrap_err();
+    assert!(matches!(err, GitError::Command { .. }), "{err:?}");
+    let err = Git::new(repo.path())
+        .export_tree("no-such-branch", &out.path().join("unknown"))
+        .unwrap_err();
+    assert!(matches!(err, GitError::UnknownRef { .. }), "{err:?}");
 }

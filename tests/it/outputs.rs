@@ -359,3 +359,31 @@ fn a_canary_never_reaches_the_summary_even_where_escaping_would_split_it() {
         "{text}"
     );
 }
+
+/// The JSON report is streamed and redacted line by line; what comes out is exactly the
+/// whole text redacted at once, for a report far larger than the write buffer, with the
+/// secret plain, JSON-escaped, across a line of a multi-line value, and in a path.
+#[test]
+fn streamed_json_is_the_whole_text_redacted() {
+    let multi = format!("first line\n{CANARY}\nlast \"quoted\" line");
+    let mut io = ActionsIo::new(ActionsEnv::default(), Vec::new());
+    io.add_mask(CANARY).expect("mask");
+    io.add_mask(&multi).expect("mask");
+    let mut report = violation_report();
+    report.errors = (0..20_000)
+        .map(|i| match i % 4 {
+            0 => format!("error {i}: {CANARY}"),
+            1 => format!("error {i}: {multi}"),
+            2 => format!("error {i}: é \u{1F600} no secret"),
+            _ => format!("error {i}: {}", CANARY.repeat(3)),
+        })
+        .collect();
+    let whole = serde_json::to_string_pretty(&report).expect("json");
+    assert!(whole.len() > 1 << 20, "larger than the write buffer");
+    let expected = format!("{}\n", io.masker().redact(&whole));
+    io.print_json(&report).expect("print");
+    let streamed = String::from_utf8(io.into_inner()).expect("utf-8");
+    assert!(!streamed.contains(CANARY));
+    assert!(!streamed.contains("last \\\"quoted\\\" line"));
+    assert_eq!(streamed, expected);
+}
