@@ -147,7 +147,9 @@ fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
         pidfile.display()
     ));
     let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-        .args(["check", "--base", "main", "--head", "agent", "--format", "json"])
+        .args([
+            "check", "--base", "main", "--head", "agent", "--format", "json",
+        ])
         .current_dir(repo.path())
         .output()
         .unwrap();
