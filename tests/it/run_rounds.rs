@@ -478,7 +478,17 @@ async fn a_run_waits_for_capacity_and_starts_when_a_slot_frees() {
     assert!(progress.contains("admitted after waiting"), "{progress}");
     let task = report.task.as_ref().expect("task");
     assert_eq!(task.timeline[0].state, WAITING_STATE);
-    assert_eq!(task.timeline[1].state, "queued");
+    // Then the task's own states (how much of its 2 ms of `queued` a poll sees depends on the
+    // machine's load), ending completed.
+    assert!(
+        matches!(task.timeline[1].state.as_str(), "queued" | "in_progress"),
+        "{:?}",
+        task.timeline
+    );
+    assert_eq!(
+        task.timeline.last().map(|t| t.state.as_str()),
+        Some("completed")
+    );
     let admission = report.admission.as_ref().expect("admission record");
     assert!(admission.admitted);
     assert_eq!((admission.limit, admission.running), (1, 1));
