@@ -26,6 +26,7 @@ pub mod checks;
 pub mod git;
 pub mod github;
 pub mod outputs;
+pub mod ownership;
 pub mod progress;
 pub mod shutdown;
 

@@ -137,6 +137,9 @@ impl AuditLog {
     /// or hand the log a newer masker with [`AuditLog::set_masker`].
     pub fn open(path: impl AsRef<Path>, masker: &Masker) -> Result<AuditLog, AuditError> {
         let path = path.as_ref().to_path_buf();
+        // In the container, `RUNNER_TEMP` is the runner's: what is created there is handed
+        // back to it, so the runner can clean it up.
+        let base = crate::ownership::existing_ancestor(&path).map(Path::to_path_buf);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| AuditError::CreateDir {
                 path: dir.to_path_buf(),
@@ -151,6 +154,9 @@ impl AuditLog {
                 path: path.clone(),
                 source,
             })?;
+        if let Some(base) = base {
+            let _ = crate::ownership::give_back_path(&base, &path);
+        }
         Ok(AuditLog {
             path,
             file,

@@ -214,7 +214,18 @@ pub async fn run(
 ) -> Report {
     let started = Instant::now();
     opts.audit.trigger();
-    let report = Box::pin(run_gate(opts, shutdown, progress, started)).await;
+    let repo = opts.repo.clone();
+    let mut report = Box::pin(run_gate(opts, shutdown, progress, started)).await;
+    // What git wrote as root into the runner's repository (fetched objects, private refs,
+    // the admission notes) is the runner's again.
+    if let Ok(git_dir) = Git::new(&repo).common_dir()
+        && let Err(e) = crate::ownership::give_back(&git_dir)
+    {
+        report.notes.push(format!(
+            "could not hand {} back to its owner: {e}",
+            git_dir.display()
+        ));
+    }
     let _ = writeln!(
         progress,
         "agent-gate: verdict {} (exit {}) after {}",

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use agent_gate::actions::parse_file_command;
@@ -18,7 +18,8 @@ const CANARY: &str = "ghp_CANARY0123456789abcdefCANARY";
 const CANARY2: &str = "ghs_CANARY2workflowtoken987654";
 
 fn snapshot_workspace(ws: &Path) -> (String, String, String) {
-    let safe = ["-c", "safe.directory=*"];
+    // No optional locks: reading must not rewrite the index as root.
+    let safe = ["--no-optional-locks", "-c", "safe.directory=*"];
     let run = |args: &[&str]| {
         let mut all = safe.to_vec();
         all.extend_from_slice(args);
@@ -94,6 +95,13 @@ async fn the_action_runs_like_the_runner_starts_it() {
     std::fs::write(&event, "{}").unwrap();
     let home = temp.join("_github_home");
     std::fs::create_dir_all(&home).unwrap();
+    // RUNNER_TEMP is the runner's too.
+    let chown = Command::new("chown")
+        .args(["-R", "1001:1001"])
+        .arg(&temp)
+        .status()
+        .unwrap();
+    assert!(chown.success());
 
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in [
@@ -280,7 +288,36 @@ async fn the_action_runs_like_the_runner_starts_it() {
         before,
         "the workspace must be left as it was"
     );
+    // Everything the gate (root) wrote under the runner's workspace is the runner's again: a
+    // root-owned `.git/objects/xx/` would make the next step's `git commit` fail.
+    let mut foreign = owned_by_others(&ws, 1001);
+    foreign.extend(owned_by_others(&temp, 1001));
+    assert!(
+        foreign.is_empty(),
+        "left owned by another uid than the workspace's: {foreign:?}"
+    );
     sim.shutdown().await;
+}
+
+/// Every path under `dir` (links not followed) not owned by `uid`.
+fn owned_by_others(dir: &Path, uid: u32) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.uid() != uid {
+            found.push(path.clone());
+        }
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    found
 }
 
 #[derive(Debug, serde::Deserialize)]
