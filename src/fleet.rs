@@ -94,7 +94,7 @@ impl FleetReport {
                         _ => run.checks_failed += 1,
                     },
                     AuditEvent::Verdict(v) => run.verdict = Some(v.verdict),
-                    AuditEvent::Admission(_) | AuditEvent::Stop(_) => {}
+                    AuditEvent::Admission(_) | AuditEvent::Round(_) | AuditEvent::Stop(_) => {}
                 }
             }
             report.runs.extend(current);

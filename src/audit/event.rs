@@ -27,6 +27,8 @@ pub enum AuditEvent {
     Violation(ViolationEvent),
     /// One check.
     Check(CheckEvent),
+    /// One round of a run with repair rounds (round 0 is the first task).
+    Round(RoundEvent),
     /// What the gate did to stop a task at its deadline or on interruption.
     Stop(StopEvent),
     /// The verdict.
@@ -44,6 +46,7 @@ impl AuditEvent {
             AuditEvent::Change(_) => "change",
             AuditEvent::Violation(_) => "violation",
             AuditEvent::Check(_) => "check",
+            AuditEvent::Round(_) => "round",
             AuditEvent::Stop(_) => "stop",
             AuditEvent::Verdict(_) => "verdict",
         }
@@ -295,6 +298,46 @@ impl CheckEvent {
     }
 }
 
+/// `round`: one round of a run with repair rounds — what was asked (by hash), what was
+/// gated, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundEvent {
+    /// 0 = the first task, 1.. = repair rounds.
+    pub round: u32,
+    /// The round's idempotency key.
+    pub key: String,
+    /// SHA-256 (hex) of the round's prompt.
+    pub prompt_sha256: String,
+    pub task_id: String,
+    /// The commit gated in this round.
+    pub head_sha: Option<String>,
+    /// The round's own verdict.
+    pub verdict: String,
+    /// Changed files, violations and failed required checks of the round.
+    pub files: usize,
+    pub violations: usize,
+    pub checks_failed: Vec<String>,
+    /// AI credits the round's sessions used.
+    pub ai_credits: f64,
+}
+
+impl From<&crate::repair::RoundRecord> for RoundEvent {
+    fn from(r: &crate::repair::RoundRecord) -> RoundEvent {
+        RoundEvent {
+            round: r.round,
+            key: r.key.clone(),
+            prompt_sha256: r.prompt_sha256.clone(),
+            task_id: r.task_id.clone(),
+            head_sha: r.head_sha.clone(),
+            verdict: r.verdict.as_str().to_string(),
+            files: r.files.len(),
+            violations: r.violations.len(),
+            checks_failed: r.checks_failed.clone(),
+            ai_credits: r.ai_credits,
+        }
+    }
+}
+
 /// `stop`: what the gate did to stop a task (GitHub has no cancel endpoint).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopEvent {
@@ -326,7 +369,8 @@ pub struct VerdictEvent {
 }
 
 /// The events a finished report holds: `change` (when a change was computed), each
-/// `violation`, each `check`, `stop` (when the gate stopped a task), and `verdict`.
+/// `violation`, each `check`, each `round` (runs with repair rounds), `stop` (when the gate
+/// stopped a task), and `verdict`.
 /// `trigger`, `admission`, `task` and `state` happen during the run and are written by
 /// the flow as they happen (see [`task_events`] for a run that writes them at the end).
 pub fn events_for_report(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
@@ -366,6 +410,12 @@ pub fn events_for_report_with(
             .checks
             .iter()
             .map(|c| AuditEvent::Check(CheckEvent::from_entry(c, command_of(&c.name)))),
+    );
+    events.extend(
+        report
+            .rounds
+            .iter()
+            .map(|r| AuditEvent::Round(RoundEvent::from(r))),
     );
     if let Some(task) = report.task.as_ref().filter(|t| !t.stop_actions.is_empty()) {
         events.push(AuditEvent::Stop(StopEvent {

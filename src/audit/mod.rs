@@ -24,8 +24,8 @@ use crate::actions::{ActionsEnv, Masker};
 use crate::report::Report;
 
 pub use event::{
-    AdmissionEvent, AuditEvent, ChangeEvent, CheckEvent, StateEvent, StopEvent, TaskAction,
-    TaskEvent, TriggerEvent, VerdictEvent, ViolationEvent, events_for_report,
+    AdmissionEvent, AuditEvent, ChangeEvent, CheckEvent, RoundEvent, StateEvent, StopEvent,
+    TaskAction, TaskEvent, TriggerEvent, VerdictEvent, ViolationEvent, events_for_report,
     events_for_report_with, task_events,
 };
 pub use stream::AuditStream;

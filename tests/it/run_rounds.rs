@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use agent_gate::flow::{WAITING_STATE, run};
+use agent_gate::actions::{ActionsEnv, Masker};
+use agent_gate::audit::{AuditEvent, AuditLog, AuditStream, RoundEvent};
+use agent_gate::flow::{RunOptions, WAITING_STATE, run};
 use agent_gate::github::types::{Task, Usage};
 use agent_gate::github::{Client, ClientConfig, create_task_request};
 use agent_gate::prompt::marker;
@@ -171,10 +173,47 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
         None,
     )
     .await;
-    let (report, progress) = g.run(g.opts("Add subtraction to the library")).await;
+    let audit_dir = tempfile::tempdir().expect("temp dir");
+    let audit_path = audit_dir.path().join("audit.jsonl");
+    let audit = AuditStream::new(
+        AuditLog::open(&audit_path, &Masker::new()).expect("audit file"),
+        ActionsEnv::default(),
+    );
+    let opts = RunOptions {
+        audit: audit.clone(),
+        ..g.opts("Add subtraction to the library")
+    };
+    let (report, progress) = g.run(opts).await;
+    audit.finish(&report).expect("audit written");
     assert_verdict(&report, Verdict::Passed, 0);
     let files: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(files, ["src/sub.sh"]);
+
+    // The audit record has one `round` event per round, between the checks and the verdict.
+    let text = std::fs::read_to_string(&audit_path).expect("audit file");
+    let events: Vec<AuditEvent> = agent_gate::audit::parse(&text)
+        .into_iter()
+        .map(|(n, line)| line.unwrap_or_else(|e| panic!("line {n}: {e}")).event)
+        .collect();
+    let rounds: Vec<&RoundEvent> = events
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::Round(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds.len(), 2, "{text}");
+    assert_eq!(
+        (rounds[0].round, rounds[0].verdict.as_str()),
+        (0, "scope-violation")
+    );
+    assert_eq!(rounds[0].checks_failed, ["unit tests"]);
+    assert_eq!((rounds[1].round, rounds[1].verdict.as_str()), (1, "passed"));
+    assert_eq!(rounds[0].task_id, rounds[1].task_id);
+    let names: Vec<&str> = events.iter().map(AuditEvent::name).collect();
+    assert_eq!(names.first(), Some(&"trigger"));
+    assert_eq!(names.last(), Some(&"verdict"));
+    assert_eq!(names[names.len() - 3..names.len() - 1], ["round", "round"]);
 
     // Two rounds: the first failed on both counts, the repair passed.
     assert_eq!(report.rounds.len(), 2, "{}", report.to_json());
