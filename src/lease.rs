@@ -473,10 +473,17 @@ impl LeaseStore {
         let mut waiting = self.waiting_id.clone();
         if admit {
             let id = self.note(NoteKind::Lease, now)?;
+            // A run admitted again (a repair round) renews its own lease, whatever became
+            // of it; a first admission creates it.
+            let expect = if self.held.is_some() {
+                Expect::Any
+            } else {
+                Expect::Absent
+            };
             updates.push(RefUpdate {
                 name: lease_name.clone(),
                 new: Some(id.clone()),
-                expect: Expect::Absent,
+                expect,
             });
             if let Some(update) = self.waiting_update() {
                 updates.push(update);

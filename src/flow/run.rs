@@ -391,18 +391,20 @@ async fn run_gate(
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     // The admission lock and lease on the remote (issue 8); the lease is given back when
     // this store is dropped, at the end of the run.
-    let mut leases = AdmissionLimits::from_policy(&policy.agent)
+    let leases = AdmissionLimits::from_policy(&policy.agent)
         .limit_for(opts.priority)
         .map(|_| {
-            LeaseStore::new(
-                git.clone(),
-                &opts.remote,
-                git_token(&opts).map(str::to_string),
-                &key,
-                opts.priority,
-                &tag,
+            tokio::sync::Mutex::new(
+                LeaseStore::new(
+                    git.clone(),
+                    &opts.remote,
+                    git_token(&opts).map(str::to_string),
+                    &key,
+                    opts.priority,
+                    &tag,
+                )
+                .with_poll(policy.agent.poll_max),
             )
-            .with_poll(policy.agent.poll_max)
         });
     let start = StartContext {
         client: &client,
@@ -417,15 +419,20 @@ async fn run_gate(
         deadline,
         timeout,
     };
-    let (task, attached) = match start_task(
+    let mut store = match &leases {
+        Some(m) => Some(m.lock().await),
+        None => None,
+    };
+    let started_task = start_task(
         &start,
-        leases.as_mut(),
+        store.as_deref_mut(),
         &mut report,
         &mut timeline,
         progress,
     )
-    .await
-    {
+    .await;
+    drop(store);
+    let (task, attached) = match started_task {
         Ok(t) => t,
         Err(done) => return *done,
     };
@@ -469,6 +476,7 @@ async fn run_gate(
         timeout,
         deadline,
         max_rounds: opts.repair_rounds.unwrap_or(policy.agent.repair_rounds),
+        leases: leases.as_ref(),
     };
     let mut report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
     drop(refs);

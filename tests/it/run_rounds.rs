@@ -650,3 +650,75 @@ async fn a_repair_rounds_input_that_is_not_a_number_is_a_config_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("repair-rounds `two`"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_round_waits_for_a_slot_taken_while_the_first_round_was_gated() {
+    let g = gate(
+        &policy("  max-concurrent-tasks: 1\n  repair-rounds: 1\n"),
+        vec![
+            TaskScript {
+                matches: Some("Blocker".to_string()),
+                final_state: FinalState::Never,
+                ..TaskScript::default()
+            },
+            agent("Repair round 1", vec![write("src/lib.sh", LIB)], 0.5),
+            agent(
+                "Add subtraction",
+                vec![
+                    write("src/sub.sh", SUB),
+                    write("src/lib.sh", "add() { echo $(($1 - $2)); }\n"),
+                ],
+                1.0,
+            ),
+        ],
+        None,
+    )
+    .await;
+    let mut progress = Shared::default();
+    let watch = progress.clone();
+    let opts = g.opts("Add subtraction to the library");
+    let (report, freed) = tokio::join!(run(opts, Shutdown::never(), &mut progress), async {
+        // Once the first round's task is done (the run notices on its next poll, up to a
+        // second later), somebody else's task takes the only slot.
+        for _ in 0..3000 {
+            if g.sim.tasks().iter().any(|t| t.state.is_final()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let blocker = g.gate_task("Blocker", "other-run").await;
+        for _ in 0..3000 {
+            if watch
+                .text()
+                .contains("repair round 1: waiting for capacity")
+            {
+                assert_eq!(g.creates(), 2, "no follow-up while waiting");
+                return g.sim.cancel_task(&blocker.id);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    });
+    let progress = progress.text();
+    assert!(freed, "the repair round never waited:\n{progress}");
+    assert_verdict(&report, Verdict::Passed, 0);
+    assert_eq!(report.rounds.len(), 2, "{}", report.to_json());
+    assert_eq!(g.creates(), 3, "first task, blocker, follow-up");
+    assert!(
+        progress.contains("repair round 1: waiting for capacity: 1 agent-gate tasks running"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("repair round 1: admitted after waiting"),
+        "{progress}"
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("repair round 1 waited")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(g.sim.peak_running("octo", "demo"), 1, "never two at once");
+}
