@@ -20,6 +20,34 @@ fn repo_with(checks: &str) -> TestRepo {
     repo
 }
 
+/// A directory any uid may write a pid file into (checks may run as another uid).
+fn pid_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("agent-gate-daemon-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    dir
+}
+
+/// The pid a check wrote into `file`.
+fn read_pid(file: &std::path::Path) -> i32 {
+    std::fs::read_to_string(file)
+        .expect("the check wrote its daemon's pid")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
 /// Peak resident memory (`VmHWM`, KiB) of a running process, if it is still there.
 fn peak_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -88,15 +116,7 @@ fn a_check_printing_two_gigabytes_keeps_the_gate_small_and_the_tail_whole() {
 
 #[test]
 fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
-    let marker = tempfile::Builder::new()
-        .prefix("agent-gate-daemon-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        marker.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let marker = pid_dir();
     let pidfile = marker.path().join("pid");
     let repo = repo_with(&format!(
         "  - name: daemon\n    run: \"(trap '' TERM HUP; exec sleep 300) & echo $! > {}; exit 0\"\n",
@@ -113,15 +133,8 @@ fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .expect("the check wrote its daemon's pid")
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = read_pid(&pidfile);
     // The daemon was in the check's process group, killed with it (SIGKILL after the grace).
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    };
     let gone = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(50));
         !alive(pid)
@@ -131,15 +144,7 @@ fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
 
 #[test]
 fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
-    let marker = tempfile::Builder::new()
-        .prefix("agent-gate-setsid-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        marker.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    let marker = pid_dir();
     let pidfile = marker.path().join("pid");
     // A new session (out of the check's process group), two levels deep, ignoring SIGTERM.
     let repo = repo_with(&format!(
@@ -155,14 +160,7 @@ fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .expect("the check wrote its daemon's pid")
-        .trim()
-        .parse()
-        .unwrap();
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    };
+    let pid = read_pid(&pidfile);
     assert!(
         !alive(pid),
         "the detached daemon {pid} outlived the gate (which has exited)"
