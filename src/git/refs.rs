@@ -79,6 +79,18 @@ fn check_ref(command: &'static str, name: &str) -> Result<(), GitError> {
     }
 }
 
+/// Call `f` with the environment that authenticates one git process with `token` (none
+/// without one).
+fn with_token<T>(token: Option<&str>, f: impl FnOnce(&[(&str, &OsStr)]) -> T) -> T {
+    let owned = token.map(token_env);
+    let env: Vec<(&str, &OsStr)> = owned
+        .iter()
+        .flatten()
+        .map(|(k, v)| (*k, OsStr::new(v)))
+        .collect();
+    f(&env)
+}
+
 impl Git {
     /// Write a commit with no parent on the empty tree whose message is `message` (one
     /// line), and return its id. Never signed, never on a branch: it exists to be pushed
@@ -169,13 +181,7 @@ impl Git {
         args.push(remote.into());
         args.extend(specs);
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let env = token.map(token_env);
-        let env: Vec<(&str, &OsStr)> = env
-            .iter()
-            .flatten()
-            .map(|(k, v)| (*k, OsStr::new(v)))
-            .collect();
-        let done = self.exec(&args, &env)?;
+        let done = with_token(token, |env| self.exec(&args, env))?;
         if done.status.success() {
             return Ok(PushOutcome::Pushed);
         }
@@ -229,13 +235,7 @@ impl Git {
         let mut args = fetch_args(remote, &[&spec])?;
         args.insert(1, "--prune");
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let env = token.map(token_env);
-        let env: Vec<(&str, &OsStr)> = env
-            .iter()
-            .flatten()
-            .map(|(k, v)| (*k, OsStr::new(v)))
-            .collect();
-        self.run_env(&args, &env)?;
+        with_token(token, |env| self.run_env(&args, env))?;
         self.local_refs(local_prefix).map(|refs| {
             refs.into_iter()
                 .map(|mut r| {
