@@ -340,9 +340,7 @@ impl Git {
     ) -> Result<(), GitError> {
         let args = fetch_args(remote, refspecs)?;
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-        let env = token_env(token);
-        let env = env.each_ref().map(|(k, v)| (*k, OsStr::new(v)));
-        self.run_env(&args, &env).map(drop)
+        with_token(Some(token), |env| self.run_env(&args, env)).map(drop)
     }
 
     /// The URL of remote `name` (after `insteadOf` rewriting), `None` if there is no such remote.
@@ -437,6 +435,18 @@ fn token_env(token: &str) -> [(&'static str, String); 3] {
         ("GIT_CONFIG_KEY_0", "http.extraheader".to_string()),
         ("GIT_CONFIG_VALUE_0", header),
     ]
+}
+
+/// Call `f` with the environment that authenticates one git process with `token` (none
+/// without one).
+fn with_token<T>(token: Option<&str>, f: impl FnOnce(&[(&str, &OsStr)]) -> T) -> T {
+    let owned = token.map(token_env);
+    let env: Vec<(&str, &OsStr)> = owned
+        .iter()
+        .flatten()
+        .map(|(k, v)| (*k, OsStr::new(v)))
+        .collect();
+    f(&env)
 }
 
 /// Standard base64 with padding (for one HTTP header; not worth a dependency).

@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use bstr::ByteSlice;
 
 use super::error::display_args;
-use super::{Git, GitError, fetch_args, token_env};
+use super::{Git, GitError, fetch_args, with_token};
 
 /// What a pushed ref must hold on the remote for the update to happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,18 +77,6 @@ fn check_ref(command: &'static str, name: &str) -> Result<(), GitError> {
             reason: "a full `refs/...` name without wildcards, spaces or `:`",
         })
     }
-}
-
-/// Call `f` with the environment that authenticates one git process with `token` (none
-/// without one).
-fn with_token<T>(token: Option<&str>, f: impl FnOnce(&[(&str, &OsStr)]) -> T) -> T {
-    let owned = token.map(token_env);
-    let env: Vec<(&str, &OsStr)> = owned
-        .iter()
-        .flatten()
-        .map(|(k, v)| (*k, OsStr::new(v)))
-        .collect();
-    f(&env)
 }
 
 impl Git {
