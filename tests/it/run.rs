@@ -11,7 +11,7 @@ use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::SimGate as Gate;
+use crate::support::{SHELL_LIB as LIB, SHELL_TESTS as TESTS, SimGate as Gate};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_test_user_token";
@@ -32,13 +32,7 @@ checks:
     timeout: 1m
 ";
 
-const LIB: &str = "add() { echo $(($1 + $2)); }\n";
 const LIB_BROKEN: &str = "add() { echo $(($1 - $2)); }\n";
-const TESTS: &str = "\
-. ./src/lib.sh
-[ \"$(add 2 3)\" = 5 ] || { echo \"FAIL: add 2 3 gave $(add 2 3)\"; exit 1; }
-echo \"ok: add\"
-";
 
 /// A workspace clone (`work`) of a bare repository the simulator serves, holding a small
 /// project with a test suite and `policy` committed on `main`.
@@ -47,12 +41,7 @@ async fn gate(policy: &str, tasks: Vec<TaskScript>) -> Gate {
         tasks,
         ..Scenario::default()
     };
-    let files = [
-        ("src/lib.sh", LIB),
-        ("tests/run.sh", TESTS),
-        (".github/agent-gate.yml", policy),
-    ];
-    Gate::start(&files, scenario, 1000.0, REPOSITORY, TOKEN).await
+    Gate::shell_project(policy, scenario, REPOSITORY, TOKEN).await
 }
 
 /// A scripted agent for prompts containing `matches`.

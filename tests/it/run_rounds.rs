@@ -18,17 +18,11 @@ use agent_gate::report::{Report, Verdict};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::{Shared, SimGate as Gate};
+use crate::support::{SHELL_LIB as LIB, Shared, SimGate as Gate};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_rounds_user_token";
 
-const LIB: &str = "add() { echo $(($1 + $2)); }\n";
-const TESTS: &str = "\
-. ./src/lib.sh
-[ \"$(add 2 3)\" = 5 ] || { echo \"FAIL: add 2 3 gave $(add 2 3)\"; exit 1; }
-echo \"ok: add\"
-";
 const SUB: &str = "sub() { echo $(($1 - $2)); }\n";
 
 /// The policy of these tests; `{agent}` is replaced by extra `agent:` keys. Checks run on a
@@ -61,12 +55,7 @@ async fn gate(policy: &str, tasks: Vec<TaskScript>, default_task: Option<TaskScr
         default_task: default_task.unwrap_or_default(),
         ..Scenario::default()
     };
-    let files = [
-        ("src/lib.sh", LIB),
-        ("tests/run.sh", TESTS),
-        (".github/agent-gate.yml", policy),
-    ];
-    Gate::start(&files, scenario, 1000.0, REPOSITORY, TOKEN).await
+    Gate::shell_project(policy, scenario, REPOSITORY, TOKEN).await
 }
 
 /// A scripted agent session for prompts containing `matches`.

@@ -87,6 +87,14 @@ impl Write for Shared {
     }
 }
 
+/// The small shell project most `run` tests work on: `src/lib.sh` and its test suite.
+pub const SHELL_LIB: &str = "add() { echo $(($1 + $2)); }\n";
+pub const SHELL_TESTS: &str = "\
+. ./src/lib.sh
+[ \"$(add 2 3)\" = 5 ] || { echo \"FAIL: add 2 3 gave $(add 2 3)\"; exit 1; }
+echo \"ok: add\"
+";
+
 /// The world of a `run` test: a workspace (`work`) holding a project and a policy on `main`,
 /// cloned from a bare repository the simulator serves (`sim`).
 pub struct SimGate {
@@ -122,6 +130,22 @@ impl SimGate {
             repository: repository.to_string(),
             token: token.to_string(),
         }
+    }
+
+    /// [`SimGate::start`] with the shell project (`src/lib.sh`, `tests/run.sh`) and
+    /// `policy`, the simulator at ×1000.
+    pub async fn shell_project(
+        policy: &str,
+        scenario: Scenario,
+        repository: &str,
+        token: &str,
+    ) -> SimGate {
+        let files = [
+            ("src/lib.sh", SHELL_LIB),
+            ("tests/run.sh", SHELL_TESTS),
+            (".github/agent-gate.yml", policy),
+        ];
+        SimGate::start(&files, scenario, 1000.0, repository, token).await
     }
 
     /// The run's options: the CLI's defaults for this world, `PATH` for the checks.
