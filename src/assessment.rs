@@ -5,7 +5,7 @@
 
 use bstr::ByteSlice;
 
-use crate::git::{Change, ChangeKind};
+use crate::change::{Change, ChangeKind};
 use crate::policy::{Allowance, Limits};
 use crate::report::{FileEntry, Violation, ViolationKind};
 use crate::scope::{Decision, Reason, Scope, display_path};

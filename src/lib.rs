@@ -2,7 +2,8 @@
 //!
 //! The module tree follows the direction of dependencies in DESIGN §7:
 //!
-//! - **core** (pure logic, no I/O): [`policy`], [`scope`], [`report`].
+//! - **core** (pure logic, no I/O): [`policy`], [`scope`], [`change`], [`assessment`],
+//!   [`report`].
 //! - **adapters** (each owns one outside thing): [`git`], [`checks`], [`github`].
 //! - **flow** (joins core and adapters): [`flow`], and the policies it applies over the
 //!   adapters: [`admission`] (with its lock on the remote, [`lease`]), [`budget`], [`repair`],
@@ -12,6 +13,7 @@
 
 // core
 pub mod assessment;
+pub mod change;
 pub mod manifest;
 pub mod policy;
 pub mod prompt;

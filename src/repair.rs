@@ -12,11 +12,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
 use crate::github::types::{CreateTaskRequest, Task};
 use crate::github::{Cost, create_task_request, task_cost};
 use crate::prompt::{MARKER_PREFIX, marker};
+pub use crate::report::RoundRecord;
 use crate::report::{CheckEntry, CheckStatus, Report, Verdict, ViolationKind};
 
 /// At most this many lines of a failing check's output go into the prompt…
@@ -395,31 +394,6 @@ pub fn follow_up_request(
         head_ref: Some(head_ref.to_string()),
         ..create_task_request(prompt, Some(base_ref.to_string()))
     }
-}
-
-/// One round as the report, summary and audit file list it: what was asked (the prompt's
-/// hash and key), the task, what changed and what the gate decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RoundRecord {
-    /// 0 = the first task, 1.. = repair rounds.
-    pub round: u32,
-    /// The round's idempotency key ([`round_key`]).
-    pub key: String,
-    pub prompt_sha256: String,
-    pub task_id: String,
-    /// The commit gated in this round.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub head_sha: Option<String>,
-    pub verdict: Verdict,
-    /// Changed paths (against the base) as gated in this round.
-    pub files: Vec<String>,
-    /// Violation messages.
-    pub violations: Vec<String>,
-    /// Names of the required checks that failed.
-    pub checks_failed: Vec<String>,
-    /// AI credits of this round's sessions ([`round_cost`]).
-    pub ai_credits: f64,
-    pub premium_requests: f64,
 }
 
 impl RoundRecord {

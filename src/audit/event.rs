@@ -93,7 +93,7 @@ impl AuditEvent {
             .budget
             .as_ref()
             .filter(|b| b.would_exceed.is_some())
-            .map(crate::budget::BudgetStatus::message);
+            .map(crate::report::BudgetStatus::message);
         let admission = report.admission.as_ref();
         Some(AuditEvent::Admission(AdmissionEvent {
             repository: env.repository.clone(),
@@ -321,8 +321,8 @@ pub struct RoundEvent {
     pub ai_credits: f64,
 }
 
-impl From<&crate::repair::RoundRecord> for RoundEvent {
-    fn from(r: &crate::repair::RoundRecord) -> RoundEvent {
+impl From<&crate::report::RoundRecord> for RoundEvent {
+    fn from(r: &crate::report::RoundRecord) -> RoundEvent {
         RoundEvent {
             round: r.round,
             key: r.key.clone(),

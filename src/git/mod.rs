@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use bstr::ByteSlice;
 
-pub use change::{
-    Change, ChangeKind, ChangeSet, JoinError, MODE_EXECUTABLE, MODE_GITLINK, MODE_REGULAR,
-    MODE_SYMLINK, join,
+pub use crate::change::{
+    Change, ChangeKind, ChangeSet, MODE_EXECUTABLE, MODE_GITLINK, MODE_REGULAR, MODE_SYMLINK,
 };
+pub use change::{JoinError, join};
 pub use parse::{
     DiffError, NumstatEntry, ParseError, RawEntry, format_numstat_z, format_raw_z, parse_numstat_z,
     parse_raw_numstat_z, parse_raw_z,

@@ -8,7 +8,8 @@
 
 use bstr::{BStr, BString, ByteSlice};
 
-use super::change::{Change, ChangeKind, JoinError, describe};
+use super::change::{JoinError, describe};
+use crate::change::{Change, ChangeKind};
 
 /// Output of `git diff` that does not have the documented shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

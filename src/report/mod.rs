@@ -8,6 +8,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+mod budget;
+mod round;
+
+pub use budget::{BudgetLimits, BudgetStatus, Exceeded};
+pub use round::RoundRecord;
+
 use crate::scope::{Decision, Reason, RuleOrigin, RuleRef};
 
 /// The one outcome of a gate run. Exit codes are an API: never renumber.
@@ -279,14 +285,14 @@ pub struct Report {
     /// Today's agent-gate spending against the policy's daily budgets, when the policy sets
     /// one and the run counted it (the figures behind an `over-budget` verdict).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget: Option<crate::budget::BudgetStatus>,
+    pub budget: Option<BudgetStatus>,
     /// How the run waited for capacity under `agent.max-concurrent-tasks`, when it had to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionRecord>,
     /// Every round the run gated (the first task, then each repair round), in order, when
     /// repair rounds are enabled; the report's other fields are the last round's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rounds: Vec<crate::repair::RoundRecord>,
+    pub rounds: Vec<RoundRecord>,
 }
 
 /// How a `run` was admitted under `agent.max-concurrent-tasks` (issue 8).

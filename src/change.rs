@@ -1,0 +1,106 @@
+//! A change between a merge base and a head, as the rest of agent-gate sees it: one
+//! [`Change`] per path (kind, paths, modes, line counts) and the whole [`ChangeSet`]. Pure
+//! data, in the core: the scope assessment and the report read it; the `git` adapter
+//! produces it (`git::Git::changes`) and nothing here knows how.
+
+use bstr::{BStr, BString};
+use serde::Serialize;
+
+/// What happened to one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    /// Moved (and maybe edited): `old_path` is gone, `path` is new.
+    Renamed,
+    /// A new file `path` that is a copy of `old_path`; `old_path` itself is unchanged by
+    /// this entry (if it changed, it has its own entry).
+    Copied,
+    /// The kind of object changed (regular file, symlink, submodule), path unchanged.
+    TypeChanged,
+}
+
+/// One changed path between the merge base and the head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// The path on the head side (for a deletion: the deleted path).
+    pub path: BString,
+    /// The path on the base side of a rename or copy.
+    pub old_path: Option<BString>,
+    /// Octal git modes, e.g. 0o100644; 0 when the side does not exist.
+    pub old_mode: u32,
+    pub new_mode: u32,
+    /// Added/deleted lines; `None` for binary files.
+    pub added: Option<u64>,
+    pub deleted: Option<u64>,
+}
+
+/// Mode of a symbolic link in a git tree.
+pub const MODE_SYMLINK: u32 = 0o120_000;
+/// Mode of a submodule (gitlink) in a git tree.
+pub const MODE_GITLINK: u32 = 0o160_000;
+/// Mode of an executable regular file.
+pub const MODE_EXECUTABLE: u32 = 0o100_755;
+/// Mode of a non-executable regular file.
+pub const MODE_REGULAR: u32 = 0o100_644;
+
+impl Change {
+    /// Git found no text lines to count (binary content; the content test ignores the
+    /// repository's `.gitattributes`, so an agent cannot hide lines by marking files `-diff`).
+    pub fn is_binary(&self) -> bool {
+        self.added.is_none()
+    }
+    /// Either side is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.new_mode == MODE_SYMLINK || self.old_mode == MODE_SYMLINK
+    }
+    /// Either side is a submodule (gitlink).
+    pub fn is_submodule(&self) -> bool {
+        self.new_mode == MODE_GITLINK || self.old_mode == MODE_GITLINK
+    }
+    /// A change of the executable bit (not a type change).
+    pub fn mode_changed(&self) -> bool {
+        self.old_mode != 0
+            && self.new_mode != 0
+            && self.old_mode != self.new_mode
+            && (self.old_mode & 0o170_000) == (self.new_mode & 0o170_000)
+    }
+    /// The head side is executable and the base side was not (a new executable file counts).
+    pub fn made_executable(&self) -> bool {
+        self.new_mode == MODE_EXECUTABLE && self.old_mode != MODE_EXECUTABLE
+    }
+    /// Added plus deleted lines (0 for binary files).
+    pub fn lines(&self) -> u64 {
+        self.added
+            .unwrap_or(0)
+            .saturating_add(self.deleted.unwrap_or(0))
+    }
+    /// Every path whose content this change creates, alters or removes: both sides of a
+    /// rename, only the new side of a copy (its source is read, not changed), else `path`.
+    pub fn touched_paths(&self) -> Vec<&BStr> {
+        match (&self.kind, &self.old_path) {
+            (ChangeKind::Renamed, Some(old)) => vec![old.as_ref(), self.path.as_ref()],
+            _ => vec![self.path.as_ref()],
+        }
+    }
+}
+
+/// The whole change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeSet {
+    pub merge_base: String,
+    pub head: String,
+    pub changes: Vec<Change>,
+}
+
+impl ChangeSet {
+    /// Total added plus deleted lines over all changes (binary files count 0).
+    pub fn total_lines(&self) -> u64 {
+        self.changes
+            .iter()
+            .fold(0u64, |acc, c| acc.saturating_add(c.lines()))
+    }
+}
