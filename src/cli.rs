@@ -310,8 +310,7 @@ pub fn main(cli: Cli) -> u8 {
                     .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
                 crate::flow::check(opts, shutdown).await
             });
-            crate::flow::publish(&report, &mut io, &publish, &mut err);
-            report.exit_code
+            crate::flow::publish(report, &mut io, &publish, &mut err)
         }
         Command::Run(a) => {
             let Some(rt) = runtime(&mut err) else {
@@ -421,8 +420,7 @@ pub fn main(cli: Cli) -> u8 {
                 let mut progress = crate::progress::ProgressWriter::stderr();
                 crate::flow::run(opts, shutdown, &mut progress).await
             });
-            crate::flow::publish(&report, &mut io, &publish, &mut err);
-            report.exit_code
+            crate::flow::publish(report, &mut io, &publish, &mut err)
         }
         Command::Status(a) => {
             let Some(rt) = runtime(&mut err) else {

@@ -336,8 +336,13 @@ pub fn write_summary<W: Write>(
 /// (paths, rules, messages, outputs, errors, task fields). Exact file-name bytes
 /// (`path_bytes`) are dropped when the path held a secret.
 pub fn redact_report(report: &Report, masker: &Masker) -> Report {
+    redact_report_owned(report.clone(), masker)
+}
+
+/// [`redact_report`] on a report the caller gives up: redacted in place, no copy.
+pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
     if masker.is_empty() {
-        return report.clone();
+        return r;
     }
     let m = |s: &mut String| {
         if let std::borrow::Cow::Owned(r) = masker.redact(s) {
@@ -355,7 +360,6 @@ pub fn redact_report(report: &Report, masker: &Masker) -> Report {
         }
         Reason::OutsideScopeInput | Reason::NoAllowRule | Reason::AllowedByDefault => {}
     };
-    let mut r = report.clone();
     for field in [
         &mut r.policy,
         &mut r.base,

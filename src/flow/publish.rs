@@ -67,21 +67,17 @@ pub fn open_audit<W: Write>(
 }
 
 /// Print and publish `report` through `io` (which already holds the run's secrets and has
-/// emitted their `::add-mask::` lines). Problems writing Actions files are reported on
-/// `err` as errors; they never change the verdict.
+/// emitted their `::add-mask::` lines); returns the exit code. The report is redacted in
+/// place (the report of a large change is tens of megabytes: no copy is made). Problems
+/// writing Actions files are reported on `err` as errors; they never change the verdict.
 pub fn publish<W: Write>(
-    report: &Report,
+    report: Report,
     io: &mut ActionsIo<W>,
     opts: &PublishOptions,
     err: &mut dyn Write,
-) {
-    // A redacted copy only when there is a secret to redact: the report of a large change
-    // is tens of megabytes.
-    let redacted = if io.masker().is_empty() {
-        std::borrow::Cow::Borrowed(report)
-    } else {
-        std::borrow::Cow::Owned(outputs::redact_report(report, io.masker()))
-    };
+) -> u8 {
+    let exit_code = report.exit_code;
+    let redacted = outputs::redact_report_owned(report, io.masker());
     if io.env().is_actions {
         // Each check's output in a collapsible group of the log, before the report.
         for c in redacted.checks.iter().filter(|c| !c.output_tail.is_empty()) {
@@ -111,7 +107,7 @@ pub fn publish<W: Write>(
         }
     }
     let printed = if opts.json {
-        io.print_json(&*redacted)
+        io.print_json(&redacted)
     } else {
         io.print(&redacted.render_text())
     };
@@ -153,7 +149,7 @@ pub fn publish<W: Write>(
         path
     };
     if !env.is_actions {
-        return;
+        return exit_code;
     }
     let audit_display = audit_path.clone().unwrap_or_default();
     if let Err(e) = outputs::write(&redacted, io, &audit_display) {
@@ -185,6 +181,7 @@ pub fn publish<W: Write>(
             "::error title=agent-gate: summary::cannot write the step summary: {e}"
         );
     }
+    exit_code
 }
 
 /// An [`ActionsIo`] on `out` for the process environment, with `secrets` registered
