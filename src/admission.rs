@@ -67,7 +67,7 @@ impl AdmissionLimits {
 }
 
 /// One check that found no free slot (reported before each wait).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitInfo {
     /// agent-gate tasks running in the repository (this run's own task excluded).
     pub running: u32,
@@ -77,10 +77,26 @@ pub struct WaitInfo {
     pub ahead: u32,
     /// Time since admission started.
     pub waited: Duration,
+    /// `Some` while the admission lock is held by another run (its key, when known) for
+    /// longer than one check interval: the wait is for the lock, not for a slot; `running`
+    /// is then the count of the last check.
+    pub lock_holder: Option<String>,
 }
 
 impl fmt::Display for WaitInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(holder) = &self.lock_holder {
+            return write!(
+                f,
+                "waiting for the admission lock, held by {} (taken over once a minute old; waited {}s)",
+                if holder.is_empty() {
+                    "another run"
+                } else {
+                    holder.as_str()
+                },
+                self.waited.as_secs()
+            );
+        }
         write!(
             f,
             "waiting for capacity: {} agent-gate tasks running",
@@ -274,6 +290,9 @@ pub async fn admit(
     let mut counter = RunningCounter::new(own_marker);
     let mut last_running: Option<u32> = None;
     let mut unavailable: Option<String> = None;
+    // Since when another run holds the lock, and when that was last reported.
+    let mut busy_since: Option<Instant> = None;
+    let mut last_busy_line: Option<Instant> = None;
     let shutdown = shutdown;
     tokio::pin!(shutdown);
     loop {
@@ -281,9 +300,25 @@ pub async fn admit(
         let mut snapshot = None;
         if let Some(store) = leases.as_deref_mut() {
             match store.try_lock(epoch_now()) {
-                Ok(LockAttempt::Held(snap)) => snapshot = Some(snap),
-                Ok(LockAttempt::Busy { .. }) => {
+                Ok(LockAttempt::Held(snap)) => {
+                    busy_since = None;
+                    snapshot = Some(snap);
+                }
+                Ok(LockAttempt::Busy { holder }) => {
                     let now = Instant::now();
+                    let since = *busy_since.get_or_insert(now);
+                    if now.duration_since(since) >= poll_every
+                        && last_busy_line.is_none_or(|at| now.duration_since(at) >= poll_every)
+                    {
+                        last_busy_line = Some(now);
+                        on_wait(WaitInfo {
+                            running: last_running.unwrap_or(0),
+                            limit,
+                            ahead: 0,
+                            waited: now - started,
+                            lock_holder: Some(holder.unwrap_or_default()),
+                        });
+                    }
                     if now >= deadline {
                         store.withdraw();
                         return Admission::NeverAdmitted {
@@ -400,6 +435,7 @@ pub async fn admit(
             limit,
             ahead,
             waited,
+            lock_holder: None,
         });
         let wake = (now + poll_every).min(deadline);
         tokio::select! {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use agent_gate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, admit};
+use agent_gate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, WaitInfo, admit};
 use agent_gate::git::Git;
 use agent_gate::github::{Client, ClientConfig};
 use agent_gate::lease::{
@@ -301,9 +301,20 @@ async fn admit_with_store(
     max: u32,
     priority: Priority,
 ) -> Admission {
+    admit_collecting(sim, store, max, priority).await.0
+}
+
+/// [`admit_with_store`], with the waits it reported.
+async fn admit_collecting(
+    sim: &SimHandle,
+    store: &mut LeaseStore,
+    max: u32,
+    priority: Priority,
+) -> (Admission, Vec<WaitInfo>) {
     let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
         .expect("client");
-    admit(
+    let mut waits = Vec::new();
+    let outcome = admit(
         &client,
         AdmissionLimits {
             max_concurrent: Some(max),
@@ -315,9 +326,10 @@ async fn admit_with_store(
         Duration::from_millis(200),
         Some(store),
         std::future::pending::<()>(),
-        |_| {},
+        |w| waits.push(w),
     )
-    .await
+    .await;
+    (outcome, waits)
 }
 
 async fn empty_sim(bare: &Path) -> SimHandle {
@@ -615,6 +627,42 @@ async fn a_remote_that_declines_only_the_lease_is_a_refusal_not_a_retry_loop() {
         remote_refs(&remote.bare).is_empty(),
         "the lock was released: {:?}",
         remote_refs(&remote.bare)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lock_held_by_another_run_is_waited_for_and_reported() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    // Another run took the lock 10 s ago and has not released it (not stale yet).
+    remote.plant(
+        "refs/agent-gate/admission/lock",
+        NoteKind::Lock,
+        "slow-run",
+        "normal",
+        Duration::from_secs(10),
+    );
+    let mut store = Remote::store(&ws, "mine", Priority::Normal, "run-mine");
+    let (outcome, waits) = admit_collecting(&sim, &mut store, 2, Priority::Normal).await;
+    assert!(
+        matches!(outcome, Admission::NeverAdmitted { .. }),
+        "a held lock is never bypassed: {outcome:?}"
+    );
+    assert!(!waits.is_empty(), "the wait for the lock is reported");
+    assert!(
+        waits
+            .iter()
+            .all(|w| w.lock_holder.as_deref() == Some("slow-run")),
+        "{waits:?}"
+    );
+    assert!(
+        waits[0]
+            .to_string()
+            .starts_with("waiting for the admission lock, held by slow-run"),
+        "{}",
+        waits[0]
     );
     sim.shutdown().await;
 }
