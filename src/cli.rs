@@ -180,12 +180,22 @@ pub struct RunArgs {
 pub struct StatusArgs {
     /// Show this task (default: list the repository's tasks).
     pub task_id: Option<String>,
-    /// User token for the agent-tasks API.
-    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true)]
+    /// User token for the agent-tasks API (not needed with --admission).
+    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true, default_value = "")]
     pub token: String,
-    /// `owner/repo`.
-    #[arg(long, env = "GITHUB_REPOSITORY")]
+    /// `owner/repo` (not needed with --admission).
+    #[arg(long, env = "GITHUB_REPOSITORY", default_value = "")]
     pub repository: String,
+    /// Show the admission lock instead: who holds `refs/agent-gate/admission/lock`, the
+    /// leases of admitted runs and the runs waiting, read from the remote with git.
+    #[arg(long)]
+    pub admission: bool,
+    /// With --admission: the clone to read the remote from.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// With --admission: the remote (name, URL or path).
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
     /// REST API base URL.
     #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
     pub api_url: String,
@@ -423,6 +433,15 @@ pub fn main(cli: Cli) -> u8 {
             crate::flow::publish(report, &mut io, &publish, &mut err)
         }
         Command::Status(a) => {
+            if a.admission {
+                return crate::flow::admission_status(
+                    &a.repo,
+                    &a.remote,
+                    a.format == Format::Json,
+                    &mut out,
+                    &mut err,
+                );
+            }
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
             };

@@ -113,6 +113,13 @@ pub async fn status(
         );
         return Verdict::ConfigError.exit_code();
     };
+    if token.trim().is_empty() {
+        let _ = writeln!(
+            err,
+            "error: a token is required (--token or INPUT_TOKEN): a user token with \"Agent tasks\" read"
+        );
+        return Verdict::ConfigError.exit_code();
+    }
     let client = match Client::new(
         ClientConfig::new(token.to_string(), owner, name).with_api_url(api_url.to_string()),
     ) {
@@ -187,6 +194,80 @@ pub async fn status(
                 );
             }
         }
+    }
+    0
+}
+
+/// `agent-gate status --admission`: the admission refs on `remote` of the clone `repo` —
+/// the lock and its holder, the leases of admitted runs, the runs waiting — with their ages,
+/// as text or JSON. Reads with git's own credentials; exit 0, or 2 when the remote cannot be
+/// read.
+pub fn admission_status(
+    repo: &Path,
+    remote: &str,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    use crate::lease::{Entry, LeaseStore};
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut store = LeaseStore::new(
+        crate::git::Git::new(repo),
+        remote,
+        None,
+        "",
+        crate::admission::Priority::Normal,
+        &run_id,
+    );
+    let snap = match store.snapshot() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let row = |role: &str, e: &Entry| -> serde_json::Value {
+        let note = e.note.as_ref();
+        serde_json::json!({
+            "role": role,
+            "ref": e.name,
+            "key": note.map(|n| n.key.clone()),
+            "priority": note.map(|n| n.priority.clone()),
+            "age_s": note.map(|n| now.saturating_sub(n.at)),
+        })
+    };
+    let mut rows: Vec<serde_json::Value> = snap.lock.iter().map(|l| row("lock", l)).collect();
+    rows.extend(snap.leases.iter().map(|l| row("lease", l)));
+    rows.extend(snap.waiting.iter().map(|w| row("waiting", w)));
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
+        return 0;
+    }
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "no admission refs on {remote}: the lock is free, no run holds a lease or waits"
+        );
+        return 0;
+    }
+    let _ = writeln!(out, "{:<8} {:<10} {:>8}  KEY", "ROLE", "PRIORITY", "AGE");
+    for r in &rows {
+        let age = r["age_s"]
+            .as_i64()
+            .map_or_else(|| "?".to_string(), |a| format!("{a}s"));
+        let _ = writeln!(
+            out,
+            "{:<8} {:<10} {:>8}  {}",
+            r["role"].as_str().unwrap_or_default(),
+            r["priority"].as_str().unwrap_or("?"),
+            age,
+            r["key"].as_str().unwrap_or("(not a note)")
+        );
     }
     0
 }

@@ -666,3 +666,73 @@ async fn a_lock_held_by_another_run_is_waited_for_and_reported() {
     );
     sim.shutdown().await;
 }
+
+#[test]
+fn status_admission_shows_the_lock_leases_and_waiting_runs() {
+    let remote = Remote::new(LOCK_POLICY);
+    let ws = remote.workspace("a");
+    let status = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .args(["status", "--admission", "--format", format, "--repo"])
+            .arg(&ws)
+            .env_remove("INPUT_TOKEN")
+            .env_remove("GITHUB_REPOSITORY")
+            .output()
+            .expect("agent-gate runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(status("text").starts_with("no admission refs on origin"));
+
+    remote.plant(
+        "refs/agent-gate/admission/lock",
+        NoteKind::Lock,
+        "deciding-run",
+        "normal",
+        Duration::from_secs(2),
+    );
+    remote.plant(
+        "refs/agent-gate/admission/leases/r1",
+        NoteKind::Lease,
+        "nightly-svc-1",
+        "normal",
+        Duration::from_secs(40),
+    );
+    remote.plant(
+        "refs/agent-gate/admission/waiting/r2",
+        NoteKind::Waiting,
+        "hotfix",
+        "high",
+        Duration::from_secs(5),
+    );
+    let text = status("text");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("ROLE"), "{text}");
+    assert!(
+        lines[1].starts_with("lock") && lines[1].ends_with("deciding-run"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("lease") && lines[2].ends_with("nightly-svc-1"),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("waiting")
+            && lines[3].contains("high")
+            && lines[3].ends_with("hotfix"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&status("json")).expect("json");
+    let lease = &json[1];
+    assert_eq!(lease["role"], "lease");
+    assert_eq!(lease["ref"], "refs/agent-gate/admission/leases/r1");
+    assert!(lease["age_s"].as_i64().is_some_and(|a| a >= 40), "{lease}");
+    // Reading leaves nothing behind in the clone.
+    assert_eq!(git(&ws, &["for-each-ref", "refs/agent-gate/"]), "");
+}

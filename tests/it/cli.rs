@@ -579,3 +579,16 @@ async fn an_over_budget_run_is_refused_and_audited() {
     );
     sim.shutdown().await;
 }
+
+#[test]
+fn status_without_a_token_says_which_one_is_needed() {
+    let repo = TestRepo::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(repo.path())
+        .args(["status", "--repository", "octo/demo"])
+        .env_remove("INPUT_TOKEN")
+        .output()
+        .expect("run agent-gate");
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr).trim_end());
+}
