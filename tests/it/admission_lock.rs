@@ -736,3 +736,29 @@ fn status_admission_shows_the_lock_leases_and_waiting_runs() {
     // Reading leaves nothing behind in the clone.
     assert_eq!(git(&ws, &["for-each-ref", "refs/agent-gate/"]), "");
 }
+
+#[test]
+fn a_run_whose_lock_was_taken_over_writes_nothing() {
+    let remote = Remote::new(LOCK_POLICY);
+    let ws = remote.workspace("a");
+    let mut slow = Remote::store(&ws, "slow-key", Priority::Normal, "run-slow");
+    let now = jiff::Timestamp::now().as_second();
+    assert!(matches!(slow.try_lock(now).unwrap(), LockAttempt::Held(_)));
+    // While it counted, another run found its lock stale and took it over.
+    remote.plant(
+        "refs/agent-gate/admission/lock",
+        NoteKind::Lock,
+        "new-holder",
+        "normal",
+        Duration::ZERO,
+    );
+    assert_eq!(
+        slow.commit(true, false, now).unwrap(),
+        agent_gate::lease::Commit::LostLock,
+        "the old holder cannot admit itself"
+    );
+    let refs = remote_refs(&remote.bare);
+    assert_eq!(refs.len(), 1, "no lease was written: {refs:?}");
+    assert!(refs[0].1.contains("new-holder"), "{refs:?}");
+    assert_eq!(slow.held(), None);
+}
