@@ -762,3 +762,52 @@ fn a_run_whose_lock_was_taken_over_writes_nothing() {
     assert!(refs[0].1.contains("new-holder"), "{refs:?}");
     assert_eq!(slow.held(), None);
 }
+
+proptest::proptest! {
+    /// Whatever the refs say: running tasks always count, this run never counts, every
+    /// lease and waiting note is either live or dead (never both), and nobody is ahead of
+    /// a high run.
+    #[test]
+    fn occupancy_invariants(
+        running in proptest::collection::vec(0u8..6, 0..6),
+        leases in proptest::collection::vec((0u8..6, 0i64..400), 0..8),
+        waiting in proptest::collection::vec((0u8..6, 0u8..3, 0i64..200), 0..8),
+        mine in 0u8..3,
+    ) {
+        let key = |k: u8| if k == 0 { "me".to_string() } else { format!("k{k}") };
+        let prio = |p: u8| ["high", "normal", "low"][usize::from(p)];
+        let running_keys: Vec<String> = running.iter().filter(|k| **k != 0).map(|k| key(*k)).collect();
+        let snap = Snapshot {
+            lock: None,
+            leases: leases
+                .iter()
+                .enumerate()
+                .map(|(i, (k, age))| entry(&format!("l/{i}"), NoteKind::Lease, &key(*k), "normal", *age))
+                .collect(),
+            waiting: waiting
+                .iter()
+                .enumerate()
+                .map(|(i, (k, p, age))| entry(&format!("w/{i}"), NoteKind::Waiting, &key(*k), prio(*p), *age))
+                .collect(),
+        };
+        let priority = [Priority::High, Priority::Normal, Priority::Low][usize::from(mine)];
+        let occ = occupancy(&snap, &running_keys, "me", priority, 1_000_000, LeaseTimes::default());
+        proptest::prop_assert!(occ.running as usize >= running_keys.len());
+        let other_leases: std::collections::BTreeSet<String> = leases
+            .iter()
+            .filter(|(k, _)| *k != 0)
+            .map(|(k, _)| key(*k))
+            .collect();
+        proptest::prop_assert!(occ.running as usize <= running_keys.len() + other_leases.len());
+        for dead in &occ.dead {
+            proptest::prop_assert!(
+                snap.leases.iter().chain(&snap.waiting).any(|e| e.name == dead.name)
+            );
+        }
+        let names: std::collections::BTreeSet<&str> = occ.dead.iter().map(|e| e.name.as_str()).collect();
+        proptest::prop_assert_eq!(names.len(), occ.dead.len(), "no ref is dead twice");
+        if priority == Priority::High {
+            proptest::prop_assert_eq!(occ.ahead, 0);
+        }
+    }
+}
