@@ -328,7 +328,18 @@ pub fn write_summary<W: Write>(
     io: &mut ActionsIo<W>,
     full_report: &str,
 ) -> Result<SummaryWrite, ActionsError> {
-    let markdown = crate::summary::render(&redact_report(report, io.masker()), ctx);
+    write_redacted_summary(&redact_report(report, io.masker()), ctx, io, full_report)
+}
+
+/// [`write_summary`] of a report already redacted with `io`'s secrets
+/// ([`redact_report_owned`]): no second copy of a large report.
+pub fn write_redacted_summary<W: Write>(
+    redacted: &Report,
+    ctx: &SummaryContext,
+    io: &mut ActionsIo<W>,
+    full_report: &str,
+) -> Result<SummaryWrite, ActionsError> {
+    let markdown = crate::summary::render(redacted, ctx);
     io.write_summary(&markdown, full_report)
 }
 

@@ -175,7 +175,7 @@ pub fn publish<W: Write>(
         "the audit record ({}) and the job log",
         audit_display.display()
     );
-    if let Err(e) = outputs::write_summary(&redacted, &ctx, io, &where_full) {
+    if let Err(e) = outputs::write_redacted_summary(&redacted, &ctx, io, &where_full) {
         let _ = writeln!(
             err,
             "::error title=agent-gate: summary::cannot write the step summary: {e}"
