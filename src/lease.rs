@@ -9,8 +9,8 @@
 //!   compare-and-swap on its id.
 //! - `leases/<run>`: written in the same atomic push that releases the lock when a run is
 //!   admitted; it holds the slot until the run's task shows in the task list (a lease counts
-//!   while it is younger than [`LeaseTimes::lease_grace`] or while its key's task runs) and is
-//!   deleted when the run ends.
+//!   while it is younger than [`LeaseTimes::lease_grace`] or while its key's task runs),
+//!   renewed when a repair round of the run is admitted, and deleted when the run ends.
 //! - `waiting/<run>`: a run that found no slot says so, so that a run of lower priority
 //!   leaves the next free slot to it (refreshed at every check, ignored once stale).
 //!
