@@ -530,9 +530,22 @@ async fn a_waiting_high_run_gets_the_free_slot_before_a_normal_run_that_waited_l
     until("the normal run waits", &|| waiting(1));
     let high = spawn_run(&remote, &sim, "high", "high");
     until("the high run waits too", &|| waiting(2));
-    // The normal run checks again (every second) and sees the high one waiting; then the
+    // The normal run checks again (every second) and sees the high one waiting: wait until
+    // its waiting note was rewritten two seconds after the high run's, so that check read
+    // the refs after the high run's note was there (however slow the machine). Then the
     // slot frees.
-    std::thread::sleep(Duration::from_millis(2500));
+    let note_at = |key: &str| {
+        remote_refs(&remote.bare)
+            .iter()
+            .filter(|(r, _)| r.contains("/waiting/"))
+            .filter_map(|(_, subject)| serde_json::from_str::<Note>(subject).ok())
+            .find(|n| n.key == key)
+            .map(|n| n.at)
+    };
+    let high_at = note_at("fleet-high").expect("the high run's waiting note");
+    until("the normal run checks again", &|| {
+        note_at("fleet-normal").is_some_and(|at| at >= high_at + 2)
+    });
     let busy_id = sim.tasks()[0].id.clone();
     assert!(sim.cancel_task(&busy_id));
 
