@@ -464,9 +464,11 @@ async fn five_runs_started_together_never_have_more_than_two_tasks_at_once() {
     let remote = Remote::new(
         "version: 1\nagent:\n  max-concurrent-tasks: 2\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n",
     );
+    // Tasks long enough that all five runs have checked at least once before the first
+    // ones end, however slowly the processes start.
     let sim = sim_with(
         &remote,
-        "default: {queued: 0s, work: 2s, final: completed}\n",
+        "default: {queued: 0s, work: 3s, final: completed}\n",
     )
     .await;
     let names = ["r1", "r2", "r3", "r4", "r5"];
