@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::{Admission, AdmissionLimits, WaitInfo, admit};
 use crate::budget::{BudgetLimits, check_budget};
 use crate::flow::check::{GateContext, config_error, gate_change};
 use crate::flow::run::{
     PrivateRefs, RunOptions, api_error, fetch_refs, finish_with, fmt_secs, pushed, session_error,
     state_policy_idle, state_policy_waiting, task_branch,
 };
+use crate::flow::start::{RoundAdmission, admit_round};
 use crate::git::Git;
 use crate::github::types::{Task, TaskState};
 use crate::github::{
@@ -270,80 +270,6 @@ pub(super) async fn gate_rounds(
         round = next;
         sent_round = Some(next);
         prompt_sha = prompt_hash(&prompt);
-    }
-}
-
-/// Why a repair round does not start after admission.
-enum RoundAdmission {
-    /// No slot before the deadline, or the task list could not be read (a note says which).
-    Stop,
-    /// The shutdown signal fired while waiting (the verdict's note).
-    Interrupted(String),
-}
-
-/// Wait for a slot for repair round `next` under `agent.max-concurrent-tasks` (with the
-/// admission lock): `None` when it may start (or nothing caps it).
-async fn admit_round(
-    ctx: &RoundContext<'_>,
-    next: u32,
-    progress: &mut (dyn Write + Send),
-    notes: &mut Vec<String>,
-) -> Option<RoundAdmission> {
-    let m = ctx.leases?;
-    let limits = AdmissionLimits::from_policy(&ctx.policy.agent);
-    limits.limit_for(ctx.opts.priority)?;
-    let mut store = m.lock().await;
-    let mut last: Option<(u32, u32)> = None;
-    let outcome = admit(
-        ctx.client,
-        limits,
-        ctx.opts.priority,
-        &marker(ctx.key),
-        ctx.deadline,
-        ctx.policy.agent.poll_max,
-        Some(&mut *store),
-        ctx.shutdown.wait(),
-        |info: WaitInfo| {
-            if last != Some((info.running, info.ahead)) {
-                last = Some((info.running, info.ahead));
-                let _ = writeln!(progress, "agent-gate: repair round {next}: {info}");
-            }
-        },
-    )
-    .await;
-    match outcome {
-        Admission::Admitted { waited, .. } => {
-            if last.is_some() {
-                let _ = writeln!(
-                    progress,
-                    "agent-gate: repair round {next}: admitted after waiting {} for capacity",
-                    fmt_secs(waited)
-                );
-                notes.push(format!(
-                    "repair round {next} waited {} for capacity (agent.max-concurrent-tasks)",
-                    fmt_secs(waited)
-                ));
-            }
-            None
-        }
-        Admission::NeverAdmitted { running, .. } => {
-            notes.push(format!(
-                "no repair round {next}: never admitted before the deadline ({running} agent-gate tasks were running, agent.max-concurrent-tasks); the verdict is the last round's"
-            ));
-            Some(RoundAdmission::Stop)
-        }
-        Admission::Interrupted => {
-            let signal = ctx.shutdown.fired().unwrap_or("a signal");
-            Some(RoundAdmission::Interrupted(format!(
-                "the gate was interrupted by {signal} while repair round {next} waited for capacity; nothing was started"
-            )))
-        }
-        Admission::ApiError(e) => {
-            notes.push(format!(
-                "no repair round {next}: cannot count the running agent tasks ({e}); the verdict is the last round's"
-            ));
-            Some(RoundAdmission::Stop)
-        }
     }
 }
 

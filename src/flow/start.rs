@@ -1,9 +1,10 @@
 //! Starting the run's task (DESIGN §1 steps 3–4): attach to the task that carries the run's
 //! key (or `task-id`); when there is none, check the daily budget, wait for a slot under
 //! `agent.max-concurrent-tasks` (through `crate::admission`, under the admission lock), and
-//! create the task idempotently. It reports waiting as progress lines and timeline entries
-//! and records the admission in the report; it does not poll the task or gate its change
-//! (`round.rs`), and it does not build the client, policy or prompt (`run.rs`).
+//! create the task idempotently; and admit each repair round again ([`admit_round`]). It
+//! reports waiting as progress lines and timeline entries and records the admission in the
+//! report; it does not poll the task or gate its change (`round.rs`), and it does not build
+//! the client, policy or prompt (`run.rs`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -16,10 +17,12 @@ use crate::github::types::Task;
 use crate::github::{ApiError, Client, create_task_request, since_before_now};
 use crate::lease::LeaseStore;
 use crate::policy::Policy;
+use crate::prompt::marker;
 use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
 
 use super::check::config_error;
+use super::round::RoundContext;
 use super::run::{RunOptions, WAITING_STATE, api_error, finish_with, fmt_secs};
 
 /// How far back a re-run looks for the task carrying its key.
@@ -293,4 +296,78 @@ async fn create_first(
         .create_task_idempotent(&req, mark, since)
         .await
         .map(|c| c.task)
+}
+
+/// Why a repair round does not start after admission.
+pub(super) enum RoundAdmission {
+    /// No slot before the deadline, or the task list could not be read (a note says which).
+    Stop,
+    /// The shutdown signal fired while waiting (the verdict's note).
+    Interrupted(String),
+}
+
+/// Wait for a slot for repair round `next` under `agent.max-concurrent-tasks` (with the
+/// admission lock): `None` when it may start (or nothing caps it).
+pub(super) async fn admit_round(
+    ctx: &RoundContext<'_>,
+    next: u32,
+    progress: &mut (dyn Write + Send),
+    notes: &mut Vec<String>,
+) -> Option<RoundAdmission> {
+    let m = ctx.leases?;
+    let limits = AdmissionLimits::from_policy(&ctx.policy.agent);
+    limits.limit_for(ctx.opts.priority)?;
+    let mut store = m.lock().await;
+    let mut last: Option<(u32, u32)> = None;
+    let outcome = admit(
+        ctx.client,
+        limits,
+        ctx.opts.priority,
+        &marker(ctx.key),
+        ctx.deadline,
+        ctx.policy.agent.poll_max,
+        Some(&mut *store),
+        ctx.shutdown.wait(),
+        |info: WaitInfo| {
+            if last != Some((info.running, info.ahead)) {
+                last = Some((info.running, info.ahead));
+                let _ = writeln!(progress, "agent-gate: repair round {next}: {info}");
+            }
+        },
+    )
+    .await;
+    match outcome {
+        Admission::Admitted { waited, .. } => {
+            if last.is_some() {
+                let _ = writeln!(
+                    progress,
+                    "agent-gate: repair round {next}: admitted after waiting {} for capacity",
+                    fmt_secs(waited)
+                );
+                notes.push(format!(
+                    "repair round {next} waited {} for capacity (agent.max-concurrent-tasks)",
+                    fmt_secs(waited)
+                ));
+            }
+            None
+        }
+        Admission::NeverAdmitted { running, .. } => {
+            notes.push(format!(
+                "no repair round {next}: never admitted before the deadline ({running} agent-gate tasks were running, agent.max-concurrent-tasks); the verdict is the last round's"
+            ));
+            Some(RoundAdmission::Stop)
+        }
+        Admission::Interrupted => {
+            let signal = ctx.shutdown.fired().unwrap_or("a signal");
+            Some(RoundAdmission::Interrupted(format!(
+                "the gate was interrupted by {signal} while repair round {next} waited for capacity; nothing was started"
+            )))
+        }
+        Admission::ApiError(e) => {
+            notes.push(format!(
+                "no repair round {next}: cannot count the running agent tasks ({e}); the verdict is the last round's"
+            ));
+            Some(RoundAdmission::Stop)
+        }
+    }
 }
