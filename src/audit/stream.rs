@@ -36,6 +36,23 @@ impl Inner {
             self.error = Some(e);
         }
     }
+
+    fn trigger_once(&mut self) {
+        if !self.trigger {
+            self.trigger = true;
+            let event = AuditEvent::trigger(&self.env);
+            self.write(&event);
+        }
+    }
+
+    fn admission_once(&mut self, report: &Report) {
+        if !self.admission
+            && let Some(event) = AuditEvent::admission_of(report, &self.env)
+        {
+            self.admission = true;
+            self.write(&event);
+        }
+    }
 }
 
 /// A shared handle on the audit record of one run.
@@ -91,25 +108,12 @@ impl AuditStream {
 
     /// The `trigger` event (once).
     pub fn trigger(&self) {
-        self.with(|i| {
-            if !i.trigger {
-                i.trigger = true;
-                let event = AuditEvent::trigger(&i.env);
-                i.write(&event);
-            }
-        });
+        self.with(Inner::trigger_once);
     }
 
     /// The `admission` event of `report`, when the run was capped or budgeted (once).
     pub fn admission(&self, report: &Report) {
-        self.with(|i| {
-            if !i.admission
-                && let Some(event) = AuditEvent::admission_of(report, &i.env)
-            {
-                i.admission = true;
-                i.write(&event);
-            }
-        });
+        self.with(|i| i.admission_once(report));
     }
 
     /// The `task` event of `task`, and a `state` event for each entry of `timeline` so far
@@ -153,17 +157,8 @@ impl AuditStream {
     /// Returns the first error of the whole stream, if any write failed.
     pub fn finish(&self, report: &Report) -> Result<(), AuditError> {
         self.with(|i| {
-            if !i.trigger {
-                i.trigger = true;
-                let event = AuditEvent::trigger(&i.env);
-                i.write(&event);
-            }
-            if !i.admission
-                && let Some(event) = AuditEvent::admission_of(report, &i.env)
-            {
-                i.admission = true;
-                i.write(&event);
-            }
+            i.trigger_once();
+            i.admission_once(report);
             if let Some(task) = &report.task {
                 let events = task_events(task);
                 let skip = if i.task.as_deref() == Some(task.id.as_str()) {

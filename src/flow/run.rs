@@ -517,15 +517,11 @@ pub(super) fn fetch_refs(
     opts: &RunOptions,
     refspecs: &[&str],
 ) -> Result<(), crate::git::GitError> {
-    match git.fetch(&opts.remote, refspecs) {
-        Ok(()) => Ok(()),
-        Err(plain) => match git_token(opts) {
-            Some(t) => git
-                .fetch_with_token(&opts.remote, refspecs, t)
-                .map_err(|_| plain),
-            None => Err(plain),
-        },
-    }
+    crate::git::plain_then_token(git_token(opts), |token| match token {
+        None => git.fetch(&opts.remote, refspecs),
+        Some(t) => git.fetch_with_token(&opts.remote, refspecs, t),
+    })
+    .map(drop)
 }
 
 /// The token git authenticates with when plain git cannot: `github-token`, else `token`.

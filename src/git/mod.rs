@@ -437,6 +437,23 @@ fn token_env(token: &str) -> [(&'static str, String); 3] {
     ]
 }
 
+/// Run the remote operation `op` without a token, and once more with `token` when that
+/// fails — a workspace checked out with `persist-credentials: false` has no credentials of
+/// its own. Returns the result and whether the token was needed; when both attempts fail,
+/// the plain attempt's error (the token never appears in a message).
+pub fn plain_then_token<T>(
+    token: Option<&str>,
+    op: impl Fn(Option<&str>) -> Result<T, GitError>,
+) -> Result<(T, bool), GitError> {
+    match op(None) {
+        Ok(v) => Ok((v, false)),
+        Err(plain) => match token {
+            Some(t) => op(Some(t)).map(|v| (v, true)).map_err(|_| plain),
+            None => Err(plain),
+        },
+    }
+}
+
 /// Call `f` with the environment that authenticates one git process with `token` (none
 /// without one).
 fn with_token<T>(token: Option<&str>, f: impl FnOnce(&[(&str, &OsStr)]) -> T) -> T {

@@ -20,7 +20,6 @@
 
 mod notes;
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate};
@@ -130,13 +129,6 @@ impl LeaseStore {
         }
     }
 
-    /// The same store with other staleness limits.
-    #[must_use]
-    pub fn with_times(mut self, times: LeaseTimes) -> LeaseStore {
-        self.times = times;
-        self
-    }
-
     /// The interval between this run's checks (written into its waiting note).
     #[must_use]
     pub fn with_poll(mut self, poll: Duration) -> LeaseStore {
@@ -152,12 +144,8 @@ impl LeaseStore {
         &self.key
     }
 
-    pub fn priority(&self) -> Priority {
-        self.priority
-    }
-
-    /// Run a git operation against the remote: plainly, or with the token once plain git
-    /// has failed (a checkout with `persist-credentials: false`).
+    /// Run a git operation against the remote ([`crate::git::plain_then_token`]), remembering
+    /// whether the token was needed.
     fn remote_op<T>(
         &mut self,
         action: &'static str,
@@ -169,23 +157,15 @@ impl LeaseStore {
             remote: self.remote.clone(),
             source: Box::new(source),
         };
-        match (self.use_token, token.as_deref()) {
-            (Some(true), Some(t)) => op(&self.git, &self.remote, Some(t)).map_err(wrap),
-            (Some(_), _) | (None, None) => op(&self.git, &self.remote, None).map_err(wrap),
-            (None, Some(t)) => match op(&self.git, &self.remote, None) {
-                Ok(v) => {
-                    self.use_token = Some(false);
-                    Ok(v)
-                }
-                Err(plain) => match op(&self.git, &self.remote, Some(t)) {
-                    Ok(v) => {
-                        self.use_token = Some(true);
-                        Ok(v)
-                    }
-                    Err(_) => Err(wrap(plain)),
-                },
-            },
+        let (git, remote) = (&self.git, self.remote.as_str());
+        if let Some(needed) = self.use_token {
+            // Decided by an earlier operation.
+            return op(git, remote, token.as_deref().filter(|_| needed)).map_err(wrap);
         }
+        let (v, needed) =
+            crate::git::plain_then_token(token.as_deref(), |t| op(git, remote, t)).map_err(wrap)?;
+        self.use_token = Some(needed);
+        Ok(v)
     }
 
     fn note(&self, kind: NoteKind, now: i64) -> Result<String, LeaseError> {
@@ -435,11 +415,5 @@ impl Drop for LeaseStore {
                 let _ = self.git.delete_ref(&r.name);
             }
         }
-    }
-}
-
-impl fmt::Display for Held {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name, crate::report::short(&self.id))
     }
 }

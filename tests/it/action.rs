@@ -189,20 +189,7 @@ async fn the_action_runs_like_the_runner_starts_it() {
             .unwrap()
             .into_iter()
             .collect();
-    for name in [
-        "verdict",
-        "task-id",
-        "task-url",
-        "task-state",
-        "pr-number",
-        "pr-url",
-        "head-sha",
-        "changed-files",
-        "violations",
-        "checks",
-        "ai-credits",
-        "audit-file",
-    ] {
+    for name in agent_gate::outputs::NAMES {
         assert!(
             outputs.contains_key(name),
             "output {name} missing: {outputs:?}"

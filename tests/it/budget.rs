@@ -322,24 +322,7 @@ fn session(id: &str, created_at: &str, prompt: Option<&str>, nano: Option<f64>) 
 }
 
 fn task(id: &str, created_at: &str, sessions: Vec<Session>) -> Task {
-    Task {
-        id: id.into(),
-        state: TaskState::Completed,
-        created_at: created_at.into(),
-        url: None,
-        html_url: None,
-        name: None,
-        creator: None,
-        creator_type: None,
-        owner: None,
-        repository: None,
-        session_count: None,
-        artifacts: Vec::new(),
-        archived_at: None,
-        updated_at: None,
-        custom_agent: None,
-        sessions: Some(sessions),
-    }
+    crate::support::completed_task(id, created_at, sessions)
 }
 
 #[test]

@@ -382,24 +382,7 @@ fn session(id: &str, prompt: &str, nano: f64) -> Session {
 }
 
 fn task(id: &str, sessions: Vec<Session>) -> Task {
-    Task {
-        id: id.into(),
-        state: TaskState::Completed,
-        created_at: "2026-05-02T10:00:00Z".into(),
-        url: None,
-        html_url: None,
-        name: None,
-        creator: None,
-        creator_type: None,
-        owner: None,
-        repository: None,
-        session_count: None,
-        artifacts: Vec::new(),
-        archived_at: None,
-        updated_at: None,
-        custom_agent: None,
-        sessions: Some(sessions),
-    }
+    crate::support::completed_task(id, "2026-05-02T10:00:00Z", sessions)
 }
 
 #[test]

@@ -87,6 +87,34 @@ impl Write for Shared {
     }
 }
 
+/// A completed task `id`, created at `created_at`, with `sessions` (and nothing else set):
+/// the shape the budget and repair counters read.
+pub fn completed_task(
+    id: &str,
+    created_at: &str,
+    sessions: Vec<agent_gate::github::types::Session>,
+) -> agent_gate::github::types::Task {
+    use agent_gate::github::types::{Task, TaskState};
+    Task {
+        id: id.into(),
+        state: TaskState::Completed,
+        created_at: created_at.into(),
+        url: None,
+        html_url: None,
+        name: None,
+        creator: None,
+        creator_type: None,
+        owner: None,
+        repository: None,
+        session_count: None,
+        artifacts: Vec::new(),
+        archived_at: None,
+        updated_at: None,
+        custom_agent: None,
+        sessions: Some(sessions),
+    }
+}
+
 /// The small shell project most `run` tests work on: `src/lib.sh` and its test suite.
 pub const SHELL_LIB: &str = "add() { echo $(($1 + $2)); }\n";
 pub const SHELL_TESTS: &str = "\
