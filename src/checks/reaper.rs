@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, WaitOptions, getpid, getsid, kill_process, waitpid};
+use rustix::process::{Pid, Signal, WaitOptions, getpid, kill_process, waitpid};
 
 /// Make the gate the reaper of its orphaned descendants (Linux `PR_SET_CHILD_SUBREAPER`).
 pub(super) fn become_subreaper() -> std::io::Result<()> {
@@ -41,6 +41,15 @@ fn parse_stat(text: &str) -> Option<Proc> {
     })
 }
 
+/// This process's session as `/proc` reports it. Not `getsid(2)`: in a PID namespace whose
+/// session leader lives outside it (a container started without its own init session, a
+/// sandboxed CI), the session reads as 0, which is no process id (rustix's `getsid`
+/// panics on it). `/proc` reports the same 0 for every process of that session, so
+/// comparing with it stays right.
+fn own_session() -> Option<i32> {
+    parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?).map(|p| p.session)
+}
+
 fn processes() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -62,11 +71,10 @@ fn processes() -> Vec<Proc> {
 /// `patience`. Returns how many processes were killed. Call it when no check is running:
 /// a check's own `setsid` helper is its business until the check ends.
 pub(super) fn sweep(patience: Duration) -> usize {
-    let me = getpid();
-    let Ok(my_session) = getsid(None) else {
+    let me = getpid().as_raw_nonzero().get();
+    let Some(my_session) = own_session() else {
         return 0;
     };
-    let (me, my_session) = (me.as_raw_nonzero().get(), my_session.as_raw_nonzero().get());
     let started = Instant::now();
     let mut killed = BTreeSet::new();
     loop {
@@ -76,7 +84,12 @@ pub(super) fn sweep(patience: Duration) -> usize {
             .copied()
             .filter(|p| p.ppid == me && p.session != my_session && p.pid != me)
             .collect();
-        let sessions: BTreeSet<i32> = orphans.iter().map(|p| p.session).collect();
+        // Session 0 is "led from outside this PID namespace": never one a check made.
+        let sessions: BTreeSet<i32> = orphans
+            .iter()
+            .map(|p| p.session)
+            .filter(|&s| s > 0)
+            .collect();
         for p in all
             .iter()
             .filter(|p| sessions.contains(&p.session) && p.pid != me)
@@ -133,6 +146,13 @@ mod tests {
         );
         assert_eq!(parse_stat("x (sh) S 1 2 3"), None);
         assert_eq!(parse_stat("7 (sh) S"), None);
+    }
+
+    #[test]
+    fn own_session_is_the_one_proc_lists_for_this_process() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let listed = processes().into_iter().find(|p| p.pid == me).unwrap();
+        assert_eq!(own_session(), Some(listed.session));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Hostile checks through the `check` command: a check that prints 2 GB (the gate's memory
 //! stays bounded and the tail is kept), and one that leaves a daemon ignoring SIGTERM behind
-//! (nothing survives the gate).
+//! (nothing survives the gate, also in a PID namespace led from outside).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -168,5 +168,43 @@ fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
     assert!(
         stdout.contains("that left") && stdout.contains("(setsid)"),
         "the report says what was killed: {stdout}"
+    );
+}
+
+/// The same escape, with the gate in a PID namespace whose session leader lives outside it
+/// (how some CI sandboxes and containers start processes): there `getsid` reads 0, which
+/// once made the sweep panic (a SIGABRT of the gate after its checks). Needs root and
+/// `unshare`; where a namespace cannot be made the test says so and proves nothing more.
+#[test]
+fn the_sweep_works_in_a_pid_namespace_led_from_outside() {
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot make a PID namespace here (needs root and unshare)");
+        return;
+    }
+    let repo = repo_with(
+        "  - name: detach\n    run: \"setsid sh -c 'trap \\\"\\\" TERM HUP; sleep 300 & wait' < /dev/null > /dev/null 2>&1 & sleep 1; exit 0\"\n",
+    );
+    // `sh` is the namespace's init; the gate is its child, in a session led from outside.
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c"])
+        .arg(r#"cut -d' ' -f6 /proc/self/stat >&2; "$0" check --base main --head agent --format json; exit $?"#)
+        .arg(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("0\n"),
+        "the gate's session reads as 0 in the namespace: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("that left") && stdout.contains("(setsid)"),
+        "the daemon was found and killed: {stdout}"
     );
 }
