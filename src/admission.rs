@@ -30,6 +30,10 @@ use crate::prompt::MARKER_PREFIX;
 
 pub use crate::manifest::Priority;
 
+/// How many times in a row a failed attempt at the lock is retried (after 1 s, 2 s, 4 s)
+/// when the remote worked earlier in the run; then admission goes on without the lock.
+pub const LOCK_RETRIES: u32 = 3;
+
 /// The task states that hold a slot.
 pub const RUNNING_STATES: [TaskState; 4] = [
     TaskState::Queued,
@@ -261,7 +265,8 @@ impl RunningCounter {
 ///
 /// With `leases`, every check is made under the admission lock and an admitted run takes a
 /// lease (returned in [`LeaseUse::Held`]; the caller releases it when the run ends). A lock
-/// held by another run is waited for in short random steps. When the remote cannot be used,
+/// held by another run is waited for in short random steps. A git error at the lock after
+/// the remote has worked is retried ([`LOCK_RETRIES`]); when the remote cannot be used,
 /// admission goes on without it and says why ([`LeaseUse::Unavailable`]).
 #[allow(
     clippy::too_many_arguments,
@@ -293,6 +298,8 @@ pub async fn admit(
     // Since when another run holds the lock, and when that was last reported.
     let mut busy_since: Option<Instant> = None;
     let mut last_busy_line: Option<Instant> = None;
+    // Failed attempts at the lock in a row.
+    let mut lock_failures = 0u32;
     let shutdown = shutdown;
     tokio::pin!(shutdown);
     loop {
@@ -302,9 +309,11 @@ pub async fn admit(
             match store.try_lock(epoch_now()) {
                 Ok(LockAttempt::Held(snap)) => {
                     busy_since = None;
+                    lock_failures = 0;
                     snapshot = Some(snap);
                 }
                 Ok(LockAttempt::Busy { holder }) => {
+                    lock_failures = 0;
                     let now = Instant::now();
                     let since = *busy_since.get_or_insert(now);
                     if now.duration_since(since) >= poll_every
@@ -334,6 +343,30 @@ pub async fn admit(
                             return Admission::Interrupted;
                         }
                         () = tokio::time::sleep_until((now + step).min(deadline)) => {}
+                    }
+                    continue;
+                }
+                Err(e)
+                    if e.is_git()
+                        && store.has_reached_remote()
+                        && lock_failures < LOCK_RETRIES
+                        && Instant::now() < deadline =>
+                {
+                    let pause = Duration::from_secs(1 << lock_failures);
+                    lock_failures += 1;
+                    tracing::warn!(
+                        error = %e,
+                        attempt = lock_failures,
+                        "the admission lock failed; trying again in {}s",
+                        pause.as_secs()
+                    );
+                    tokio::select! {
+                        biased;
+                        _ = &mut shutdown => {
+                            store.withdraw();
+                            return Admission::Interrupted;
+                        }
+                        () = tokio::time::sleep_until((Instant::now() + pause).min(deadline)) => {}
                     }
                     continue;
                 }

@@ -98,6 +98,13 @@ pub struct LeaseStore {
     waiting_id: Option<String>,
 }
 
+impl LeaseError {
+    /// A git failure (as opposed to the remote declining the refs, which does not pass).
+    pub fn is_git(&self) -> bool {
+        matches!(self, LeaseError::Git { .. })
+    }
+}
+
 impl LeaseStore {
     /// The store on `remote` (name, URL or path) of the repository `git` works in, for the
     /// run with task key `key` and id `run_id` (unique per run: it names the run's refs).
@@ -142,6 +149,12 @@ impl LeaseStore {
 
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// Whether an operation on the remote has worked in this run: a git error after that is
+    /// presumed passing (the network, a busy remote), not a remote this run cannot use.
+    pub fn has_reached_remote(&self) -> bool {
+        self.use_token.is_some()
     }
 
     /// Run a git operation against the remote ([`crate::git::plain_then_token`]), remembering

@@ -417,6 +417,69 @@ async fn a_remote_that_cannot_be_written_leaves_admission_advisory_and_says_why(
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_remote_gone_for_a_moment_is_retried_and_the_lock_kept() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    let other = "refs/agent-gate/admission/leases/other";
+    remote.plant(
+        other,
+        NoteKind::Lease,
+        "other-key",
+        "normal",
+        Duration::from_secs(3),
+    );
+    let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
+        .expect("client");
+    let mut store = Remote::store(&ws, "mine", Priority::Normal, "run-mine");
+    let away = remote.root.path().join("away.git");
+    let mut back = None;
+    // The slot is taken; at the first wait the remote vanishes, and 1.5 s later it is back
+    // with the other run's lease gone.
+    let outcome = admit(
+        &client,
+        AdmissionLimits {
+            max_concurrent: Some(1),
+            reserved_for_high: 0,
+        },
+        Priority::Normal,
+        &marker("mine"),
+        tokio::time::Instant::now() + Duration::from_secs(20),
+        Duration::from_millis(200),
+        Some(&mut store),
+        std::future::pending::<()>(),
+        |_| {
+            if back.is_none() {
+                std::fs::rename(&remote.bare, &away).unwrap();
+                let (away, bare) = (away.clone(), remote.bare.clone());
+                back = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(1500));
+                    std::fs::rename(&away, &bare).unwrap();
+                    git(&bare, &["update-ref", "-d", other]);
+                }));
+            }
+        },
+    )
+    .await;
+    back.expect("the run waited").join().unwrap();
+    let Admission::Admitted {
+        lease: LeaseUse::Held(held),
+        ..
+    } = outcome
+    else {
+        panic!("admitted under the lock, not advisory: {outcome:?}");
+    };
+    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        names,
+        std::slice::from_ref(&held.name),
+        "only the lease is left"
+    );
+    store.release().unwrap();
+    sim.shutdown().await;
+}
+
 // --- several `run` processes at once -------------------------------------------------------
 
 /// One `agent-gate run` process in its own workspace.
