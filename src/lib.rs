@@ -2,8 +2,8 @@
 //!
 //! The module tree follows the direction of dependencies in DESIGN §7:
 //!
-//! - **core** (pure logic, no I/O): [`policy`], [`scope`], [`change`], [`assessment`],
-//!   [`report`].
+//! - **core** (pure logic, no I/O): [`policy`] and [`manifest`] (their YAML mistakes told
+//!   by [`yaml`]), [`scope`], [`change`], [`assessment`], [`prompt`], [`report`], [`summary`].
 //! - **adapters** (each owns one outside thing): [`git`], [`checks`], [`github`].
 //! - **flow** (joins core and adapters): [`flow`], and the policies it applies over the
 //!   adapters: [`admission`] (with its lock on the remote, [`lease`]), [`budget`], [`repair`],
@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod report;
 pub mod scope;
 pub mod summary;
+pub mod yaml;
 
 // adapters
 pub mod actions;

@@ -9,37 +9,27 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use super::error::{from_yaml_error, position};
 use super::raw::{RawDefaults, RawEntry, RawManifest, VersionProbe};
 use super::{Entry, Manifest, ManifestError, Priority};
 use crate::policy::{DEFAULT_POLICY_PATH, parse_duration};
-
-fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        with_snippet: false,
-        strict_booleans: true,
-    }
-}
-
-/// Only whitespace, comments, document markers and directives.
-fn is_blank(text: &str) -> bool {
-    text.lines().all(|l| {
-        let t = l.trim();
-        t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with('%')
-    })
-}
+use crate::yaml::{self, position};
 
 pub(super) fn from_yaml(text: &str, path: &str) -> Result<Manifest, ManifestError> {
-    if is_blank(text) {
+    if yaml::is_blank(text) {
         return Err(ManifestError::Empty {
             path: path.to_string(),
         });
     }
-    if let Ok(probe) = serde_saphyr::from_str_with_options::<VersionProbe>(text, options()) {
+    if let Ok(probe) = serde_saphyr::from_str_with_options::<VersionProbe>(text, yaml::options()) {
         check_version(probe.version.as_ref(), path)?;
     }
-    let raw: RawManifest = serde_saphyr::from_str_with_options(text, options())
-        .map_err(|e| from_yaml_error(&e, text, path))?;
+    let raw: RawManifest =
+        serde_saphyr::from_str_with_options(text, yaml::options()).map_err(|e| {
+            ManifestError::Yaml {
+                path: path.to_string(),
+                problem: yaml::from_yaml_error(&e, text, "manifest"),
+            }
+        })?;
     check_version(raw.version.as_ref(), path)?;
     Compiler { path }.compile(raw)
 }

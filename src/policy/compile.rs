@@ -15,6 +15,7 @@ use super::{
     Policy, PolicyError, ReportSettings,
 };
 use crate::scope::{Pattern, Rule, RuleOrigin, RuleSet, Scope};
+use crate::yaml::position;
 
 /// What a duration must look like, for error messages.
 pub(crate) const DURATION_FORM: &str = "a duration such as `30s`, `45m`, `2h` or `1h30m` (whole numbers with units h, m, s, largest first; not zero)";
@@ -76,17 +77,6 @@ pub fn format_duration(duration: Duration) -> String {
     out
 }
 
-/// 1-based (line, column) of a location; (1, 1) when the parser did not give one.
-fn pos(location: &Location) -> (usize, usize) {
-    let line = usize::try_from(location.line()).unwrap_or(0);
-    let column = usize::try_from(location.column()).unwrap_or(0);
-    if line == 0 {
-        (1, 1)
-    } else {
-        (line, column.max(1))
-    }
-}
-
 /// Builds compile errors for one policy file.
 struct Compiler<'a> {
     path: &'a str,
@@ -94,7 +84,7 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn invalid(&self, at: &Location, key: &str, found: &str, expected: &str) -> PolicyError {
-        let (line, column) = pos(at);
+        let (line, column) = position(*at);
         PolicyError::InvalidValue {
             path: self.path.to_string(),
             line,
@@ -133,7 +123,7 @@ impl Compiler<'_> {
             } else {
                 item.referenced
             };
-            let (line, column) = pos(&at);
+            let (line, column) = position(at);
             let text = item.value;
             let reject = |reason: String| PolicyError::InvalidGlob {
                 path: self.path.to_string(),
@@ -308,7 +298,7 @@ impl Compiler<'_> {
     fn checks(&self, raw: Option<Vec<Spanned<RawCheck>>>) -> Result<Vec<CheckSpec>, PolicyError> {
         let mut out: Vec<CheckSpec> = Vec::new();
         for (index, entry) in raw.unwrap_or_default().into_iter().enumerate() {
-            let (line, _) = pos(&entry.referenced);
+            let (line, _) = position(entry.referenced);
             let check = entry.value;
             let key = |field: &str| format!("checks[{index}].{field}");
             let name = check.name.value.trim().to_string();
@@ -321,7 +311,7 @@ impl Compiler<'_> {
                 ));
             }
             if let Some(first) = out.iter().find(|c| c.name == name) {
-                let (l, column) = pos(&check.name.referenced);
+                let (l, column) = position(check.name.referenced);
                 return Err(PolicyError::DuplicateCheck {
                     path: self.path.to_string(),
                     line: l,

@@ -8,7 +8,6 @@
 
 mod compile;
 mod describe;
-mod diagnose;
 mod error;
 mod raw;
 
@@ -19,13 +18,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::scope::{RuleSet, Scope};
+use crate::yaml;
 
 pub use compile::{format_duration, parse_duration};
 pub use describe::describe;
 pub use error::PolicyError;
-// YAML diagnostics shared with the batch manifest, which is read the same way.
-pub(crate) use diagnose::{bare_message, human_type, key_before};
-pub(crate) use error::{closest, list};
 
 /// Default policy path, relative to the repository root.
 pub const DEFAULT_POLICY_PATH: &str = ".github/agent-gate.yml";
@@ -208,7 +205,7 @@ impl Policy {
                 limit: MAX_POLICY_BYTES,
             });
         }
-        if is_blank(text) {
+        if yaml::is_blank(text) {
             return Err(PolicyError::Empty {
                 path: path.to_string(),
             });
@@ -216,12 +213,15 @@ impl Policy {
         // The version first, read leniently: a policy written for another version gets
         // "unsupported version", not a list of keys this version does not know.
         if let Ok(probe) =
-            serde_saphyr::from_str_with_options::<raw::VersionProbe>(text, yaml_options())
+            serde_saphyr::from_str_with_options::<raw::VersionProbe>(text, yaml::options())
         {
             check_version(probe.version, text, path)?;
         }
-        let mut raw: raw::RawPolicy = serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| diagnose::from_yaml_error(&e, text, path))?;
+        let mut raw: raw::RawPolicy = serde_saphyr::from_str_with_options(text, yaml::options())
+            .map_err(|e| PolicyError::Yaml {
+                path: path.to_string(),
+                problem: yaml::from_yaml_error(&e, text, "policy"),
+            })?;
         check_version(raw.version.take(), text, path)?;
         compile::compile(raw, path)
     }
@@ -236,27 +236,6 @@ pub fn json_schema() -> String {
     text
 }
 
-fn yaml_options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        with_snippet: false,
-        strict_booleans: true,
-    }
-}
-
-/// Only whitespace, comments, document markers and directives.
-fn is_blank(text: &str) -> bool {
-    first_content_line(text).is_none()
-}
-
-fn first_content_line(text: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let t = l.trim();
-            !(t.is_empty() || t.starts_with('#') || t == "---" || t == "..." || t.starts_with('%'))
-        })
-        .map(|i| i + 1)
-}
-
 fn check_version(
     version: Option<serde_saphyr::Spanned<raw::Version>>,
     text: &str,
@@ -265,7 +244,7 @@ fn check_version(
     match version {
         None => Err(PolicyError::MissingVersion {
             path: path.to_string(),
-            line: first_content_line(text).unwrap_or(1),
+            line: yaml::first_content_line(text).unwrap_or(1),
             column: 1,
         }),
         Some(v) if v.value == raw::Version::Integer(1) => Ok(()),
@@ -273,7 +252,7 @@ fn check_version(
             let line = usize::try_from(v.referenced.line()).unwrap_or(1).max(1);
             let column = usize::try_from(v.referenced.column()).unwrap_or(1).max(1);
             // What the author wrote (`01`, `1.0`, `"1"`), not how YAML resolved it.
-            let found = diagnose::token_at(text, line, column).unwrap_or_else(|| match v.value {
+            let found = yaml::token_at(text, line, column).unwrap_or_else(|| match v.value {
                 raw::Version::Integer(n) => n.to_string(),
                 raw::Version::Other(other) => other,
             });

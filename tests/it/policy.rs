@@ -10,6 +10,7 @@ use agent_gate::policy::{
     describe, format_duration, parse_duration,
 };
 use agent_gate::scope::RuleOrigin;
+use agent_gate::yaml::Problem;
 use insta::assert_snapshot;
 use proptest::prelude::*;
 
@@ -627,9 +628,12 @@ fn error_accessors_agree_with_display() {
     );
     assert!(matches!(
         e,
-        PolicyError::UnquotedGlob {
-            line: 3,
-            column: 10,
+        PolicyError::Yaml {
+            problem: Problem::UnquotedGlob {
+                line: 3,
+                column: 10,
+                ..
+            },
             ..
         }
     ));
@@ -917,10 +921,13 @@ fn duplicate_key_points_at_the_first_one_too() {
     assert!(
         matches!(
             e,
-            PolicyError::DuplicateKey {
-                line: 7,
-                column: 5,
-                first_line: Some(5),
+            PolicyError::Yaml {
+                problem: Problem::DuplicateKey {
+                    line: 7,
+                    column: 5,
+                    first_line: Some(5),
+                    ..
+                },
                 ..
             }
         ),

@@ -1,15 +1,16 @@
-//! Translation of `serde-saphyr` errors into [`PolicyError`]s: the parser's location kept,
-//! its wording replaced by what a policy author needs (the key, what was found, what was
+//! Translation of `serde-saphyr` errors into [`Problem`]s: the parser's location kept, its
+//! wording replaced by what the file's author needs (the key, what was found, what was
 //! expected), and the classic YAML traps recognised from the source text (an unquoted glob
 //! that starts with `*` is an alias, `!` a tag, `{` a mapping; tabs are not indentation).
-//! Pure functions over the error and the policy text; nothing here parses YAML itself.
+//! Pure functions over the error and the file's text; nothing here parses YAML itself, and
+//! nothing knows which file (policy, manifest) it is.
 
 use serde_saphyr::Error as YamlError;
 
-use super::PolicyError;
+use super::Problem;
 
 /// The text of line `line` (1-based), if any.
-pub(crate) fn source_line(text: &str, line: usize) -> Option<&str> {
+fn source_line(text: &str, line: usize) -> Option<&str> {
     text.lines().nth(line.checked_sub(1)?)
 }
 
@@ -38,7 +39,7 @@ pub(crate) fn token_at(text: &str, line: usize, column: usize) -> Option<String>
 
 /// The mapping key written on `line` before `column`, e.g. `max-files` for the value of
 /// `  max-files: abc`. Best effort: `None` when the value is not on its key's line.
-pub(crate) fn key_before(text: &str, line: usize, column: usize) -> Option<String> {
+fn key_before(text: &str, line: usize, column: usize) -> Option<String> {
     let src = source_line(text, line)?;
     let before: String = src.chars().take(column.checked_sub(1)?).collect();
     let before = before.trim_end().strip_suffix(':')?;
@@ -49,7 +50,7 @@ pub(crate) fn key_before(text: &str, line: usize, column: usize) -> Option<Strin
     (!key.is_empty()).then(|| key.to_string())
 }
 
-pub(crate) fn human_type(ty: &str) -> String {
+fn human_type(ty: &str) -> String {
     match ty {
         "string scalar" | "string" | "a string" => "a string".into(),
         "mapping start" | "mapping" => "a mapping (indented `key: value` lines)".into(),
@@ -63,36 +64,34 @@ pub(crate) fn human_type(ty: &str) -> String {
     }
 }
 
-fn position(location: serde_saphyr::Location) -> Option<(usize, usize)> {
+fn located(location: serde_saphyr::Location) -> Option<(usize, usize)> {
     let line = usize::try_from(location.line()).ok()?;
     let column = usize::try_from(location.column()).ok()?;
     (line > 0).then_some((line, column.max(1)))
 }
 
-/// Translate a `serde-saphyr` error on the policy `text` read from `path`.
-pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> PolicyError {
-    let path = path.to_string();
+/// Translate a `serde-saphyr` error on `text`, a YAML file of the kind `document` names
+/// (`policy`, `manifest`: it appears in hints).
+pub(crate) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Problem {
     let mut through_alias = None;
     let mut err = err.without_snippet();
     while let YamlError::AliasError {
         error, locations, ..
     } = err
     {
-        through_alias = position(locations.reference_location).or(through_alias);
+        through_alias = located(locations.reference_location).or(through_alias);
         err = error.without_snippet();
     }
-    let pos = err.location().and_then(position);
+    let pos = err.location().and_then(located);
     let Some((line, column)) = pos else {
-        return PolicyError::Syntax {
-            path,
+        return Problem::Syntax {
             line: None,
             column: None,
             message: bare_message(err),
             hint: None,
         };
     };
-    let syntax = |message: String, hint: Option<String>| PolicyError::Syntax {
-        path: path.clone(),
+    let syntax = |message: String, hint: Option<String>| Problem::Syntax {
         line: Some(line),
         column: Some(column),
         message,
@@ -102,7 +101,16 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
     };
     let token = token_at(text, line, column);
     let found = || token.clone().map(|t| shorten(&t));
-    let quoted = |t: &str| format!("`{}`", shorten(t));
+    // A flow list or mapping is named, not quoted (`[x]` reads as "a list").
+    let quoted = |t: &str| {
+        if t.starts_with('[') || t == "-" || t.starts_with("- ") {
+            "a list".to_string()
+        } else if t.starts_with('{') {
+            "a mapping".to_string()
+        } else {
+            format!("`{}`", shorten(t))
+        }
+    };
     // Where the parser points at a `key: value` line rather than at a value, the thing it
     // found there is a mapping (or, for serde's own type errors, the key's value).
     let split = token.as_deref().and_then(split_key_value);
@@ -111,16 +119,14 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
     let unquoted = |candidate: Option<&str>| {
         candidate
             .filter(|v| looks_like_unquoted_glob(v))
-            .map(|v| PolicyError::UnquotedGlob {
-                path: path.clone(),
+            .map(|v| Problem::UnquotedGlob {
                 line,
                 column,
                 text: shorten(v),
             })
     };
     let structural = |expected: &str| {
-        unquoted(token.as_deref()).unwrap_or_else(|| PolicyError::WrongType {
-            path: path.clone(),
+        unquoted(token.as_deref()).unwrap_or_else(|| Problem::WrongType {
             line,
             column,
             key: key_before(text, line, column).or_else(|| parent_key(text, line, column)),
@@ -135,8 +141,7 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
     match err {
         YamlError::SerdeUnknownField {
             field, expected, ..
-        } => PolicyError::UnknownKey {
-            path,
+        } => Problem::UnknownKey {
             line,
             column,
             key: field.clone(),
@@ -144,8 +149,7 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
         },
         YamlError::SerdeUnknownVariant {
             variant, expected, ..
-        } => PolicyError::UnknownValue {
-            path,
+        } => Problem::UnknownValue {
             line,
             column,
             value: variant.clone(),
@@ -154,27 +158,20 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
         YamlError::DuplicateMappingKey { key: dup, .. } => {
             let key = dup.clone().or_else(found).unwrap_or_default();
             let first_line = first_occurrence(text, line, column, &key);
-            PolicyError::DuplicateKey {
-                path,
+            Problem::DuplicateKey {
                 line,
                 column,
                 key,
                 first_line,
             }
         }
-        YamlError::SerdeMissingField { field, .. } => PolicyError::MissingKey {
-            path,
+        YamlError::SerdeMissingField { field, .. } => Problem::MissingKey {
             line,
             column,
             key: (*field).to_string(),
         },
         YamlError::UnknownAnchor { .. } => match found() {
-            Some(text) if text.starts_with('*') => PolicyError::UnquotedGlob {
-                path,
-                line,
-                column,
-                text,
-            },
+            Some(text) if text.starts_with('*') => Problem::UnquotedGlob { line, column, text },
             _ => syntax(
                 "alias refers to an unknown anchor".into(),
                 Some("quote the value if it is not meant as an alias".into()),
@@ -186,14 +183,12 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
         // `- !foo` is a tag on an empty value, `- &x` an anchor on one: the parser points
         // just after the word.
         YamlError::NullIntoString { .. } => match word_before(text, line, column) {
-            Some((word, start)) if looks_like_unquoted_glob(&word) => PolicyError::UnquotedGlob {
-                path,
+            Some((word, start)) if looks_like_unquoted_glob(&word) => Problem::UnquotedGlob {
                 line,
                 column: start,
                 text: shorten(&word),
             },
-            _ => PolicyError::WrongType {
-                path,
+            _ => Problem::WrongType {
                 line,
                 column,
                 key: key_before(text, line, column),
@@ -216,8 +211,7 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
                 .and_then(|(_, v)| v.as_deref())
                 .or(token.as_deref()),
         )
-        .unwrap_or(PolicyError::WrongType {
-            path,
+        .unwrap_or(Problem::WrongType {
             line,
             column,
             key: value_key,
@@ -226,10 +220,9 @@ pub(crate) fn from_yaml_error(err: &YamlError, text: &str, path: &str) -> Policy
         }),
         YamlError::MultipleDocuments { .. } => syntax(
             "more than one YAML document".into(),
-            Some(
-                "a policy is a single document: remove the `---` separator and what follows it"
-                    .into(),
-            ),
+            Some(format!(
+                "a {document} is a single document: remove the `---` separator and what follows it"
+            )),
         ),
         other => {
             let message = bare_message(other);
@@ -359,7 +352,7 @@ fn first_occurrence(text: &str, line: usize, column: usize, key: &str) -> Option
 }
 
 /// The parser's message without its trailing " at line L, column C".
-pub(crate) fn bare_message(err: &YamlError) -> String {
+fn bare_message(err: &YamlError) -> String {
     let text = err.to_string();
     match text.find(" at line ") {
         Some(i) => text[..i].to_string(),
