@@ -20,6 +20,12 @@ pub(super) fn from_yaml(text: &str, path: &str) -> Result<Manifest, ManifestErro
             path: path.to_string(),
         });
     }
+    if let Some(problem) = yaml::lone_carriage_return(text) {
+        return Err(ManifestError::Yaml {
+            path: path.to_string(),
+            problem,
+        });
+    }
     if let Ok(probe) = serde_saphyr::from_str_with_options::<VersionProbe>(text, yaml::options()) {
         check_version(probe.version.as_ref(), path)?;
     }

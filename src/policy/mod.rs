@@ -210,6 +210,12 @@ impl Policy {
                 path: path.to_string(),
             });
         }
+        if let Some(problem) = yaml::lone_carriage_return(text) {
+            return Err(PolicyError::Yaml {
+                path: path.to_string(),
+                problem,
+            });
+        }
         // The version first, read leniently: a policy written for another version gets
         // "unsupported version", not a list of keys this version does not know.
         if let Ok(probe) =

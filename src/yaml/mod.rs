@@ -185,6 +185,26 @@ pub(crate) fn first_content_line(text: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// The first carriage return that is not part of a CRLF line ending, as a problem. YAML
+/// counts a lone CR as a line break; `git diff`, GitHub's annotations and most tools do
+/// not, so every line number after one would point at the wrong line. Files are refused
+/// before parsing, located in lines as those tools count them.
+pub(crate) fn lone_carriage_return(text: &str) -> Option<Problem> {
+    let bytes = text.as_bytes();
+    let at = (0..bytes.len()).find(|&i| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'))?;
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Some(Problem::Syntax {
+        line: Some(before.matches('\n').count() + 1),
+        column: Some(text[line_start..at].chars().count() + 1),
+        message: "a carriage return (`\\r`) that is not followed by a line feed".into(),
+        hint: Some(
+            "save the file with LF (or CRLF) line endings: YAML reads a lone CR as a line break, git and GitHub do not"
+                .into(),
+        ),
+    })
+}
+
 /// A 1-based (line, column) from a parser location; (1, 1) when unknown.
 pub(crate) fn position(location: serde_saphyr::Location) -> (usize, usize) {
     let line = usize::try_from(location.line()).unwrap_or(0);

@@ -366,6 +366,10 @@ const ERROR_CASES: &[(&str, &str)] = &[
         "version: 1\nentries:\n  - repositories: [a/b]\n\tinstruction: x\n",
     ),
     (
+        "lone carriage return",
+        "version: 1\nentries:\r  - {repositories: [a/b], instruction: x, scope: []}\n",
+    ),
+    (
         "instruction as a list",
         "version: 1\nentries:\n  - repositories: [a/b]\n    instruction: [x]\n    scope: []\n",
     ),

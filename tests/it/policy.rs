@@ -554,6 +554,21 @@ fn error_tab_indentation() {
 }
 
 #[test]
+fn error_lone_carriage_return() {
+    // YAML would count the lone CR as a line break and put the `\0` on line 5; git and
+    // GitHub count it on line 4, so the file is refused at the CR, in their lines.
+    let text = "version: 1\nscope:\n  allow: [\r\r\"src/**\"]\n\0  max-files: 3\n";
+    assert_snapshot!("lone_carriage_return", snapshot_error(text));
+    let e = error(text);
+    assert_eq!(e.location(), Some((3, 11)));
+    // CRLF line endings are line endings.
+    let crlf = "version: 1\r\nscope:\r\n  allow: [\"src/**\"]\r\n";
+    let policy = Policy::from_yaml(crlf, PATH).expect("a CRLF policy loads");
+    assert!(policy.scope.decide(b"src/a.rs").in_scope);
+    assert!(!policy.scope.decide(b"docs/a.md").in_scope);
+}
+
+#[test]
 fn error_bad_indentation() {
     assert_snapshot!(
         "bad_indentation",
