@@ -1,13 +1,15 @@
 //! Adapter for GitHub's REST API: the agent-tasks endpoints and the few repository
 //! endpoints the gate uses. [`types`] holds the wire types shared with the simulator;
-//! [`client`] the one HTTP client (configuration, headers, endpoints) over `transport`
-//! (retries, rate limits, the `ETag` cache); [`error`] its error classes; [`retry`] the
-//! backoff policy and header reading; `reconcile` the at-most-once create; `cost` the sum
-//! of session usage; [`poll`] the poller; [`stop`] the stand-in for the cancel endpoint
-//! GitHub does not have. Nothing here knows policies, git, reports or the simulator.
+//! [`client`] the one HTTP client (configuration, headers, shared state) over `transport`
+//! (retries, rate limits, the `ETag` cache), with its typed endpoint methods in
+//! `endpoints`; [`error`] its error classes; [`retry`] the backoff policy and header
+//! reading; `reconcile` the at-most-once create; `cost` the sum of session usage; [`poll`]
+//! the poller; [`stop`] the stand-in for the cancel endpoint GitHub does not have. Nothing
+//! here knows policies, git, reports or the simulator.
 
 pub mod client;
 mod cost;
+mod endpoints;
 pub mod error;
 pub mod poll;
 mod reconcile;
@@ -17,10 +19,10 @@ mod transport;
 pub mod types;
 
 pub use client::{
-    Client, ClientConfig, CreatedComment, DEFAULT_API_URL, DEFAULT_API_VERSION, Direction,
-    ListQuery, ListSort, Token, create_task_request, install_crypto_provider,
+    Client, ClientConfig, DEFAULT_API_URL, DEFAULT_API_VERSION, Token, install_crypto_provider,
 };
 pub use cost::{Cost, task_cost};
+pub use endpoints::{CreatedComment, Direction, ListQuery, ListSort, create_task_request};
 pub use error::{ApiError, ErrorInfo, INSTALLATION_TOKEN_HINT, TransportKind};
 pub use poll::{PollEvent, PollOptions, PollOutcome, StatePolicy, poll_task};
 pub use reconcile::{CreatedTask, since_before_now};

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{Client, note_state, timestamp};
+use super::client::{Client, timestamp};
+use super::endpoints::note_state;
 use super::error::ApiError;
 use super::retry::jitter_between;
 use super::types::{Task, TaskState};

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{Client, Direction, ListQuery, ListSort};
+use super::client::Client;
+use super::endpoints::{Direction, ListQuery, ListSort};
 use super::error::ApiError;
 use super::types::{CreateTaskRequest, Task};
 

@@ -1,7 +1,7 @@
 //! The transport under [`Client`]: one request at a time (`send_once`: wait for the shared
 //! "not before", conditional GET from the `ETag` cache, read the whole answer, record what
 //! GitHub asks us to wait, classify failures and log their request id) and the retry loop of
-//! idempotent GETs (`get`). Endpoints and configuration live in `client`.
+//! idempotent GETs (`get`). Configuration lives in `client`, the endpoints in `endpoints`.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;

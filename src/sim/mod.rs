@@ -4,11 +4,16 @@
 //! gate. Only `demo`, the `sim` command and tests use it.
 //!
 //! - [`route`]: endpoints and path matching.
-//! - [`scenario`]: the YAML scenario language, parsed and compiled.
+//! - [`scenario`]: the YAML scenario language: the compiled types, the raw serde form
+//!   (`scenario/raw.rs`) and the compiler (`scenario/compile.rs`).
 //! - `store`: tasks, pull requests, rate-limit buckets, the request log.
 //! - [`repo`]: the bare repository, changed with git plumbing.
 //! - `agent`: the simulated agent (state machine, commits, pull requests).
-//! - `api`, `repos` and `server`: the endpoints and the request pipeline.
+//! - `api`: the agent-tasks endpoints (`api/create.rs`, `api/list.rs`, the GET and the
+//!   shared `Reply` in `api/mod.rs`); `repos`: the repository endpoints.
+//! - `server`: the handler and request log (`server/mod.rs`), the killable connections
+//!   (`server/conn.rs`), GitHub's order of checks (`server/pipeline.rs`), rate limits
+//!   (`server/limits.rs`) and injected faults (`server/faults.rs`).
 
 mod agent;
 mod api;

@@ -1,0 +1,226 @@
+//! The task lists, `GET /agents/tasks` and `GET /agents/repos/{o}/{r}/tasks` (reference
+//! §3.2, §6, §12.7): the query parameters parsed and validated, the tasks in scope
+//! filtered, sorted and paged, the totals, and the `Link` header (shared with the
+//! repository lists in `repos`). Getting or creating one task is elsewhere (the parent,
+//! `create`).
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::{Reply, doc_url, invalid};
+use crate::github::types::TaskState;
+use crate::sim::route::{Endpoint, Matched, parse_query, percent_encode};
+use crate::sim::scenario::PerPagePolicy;
+use crate::sim::server::{Incoming, Sim};
+use crate::sim::store::{SimTask, repo_key};
+
+/// Parsed list parameters (reference §3.2).
+struct ListQuery {
+    per_page: usize,
+    page: usize,
+    sort_created: bool,
+    ascending: bool,
+    states: Option<Vec<TaskState>>,
+    archived: bool,
+    since: Option<Timestamp>,
+    creators: Vec<i64>,
+}
+
+fn list_query(sim: &Sim, pairs: &[(String, String)], doc: &str) -> Result<ListQuery, Reply> {
+    let mut q = ListQuery {
+        per_page: 30,
+        page: 1,
+        sort_created: false,
+        ascending: false,
+        states: None,
+        archived: false,
+        since: None,
+        creators: Vec::new(),
+    };
+    let bad = |field: &str, msg: String| {
+        Reply::validation(doc, vec![invalid(field, "Task", "invalid", Some(msg))])
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "per_page" => {
+                let n: i64 = v.parse().map_err(|_| {
+                    bad(
+                        "per_page",
+                        format!("per_page must be an integer, not {v:?}"),
+                    )
+                })?;
+                if !(1..=100).contains(&n) && sim.scenario.api.per_page == PerPagePolicy::Reject {
+                    return Err(bad("per_page", "per_page must be between 1 and 100".into()));
+                }
+                q.per_page = usize::try_from(n.clamp(1, 100)).unwrap_or(30);
+            }
+            "page" => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| bad("page", format!("page must be an integer, not {v:?}")))?;
+                q.page = usize::try_from(n.max(1)).unwrap_or(1);
+            }
+            "sort" => {
+                q.sort_created = match v.as_str() {
+                    "updated_at" => false,
+                    "created_at" => true,
+                    _ => {
+                        return Err(bad(
+                            "sort",
+                            format!("sort must be updated_at or created_at, not {v:?}"),
+                        ));
+                    }
+                }
+            }
+            "direction" => {
+                q.ascending = match v.as_str() {
+                    "desc" => false,
+                    "asc" => true,
+                    _ => {
+                        return Err(bad(
+                            "direction",
+                            format!("direction must be asc or desc, not {v:?}"),
+                        ));
+                    }
+                }
+            }
+            "state" => {
+                let mut states = Vec::new();
+                for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match TaskState::parse(s) {
+                        TaskState::Unknown(_) => {
+                            return Err(bad("state", format!("unknown state {s:?}")));
+                        }
+                        st => states.push(st),
+                    }
+                }
+                q.states = Some(states);
+            }
+            "is_archived" => {
+                q.archived = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(bad(
+                            "is_archived",
+                            format!("is_archived must be true or false, not {v:?}"),
+                        ));
+                    }
+                }
+            }
+            "since" => {
+                q.since = Some(v.parse::<Timestamp>().map_err(|_| {
+                    bad(
+                        "since",
+                        format!("since must be an ISO 8601 timestamp, not {v:?}"),
+                    )
+                })?);
+            }
+            "creator_id" | "creator_id[]" => {
+                for part in v.split(',').filter(|s| !s.is_empty()) {
+                    q.creators.push(part.trim().parse().map_err(|_| {
+                        bad(
+                            "creator_id",
+                            format!("creator_id must be an integer, not {part:?}"),
+                        )
+                    })?);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+pub(super) fn list_tasks(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> Reply {
+    let doc = doc_url(m.endpoint);
+    let pairs = parse_query(&inc.query);
+    let q = match list_query(sim, &pairs, doc) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let repo_scoped = m.endpoint == Endpoint::ListRepoTasks;
+    let key = repo_key(&m.owner, &m.repo);
+    let store = sim.store();
+    let in_scope: Vec<&SimTask> = store
+        .tasks
+        .iter()
+        .filter(|t| {
+            if repo_scoped {
+                t.repo_key() == key
+            } else {
+                t.creator_id == user
+            }
+        })
+        .collect();
+    let total_active = in_scope.iter().filter(|t| t.archived_at.is_none()).count();
+    let total_archived = in_scope.len() - total_active;
+    let mut chosen: Vec<&SimTask> = in_scope
+        .into_iter()
+        .filter(|t| t.archived_at.is_some() == q.archived)
+        .filter(|t| q.states.as_ref().is_none_or(|s| s.contains(&t.state())))
+        .filter(|t| q.since.is_none_or(|s| t.updated_at >= s))
+        .filter(|t| !repo_scoped || q.creators.is_empty() || q.creators.contains(&t.creator_id))
+        .collect();
+    chosen.sort_by_key(|t| {
+        if q.sort_created {
+            t.created_at
+        } else {
+            t.updated_at
+        }
+    });
+    if !q.ascending {
+        chosen.reverse();
+    }
+    let last = chosen.len().div_ceil(q.per_page).max(1);
+    let start = (q.page - 1).saturating_mul(q.per_page);
+    let tasks: Vec<Value> = chosen
+        .iter()
+        .skip(start)
+        .take(q.per_page)
+        .map(|t| t.to_json(&sim.base_url, false))
+        .collect();
+    let body = json!({
+        "tasks": tasks,
+        "total_active_count": total_active,
+        "total_archived_count": total_archived,
+    });
+    let mut r = Reply::json(200, &body);
+    r.headers.push((
+        "link",
+        link_header(&sim.base_url, &inc.path, &pairs, q.page, q.per_page, last),
+    ));
+    r
+}
+
+/// `Link` with `first` always, `prev` after page 1, `next` before the last page and `last`
+/// (the URL of the final page), keeping every other query parameter.
+pub(crate) fn link_header(
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    page: usize,
+    per_page: usize,
+    last: usize,
+) -> String {
+    let url = |p: usize| {
+        let mut q: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k != "page" && k != "per_page")
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect();
+        q.push(format!("page={p}"));
+        q.push(format!("per_page={per_page}"));
+        format!("<{base}{path}?{}>", q.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"prev\"", url((page - 1).min(last))));
+    }
+    links.push(format!("{}; rel=\"first\"", url(1)));
+    links.push(format!("{}; rel=\"last\"", url(last)));
+    links.join(", ")
+}
