@@ -5,10 +5,12 @@
 //! [`Report`]: crate::report::Report
 
 mod check;
+mod head;
 mod publish;
 mod review;
 mod round;
 mod run;
+mod session;
 mod start;
 
 use std::io::Write;

@@ -1,8 +1,8 @@
 //! `agent-gate run`: the whole flow of DESIGN §1 — load inputs and the policy from the base
 //! ref, hand over to `start.rs` to attach to the run's task or (within the daily budget, once
-//! admitted under `agent.max-concurrent-tasks`) start it, then to `round.rs`, which polls it
-//! to the deadline, gates the agent's change with the steps `check` uses, and runs the repair
-//! rounds; last the review gate. Every failure becomes a verdict in the [`Report`].
+//! admitted under `agent.max-concurrent-tasks`) start it, then to `round.rs`, which runs the
+//! rounds (each polled to the deadline in `session.rs` and gated in `head.rs` with the steps
+//! `check` uses); last the review gate. Every failure becomes a verdict in the [`Report`].
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -17,10 +17,8 @@ use crate::flow::check::{config_error, load_policy_at, narrow};
 use crate::flow::round::{RoundContext, gate_rounds};
 use crate::flow::start::{StartContext, start_task};
 use crate::git::Git;
-use crate::github::types::{ArtifactRef, Task};
-use crate::github::{ApiError, Client, ClientConfig, StatePolicy};
+use crate::github::{ApiError, Client, ClientConfig};
 use crate::lease::LeaseStore;
-use crate::policy::{OnIdle, OnWaitingForUser};
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
@@ -125,21 +123,6 @@ pub(super) fn finish_with(mut report: Report, verdict: Verdict, note: String) ->
     report
 }
 
-pub(super) fn state_policy_idle(p: OnIdle) -> StatePolicy {
-    match p {
-        OnIdle::Accept => StatePolicy::Accept,
-        OnIdle::Wait => StatePolicy::Wait,
-        OnIdle::Fail => StatePolicy::Fail,
-    }
-}
-
-pub(super) fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
-    match p {
-        OnWaitingForUser::Fail => StatePolicy::Fail,
-        OnWaitingForUser::Wait => StatePolicy::Wait,
-    }
-}
-
 pub(super) fn fmt_secs(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
@@ -151,43 +134,10 @@ pub(super) fn fmt_secs(d: Duration) -> String {
     }
 }
 
-/// The branch the agent worked on: the `branch` artifact, else the last session's `head_ref`.
-pub(super) fn task_branch(task: &Task) -> Option<String> {
-    task.artifacts
-        .iter()
-        .find_map(|a| match a.decode() {
-            ArtifactRef::Branch { head_ref, .. } => Some(head_ref),
-            _ => None,
-        })
-        .or_else(|| {
-            task.sessions
-                .as_ref()
-                .and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone()))
-        })
-}
-
-/// Whether the task reports a pushed branch or a pull request.
-pub(super) fn pushed(task: &Task) -> bool {
-    task.artifacts.iter().any(|a| {
-        matches!(
-            a.decode(),
-            ArtifactRef::Branch { .. } | ArtifactRef::Pull { .. }
-        )
-    })
-}
-
 /// A policy error names the base branch rather than the private ref's commit id.
 fn base_named(message: &str, rev: &str, branch: &str) -> String {
     let short: String = rev.chars().take(12).collect();
     message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
-}
-
-pub(super) fn session_error(task: &Task) -> Option<String> {
-    task.sessions.as_ref().and_then(|s| {
-        s.iter()
-            .rev()
-            .find_map(|s| s.error.as_ref().map(|e| e.message.clone()))
-    })
 }
 
 /// Private refs the gate fetches into, removed when the run ends, so the workspace's own
