@@ -22,7 +22,7 @@ use crate::policy::{OnIdle, OnWaitingForUser};
 use crate::repair::latest_round;
 use crate::report::{Report, TimelineEntry, Verdict};
 
-use super::run::PrivateRefs;
+use super::fetch::PrivateRefs;
 
 /// How one round ended.
 pub(super) struct RoundEnd {
