@@ -5,23 +5,28 @@
 //! [`Report`]: crate::report::Report
 
 mod check;
+mod fetch;
+mod head;
+mod options;
 mod publish;
 mod review;
 mod round;
 mod run;
+mod session;
 mod start;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use check::{CheckOptions, check};
+pub use options::RunOptions;
 pub use publish::{PublishOptions, actions_io, open_audit, publish};
 pub use review::{
     CommentAction, CommentSet, MAX_COMMENT_BYTES, MAX_STATUS_DESCRIPTION, ReviewOptions,
     ReviewRecord, StatusSet, comment_body, comment_marker, review, status_description,
     status_state,
 };
-pub use run::{RunOptions, WAITING_STATE, run};
+pub use run::{WAITING_STATE, run};
 
 use crate::policy::Policy;
 use crate::report::{Verdict, describe_decision};

@@ -1,112 +1,30 @@
-//! `agent-gate run`: the whole flow of DESIGN §1 — load inputs and the policy from the base
-//! ref, hand over to `start.rs` to attach to the run's task or (within the daily budget, once
-//! admitted under `agent.max-concurrent-tasks`) start it, then to `round.rs`, which polls it
-//! to the deadline, gates the agent's change with the steps `check` uses, and runs the repair
-//! rounds; last the review gate. Every failure becomes a verdict in the [`Report`].
+//! `agent-gate run`: the whole flow of DESIGN §1, in order — check the inputs, have
+//! `fetch.rs` fetch the base and read the policy there, derive the key and prompt, build the
+//! clients, hand over to `start.rs` to attach to the run's task or (within the daily budget,
+//! once admitted under `agent.max-concurrent-tasks`) start it, then to `round.rs` for the
+//! rounds (polled in `session.rs`, gated in `head.rs`); last the review gate. Every failure
+//! becomes a verdict in the [`Report`]; [`finish_with`], [`api_error`] and [`fmt_secs`] are
+//! the helpers the other run files finish reports and word durations with. The inputs' type
+//! is `options.rs`'s.
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::{AdmissionLimits, Priority};
-use crate::audit::AuditStream;
-use crate::flow::check::{config_error, load_policy_at, narrow};
+use crate::admission::AdmissionLimits;
+use crate::flow::check::{config_error, narrow};
+use crate::flow::fetch::{Base, PrivateRefs, fetch_base, git_token};
+use crate::flow::options::RunOptions;
 use crate::flow::round::{RoundContext, gate_rounds};
 use crate::flow::start::{StartContext, start_task};
 use crate::git::Git;
-use crate::github::types::{ArtifactRef, Task};
-use crate::github::{ApiError, Client, ClientConfig, StatePolicy};
+use crate::github::{ApiError, Client, ClientConfig};
 use crate::lease::LeaseStore;
-use crate::policy::{OnIdle, OnWaitingForUser};
+use crate::policy::Policy;
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
-
-/// Inputs of [`run`] (the Action's inputs and the CLI's flags).
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// The workspace: a clone of the repository.
-    pub repo: PathBuf,
-    /// `owner/repo` on GitHub (or the simulator).
-    pub repository: String,
-    /// Where the agent's branch and the base are fetched from: a remote name, URL or path.
-    pub remote: String,
-    pub instruction: String,
-    pub scope: Vec<String>,
-    pub policy_path: String,
-    /// User token for the agent-tasks API.
-    pub token: String,
-    /// Token for statuses, labels and comments (default: `token`).
-    pub github_token: Option<String>,
-    pub base_ref: Option<String>,
-    pub timeout: Option<Duration>,
-    pub task_id: Option<String>,
-    pub task_key: Option<String>,
-    pub dry_run: bool,
-    pub api_url: String,
-    pub model: Option<String>,
-    pub custom_agent: Option<String>,
-    pub jobs: Option<usize>,
-    /// What the idempotency key is derived from when `task_key` is not given.
-    pub key_inputs: KeyInputs,
-    /// The gate's environment (checks get an allow-listed subset).
-    pub gate_env: Vec<(OsString, OsString)>,
-    /// At most one heartbeat line this often while waiting.
-    pub heartbeat: Duration,
-    /// Who may take the slots `agent.reserved-for-high` keeps free.
-    pub priority: Priority,
-    /// Repair rounds (the `repair-rounds` input); `None`: the policy's `agent.repair-rounds`.
-    pub repair_rounds: Option<u32>,
-    /// How long one API request may take before it is abandoned (and retried when it is
-    /// idempotent); 30 s by default.
-    pub request_timeout: Duration,
-    /// The audit record, written as the run goes (none by default; the publisher finishes
-    /// it).
-    pub audit: AuditStream,
-}
-
-impl RunOptions {
-    /// Options for `repository` (`owner/repo`) worked on in the clone `repo`, against the API
-    /// at `api_url` with `token`; everything else as the CLI's defaults (remote `origin`,
-    /// the default policy path, no instruction, no overrides, normal priority, a heartbeat
-    /// every 30 s, a 30 s request timeout). Set the rest with struct update syntax.
-    pub fn new(
-        repo: impl Into<PathBuf>,
-        repository: impl Into<String>,
-        api_url: impl Into<String>,
-        token: impl Into<String>,
-    ) -> RunOptions {
-        RunOptions {
-            repo: repo.into(),
-            repository: repository.into(),
-            remote: "origin".to_string(),
-            instruction: String::new(),
-            scope: Vec::new(),
-            policy_path: crate::policy::DEFAULT_POLICY_PATH.to_string(),
-            token: token.into(),
-            github_token: None,
-            base_ref: None,
-            timeout: None,
-            task_id: None,
-            task_key: None,
-            dry_run: false,
-            api_url: api_url.into(),
-            model: None,
-            custom_agent: None,
-            jobs: None,
-            key_inputs: KeyInputs::default(),
-            gate_env: Vec::new(),
-            heartbeat: Duration::from_secs(30),
-            priority: Priority::Normal,
-            repair_rounds: None,
-            request_timeout: Duration::from_secs(30),
-            audit: AuditStream::none(),
-        }
-    }
-}
 
 /// The timeline state of a run waiting for a slot under `agent.max-concurrent-tasks`.
 pub const WAITING_STATE: &str = "waiting-for-capacity";
@@ -125,21 +43,6 @@ pub(super) fn finish_with(mut report: Report, verdict: Verdict, note: String) ->
     report
 }
 
-pub(super) fn state_policy_idle(p: OnIdle) -> StatePolicy {
-    match p {
-        OnIdle::Accept => StatePolicy::Accept,
-        OnIdle::Wait => StatePolicy::Wait,
-        OnIdle::Fail => StatePolicy::Fail,
-    }
-}
-
-pub(super) fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
-    match p {
-        OnWaitingForUser::Fail => StatePolicy::Fail,
-        OnWaitingForUser::Wait => StatePolicy::Wait,
-    }
-}
-
 pub(super) fn fmt_secs(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
@@ -148,60 +51,6 @@ pub(super) fn fmt_secs(d: Duration) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{s}s")
-    }
-}
-
-/// The branch the agent worked on: the `branch` artifact, else the last session's `head_ref`.
-pub(super) fn task_branch(task: &Task) -> Option<String> {
-    task.artifacts
-        .iter()
-        .find_map(|a| match a.decode() {
-            ArtifactRef::Branch { head_ref, .. } => Some(head_ref),
-            _ => None,
-        })
-        .or_else(|| {
-            task.sessions
-                .as_ref()
-                .and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone()))
-        })
-}
-
-/// Whether the task reports a pushed branch or a pull request.
-pub(super) fn pushed(task: &Task) -> bool {
-    task.artifacts.iter().any(|a| {
-        matches!(
-            a.decode(),
-            ArtifactRef::Branch { .. } | ArtifactRef::Pull { .. }
-        )
-    })
-}
-
-/// A policy error names the base branch rather than the private ref's commit id.
-fn base_named(message: &str, rev: &str, branch: &str) -> String {
-    let short: String = rev.chars().take(12).collect();
-    message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
-}
-
-pub(super) fn session_error(task: &Task) -> Option<String> {
-    task.sessions.as_ref().and_then(|s| {
-        s.iter()
-            .rev()
-            .find_map(|s| s.error.as_ref().map(|e| e.message.clone()))
-    })
-}
-
-/// Private refs the gate fetches into, removed when the run ends, so the workspace's own
-/// branches and HEAD are never touched.
-pub(super) struct PrivateRefs<'a> {
-    pub git: &'a Git,
-    pub names: Vec<String>,
-}
-
-impl Drop for PrivateRefs<'_> {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = self.git.delete_ref(n);
-        }
     }
 }
 
@@ -247,31 +96,10 @@ async fn run_gate(
     report.policy = Some(opts.policy_path.clone());
 
     // 1. Inputs.
-    let Some((owner, name)) = opts
-        .repository
-        .split_once('/')
-        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-    else {
-        return config_error(
-            report,
-            format!(
-                "repository `{}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)",
-                opts.repository
-            ),
-        );
+    let (owner, name) = match check_inputs(&opts) {
+        Ok(r) => r,
+        Err(e) => return config_error(report, e),
     };
-    if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
-        return config_error(
-            report,
-            "an instruction is required (input `instruction`, or `task-id` to attach to a running task)",
-        );
-    }
-    if opts.token.trim().is_empty() && !opts.dry_run {
-        return config_error(
-            report,
-            "a token is required (input `token`): a user token with \"Agent tasks\" read and write; GitHub refuses installation tokens such as GITHUB_TOKEN for this API",
-        );
-    }
     let git = Git::new(&opts.repo);
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let mut refs = PrivateRefs {
@@ -280,42 +108,15 @@ async fn run_gate(
     };
 
     // 2. The base, fetched into a private ref; the policy is read there.
-    let mut base_branch = opts
-        .base_ref
-        .clone()
-        .filter(|b| !b.trim().is_empty())
-        .or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten())
-        .unwrap_or_else(|| "main".to_string());
     let base_local = format!("refs/agent-gate/{tag}/base");
-    let mut base_rev = match fetch_branch(&git, &opts, &base_branch, &base_local, &mut refs) {
-        Ok(r) => r,
+    let Base {
+        branch: base_branch,
+        rev: base_rev,
+        policy,
+    } = match fetch_base(&git, &opts, &base_local, &mut refs) {
+        Ok(b) => b,
         Err(e) => return config_error(report, e),
     };
-    let mut policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
-        Ok(p) => p,
-        Err(e) => return config_error(report, base_named(&e, &base_rev, &base_branch)),
-    };
-    // No input names the base: the policy's `agent.base-ref` does. The policy is then read
-    // again there, since that branch is the base of the change.
-    if opts.base_ref.is_none()
-        && let Some(b) = policy.agent.base_ref.clone()
-        && b != base_branch
-    {
-        base_branch = b;
-        base_rev = match fetch_branch(&git, &opts, &base_branch, &base_local, &mut refs) {
-            Ok(r) => r,
-            Err(e) => {
-                return config_error(
-                    report,
-                    format!("{e} (the policy's agent.base-ref; pass --base-ref to override)"),
-                );
-            }
-        };
-        policy = match load_policy_at(&git, &base_rev, &opts.policy_path) {
-            Ok(p) => p,
-            Err(e) => return config_error(report, base_named(&e, &base_rev, &base_branch)),
-        };
-    }
     report.base = Some(base_branch.clone());
 
     // 3. Admission.
@@ -369,25 +170,10 @@ async fn run_gate(
     }
 
     // 4. Attach, or check the budget, wait for capacity and start.
-    let config = |token: &str| {
-        let mut cfg =
-            ClientConfig::new(token.to_string(), owner, name).with_api_url(opts.api_url.clone());
-        cfg.request_timeout = opts.request_timeout;
-        cfg
-    };
-    let client = match Client::new(config(&opts.token)) {
+    let (client, status_client) = match clients(&opts, owner, name, deadline) {
         Ok(c) => c,
         Err(e) => return api_error(report, "cannot build the API client", &e),
     };
-    let status_client = match opts
-        .github_token
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(t) => Client::new(config(t)).unwrap_or_else(|_| client.clone()),
-        None => client.clone(),
-    };
-    let client = client.with_deadline(deadline);
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     // The admission lock and lease on the remote (issue 8); the lease is given back when
     // this store is dropped, at the end of the run.
@@ -481,76 +267,95 @@ async fn run_gate(
     let mut report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
     drop(refs);
 
-    // 8. The review gate: a commit status on the gated commit of the pull request and one
-    // summary comment (updated, never duplicated), with the token that may. Best effort:
-    // it never changes the verdict. A run interrupted by a signal skips it (time is short).
+    // 8. The review gate, on the pull request; best effort. A run interrupted by a signal
+    // skips it (time is short).
     if shutdown.fired().is_none() && report.task.as_ref().is_some_and(|t| t.pr_number.is_some()) {
-        let mut masker = crate::actions::Masker::new();
-        masker.register(opts.token.trim());
-        if let Some(t) = &opts.github_token {
-            masker.register(t.trim());
-        }
-        let run_url = crate::actions::ActionsEnv::from_vars(
-            opts.gate_env
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string()))),
-        )
-        .run_url();
-        let review_opts = crate::flow::ReviewOptions::new(
-            policy.report.status_context.clone(),
-            policy.report.comment,
-            run_url,
-            masker,
-        );
-        let record = crate::flow::review(&status_client, &report, &review_opts).await;
-        report.notes.extend(record.summary_lines());
+        review_gate(&opts, &policy, &status_client, &mut report).await;
     }
     report
 }
 
-/// `git fetch` of `refspecs` from the run's remote; when that fails and a token is given
-/// (`github-token`, else `token`), once more with the token as an HTTP header — a workspace
-/// checked out with `persist-credentials: false` has no credentials of its own. The token
-/// never appears in an argument or a message.
-pub(super) fn fetch_refs(
-    git: &Git,
-    opts: &RunOptions,
-    refspecs: &[&str],
-) -> Result<(), crate::git::GitError> {
-    crate::git::plain_then_token(git_token(opts), |token| match token {
-        None => git.fetch(&opts.remote, refspecs),
-        Some(t) => git.fetch_with_token(&opts.remote, refspecs, t),
-    })
-    .map(drop)
+/// The `owner/repo` of a run whose inputs make sense: a repository of that form, an
+/// instruction (or a task to attach to), a token (unless it is a dry run).
+fn check_inputs(opts: &RunOptions) -> Result<(&str, &str), String> {
+    let Some((owner, name)) = opts
+        .repository
+        .split_once('/')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+    else {
+        return Err(format!(
+            "repository `{}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)",
+            opts.repository
+        ));
+    };
+    if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
+        return Err(
+            "an instruction is required (input `instruction`, or `task-id` to attach to a running task)"
+                .to_string(),
+        );
+    }
+    if opts.token.trim().is_empty() && !opts.dry_run {
+        return Err(
+            "a token is required (input `token`): a user token with \"Agent tasks\" read and write; GitHub refuses installation tokens such as GITHUB_TOKEN for this API"
+                .to_string(),
+        );
+    }
+    Ok((owner, name))
 }
 
-/// The token git authenticates with when plain git cannot: `github-token`, else `token`.
-fn git_token(opts: &RunOptions) -> Option<&str> {
-    opts.github_token
+/// The agent-tasks client (with `token`, bounded by `deadline`) and the client for
+/// statuses, labels and comments (with `github-token` when given and usable, else the
+/// same token, unbounded).
+fn clients(
+    opts: &RunOptions,
+    owner: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<(Client, Client), ApiError> {
+    let config = |token: &str| {
+        let mut cfg =
+            ClientConfig::new(token.to_string(), owner, name).with_api_url(opts.api_url.clone());
+        cfg.request_timeout = opts.request_timeout;
+        cfg
+    };
+    let client = Client::new(config(&opts.token))?;
+    let status_client = match opts
+        .github_token
         .as_deref()
         .filter(|t| !t.trim().is_empty())
-        .or_else(|| Some(opts.token.as_str()).filter(|t| !t.trim().is_empty()))
-        .map(str::trim)
+    {
+        Some(t) => Client::new(config(t)).unwrap_or_else(|_| client.clone()),
+        None => client.clone(),
+    };
+    Ok((client.with_deadline(deadline), status_client))
 }
 
-/// Fetch `refs/heads/<branch>` from `remote` into the private ref `local`; fall back to a
-/// local branch of that name when the remote cannot be reached (a CLI run without one).
-fn fetch_branch(
-    git: &Git,
+/// The review gate: a commit status on the gated commit of the pull request and one summary
+/// comment (updated, never duplicated), with the token that may. Best effort: it never
+/// changes the verdict; what it did goes to the report's notes.
+async fn review_gate(
     opts: &RunOptions,
-    branch: &str,
-    local: &str,
-    refs: &mut PrivateRefs<'_>,
-) -> Result<String, String> {
-    let spec = format!("+refs/heads/{branch}:{local}");
-    let remote = &opts.remote;
-    match fetch_refs(git, opts, &[&spec]) {
-        Ok(()) => {
-            refs.names.push(local.to_string());
-            git.rev_parse(local).map_err(|e| e.to_string())
-        }
-        Err(fetch_err) => git
-            .rev_parse(branch)
-            .map_err(|_| format!("cannot fetch `{branch}` from `{remote}`: {fetch_err}")),
+    policy: &Policy,
+    status_client: &Client,
+    report: &mut Report,
+) {
+    let mut masker = crate::actions::Masker::new();
+    masker.register(opts.token.trim());
+    if let Some(t) = &opts.github_token {
+        masker.register(t.trim());
     }
+    let run_url = crate::actions::ActionsEnv::from_vars(
+        opts.gate_env
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string()))),
+    )
+    .run_url();
+    let review_opts = crate::flow::ReviewOptions::new(
+        policy.report.status_context.clone(),
+        policy.report.comment,
+        run_url,
+        masker,
+    );
+    let record = crate::flow::review(status_client, report, &review_opts).await;
+    report.notes.extend(record.summary_lines());
 }

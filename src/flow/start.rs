@@ -3,8 +3,8 @@
 //! `agent.max-concurrent-tasks` (through `crate::admission`, under the admission lock), and
 //! create the task idempotently; and admit each repair round again ([`admit_round`]). It
 //! reports waiting as progress lines and timeline entries and records the admission in the
-//! report; it does not poll the task or gate its change (`round.rs`), and it does not build
-//! the client, policy or prompt (`run.rs`).
+//! report; it does not poll the task (`session.rs`) or gate its change (`head.rs`,
+//! `round.rs`), and it does not build the client, policy or prompt (`run.rs`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,8 +22,9 @@ use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
 
 use super::check::config_error;
+use super::options::RunOptions;
 use super::round::RoundContext;
-use super::run::{RunOptions, WAITING_STATE, api_error, finish_with, fmt_secs};
+use super::run::{WAITING_STATE, api_error, finish_with, fmt_secs};
 
 /// How far back a re-run looks for the task carrying its key.
 const ATTACH_WINDOW: Duration = Duration::from_hours(24 * 7);

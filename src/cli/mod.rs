@@ -1,0 +1,360 @@
+//! The command line (DESIGN §4): dispatch. Each command's parsed arguments (their clap
+//! definitions are `args.rs`'s) become calls of library functions, and their outcomes exit
+//! codes; `run`'s flags are checked and turned into [`RunOptions`](crate::flow::RunOptions)
+//! here. It holds no logic of its own: the flows are `crate::flow`'s, the rest the modules
+//! each command names.
+
+mod args;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::report::Verdict;
+
+pub use args::{
+    CheckArgs, Cli, Command, DemoArgs, ExplainArgs, FleetReportArgs, Format, GateArgs, PlanArgs,
+    RunArgs, SimArgs, StatusArgs, ValidateArgs,
+};
+
+/// Parse the process arguments.
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Run a parsed command line and return the process exit code.
+pub fn main(cli: Cli) -> u8 {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+    match cli.command {
+        Command::Validate(a) => crate::flow::validate(&a.policy, &mut out, &mut err),
+        Command::Explain(a) => {
+            crate::flow::explain(&a.policy, &a.scope, &a.paths, &mut out, &mut err)
+        }
+        Command::Check(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            let mut io = crate::flow::actions_io(out, &secrets_from_env());
+            let publish = crate::flow::PublishOptions {
+                json: a.gate.format == Format::Json,
+                audit_file: a.gate.audit_file.clone(),
+                policy_path: a.policy.clone(),
+                audit: crate::audit::AuditStream::none(),
+            };
+            let opts = crate::flow::CheckOptions {
+                repo: a.repo,
+                base: a.base,
+                head: a.head,
+                policy_path: a.policy,
+                scope: split_list(&a.scope),
+                jobs: a.gate.jobs,
+            };
+            let report = rt.block_on(async {
+                let shutdown = crate::shutdown::Shutdown::from_os_signals()
+                    .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
+                crate::flow::check(opts, shutdown).await
+            });
+            crate::flow::publish(report, &mut io, &publish, &mut err)
+        }
+        Command::Run(a) => run(*a, out, &mut err),
+        Command::Status(a) => {
+            if a.admission {
+                return crate::flow::admission_status(
+                    &a.repo,
+                    &a.remote,
+                    a.format == Format::Json,
+                    &mut out,
+                    &mut err,
+                );
+            }
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            rt.block_on(crate::flow::status(
+                &a.repository,
+                &a.token,
+                &a.api_url,
+                a.task_id.as_deref(),
+                a.format == Format::Json,
+                &mut out,
+                &mut err,
+            ))
+        }
+        Command::Sim(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            let scenario = match a
+                .scenario
+                .as_deref()
+                .map(crate::sim::Scenario::load)
+                .transpose()
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return Verdict::ConfigError.exit_code();
+                }
+            };
+            let cfg = crate::sim::SimConfig {
+                repo: a.repo,
+                scenario,
+                time_scale: a.time_scale,
+            };
+            match rt.block_on(crate::sim::serve_forever(cfg, a.port, std::io::stdout())) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    Verdict::ConfigError.exit_code()
+                }
+            }
+        }
+        Command::Report(a) => fleet_report(&a, &mut out, &mut err),
+        Command::Demo(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            // Progress is written while the gate runs, from a `Send` handle (the lock
+            // `out` holds is re-entrant on this thread).
+            rt.block_on(crate::demo::run(
+                a.scenario.as_deref(),
+                &mut std::io::stdout(),
+            ))
+        }
+        Command::Plan(a) => {
+            use crate::manifest::{PlanCommand, PlanOutput};
+            let cmd = PlanCommand {
+                manifest: a.manifest,
+                date: a.date,
+                today: crate::manifest::today_utc(),
+                format: a.format.map(|f| match f {
+                    Format::Text => PlanOutput::Text,
+                    Format::Json => PlanOutput::Json,
+                }),
+                github_output: std::env::var_os("GITHUB_OUTPUT")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from),
+                annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            };
+            crate::manifest::plan_command(&cmd, &mut out, &mut err)
+        }
+    }
+}
+
+/// `agent-gate run`: check the flags that are not plain strings, build the run's options
+/// from them and the environment, run, and publish the report.
+fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8 {
+    let Some(rt) = runtime(err) else {
+        return Verdict::ConfigError.exit_code();
+    };
+    let timeout = match a
+        .timeout
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => None,
+        Some(t) => {
+            let Some(d) = crate::policy::parse_duration(t) else {
+                let _ = writeln!(
+                    err,
+                    "error: timeout `{t}` is not a duration like 30s, 45m or 2h"
+                );
+                return Verdict::ConfigError.exit_code();
+            };
+            Some(d)
+        }
+    };
+    let priority = if a.priority.trim().is_empty() {
+        crate::manifest::Priority::default()
+    } else if let Some(p) = crate::manifest::Priority::parse(&a.priority) {
+        p
+    } else {
+        let _ = writeln!(
+            err,
+            "error: priority `{}` must be high, normal or low",
+            a.priority
+        );
+        return Verdict::ConfigError.exit_code();
+    };
+    let repair_rounds = match a
+        .repair_rounds
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        None => None,
+        Some(r) => {
+            let Ok(n) = r.parse::<u32>() else {
+                let _ = writeln!(
+                    err,
+                    "error: repair-rounds `{r}` is not a whole number of rounds like 0, 1 or 2"
+                );
+                return Verdict::ConfigError.exit_code();
+            };
+            Some(n)
+        }
+    };
+    let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
+    let opts = crate::flow::RunOptions {
+        remote: a.remote,
+        instruction: a.instruction,
+        scope: split_list(&a.scope),
+        policy_path: a.policy,
+        github_token: nonempty(a.github_token),
+        base_ref: nonempty(a.base_ref),
+        timeout,
+        task_id: nonempty(a.task_id),
+        task_key: nonempty(a.task_key),
+        dry_run: a.dry_run,
+        model: nonempty(a.model),
+        custom_agent: nonempty(a.custom_agent),
+        jobs: a.gate.jobs,
+        key_inputs: crate::prompt::KeyInputs {
+            repository: var("GITHUB_REPOSITORY"),
+            run_id: var("GITHUB_RUN_ID"),
+            job: var("GITHUB_JOB"),
+            step: var("GITHUB_ACTION"),
+            instruction: String::new(),
+        },
+        gate_env: env,
+        priority,
+        repair_rounds,
+        ..crate::flow::RunOptions::new(
+            a.repo,
+            a.repository.unwrap_or_default(),
+            a.api_url,
+            a.token.trim(),
+        )
+    };
+    let mut secrets = secrets_from_env();
+    secrets.push(opts.token.clone());
+    secrets.extend(opts.github_token.clone());
+    let mut io = crate::flow::actions_io(out, &secrets);
+    // The audit record is written as the run goes (a killed gate leaves its steps).
+    let audit = crate::flow::open_audit(&io, a.gate.audit_file.as_deref(), err);
+    let opts = crate::flow::RunOptions {
+        audit: audit.clone(),
+        ..opts
+    };
+    let publish = crate::flow::PublishOptions {
+        json: a.gate.format == Format::Json,
+        audit_file: a.gate.audit_file.clone(),
+        policy_path: opts.policy_path.clone(),
+        audit,
+    };
+    let report = rt.block_on(async {
+        let shutdown = crate::shutdown::Shutdown::from_os_signals()
+            .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
+        let mut progress = crate::progress::ProgressWriter::stderr();
+        crate::flow::run(opts, shutdown, &mut progress).await
+    });
+    crate::flow::publish(report, &mut io, &publish, err)
+}
+
+fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut texts = Vec::new();
+    for f in &a.files {
+        match std::fs::read(f) {
+            Ok(bytes) => texts.push((
+                f.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )),
+            Err(e) => {
+                let _ = writeln!(
+                    err,
+                    "error: cannot read the audit file {}: {e}",
+                    f.display()
+                );
+                return Verdict::ConfigError.exit_code();
+            }
+        }
+    }
+    let report = crate::fleet::FleetReport::from_audit_texts(
+        texts.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+    );
+    let markdown = report.render_markdown();
+    let text = match a.format {
+        Format::Text => markdown.clone(),
+        Format::Json => report.to_json() + "\n",
+    };
+    let _ = out.write_all(text.as_bytes());
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty())
+        && let Err(e) = crate::actions::write_summary(
+            std::path::Path::new(&summary),
+            &markdown,
+            "the audit artifacts",
+        )
+    {
+        let _ = writeln!(err, "error: cannot write the step summary: {e}");
+    }
+    0
+}
+
+/// Values of environment variables that hold secrets (names with TOKEN, SECRET, PASSWORD
+/// or KEY), to be masked in everything the gate prints or writes.
+fn secrets_from_env() -> Vec<String> {
+    std::env::vars()
+        .filter(|(k, v)| {
+            let k = k.to_ascii_uppercase();
+            v.len() >= 4
+                && ["TOKEN", "SECRET", "PASSWORD", "_KEY"]
+                    .iter()
+                    .any(|w| k.contains(w))
+                && !k.ends_with("TASK-KEY")
+        })
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// Split list inputs that may arrive comma- or newline-separated (Action inputs are one
+/// string); commas inside `{a,b}` alternations do not split. Trims entries and drops
+/// empty ones.
+pub fn split_list(items: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in items {
+        let mut depth = 0usize;
+        let mut current = String::new();
+        for ch in item.chars() {
+            match ch {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if ch == '\n' || (ch == ',' && depth == 0) {
+                out.push(std::mem::take(&mut current));
+            } else {
+                current.push(ch);
+            }
+        }
+        out.push(current);
+    }
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}

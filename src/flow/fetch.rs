@@ -1,0 +1,126 @@
+//! What `agent-gate run` fetches from its remote (DESIGN §1 step 2): the base branch, into a
+//! private ref under `refs/agent-gate/<tag>/`, with the policy read there (following the
+//! policy's `agent.base-ref` when no input names the base); and [`fetch_refs`], which the
+//! rounds use for the agent's head. Fetches go with git's own credentials first, then with
+//! the run's token as an HTTP header; [`PrivateRefs`] removes the refs when the run ends, so
+//! the workspace's own branches and HEAD are never touched. It does not gate anything
+//! (`head.rs`, `check.rs`) or talk to the agent-tasks API.
+
+use crate::flow::check::load_policy_at;
+use crate::flow::options::RunOptions;
+use crate::git::Git;
+use crate::policy::Policy;
+
+/// Private refs the gate fetches into, removed when the run ends, so the workspace's own
+/// branches and HEAD are never touched.
+pub(super) struct PrivateRefs<'a> {
+    pub git: &'a Git,
+    pub names: Vec<String>,
+}
+
+impl Drop for PrivateRefs<'_> {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = self.git.delete_ref(n);
+        }
+    }
+}
+
+/// The run's base: the branch, its commit (in the private ref) and the policy read there.
+pub(super) struct Base {
+    pub branch: String,
+    pub rev: String,
+    pub policy: Policy,
+}
+
+/// Fetch the base into the private ref `base_local` and read the policy there. The base is
+/// the `base-ref` input, else the remote's default branch, else `main`; when no input names
+/// it and the policy's `agent.base-ref` names another branch, that one is fetched and its
+/// policy read instead. `Err` is the configuration error to report.
+pub(super) fn fetch_base(
+    git: &Git,
+    opts: &RunOptions,
+    base_local: &str,
+    refs: &mut PrivateRefs<'_>,
+) -> Result<Base, String> {
+    let mut base_branch = opts
+        .base_ref
+        .clone()
+        .filter(|b| !b.trim().is_empty())
+        .or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten())
+        .unwrap_or_else(|| "main".to_string());
+    let mut base_rev = fetch_branch(git, opts, &base_branch, base_local, refs)?;
+    let mut policy = load_policy_at(git, &base_rev, &opts.policy_path)
+        .map_err(|e| base_named(&e, &base_rev, &base_branch))?;
+    // No input names the base: the policy's `agent.base-ref` does. The policy is then read
+    // again there, since that branch is the base of the change.
+    if opts.base_ref.is_none()
+        && let Some(b) = policy.agent.base_ref.clone()
+        && b != base_branch
+    {
+        base_branch = b;
+        base_rev = fetch_branch(git, opts, &base_branch, base_local, refs).map_err(|e| {
+            format!("{e} (the policy's agent.base-ref; pass --base-ref to override)")
+        })?;
+        policy = load_policy_at(git, &base_rev, &opts.policy_path)
+            .map_err(|e| base_named(&e, &base_rev, &base_branch))?;
+    }
+    Ok(Base {
+        branch: base_branch,
+        rev: base_rev,
+        policy,
+    })
+}
+
+/// A policy error names the base branch rather than the private ref's commit id.
+fn base_named(message: &str, rev: &str, branch: &str) -> String {
+    let short: String = rev.chars().take(12).collect();
+    message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
+}
+
+/// `git fetch` of `refspecs` from the run's remote; when that fails and a token is given
+/// (`github-token`, else `token`), once more with the token as an HTTP header — a workspace
+/// checked out with `persist-credentials: false` has no credentials of its own. The token
+/// never appears in an argument or a message.
+pub(super) fn fetch_refs(
+    git: &Git,
+    opts: &RunOptions,
+    refspecs: &[&str],
+) -> Result<(), crate::git::GitError> {
+    crate::git::plain_then_token(git_token(opts), |token| match token {
+        None => git.fetch(&opts.remote, refspecs),
+        Some(t) => git.fetch_with_token(&opts.remote, refspecs, t),
+    })
+    .map(drop)
+}
+
+/// The token git authenticates with when plain git cannot: `github-token`, else `token`.
+pub(super) fn git_token(opts: &RunOptions) -> Option<&str> {
+    opts.github_token
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| Some(opts.token.as_str()).filter(|t| !t.trim().is_empty()))
+        .map(str::trim)
+}
+
+/// Fetch `refs/heads/<branch>` from `remote` into the private ref `local`; fall back to a
+/// local branch of that name when the remote cannot be reached (a CLI run without one).
+fn fetch_branch(
+    git: &Git,
+    opts: &RunOptions,
+    branch: &str,
+    local: &str,
+    refs: &mut PrivateRefs<'_>,
+) -> Result<String, String> {
+    let spec = format!("+refs/heads/{branch}:{local}");
+    let remote = &opts.remote;
+    match fetch_refs(git, opts, &[&spec]) {
+        Ok(()) => {
+            refs.names.push(local.to_string());
+            git.rev_parse(local).map_err(|e| e.to_string())
+        }
+        Err(fetch_err) => git
+            .rev_parse(branch)
+            .map_err(|_| format!("cannot fetch `{branch}` from `{remote}`: {fetch_err}")),
+    }
+}

@@ -1,0 +1,95 @@
+//! The inputs of `agent-gate run`: [`RunOptions`], one field per Action input or CLI flag
+//! (plus what the run is given from outside: the environment, the audit stream), and the
+//! CLI's defaults. It holds no logic: reading the flags is `cli`'s, checking the inputs and
+//! acting on them `run.rs`'s.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::admission::Priority;
+use crate::audit::AuditStream;
+use crate::prompt::KeyInputs;
+
+/// Inputs of [`run`](fn@super::run) (the Action's inputs and the CLI's flags).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The workspace: a clone of the repository.
+    pub repo: PathBuf,
+    /// `owner/repo` on GitHub (or the simulator).
+    pub repository: String,
+    /// Where the agent's branch and the base are fetched from: a remote name, URL or path.
+    pub remote: String,
+    pub instruction: String,
+    pub scope: Vec<String>,
+    pub policy_path: String,
+    /// User token for the agent-tasks API.
+    pub token: String,
+    /// Token for statuses, labels and comments (default: `token`).
+    pub github_token: Option<String>,
+    pub base_ref: Option<String>,
+    pub timeout: Option<Duration>,
+    pub task_id: Option<String>,
+    pub task_key: Option<String>,
+    pub dry_run: bool,
+    pub api_url: String,
+    pub model: Option<String>,
+    pub custom_agent: Option<String>,
+    pub jobs: Option<usize>,
+    /// What the idempotency key is derived from when `task_key` is not given.
+    pub key_inputs: KeyInputs,
+    /// The gate's environment (checks get an allow-listed subset).
+    pub gate_env: Vec<(OsString, OsString)>,
+    /// At most one heartbeat line this often while waiting.
+    pub heartbeat: Duration,
+    /// Who may take the slots `agent.reserved-for-high` keeps free.
+    pub priority: Priority,
+    /// Repair rounds (the `repair-rounds` input); `None`: the policy's `agent.repair-rounds`.
+    pub repair_rounds: Option<u32>,
+    /// How long one API request may take before it is abandoned (and retried when it is
+    /// idempotent); 30 s by default.
+    pub request_timeout: Duration,
+    /// The audit record, written as the run goes (none by default; the publisher finishes
+    /// it).
+    pub audit: AuditStream,
+}
+
+impl RunOptions {
+    /// Options for `repository` (`owner/repo`) worked on in the clone `repo`, against the API
+    /// at `api_url` with `token`; everything else as the CLI's defaults (remote `origin`,
+    /// the default policy path, no instruction, no overrides, normal priority, a heartbeat
+    /// every 30 s, a 30 s request timeout). Set the rest with struct update syntax.
+    pub fn new(
+        repo: impl Into<PathBuf>,
+        repository: impl Into<String>,
+        api_url: impl Into<String>,
+        token: impl Into<String>,
+    ) -> RunOptions {
+        RunOptions {
+            repo: repo.into(),
+            repository: repository.into(),
+            remote: "origin".to_string(),
+            instruction: String::new(),
+            scope: Vec::new(),
+            policy_path: crate::policy::DEFAULT_POLICY_PATH.to_string(),
+            token: token.into(),
+            github_token: None,
+            base_ref: None,
+            timeout: None,
+            task_id: None,
+            task_key: None,
+            dry_run: false,
+            api_url: api_url.into(),
+            model: None,
+            custom_agent: None,
+            jobs: None,
+            key_inputs: KeyInputs::default(),
+            gate_env: Vec::new(),
+            heartbeat: Duration::from_secs(30),
+            priority: Priority::Normal,
+            repair_rounds: None,
+            request_timeout: Duration::from_secs(30),
+            audit: AuditStream::none(),
+        }
+    }
+}

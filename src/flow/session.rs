@@ -1,0 +1,366 @@
+//! One round's session of `agent-gate run` (DESIGN §1 steps 5–7): poll the task to the one
+//! shared deadline, with a progress line per state change and heartbeats; on the deadline or
+//! an interrupt, stop it (bounded, recorded in the report); say what the task's end means for
+//! the verdict; and, when it finished with something to gate, hand its head to `head.rs`.
+//! It does not decide whether another round runs or what it asks (`round.rs`), start the
+//! task (`start.rs`), or fetch and gate the change itself (`head.rs`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::flow::head::gate_head;
+use crate::flow::round::RoundContext;
+use crate::flow::run::{api_error, finish_with, fmt_secs};
+use crate::github::types::{ArtifactRef, Task, TaskState};
+use crate::github::{
+    Client, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions, StopReason, StopRecord,
+    poll_task, stop, task_cost,
+};
+use crate::policy::{OnIdle, OnWaitingForUser};
+use crate::repair::latest_round;
+use crate::report::{Report, TimelineEntry, Verdict};
+
+use super::fetch::PrivateRefs;
+
+/// How one round ended.
+pub(super) struct RoundEnd {
+    pub(super) report: Report,
+    /// The task as last seen.
+    pub(super) last: Task,
+}
+
+fn state_policy_idle(p: OnIdle) -> StatePolicy {
+    match p {
+        OnIdle::Accept => StatePolicy::Accept,
+        OnIdle::Wait => StatePolicy::Wait,
+        OnIdle::Fail => StatePolicy::Fail,
+    }
+}
+
+fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
+    match p {
+        OnWaitingForUser::Fail => StatePolicy::Fail,
+        OnWaitingForUser::Wait => StatePolicy::Wait,
+    }
+}
+
+/// The branch the agent worked on: the `branch` artifact, else the last session's `head_ref`.
+pub(super) fn task_branch(task: &Task) -> Option<String> {
+    task.artifacts
+        .iter()
+        .find_map(|a| match a.decode() {
+            ArtifactRef::Branch { head_ref, .. } => Some(head_ref),
+            _ => None,
+        })
+        .or_else(|| {
+            task.sessions
+                .as_ref()
+                .and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone()))
+        })
+}
+
+fn session_error(task: &Task) -> Option<String> {
+    task.sessions.as_ref().and_then(|s| {
+        s.iter()
+            .rev()
+            .find_map(|s| s.error.as_ref().map(|e| e.message.clone()))
+    })
+}
+
+/// Poll one round's task to its end, then collect and gate the change. `sent_round`: the
+/// round this run sent as a follow-up, whose session must show before a final state counts
+/// (right after the follow-up, the task may still report the previous session's end).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one round of DESIGN §1 steps 5–8, read top to bottom"
+)]
+pub(super) async fn poll_and_gate(
+    ctx: &RoundContext<'_>,
+    task: &Task,
+    mut report: Report,
+    round: u32,
+    sent_round: Option<u32>,
+    timeline: &mut Vec<TimelineEntry>,
+    progress: &mut (dyn Write + Send),
+    refs: &mut PrivateRefs<'_>,
+) -> RoundEnd {
+    let label = if round == 0 {
+        String::new()
+    } else {
+        format!("repair round {round}: ")
+    };
+    let outcome = poll_to_end(ctx, task, sent_round, &label, timeline, progress).await;
+    let last = outcome.last().cloned().unwrap_or_else(|| task.clone());
+    record_last_seen(&mut report, timeline, &last);
+    let end = |report: Report| RoundEnd {
+        report,
+        last: last.clone(),
+    };
+    match judge_end(ctx, task, outcome, report, round, progress).await {
+        // Collect the agent's change.
+        Ok((done, report)) => end(gate_head(ctx, &done, report, &label, progress, refs).await),
+        Err(report) => end(*report),
+    }
+}
+
+/// The poll of one round: intervals, deadline and idle policies from the policy.
+fn poll_options(ctx: &RoundContext<'_>) -> PollOptions {
+    let policy = ctx.policy;
+    PollOptions {
+        initial: policy.agent.poll_initial,
+        max: policy.agent.poll_max,
+        deadline: ctx.deadline,
+        on_idle: state_policy_idle(policy.agent.on_idle),
+        on_waiting_for_user: state_policy_waiting(policy.agent.on_waiting_for_user),
+        jitter: 0.1,
+    }
+}
+
+/// Poll `task` until it ends, the deadline passes or the gate is interrupted; every state
+/// change goes to the timeline, the audit record and `progress`. A follow-up's end counts
+/// only once its session shows (see [`poll_and_gate`]).
+async fn poll_to_end(
+    ctx: &RoundContext<'_>,
+    task: &Task,
+    sent_round: Option<u32>,
+    label: &str,
+    timeline: &mut Vec<TimelineEntry>,
+    progress: &mut (dyn Write + Send),
+) -> PollOutcome {
+    let poll_opts = poll_options(ctx);
+    let started = ctx.started;
+    let timeout = ctx.timeout;
+    let heartbeat = ctx.opts.heartbeat;
+    let mut last_line = Instant::now();
+    loop {
+        let outcome = {
+            let timeline = &mut *timeline;
+            let progress = &mut *progress;
+            let stop_signal = ctx.shutdown.clone();
+            let last_line = &mut last_line;
+            let audit = &ctx.opts.audit;
+            let task_id = task.id.as_str();
+            poll_task(
+                ctx.client,
+                &task.id,
+                &poll_opts,
+                async move {
+                    stop_signal.wait().await;
+                },
+                move |ev| {
+                    let elapsed = started.elapsed();
+                    match ev {
+                        PollEvent::StateChanged { to, at, .. } => {
+                            let entry = TimelineEntry {
+                                state: to.to_string(),
+                                at: at.to_string(),
+                                elapsed_s: elapsed.as_secs_f64(),
+                            };
+                            audit.state(task_id, &entry);
+                            timeline.push(entry);
+                            let _ = writeln!(
+                                progress,
+                                "agent-gate: {label}task {to} (after {}, deadline in {})",
+                                fmt_secs(elapsed),
+                                fmt_secs(timeout.saturating_sub(elapsed))
+                            );
+                            *last_line = Instant::now();
+                        }
+                        PollEvent::Heartbeat { state, .. } => {
+                            if last_line.elapsed() >= heartbeat {
+                                let _ = writeln!(
+                                    progress,
+                                    "agent-gate: {label}still {state} (after {}, deadline in {})",
+                                    fmt_secs(elapsed),
+                                    fmt_secs(timeout.saturating_sub(elapsed))
+                                );
+                                *last_line = Instant::now();
+                            }
+                        }
+                        PollEvent::Retrying { error, wait } => {
+                            let _ = writeln!(
+                                progress,
+                                "agent-gate: API error, retrying in {}: {error}",
+                                fmt_secs(wait)
+                            );
+                        }
+                    }
+                },
+            )
+            .await
+        };
+        // A follow-up's end counts only once its session shows.
+        let ended = match &outcome {
+            PollOutcome::Finished { task } | PollOutcome::Accepted { task } => Some(task),
+            _ => None,
+        };
+        let stale = sent_round.zip(ended).is_some_and(|(r, t)| {
+            t.sessions.is_some() && latest_round(t, ctx.key).is_none_or(|l| l < r)
+        });
+        if stale && Instant::now() + poll_opts.initial < ctx.deadline {
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.wait() => {}
+                () = tokio::time::sleep(poll_opts.initial) => {}
+            }
+            continue;
+        }
+        break outcome;
+    }
+}
+
+/// The report's task as last seen: timeline, state, cost and branch.
+fn record_last_seen(report: &mut Report, timeline: &[TimelineEntry], last: &Task) {
+    if let Some(info) = report.task.as_mut() {
+        info.timeline = timeline.to_vec();
+        info.state = last.state.to_string();
+        let cost = task_cost(last);
+        info.ai_credits = cost.ai_credits();
+        info.premium_requests = cost.premium_requests;
+        info.branch = task_branch(last);
+    }
+}
+
+/// What the task's end means: `Ok` with the task whose branch is to be gated (and the report
+/// so far), or `Err` with the finished report of a round that ends here (the task failed or
+/// was rejected; the deadline or an interrupt stopped it; the API failed).
+async fn judge_end(
+    ctx: &RoundContext<'_>,
+    task: &Task,
+    outcome: PollOutcome,
+    mut report: Report,
+    round: u32,
+    progress: &mut (dyn Write + Send),
+) -> Result<(Task, Report), Box<Report>> {
+    let policy = ctx.policy;
+    let stop_opts = StopOptions {
+        status_context: policy.report.status_context.clone(),
+        comment: policy.report.comment,
+        ..StopOptions::default()
+    };
+    match outcome {
+        PollOutcome::Finished { task } if task.state == TaskState::Completed => Ok((task, report)),
+        PollOutcome::Accepted { task } => {
+            report.notes.push(format!(
+                "the task is `{}`; policy accepts it and gates what the branch holds",
+                task.state
+            ));
+            Ok((task, report))
+        }
+        PollOutcome::Finished { task } => {
+            let why = session_error(&task)
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            Err(Box::new(finish_with(
+                report,
+                Verdict::AgentFailed,
+                format!("the task ended `{}` on GitHub's side{why}", task.state),
+            )))
+        }
+        PollOutcome::Rejected { task } => Err(Box::new(finish_with(
+            report,
+            Verdict::AgentFailed,
+            format!(
+                "the task is `{}` and the policy says fail (agent.on-idle / agent.on-waiting-for-user)",
+                task.state
+            ),
+        ))),
+        PollOutcome::DeadlineReached { last } => {
+            let task = last.unwrap_or_else(|| task.clone());
+            let record =
+                bounded_stop(ctx.status_client, &task, StopReason::TimedOut, &stop_opts).await;
+            record_stop(&mut report, &record);
+            Err(Box::new(finish_with(
+                report,
+                Verdict::TimedOut,
+                format!(
+                    "the gate's deadline ({}) passed while the task was `{}`{}",
+                    fmt_secs(ctx.timeout),
+                    task.state,
+                    if round > 0 {
+                        format!(" in repair round {round}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            )))
+        }
+        PollOutcome::Interrupted { last } => {
+            let task = last.unwrap_or_else(|| task.clone());
+            let _ = writeln!(
+                progress,
+                "agent-gate: interrupted; recording the stop of task {}",
+                task.id
+            );
+            let record =
+                bounded_stop(ctx.status_client, &task, StopReason::Cancelled, &stop_opts).await;
+            record_stop(&mut report, &record);
+            let signal = ctx.shutdown.fired().unwrap_or("a signal");
+            Err(Box::new(finish_with(
+                report,
+                Verdict::Cancelled,
+                format!(
+                    "the gate was interrupted by {signal} while the task was `{}`",
+                    task.state
+                ),
+            )))
+        }
+        PollOutcome::ApiError { error, .. } => Err(Box::new(api_error(
+            report,
+            "polling the task failed",
+            &error,
+        ))),
+    }
+}
+
+/// How long marking a stopped task's pull request may take: the runner kills the gate
+/// 10 s after its first signal (SIGINT, then SIGTERM at 7.5 s).
+const STOP_BUDGET: Duration = Duration::from_secs(5);
+
+/// [`stop`], given at most [`STOP_BUDGET`]; past it the record says what was not done.
+async fn bounded_stop(
+    client: &Client,
+    task: &Task,
+    reason: StopReason,
+    opts: &StopOptions,
+) -> StopRecord {
+    let deadline = Instant::now() + STOP_BUDGET;
+    let client = client.with_deadline(deadline);
+    match tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
+        Ok(record) => record,
+        Err(_) => StopRecord {
+            task_id: task.id.clone(),
+            reason,
+            last_state: task.state.clone(),
+            session_url: task.html_url.clone(),
+            cancelled_on_github: false,
+            pull_request: None,
+            actions: Vec::new(),
+            errors: vec![format!(
+                "marking the pull request did not finish within {}",
+                fmt_secs(STOP_BUDGET)
+            )],
+            at: jiff::Timestamp::now().to_string(),
+        },
+    }
+}
+
+fn record_stop(report: &mut Report, record: &StopRecord) {
+    if let Some(info) = report.task.as_mut() {
+        info.state = record.last_state.to_string();
+        let mut actions: Vec<String> = record
+            .actions
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .collect();
+        if let Some(url) = &record.session_url {
+            actions.push(format!(
+                "GitHub has no API to cancel a task: stop the session from its page {url}"
+            ));
+        }
+        actions.extend(record.errors.iter().map(|e| format!("error: {e}")));
+        info.stop_actions = actions;
+    }
+}
