@@ -144,7 +144,7 @@ pub fn main(cli: Cli) -> u8 {
             ))
         }
         Command::Plan(a) => {
-            use crate::manifest::{PlanCommand, PlanOutput};
+            use crate::fleet::{PlanCommand, PlanOutput};
             let cmd = PlanCommand {
                 manifest: a.manifest,
                 date: a.date,
@@ -158,7 +158,7 @@ pub fn main(cli: Cli) -> u8 {
                     .map(PathBuf::from),
                 annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
             };
-            crate::manifest::plan_command(&cmd, &mut out, &mut err)
+            crate::fleet::plan_command(&cmd, &mut out, &mut err)
         }
     }
 }

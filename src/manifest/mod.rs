@@ -4,10 +4,9 @@
 //! names, ids, durations, priorities and globs checked, each error with its line and column),
 //! then expanded by [`plan`] into the jobs of a GitHub Actions matrix, each with a stable
 //! task key. Pure logic: no files, no environment, no clock — the date is a parameter.
-//! `command` is the thin I/O shell of `agent-gate plan` (read the file, write `GITHUB_OUTPUT`
-//! or stdout) and the only part that touches the outside.
+//! The `agent-gate plan` command around it (reading the file, writing `GITHUB_OUTPUT`) is
+//! `crate::fleet`'s.
 
-mod command;
 mod compile;
 mod error;
 mod raw;
@@ -23,7 +22,6 @@ use sha2::{Digest, Sha256};
 
 use crate::policy::format_duration;
 
-pub use command::{PlanCommand, PlanOutput, plan_command};
 pub use error::ManifestError;
 
 /// GitHub Actions refuses a matrix that expands to more jobs than this.

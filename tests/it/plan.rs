@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use agent_gate::fleet::{PlanCommand, PlanOutput, plan_command};
 use agent_gate::manifest::{
-    MAX_JOBS, Manifest, ManifestError, PlanCommand, PlanOutput, Priority, parse_date, plan,
-    plan_command, task_key,
+    MAX_JOBS, Manifest, ManifestError, Priority, parse_date, plan, task_key,
 };
 use insta::assert_snapshot;
 use jiff::civil::{Date, date};

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::civil::Date;
 
-use super::{Manifest, ManifestError, parse_date, plan};
 use crate::actions::{Annotation, set_output};
+use crate::manifest::{Manifest, ManifestError, parse_date, plan};
 use crate::report::Verdict;
 
 /// What `plan` prints on stdout.

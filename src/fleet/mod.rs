@@ -1,0 +1,11 @@
+//! Fleet runs (docs/fleet.md, issue 8): the two commands around a batch of runs on the
+//! GitHub Actions matrix. `plan` is the I/O shell of `agent-gate plan` — read a manifest,
+//! expand it with [`crate::manifest`] and write the matrix to `GITHUB_OUTPUT` or stdout;
+//! `report` merges the audit records of the batch into one fleet report. Capacity and
+//! priority while the runs wait are `crate::admission`'s; nothing here talks to GitHub.
+
+mod plan;
+mod report;
+
+pub use plan::{PlanCommand, PlanOutput, plan_command};
+pub use report::{FleetReport, FleetRun};
