@@ -5,8 +5,8 @@
 //!
 //! Pure rendering: no I/O, no clock, no secret handling — and because entity escaping
 //! splits a secret (`ghp_…` becomes `ghp&#95;…`) so a masker applied afterwards would miss
-//! it, render only a report that is already redacted (`outputs::write_summary` does). Writing the text to
-//! `GITHUB_STEP_SUMMARY` (redaction and the hard 1 MiB limit) is the Actions adapter's
+//! it, render only a report that is already redacted (`outputs::write_summary` does).
+//! Writing the text to `GITHUB_STEP_SUMMARY` (redaction and the hard 1 MiB limit) is the Actions adapter's
 //! job (`actions::ActionsIo::write_summary`); this module only keeps typical output far
 //! below that limit by capping long lists and output tails.
 //!
@@ -90,7 +90,7 @@ pub fn render(report: &Report, ctx: &SummaryContext) -> String {
     let mut out = String::new();
     banner(&mut out, report, ctx);
     if let Some(task) = &report.task {
-        task_section(&mut out, task, ctx);
+        task_section(&mut out, task);
     }
     timeline(&mut out, report);
     files_section(&mut out, report, ctx);

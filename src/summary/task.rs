@@ -5,12 +5,10 @@
 
 use std::fmt::Write as _;
 
-use super::SummaryContext;
 use super::markdown::{code, inline, number, seconds, url_text};
 use super::timeline::state_spans;
 
-pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo, ctx: &SummaryContext) {
-    let _ = ctx;
+pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo) {
     out.push_str("\n### Task\n\n| | |\n|---|---|\n");
     let id = match &task.url {
         Some(url) => format!("[{}]({})", code(&task.id), url_text(url)),
