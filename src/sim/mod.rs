@@ -7,7 +7,9 @@
 //! - [`scenario`]: the YAML scenario language: the compiled types, the raw serde form
 //!   (`scenario/raw.rs`) and the compiler (`scenario/compile.rs`).
 //! - `store`: tasks, pull requests, rate-limit buckets, the request log.
-//! - [`repo`]: the bare repository, changed with git plumbing.
+//! - [`repo`]: the bare repository, changed with git plumbing (refs and commits in
+//!   `repo/mod.rs`, a scenario's file operations in `repo/ops.rs`, the git subprocess in
+//!   `repo/run.rs`).
 //! - `agent`: the simulated agent (state machine, commits, pull requests).
 //! - `api`: the agent-tasks endpoints (`api/create.rs`, `api/list.rs`, the GET and the
 //!   shared `Reply` in `api/mod.rs`); `repos`: the repository endpoints.

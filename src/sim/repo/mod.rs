@@ -2,18 +2,20 @@
 //! through git plumbing (`hash-object`, `update-index` on a private index file, `write-tree`,
 //! `commit-tree`, `update-ref`) run as `git` subprocesses. Owns branch and pull refs; knows
 //! nothing of tasks or HTTP.
+//!
+//! This file holds the repository, its refs and commits, and the thin wrappers over git
+//! plumbing; `ops.rs` applies a scenario's file operations to an index; `run.rs` runs one
+//! git subprocess.
+
+mod ops;
+mod run;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::io::AsyncWriteExt;
 
 use super::scenario::FileOp;
+use run::{GIT_TIMEOUT, os, run_git};
 
-const GIT_TIMEOUT: Duration = Duration::from_mins(1);
-const OUTPUT_CAP: usize = 16 << 20;
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
 /// A git failure.
@@ -227,115 +229,6 @@ impl Repo {
         Ok(Some(commit))
     }
 
-    async fn apply(&self, index: &Path, op: &FileOp) -> Result<(), RepoError> {
-        match op {
-            FileOp::Write { path, content } => {
-                let blob = self.hash_blob(content).await?;
-                let mode = match self.entries(index, path).await?.as_slice() {
-                    [(m, _, p)] if p == path && m == "100755" => "100755",
-                    _ => "100644",
-                };
-                self.update_index(index, &[(mode.to_string(), blob, path.clone())])
-                    .await
-            }
-            FileOp::Symlink { path, target } => {
-                let blob = self.hash_blob(target.as_bytes()).await?;
-                self.update_index(index, &[("120000".to_string(), blob, path.clone())])
-                    .await
-            }
-            FileOp::Delete { path } => {
-                let found = self.entries(index, path).await?;
-                if found.is_empty() {
-                    return Err(RepoError::Op {
-                        op: format!("delete {path}"),
-                        message: "no such file or directory in the branch".into(),
-                    });
-                }
-                let removals: Vec<_> = found
-                    .into_iter()
-                    .map(|(_, _, p)| ("0".to_string(), ZERO.to_string(), p))
-                    .collect();
-                self.update_index(index, &removals).await
-            }
-            FileOp::Rename { from, to } => {
-                let found = self.entries(index, from).await?;
-                if found.is_empty() {
-                    return Err(RepoError::Op {
-                        op: format!("rename {from} -> {to}"),
-                        message: "no such file or directory in the branch".into(),
-                    });
-                }
-                let mut changes = Vec::new();
-                for (mode, sha, p) in found {
-                    let new = format!("{to}{}", &p[from.len()..]);
-                    changes.push(("0".to_string(), ZERO.to_string(), p));
-                    changes.push((mode, sha, new));
-                }
-                self.update_index(index, &changes).await
-            }
-            FileOp::Mode { path, executable } => {
-                match self.entries(index, path).await?.as_slice() {
-                    [(m, sha, p)] if p == path && (m == "100644" || m == "100755") => {
-                        let mode = if *executable { "100755" } else { "100644" };
-                        self.update_index(index, &[(mode.to_string(), sha.clone(), path.clone())])
-                            .await
-                    }
-                    _ => Err(RepoError::Op {
-                        op: format!("mode {path}"),
-                        message: "not a regular file in the branch".into(),
-                    }),
-                }
-            }
-            FileOp::Patch { file, patch } => {
-                let tmp = tempfile::NamedTempFile::new().map_err(|e| op_err("patch", &e))?;
-                std::fs::write(tmp.path(), patch).map_err(|e| op_err("patch", &e))?;
-                let p = tmp.path().to_string_lossy().into_owned();
-                self.git_index(index, &["apply", "--cached", "--", &p], None)
-                    .await
-                    .map(drop)
-                    .map_err(|e| RepoError::Op {
-                        op: format!("patch-file {}", file.display()),
-                        message: e.to_string(),
-                    })
-            }
-        }
-    }
-
-    /// Index entries `(mode, sha, path)` at `path` or under the directory `path`.
-    async fn entries(
-        &self,
-        index: &Path,
-        path: &str,
-    ) -> Result<Vec<(String, String, String)>, RepoError> {
-        let out = self
-            .git_index(index, &["ls-files", "-s", "-z", "--", path], None)
-            .await?;
-        Ok(out
-            .split('\0')
-            .filter_map(|rec| {
-                let (meta, p) = rec.split_once('\t')?;
-                let mut it = meta.split(' ');
-                let (mode, sha) = (it.next()?, it.next()?);
-                (p == path || p.starts_with(&format!("{path}/")))
-                    .then(|| (mode.to_string(), sha.to_string(), p.to_string()))
-            })
-            .collect())
-    }
-
-    async fn update_index(
-        &self,
-        index: &Path,
-        entries: &[(String, String, String)],
-    ) -> Result<(), RepoError> {
-        let mut input = Vec::new();
-        for (mode, sha, path) in entries {
-            input.extend_from_slice(format!("{mode} {sha}\t{path}\0").as_bytes());
-        }
-        self.git_index(index, &["update-index", "-z", "--index-info"], Some(input))
-            .await
-            .map(drop)
-    }
-
     async fn hash_blob(&self, content: &[u8]) -> Result<String, RepoError> {
         let out = run_git(
             Some(&self.git_dir),
@@ -399,10 +292,6 @@ impl Repo {
     }
 }
 
-fn os(s: &str) -> OsString {
-    OsString::from(s)
-}
-
 fn op_err(op: &str, e: &std::io::Error) -> RepoError {
     RepoError::Op {
         op: op.to_string(),
@@ -412,76 +301,4 @@ fn op_err(op: &str, e: &std::io::Error) -> RepoError {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// Run git with a scrubbed environment, in its own process group, killed on timeout or
-/// drop; returns stdout (capped).
-async fn run_git(
-    git_dir: Option<&Path>,
-    args: &[OsString],
-    env: &[(&str, &str)],
-    stdin: Option<Vec<u8>>,
-) -> Result<Vec<u8>, RepoError> {
-    let shown = args
-        .iter()
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("LC_ALL", "C")
-        .env("GIT_LITERAL_PATHSPECS", "1")
-        .env("HOME", std::env::temp_dir());
-    if let Some(d) = git_dir {
-        cmd.env("GIT_DIR", d);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| RepoError::Spawn {
-        args: shown.clone(),
-        source,
-    })?;
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&data).await;
-        });
-    }
-    let out = tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| RepoError::Timeout {
-            args: shown.clone(),
-        })?;
-    let out = out.map_err(|source| RepoError::Spawn {
-        args: shown.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        stderr.truncate(4000);
-        return Err(RepoError::Git {
-            args: shown,
-            status: out.status.to_string(),
-            stderr,
-        });
-    }
-    let mut stdout = out.stdout;
-    stdout.truncate(OUTPUT_CAP);
-    Ok(stdout)
 }

@@ -3,10 +3,10 @@
 //! `agent.reserved-for-high` slots for `priority: high` runs. Running tasks are counted from
 //! the repository's task list (`queued`, `in_progress`, `idle`, `waiting_for_user`); only
 //! tasks started by agent-gate count — recognised by the idempotency marker in their prompt
-//! ([`MARKER_PREFIX`]) — and never this run's own task (a re-run attaching to its task must
-//! not wait for itself). This module decides and waits; it does not start tasks, print, or
-//! know about reports: the caller turns [`Admission`] and [`WaitInfo`] into progress lines
-//! and verdicts.
+//! ([`MARKER_PREFIX`](crate::prompt::MARKER_PREFIX)) — and never this run's own task (a
+//! re-run attaching to its task must not wait for itself). This module decides and waits;
+//! it does not start tasks, print, or know about reports: the caller turns [`Admission`]
+//! and [`WaitInfo`] into progress lines and verdicts.
 //!
 //! GitHub has no counter to reserve a slot on, so two runs that count in the same instant
 //! could both be admitted. Given a [`LeaseStore`] (the run's remote), each decision is taken
@@ -15,32 +15,29 @@
 //! run of higher priority gets the next free slot before lower ones. Without one — or when
 //! the remote refuses the refs — admission counts the task list alone and is advisory
 //! ([`LeaseUse::Unavailable`] says why).
+//!
+//! This file holds the limits and outcome types and [`admit`] (the wait loop, under the
+//! lock); `counter.rs` counts running tasks from the task list ([`RunningCounter`]);
+//! `wait.rs` is [`WaitInfo`] and its rendering.
 
-use std::collections::HashMap;
-use std::fmt;
+mod counter;
+mod wait;
+
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::github::types::{Task, TaskState};
-use crate::github::{ApiError, Client, ListQuery};
+use crate::github::{ApiError, Client};
 use crate::lease::{Commit, Held, LeaseStore, LockAttempt, occupancy};
-use crate::prompt::MARKER_PREFIX;
 
 pub use crate::manifest::Priority;
+pub use counter::{RUNNING_STATES, RunningCounter};
+pub use wait::WaitInfo;
 
 /// How many times in a row a failed attempt at the lock is retried (after 1 s, 2 s, 4 s)
 /// when the remote worked earlier in the run; then admission goes on without the lock.
 pub const LOCK_RETRIES: u32 = 3;
-
-/// The task states that hold a slot.
-pub const RUNNING_STATES: [TaskState; 4] = [
-    TaskState::Queued,
-    TaskState::InProgress,
-    TaskState::Idle,
-    TaskState::WaitingForUser,
-];
 
 /// The policy's caps (`agent.max-concurrent-tasks`, `agent.reserved-for-high`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,59 +67,6 @@ impl AdmissionLimits {
     }
 }
 
-/// One check that found no free slot (reported before each wait).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitInfo {
-    /// agent-gate tasks running in the repository (this run's own task excluded).
-    pub running: u32,
-    /// The limit for this run's priority: admitted once `running + ahead < limit`.
-    pub limit: u32,
-    /// Runs of higher priority waiting for a slot (seen through the admission lock).
-    pub ahead: u32,
-    /// Time since admission started.
-    pub waited: Duration,
-    /// `Some` while the admission lock is held by another run (its key, when known) for
-    /// longer than one check interval: the wait is for the lock, not for a slot; `running`
-    /// is then the count of the last check.
-    pub lock_holder: Option<String>,
-}
-
-impl fmt::Display for WaitInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(holder) = &self.lock_holder {
-            return write!(
-                f,
-                "waiting for the admission lock, held by {} (taken over once a minute old; waited {}s)",
-                if holder.is_empty() {
-                    "another run"
-                } else {
-                    holder.as_str()
-                },
-                self.waited.as_secs()
-            );
-        }
-        write!(
-            f,
-            "waiting for capacity: {} agent-gate tasks running",
-            self.running
-        )?;
-        if self.ahead > 0 {
-            write!(
-                f,
-                ", {} higher-priority run{} waiting",
-                self.ahead,
-                if self.ahead == 1 { "" } else { "s" }
-            )?;
-        }
-        write!(
-            f,
-            ", this run may start below {} (waited {}s)",
-            self.limit,
-            self.waited.as_secs()
-        )
-    }
-}
-
 /// Whether an admitted run holds a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseUse {
@@ -145,114 +89,6 @@ pub enum Admission {
     Interrupted,
     /// The task list could not be read (after the client's retries).
     ApiError(ApiError),
-}
-
-/// What a task in the list is, for counting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
-    /// Carries this run's own marker.
-    Own,
-    /// Started by agent-gate with this (other) key.
-    Gate(String),
-    /// Not started by agent-gate.
-    Other,
-}
-
-/// Counts running agent-gate tasks, remembering what each task id is (a task's first prompt
-/// never changes), so repeated checks GET only tasks it has not seen.
-#[derive(Debug)]
-pub struct RunningCounter {
-    own_marker: String,
-    kinds: HashMap<String, Kind>,
-}
-
-impl RunningCounter {
-    /// `own_marker`: this run's marker line (`[agent-gate task-key: KEY]`); tasks carrying it
-    /// are not counted. An empty marker excludes nothing.
-    pub fn new(own_marker: &str) -> RunningCounter {
-        RunningCounter {
-            own_marker: own_marker.trim().to_string(),
-            kinds: HashMap::new(),
-        }
-    }
-
-    fn kind_of_text(&self, text: &str) -> Option<Kind> {
-        if !self.own_marker.is_empty() && text.contains(&self.own_marker) {
-            Some(Kind::Own)
-        } else {
-            crate::prompt::find_key(text).map(|k| Kind::Gate(k.to_string()))
-        }
-    }
-
-    /// From the list item alone, when its name holds a whole marker.
-    fn kind_from_name(&self, task: &Task) -> Option<Kind> {
-        let name = task.name.as_deref()?;
-        name.contains(MARKER_PREFIX)
-            .then(|| self.kind_of_text(name))
-            .flatten()
-    }
-
-    fn kind_from_sessions(&self, task: &Task) -> Kind {
-        let mut kind = Kind::Other;
-        for prompt in task
-            .sessions
-            .iter()
-            .flatten()
-            .filter_map(|s| s.prompt.as_deref())
-        {
-            match self.kind_of_text(prompt) {
-                Some(Kind::Own) => return Kind::Own,
-                Some(k) => kind = k,
-                None => {}
-            }
-        }
-        kind
-    }
-
-    /// agent-gate tasks in a running state in the client's repository, this run's excluded.
-    pub async fn count(&mut self, client: &Client) -> Result<u32, ApiError> {
-        let keys = self.running_keys(client).await?;
-        Ok(u32::try_from(keys.len()).unwrap_or(u32::MAX))
-    }
-
-    /// The task keys of the agent-gate tasks in a running state (one per task), this run's
-    /// excluded.
-    pub async fn running_keys(&mut self, client: &Client) -> Result<Vec<String>, ApiError> {
-        let list = client
-            .list_tasks(&ListQuery {
-                state: RUNNING_STATES.to_vec(),
-                per_page: Some(100),
-                max_pages: Some(10),
-                ..ListQuery::default()
-            })
-            .await?;
-        let mut running = Vec::new();
-        for task in list
-            .tasks
-            .iter()
-            .filter(|t| RUNNING_STATES.contains(&t.state))
-        {
-            let kind = if let Some(k) = self.kinds.get(&task.id) {
-                k.clone()
-            } else {
-                let kind = match self.kind_from_name(task) {
-                    Some(k) => k,
-                    None => match client.get_task(&task.id).await {
-                        Ok(full) => self.kind_from_sessions(&full),
-                        // Gone since the list: it holds no slot.
-                        Err(ApiError::NotFound { .. }) => continue,
-                        Err(e) => return Err(e),
-                    },
-                };
-                self.kinds.insert(task.id.clone(), kind.clone());
-                kind
-            };
-            if let Kind::Gate(key) = kind {
-                running.push(key);
-            }
-        }
-        Ok(running)
-    }
 }
 
 /// Wait until a run of `priority` may start under `limits`.
