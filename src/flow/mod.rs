@@ -5,6 +5,7 @@
 //! [`Report`]: crate::report::Report
 
 mod check;
+mod comment;
 mod fetch;
 mod head;
 mod options;
@@ -19,11 +20,11 @@ use std::io::Write;
 use std::path::Path;
 
 pub use check::{CheckOptions, check};
+pub use comment::{CommentAction, CommentSet, MAX_COMMENT_BYTES, comment_body, comment_marker};
 pub use options::RunOptions;
 pub use publish::{PublishOptions, actions_io, open_audit, publish};
 pub use review::{
-    CommentAction, CommentSet, MAX_COMMENT_BYTES, MAX_STATUS_DESCRIPTION, ReviewOptions,
-    ReviewRecord, StatusSet, comment_body, comment_marker, review, status_description,
+    MAX_STATUS_DESCRIPTION, ReviewOptions, ReviewRecord, StatusSet, review, status_description,
     status_state,
 };
 pub use run::{WAITING_STATE, run};
