@@ -1,6 +1,8 @@
 //! The events of the audit trail (schema 1, documented field by field in
-//! `docs/audit.md`) and their derivation from the Actions environment and a finished
-//! [`Report`]. Plain data: writing them is the parent module's job.
+//! `docs/audit.md`): the [`AuditEvent`] enum, one struct per event, and the constructors
+//! that build a single event (from the Actions environment, a task, a report's admission
+//! and budget, a violation, a check entry, a round). Plain data: writing them is the parent
+//! module's job; turning a whole finished [`Report`] into its events is `report_events`.
 
 use serde::{Deserialize, Serialize};
 
@@ -366,86 +368,4 @@ pub struct VerdictEvent {
     pub checks_failed: usize,
     /// The errors behind `config-error` / `api-error`.
     pub errors: Vec<String>,
-}
-
-/// The events a finished report holds: `change` (when a change was computed), each
-/// `violation`, each `check`, each `round` (runs with repair rounds), `stop` (when the gate
-/// stopped a task), and `verdict`.
-/// `trigger`, `admission`, `task` and `state` happen during the run and are written by
-/// the flow as they happen (see [`task_events`] for a run that writes them at the end).
-pub fn events_for_report(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
-    events_for_report_with(report, env, |_| None)
-}
-
-/// [`events_for_report`], with `command_of(check name)` giving each check's command.
-pub fn events_for_report_with(
-    report: &Report,
-    env: &ActionsEnv,
-    command_of: impl Fn(&str) -> Option<String>,
-) -> Vec<AuditEvent> {
-    let mut events = Vec::new();
-    let task_id = report.task.as_ref().map(|t| t.id.clone());
-    if report.merge_base.is_some() || report.head_sha.is_some() || !report.files.is_empty() {
-        events.push(AuditEvent::Change(ChangeEvent {
-            repository: env.repository.clone(),
-            base: report.base.clone(),
-            head: report.head.clone(),
-            merge_base: report.merge_base.clone(),
-            head_sha: report.head_sha.clone(),
-            task_id: task_id.clone(),
-            pr_number: report.task.as_ref().and_then(|t| t.pr_number),
-            files: report.totals.files.max(report.files.len()),
-            lines_added: report.totals.lines_added,
-            lines_deleted: report.totals.lines_deleted,
-        }));
-    }
-    events.extend(
-        report
-            .violations
-            .iter()
-            .map(|v| AuditEvent::Violation(v.into())),
-    );
-    events.extend(
-        report
-            .checks
-            .iter()
-            .map(|c| AuditEvent::Check(CheckEvent::from_entry(c, command_of(&c.name)))),
-    );
-    events.extend(
-        report
-            .rounds
-            .iter()
-            .map(|r| AuditEvent::Round(RoundEvent::from(r))),
-    );
-    if let Some(task) = report.task.as_ref().filter(|t| !t.stop_actions.is_empty()) {
-        events.push(AuditEvent::Stop(StopEvent {
-            task_id: task.id.clone(),
-            state: task.state.clone(),
-            actions: task.stop_actions.clone(),
-        }));
-    }
-    events.push(AuditEvent::Verdict(VerdictEvent {
-        verdict: report.verdict.as_str().to_string(),
-        exit_code: report.exit_code,
-        head_sha: report.head_sha.clone(),
-        task_id,
-        violations: report.violations.len(),
-        checks_failed: report.checks.iter().filter(|c| c.fails_gate()).count(),
-        errors: report.errors.clone(),
-    }));
-    events
-}
-
-/// The `task` event and one `state` event per timeline entry of `task`.
-pub fn task_events(task: &TaskInfo) -> Vec<AuditEvent> {
-    let mut events = vec![AuditEvent::task(task)];
-    events.extend(task.timeline.iter().map(|t| {
-        AuditEvent::State(StateEvent {
-            task_id: task.id.clone(),
-            state: t.state.clone(),
-            at: t.at.clone(),
-            elapsed_s: t.elapsed_s,
-        })
-    }));
-    events
 }

@@ -10,6 +10,7 @@
 //! [`events_for_report`] derives the events a finished [`Report`] already holds.
 
 mod event;
+mod report_events;
 mod stream;
 
 use std::fmt;
@@ -25,9 +26,9 @@ use crate::report::Report;
 
 pub use event::{
     AdmissionEvent, AuditEvent, ChangeEvent, CheckEvent, RoundEvent, StateEvent, StopEvent,
-    TaskAction, TaskEvent, TriggerEvent, VerdictEvent, ViolationEvent, events_for_report,
-    events_for_report_with, task_events,
+    TaskAction, TaskEvent, TriggerEvent, VerdictEvent, ViolationEvent,
 };
+pub use report_events::{events_for_report, events_for_report_with, task_events};
 pub use stream::AuditStream;
 
 /// The version of the line format; written on every line.
