@@ -13,15 +13,13 @@
 //! verdict (`assessment`), the Markdown (`summary`), the redaction
 //! (`outputs::redact_report`, [`Masker`]), the HTTP client.
 
-use crate::report::short;
-
 use serde::Serialize;
 
 use super::comment::{CommentAction, CommentSet, comment_body, is_ours};
 use crate::actions::Masker;
 use crate::github::types::CommitStatus;
 use crate::github::{ApiError, Client};
-use crate::report::{Report, Verdict};
+use crate::report::{Report, Verdict, short};
 
 /// GitHub's limit on a commit status description, in characters.
 pub const MAX_STATUS_DESCRIPTION: usize = 140;
