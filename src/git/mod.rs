@@ -11,7 +11,7 @@
 //! kept for the error. Output is parsed by the pure functions of [`parse`]; a change is
 //! complete or an error, never a partial list.
 //!
-//! This file keeps the [`Git`] type, the configured process ([`Git::command`] and the `run`
+//! This file keeps the [`Git`] type, the configured process (`Git::command` and the `run`
 //! helpers), ref resolution, merge bases, [`Git::changes`] and the small queries about the
 //! repository and its remotes. Fetching and token authentication are `fetch.rs`'s, reading
 //! trees `tree.rs`'s, the remote ref store `refs.rs`'s, running one process `run.rs`'s,
