@@ -10,7 +10,8 @@ use std::ffi::OsStr;
 use bstr::ByteSlice;
 
 use super::error::display_args;
-use super::{Git, GitError, fetch_args, with_token};
+use super::fetch::{fetch_args, with_token};
+use super::{Git, GitError};
 
 /// What a pushed ref must hold on the remote for the update to happen.
 #[derive(Debug, Clone, PartialEq, Eq)]

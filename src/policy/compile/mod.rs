@@ -1,0 +1,192 @@
+//! Compilation of a parsed policy ([`RawPolicy`]) into the validated [`Policy`]: defaults
+//! filled in, durations parsed, globs compiled by the scope engine with their line and column,
+//! limits and check names checked. Every rejection names the key, its location and what was
+//! expected. This module does not read YAML (see `raw`) and does not decide paths (see `scope`).
+//!
+//! This file owns the `Compiler` (the policy's path and the error it builds), durations
+//! ([`parse_duration`], [`format_duration`]), the order of `compile`, and the small
+//! top-level sections (`repositories`, `report`). The `agent` section is `agent.rs`'s, the
+//! glob lists and the `scope` section (scope and limits) are `scope.rs`'s, and `checks`
+//! (with their environment) is `checks.rs`'s.
+
+mod agent;
+mod checks;
+mod scope;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawPolicy, RawReport};
+use super::{Isolation, OnViolation, Policy, PolicyError, ReportSettings};
+use crate::yaml::position;
+
+/// What a duration must look like, for error messages.
+pub(crate) const DURATION_FORM: &str = "a duration such as `30s`, `45m`, `2h` or `1h30m` (whole numbers with units h, m, s, largest first; not zero)";
+
+const DEFAULT_STATUS_CONTEXT: &str = "agent-gate";
+
+/// Parse a duration: one or more `<digits><unit>` groups, units `h`, `m`, `s` in that order,
+/// each at most once; the total must be greater than zero. `None` for anything else.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut allowed = "hms";
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let number: u64 = rest[..digits].parse().ok()?;
+        let unit = rest[digits..].chars().next()?;
+        let unit_at = allowed.find(unit)?;
+        let scale = match unit {
+            'h' => 3600,
+            'm' => 60,
+            _ => 1,
+        };
+        total = total.checked_add(number.checked_mul(scale)?)?;
+        allowed = &allowed[unit_at + 1..];
+        rest = &rest[digits + 1..];
+    }
+    (total > 0).then(|| Duration::from_secs(total))
+}
+
+/// Render a duration the way a policy writes it: `45m`, `1h30m`, `90s` → `1m30s`.
+pub fn format_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if m > 0 {
+        let _ = write!(out, "{m}m");
+    }
+    if s > 0 {
+        let _ = write!(out, "{s}s");
+    }
+    out
+}
+
+/// Builds compile errors for one policy file.
+struct Compiler<'a> {
+    path: &'a str,
+}
+
+impl Compiler<'_> {
+    fn invalid(&self, at: &Location, key: &str, found: &str, expected: &str) -> PolicyError {
+        let (line, column) = position(*at);
+        PolicyError::InvalidValue {
+            path: self.path.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            found: found.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    fn duration(
+        &self,
+        value: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, PolicyError> {
+        match value {
+            None => Ok(default),
+            Some(v) => parse_duration(&v.value)
+                .ok_or_else(|| self.invalid(&v.referenced, key, &v.value, DURATION_FORM)),
+        }
+    }
+
+    fn repositories(
+        &self,
+        value: Option<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, PolicyError> {
+        let mut out = Vec::new();
+        for repo in value.unwrap_or_default() {
+            if !is_owner_repo(&repo.value) {
+                return Err(self.invalid(
+                    &repo.referenced,
+                    "repositories",
+                    &repo.value,
+                    "a repository written `owner/repo`, e.g. `octo-org/payments`",
+                ));
+            }
+            out.push(repo.value);
+        }
+        Ok(out)
+    }
+
+    fn report(&self, raw: Option<RawReport>) -> Result<ReportSettings, PolicyError> {
+        let raw = raw.unwrap_or_default();
+        let status_context = match raw.status_context {
+            None => DEFAULT_STATUS_CONTEXT.to_string(),
+            Some(c) if !c.value.trim().is_empty() && !c.value.contains(['\n', '\r']) => c.value,
+            Some(c) => {
+                return Err(self.invalid(
+                    &c.referenced,
+                    "report.status-context",
+                    &c.value,
+                    "a non-empty name on one line, e.g. `agent-gate`",
+                ));
+            }
+        };
+        Ok(ReportSettings {
+            status_context,
+            comment: raw.comment.unwrap_or(true),
+        })
+    }
+}
+
+/// Compile a parsed policy. `path` names the file in errors and becomes a protected path.
+pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, PolicyError> {
+    let c = Compiler { path };
+    let repositories = c.repositories(raw.repositories)?;
+    let agent = c.agent(raw.agent)?;
+    let (scope, limits) = c.scope(raw.scope)?;
+    let checks = c.checks(raw.checks)?;
+    let report = c.report(raw.report)?;
+    Ok(Policy {
+        path: path.to_string(),
+        repositories,
+        agent,
+        scope,
+        limits,
+        checks_on_violation: raw.checks_on_violation.unwrap_or(OnViolation::Skip),
+        checks_isolation: raw.checks_isolation.unwrap_or(Isolation::Strict),
+        checks,
+        report,
+    })
+}
+
+/// `owner/repo` as GitHub spells names: owner of letters, digits and single inner hyphens;
+/// repository of letters, digits, `-`, `_`, `.` (not `.` or `..`).
+fn is_owner_repo(text: &str) -> bool {
+    let Some((owner, repo)) = text.split_once('/') else {
+        return false;
+    };
+    let owner_ok = !owner.is_empty()
+        && owner.len() <= 39
+        && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !owner.starts_with('-')
+        && !owner.ends_with('-');
+    let repo_ok = !repo.is_empty()
+        && repo.len() <= 100
+        && repo
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && repo != "."
+        && repo != "..";
+    owner_ok && repo_ok
+}

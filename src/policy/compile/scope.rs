@@ -1,0 +1,103 @@
+//! Compiling glob lists into [`RuleSet`]s that remember their line and column (refusing
+//! empty patterns, `!` negation and what the scope engine rejects), and the `scope` section
+//! into the [`Scope`] and its [`Limits`] (defaults: deny binaries, symlinks, submodules and
+//! mode changes). It does not match paths against the rules; `crate::scope` does.
+
+use serde_saphyr::{Location, Spanned};
+
+use super::Compiler;
+use crate::policy::raw::{GlobList, RawScope};
+use crate::policy::{Allowance, Limits, PolicyError};
+use crate::scope::{Pattern, Rule, RuleOrigin, RuleSet, Scope};
+use crate::yaml::position;
+
+impl Compiler<'_> {
+    /// Compile a glob list into rules that remember their place in the file.
+    fn rules(
+        &self,
+        value: Option<Spanned<GlobList>>,
+        key: &str,
+    ) -> Result<Option<RuleSet>, PolicyError> {
+        let Some(list) = value else { return Ok(None) };
+        let outer = list.referenced;
+        let mut rules = Vec::new();
+        for item in list.value.into_items() {
+            let at = if item.referenced.line() == 0 {
+                outer
+            } else {
+                item.referenced
+            };
+            let (line, column) = position(at);
+            let text = item.value;
+            let reject = |reason: String| PolicyError::InvalidGlob {
+                path: self.path.to_string(),
+                line,
+                column,
+                key: key.to_string(),
+                pattern: text.clone(),
+                reason,
+            };
+            if text.trim().is_empty() {
+                return Err(reject(
+                    "the pattern is empty: expected a glob such as `src/**`".into(),
+                ));
+            }
+            if text.starts_with('!') {
+                return Err(reject("`!` negation is not supported".into()));
+            }
+            let pattern = Pattern::new(&text).map_err(|e| {
+                let message = e.to_string();
+                let prefix = format!("invalid pattern `{text}`: ");
+                reject(
+                    message
+                        .strip_prefix(&prefix)
+                        .map_or_else(|| message.clone(), str::to_string),
+                )
+            })?;
+            rules.push(Rule {
+                pattern,
+                origin: RuleOrigin::Policy { line, column },
+            });
+        }
+        Ok(Some(RuleSet::new(rules)))
+    }
+
+    pub(super) fn scope(&self, raw: Option<RawScope>) -> Result<(Scope, Limits), PolicyError> {
+        let raw = raw.unwrap_or_default();
+        let allow = self.rules(raw.allow, "scope.allow")?.unwrap_or_default();
+        let deny = self.rules(raw.deny, "scope.deny")?.unwrap_or_default();
+        let protected = self
+            .rules(raw.protected, "scope.protected")?
+            .unwrap_or_default();
+        let scope = Scope::new(allow, deny, protected, self.path).map_err(|e| {
+            PolicyError::InvalidPath {
+                path: self.path.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let limits = Limits {
+            max_files: raw.max_files,
+            max_changed_lines: raw.max_changed_lines,
+            binary_files: raw.binary_files.unwrap_or(Allowance::Deny),
+            symlinks: raw.symlinks.unwrap_or(Allowance::Deny),
+            submodules: raw.submodules.unwrap_or(Allowance::Deny),
+            mode_changes: raw.mode_changes.unwrap_or(Allowance::Deny),
+        };
+        Ok((scope, limits))
+    }
+
+    pub(super) fn non_empty_rules(
+        &self,
+        value: Option<Spanned<GlobList>>,
+        key: &str,
+        instead: &str,
+    ) -> Result<Option<RuleSet>, PolicyError> {
+        let at = value.as_ref().map(|v| v.referenced);
+        let rules = self.rules(value, key)?;
+        if rules.as_ref().is_some_and(RuleSet::is_empty) {
+            let expected = format!("at least one glob ({instead})");
+            return Err(self.invalid(&at.unwrap_or(Location::UNKNOWN), key, "[]", &expected));
+        }
+        Ok(rules)
+    }
+}
