@@ -9,7 +9,7 @@
 //!
 //! It knows nothing of git refs, the policy's YAML or GitHub; verdicts are the caller's.
 //!
-//! - [`plan`]: which checks run for a change, and their expanded commands (pure).
+//! - [`plan()`]: which checks run for a change, and their expanded commands (pure).
 //! - [`run_checks`]: run the planned checks, in parallel up to [`RunOptions::jobs`].
 
 mod env;

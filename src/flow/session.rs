@@ -319,7 +319,7 @@ async fn judge_end(
 /// 10 s after its first signal (SIGINT, then SIGTERM at 7.5 s).
 const STOP_BUDGET: Duration = Duration::from_secs(5);
 
-/// [`stop`], given at most [`STOP_BUDGET`]; past it the record says what was not done.
+/// [`stop()`], given at most [`STOP_BUDGET`]; past it the record says what was not done.
 async fn bounded_stop(
     client: &Client,
     task: &Task,

@@ -4,7 +4,7 @@
 //! refs on a remote as a small compare-and-swap store ([`Git::push_refs`]). It knows nothing
 //! of policies, checks or GitHub.
 //!
-//! Every invocation goes through [`Git::command`], which runs as if in a hostile place:
+//! Every invocation goes through `Git::command`, which runs as if in a hostile place:
 //! `safe.directory=*` (the workspace may belong to another uid in a container), no system
 //! config, no hooks, no fsmonitor, no pager, no prompts, `LC_ALL=C`, inherited `GIT_*`
 //! variables that could redirect git to another repository removed, a timeout, and stderr

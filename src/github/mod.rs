@@ -4,7 +4,7 @@
 //! (retries, rate limits, the `ETag` cache), with its typed endpoint methods in
 //! `endpoints`; [`error`] its error classes; [`retry`] the backoff policy and header
 //! reading; `reconcile` the at-most-once create; `cost` the sum of session usage; [`poll`]
-//! the poller; [`stop`] the stand-in for the cancel endpoint GitHub does not have. Nothing
+//! the poller; [`stop()`] the stand-in for the cancel endpoint GitHub does not have. Nothing
 //! here knows policies, git, reports or the simulator.
 
 pub mod client;

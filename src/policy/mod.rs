@@ -2,7 +2,7 @@
 //! `deny_unknown_fields` (`raw`), then compiled into [`Policy`] (`compile`: durations parsed,
 //! globs built once with their line and column, defaults filled, limits checked). The rest of
 //! the program only sees the compiled form. Errors ([`PolicyError`]) name file, line, column
-//! and what was expected. [`describe`] renders a compiled policy for `agent-gate validate`;
+//! and what was expected. [`describe()`] renders a compiled policy for `agent-gate validate`;
 //! [`json_schema`] is the published JSON Schema. This module does not read files or run git;
 //! callers hand it the text and the path it came from.
 
