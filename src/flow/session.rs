@@ -328,23 +328,16 @@ async fn bounded_stop(
 ) -> StopRecord {
     let deadline = Instant::now() + STOP_BUDGET;
     let client = client.with_deadline(deadline);
-    match tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
-        Ok(record) => record,
-        Err(_) => StopRecord {
-            task_id: task.id.clone(),
-            reason,
-            last_state: task.state.clone(),
-            session_url: task.html_url.clone(),
-            cancelled_on_github: false,
-            pull_request: None,
-            actions: Vec::new(),
-            errors: vec![format!(
-                "marking the pull request did not finish within {}",
-                fmt_secs(STOP_BUDGET)
-            )],
-            at: jiff::Timestamp::now().to_string(),
-        },
+    if let Ok(record) = tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
+        return record;
     }
+    let at = crate::github::client::timestamp(client.clock().as_ref());
+    let mut record = StopRecord::begin(task, reason, at);
+    record.errors.push(format!(
+        "marking the pull request did not finish within {}",
+        fmt_secs(STOP_BUDGET)
+    ));
+    record
 }
 
 fn record_stop(report: &mut Report, record: &StopRecord) {

@@ -99,6 +99,23 @@ pub struct StopRecord {
     pub at: String,
 }
 
+impl StopRecord {
+    /// The record of stopping `task` for `reason` at `at`, before anything was done.
+    pub fn begin(task: &Task, reason: StopReason, at: jiff::Timestamp) -> StopRecord {
+        StopRecord {
+            task_id: task.id.clone(),
+            reason,
+            last_state: task.state.clone(),
+            session_url: task.html_url.clone(),
+            cancelled_on_github: false,
+            pull_request: None,
+            actions: Vec::new(),
+            errors: Vec::new(),
+            at: at.to_string(),
+        }
+    }
+}
+
 /// Stop following `task`: record it, and mark its pull request if there is one. `client`
 /// must carry a token that may write statuses, labels and comments in the repository.
 pub async fn stop(
@@ -107,17 +124,7 @@ pub async fn stop(
     reason: StopReason,
     opts: &StopOptions,
 ) -> StopRecord {
-    let mut record = StopRecord {
-        task_id: task.id.clone(),
-        reason,
-        last_state: task.state.clone(),
-        session_url: task.html_url.clone(),
-        cancelled_on_github: false,
-        pull_request: None,
-        actions: Vec::new(),
-        errors: Vec::new(),
-        at: timestamp(client.clock().as_ref()).to_string(),
-    };
+    let mut record = StopRecord::begin(task, reason, timestamp(client.clock().as_ref()));
     tracing::warn!(
         task = %task.id,
         state = %task.state,
