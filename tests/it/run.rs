@@ -9,7 +9,9 @@ use agent_gate::flow::run;
 use agent_gate::prompt::KeyInputs;
 use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::shutdown::Shutdown;
-use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
+use agent_gate::sim::{
+    Endpoint, Fault, FaultAction, FileOp, FinalState, Scenario, TaskScript, When,
+};
 
 use crate::support::{SHELL_LIB as LIB, SHELL_TESTS as TESTS, SimGate as Gate};
 
@@ -310,6 +312,48 @@ async fn a_task_that_never_finishes_is_timed_out_and_the_stop_names_the_session(
     // No pull request exists, so nothing was marked.
     assert!(g.sim.statuses().is_empty());
     assert!(g.sim.comments().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_the_pull_request_is_cut_short_when_github_hangs() {
+    // The stop may take 5 s at most (the runner kills the gate 10 s after its first
+    // signal): here the commit status hangs for 30 s.
+    let policy = POLICY.replace("  timeout: 5m\n", "  timeout: 5m\n  on-idle: wait\n");
+    let scenario = Scenario {
+        tasks: vec![agent(
+            "Half done",
+            vec![write("src/half.sh", "half() { :; }\n")],
+            FinalState::Idle,
+        )],
+        faults: vec![Fault {
+            endpoint: Endpoint::CreateStatus,
+            nth: 1,
+            count: 1,
+            when: When::Before,
+            delay: Some(Duration::from_secs(30)),
+            action: FaultAction::DelayOnly,
+            line: 0,
+        }],
+        ..Scenario::default()
+    };
+    let g = Gate::shell_project(&policy, scenario, REPOSITORY, TOKEN).await;
+    let mut opts = g.opts("Half done work");
+    opts.timeout = Some(Duration::from_secs(2));
+    let (report, _) = g.run(opts).await;
+    assert_verdict(&report, Verdict::TimedOut, 13);
+    let actions = &task(&report).stop_actions;
+    assert!(
+        actions
+            .iter()
+            .any(|a| a == "error: marking the pull request did not finish within 5s"),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("stop the session from its page")),
+        "the way to stop the session is still given: {actions:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
