@@ -199,28 +199,16 @@ impl ApiError {
     /// The HTTP status, when there was a response.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ApiError::Unauthorized { info, .. }
-            | ApiError::Forbidden { info, .. }
-            | ApiError::NotFound { info }
-            | ApiError::Rejected { info, .. }
-            | ApiError::RateLimited { info, .. }
-            | ApiError::Server { info } => Some(info.status),
             ApiError::Decode { status, .. } => Some(*status),
-            _ => None,
+            _ => self.info().map(|info| info.status),
         }
     }
 
     /// GitHub's `x-github-request-id`, when there was a response.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            ApiError::Unauthorized { info, .. }
-            | ApiError::Forbidden { info, .. }
-            | ApiError::NotFound { info }
-            | ApiError::Rejected { info, .. }
-            | ApiError::RateLimited { info, .. }
-            | ApiError::Server { info } => info.request_id.as_deref(),
             ApiError::Decode { request_id, .. } => request_id.as_deref(),
-            _ => None,
+            _ => self.info().and_then(|info| info.request_id.as_deref()),
         }
     }
 
