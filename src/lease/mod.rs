@@ -32,6 +32,8 @@ pub const ADMISSION_PREFIX: &str = "refs/agent-gate/admission/";
 const LOCK_REF: &str = "refs/agent-gate/admission/lock";
 const LEASES: &str = "refs/agent-gate/admission/leases/";
 const WAITING: &str = "refs/agent-gate/admission/waiting/";
+/// How many of its own lock commits a run remembers.
+const MAX_ATTEMPTED: usize = 8;
 
 /// A lease this run holds (released by [`LeaseStore::release`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +92,9 @@ pub struct LeaseStore {
     times: LeaseTimes,
     /// The lock commit this run last pushed.
     lock_id: Option<String>,
+    /// The lock commits this run tried to push (the last few): a push the remote applied but
+    /// whose answer was lost (a dropped connection, a timeout) left one of these as the lock.
+    attempted: Vec<String>,
     /// Rejected lock pushes in a row while no lock was visible.
     refused: u32,
     /// The lease this run holds (released on drop).
@@ -130,6 +135,7 @@ impl LeaseStore {
             run_id: run_id.to_string(),
             times: LeaseTimes::default(),
             lock_id: None,
+            attempted: Vec::new(),
             refused: 0,
             held: None,
             waiting_id: None,
@@ -227,6 +233,10 @@ impl LeaseStore {
     /// stale one. Holding it, read the snapshot.
     pub fn try_lock(&mut self, now: i64) -> Result<LockAttempt, LeaseError> {
         let id = self.note(NoteKind::Lock, now)?;
+        if self.attempted.len() >= MAX_ATTEMPTED {
+            self.attempted.remove(0);
+        }
+        self.attempted.push(id.clone());
         let create = [RefUpdate {
             name: LOCK_REF.to_string(),
             new: Some(id.clone()),
@@ -246,8 +256,12 @@ impl LeaseStore {
                 return Ok(LockAttempt::Busy { holder: None });
             };
             self.refused = 0;
-            if self.lock_id.as_deref() == Some(lock.id.as_str()) {
-                // Ours, left by a commit that failed: still held.
+            if self.lock_id.as_deref() == Some(lock.id.as_str())
+                || self.attempted.contains(&lock.id)
+            {
+                // Ours: left by a commit that failed, or taken by a push whose answer was
+                // lost. Still held.
+                self.lock_id = Some(lock.id);
                 return Ok(LockAttempt::Held(self.snapshot()?));
             }
             let stale = lock

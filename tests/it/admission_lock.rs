@@ -480,6 +480,74 @@ async fn a_remote_gone_for_a_moment_is_retried_and_the_lock_kept() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    let other = "refs/agent-gate/admission/leases/other";
+    remote.plant(other, NoteKind::Lease, "other-key", "normal", Duration::from_secs(3));
+    let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
+        .expect("client");
+    // Git gives up on the remote after 5 s.
+    let mut store = LeaseStore::new(
+        Git::new(&ws).with_timeout(Duration::from_secs(5)),
+        "origin",
+        None,
+        "mine",
+        Priority::Normal,
+        "run-mine",
+    );
+    let hook = remote.bare.join("hooks/reference-transaction");
+    let once = remote.root.path().join("hung-once");
+    let mut armed = false;
+    // At the first wait the slot frees, and the remote's next lock update is applied but
+    // never answered: the hook sleeps past the client's timeout after the ref is written.
+    let outcome = admit(
+        &client,
+        AdmissionLimits {
+            max_concurrent: Some(1),
+            reserved_for_high: 0,
+        },
+        Priority::Normal,
+        &marker("mine"),
+        tokio::time::Instant::now() + Duration::from_secs(40),
+        Duration::from_millis(200),
+        Some(&mut store),
+        std::future::pending::<()>(),
+        |_| {
+            if !armed {
+                armed = true;
+                git(&remote.bare, &["update-ref", "-d", other]);
+                std::fs::write(
+                    &hook,
+                    format!(
+                        "#!/bin/sh\n[ \"$1\" = committed ] || exit 0\nwhile read old new ref; do\n  if [ \"$ref\" = refs/agent-gate/admission/lock ] && [ ! -e {once} ]; then\n    touch {once}; sleep 30\n  fi\ndone\nexit 0\n",
+                        once = once.display()
+                    ),
+                )
+                .unwrap();
+                let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+                std::fs::set_permissions(&hook, perms).unwrap();
+            }
+        },
+    )
+    .await;
+    assert!(once.exists(), "the lock push hung once");
+    let Admission::Admitted {
+        lease: LeaseUse::Held(held),
+        ..
+    } = outcome
+    else {
+        panic!("admitted under the lock it had taken: {outcome:?}");
+    };
+    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
+    assert_eq!(names, std::slice::from_ref(&held.name), "the lock was released");
+    store.release().unwrap();
+    sim.shutdown().await;
+}
+
 // --- several `run` processes at once -------------------------------------------------------
 
 /// One `agent-gate run` process in its own workspace.
