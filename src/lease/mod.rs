@@ -293,7 +293,8 @@ impl LeaseStore {
     /// Release the lock taken by [`LeaseStore::try_lock`], in one atomic push with: this
     /// run's lease when `admit`, else (when `wait`) its refreshed waiting note; its waiting
     /// note is removed when admitted. A push the remote rejects while the lock is still this
-    /// run's is a refusal (an error), not a lost lock, so it cannot loop.
+    /// run's is a refusal (an error), not a lost lock, so it cannot loop. A push that fails
+    /// without an answer is checked against the remote: applied, it counts as done.
     pub fn commit(&mut self, admit: bool, wait: bool, now: i64) -> Result<Commit, LeaseError> {
         let Some(lock) = self.lock_id.clone() else {
             return Ok(Commit::LostLock);
@@ -337,7 +338,23 @@ impl LeaseStore {
             });
             waiting = Some(id);
         }
-        match self.push("release the lock", &updates, true)? {
+        let pushed = match self.push("release the lock", &updates, true) {
+            Ok(outcome) => outcome,
+            // The answer may be lost after the remote applied the push. It is atomic, so
+            // the lock gone and (when admitted) this run's new lease in place say it was.
+            Err(e) => match self.snapshot() {
+                Ok(snap)
+                    if snap.lock.as_ref().is_none_or(|l| l.id != lock)
+                        && held.as_ref().is_none_or(|h| {
+                            snap.leases.iter().any(|l| l.name == h.name && l.id == h.id)
+                        }) =>
+                {
+                    PushOutcome::Pushed
+                }
+                _ => return Err(e),
+            },
+        };
+        match pushed {
             PushOutcome::Pushed => {
                 self.lock_id = None;
                 self.waiting_id = waiting;

@@ -109,6 +109,29 @@ impl Remote {
         std::fs::set_permissions(&hook, perms).unwrap();
     }
 
+    /// Make the remote apply the next update that writes `name`, then not answer for 30 s (its
+    /// `reference-transaction` hook sleeps once the ref is written): the client's git times
+    /// out although the push took effect. Returns the file that says it happened.
+    fn hang_once_after_writing(&self, name: &str) -> PathBuf {
+        let once = self
+            .root
+            .path()
+            .join(format!("hung-{}", name.replace('/', "-")));
+        let hook = self.bare.join("hooks/reference-transaction");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = committed ] || exit 0\nwhile read old new ref; do\n  if [ \"$ref\" = {name} ] && [ \"$new\" != 0000000000000000000000000000000000000000 ] && [ ! -e {once} ]; then\n    touch {once}; sleep 30\n  fi\ndone\nexit 0\n",
+                once = once.display()
+            ),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&hook, perms).unwrap();
+        once
+    }
+
     /// Write an admission ref directly on the remote, as another (maybe dead) run would have.
     fn plant(&self, name: &str, kind: NoteKind, key: &str, priority: &str, age: Duration) {
         let note = Note {
@@ -486,7 +509,13 @@ async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own()
     let sim = empty_sim(&remote.bare).await;
     let ws = remote.workspace("a");
     let other = "refs/agent-gate/admission/leases/other";
-    remote.plant(other, NoteKind::Lease, "other-key", "normal", Duration::from_secs(3));
+    remote.plant(
+        other,
+        NoteKind::Lease,
+        "other-key",
+        "normal",
+        Duration::from_secs(3),
+    );
     let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
         .expect("client");
     // Git gives up on the remote after 5 s.
@@ -498,9 +527,7 @@ async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own()
         Priority::Normal,
         "run-mine",
     );
-    let hook = remote.bare.join("hooks/reference-transaction");
-    let once = remote.root.path().join("hung-once");
-    let mut armed = false;
+    let mut once = None;
     // At the first wait the slot frees, and the remote's next lock update is applied but
     // never answered: the hook sleeps past the client's timeout after the ref is written.
     let outcome = admit(
@@ -516,25 +543,14 @@ async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own()
         Some(&mut store),
         std::future::pending::<()>(),
         |_| {
-            if !armed {
-                armed = true;
+            if once.is_none() {
                 git(&remote.bare, &["update-ref", "-d", other]);
-                std::fs::write(
-                    &hook,
-                    format!(
-                        "#!/bin/sh\n[ \"$1\" = committed ] || exit 0\nwhile read old new ref; do\n  if [ \"$ref\" = refs/agent-gate/admission/lock ] && [ ! -e {once} ]; then\n    touch {once}; sleep 30\n  fi\ndone\nexit 0\n",
-                        once = once.display()
-                    ),
-                )
-                .unwrap();
-                let mut perms = std::fs::metadata(&hook).unwrap().permissions();
-                std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-                std::fs::set_permissions(&hook, perms).unwrap();
+                once = Some(remote.hang_once_after_writing("refs/agent-gate/admission/lock"));
             }
         },
     )
     .await;
-    assert!(once.exists(), "the lock push hung once");
+    assert!(once.is_some_and(|f| f.exists()), "the lock push hung once");
     let Admission::Admitted {
         lease: LeaseUse::Held(held),
         ..
@@ -543,8 +559,47 @@ async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own()
         panic!("admitted under the lock it had taken: {outcome:?}");
     };
     let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
-    assert_eq!(names, std::slice::from_ref(&held.name), "the lock was released");
+    assert_eq!(
+        names,
+        std::slice::from_ref(&held.name),
+        "the lock was released"
+    );
     store.release().unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lease_written_by_a_push_whose_answer_was_lost_is_held() {
+    let remote = Remote::new(LOCK_POLICY);
+    let sim = empty_sim(&remote.bare).await;
+    let ws = remote.workspace("a");
+    let mut store = LeaseStore::new(
+        Git::new(&ws).with_timeout(Duration::from_secs(5)),
+        "origin",
+        None,
+        "mine",
+        Priority::Normal,
+        "run-mine",
+    );
+    let once = remote.hang_once_after_writing("refs/agent-gate/admission/leases/run-mine");
+    let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
+    assert!(once.exists(), "the push of the lease hung once");
+    let Admission::Admitted {
+        lease: LeaseUse::Held(held),
+        ..
+    } = outcome
+    else {
+        panic!("admitted with the lease the remote wrote, not advisory: {outcome:?}");
+    };
+    assert_eq!(held.name, "refs/agent-gate/admission/leases/run-mine");
+    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        names,
+        std::slice::from_ref(&held.name),
+        "the lock was released"
+    );
+    store.release().unwrap();
+    assert!(remote_refs(&remote.bare).is_empty());
     sim.shutdown().await;
 }
 
