@@ -17,8 +17,13 @@
 //!   check, against a plain `bash` loop running `bash -c true` 8 times; 8 checks of
 //!   `sleep 1` with two jobs.
 //!
+//! - **Admission lock**: one admission decision under the lock (`LeaseStore::try_lock`, then
+//!   `commit` writing the waiting note) against a bare repository on the same disk: the git
+//!   processes the lock costs per check, without the network (on GitHub each of its three
+//!   remote operations adds a round trip).
+//!
 //! Run: `cargo bench --bench gate`, or `bench/run.sh`. `BENCH_QUICK=1` runs each once;
-//! `BENCH_ONLY=verdict,startup,rss,checks` (any of them) runs only those parts, for
+//! `BENCH_ONLY=verdict,startup,rss,checks,lock` (any of them) runs only those parts, for
 //! iterating (its Markdown is then partial).
 
 mod common;
@@ -29,9 +34,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use agent_gate::admission::Priority;
 use agent_gate::checks;
 use agent_gate::flow::{CheckOptions, check};
 use agent_gate::git::Git;
+use agent_gate::lease::{Commit, LeaseStore, LockAttempt};
 use agent_gate::policy::Policy;
 use agent_gate::report::{Report, Verdict};
 use agent_gate::shutdown::Shutdown;
@@ -341,7 +348,54 @@ fn main() {
     if wanted("checks") {
         checks_overhead(&rt, dir, quick, &mut other);
     }
+    if wanted("lock") {
+        admission_lock(dir, quick, &mut other);
+    }
     other.finish();
+}
+
+/// One admission decision under the lock against a bare repository on the same disk.
+fn admission_lock(dir: &Path, quick: bool, out: &mut Section) {
+    let runs = if quick { 3 } else { 31 };
+    let origin = dir.join("lock-origin.git");
+    git(
+        dir,
+        &["init", "-q", "--bare", origin.to_str().expect("utf-8")],
+    );
+    let ws = dir.join("lock-ws");
+    git(dir, &["init", "-q", ws.to_str().expect("utf-8")]);
+    git(
+        &ws,
+        &["remote", "add", "origin", origin.to_str().expect("utf-8")],
+    );
+    let mut store = LeaseStore::new(
+        Git::new(&ws),
+        "origin",
+        None,
+        "bench-key",
+        Priority::Normal,
+        "bench-run",
+    );
+    let decisions: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let now = jiff::Timestamp::now().as_second();
+            let held = store.try_lock(now).expect("lock");
+            assert!(matches!(held, LockAttempt::Held(_)), "{held:?}");
+            let done = store.commit(false, true, now).expect("commit");
+            assert!(matches!(done, Commit::Done(None)), "{done:?}");
+            start.elapsed()
+        })
+        .collect();
+    store.withdraw();
+    let decision = median(&decisions);
+    println!("admission lock: one decision {}", human(decision));
+    out.row(&[
+        "admission lock: one decision (take the lock, read the notes, release it with the waiting note), bare remote on the same disk".into(),
+        format!("**{}**", human(decision)),
+        "three remote git operations; on GitHub each adds a network round trip".into(),
+        runs.to_string(),
+    ]);
 }
 
 /// `agent-gate status` against the simulator: spawn → first request, and the whole process.
