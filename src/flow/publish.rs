@@ -46,15 +46,29 @@ pub fn open_audit<W: Write>(
     audit_file: Option<&std::path::Path>,
     err: &mut dyn Write,
 ) -> AuditStream {
-    let env = io.env();
-    let path = audit_file
+    match audit_path(io.env(), audit_file) {
+        Some(path) => open_at(io, &path, err),
+        None => AuditStream::none(),
+    }
+}
+
+/// Where the audit record goes: `audit_file`, else in Actions the default path under
+/// `RUNNER_TEMP`; nowhere outside Actions unless asked.
+fn audit_path(env: &ActionsEnv, audit_file: Option<&std::path::Path>) -> Option<PathBuf> {
+    audit_file
         .map(std::path::Path::to_path_buf)
-        .or_else(|| env.is_actions.then(|| crate::audit::default_path(env)));
-    let Some(path) = path else {
-        return AuditStream::none();
-    };
-    match AuditLog::open(&path, io.masker()) {
-        Ok(log) => AuditStream::new(log, env.clone()),
+        .or_else(|| env.is_actions.then(|| crate::audit::default_path(env)))
+}
+
+/// The audit stream at `path`, masked with `io`'s secrets; a file that cannot be opened is
+/// reported on `err` and gives a stream that writes nothing.
+fn open_at<W: Write>(
+    io: &ActionsIo<W>,
+    path: &std::path::Path,
+    err: &mut dyn Write,
+) -> AuditStream {
+    match AuditLog::open(path, io.masker()) {
+        Ok(log) => AuditStream::new(log, io.env().clone()),
         Err(e) => {
             let _ = writeln!(
                 err,
@@ -114,7 +128,6 @@ pub fn publish<W: Write>(
     if let Err(e) = printed {
         let _ = writeln!(err, "error: cannot print the report: {e}");
     }
-    let env = io.env().clone();
     let audit_path = if opts.audit.is_open() {
         let path = opts.audit.path();
         if let Err(e) = opts.audit.finish(&redacted) {
@@ -122,33 +135,20 @@ pub fn publish<W: Write>(
         }
         path
     } else {
-        let path = opts
-            .audit_file
-            .clone()
-            .or_else(|| env.is_actions.then(|| crate::audit::default_path(&env)));
-        if let Some(path) = &path {
-            match AuditLog::open(path, io.masker()) {
-                Ok(log) => {
-                    if let Err(e) = AuditStream::new(log, env.clone()).finish(&redacted) {
-                        let _ = writeln!(
-                            err,
-                            "error: cannot write the audit record {}: {e}",
-                            path.display()
-                        );
-                    }
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        err,
-                        "error: cannot open the audit record {}: {e}",
-                        path.display()
-                    );
-                }
-            }
+        // Not opened at the start (a `check`, or it failed then): once more, now.
+        let path = audit_path(io.env(), opts.audit_file.as_deref());
+        if let Some(path) = &path
+            && let Err(e) = open_at(io, path, err).finish(&redacted)
+        {
+            let _ = writeln!(
+                err,
+                "error: cannot write the audit record {}: {e}",
+                path.display()
+            );
         }
         path
     };
-    if !env.is_actions {
+    if !io.env().is_actions {
         return exit_code;
     }
     let audit_display = audit_path.clone().unwrap_or_default();
@@ -167,7 +167,7 @@ pub fn publish<W: Write>(
         let _ = writeln!(err, "error: cannot print annotations: {e}");
     }
     let ctx = SummaryContext {
-        run_url: env.run_url(),
+        run_url: io.env().run_url(),
         policy_path: Some(opts.policy_path.clone()),
         ..SummaryContext::default()
     };
