@@ -244,7 +244,7 @@ impl LeaseStore {
         }];
         if let PushOutcome::Rejected { reason } = self.push("take the lock", &create, true)? {
             let snap = self.snapshot()?;
-            let Some(lock) = snap.lock else {
+            let Some(lock) = snap.lock.clone() else {
                 // Freed in between — or refused by the remote: after a few, say so.
                 self.refused += 1;
                 if self.refused >= 5 {
