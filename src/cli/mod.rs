@@ -163,29 +163,35 @@ pub fn main(cli: Cli) -> u8 {
     }
 }
 
+/// A flag (or Action input) that may be absent or blank: `None` then; else what `parse`
+/// makes of it trimmed, or `Err` after printing the error `bad` words for it.
+fn optional<T>(
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+    err: &mut dyn Write,
+    bad: impl Fn(&str) -> String,
+) -> Result<Option<T>, ()> {
+    match raw.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse(v).map(Some).ok_or_else(|| {
+            let _ = writeln!(err, "error: {}", bad(v));
+        }),
+    }
+}
+
 /// `agent-gate run`: check the flags that are not plain strings, build the run's options
 /// from them and the environment, run, and publish the report.
 fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8 {
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
     };
-    let timeout = match a
-        .timeout
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        None => None,
-        Some(t) => {
-            let Some(d) = crate::policy::parse_duration(t) else {
-                let _ = writeln!(
-                    err,
-                    "error: timeout `{t}` is not a duration like 30s, 45m or 2h"
-                );
-                return Verdict::ConfigError.exit_code();
-            };
-            Some(d)
-        }
+    let Ok(timeout) = optional(
+        a.timeout.as_deref(),
+        crate::policy::parse_duration,
+        err,
+        |t| format!("timeout `{t}` is not a duration like 30s, 45m or 2h"),
+    ) else {
+        return Verdict::ConfigError.exit_code();
     };
     let priority = if a.priority.trim().is_empty() {
         crate::manifest::Priority::default()
@@ -199,23 +205,13 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         );
         return Verdict::ConfigError.exit_code();
     };
-    let repair_rounds = match a
-        .repair_rounds
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        None => None,
-        Some(r) => {
-            let Ok(n) = r.parse::<u32>() else {
-                let _ = writeln!(
-                    err,
-                    "error: repair-rounds `{r}` is not a whole number of rounds like 0, 1 or 2"
-                );
-                return Verdict::ConfigError.exit_code();
-            };
-            Some(n)
-        }
+    let Ok(repair_rounds) = optional(
+        a.repair_rounds.as_deref(),
+        |r| r.parse::<u32>().ok(),
+        err,
+        |r| format!("repair-rounds `{r}` is not a whole number of rounds like 0, 1 or 2"),
+    ) else {
+        return Verdict::ConfigError.exit_code();
     };
     let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
