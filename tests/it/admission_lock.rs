@@ -13,7 +13,7 @@ use agent_gate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, Wait
 use agent_gate::git::Git;
 use agent_gate::github::{Client, ClientConfig};
 use agent_gate::lease::{
-    Entry, LeaseStore, LeaseTimes, LockAttempt, Note, NoteKind, Snapshot, occupancy,
+    Entry, Held, LeaseStore, LeaseTimes, LockAttempt, Note, NoteKind, Snapshot, occupancy,
 };
 use agent_gate::prompt::marker;
 use agent_gate::sim::{Scenario, SimHandle};
@@ -91,6 +91,12 @@ impl Remote {
 
     fn store(ws: &Path, key: &str, priority: Priority, run: &str) -> LeaseStore {
         LeaseStore::new(Git::new(ws), "origin", None, key, priority, run)
+    }
+
+    /// The store of run `run-mine` (key `mine`), whose git gives up on the remote after 5 s.
+    fn impatient_store(ws: &Path) -> LeaseStore {
+        let git = Git::new(ws).with_timeout(Duration::from_secs(5));
+        LeaseStore::new(git, "origin", None, "mine", Priority::Normal, "run-mine")
     }
 
     /// Install a pre-receive hook that declines every push touching refs matching `pattern`
@@ -334,10 +340,27 @@ async fn admit_collecting(
     max: u32,
     priority: Priority,
 ) -> (Admission, Vec<WaitInfo>) {
+    let mut waits = Vec::new();
+    let outcome = admit_watching(sim, store, max, priority, Duration::from_secs(2), |w| {
+        waits.push(w);
+    })
+    .await;
+    (outcome, waits)
+}
+
+/// `admit` with a store on `remote`, a simulator with no tasks, `max` slots, the deadline
+/// `within` from now and `on_wait` told of every wait.
+async fn admit_watching(
+    sim: &SimHandle,
+    store: &mut LeaseStore,
+    max: u32,
+    priority: Priority,
+    within: Duration,
+    on_wait: impl FnMut(WaitInfo),
+) -> Admission {
     let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
         .expect("client");
-    let mut waits = Vec::new();
-    let outcome = admit(
+    admit(
         &client,
         AdmissionLimits {
             max_concurrent: Some(max),
@@ -345,14 +368,28 @@ async fn admit_collecting(
         },
         priority,
         &marker(store.key()),
-        tokio::time::Instant::now() + Duration::from_secs(2),
+        tokio::time::Instant::now() + within,
         Duration::from_millis(200),
         Some(store),
         std::future::pending::<()>(),
-        |w| waits.push(w),
+        on_wait,
     )
-    .await;
-    (outcome, waits)
+    .await
+}
+
+/// The lease of an admission under the lock (else panic with `admitted`), checked to be the
+/// only admission ref left on the remote (`left`).
+fn only_lease_left(remote: &Remote, outcome: Admission, admitted: &str, left: &str) -> Held {
+    let Admission::Admitted {
+        lease: LeaseUse::Held(held),
+        ..
+    } = outcome
+    else {
+        panic!("{admitted}: {outcome:?}");
+    };
+    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
+    assert_eq!(names, std::slice::from_ref(&held.name), "{left}");
+    held
 }
 
 async fn empty_sim(bare: &Path) -> SimHandle {
@@ -394,18 +431,11 @@ async fn a_young_lease_of_another_run_holds_its_slot_and_a_dead_one_is_cleaned_u
         LeaseTimes::default().lease_grace + Duration::from_secs(5),
     );
     let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
-    let Admission::Admitted {
-        lease: LeaseUse::Held(held),
-        ..
-    } = outcome
-    else {
-        panic!("admitted with a lease: {outcome:?}");
-    };
-    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
-    assert_eq!(
-        names,
-        std::slice::from_ref(&held.name),
-        "the dead lease was deleted"
+    only_lease_left(
+        &remote,
+        outcome,
+        "admitted with a lease",
+        "the dead lease was deleted",
     );
     store.release().unwrap();
     assert!(remote_refs(&remote.bare).is_empty());
@@ -453,25 +483,17 @@ async fn a_remote_gone_for_a_moment_is_retried_and_the_lock_kept() {
         "normal",
         Duration::from_secs(3),
     );
-    let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
-        .expect("client");
     let mut store = Remote::store(&ws, "mine", Priority::Normal, "run-mine");
     let away = remote.root.path().join("away.git");
     let mut back = None;
     // The slot is taken; at the first wait the remote vanishes, and 1.5 s later it is back
     // with the other run's lease gone.
-    let outcome = admit(
-        &client,
-        AdmissionLimits {
-            max_concurrent: Some(1),
-            reserved_for_high: 0,
-        },
+    let outcome = admit_watching(
+        &sim,
+        &mut store,
+        1,
         Priority::Normal,
-        &marker("mine"),
-        tokio::time::Instant::now() + Duration::from_secs(20),
-        Duration::from_millis(200),
-        Some(&mut store),
-        std::future::pending::<()>(),
+        Duration::from_secs(20),
         |_| {
             if back.is_none() {
                 std::fs::rename(&remote.bare, &away).unwrap();
@@ -486,18 +508,11 @@ async fn a_remote_gone_for_a_moment_is_retried_and_the_lock_kept() {
     )
     .await;
     back.expect("the run waited").join().unwrap();
-    let Admission::Admitted {
-        lease: LeaseUse::Held(held),
-        ..
-    } = outcome
-    else {
-        panic!("admitted under the lock, not advisory: {outcome:?}");
-    };
-    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
-    assert_eq!(
-        names,
-        std::slice::from_ref(&held.name),
-        "only the lease is left"
+    only_lease_left(
+        &remote,
+        outcome,
+        "admitted under the lock, not advisory",
+        "only the lease is left",
     );
     store.release().unwrap();
     sim.shutdown().await;
@@ -516,32 +531,16 @@ async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own()
         "normal",
         Duration::from_secs(3),
     );
-    let client = Client::new(ClientConfig::new(TOKEN, "octo", "fleet").with_api_url(sim.url()))
-        .expect("client");
-    // Git gives up on the remote after 5 s.
-    let mut store = LeaseStore::new(
-        Git::new(&ws).with_timeout(Duration::from_secs(5)),
-        "origin",
-        None,
-        "mine",
-        Priority::Normal,
-        "run-mine",
-    );
+    let mut store = Remote::impatient_store(&ws);
     let mut once = None;
     // At the first wait the slot frees, and the remote's next lock update is applied but
     // never answered: the hook sleeps past the client's timeout after the ref is written.
-    let outcome = admit(
-        &client,
-        AdmissionLimits {
-            max_concurrent: Some(1),
-            reserved_for_high: 0,
-        },
+    let outcome = admit_watching(
+        &sim,
+        &mut store,
+        1,
         Priority::Normal,
-        &marker("mine"),
-        tokio::time::Instant::now() + Duration::from_secs(40),
-        Duration::from_millis(200),
-        Some(&mut store),
-        std::future::pending::<()>(),
+        Duration::from_secs(40),
         |_| {
             if once.is_none() {
                 git(&remote.bare, &["update-ref", "-d", other]);
@@ -551,18 +550,11 @@ async fn a_lock_taken_by_a_push_whose_answer_was_lost_is_recognised_as_its_own()
     )
     .await;
     assert!(once.is_some_and(|f| f.exists()), "the lock push hung once");
-    let Admission::Admitted {
-        lease: LeaseUse::Held(held),
-        ..
-    } = outcome
-    else {
-        panic!("admitted under the lock it had taken: {outcome:?}");
-    };
-    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
-    assert_eq!(
-        names,
-        std::slice::from_ref(&held.name),
-        "the lock was released"
+    only_lease_left(
+        &remote,
+        outcome,
+        "admitted under the lock it had taken",
+        "the lock was released",
     );
     store.release().unwrap();
     sim.shutdown().await;
@@ -573,31 +565,17 @@ async fn a_lease_written_by_a_push_whose_answer_was_lost_is_held() {
     let remote = Remote::new(LOCK_POLICY);
     let sim = empty_sim(&remote.bare).await;
     let ws = remote.workspace("a");
-    let mut store = LeaseStore::new(
-        Git::new(&ws).with_timeout(Duration::from_secs(5)),
-        "origin",
-        None,
-        "mine",
-        Priority::Normal,
-        "run-mine",
-    );
+    let mut store = Remote::impatient_store(&ws);
     let once = remote.hang_once_after_writing("refs/agent-gate/admission/leases/run-mine");
     let outcome = admit_with_store(&sim, &mut store, 1, Priority::Normal).await;
     assert!(once.exists(), "the push of the lease hung once");
-    let Admission::Admitted {
-        lease: LeaseUse::Held(held),
-        ..
-    } = outcome
-    else {
-        panic!("admitted with the lease the remote wrote, not advisory: {outcome:?}");
-    };
-    assert_eq!(held.name, "refs/agent-gate/admission/leases/run-mine");
-    let names: Vec<String> = remote_refs(&remote.bare).into_iter().map(|r| r.0).collect();
-    assert_eq!(
-        names,
-        std::slice::from_ref(&held.name),
-        "the lock was released"
+    let held = only_lease_left(
+        &remote,
+        outcome,
+        "admitted with the lease the remote wrote, not advisory",
+        "the lock was released",
     );
+    assert_eq!(held.name, "refs/agent-gate/admission/leases/run-mine");
     store.release().unwrap();
     assert!(remote_refs(&remote.bare).is_empty());
     sim.shutdown().await;
