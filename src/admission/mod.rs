@@ -172,13 +172,9 @@ pub async fn admit(
                         };
                     }
                     let step = lock_step(poll_every);
-                    tokio::select! {
-                        biased;
-                        _ = &mut shutdown => {
-                            store.withdraw();
-                            return Admission::Interrupted;
-                        }
-                        () = tokio::time::sleep_until((now + step).min(deadline)) => {}
+                    if !sleep_unless(shutdown.as_mut(), (now + step).min(deadline)).await {
+                        store.withdraw();
+                        return Admission::Interrupted;
                     }
                     continue;
                 }
@@ -196,13 +192,10 @@ pub async fn admit(
                         "the admission lock failed; trying again in {}s",
                         pause.as_secs()
                     );
-                    tokio::select! {
-                        biased;
-                        _ = &mut shutdown => {
-                            store.withdraw();
-                            return Admission::Interrupted;
-                        }
-                        () = tokio::time::sleep_until((Instant::now() + pause).min(deadline)) => {}
+                    let until = (Instant::now() + pause).min(deadline);
+                    if !sleep_unless(shutdown.as_mut(), until).await {
+                        store.withdraw();
+                        return Admission::Interrupted;
                     }
                     continue;
                 }
@@ -307,16 +300,21 @@ pub async fn admit(
             lock_holder: None,
         });
         let wake = (now + poll_every).min(deadline);
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => {
-                if let Some(store) = leases.as_deref_mut() {
-                    store.withdraw();
-                }
-                return Admission::Interrupted;
+        if !sleep_unless(shutdown.as_mut(), wake).await {
+            if let Some(store) = leases.as_deref_mut() {
+                store.withdraw();
             }
-            () = tokio::time::sleep_until(wake) => {}
+            return Admission::Interrupted;
         }
+    }
+}
+
+/// Sleep until `until`; `false` when `shutdown` resolves first.
+async fn sleep_unless(shutdown: std::pin::Pin<&mut impl Future>, until: Instant) -> bool {
+    tokio::select! {
+        biased;
+        _ = shutdown => false,
+        () = tokio::time::sleep_until(until) => true,
     }
 }
 
