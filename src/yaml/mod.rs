@@ -190,8 +190,9 @@ pub(crate) fn first_content_line(text: &str) -> Option<usize> {
 /// not, so every line number after one would point at the wrong line. Files are refused
 /// before parsing, located in lines as those tools count them.
 pub(crate) fn lone_carriage_return(text: &str) -> Option<Problem> {
-    let bytes = text.as_bytes();
-    let at = (0..bytes.len()).find(|&i| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n'))?;
+    let (at, _) = text
+        .match_indices('\r')
+        .find(|&(i, _)| !text[i + 1..].starts_with('\n'))?;
     let before = &text[..at];
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     Some(Problem::Syntax {
