@@ -20,21 +20,13 @@ pub(super) fn from_yaml(text: &str, path: &str) -> Result<Manifest, ManifestErro
             path: path.to_string(),
         });
     }
-    if let Some(problem) = yaml::lone_carriage_return(text) {
-        return Err(ManifestError::Yaml {
-            path: path.to_string(),
-            problem,
-        });
-    }
-    if let Ok(probe) = serde_saphyr::from_str_with_options::<VersionProbe>(text, yaml::options()) {
+    if let Ok(probe) = yaml::from_str::<VersionProbe>(text, "manifest") {
         check_version(probe.version.as_ref(), path)?;
     }
     let raw: RawManifest =
-        serde_saphyr::from_str_with_options(text, yaml::options()).map_err(|e| {
-            ManifestError::Yaml {
-                path: path.to_string(),
-                problem: yaml::from_yaml_error(&e, text, "manifest"),
-            }
+        yaml::from_str(text, "manifest").map_err(|problem| ManifestError::Yaml {
+            path: path.to_string(),
+            problem,
         })?;
     check_version(raw.version.as_ref(), path)?;
     Compiler { path }.compile(raw)

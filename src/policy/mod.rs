@@ -210,24 +210,16 @@ impl Policy {
                 path: path.to_string(),
             });
         }
-        if let Some(problem) = yaml::lone_carriage_return(text) {
-            return Err(PolicyError::Yaml {
-                path: path.to_string(),
-                problem,
-            });
-        }
+        let yaml_error = |problem| PolicyError::Yaml {
+            path: path.to_string(),
+            problem,
+        };
         // The version first, read leniently: a policy written for another version gets
         // "unsupported version", not a list of keys this version does not know.
-        if let Ok(probe) =
-            serde_saphyr::from_str_with_options::<raw::VersionProbe>(text, yaml::options())
-        {
+        if let Ok(probe) = yaml::from_str::<raw::VersionProbe>(text, "policy") {
             check_version(probe.version, text, path)?;
         }
-        let mut raw: raw::RawPolicy = serde_saphyr::from_str_with_options(text, yaml::options())
-            .map_err(|e| PolicyError::Yaml {
-                path: path.to_string(),
-                problem: yaml::from_yaml_error(&e, text, "policy"),
-            })?;
+        let mut raw: raw::RawPolicy = yaml::from_str(text, "policy").map_err(yaml_error)?;
         check_version(raw.version.take(), text, path)?;
         compile::compile(raw, path)
     }

@@ -2,17 +2,19 @@
 //! manifest — told the same way: a [`Problem`] is what the YAML parser found wrong (not
 //! well-formed, an unknown or missing key, a value of the wrong type, the classic traps of
 //! unquoted globs), located by line and column and worded for the author, with a hint when
-//! there is something to do. `diagnose` turns `serde-saphyr` errors into problems; the
+//! there is something to do. `from_str` parses such a file (lone carriage returns refused,
+//! the parser options fixed) and `diagnose` turns `serde-saphyr` errors into problems; the
 //! policy and the manifest wrap them in their own errors with the file's path. What a value
 //! must look like once it parses (a duration, a repository name, a glob) is each file's own
 //! compiler's business, not this module's. Also the small shared pieces of reading such a
-//! file: the parser options, blank files, locations, lists of words and "did you mean".
+//! file: blank files, locations, lists of words and "did you mean".
 
 mod diagnose;
 
 use std::fmt::Write as _;
 
-pub(crate) use diagnose::{from_yaml_error, token_at};
+use diagnose::from_yaml_error;
+pub(crate) use diagnose::token_at;
 
 /// What the YAML parser found wrong in a file, located (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,9 +162,23 @@ impl Problem {
     }
 }
 
+/// Parse `text`, a YAML file of the kind `document` names (`policy`, `manifest`: it appears
+/// in hints), the way every agent-gate YAML file is read: refused at a lone carriage return,
+/// parsed with [`options`], and a parser error told as a [`Problem`].
+pub(crate) fn from_str<T: serde::de::DeserializeOwned>(
+    text: &str,
+    document: &str,
+) -> Result<T, Problem> {
+    if let Some(problem) = lone_carriage_return(text) {
+        return Err(problem);
+    }
+    serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| from_yaml_error(&e, text, document))
+}
+
 /// The parser options every agent-gate YAML file is read with: no source snippets in
 /// errors (the messages quote what they need), and only `true`/`false` as booleans.
-pub(crate) fn options() -> serde_saphyr::Options {
+fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
@@ -189,7 +205,7 @@ pub(crate) fn first_content_line(text: &str) -> Option<usize> {
 /// counts a lone CR as a line break; `git diff`, GitHub's annotations and most tools do
 /// not, so every line number after one would point at the wrong line. Files are refused
 /// before parsing, located in lines as those tools count them.
-pub(crate) fn lone_carriage_return(text: &str) -> Option<Problem> {
+fn lone_carriage_return(text: &str) -> Option<Problem> {
     let (at, _) = text
         .match_indices('\r')
         .find(|&(i, _)| !text[i + 1..].starts_with('\n'))?;
