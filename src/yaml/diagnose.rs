@@ -72,7 +72,7 @@ fn located(location: serde_saphyr::Location) -> Option<(usize, usize)> {
 
 /// Translate a `serde-saphyr` error on `text`, a YAML file of the kind `document` names
 /// (`policy`, `manifest`: it appears in hints).
-pub(crate) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Problem {
+pub(super) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Problem {
     let mut through_alias = None;
     let mut err = err.without_snippet();
     while let YamlError::AliasError {

@@ -234,7 +234,7 @@ pub(crate) fn position(location: serde_saphyr::Location) -> (usize, usize) {
 }
 
 /// `a`, `b`, `c` — each item in backquotes.
-pub(crate) fn list(items: &[String]) -> String {
+fn list(items: &[String]) -> String {
     items
         .iter()
         .map(|i| format!("`{i}`"))
@@ -243,7 +243,7 @@ pub(crate) fn list(items: &[String]) -> String {
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (edit_distance(word, c), c))
@@ -268,7 +268,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// How YAML reads an unquoted value that starts with this character, when that is a trap
 /// for a glob.
-pub(crate) fn yaml_reading(text: &str) -> Option<&'static str> {
+fn yaml_reading(text: &str) -> Option<&'static str> {
     match text.chars().next()? {
         '*' => Some("an alias"),
         '!' => Some("a tag"),
