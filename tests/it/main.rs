@@ -8,6 +8,7 @@ mod admission_lock;
 mod audit;
 mod budget;
 mod checks;
+mod container;
 mod cli;
 mod demo;
 mod faults;

@@ -1,0 +1,565 @@
+//! The container image, run exactly as the GitHub runner runs a container action
+//! (`ContainerActionHandler` and `DockerCommandManager` in actions/runner): `docker run
+//! --workdir /github/workspace --rm`, the five runner mounts and the Docker socket, every
+//! variable passed by name with its value in the docker client's environment and the paths
+//! translated to the container's, args `run`, a workspace and runner temp owned by the
+//! runner's uid (1001), host networking to the simulator on 127.0.0.1.
+//!
+//! These need a Docker engine and the images, so they are ignored in a plain `cargo test`;
+//! `.ci/run` builds the images (`.ci/container`) and runs them with `--ignored`. The image
+//! names come from `AGENT_GATE_IMAGE` (default `agent-gate:ci`) and
+//! `AGENT_GATE_PYTEST_IMAGE` (default `agent-gate-pytest:ci`, the derived image of
+//! docs/action.md). Run by hand, a missing engine or image fails the test; it never skips.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_gate::actions::parse_file_command;
+use agent_gate::sim::{FinalState, Scenario, SimConfig, SimHandle, TaskScript, start};
+
+use crate::support::git_in as git;
+
+const TOKEN: &str = "ghp_CONTAINERCANARY0123456789abcdef";
+const WORKFLOW_TOKEN: &str = "ghs_CONTAINERCANARY2workflow98765";
+/// The runner's user on GitHub-hosted runners.
+const RUNNER_UID: u32 = 1001;
+
+fn image() -> String {
+    std::env::var("AGENT_GATE_IMAGE").unwrap_or_else(|_| "agent-gate:ci".into())
+}
+
+fn pytest_image() -> String {
+    std::env::var("AGENT_GATE_PYTEST_IMAGE").unwrap_or_else(|_| "agent-gate-pytest:ci".into())
+}
+
+/// One job on a simulated runner: the simulator on the host, a bare repository that plays
+/// GitHub's copy, the workspace actions/checkout would leave, and the runner's temp tree.
+struct Job {
+    _root: tempfile::TempDir,
+    sim: SimHandle,
+    bare: PathBuf,
+    ws: PathBuf,
+    temp: PathBuf,
+    image: String,
+    env: BTreeMap<String, String>,
+}
+
+/// What a finished `docker run` left: its exit code, logs, outputs and step summary.
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    outputs: BTreeMap<String, String>,
+    output_file: String,
+    summary: String,
+}
+
+impl Ran {
+    fn context(&self) -> String {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Job {
+    /// A job whose repository holds `files` and `policy` (at `.github/agent-gate.yml`) on
+    /// `main`; the simulated agent adds `agent-gate-sim.txt` and opens a pull request.
+    async fn new(policy: &str, files: &[(&str, &str)], time_scale: f64) -> Job {
+        Job::with(image(), policy, files, time_scale, None).await
+    }
+
+    async fn with(
+        image: String,
+        policy: &str,
+        files: &[(&str, &str)],
+        time_scale: f64,
+        scenario: Option<Scenario>,
+    ) -> Job {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bare = root.path().join("github.git");
+        let sim = start(
+            SimConfig {
+                time_scale,
+                scenario,
+                ..SimConfig::new(&bare)
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+
+        let ws = root.path().join("workspace");
+        let clone = Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&bare)
+            .arg(&ws)
+            .output()
+            .unwrap();
+        assert!(clone.status.success(), "{clone:?}");
+        git(&ws, &["config", "user.email", "ci@example.com"]);
+        git(&ws, &["config", "user.name", "CI"]);
+        std::fs::create_dir_all(ws.join(".github")).unwrap();
+        std::fs::write(ws.join(".github/agent-gate.yml"), policy).unwrap();
+        for (path, content) in files {
+            let path = ws.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        git(&ws, &["add", "-A"]);
+        git(&ws, &["commit", "-qm", "policy and project"]);
+        git(&ws, &["push", "-q", "origin", "main"]);
+        // actions/checkout persists the token in .git/config.
+        git(
+            &ws,
+            &[
+                "config",
+                "http.https://github.com/.extraheader",
+                &format!("AUTHORIZATION: basic {TOKEN}"),
+            ],
+        );
+
+        let sha = git(&ws, &["rev-parse", "HEAD"]).trim().to_string();
+
+        // RUNNER_TEMP and the directories the runner makes in it, as the runner mounts them.
+        let temp = root.path().join("runner_temp");
+        for dir in ["_github_home", "_github_workflow", "_runner_file_commands"] {
+            std::fs::create_dir_all(temp.join(dir)).unwrap();
+        }
+        let guid = "9d4d6d6e-2b0a-4a6c-9f0f-6a1b2c3d4e5f";
+        for name in [
+            "set_output_",
+            "step_summary_",
+            "set_env_",
+            "add_path_",
+            "save_state_",
+        ] {
+            std::fs::write(temp.join("_runner_file_commands").join(format!("{name}{guid}")), "")
+                .unwrap();
+        }
+        std::fs::write(temp.join("_github_workflow/event.json"), "{}").unwrap();
+        // The workspace and the temp tree are the runner user's, not the container's root.
+        for dir in [&ws, &temp] {
+            let chown = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{RUNNER_UID}:{RUNNER_UID}"))
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+
+        let files = "/github/file_commands";
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("INPUT_INSTRUCTION", "add the sim file".to_string()),
+            ("INPUT_SCOPE", String::new()),
+            ("INPUT_POLICY", ".github/agent-gate.yml".into()),
+            ("INPUT_TOKEN", TOKEN.into()),
+            ("INPUT_GITHUB-TOKEN", WORKFLOW_TOKEN.into()),
+            ("INPUT_BASE-REF", String::new()),
+            ("INPUT_TIMEOUT", "10m".into()),
+            ("INPUT_TASK-ID", String::new()),
+            ("INPUT_TASK-KEY", String::new()),
+            ("INPUT_DRY-RUN", "false".into()),
+            ("INPUT_API-URL", sim.url()),
+            ("INPUT_MODEL", String::new()),
+            ("INPUT_CUSTOM-AGENT", String::new()),
+            ("INPUT_PRIORITY", "normal".into()),
+            ("INPUT_REPAIR-ROUNDS", String::new()),
+            ("HOME", "/github/home".into()),
+            ("GITHUB_ACTION", "__run".into()),
+            ("GITHUB_ACTOR", "octocat".into()),
+            ("GITHUB_API_URL", sim.url()),
+            ("GITHUB_EVENT_NAME", "workflow_dispatch".into()),
+            ("GITHUB_EVENT_PATH", "/github/workflow/event.json".into()),
+            ("GITHUB_JOB", "gate".into()),
+            ("GITHUB_OUTPUT", format!("{files}/set_output_{guid}")),
+            ("GITHUB_ENV", format!("{files}/set_env_{guid}")),
+            ("GITHUB_PATH", format!("{files}/add_path_{guid}")),
+            ("GITHUB_STATE", format!("{files}/save_state_{guid}")),
+            ("GITHUB_STEP_SUMMARY", format!("{files}/step_summary_{guid}")),
+            ("GITHUB_REF", "refs/heads/main".into()),
+            ("GITHUB_REPOSITORY", "octo/demo".into()),
+            ("GITHUB_REPOSITORY_OWNER", "octo".into()),
+            ("GITHUB_RUN_ATTEMPT", "1".into()),
+            ("GITHUB_RUN_ID", "4242".into()),
+            ("GITHUB_RUN_NUMBER", "7".into()),
+            ("GITHUB_SERVER_URL", "https://github.com".into()),
+            ("GITHUB_SHA", sha),
+            ("GITHUB_WORKFLOW", "agent".into()),
+            ("GITHUB_WORKSPACE", "/github/workspace".into()),
+            ("RUNNER_ARCH", "X64".into()),
+            ("RUNNER_NAME", "GitHub Actions 2".into()),
+            ("RUNNER_OS", "Linux".into()),
+            ("RUNNER_TEMP", "/github/runner_temp".into()),
+            ("RUNNER_TOOL_CACHE", "/opt/hostedtoolcache".into()),
+            ("GITHUB_ACTIONS", "true".into()),
+            ("CI", "true".into()),
+        ] {
+            env.insert(k.to_string(), v);
+        }
+        Job {
+            _root: root,
+            sim,
+            bare,
+            ws,
+            temp,
+            image,
+            env,
+        }
+    }
+
+    /// The `docker run` the runner issues: names only on the command line (`-e NAME`), the
+    /// values in the client's environment, so no secret appears in `ps`.
+    fn docker_run(&self) -> Command {
+        let label = format!("{:06x}", rand_suffix());
+        let mut cmd = Command::new("docker");
+        cmd.args(["run", "--name", &format!("agentgate_ci_{label}")])
+            .args(["--label", &label])
+            .args(["--workdir", "/github/workspace", "--rm"]);
+        for name in self.env.keys() {
+            cmd.args(["-e", name]);
+        }
+        let temp = self.temp.display();
+        let ws = self.ws.display();
+        // The bare repository stands in for github.com: the workspace's `origin` names its
+        // host path, so it is mounted at that same path (read by the gate's fetches).
+        let bare = self.bare.display();
+        cmd.args(["--network", "host"])
+            .args(["-v", "/var/run/docker.sock:/var/run/docker.sock"])
+            .args(["-v", &format!("{temp}:/github/runner_temp")])
+            .args(["-v", &format!("{temp}/_github_home:/github/home")])
+            .args(["-v", &format!("{temp}/_github_workflow:/github/workflow")])
+            .args(["-v", &format!("{temp}/_runner_file_commands:/github/file_commands")])
+            .args(["-v", &format!("{ws}:/github/workspace")])
+            .args(["-v", &format!("{bare}:{bare}")])
+            .arg(&self.image)
+            .arg("run");
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .envs(&self.env)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run the container to its end.
+    async fn run(&self) -> Ran {
+        let mut cmd = self.docker_run();
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        self.finish(
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn finish(&self, code: Option<i32>, stdout: String, stderr: String) -> Ran {
+        let host = |container_path: &str| {
+            let rel = container_path
+                .strip_prefix("/github/file_commands/")
+                .expect("a file-command path");
+            self.temp.join("_runner_file_commands").join(rel)
+        };
+        let output_file = std::fs::read_to_string(host(&self.env["GITHUB_OUTPUT"])).unwrap();
+        let outputs = parse_file_command(&output_file)
+            .unwrap_or_else(|e| panic!("GITHUB_OUTPUT parses with the runner's rules: {e:?}"))
+            .into_iter()
+            .collect();
+        let summary = std::fs::read_to_string(host(&self.env["GITHUB_STEP_SUMMARY"])).unwrap();
+        Ran {
+            code,
+            stdout,
+            stderr,
+            outputs,
+            output_file,
+            summary,
+        }
+    }
+
+    /// The audit record the run left in runner temp (its output names the container path).
+    fn audit(&self, ran: &Ran) -> String {
+        let path = &ran.outputs["audit-file"];
+        let rel = path
+            .strip_prefix("/github/runner_temp/")
+            .unwrap_or_else(|| panic!("the audit file is under RUNNER_TEMP: {path}"));
+        std::fs::read_to_string(self.temp.join(rel)).unwrap()
+    }
+
+    /// Everything the gate (root in the container) left under the runner's workspace and
+    /// temp tree must be the runner user's again.
+    fn assert_nothing_foreign(&self) {
+        let mut foreign = owned_by_others(&self.ws, RUNNER_UID);
+        foreign.extend(owned_by_others(&self.temp, RUNNER_UID));
+        assert!(
+            foreign.is_empty(),
+            "left owned by another uid than the runner's: {foreign:?}"
+        );
+    }
+
+    /// No token anywhere a person or a later step reads (`::add-mask::` lines hand the
+    /// secrets to the runner, which hides them from then on).
+    fn assert_no_token(&self, ran: &Ran, audit: &str) {
+        let stdout: String = ran
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (what, text) in [
+            ("stdout", stdout.as_str()),
+            ("stderr", ran.stderr.as_str()),
+            ("outputs", ran.output_file.as_str()),
+            ("summary", ran.summary.as_str()),
+            ("audit", audit),
+        ] {
+            for token in [TOKEN, WORKFLOW_TOKEN] {
+                assert!(!text.contains(token), "a token leaked into {what}");
+            }
+        }
+        for comment in self.sim.comments() {
+            assert!(!comment.body.contains(TOKEN) && !comment.body.contains(WORKFLOW_TOKEN));
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(Instant::now()) & 0x00ff_ffff) as u32
+}
+
+/// Every path under `dir` (links not followed) not owned by `uid`.
+fn owned_by_others(dir: &Path, uid: u32) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.uid() != uid {
+            found.push(path.clone());
+        }
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    found
+}
+
+const POLL: &str = "version: 1\nagent:\n  poll: { initial: 1s, max: 2s }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_audit() {
+    let policy = format!(
+        "{POLL}checks:\n\
+         \x20 - name: the agent's file is there\n    run: test -f agent-gate-sim.txt\n\
+         \x20 - name: checks run as an unprivileged user\n    run: test \"$(id -u)\" -ne 0 && test \"$(id -u)\" -ne {RUNNER_UID}\n\
+         \x20 - name: no token reachable\n    run: \"printf '%s%s\\\\n' {head} {tail} > /tmp/canary && test -s /tmp/canary || exit 3; grep -rlsFf /tmp/canary /proc/[0-9]*/environ /proc/[0-9]*/cmdline /github/workspace/.git/config /github/home /github/runner_temp; test $? -ne 0\"\n",
+        // The pattern is assembled in the check, so no command line holds it whole.
+        head = &TOKEN[..10],
+        tail = &TOKEN[10..],
+    );
+    let job = Job::new(&policy, &[], 50.0).await;
+    let ran = job.run().await;
+    assert_eq!(ran.code, Some(0), "{}", ran.context());
+
+    for name in agent_gate::outputs::NAMES {
+        assert!(
+            ran.outputs.contains_key(name),
+            "output {name} missing: {:?}",
+            ran.outputs
+        );
+    }
+    assert_eq!(ran.outputs["verdict"], "passed");
+    assert_eq!(ran.outputs["task-state"], "completed");
+    assert_eq!(ran.outputs["task-id"], job.sim.tasks()[0].id);
+    assert_eq!(ran.outputs["pr-number"], "1");
+    assert_eq!(ran.outputs["changed-files"], "1");
+    assert_eq!(ran.outputs["violations"], "[]");
+    let checks: serde_json::Value = serde_json::from_str(&ran.outputs["checks"]).unwrap();
+    let checks = checks.as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:?}");
+    assert_eq!(job.sim.tasks().len(), 1);
+
+    assert!(ran.summary.contains("passed"), "{}", ran.summary);
+    assert!(ran.summary.contains("agent-gate-sim.txt"), "{}", ran.summary);
+    let audit = job.audit(&ran);
+    let kinds: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|e| e["event"].as_str().map(String::from))
+        .collect();
+    for k in ["trigger", "task", "change", "check", "verdict"] {
+        assert!(kinds.iter().any(|x| x == k), "audit event {k} missing: {kinds:?}");
+    }
+    let statuses = job.sim.statuses();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].status.state, "success");
+
+    job.assert_no_token(&ran, &audit);
+    job.assert_nothing_foreign();
+    job.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn a_scope_violation_in_the_container_exits_11_without_running_checks() {
+    let policy = format!(
+        "{POLL}scope:\n  deny: [agent-gate-sim.txt]\nchecks:\n  - name: never runs\n    run: \"true\"\n"
+    );
+    let job = Job::new(&policy, &[], 50.0).await;
+    let ran = job.run().await;
+    assert_eq!(ran.code, Some(11), "{}", ran.context());
+    assert_eq!(ran.outputs["verdict"], "scope-violation");
+    let violations: serde_json::Value = serde_json::from_str(&ran.outputs["violations"]).unwrap();
+    assert!(
+        violations.to_string().contains("agent-gate-sim.txt"),
+        "{violations}"
+    );
+    let checks: serde_json::Value = serde_json::from_str(&ran.outputs["checks"]).unwrap();
+    assert!(
+        checks.as_array().unwrap().iter().all(|c| c["status"] == "skipped"),
+        "{checks}"
+    );
+    assert_eq!(job.sim.statuses()[0].status.state, "failure");
+    let audit = job.audit(&ran);
+    job.assert_no_token(&ran, &audit);
+    job.assert_nothing_foreign();
+    job.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn a_failing_check_in_the_container_exits_10_with_its_output() {
+    let policy = format!(
+        "{POLL}checks:\n  - name: unit tests\n    run: \"echo 'FAIL: add 2 3 gave 6'; exit 1\"\n"
+    );
+    let job = Job::new(&policy, &[], 50.0).await;
+    let ran = job.run().await;
+    assert_eq!(ran.code, Some(10), "{}", ran.context());
+    assert_eq!(ran.outputs["verdict"], "checks-failed");
+    let checks: serde_json::Value = serde_json::from_str(&ran.outputs["checks"]).unwrap();
+    assert_eq!(checks[0]["status"], "failed", "{checks}");
+    assert!(ran.stdout.contains("FAIL: add 2 3 gave 6"), "{}", ran.context());
+    assert!(ran.summary.contains("unit tests"), "{}", ran.summary);
+    let audit = job.audit(&ran);
+    job.assert_no_token(&ran, &audit);
+    job.assert_nothing_foreign();
+    job.sim.shutdown().await;
+}
+
+/// The runner cancels a step by sending SIGINT to the `docker run` client, which proxies it
+/// to the container; SIGTERM follows 7.5 s later. The gate must be done by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn sigint_to_the_docker_client_cancels_the_run_with_exit_130() {
+    // An agent that never finishes: the run is surely polling when the signal comes.
+    let endless = Scenario {
+        tasks: vec![TaskScript {
+            final_state: FinalState::Never,
+            ..TaskScript::default()
+        }],
+        ..Scenario::default()
+    };
+    let job = Job::with(image(), POLL, &[], 50.0, Some(endless)).await;
+    let mut cmd = job.docker_run();
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child: Child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in BufReader::new(stdout).lines() {
+            s.push_str(&line.unwrap_or_default());
+            s.push('\n');
+        }
+        s
+    });
+    // Progress goes to stderr; wait until the task is running, then cancel.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let mut told = false;
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            s.push_str(&line);
+            s.push('\n');
+            if !told && line.contains("started task") {
+                told = true;
+                let _ = tx.send(());
+            }
+        }
+        s
+    });
+    let started = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(started.is_ok(), "the run never started its task");
+    assert_eq!(job.sim.tasks().len(), 1);
+
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let signalled = Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    let ran = job.finish(
+        status.code(),
+        out_reader.join().unwrap(),
+        err_reader.join().unwrap(),
+    );
+    assert_eq!(ran.code, Some(130), "{}", ran.context());
+    assert_eq!(ran.outputs["verdict"], "cancelled", "{}", ran.context());
+    assert!(
+        took < Duration::from_millis(7500),
+        "the runner sends SIGTERM after 7.5 s; the gate took {took:?}"
+    );
+    // The stop is recorded: GitHub has no cancel API, so the record says where a person can
+    // stop the session.
+    let audit = job.audit(&ran);
+    assert!(audit.contains("\"event\":\"stop\""), "{audit}");
+    job.assert_no_token(&ran, &audit);
+    job.assert_nothing_foreign();
+    job.sim.shutdown().await;
+}
+
+/// docs/action.md's derived image (`.ci/container` builds it from the recipe in the doc, on
+/// top of this image): Python's pytest from Debian, and a pytest check that passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn the_documented_pytest_image_runs_a_pytest_check() {
+    let policy = format!("{POLL}checks:\n  - name: pytest\n    run: python3 -m pytest -q tests\n");
+    let job = Job::with(
+        pytest_image(),
+        &policy,
+        &[
+            ("calc.py", "def add(a, b):\n    return a + b\n"),
+            (
+                "tests/test_calc.py",
+                "import sys, os\nsys.path.insert(0, os.getcwd())\nfrom calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+            ),
+        ],
+        50.0,
+        None,
+    )
+    .await;
+    let ran = job.run().await;
+    assert_eq!(ran.code, Some(0), "{}", ran.context());
+    assert_eq!(ran.outputs["verdict"], "passed");
+    assert!(ran.stdout.contains("1 passed"), "{}", ran.context());
+    job.assert_nothing_foreign();
+    job.sim.shutdown().await;
+}
