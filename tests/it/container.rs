@@ -140,8 +140,12 @@ impl Job {
             "add_path_",
             "save_state_",
         ] {
-            std::fs::write(temp.join("_runner_file_commands").join(format!("{name}{guid}")), "")
-                .unwrap();
+            std::fs::write(
+                temp.join("_runner_file_commands")
+                    .join(format!("{name}{guid}")),
+                "",
+            )
+            .unwrap();
         }
         std::fs::write(temp.join("_github_workflow/event.json"), "{}").unwrap();
         // The workspace and the temp tree are the runner user's, not the container's root.
@@ -184,7 +188,10 @@ impl Job {
             ("GITHUB_ENV", format!("{files}/set_env_{guid}")),
             ("GITHUB_PATH", format!("{files}/add_path_{guid}")),
             ("GITHUB_STATE", format!("{files}/save_state_{guid}")),
-            ("GITHUB_STEP_SUMMARY", format!("{files}/step_summary_{guid}")),
+            (
+                "GITHUB_STEP_SUMMARY",
+                format!("{files}/step_summary_{guid}"),
+            ),
             ("GITHUB_REF", "refs/heads/main".into()),
             ("GITHUB_REPOSITORY", "octo/demo".into()),
             ("GITHUB_REPOSITORY_OWNER", "octo".into()),
@@ -237,7 +244,10 @@ impl Job {
             .args(["-v", &format!("{temp}:/github/runner_temp")])
             .args(["-v", &format!("{temp}/_github_home:/github/home")])
             .args(["-v", &format!("{temp}/_github_workflow:/github/workflow")])
-            .args(["-v", &format!("{temp}/_runner_file_commands:/github/file_commands")])
+            .args([
+                "-v",
+                &format!("{temp}/_runner_file_commands:/github/file_commands"),
+            ])
             .args(["-v", &format!("{ws}:/github/workspace")])
             .args(["-v", &format!("{bare}:{bare}")])
             .arg(&self.image)
@@ -394,7 +404,11 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
     assert_eq!(job.sim.tasks().len(), 1);
 
     assert!(ran.summary.contains("passed"), "{}", ran.summary);
-    assert!(ran.summary.contains("agent-gate-sim.txt"), "{}", ran.summary);
+    assert!(
+        ran.summary.contains("agent-gate-sim.txt"),
+        "{}",
+        ran.summary
+    );
     let audit = job.audit(&ran);
     let kinds: Vec<String> = audit
         .lines()
@@ -402,7 +416,10 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
         .filter_map(|e| e["event"].as_str().map(String::from))
         .collect();
     for k in ["trigger", "task", "change", "check", "verdict"] {
-        assert!(kinds.iter().any(|x| x == k), "audit event {k} missing: {kinds:?}");
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "audit event {k} missing: {kinds:?}"
+        );
     }
     let statuses = job.sim.statuses();
     assert_eq!(statuses.len(), 1, "{statuses:?}");
@@ -430,7 +447,11 @@ async fn a_scope_violation_in_the_container_exits_11_without_running_checks() {
     );
     let checks: serde_json::Value = serde_json::from_str(&ran.outputs["checks"]).unwrap();
     assert!(
-        checks.as_array().unwrap().iter().all(|c| c["status"] == "skipped"),
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "skipped"),
         "{checks}"
     );
     assert_eq!(job.sim.statuses()[0].status.state, "failure");
@@ -452,7 +473,11 @@ async fn a_failing_check_in_the_container_exits_10_with_its_output() {
     assert_eq!(ran.outputs["verdict"], "checks-failed");
     let checks: serde_json::Value = serde_json::from_str(&ran.outputs["checks"]).unwrap();
     assert_eq!(checks[0]["status"], "failed", "{checks}");
-    assert!(ran.stdout.contains("FAIL: add 2 3 gave 6"), "{}", ran.context());
+    assert!(
+        ran.stdout.contains("FAIL: add 2 3 gave 6"),
+        "{}",
+        ran.context()
+    );
     assert!(ran.summary.contains("unit tests"), "{}", ran.summary);
     let audit = job.audit(&ran);
     job.assert_no_token(&ran, &audit);
@@ -503,7 +528,7 @@ async fn sigint_to_the_docker_client_cancels_the_run_with_exit_130() {
         }
         s
     });
-    let started = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+    let started = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_mins(1)))
         .await
         .unwrap();
     assert!(started.is_ok(), "the run never started its task");
