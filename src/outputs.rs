@@ -297,7 +297,9 @@ fn headline(report: &Report) -> Option<String> {
         Verdict::ApiError => {
             Some("The GitHub API failed and retries could not cure it.".to_string())
         }
-        Verdict::Passed | Verdict::ScopeViolation | Verdict::ChecksFailed => None,
+        Verdict::Passed | Verdict::ScopeViolation | Verdict::CheckError | Verdict::ChecksFailed => {
+            None
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod env;
 mod isolation;
 mod plan;
 mod process;
+mod program;
 mod reaper;
 mod runner;
 
@@ -38,6 +39,7 @@ pub use self::plan::{
     FILES_PLACEHOLDER, MAX_COMMAND_BYTES, PlannedAction, PlannedCheck, argument_for_path,
     expand_files, plan, quote_path, quote_word,
 };
+pub use self::program::{find_on_path, leading_program};
 pub use self::runner::run_checks;
 pub use crate::policy::Isolation;
 
@@ -109,6 +111,12 @@ pub enum CheckStatus {
     Cancelled,
     /// Could not be run (refused for isolation, bad command, spawn failure).
     Error {
+        message: String,
+    },
+    /// Not run: the program its command starts is missing where it runs. An environment
+    /// error — the repository's setup, never the change — with its own verdict.
+    Unavailable {
+        program: String,
         message: String,
     },
 }

@@ -43,6 +43,9 @@ pub enum PlannedAction {
     Skip { reason: String },
     /// Cannot be run as written (reported as an error, which fails a required check).
     Reject { message: String },
+    /// The program the command starts is not where the check runs: an environment error,
+    /// not the change's (decided by the runner before any check starts).
+    Unavailable { program: String, message: String },
 }
 
 impl PlannedCheck {

@@ -1,6 +1,8 @@
-//! Running planned checks: isolation set-up (uid, tree ownership, hidden credentials or the
-//! same-uid credential scan), one fresh `HOME` per check, parallelism up to `jobs`, and
-//! shutdown. One process is [`super::process`]'s business; the types are [`super`]'s.
+//! Running planned checks: isolation set-up (hidden credentials or the same-uid credential
+//! scan), the programs the checks start looked up before any of them runs, then for each
+//! check its own copy of the tree, its own uid (when the gate is root) and a fresh `HOME`,
+//! parallelism up to `jobs`, and shutdown. One process is [`super::process`]'s business;
+//! the types are [`super`]'s.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -15,25 +17,31 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::isolation::{self, IsolationMode, IsolationReport, ProtectGuard, RunAs};
-use super::reaper;
 use super::{
     CheckOutcome, CheckStatus, ChecksRun, Isolation, PlannedAction, PlannedCheck, RunOptions,
     chown_tree, make_gate_undumpable, process, protect, readable_credentials, scrubbed_env,
     writable_file_commands,
 };
+use super::{program, reaper};
 
 /// What every check shares in one run.
 struct Shared {
-    tree: PathBuf,
+    /// The export of the head tree each check gets a copy of.
+    source: PathBuf,
+    /// Where each check's directory (its tree and `HOME`) is made.
     homes: PathBuf,
+    /// The first check's uid and gid when the gate is root; check `i` runs as
+    /// `(uid - i, gid - i)`, so no check can reach another's tree or processes.
     user: Option<(u32, u32)>,
     env: Vec<(OsString, OsString)>,
     output_cap: usize,
     grace: Duration,
 }
 
-/// Run the planned checks in `tree` (the caller's isolated export of the head tree). Runs
-/// up to `opts.jobs` at once; when `shutdown` completes, running checks are stopped (their
+/// Run the planned checks, each in its own copy of `tree` (the caller's isolated export of
+/// the head tree), which the checks never see itself. A check whose command starts a
+/// program its `PATH` does not have is not run ([`CheckStatus::Unavailable`]); that is
+/// decided for every check before any of them starts. Runs up to `opts.jobs` at once; when `shutdown` completes, running checks are stopped (their
 /// process groups get SIGTERM, then SIGKILL after the grace period) and the rest are not
 /// started; all of them are then reported [`CheckStatus::Cancelled`]. Dropping the
 /// returned future kills every running check's group and restores protected modes.
@@ -73,7 +81,7 @@ pub async fn run_checks(
 
     let setup = match refusal {
         Some(message) => Err(message),
-        None => prepare(tree, user, opts).await,
+        None => prepare(tree, user, opts),
     };
     let (shared, _homes_dir) = match setup {
         Ok(ok) => ok,
@@ -92,6 +100,10 @@ pub async fn run_checks(
             };
         }
     };
+    let checks = checks
+        .into_iter()
+        .map(|c| resolve_program(c, &opts.env))
+        .collect();
     let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
     let escaped = reaper::sweep(Duration::from_secs(2));
     if escaped > 0 {
@@ -123,7 +135,9 @@ fn isolate_unprivileged(
         );
     }
     report.notes.push(format!(
-        "checks ran as uid {uid} gid {gid} with no supplementary groups, in a copy of the tree they own, with a fresh HOME; the gate's /proc/<pid>/environ is not readable to them"
+        "checks ran as uid {uid} gid {gid} (the next check as {} {}, and so on: one uid per check) with no supplementary groups, each in its own copy of the tree, which it owns, with a fresh HOME; the gate's /proc/<pid>/environ is not readable to them",
+        uid.saturating_sub(1),
+        gid.saturating_sub(1)
     ));
     match protect(&opts.protect) {
         Ok(guard) => {
@@ -195,13 +209,13 @@ fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport)
     }
 }
 
-/// Resolve the tree, hand it to the checks' uid, and create the directory of fresh `HOME`s.
-async fn prepare(
+/// Resolve the source tree and create the directory of the checks' own directories.
+fn prepare(
     tree: &Path,
     user: Option<(u32, u32)>,
     opts: &RunOptions,
 ) -> Result<(Arc<Shared>, tempfile::TempDir), String> {
-    let tree = std::fs::canonicalize(tree)
+    let source = std::fs::canonicalize(tree)
         .map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("agent-gate-homes-");
@@ -209,24 +223,14 @@ async fn prepare(
         Some(dir) => builder.tempdir_in(dir),
         None => builder.tempdir(),
     }
-    .map_err(|e| format!("cannot create a temporary directory for the checks' HOME: {e}"))?;
-    if let Some((uid, gid)) = user {
-        // Traversable, not listable, by the checks' uid.
+    .map_err(|e| format!("cannot create a temporary directory for the checks: {e}"))?;
+    if user.is_some() {
+        // Traversable, not listable, by the checks' uids.
         std::fs::set_permissions(homes.path(), std::fs::Permissions::from_mode(0o711))
             .map_err(|e| format!("cannot set the mode of {}: {e}", homes.path().display()))?;
-        let t = tree.clone();
-        tokio::task::spawn_blocking(move || chown_tree(&t, uid, gid))
-            .await
-            .map_err(|e| format!("giving the check tree to uid {uid} failed: {e}"))?
-            .map_err(|e| {
-                format!(
-                    "cannot give the check tree {} to uid {uid}: {e}",
-                    tree.display()
-                )
-            })?;
     }
     let shared = Shared {
-        tree,
+        source,
         homes: homes.path().to_path_buf(),
         user,
         env: opts.env.clone(),
@@ -234,6 +238,103 @@ async fn prepare(
         grace: opts.kill_grace,
     };
     Ok((Arc::new(shared), homes))
+}
+
+/// Look up the program a runnable check starts on its `PATH`: when it is missing, the check
+/// is not run and says which program, where it looked, and how to provide it.
+fn resolve_program(check: PlannedCheck, gate_env: &[(OsString, OsString)]) -> PlannedCheck {
+    let PlannedAction::Run { command } = &check.action else {
+        return check;
+    };
+    let Some(name) = program::leading_program(command) else {
+        return check;
+    };
+    let env = scrubbed_env(gate_env, &check.env, Path::new("/nonexistent"));
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or_else(|| OsString::from(super::DEFAULT_PATH), |(_, v)| v.clone());
+    if program::find_on_path(&name, &path).is_some() {
+        return check;
+    }
+    let message = format!(
+        "`{name}` is not installed where the check runs (looked on PATH={}): the check's environment lacks it, not the change. Install it in the image the gate runs in (docs/action.md, \"Checks need your toolchain\"), or give the check a PATH that has it",
+        path.to_string_lossy()
+    );
+    PlannedCheck {
+        action: PlannedAction::Unavailable {
+            program: name,
+            message,
+        },
+        ..check
+    }
+}
+
+/// Copy the export at `from` to `to` (which must not exist): directories, regular files
+/// with their modes, symbolic links as links (the export already made every link that
+/// leads out of it a plain file, and a copy keeps the same shape, so links stay inside).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
+    let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        for entry in std::fs::read_dir(&src)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let target = dst.join(entry.file_name());
+            if kind.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+            } else if kind.is_dir() {
+                std::fs::create_dir(&target)?;
+                std::fs::set_permissions(&target, entry.metadata()?.permissions())?;
+                stack.push((entry.path(), target));
+            } else if kind.is_file() {
+                std::fs::copy(entry.path(), &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A check's own directory: a copy of the tree it owns and a fresh `HOME`, both made for
+/// `user` (the check's uid and gid) when the gate is root.
+async fn check_dir(
+    shared: &Shared,
+    index: usize,
+    user: Option<(u32, u32)>,
+) -> Result<(PathBuf, PathBuf), String> {
+    let dir = shared
+        .homes
+        .join(format!("check-{index}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir(&dir)
+        .map_err(|e| format!("cannot create the check's directory {}: {e}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+    let tree = dir.join("tree");
+    let (source, copy) = (shared.source.clone(), tree.clone());
+    tokio::task::spawn_blocking(move || {
+        copy_tree(&source, &copy).map_err(|e| {
+            format!(
+                "cannot copy the check tree {} to {}: {e}",
+                source.display(),
+                copy.display()
+            )
+        })?;
+        if let Some((uid, gid)) = user {
+            chown_tree(&copy, uid, gid).map_err(|e| {
+                format!(
+                    "cannot give the check tree {} to uid {uid}: {e}",
+                    copy.display()
+                )
+            })?;
+        }
+        Ok::<(), String>(())
+    })
+    .await
+    .map_err(|e| format!("copying the check tree failed: {e}"))??;
+    let home = dir.join("home");
+    make_home(&home, user)?;
+    Ok((tree, home))
 }
 
 /// Run every check to its outcome. The checks' futures are polled inside this future (not
@@ -316,15 +417,22 @@ async fn run_one(
     command: Vec<u8>,
     cancel: watch::Receiver<bool>,
 ) -> CheckOutcome {
-    let home = shared.homes.join(format!("home-{index}"));
-    if let Err(message) = make_home(&home, shared.user) {
-        return not_run(check, || CheckStatus::Error { message });
-    }
+    let offset = u32::try_from(index).unwrap_or(u32::MAX);
+    let user = shared.user.map(|(uid, gid)| {
+        (
+            uid.saturating_sub(offset).max(1),
+            gid.saturating_sub(offset).max(1),
+        )
+    });
+    let (tree, home) = match check_dir(shared, index, user).await {
+        Ok(dirs) => dirs,
+        Err(message) => return not_run(check, || CheckStatus::Error { message }),
+    };
     let exec = process::Exec {
         command,
-        cwd: shared.tree.clone(),
+        cwd: tree.clone(),
         env: scrubbed_env(&shared.env, &check.env, &home),
-        user: shared.user,
+        user,
         timeout: check.timeout,
         grace: shared.grace,
         output_cap: shared.output_cap,
@@ -341,7 +449,7 @@ async fn run_one(
         },
         process::Ending::Cancelled => CheckStatus::Cancelled,
         process::Ending::SpawnFailed(e) => CheckStatus::Error {
-            message: spawn_error(&e, &shared.tree, shared.user),
+            message: spawn_error(&e, &tree, user),
         },
     };
     CheckOutcome {
@@ -387,6 +495,9 @@ fn not_run(check: PlannedCheck, otherwise: impl FnOnce() -> CheckStatus) -> Chec
     let status = match check.action {
         PlannedAction::Skip { reason } => CheckStatus::Skipped { reason },
         PlannedAction::Reject { message } => CheckStatus::Error { message },
+        PlannedAction::Unavailable { program, message } => {
+            CheckStatus::Unavailable { program, message }
+        }
         PlannedAction::Run { .. } => otherwise(),
     };
     CheckOutcome {

@@ -187,6 +187,7 @@ fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
             Some("the gate was interrupted".to_string()),
         ),
         RunStatus::Error { message } => (CheckStatus::Error, Some(message.clone())),
+        RunStatus::Unavailable { message, .. } => (CheckStatus::Unavailable, Some(message.clone())),
     };
     CheckEntry {
         name: o.name.clone(),

@@ -103,11 +103,12 @@ impl ReviewRecord {
 }
 
 /// The commit status state of a verdict: `success` only for `passed`; `error` when the
-/// gate itself could not decide (configuration or API error); `failure` otherwise.
+/// gate could not decide (configuration or API error, or a check whose environment lacks
+/// its program); `failure` otherwise.
 pub fn status_state(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "success",
-        Verdict::ConfigError | Verdict::ApiError => "error",
+        Verdict::ConfigError | Verdict::ApiError | Verdict::CheckError => "error",
         Verdict::OverBudget
         | Verdict::Cancelled
         | Verdict::TimedOut
@@ -140,6 +141,19 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
             "violation",
             "violations",
         )),
+        Verdict::CheckError => {
+            let names: Vec<&str> = report
+                .checks
+                .iter()
+                .filter(|c| c.required && c.status == crate::report::CheckStatus::Unavailable)
+                .map(|c| c.name.as_str())
+                .collect();
+            Some(format!(
+                "{} could not run (missing tool): {}",
+                plural(names.len(), "required check", "required checks"),
+                names.join(", ")
+            ))
+        }
         Verdict::ChecksFailed => {
             let names: Vec<&str> = report
                 .checks

@@ -83,6 +83,8 @@ pub enum CheckStatus {
     Skipped,
     Cancelled,
     Error,
+    /// Not run: the program (or image) it needs is missing where it runs.
+    Unavailable,
 }
 
 impl CheckStatus {
@@ -94,6 +96,7 @@ impl CheckStatus {
             CheckStatus::Skipped => "skipped",
             CheckStatus::Cancelled => "cancelled",
             CheckStatus::Error => "error",
+            CheckStatus::Unavailable => "unavailable",
         }
     }
 }
@@ -124,6 +127,7 @@ impl CheckEntry {
                     | CheckStatus::TimedOut
                     | CheckStatus::Error
                     | CheckStatus::Cancelled
+                    | CheckStatus::Unavailable
             )
     }
 }
@@ -302,6 +306,13 @@ impl Report {
         }
         if self.totals.checks_failed > 0 {
             verdict = verdict.combine(Verdict::ChecksFailed);
+        }
+        if self
+            .checks
+            .iter()
+            .any(|c| c.required && c.status == CheckStatus::Unavailable)
+        {
+            verdict = verdict.combine(Verdict::CheckError);
         }
         self.set_verdict(verdict);
     }

@@ -17,13 +17,17 @@ pub enum Verdict {
     TimedOut,
     AgentFailed,
     ScopeViolation,
+    /// A required check could not run because its environment lacks the program it starts
+    /// (or its image): the repository's setup, not the change. Ranks just above
+    /// `checks-failed`; never sent back to the agent for repair.
+    CheckError,
     ChecksFailed,
     Passed,
 }
 
 impl Verdict {
     /// Every verdict, in precedence order.
-    pub const ALL: [Verdict; 9] = [
+    pub const ALL: [Verdict; 10] = [
         Verdict::ConfigError,
         Verdict::ApiError,
         Verdict::OverBudget,
@@ -31,6 +35,7 @@ impl Verdict {
         Verdict::TimedOut,
         Verdict::AgentFailed,
         Verdict::ScopeViolation,
+        Verdict::CheckError,
         Verdict::ChecksFailed,
         Verdict::Passed,
     ];
@@ -44,6 +49,7 @@ impl Verdict {
             Verdict::AgentFailed => 12,
             Verdict::TimedOut => 13,
             Verdict::OverBudget => 14,
+            Verdict::CheckError => 15,
             Verdict::Cancelled => 130,
             Verdict::ConfigError => 2,
             Verdict::ApiError => 3,
@@ -59,6 +65,7 @@ impl Verdict {
             Verdict::AgentFailed => "agent-failed",
             Verdict::TimedOut => "timed-out",
             Verdict::OverBudget => "over-budget",
+            Verdict::CheckError => "check-error",
             Verdict::Cancelled => "cancelled",
             Verdict::ConfigError => "config-error",
             Verdict::ApiError => "api-error",

@@ -47,6 +47,29 @@ pub fn reason(report: &Report) -> String {
                 names.join(", ")
             )
         }
+        Verdict::CheckError => {
+            let unavailable: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.required && c.status == crate::report::CheckStatus::Unavailable)
+                .map(|c| code(&c.name))
+                .collect();
+            format!(
+                "Required check{} could not run: a program {} is missing where {} — the repository's setup, not the change; nothing was sent back to the agent: {}.",
+                if unavailable.len() == 1 { "" } else { "s" },
+                if unavailable.len() == 1 {
+                    "it needs"
+                } else {
+                    "they need"
+                },
+                if unavailable.len() == 1 {
+                    "it runs"
+                } else {
+                    "they run"
+                },
+                unavailable.join(", ")
+            )
+        }
         Verdict::ScopeViolation => {
             let mut kinds: Vec<(&ViolationKind, usize)> = Vec::new();
             for v in &report.violations {
@@ -103,6 +126,7 @@ fn emoji(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "✅",
         Verdict::ChecksFailed => "❌",
+        Verdict::CheckError => "🧰",
         Verdict::ScopeViolation => "⛔",
         Verdict::AgentFailed => "🤖",
         Verdict::TimedOut => "⏱️",

@@ -54,6 +54,7 @@ fn check_status(status: CheckStatus) -> &'static str {
         CheckStatus::Skipped => "⏭️ skipped",
         CheckStatus::Cancelled => "🛑 cancelled",
         CheckStatus::Error => "⚠️ error",
+        CheckStatus::Unavailable => "🧰 unavailable",
     }
 }
 

@@ -62,7 +62,10 @@ pub(super) fn timeline(out: &mut String, report: &Report) {
         for (i, c) in ran.iter().enumerate() {
             let tag = match c.status {
                 CheckStatus::Passed => "done, ",
-                CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error => "crit, ",
+                CheckStatus::Failed
+                | CheckStatus::TimedOut
+                | CheckStatus::Error
+                | CheckStatus::Unavailable => "crit, ",
                 CheckStatus::Skipped | CheckStatus::Cancelled => "",
             };
             #[allow(clippy::cast_precision_loss, reason = "durations far below 2^52 ms")]

@@ -72,6 +72,22 @@ fn tree() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
+/// A directory outside the tree that every check may write (each check runs in its own
+/// copy of the tree, under its own uid when the test runs as root), for what a test reads
+/// back: pid files, markers, listings. Checks find it as `$OUT`.
+fn out_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// `spec` with `$OUT` set to `out`.
+fn spec_out(name: &str, run: &str, out: &Path) -> CheckSpec {
+    let mut s = spec(name, run);
+    s.env.insert("OUT".into(), out.display().to_string());
+    s
+}
+
 async fn run_specs(
     tree: &Path,
     specs: &[CheckSpec],
@@ -404,9 +420,11 @@ async fn passing_failing_and_advisory_checks() {
 #[tokio::test]
 async fn a_check_past_its_timeout_is_killed_with_its_children() {
     let dir = tree();
-    let mut slow = spec(
+    let out_dir = out_dir();
+    let mut slow = spec_out(
         "slow",
-        "sleep 1000 & echo $! > grandchild.pid; trap '' TERM; wait",
+        "sleep 1000 & echo $! > \"$OUT/grandchild.pid\"; trap '' TERM; wait",
+        out_dir.path(),
     );
     slow.timeout = Duration::from_millis(800);
     let run = run_specs(dir.path(), &[slow], &[], &opts()).await;
@@ -418,7 +436,7 @@ async fn a_check_past_its_timeout_is_killed_with_its_children() {
         }
     );
     assert!(out.duration >= Duration::from_millis(800));
-    let grandchild = read_pid(&dir.path().join("grandchild.pid"));
+    let grandchild = read_pid(&out_dir.path().join("grandchild.pid"));
     assert_gone_soon(grandchild).await;
 }
 
@@ -447,14 +465,16 @@ async fn output_keeps_the_tail_within_the_cap() {
 async fn independent_checks_run_in_parallel() {
     // Each check waits for the other's file: they can only both pass side by side.
     let dir = tree();
+    let out = out_dir();
     let mut o = opts();
     o.jobs = 2;
     let wait = |mine: &str, theirs: &str| {
-        let mut s = spec(
+        let mut s = spec_out(
             mine,
             &format!(
-                "touch {mine}; for i in $(seq 400); do test -e {theirs} && exit 0; sleep 0.05; done; exit 1"
+                "touch \"$OUT/{mine}\"; for i in $(seq 400); do test -e \"$OUT/{theirs}\" && exit 0; sleep 0.05; done; exit 1"
             ),
+            out.path(),
         );
         s.timeout = Duration::from_secs(30);
         s
@@ -468,7 +488,7 @@ async fn independent_checks_run_in_parallel() {
     o.jobs = 1;
     let mut first = wait("c", "d");
     first.run =
-        "touch c; for i in $(seq 10); do test -e d && exit 0; sleep 0.05; done; exit 1".into();
+        "touch \"$OUT/c\"; for i in $(seq 10); do test -e \"$OUT/d\" && exit 0; sleep 0.05; done; exit 1".into();
     let run = run_specs(dir.path(), &[first, wait("d", "c")], &[], &o).await;
     assert_eq!(
         run.outcomes[0].status,
@@ -484,9 +504,14 @@ async fn shutdown_cancels_running_and_queued_checks_and_kills_their_groups() {
     let dir = tree();
     let mut o = opts();
     o.jobs = 1;
-    let running = spec("running", "sleep 1000 & echo $! > grandchild.pid; wait");
+    let out = out_dir();
+    let running = spec_out(
+        "running",
+        "sleep 1000 & echo $! > \"$OUT/grandchild.pid\"; wait",
+        out.path(),
+    );
     let queued = spec("queued", "echo should-not-run");
-    let pid_file = dir.path().join("grandchild.pid");
+    let pid_file = out.path().join("grandchild.pid");
     let shutdown = {
         let pid_file = pid_file.clone();
         async move { wait_for_file(&pid_file).await }
@@ -504,11 +529,13 @@ async fn shutdown_cancels_running_and_queued_checks_and_kills_their_groups() {
 #[tokio::test]
 async fn dropping_the_run_kills_the_groups() {
     let dir = tree();
-    let pid_file = dir.path().join("grandchild.pid");
+    let out = out_dir();
+    let pid_file = out.path().join("grandchild.pid");
     let planned = plan(
-        &[spec(
+        &[spec_out(
             "running",
-            "sleep 1000 & echo $! > grandchild.pid; wait",
+            "sleep 1000 & echo $! > \"$OUT/grandchild.pid\"; wait",
+            out.path(),
         )],
         &[],
     );
@@ -524,9 +551,10 @@ async fn dropping_the_run_kills_the_groups() {
 #[tokio::test]
 async fn skipped_and_rejected_checks_are_reported_without_running() {
     let dir = tree();
-    let mut skipped = spec("py", "touch ran-py; ruff {files}");
+    let out = out_dir();
+    let mut skipped = spec_out("py", "touch \"$OUT/ran-py\"; ruff {files}", out.path());
     skipped.files = Some(rules(&["*.py"]));
-    let mut rejected = spec("bad-env", "touch ran-bad");
+    let mut rejected = spec_out("bad-env", "touch \"$OUT/ran-bad\"", out.path());
     rejected.env.insert("GITHUB_TOKEN".into(), "x".into());
     let run = run_specs(
         dir.path(),
@@ -540,7 +568,7 @@ async fn skipped_and_rejected_checks_are_reported_without_running() {
         CheckStatus::Skipped { .. }
     ));
     assert!(matches!(run.outcomes[1].status, CheckStatus::Error { .. }));
-    assert!(!dir.path().join("ran-py").exists() && !dir.path().join("ran-bad").exists());
+    assert!(!out.path().join("ran-py").exists() && !out.path().join("ran-bad").exists());
     assert!(
         checks::failed_required(&run.outcomes),
         "a rejected required check fails"
@@ -563,9 +591,12 @@ async fn hostile_file_names_end_to_end() {
     for name in &names {
         std::fs::write(dir.path().join(OsStr::from_bytes(name)), b"x").unwrap();
     }
-    let mut check = spec(
+    let out = out_dir();
+    let mut check = spec_out(
         "list",
-        "cat -- {files} >/dev/null && printf '%s\\0' {files} > .names",
+        // `test ! -e pwned` in the check's own tree: the name `$(touch pwned).py` ran nothing.
+        "cat -- {files} >/dev/null && printf '%s\\0' {files} > \"$OUT/.names\" && test ! -e pwned",
+        out.path(),
     );
     check.files = Some(rules(&["*.py"]));
     let run = run_specs(dir.path(), &[check], &paths(&names), &opts()).await;
@@ -575,7 +606,7 @@ async fn hostile_file_names_end_to_end() {
         "{}",
         run.outcomes[0].output_tail
     );
-    let listed = std::fs::read(dir.path().join(".names")).unwrap();
+    let listed = std::fs::read(out.path().join(".names")).unwrap();
     let listed: Vec<&[u8]> = listed
         .split(|&b| b == 0)
         .filter(|w| !w.is_empty())
@@ -585,7 +616,7 @@ async fn hostile_file_names_end_to_end() {
         listed,
         expected.iter().map(Vec::as_slice).collect::<Vec<_>>()
     );
-    assert!(!dir.path().join("pwned").exists());
+    assert!(!dir.path().join("pwned").exists() && !out.path().join("pwned").exists());
 }
 
 #[tokio::test]
@@ -1007,4 +1038,150 @@ fn a_same_uid_gate_refuses_while_credentials_are_readable_and_hides_its_environm
         !output.contains(&canary),
         "the canary leaked to the check:\n{output}"
     );
+}
+
+#[test]
+fn the_program_a_command_starts_is_its_first_bare_word() {
+    use agent_gate::checks::leading_program;
+    for (command, program) in [
+        ("ruff check .", Some("ruff")),
+        ("  pytest -q tests", Some("pytest")),
+        ("FOO=1 BAR=x npm test", Some("npm")),
+        ("python3.12 -m pytest", Some("python3.12")),
+        ("make; echo done", Some("make")),
+        ("./scripts/lint.sh", None),
+        ("bash scripts/lint.sh", Some("bash")),
+        ("/usr/bin/env python3", None),
+        ("test -f x", None),
+        ("if true; then ruff; fi", None),
+        ("! grep x y", None),
+        ("\"$TOOL\" run", None),
+        ("$(which ruff) check", None),
+        ("FOO=1", None),
+        ("", None),
+    ] {
+        assert_eq!(
+            leading_program(command.as_bytes()).as_deref(),
+            program,
+            "{command:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_program_is_unavailable_found_before_any_check_runs() {
+    let dir = tree();
+    let out = out_dir();
+    let first = spec_out("first", "touch \"$OUT/first-ran\"", out.path());
+    let missing = spec_out("ruff", "ruff-not-installed-here check .", out.path());
+    let assigned = spec_out("assigned", "CI=1 also-not-installed --flag", out.path());
+    let script = spec_out("script", "./not-in-the-tree.sh", out.path());
+    let run = run_specs(
+        dir.path(),
+        &[first, missing, assigned, script],
+        &[],
+        &opts(),
+    )
+    .await;
+    assert_eq!(run.outcomes[0].status, CheckStatus::Passed);
+    assert!(out.path().join("first-ran").exists());
+    match &run.outcomes[1].status {
+        CheckStatus::Unavailable { program, message } => {
+            assert_eq!(program, "ruff-not-installed-here");
+            assert!(message.contains("looked on PATH="), "{message}");
+            assert!(message.contains("docs/action.md"), "{message}");
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(matches!(
+        &run.outcomes[2].status,
+        CheckStatus::Unavailable { program, .. } if program == "also-not-installed"
+    ));
+    // A path is the tree's business: it runs, and fails.
+    assert_eq!(
+        run.outcomes[3].status,
+        CheckStatus::Failed {
+            exit_code: Some(127),
+            signal: None
+        }
+    );
+    assert!(run.failed_required());
+}
+
+/// Each check works on its own copy of the tree: what one check writes, another never
+/// sees, and the export the copies come from is left as it was.
+#[tokio::test]
+async fn each_check_gets_its_own_copy_of_the_tree() {
+    let dir = tree();
+    std::fs::write(dir.path().join("config.txt"), "original\n").unwrap();
+    let out = out_dir();
+    let mut o = opts();
+    o.jobs = 2;
+    let writer = spec_out(
+        "writer",
+        "echo changed > config.txt; rm -f missing-later; touch \"$OUT/written\"; sleep 0.3",
+        out.path(),
+    );
+    let mut reader = spec_out(
+        "reader",
+        "for i in $(seq 200); do test -e \"$OUT/written\" && break; sleep 0.05; done; test -e \"$OUT/written\" && grep -qx original config.txt",
+        out.path(),
+    );
+    reader.timeout = Duration::from_secs(30);
+    let run = run_specs(dir.path(), &[writer, reader], &[], &o).await;
+    assert_eq!(run.outcomes[0].status, CheckStatus::Passed);
+    assert_eq!(
+        run.outcomes[1].status,
+        CheckStatus::Passed,
+        "{}",
+        run.outcomes[1].output_tail
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("config.txt")).unwrap(),
+        "original\n"
+    );
+}
+
+/// As root, one uid per check: a hostile check that looks for the other check's tree
+/// through `/proc/<pid>/cwd` and the temp directory cannot write it.
+#[tokio::test]
+#[ignore = "needs root (one uid per check): .ci/run runs it"]
+async fn root_a_hostile_check_cannot_reach_another_checks_tree() {
+    assert!(is_root(), "run as root: checks get one uid each only then");
+    let dir = tree();
+    std::fs::write(dir.path().join("lint-target.txt"), "original\n").unwrap();
+    let out = out_dir();
+    let mut o = opts();
+    o.jobs = 2;
+    let mut victim = spec_out(
+        "victim",
+        "touch \"$OUT/victim-up\"; for i in $(seq 200); do test -e \"$OUT/vandal-done\" && break; sleep 0.05; done; id -u > \"$OUT/victim-uid\"; grep -qx original lint-target.txt",
+        out.path(),
+    );
+    victim.timeout = Duration::from_secs(30);
+    let mut vandal = spec_out(
+        "vandal",
+        "for i in $(seq 200); do test -e \"$OUT/victim-up\" && break; sleep 0.05; done; \
+         id -u > \"$OUT/vandal-uid\"; \
+         for cwd in /proc/[0-9]*/cwd; do echo hacked > \"$cwd/lint-target.txt\" 2>/dev/null && echo \"via $cwd\" >> \"$OUT/hits\"; done; \
+         find /tmp -name lint-target.txt -writable 2>/dev/null | while read -r f; do [ \"$f\" -ef lint-target.txt ] || { echo hacked > \"$f\" && echo \"via $f\" >> \"$OUT/hits\"; }; done; \
+         touch \"$OUT/vandal-done\"",
+        out.path(),
+    );
+    vandal.timeout = Duration::from_secs(30);
+    let run = run_specs(dir.path(), &[victim, vandal], &[], &o).await;
+    let hits = std::fs::read_to_string(out.path().join("hits")).unwrap_or_default();
+    // Only the vandal's own copy may have been written (its own cwd).
+    assert!(
+        hits.lines().count() <= 1,
+        "the vandal reached other trees: {hits}"
+    );
+    assert_eq!(
+        run.outcomes[0].status,
+        CheckStatus::Passed,
+        "{}",
+        run.outcomes[0].output_tail
+    );
+    let uid = |f: &str| std::fs::read_to_string(out.path().join(f)).unwrap();
+    assert_ne!(uid("victim-uid"), uid("vandal-uid"), "one uid per check");
 }

@@ -826,3 +826,63 @@ async fn a_gate_interrupted_before_the_start_starts_nothing() {
         report.notes
     );
 }
+
+/// A check whose tool is not installed where it runs is the repository's setup, not the
+/// change: `check-error` (exit 15), a commit status `error`, and no repair round even when
+/// the policy allows them — one task started. A script the change deleted still fails as
+/// `checks-failed` (fail closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_whose_tool_is_missing_is_check_error_and_is_never_repaired() {
+    let policy = "version: 1
+agent:
+  repair-rounds: 2
+checks:
+  - name: unit tests
+    run: bash tests/run.sh
+  - name: ruff
+    run: ruff-not-installed-here check .
+";
+    let g = gate(
+        policy,
+        vec![agent(
+            "Add subtraction",
+            vec![write("src/sub.sh", "sub() { echo $(($1 - $2)); }\n")],
+            FinalState::Completed,
+        )],
+    )
+    .await;
+    let (report, _) = g.run(g.opts("Add subtraction")).await;
+    assert_verdict(&report, Verdict::CheckError, 15);
+    assert_eq!(report.checks[0].status, CheckStatus::Passed);
+    let ruff = &report.checks[1];
+    assert_eq!(ruff.status, CheckStatus::Unavailable);
+    let detail = ruff.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("`ruff-not-installed-here` is not installed") && detail.contains("PATH="),
+        "{detail}"
+    );
+    assert_eq!(g.creates(), 1, "no repair round for a missing tool");
+    let statuses = g.sim.statuses();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].status.state, "error");
+
+    // A script in the tree that the change deleted is the change's doing: checks-failed.
+    let policy = "version: 1
+checks:
+  - name: lint
+    run: ./scripts/lint.sh
+";
+    let g = gate(
+        policy,
+        vec![agent(
+            "Drop the linter",
+            vec![write("README.md", "no linter here\n")],
+            FinalState::Completed,
+        )],
+    )
+    .await;
+    let (report, _) = g.run(g.opts("Drop the linter")).await;
+    assert_verdict(&report, Verdict::ChecksFailed, 10);
+    assert_eq!(report.checks[0].status, CheckStatus::Failed);
+    assert_eq!(report.checks[0].detail.as_deref(), Some("exit code 127"));
+}
