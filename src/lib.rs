@@ -26,6 +26,7 @@ pub mod yaml;
 pub mod actions;
 pub mod audit;
 pub mod checks;
+pub mod docker;
 pub mod git;
 pub mod github;
 pub mod outputs;

@@ -12,6 +12,7 @@
 //! - [`plan()`]: which checks run for a change, and their expanded commands (pure).
 //! - [`run_checks`]: run the planned checks, in parallel up to [`RunOptions::jobs`].
 
+mod container;
 mod env;
 mod isolation;
 mod plan;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use self::container::TREE as CONTAINER_TREE;
 pub use self::env::{
     DEFAULT_PATH, PASSED_NAMES, PASSED_PREFIXES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS,
     WITHHELD_NAMES, is_passed_from_gate, is_reserved_name, scrubbed_env,
@@ -71,6 +73,9 @@ pub struct RunOptions {
     /// Where the fresh `HOME`s are created (default: the system temp dir). Must be
     /// traversable by the checks' uid.
     pub temp_dir: Option<PathBuf>,
+    /// The Docker engine checks with `image:` run through (`None`: such checks are
+    /// `unavailable`). Production passes `Engine::from_env`.
+    pub docker: Option<crate::docker::Engine>,
 }
 
 impl Default for RunOptions {
@@ -84,6 +89,7 @@ impl Default for RunOptions {
             run_as: RunAs::default(),
             protect: Vec::new(),
             temp_dir: None,
+            docker: None,
         }
     }
 }

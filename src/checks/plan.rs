@@ -31,6 +31,8 @@ pub struct PlannedCheck {
     pub timeout: Duration,
     /// The check's declared `env:` (already vetted: no reserved names).
     pub env: BTreeMap<String, String>,
+    /// The image it runs in (`image:`), when not in the gate's own container.
+    pub image: Option<crate::policy::CheckImage>,
     pub action: PlannedAction,
 }
 
@@ -78,6 +80,7 @@ fn plan_one(spec: &CheckSpec, changed: &[BString]) -> PlannedCheck {
         line: spec.line,
         timeout: spec.timeout,
         env: spec.env.clone(),
+        image: spec.image.clone(),
         action,
     }
 }

@@ -22,7 +22,7 @@ use super::{
     chown_tree, make_gate_undumpable, process, protect, readable_credentials, scrubbed_env,
     writable_file_commands,
 };
-use super::{program, reaper};
+use super::{container, program, reaper};
 
 /// What every check shares in one run.
 struct Shared {
@@ -33,6 +33,7 @@ struct Shared {
     /// The first check's uid and gid when the gate is root; check `i` runs as
     /// `(uid - i, gid - i)`, so no check can reach another's tree or processes.
     user: Option<(u32, u32)>,
+    docker: Option<crate::docker::Engine>,
     env: Vec<(OsString, OsString)>,
     output_cap: usize,
     grace: Duration,
@@ -104,6 +105,8 @@ pub async fn run_checks(
         .into_iter()
         .map(|c| resolve_program(c, &opts.env))
         .collect();
+    let (checks, images) = container::prepare(checks, opts.docker.as_ref()).await;
+    report.notes.extend(images.notes);
     let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
     let escaped = reaper::sweep(Duration::from_secs(2));
     if escaped > 0 {
@@ -233,6 +236,7 @@ fn prepare(
         source,
         homes: homes.path().to_path_buf(),
         user,
+        docker: opts.docker.clone(),
         env: opts.env.clone(),
         output_cap: opts.output_cap.max(1),
         grace: opts.kill_grace,
@@ -246,6 +250,10 @@ fn resolve_program(check: PlannedCheck, gate_env: &[(OsString, OsString)]) -> Pl
     let PlannedAction::Run { command } = &check.action else {
         return check;
     };
+    if check.image.is_some() {
+        // Looked up inside its image, by `container::prepare`.
+        return check;
+    }
     let Some(name) = program::leading_program(command) else {
         return check;
     };
@@ -418,6 +426,22 @@ async fn run_one(
     cancel: watch::Receiver<bool>,
 ) -> CheckOutcome {
     let offset = u32::try_from(index).unwrap_or(u32::MAX);
+    if let (Some(image), Some(engine)) = (check.image.clone(), shared.docker.as_ref()) {
+        // Its own uid inside its container, whether or not the gate is root.
+        let user = (
+            super::NOBODY.saturating_sub(offset).max(1),
+            super::NOBODY.saturating_sub(offset).max(1),
+        );
+        let job = container::Job {
+            engine,
+            image: &image,
+            source: &shared.source,
+            command: &command,
+            user,
+            output_cap: shared.output_cap,
+        };
+        return container::run(job, check, cancel).await;
+    }
     let user = shared.user.map(|(uid, gid)| {
         (
             uid.saturating_sub(offset).max(1),

@@ -207,4 +207,19 @@ fn check_entry(out: &mut String, number: usize, check: &CheckSpec) {
             .join(" ");
         let _ = writeln!(out, "       env:   {env}");
     }
+    if let Some(image) = &check.image {
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "CPU counts far below 2^52 billionths"
+        )]
+        let cpus = image.nano_cpus as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "       image: {} (network {}, memory {} MiB, {cpus} CPUs, {} processes)",
+            image.image,
+            image.network.mode(),
+            image.memory_bytes / (1024 * 1024),
+            image.pids
+        );
+    }
 }

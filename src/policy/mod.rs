@@ -60,6 +60,40 @@ pub enum OnViolation {
     Run,
 }
 
+/// A check container's network (`network:` of a check with `image:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckNetwork {
+    /// No network at all (the default).
+    None,
+    /// The engine's default network.
+    Bridge,
+    /// The host's network.
+    Host,
+}
+
+impl CheckNetwork {
+    /// The engine's `NetworkMode`.
+    pub fn mode(self) -> &'static str {
+        match self {
+            CheckNetwork::None => "none",
+            CheckNetwork::Bridge => "bridge",
+            CheckNetwork::Host => "host",
+        }
+    }
+}
+
+/// Where a check with `image:` runs, and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckImage {
+    pub image: String,
+    pub network: CheckNetwork,
+    pub memory_bytes: u64,
+    /// CPUs in billionths (the engine's `NanoCpus`).
+    pub nano_cpus: u64,
+    pub pids: u32,
+}
+
 /// `checks-isolation`: how hard the gate insists that checks cannot read credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -114,6 +148,8 @@ pub struct CheckSpec {
     pub env: BTreeMap<String, String>,
     /// 1-based line of the entry in the policy file.
     pub line: usize,
+    /// `image:` and its limits: the check runs in a container of that image.
+    pub image: Option<CheckImage>,
 }
 
 /// `report`.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{Allowance, Isolation, OnIdle, OnViolation, OnWaitingForUser};
+use super::{Allowance, CheckNetwork, Isolation, OnIdle, OnViolation, OnWaitingForUser};
 
 /// Just the `version` key, read first and leniently so that a policy for another version is
 /// reported as such instead of as a list of unknown keys.
@@ -167,6 +167,24 @@ pub(crate) struct RawCheck {
     /// Extra environment variables for the check (the rest of its environment is scrubbed).
     #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
     pub env: Option<EnvMap>,
+    /// Run the command in a container of this image (the repository's toolchain, e.g.
+    /// `python:3.12-slim`), through the Docker engine the runner gives every container
+    /// action, with `sh -c` instead of the gate's `bash -c`. Default: in the gate's container.
+    #[schemars(with = "Option<String>")]
+    pub image: Option<Spanned<String>>,
+    /// With `image`: the container's network. `none` (default: no network at all),
+    /// `bridge` (the engine's default network) or `host`.
+    #[schemars(with = "Option<CheckNetwork>", extend("default" = "none"))]
+    pub network: Option<Spanned<CheckNetwork>>,
+    /// With `image`: the container's memory limit, e.g. `512m`, `2g` (units `k`, `m`, `g`).
+    #[schemars(with = "Option<String>", extend("default" = "2g"))]
+    pub memory: Option<Spanned<String>>,
+    /// With `image`: CPUs the container may use, e.g. `1.5`.
+    #[schemars(with = "Option<f64>", extend("default" = 2.0))]
+    pub cpus: Option<Spanned<f64>>,
+    /// With `image`: the most processes and threads in the container.
+    #[schemars(with = "Option<u32>", extend("default" = 1024))]
+    pub pids: Option<Spanned<u32>>,
 }
 
 /// The `report` section.

@@ -34,6 +34,7 @@ fn spec(name: &str, run: &str) -> CheckSpec {
         required: true,
         env: BTreeMap::new(),
         line: 1,
+        image: None,
     }
 }
 
@@ -1184,4 +1185,35 @@ async fn root_a_hostile_check_cannot_reach_another_checks_tree() {
     );
     let uid = |f: &str| std::fs::read_to_string(out.path().join(f)).unwrap();
     assert_ne!(uid("victim-uid"), uid("vandal-uid"), "one uid per check");
+}
+
+/// With no Docker engine, a check with `image:` cannot run: `unavailable`, saying why and
+/// what to do, never a failure of the change.
+#[tokio::test]
+async fn an_image_check_without_an_engine_is_unavailable() {
+    let dir = tree();
+    let mut s = spec("in python", "pytest -q");
+    s.image = Some(agent_gate::policy::CheckImage {
+        image: "python:3.12-slim".into(),
+        network: agent_gate::policy::CheckNetwork::None,
+        memory_bytes: 1 << 30,
+        nano_cpus: 1_000_000_000,
+        pids: 256,
+    });
+    let o = RunOptions {
+        docker: None,
+        ..opts()
+    };
+    let run = run_specs(dir.path(), &[s], &[], &o).await;
+    match &run.outcomes[0].status {
+        CheckStatus::Unavailable { program, message } => {
+            assert_eq!(program, "python:3.12-slim");
+            assert!(
+                message.contains("no Docker engine is reachable"),
+                "{message}"
+            );
+            assert!(message.contains("DOCKER_HOST"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

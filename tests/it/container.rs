@@ -588,3 +588,259 @@ async fn the_documented_pytest_image_runs_a_pytest_check() {
     job.assert_nothing_foreign();
     job.sim.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Checks with `image:`: run through the engine on the socket, by the library and by the
+// gate inside its own image.
+
+/// An image every machine that ran `.ci/docker-engine bases` has (Debian slim: `sh`, `bash`).
+const CHECK_IMAGE: &str = "debian:bookworm-slim";
+
+fn engine() -> agent_gate::docker::Engine {
+    agent_gate::docker::Engine::at(agent_gate::docker::DEFAULT_SOCKET)
+}
+
+fn image_spec(name: &str, run: &str) -> agent_gate::policy::CheckSpec {
+    agent_gate::policy::CheckSpec {
+        name: name.into(),
+        run: run.into(),
+        timeout: Duration::from_mins(1),
+        when: None,
+        files: None,
+        required: true,
+        env: BTreeMap::new(),
+        line: 1,
+        image: Some(agent_gate::policy::CheckImage {
+            image: CHECK_IMAGE.into(),
+            network: agent_gate::policy::CheckNetwork::None,
+            memory_bytes: 512 * 1024 * 1024,
+            nano_cpus: 1_000_000_000,
+            pids: 256,
+        }),
+    }
+}
+
+/// Containers the gate made for the checks named `names` (it labels them with the check's
+/// name, and its probes with the program) that still exist.
+fn leftover_containers(names: &[&str]) -> String {
+    let mut left = String::new();
+    for name in names {
+        for label in ["agent-gate.check", "agent-gate.probe"] {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &format!("label={label}={name}")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            left.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn an_image_check_runs_in_a_container_of_its_own_with_no_network_and_no_gate_env() {
+    use agent_gate::checks::{CheckStatus, RunOptions, plan, run_checks};
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(tree.path().join("marker.txt"), "original\n").unwrap();
+    std::fs::create_dir(tree.path().join("scripts")).unwrap();
+    std::fs::write(
+        tree.path().join("scripts/ok.sh"),
+        "#!/bin/sh\necho script-ran\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        tree.path().join("scripts/ok.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null");
+
+    let tree_check = image_spec(
+        "tree-check",
+        "test \"$PWD\" = /work/tree && grep -qx original marker.txt && ./scripts/ok.sh && \
+         test \"$(id -u)\" = 65534 && echo written > new.txt && touch /tmp/scratch && \
+         ! touch /etc/agent-gate 2>/dev/null && echo changed > marker.txt",
+    );
+    let mut env_check = image_spec(
+        "env-check",
+        "test \"$DECLARED\" = yes && test \"$HOME\" = /tmp && ! env | grep -e CANARY -e GITHUB_ -e INPUT_ && sleep 1 && grep -qx original marker.txt",
+    );
+    env_check.env.insert("DECLARED".into(), "yes".into());
+    let offline = image_spec("offline-check", &format!("! {connect}"));
+    let mut online = image_spec("online-check", &connect);
+    if let Some(image) = &mut online.image {
+        image.network = agent_gate::policy::CheckNetwork::Host;
+    }
+    let opts = RunOptions {
+        jobs: 4,
+        env: vec![
+            ("PATH".into(), std::env::var_os("PATH").unwrap()),
+            ("GITHUB_REPOSITORY".into(), "octo/demo".into()),
+            ("GITHUB_PAT".into(), "CANARY-pat".into()),
+            ("INPUT_TOKEN".into(), TOKEN.into()),
+        ],
+        docker: Some(engine()),
+        ..RunOptions::default()
+    };
+    let planned = plan(&[tree_check, env_check, offline, online], &[]);
+    let run = run_checks(tree.path(), planned, &opts, std::future::pending::<()>()).await;
+    drop(listener);
+    for outcome in &run.outcomes {
+        assert_eq!(
+            outcome.status,
+            CheckStatus::Passed,
+            "{}: {}",
+            outcome.name,
+            outcome.output_tail
+        );
+    }
+    assert!(run.outcomes[0].output_tail.contains("script-ran"));
+    let names = [
+        "tree-check",
+        "env-check",
+        "offline-check",
+        "online-check",
+        "bash",
+    ];
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("marker.txt")).unwrap(),
+        "original\n",
+        "the export itself is never handed to a check"
+    );
+    assert!(
+        run.isolation
+            .notes
+            .iter()
+            .any(|n| n.contains(&format!("image `{CHECK_IMAGE}`"))),
+        "{:?}",
+        run.isolation.notes
+    );
+    assert_eq!(
+        leftover_containers(&names),
+        "",
+        "every container is removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn an_image_without_the_program_or_that_cannot_be_pulled_is_unavailable_and_a_slow_check_is_killed()
+ {
+    use agent_gate::checks::{CheckStatus, RunOptions, plan, run_checks};
+    let tree = tempfile::tempdir().unwrap();
+    let missing = image_spec("ruff-check", "ruff check .");
+    let mut unpullable = image_spec("lint-check", "true");
+    if let Some(image) = &mut unpullable.image {
+        image.image = "agent-gate-test/no-such-image:1".into();
+    }
+    let mut slow = image_spec("slow-check", "sleep 300");
+    slow.timeout = Duration::from_secs(2);
+    let opts = RunOptions {
+        docker: Some(engine()),
+        ..RunOptions::default()
+    };
+    let run = run_checks(
+        tree.path(),
+        plan(&[missing, unpullable, slow], &[]),
+        &opts,
+        std::future::pending::<()>(),
+    )
+    .await;
+    match &run.outcomes[0].status {
+        CheckStatus::Unavailable { program, message } => {
+            assert_eq!(program, "ruff");
+            assert!(message.contains("not installed in the image"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &run.outcomes[1].status {
+        CheckStatus::Unavailable { message, .. } => {
+            assert!(message.contains("cannot pull the image"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run.outcomes[2].status,
+        CheckStatus::TimedOut {
+            after: Duration::from_secs(2)
+        }
+    );
+    let names = ["ruff-check", "lint-check", "slow-check", "ruff", "sleep"];
+    assert_eq!(
+        leftover_containers(&names),
+        "",
+        "every container is removed"
+    );
+}
+
+/// The gate inside its own image, the socket mounted as the runner mounts it: a check in an
+/// image passes; a check whose tool the image lacks is `check-error` (exit 15) with one task
+/// started and no repair round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn the_gate_in_its_container_runs_image_checks_through_the_mounted_socket() {
+    let policy = format!(
+        "{POLL}checks:\n  - name: in an image\n    image: {CHECK_IMAGE}\n    run: test -f agent-gate-sim.txt && test \"$(id -u)\" = 65534\n"
+    );
+    let job = Job::new(&policy, &[], 50.0).await;
+    let ran = job.run().await;
+    assert_eq!(ran.code, Some(0), "{}", ran.context());
+    assert!(
+        ran.stdout.contains(&format!("image `{CHECK_IMAGE}`")),
+        "the report says how the image was had: {}",
+        ran.context()
+    );
+    job.assert_nothing_foreign();
+    job.sim.shutdown().await;
+
+    let policy = format!(
+        "version: 1\nagent:\n  poll: {{ initial: 1s, max: 2s }}\n  repair-rounds: 2\nchecks:\n  - name: ruff\n    image: {CHECK_IMAGE}\n    run: ruff check .\n"
+    );
+    let job = Job::new(&policy, &[], 50.0).await;
+    let ran = job.run().await;
+    assert_eq!(ran.code, Some(15), "{}", ran.context());
+    assert_eq!(ran.outputs["verdict"], "check-error");
+    assert_eq!(job.sim.tasks().len(), 1, "no repair round");
+    assert_eq!(job.sim.statuses()[0].status.state, "error");
+    let names = ["in an image", "ruff", "test"];
+    assert_eq!(
+        leftover_containers(&names),
+        "",
+        "every container is removed"
+    );
+    job.sim.shutdown().await;
+}
+
+/// Shutdown (the workflow cancelled) stops a check running in its container: `cancelled`,
+/// and the container is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+async fn a_cancelled_image_check_is_stopped_and_its_container_removed() {
+    use agent_gate::checks::{CheckStatus, RunOptions, plan, run_checks};
+    let tree = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        docker: Some(engine()),
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let run = run_checks(
+        tree.path(),
+        plan(&[image_spec("cancelled-check", "sleep 300")], &[]),
+        &opts,
+        tokio::time::sleep(Duration::from_secs(3)),
+    )
+    .await;
+    assert_eq!(run.outcomes[0].status, CheckStatus::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_mins(1),
+        "stopped, not waited for"
+    );
+    assert_eq!(
+        leftover_containers(&["cancelled-check", "sleep"]),
+        "",
+        "the container is removed"
+    );
+}

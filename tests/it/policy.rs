@@ -949,3 +949,41 @@ fn duplicate_key_points_at_the_first_one_too() {
         "{e:?}"
     );
 }
+
+/// `image:` compiles with its defaults and limits; limits without an image, and bad sizes,
+/// are config errors that point at the key.
+#[test]
+fn a_check_image_and_its_limits_compile_and_stray_limits_are_errors() {
+    use agent_gate::policy::{CheckNetwork, Policy};
+    let p = Policy::from_yaml(
+        "version: 1\nchecks:\n  - name: py\n    run: pytest\n    image: python:3.12-slim\n  - name: node\n    run: npm test\n    image: node:22\n    network: bridge\n    memory: 512m\n    cpus: 1.5\n    pids: 64\n",
+        ".github/agent-gate.yml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let py = p.checks[0].image.as_ref().unwrap();
+    assert_eq!(py.image, "python:3.12-slim");
+    assert_eq!(py.network, CheckNetwork::None);
+    assert_eq!(py.memory_bytes, 2 << 30);
+    assert_eq!(py.nano_cpus, 2_000_000_000);
+    assert_eq!(py.pids, 1024);
+    let node = p.checks[1].image.as_ref().unwrap();
+    assert_eq!(node.network, CheckNetwork::Bridge);
+    assert_eq!(node.memory_bytes, 512 << 20);
+    assert_eq!(node.nano_cpus, 1_500_000_000);
+    assert_eq!(node.pids, 64);
+    assert!(p.checks.iter().all(|c| c.image.is_some()));
+
+    for (yaml, key) in [
+        ("    network: host\n", "checks[0].network"),
+        ("    image: debian\n    memory: 5m\n", "checks[0].memory"),
+        ("    image: debian\n    memory: lots\n", "checks[0].memory"),
+        ("    image: debian\n    cpus: 0\n", "checks[0].cpus"),
+        ("    image: \"\"\n", "checks[0].image"),
+    ] {
+        let text = format!("version: 1\nchecks:\n  - name: c\n    run: make\n{yaml}");
+        let err = Policy::from_yaml(&text, ".github/agent-gate.yml")
+            .expect_err(&text)
+            .to_string();
+        assert!(err.contains(key), "{yaml}: {err}");
+    }
+}

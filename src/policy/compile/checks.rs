@@ -10,10 +10,35 @@ use serde_saphyr::Spanned;
 
 use super::Compiler;
 use crate::policy::raw::{EnvMap, RawCheck};
-use crate::policy::{CheckSpec, PolicyError};
+use crate::policy::{CheckImage, CheckNetwork, CheckSpec, PolicyError};
 use crate::yaml::position;
 
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_mins(10);
+/// A check container's memory limit unless the policy says otherwise.
+pub const DEFAULT_MEMORY: u64 = 2 * 1024 * 1024 * 1024;
+/// A check container's CPUs unless the policy says otherwise.
+pub const DEFAULT_CPUS: f64 = 2.0;
+/// A check container's process limit unless the policy says otherwise.
+pub const DEFAULT_PIDS: u32 = 1024;
+
+/// `512m`, `2g`, `1048576k` or plain bytes; at least 6 MiB (the engine's own minimum).
+fn parse_memory(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text.as_str(), ""),
+    };
+    let unit = unit.trim_end_matches('b');
+    let factor: u64 = match unit {
+        "" => 1,
+        "k" => 1024,
+        "m" => 1024 * 1024,
+        "g" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    let bytes = digits.parse::<u64>().ok()?.checked_mul(factor)?;
+    (bytes >= 6 * 1024 * 1024).then_some(bytes)
+}
 
 impl Compiler<'_> {
     pub(super) fn checks(
@@ -52,6 +77,7 @@ impl Compiler<'_> {
                     "a non-empty command",
                 ));
             }
+            let image = self.image(&check, &key)?;
             let timeout = self.duration(check.timeout, &key("timeout"), DEFAULT_CHECK_TIMEOUT)?;
             let when = self.non_empty_rules(
                 check.when,
@@ -73,9 +99,94 @@ impl Compiler<'_> {
                 required: check.required.unwrap_or(true),
                 env,
                 line,
+                image,
             });
         }
         Ok(out)
+    }
+
+    /// `image:` with its network and limits; the limits without an image are an error.
+    fn image(
+        &self,
+        check: &RawCheck,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<Option<CheckImage>, PolicyError> {
+        let Some(image) = &check.image else {
+            let stray = [
+                check.network.as_ref().map(|n| ("network", n.referenced)),
+                check.memory.as_ref().map(|m| ("memory", m.referenced)),
+                check.cpus.as_ref().map(|c| ("cpus", c.referenced)),
+                check.pids.as_ref().map(|p| ("pids", p.referenced)),
+            ];
+            if let Some((field, at)) = stray.into_iter().flatten().next() {
+                return Err(self.invalid(
+                    &at,
+                    &key(field),
+                    field,
+                    "`image:` beside it: network and limits apply to a check that runs in an image",
+                ));
+            }
+            return Ok(None);
+        };
+        let name = image.value.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) || name.starts_with('-') {
+            return Err(self.invalid(
+                &image.referenced,
+                &key("image"),
+                &image.value,
+                "an image reference such as `python:3.12-slim` or `ghcr.io/org/tools@sha256:…`",
+            ));
+        }
+        let memory_bytes = match &check.memory {
+            None => DEFAULT_MEMORY,
+            Some(m) => parse_memory(&m.value).ok_or_else(|| {
+                self.invalid(
+                    &m.referenced,
+                    &key("memory"),
+                    &m.value,
+                    "a size of at least 6m such as `512m` or `2g` (units k, m, g)",
+                )
+            })?,
+        };
+        let cpus = match &check.cpus {
+            None => DEFAULT_CPUS,
+            Some(c) if c.value.is_finite() && c.value >= 0.01 && c.value <= 1024.0 => c.value,
+            Some(c) => {
+                return Err(self.invalid(
+                    &c.referenced,
+                    &key("cpus"),
+                    &c.value.to_string(),
+                    "a number of CPUs from 0.01 to 1024",
+                ));
+            }
+        };
+        let pids = match &check.pids {
+            None => DEFAULT_PIDS,
+            Some(p) if p.value >= 8 => p.value,
+            Some(p) => {
+                return Err(self.invalid(
+                    &p.referenced,
+                    &key("pids"),
+                    &p.value.to_string(),
+                    "at least 8 processes",
+                ));
+            }
+        };
+        Ok(Some(CheckImage {
+            image: name.to_string(),
+            network: check
+                .network
+                .as_ref()
+                .map_or(CheckNetwork::None, |n| n.value),
+            memory_bytes,
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "0.01 to 1024 CPUs, checked above"
+            )]
+            nano_cpus: (cpus * 1e9).round() as u64,
+            pids,
+        }))
     }
 
     fn env(&self, raw: Option<EnvMap>, key: &str) -> Result<BTreeMap<String, String>, PolicyError> {

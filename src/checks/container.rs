@@ -1,0 +1,329 @@
+//! A check that runs in a container of its own image (`image:`), through the Docker engine:
+//! the image made available once per run (found in the engine's store, else pulled, and the
+//! time it took reported), the program the command starts looked up inside the image before
+//! any check runs, then per check a container with no network unless the policy opts in, an
+//! unprivileged uid of its own, none of the gate's environment, a read-only root with a
+//! writable tree and `/tmp`, memory, CPU and process limits — its own copy of the tree
+//! copied in as a tar stream (the engine's paths are the host's, not the gate's), its
+//! timeout, output cap and cancellation — and the container removed afterwards, also when
+//! the check is stopped or dropped.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::{CheckOutcome, CheckStatus, PlannedAction, PlannedCheck, program};
+use crate::docker::{ContainerSpec, Engine};
+use crate::policy::CheckImage;
+
+/// Where the check's tree is, inside its container (in a fresh volume at `/work`).
+pub const TREE: &str = "/work/tree";
+const VOLUME: &str = "/work";
+/// The `/tmp` tmpfs of a check container.
+const TMP_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// How each image of the run was made available, for the report.
+pub struct Images {
+    pub notes: Vec<String>,
+}
+
+/// Make every image the runnable checks name available (once per image) and look up the
+/// program each command starts inside its image. A check whose image cannot be had, or
+/// whose program is not in it, becomes [`PlannedAction::Unavailable`].
+pub async fn prepare(
+    checks: Vec<PlannedCheck>,
+    engine: Option<&Engine>,
+) -> (Vec<PlannedCheck>, Images) {
+    let mut notes = Vec::new();
+    let mut images: BTreeMap<String, Result<(), String>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(checks.len());
+    for check in checks {
+        let (Some(image), PlannedAction::Run { command }) = (check.image.clone(), &check.action)
+        else {
+            out.push(check);
+            continue;
+        };
+        let command = command.clone();
+        let Some(engine) = engine else {
+            let message = format!(
+                "the check runs in the image `{}`, but no Docker engine is reachable (no socket at {} and no `DOCKER_HOST=unix://…`): on GitHub the runner mounts the socket into container actions; elsewhere start Docker, or drop `image:` to run the check in the gate's environment",
+                image.image,
+                crate::docker::DEFAULT_SOCKET
+            );
+            out.push(unavailable(check, image.image.clone(), message));
+            continue;
+        };
+        let ready = if let Some(ready) = images.get(&image.image) {
+            ready.clone()
+        } else {
+            let ready = make_available(engine, &image.image, &mut notes).await;
+            images.insert(image.image.clone(), ready.clone());
+            ready
+        };
+        if let Err(message) = ready {
+            out.push(unavailable(check, image.image.clone(), message));
+            continue;
+        }
+        if let Some(name) = program::leading_program(&command)
+            && !in_image(engine, &image, &name).await
+        {
+            let message = format!(
+                "`{name}` is not installed in the image `{}` (`command -v {name}` failed in it): the check's environment lacks it, not the change. Use an image that has it, or install it in the command (`pip install … && {name} …`, with `network:` to reach an index)",
+                image.image
+            );
+            out.push(unavailable(check, name, message));
+            continue;
+        }
+        out.push(check);
+    }
+    (out, Images { notes })
+}
+
+fn unavailable(check: PlannedCheck, program: String, message: String) -> PlannedCheck {
+    PlannedCheck {
+        action: PlannedAction::Unavailable { program, message },
+        ..check
+    }
+}
+
+async fn make_available(
+    engine: &Engine,
+    image: &str,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    match engine.image_exists(image).await {
+        Ok(true) => {
+            notes.push(format!(
+                "image `{image}`: present in the engine's store, not pulled"
+            ));
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(e) => return Err(format!("cannot use the image `{image}`: {e}")),
+    }
+    let started = Instant::now();
+    match engine.pull(image).await {
+        Ok(()) => {
+            notes.push(format!(
+                "image `{image}`: pulled in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot pull the image `{image}` ({e}): check its name and tag, and that the runner can reach its registry (a private registry needs a `docker login` step before this one)"
+        )),
+    }
+}
+
+/// Does `sh -c 'command -v NAME'` find `name` in the image? When the image has no `sh`,
+/// or the probe cannot run, the check is left to run (and fail on its own if it must).
+async fn in_image(engine: &Engine, image: &CheckImage, name: &str) -> bool {
+    let spec = ContainerSpec {
+        image: image.image.clone(),
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "command -v \"$1\" >/dev/null".into(),
+            "sh".into(),
+            name.into(),
+        ],
+        env: vec!["HOME=/tmp".into()],
+        user: format!("{0}:{0}", super::NOBODY),
+        working_dir: "/".into(),
+        network: "none".into(),
+        volume: VOLUME.into(),
+        tmp_bytes: 16 * 1024 * 1024,
+        memory_bytes: image.memory_bytes,
+        nano_cpus: image.nano_cpus,
+        pids: image.pids,
+        labels: vec![("agent-gate.probe".into(), name.into())],
+    };
+    let Ok(id) = engine.create(&spec).await else {
+        return true;
+    };
+    let mut removal = Removal::new(engine, &id);
+    // An image without `sh` fails to start: left to run. `command -v` exits non-zero (1 in
+    // bash, 127 in dash) when the program is not there.
+    let found = engine.start(&id).await.is_err() || matches!(engine.wait(&id).await, Ok(0));
+    if engine.remove(&id).await.is_ok() {
+        removal.id.clear();
+    }
+    found
+}
+
+/// Removes the container when dropped (a task on the runtime, since drop cannot wait),
+/// unless it was removed already.
+struct Removal {
+    engine: Engine,
+    id: String,
+}
+
+impl Removal {
+    fn new(engine: &Engine, id: &str) -> Removal {
+        Removal {
+            engine: engine.clone(),
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for Removal {
+    fn drop(&mut self) {
+        let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
+        if id.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = engine.remove(&id).await;
+            });
+        }
+    }
+}
+
+/// What one check needs to run in its image.
+pub struct Job<'a> {
+    pub engine: &'a Engine,
+    pub image: &'a CheckImage,
+    /// The export of the head tree; the container gets a copy.
+    pub source: &'a Path,
+    pub command: &'a [u8],
+    /// The container's `uid:gid` (one per check).
+    pub user: (u32, u32),
+    pub output_cap: usize,
+}
+
+/// Run `check` in a container of its image; its outcome.
+pub async fn run(
+    job: Job<'_>,
+    check: PlannedCheck,
+    mut cancel: watch::Receiver<bool>,
+) -> CheckOutcome {
+    let started = Instant::now();
+    let outcome = |status: CheckStatus, output: (Vec<u8>, u64), check: PlannedCheck| CheckOutcome {
+        name: check.name,
+        required: check.required,
+        line: check.line,
+        status,
+        duration: started.elapsed(),
+        output_tail: String::from_utf8_lossy(&output.0).into_owned(),
+        truncated_bytes: output.1,
+    };
+    let error = |message: String| CheckStatus::Error { message };
+    let Ok(command) = std::str::from_utf8(job.command) else {
+        return outcome(
+            error("the command holds file names that are not UTF-8, which the Docker engine cannot pass; narrow `files` or run the check without `image:`".into()),
+            (Vec::new(), 0),
+            check,
+        );
+    };
+    let (uid, gid) = job.user;
+    let source = job.source.to_path_buf();
+    let tar = match tokio::task::spawn_blocking(move || {
+        crate::docker::tar_tree(&source, "tree", uid, gid)
+    })
+    .await
+    {
+        Ok(Ok(tar)) => tar,
+        Ok(Err(e)) => {
+            return outcome(
+                error(format!("cannot pack the check tree: {e}")),
+                (Vec::new(), 0),
+                check,
+            );
+        }
+        Err(e) => {
+            return outcome(
+                error(format!("packing the check tree failed: {e}")),
+                (Vec::new(), 0),
+                check,
+            );
+        }
+    };
+    let mut env: Vec<String> = check
+        .env
+        .iter()
+        .filter(|(name, _)| name.as_str() != "HOME")
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    env.push("HOME=/tmp".into());
+    let spec = ContainerSpec {
+        image: job.image.image.clone(),
+        cmd: vec!["sh".into(), "-c".into(), command.to_string()],
+        env,
+        user: format!("{uid}:{gid}"),
+        working_dir: TREE.into(),
+        network: job.image.network.mode().into(),
+        volume: VOLUME.into(),
+        tmp_bytes: TMP_BYTES,
+        memory_bytes: job.image.memory_bytes,
+        nano_cpus: job.image.nano_cpus,
+        pids: job.image.pids,
+        labels: vec![("agent-gate.check".into(), check.name.clone())],
+    };
+    let engine = job.engine;
+    let id = match engine.create(&spec).await {
+        Ok(id) => id,
+        Err(e) => {
+            return outcome(
+                error(format!("cannot create the check's container: {e}")),
+                (Vec::new(), 0),
+                check,
+            );
+        }
+    };
+    let mut removal = Removal::new(engine, &id);
+    if let Err(e) = engine.put_archive(&id, VOLUME, tar).await {
+        return outcome(
+            error(format!(
+                "cannot copy the tree into the check's container: {e}"
+            )),
+            (Vec::new(), 0),
+            check,
+        );
+    }
+    if let Err(e) = engine.start(&id).await {
+        return outcome(
+            error(format!("cannot start the check's container: {e}")),
+            (Vec::new(), 0),
+            check,
+        );
+    }
+    let timeout = check.timeout;
+    let status = tokio::select! {
+        waited = engine.wait(&id) => match waited {
+            Ok(0) => CheckStatus::Passed,
+            Ok(code) => CheckStatus::Failed {
+                exit_code: Some(i32::try_from(code).unwrap_or(i32::MAX)),
+                signal: None,
+            },
+            Err(e) => error(format!("lost the check's container: {e}")),
+        },
+        () = tokio::time::sleep(timeout) => {
+            let _ = engine.kill(&id).await;
+            CheckStatus::TimedOut { after: timeout }
+        }
+        () = cancelled(&mut cancel) => {
+            let _ = engine.kill(&id).await;
+            CheckStatus::Cancelled
+        }
+    };
+    let output = engine
+        .logs_tail(&id, job.output_cap)
+        .await
+        .unwrap_or_default();
+    // Removed now, so the run does not end with containers still being deleted.
+    if engine.remove(&id).await.is_ok() {
+        removal.id.clear();
+    }
+    outcome(status, output, check)
+}
+
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
