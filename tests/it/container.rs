@@ -844,3 +844,60 @@ async fn a_cancelled_image_check_is_stopped_and_its_container_removed() {
         "the container is removed"
     );
 }
+
+/// The gate as a binary on the host (`agent-gate check`, the socket found by default): an
+/// image check that passes, and one whose tool the image lacks, which is `check-error`.
+#[test]
+#[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
+fn the_check_binary_runs_image_checks_and_a_missing_tool_is_check_error() {
+    let repo = crate::support::TestRepo::new();
+    repo.write(
+        ".github/agent-gate.yml",
+        &format!(
+            "version: 1\nchecks:\n  - name: binary-image-check\n    image: {CHECK_IMAGE}\n    run: grep -qx 42 answer.txt && test \"$(id -u)\" = 65534\n"
+        ),
+    );
+    repo.write("answer.txt", "41\n");
+    repo.commit("policy");
+    repo.branch("agent");
+    repo.write("answer.txt", "42\n");
+    repo.commit("the agent's change");
+    let check = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .current_dir(dir)
+            .args(["check", "--base", "main", "--head", "agent"])
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+    let out = check(repo.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("passed    binary-image-check"), "{text}");
+
+    repo.checkout("main");
+    repo.write(
+        ".github/agent-gate.yml",
+        &format!(
+            "version: 1\nchecks:\n  - name: binary-image-check\n    image: {CHECK_IMAGE}\n    run: ruff check .\n"
+        ),
+    );
+    repo.commit("a tool the image lacks");
+    repo.checkout("agent");
+    repo.git(["merge", "-q", "--no-edit", "main"]);
+    let out = check(repo.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(15), "{text}");
+    assert!(text.contains("verdict: check-error (exit 15)"), "{text}");
+    assert!(
+        text.contains("`ruff` is not installed in the image"),
+        "{text}"
+    );
+    assert_eq!(leftover_containers(&["binary-image-check", "ruff"]), "");
+}
