@@ -853,7 +853,7 @@ fn the_check_binary_runs_image_checks_and_a_missing_tool_is_check_error() {
     let repo = crate::support::TestRepo::new();
     repo.write(
         ".github/agent-gate.yml",
-        &format!(
+        format!(
             "version: 1\nchecks:\n  - name: binary-image-check\n    image: {CHECK_IMAGE}\n    run: grep -qx 42 answer.txt && test \"$(id -u)\" = 65534\n"
         ),
     );
@@ -884,7 +884,7 @@ fn the_check_binary_runs_image_checks_and_a_missing_tool_is_check_error() {
     repo.checkout("main");
     repo.write(
         ".github/agent-gate.yml",
-        &format!(
+        format!(
             "version: 1\nchecks:\n  - name: binary-image-check\n    image: {CHECK_IMAGE}\n    run: ruff check .\n"
         ),
     );
