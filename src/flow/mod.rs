@@ -122,7 +122,7 @@ pub async fn status(
     if token.trim().is_empty() {
         let _ = writeln!(
             err,
-            "error: a token is required (--token or INPUT_TOKEN): a user token with \"Agent tasks\" read"
+            "error: a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
         );
         return Verdict::ConfigError.exit_code();
     }
