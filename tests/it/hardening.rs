@@ -131,3 +131,172 @@ echo scanned
     assert!(world.sim.count("POST", "/agents/repos/*/*/tasks") == 1);
     world.sim.shutdown().await;
 }
+
+// ---- 4. Workflow commands and terminal escapes in check output ----------------------------
+
+/// A repository whose `agent` branch adds `src/a.txt`, with `checks` (YAML list items) in
+/// its policy on `main`.
+fn repo_with_checks(checks: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        ".github/agent-gate.yml",
+        format!("version: 1\nchecks:\n{checks}"),
+    );
+    repo.commit("policy");
+    repo.branch("agent");
+    repo.write("src/a.txt", "a\n");
+    repo.commit("change");
+    repo
+}
+
+/// The lines the Actions runner reads from `text`: it starts a line at `\n` and `\r` alike,
+/// and trims the start of each before looking for `::`.
+fn runner_lines(text: &str) -> Vec<&str> {
+    text.split(['\n', '\r']).map(str::trim_start).collect()
+}
+
+/// `check` as the runner starts it (GITHUB_ACTIONS=true, file-command files in a temp dir).
+fn check_in_actions(repo: &TestRepo, files: &Path) -> Output {
+    let file = |name: &str| {
+        let p = files.join(name);
+        std::fs::write(&p, "").unwrap();
+        p
+    };
+    agent_gate(repo.path())
+        .args(["check", "--base", "main", "--head", "agent"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REPOSITORY", "octo/demo")
+        .env("GITHUB_OUTPUT", file("output"))
+        .env("GITHUB_STEP_SUMMARY", file("summary"))
+        .env("RUNNER_TEMP", files)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_output_cannot_inject_workflow_commands_or_terminal_escapes() {
+    // A lone CR before a command, ESC sequences (colour, OSC 8 link, title), a C1 CSI, and a
+    // Unicode line separator; the check fails, so its tail is in the text report too.
+    let script = concat!(
+        r"printf 'ok\r::stop-commands::evil\r::notice title=forged::FORGED-NOTICE\n';",
+        r"printf '\033]8;;https://evil.example\033\\click\033]8;;\033\\ \033[31mred\033[0m\n';",
+        r"printf '\033]0;title\007 \302\233 2J sep\342\200\250::warning::FORGED-WARNING\n';",
+        "exit 1",
+    );
+    let repo = repo_with_checks(&format!(
+        "  - name: hostile output\n    run: {}\n",
+        serde_json::to_string(script).unwrap()
+    ));
+    let files = tempfile::tempdir().unwrap();
+    let out = check_in_actions(&repo, files.path());
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let text = stdout(&out);
+    for stream in [&text, &stderr(&out)] {
+        for line in runner_lines(stream) {
+            assert!(
+                !line.starts_with("##[") && (!line.starts_with("::") || gates_own(line)),
+                "a command the check forged reaches the runner: {line:?}\n{stream}"
+            );
+        }
+        assert!(
+            !stream
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "a raw control character is printed: {stream:?}"
+        );
+    }
+    // What the check printed is shown, escaped: once in its log group, once in the report.
+    assert_eq!(
+        text.matches(r"ok\r::stop-commands::evil\r::notice title=forged::FORGED-NOTICE")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains(r"\x1b]8;;https://evil.example\x1b\click"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r"\x9b 2J sep\u{2028}::warning::FORGED-WARNING"),
+        "{text}"
+    );
+    // The gate's own commands still work: one group with its stop-commands window.
+    let own: Vec<&str> = runner_lines(&text)
+        .into_iter()
+        .filter(|l| l.starts_with("::"))
+        .collect();
+    assert!(
+        own.len() > 4,
+        "group, stop, resume, endgroup, annotations: {own:?}"
+    );
+    assert!(
+        own[0].starts_with("::group::check `hostile output`"),
+        "{own:?}"
+    );
+    let token = own[1]
+        .strip_prefix("::stop-commands::")
+        .expect("the window opens");
+    assert_eq!(
+        own[2],
+        format!("::{token}::"),
+        "the window closes with its token"
+    );
+    assert_eq!(own[3], "::endgroup::", "{own:?}");
+    assert!(own[4].starts_with("::error title=agent-gate%3A check hostile output failed::"));
+}
+
+/// The workflow commands the gate itself prints around a check's output and for its
+/// verdict: a log group, a stop-commands window with a random 32-digit token, and its
+/// own annotations (whose messages quote the output, escaped as command data).
+fn gates_own(line: &str) -> bool {
+    let hex32 = |t: &str| t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit());
+    line.starts_with("::group::check `")
+        || line == "::endgroup::"
+        || line.strip_prefix("::stop-commands::").is_some_and(hex32)
+        || line
+            .strip_prefix("::")
+            .and_then(|l| l.strip_suffix("::"))
+            .is_some_and(hex32)
+        || ["::error", "::warning", "::notice"]
+            .iter()
+            .any(|l| line.starts_with(&format!("{l} title=agent-gate%3A ")))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever the text, `neutralize` leaves no control character but `\n` and `\t`, and no
+    /// line the runner would read as a command; `escape_output` keeps every line break and
+    /// every character that is not a control.
+    #[test]
+    fn neutralized_text_holds_no_command_and_no_control(
+        text in r"(::|##\[|[ \t]|\r|\n|\x1b|\u{9b}|\u{2028}|[a-z:%]|.){0,60}"
+    ) {
+        let safe = agent_gate::report::neutralize(&text);
+        for c in safe.chars() {
+            proptest::prop_assert!(!(c.is_control() && c != '\n' && c != '\t'), "{safe:?}");
+            proptest::prop_assert!(c != '\u{2028}' && c != '\u{2029}', "{safe:?}");
+        }
+        for line in runner_lines(&safe) {
+            proptest::prop_assert!(!line.starts_with("::") && !line.starts_with("##["), "{safe:?}");
+        }
+        let escaped = agent_gate::report::escape_output(&text);
+        proptest::prop_assert_eq!(
+            escaped.matches('\n').count(),
+            text.matches('\n').count()
+        );
+        let kept = |s: &str| -> Vec<char> {
+            s.chars().filter(|c| !c.is_control() && *c != '\u{2028}' && *c != '\u{2029}').collect()
+        };
+        proptest::prop_assert!(
+            is_subsequence(&kept(&text), &kept(&escaped)),
+            "{:?} lost characters in {:?}", text, escaped
+        );
+    }
+}
+
+/// Whether `small` appears in `big` in order (escapes insert characters between).
+fn is_subsequence(small: &[char], big: &[char]) -> bool {
+    let mut big = big.iter();
+    small.iter().all(|c| big.any(|b| b == c))
+}
