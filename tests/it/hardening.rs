@@ -155,7 +155,7 @@ fn runner_lines(text: &str) -> Vec<&str> {
     text.split(['\n', '\r']).map(str::trim_start).collect()
 }
 
-/// `check` as the runner starts it (GITHUB_ACTIONS=true, file-command files in a temp dir).
+/// `check` as the runner starts it (`GITHUB_ACTIONS=true`, file-command files in a temp dir).
 fn check_in_actions(repo: &TestRepo, files: &Path) -> Output {
     let file = |name: &str| {
         let p = files.join(name);
