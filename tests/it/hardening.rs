@@ -300,3 +300,40 @@ fn is_subsequence(small: &[char], big: &[char]) -> bool {
     let mut big = big.iter();
     small.iter().all(|c| big.any(|b| b == c))
 }
+
+// ---- 6. Credential-like variables -------------------------------------------------------
+
+#[test]
+fn only_known_runner_variables_and_declared_env_reach_a_check() {
+    let repo = repo_with_checks(
+        "  - name: print env\n    run: env; exit 1\n    env: { DECLARED_BY_CHECK: visible-declared }\n",
+    );
+    let credentials = [
+        ("GITHUB_PAT", "canary-pat-0001"),
+        ("GITHUB_AUTH", "canary-auth-0002"),
+        ("GITHUB_APP_PEM", "canary-pem-0003"),
+        ("RUNNER_PASS", "canary-pass-0004"),
+        ("NPM_AUTH", "canary-npm-0005"),
+        ("GITHUB_TOKEN_X", "canary-tok-0006"),
+    ];
+    let out = agent_gate(repo.path())
+        .args(["check", "--base", "main", "--head", "agent"])
+        .envs(credentials)
+        .env("GITHUB_RUN_ID", "visible-run-id")
+        .env("RUNNER_OS", "visible-runner-os")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let text = stdout(&out);
+    for (name, value) in credentials {
+        assert!(!text.contains(value), "{name} reached the check:\n{text}");
+        assert!(!text.contains(&format!("{name}=")), "{name}:\n{text}");
+    }
+    for shown in [
+        "GITHUB_RUN_ID=visible-run-id",
+        "RUNNER_OS=visible-runner-os",
+        "DECLARED_BY_CHECK=visible-declared",
+    ] {
+        assert!(text.contains(shown), "{shown} is passed:\n{text}");
+    }
+}
