@@ -92,21 +92,23 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                 message: what,
             })
         };
-        if c.is_binary() && !c.is_submodule() {
+        // The switches are about what the change puts in the tree: removing a binary file,
+        // a symbolic link or a submodule is allowed whatever they say (docs/policy.md).
+        if c.adds_binary() {
             a.violations.extend(switch(
                 limits.binary_files,
                 ViolationKind::BinaryFile,
                 format!("{shown}: binary file (scope.binary-files: deny)"),
             ));
         }
-        if c.is_symlink() {
+        if c.adds_symlink() {
             a.violations.extend(switch(
                 limits.symlinks,
                 ViolationKind::Symlink,
                 format!("{shown}: symbolic link (scope.symlinks: deny)"),
             ));
         }
-        if c.is_submodule() {
+        if c.adds_submodule() {
             a.violations.extend(switch(
                 limits.submodules,
                 ViolationKind::Submodule,
@@ -120,6 +122,15 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                 format!(
                     "{shown}: mode change {:o} -> {:o} (scope.mode-changes: deny)",
                     c.old_mode, c.new_mode
+                ),
+            ));
+        } else if c.made_executable() {
+            a.violations.extend(switch(
+                limits.mode_changes,
+                ViolationKind::ModeChange,
+                format!(
+                    "{shown}: new executable file (mode {:o}; scope.mode-changes: deny)",
+                    c.new_mode
                 ),
             ));
         }

@@ -61,6 +61,22 @@ impl Change {
     pub fn is_submodule(&self) -> bool {
         self.new_mode == MODE_GITLINK || self.old_mode == MODE_GITLINK
     }
+    /// The head side is a symbolic link: the change adds one, retargets one, renames or
+    /// copies one, or turns a file into one. Removing a link, or turning one into a file, is
+    /// not adding one.
+    pub fn adds_symlink(&self) -> bool {
+        self.new_mode == MODE_SYMLINK
+    }
+    /// The head side is a submodule (gitlink): added, moved to another commit, or put in a
+    /// file's place. Removing one is not adding one.
+    pub fn adds_submodule(&self) -> bool {
+        self.new_mode == MODE_GITLINK
+    }
+    /// The head side is a binary file (added, changed, renamed or copied); a binary file the
+    /// change deletes is not one it adds.
+    pub fn adds_binary(&self) -> bool {
+        self.is_binary() && self.new_mode != 0 && !self.is_submodule()
+    }
     /// A change of the executable bit (not a type change).
     pub fn mode_changed(&self) -> bool {
         self.old_mode != 0

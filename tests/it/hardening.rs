@@ -337,3 +337,173 @@ fn only_known_runner_variables_and_declared_env_reach_a_check() {
         assert!(text.contains(shown), "{shown} is passed:\n{text}");
     }
 }
+
+// ---- shared: a change gated by `check --format json` -------------------------------------
+
+/// `check --base main --head agent --format json` in `repo`: the exit code and the report.
+fn check_json(repo: &TestRepo, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = agent_gate(repo.path())
+        .args([
+            "check", "--base", "main", "--head", "agent", "--format", "json",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code().unwrap_or(-1), report)
+}
+
+/// The violations of a report as `(kind, path)`.
+fn violations(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap_or_default().to_string(),
+                v["path"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pair(kind: &str, path: &str) -> (String, String) {
+    (kind.to_string(), path.to_string())
+}
+
+/// A repository with `policy` on `main` (plus what `base` does), and an `agent` branch made
+/// by `agent`.
+fn change(policy: &str, base: impl FnOnce(&TestRepo), agent: impl FnOnce(&TestRepo)) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", policy);
+    base(&repo);
+    repo.commit("policy and base");
+    repo.branch("agent");
+    agent(&repo);
+    repo.commit("the agent's change");
+    repo
+}
+
+fn set_mode(repo: &TestRepo, path: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        repo.path().join(path),
+        std::fs::Permissions::from_mode(mode),
+    )
+    .unwrap();
+}
+
+// ---- 9. New executable files ---------------------------------------------------------------
+
+#[test]
+fn mode_changes_deny_refuses_a_new_executable_file() {
+    let policy = "version: 1\nscope:\n  allow: [\"**\"]\n";
+    let agent = |r: &TestRepo| {
+        r.write("bin/tool.sh", "#!/bin/sh\necho hi\n");
+        set_mode(r, "bin/tool.sh", 0o755);
+        r.write("bin/plain.txt", "not executable\n");
+    };
+    let (code, report) = check_json(&change(policy, |_| {}, agent), &[]);
+    assert_eq!(code, 11, "{report:#}");
+    assert_eq!(
+        violations(&report),
+        [pair("mode-change", "bin/tool.sh")],
+        "{report:#}"
+    );
+    assert!(
+        report["violations"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("new executable file"),
+        "{report:#}"
+    );
+    // Allowed when the policy says so; the plain file was never the problem.
+    let allowing = format!("{policy}  mode-changes: allow\n");
+    let (code, report) = check_json(&change(&allowing, |_| {}, agent), &[]);
+    assert_eq!((code, violations(&report)), (0, vec![]), "{report:#}");
+}
+
+// ---- 10. Removing is not adding --------------------------------------------------------------
+
+#[test]
+fn deleting_a_symlink_a_binary_file_or_a_submodule_is_not_adding_one() {
+    // Default switches: binary files, symlinks and submodules denied.
+    let policy = "version: 1\nscope:\n  allow: [\"**\"]\n";
+    let base = |r: &TestRepo| {
+        std::fs::create_dir_all(r.path().join("lib")).unwrap();
+        std::os::unix::fs::symlink("v1", r.path().join("lib/current")).unwrap();
+        r.write("lib/v1/a.txt", "a\n");
+        r.write("assets/old.bin", [0u8, 159, 146, 150, 0, 1, 2, 3]);
+        r.git(["add", "-A"]);
+        let commit = r.head();
+        r.git([
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{commit},vendor/dep"),
+        ]);
+        // What an uninitialized submodule looks like in a work tree (`add -A` keeps it).
+        std::fs::create_dir_all(r.path().join("vendor/dep")).unwrap();
+    };
+    let deletes = |r: &TestRepo| {
+        r.remove("lib/current");
+        r.remove("assets/old.bin");
+        r.git(["rm", "-q", "--cached", "vendor/dep"]);
+        std::fs::remove_dir(r.path().join("vendor/dep")).unwrap();
+    };
+    let (code, report) = check_json(&change(policy, base, deletes), &[]);
+    let kinds: Vec<String> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["status"].as_str().unwrap(),
+                f["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "deleted assets/old.bin",
+            "deleted lib/current",
+            "deleted vendor/dep"
+        ],
+        "{report:#}"
+    );
+    assert_eq!((code, violations(&report)), (0, vec![]), "{report:#}");
+
+    // Adding or changing them is still refused, and so is turning a file into a link.
+    let adds = |r: &TestRepo| {
+        r.remove("lib/current");
+        std::os::unix::fs::symlink("v2", r.path().join("lib/current")).unwrap();
+        r.write("assets/old.bin", [0u8, 1, 2, 3, 4]);
+        r.remove("lib/v1/a.txt");
+        std::os::unix::fs::symlink("../../README.md", r.path().join("lib/v1/a.txt")).unwrap();
+        let commit = r.head();
+        r.git(["add", "-A"]);
+        r.git([
+            "update-index",
+            "--cacheinfo",
+            &format!("160000,{commit},vendor/dep"),
+        ]);
+    };
+    let (code, report) = check_json(&change(policy, base, adds), &[]);
+    assert_eq!(code, 11, "{report:#}");
+    let mut found = violations(&report);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            pair("binary-file", "assets/old.bin"),
+            pair("submodule", "vendor/dep"),
+            pair("symlink", "lib/current"),
+            pair("symlink", "lib/v1/a.txt"),
+        ],
+        "{report:#}"
+    );
+}
