@@ -34,15 +34,27 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
     report.base = Some(opts.base.clone());
     report.head = Some(opts.head.clone());
 
-    let policy = match load_policy_at(&git, &opts.base, &opts.policy_path) {
+    // Short names become the one full ref they mean; an ambiguous one (a tag named like
+    // the base branch) is refused, never resolved to the tag.
+    let resolved = git
+        .resolve_ref(&opts.base)
+        .and_then(|b| Ok((b, git.resolve_ref(&opts.head)?)));
+    let (base, head) = match resolved {
+        Ok(r) => r,
+        Err(e) => return config_error(report, e.to_string()),
+    };
+    let policy = match load_policy_at(&git, &base, &opts.policy_path) {
         Ok(p) => p,
-        Err(e) => return config_error(report, e),
+        Err(e) => {
+            let e = e.replace(&format!("`{base}`"), &format!("`{}`", opts.base));
+            return config_error(report, e);
+        }
     };
     let scope = match narrow(&policy, &opts.scope) {
         Ok(s) => s,
         Err(e) => return config_error(report, e),
     };
-    let changes = match git.changes(&opts.base, &opts.head) {
+    let changes = match git.changes(&base, &head) {
         Ok(c) => c,
         Err(e) => return config_error(report, e.to_string()),
     };

@@ -40,6 +40,18 @@ pub enum GitError {
     )]
     UnknownRef { rev: String, dir: PathBuf },
     #[error(
+        "`{name}` is ambiguous in {}: it names {}; give the full ref of the one you mean \
+         (e.g. `{}`)",
+        dir.display(),
+        refs.join(", "),
+        refs.iter().find(|r| r.starts_with("refs/heads/")).unwrap_or(&refs[0])
+    )]
+    AmbiguousRef {
+        name: String,
+        refs: Vec<String>,
+        dir: PathBuf,
+    },
+    #[error(
         "`{base}` and `{head}` have no merge base{}",
         if *shallow {
             ": this clone is shallow, so their common history is cut off. Fetch the full history \

@@ -236,6 +236,47 @@ impl Git {
         }
     }
 
+    /// The name to give git for what a user called `name`: when `name` is a short ref name,
+    /// the one full ref it means (`main` → `refs/heads/main`), found by the rules git itself
+    /// follows (`git help revisions`: `refs/`, `refs/tags/`, `refs/heads/`,
+    /// `refs/remotes/`, `refs/remotes/<name>/HEAD`); anything else (a full ref, a commit id,
+    /// `HEAD~2`) as given. A name that means more than one ref — a tag named like the base
+    /// branch — is refused ([`GitError::AmbiguousRef`]) rather than resolved the way git
+    /// would (the tag first).
+    pub fn resolve_ref(&self, name: &str) -> Result<String, GitError> {
+        let plain = !name.is_empty()
+            && !name.starts_with("refs/")
+            && !name.starts_with('-')
+            && !name.contains(['\0', '*', '?', '[', '^', '~', ':', '@', ' ', '\\']);
+        if !plain {
+            return Ok(name.to_string());
+        }
+        let candidates = [
+            format!("refs/{name}"),
+            format!("refs/tags/{name}"),
+            format!("refs/heads/{name}"),
+            format!("refs/remotes/{name}"),
+            format!("refs/remotes/{name}/HEAD"),
+        ];
+        let mut args = vec!["for-each-ref", "--format=%(refname)"];
+        args.extend(candidates.iter().map(String::as_str));
+        let out = self.run(&args)?;
+        let existing: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.to_str().ok())
+            .filter(|r| candidates.iter().any(|c| c == r))
+            .collect();
+        match existing.as_slice() {
+            [] => Ok(name.to_string()),
+            [one] => Ok((*one).to_string()),
+            many => Err(GitError::AmbiguousRef {
+                name: name.to_string(),
+                refs: many.iter().map(|r| (*r).to_string()).collect(),
+                dir: self.dir.clone(),
+            }),
+        }
+    }
+
     /// Whether the repository is a shallow clone (its history is cut off).
     pub fn is_shallow(&self) -> Result<bool, GitError> {
         let out = self.run(&["rev-parse", "--is-shallow-repository"])?;

@@ -342,11 +342,21 @@ fn only_known_runner_variables_and_declared_env_reach_a_check() {
 
 /// `check --base main --head agent --format json` in `repo`: the exit code and the report.
 fn check_json(repo: &TestRepo, extra: &[&str]) -> (i32, serde_json::Value) {
+    check_json_with(
+        repo,
+        &[&["--base", "main", "--head", "agent"], extra].concat(),
+    )
+}
+
+/// [`check_json`] of `base...head`.
+fn check_json_between(repo: &TestRepo, base: &str, head: &str) -> (i32, serde_json::Value) {
+    check_json_with(repo, &["--base", base, "--head", head])
+}
+
+fn check_json_with(repo: &TestRepo, args: &[&str]) -> (i32, serde_json::Value) {
     let out = agent_gate(repo.path())
-        .args([
-            "check", "--base", "main", "--head", "agent", "--format", "json",
-        ])
-        .args(extra)
+        .args(["check", "--format", "json"])
+        .args(args)
         .output()
         .unwrap();
     let report = serde_json::from_str(&stdout(&out))
@@ -506,4 +516,50 @@ fn deleting_a_symlink_a_binary_file_or_a_submodule_is_not_adding_one() {
         ],
         "{report:#}"
     );
+}
+
+// ---- 2. A base name that is also a tag --------------------------------------------------------
+
+#[test]
+fn a_base_name_that_is_also_a_tag_is_refused_and_the_full_ref_reads_the_branch() {
+    let repo = TestRepo::new();
+    // The tag `main` holds a permissive policy; the branch `main` a strict one.
+    repo.write(
+        ".github/agent-gate.yml",
+        "version: 1\nscope:\n  allow: [\"**\"]\n",
+    );
+    repo.commit("permissive policy");
+    repo.git(["tag", "main"]);
+    repo.write(
+        ".github/agent-gate.yml",
+        "version: 1\nscope:\n  allow: [\"docs/**\"]\n",
+    );
+    repo.commit("strict policy");
+    repo.branch("agent");
+    repo.write("src/a.txt", "a\n");
+    repo.commit("change outside docs/");
+
+    let out = agent_gate(repo.path())
+        .args(["check", "--base", "main", "--head", "agent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("`main` is ambiguous")
+            && text.contains("refs/heads/main")
+            && text.contains("refs/tags/main"),
+        "{text}"
+    );
+
+    // Named in full, the branch's policy decides: the change leaves `docs/`.
+    let (code, report) = check_json_between(&repo, "refs/heads/main", "agent");
+    assert_eq!(code, 11, "{report:#}");
+    assert_eq!(violations(&report), [pair("out-of-scope", "src/a.txt")]);
+
+    // Without the tag, the short name works as before and means the branch.
+    repo.git(["tag", "-d", "main"]);
+    let (code, report) = check_json(&repo, &[]);
+    assert_eq!(code, 11, "{report:#}");
+    assert_eq!(violations(&report), [pair("out-of-scope", "src/a.txt")]);
 }
