@@ -321,6 +321,19 @@ impl Client {
         ])
     }
 
+    /// The GraphQL endpoint beside the REST base: `https://api.github.com/graphql`, and on
+    /// GitHub Enterprise Server `https://HOST/api/graphql` for the REST base
+    /// `https://HOST/api/v3`.
+    pub(super) fn graphql_url(&self) -> Url {
+        let mut url = self.inner.base.clone();
+        let path = url.path().trim_end_matches('/').to_string();
+        match path.strip_suffix("/api/v3") {
+            Some(root) => url.set_path(&format!("{root}/api/graphql")),
+            None => url.set_path(&format!("{path}/graphql")),
+        }
+        url
+    }
+
     pub(super) fn repo_url(&self, rest: &[&str]) -> Url {
         let mut segs = vec!["repos", self.inner.owner.as_str(), self.inner.repo.as_str()];
         segs.extend_from_slice(rest);
