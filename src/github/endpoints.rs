@@ -323,14 +323,12 @@ impl Client {
                 path: path_of(&url),
                 status: reply.status,
                 request_id: reply.request_id.clone(),
-                detail: format!(
-                    "no viewer in the GraphQL answer{}",
-                    answer
-                        .errors
-                        .iter()
-                        .map(|e| format!("; {}", e.message))
-                        .collect::<String>()
-                ),
+                detail: answer
+                    .errors
+                    .iter()
+                    .fold("no viewer in the GraphQL answer".to_string(), |acc, e| {
+                        acc + "; " + &e.message
+                    }),
             }),
         }
     }
