@@ -3,6 +3,8 @@
 //! data, in the core: the scope assessment and the report read it; the `git` adapter
 //! produces it (`git::Git::changes`) and nothing here knows how.
 
+use std::collections::BTreeMap;
+
 use bstr::{BStr, BString};
 use serde::Serialize;
 
@@ -110,6 +112,10 @@ pub struct ChangeSet {
     pub merge_base: String,
     pub head: String,
     pub changes: Vec<Change>,
+    /// The target text of every symbolic link the change adds or changes, by its path on
+    /// the head side: where it leads decides whether it is a way into a protected path.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub link_targets: BTreeMap<BString, BString>,
 }
 
 impl ChangeSet {

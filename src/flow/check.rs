@@ -124,7 +124,12 @@ pub(crate) async fn gate_change(
 ) {
     report.merge_base = Some(changes.merge_base.clone());
     report.head_sha = Some(changes.head.clone());
-    let assessment = assess(ctx.scope, &ctx.policy.limits, &changes.changes);
+    let assessment = assess(
+        ctx.scope,
+        &ctx.policy.limits,
+        &changes.changes,
+        &changes.link_targets,
+    );
     report.files = assessment.files;
     report.violations = assessment.violations;
 

@@ -348,11 +348,36 @@ impl Git {
             },
             DiffError::Join(source) => GitError::Join { source },
         })?;
+        let link_targets = self.link_targets(&head_id, &changes)?;
         Ok(ChangeSet {
             merge_base,
             head: head_id,
             changes,
+            link_targets,
         })
+    }
+
+    /// The target text of each symbolic link among `changes`' head sides, read from the
+    /// commit `head` (one `git cat-file` per link: changes add few).
+    fn link_targets(
+        &self,
+        head: &str,
+        changes: &[Change],
+    ) -> Result<std::collections::BTreeMap<bstr::BString, bstr::BString>, GitError> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = std::collections::BTreeMap::new();
+        for c in changes.iter().filter(|c| c.adds_symlink()) {
+            let mut spec = format!("{head}:").into_bytes();
+            spec.extend_from_slice(&c.path);
+            let args = [
+                OsStr::new("cat-file"),
+                OsStr::new("blob"),
+                OsStr::from_bytes(&spec),
+            ];
+            let target = self.run_env(&args, &[])?;
+            out.insert(c.path.clone(), bstr::BString::from(target));
+        }
+        Ok(out)
     }
 
     /// Delete a reference (e.g. a private `refs/agent-gate/...` ref the gate fetched into);

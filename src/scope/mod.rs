@@ -274,6 +274,19 @@ impl Scope {
         &self.narrows
     }
 
+    /// The protected rule that makes a symbolic link at `dir` a way into protected paths:
+    /// one that matches `dir` itself, or could match below it by its location
+    /// ([`Pattern::may_match_at_or_below`]) — a link named `.github` pointing at a directory
+    /// that holds `workflows/` would put content at `.github/workflows/`. The empty `dir`
+    /// (the repository root) holds every protected path.
+    pub fn protected_at_or_below(&self, dir: &[u8]) -> Option<RuleRef> {
+        self.protected
+            .rules
+            .iter()
+            .find(|r| r.pattern.is_match(dir) || r.pattern.may_match_at_or_below(dir))
+            .map(RuleRef::of)
+    }
+
     /// Decide one path (repository-relative, `/`-separated, any bytes).
     pub fn decide(&self, path: &[u8]) -> Decision {
         self.decider(0).decide(path)

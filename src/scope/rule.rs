@@ -102,6 +102,40 @@ impl Pattern {
     pub(crate) fn expansions(&self) -> &[Expansion] {
         &self.expansions
     }
+
+    /// Could this rule match a path at or below the directory `dir` because of *where* it
+    /// is, so that a symbolic link put at `dir` would redirect what the rule protects?
+    /// Rules tied to a location (`/.github/workflows`, `docs/*.md`, `/src/*/keys`) answer
+    /// by their literal directory prefix — erring on yes when a wildcard follows it; a name
+    /// matched at any depth (`*.pem`, `**/secrets`) answers no, since it matches the real
+    /// path wherever the content lives. The empty `dir` is the repository root.
+    pub fn may_match_at_or_below(&self, dir: &[u8]) -> bool {
+        let at_or_below = |path: &[u8]| {
+            dir.is_empty()
+                || path == dir
+                || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+        };
+        let above = |path: &[u8]| {
+            path.is_empty() || (dir.starts_with(path) && dir.get(path.len()) == Some(&b'/'))
+        };
+        self.expansions.iter().any(|e| match e {
+            Expansion::Literal { path, .. } => at_or_below(path),
+            Expansion::Child { parent, .. } => at_or_below(parent),
+            Expansion::Globs {
+                file_globs,
+                dir_glob,
+            } => file_globs.iter().chain(dir_glob).any(|glob| {
+                if glob.starts_with("**") {
+                    return false;
+                }
+                let literal = glob
+                    .find(['*', '?', '[', '{', '\\'])
+                    .map_or(glob.as_str(), |i| &glob[..i]);
+                let prefix = literal.rfind('/').map_or("", |i| &literal[..i]);
+                at_or_below(prefix.as_bytes()) || above(prefix.as_bytes())
+            }),
+        })
+    }
 }
 
 const NEGATION: &str = "starts with `!`: negation is not supported (use a `deny` rule); \

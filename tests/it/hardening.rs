@@ -563,3 +563,72 @@ fn a_base_name_that_is_also_a_tag_is_refused_and_the_full_ref_reads_the_branch()
     assert_eq!(code, 11, "{report:#}");
     assert_eq!(violations(&report), [pair("out-of-scope", "src/a.txt")]);
 }
+
+// ---- 11. Protected paths through a symbolic link -------------------------------------------
+
+#[test]
+fn a_symlink_at_or_leading_to_a_protected_path_is_protected() {
+    // Links allowed; the policy lives outside `.github` so that replacing `.github` deletes
+    // nothing protected by itself.
+    let policy = "version: 1\nscope:\n  allow: [\"**\"]\n  symlinks: allow\n";
+    let link = |r: &TestRepo, path: &str, target: &str| {
+        let full = r.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, full).unwrap();
+    };
+    let repo = TestRepo::new();
+    repo.write("ci/agent-gate.yml", policy);
+    repo.write("docs/guide.md", "guide\n");
+    repo.commit("policy");
+    repo.branch("agent");
+    // A directory holding `workflows/`, and `.github` pointing at it.
+    repo.write("evil/workflows/ci.yml", "on: push\njobs: {}\n");
+    link(&repo, ".github", "evil");
+    link(&repo, "docs/ci", "../.github/workflows");
+    link(&repo, "docs/owners", "../CODEOWNERS");
+    link(&repo, "docs/everything", "..");
+    // Links that lead nowhere protected stay allowed.
+    link(&repo, "docs/readme", "../README.md");
+    link(&repo, "docs/outside", "/etc");
+    link(&repo, "docs/up", "../../..");
+    repo.commit("links");
+
+    let (code, report) = check_json(&repo, &["--policy", "ci/agent-gate.yml"]);
+    assert_eq!(code, 11, "{report:#}");
+    let mut found = violations(&report);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            pair("protected", ".github"),
+            pair("protected", "docs/ci"),
+            pair("protected", "docs/everything"),
+            pair("protected", "docs/owners"),
+        ],
+        "{report:#}"
+    );
+    let messages: Vec<&str> = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            ".github: symbolic link in the place of a directory that holds protected paths"
+        )),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m
+                .starts_with("docs/ci: symbolic link to `.github/workflows`, a protected path")),
+        "{messages:#?}"
+    );
+    // The rule that decided is named, as for any protected path.
+    assert_eq!(
+        report["violations"][0]["rule"]["origin"]["kind"],
+        "always-protected"
+    );
+}
