@@ -109,7 +109,12 @@ impl Change {
 /// The whole change.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeSet {
+    /// The commit the change is computed from: the merge base of base and head; with
+    /// several merge bases (criss-cross history), the base itself, against the tree a merge
+    /// of the head would make.
     pub merge_base: String,
+    /// Every merge base of base and head (several in criss-cross history).
+    pub merge_bases: Vec<String>,
     pub head: String,
     pub changes: Vec<Change>,
     /// The target text of every symbolic link the change adds or changes, by its path on

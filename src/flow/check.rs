@@ -123,6 +123,13 @@ pub(crate) async fn gate_change(
     shutdown: &Shutdown,
 ) {
     report.merge_base = Some(changes.merge_base.clone());
+    if changes.merge_bases.len() > 1 {
+        report.notes.push(format!(
+            "base and head have {} merge bases (criss-cross history): the change judged is \
+             the one a merge would apply, the base against the merged tree",
+            changes.merge_bases.len()
+        ));
+    }
     report.head_sha = Some(changes.head.clone());
     let assessment = assess(
         ctx.scope,

@@ -69,6 +69,18 @@ pub enum GitError {
         shallow: bool,
     },
     #[error(
+        "`{base}` and `{head}` have {} merge bases (criss-cross history: {}) and do not merge \
+         cleanly, so the change a merge would apply cannot be known; refusing to judge a diff \
+         against any one of them. Merge or rebase `{head}` onto `{base}` first",
+        bases.len(),
+        bases.iter().map(|b| b.chars().take(12).collect::<String>()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousMerge {
+        base: String,
+        head: String,
+        bases: Vec<String>,
+    },
+    #[error(
         "could not read the output of `git {args}` ({source}); refusing to go on with a partial \
          list of changes. Please report this with the output of that command"
     )]

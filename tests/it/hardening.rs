@@ -632,3 +632,120 @@ fn a_symlink_at_or_leading_to_a_protected_path_is_protected() {
         "always-protected"
     );
 }
+
+// ---- 1. Criss-cross history --------------------------------------------------------------------
+
+/// Criss-cross history in which the agent's merge reverts a workflow change that `main`
+/// holds: `x` (which changes the workflow) and `y` both start from the first commit, `main`
+/// merges `y` into `x`, and the agent merges `x` into `y` writing `agent_workflow`. Then
+/// `x` and `y` are both merge bases of `main` and `agent`; against `y` (the newer, the one
+/// git picks) a revert looks like no change at all, while a real merge of `agent` into `main`
+/// applies it.
+fn criss_cross(agent_workflow: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        ".github/agent-gate.yml",
+        "version: 1\nscope:\n  allow: [\"**\"]\n",
+    );
+    repo.write(".github/workflows/ci.yml", "old workflow\n");
+    repo.commit("policy and workflow");
+    repo.branch("x");
+    repo.write(".github/workflows/ci.yml", "new workflow\n");
+    repo.commit("x: the maintainers' workflow change");
+    repo.checkout("main");
+    repo.branch("y");
+    // One second later, so that `y` is the newer merge base, the one git picks.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    repo.write("src/y.txt", "y\n");
+    repo.commit("y");
+    // main = x + y
+    repo.git(["checkout", "-q", "-B", "main", "x"]);
+    repo.git(["merge", "-q", "--no-edit", "--no-ff", "y"]);
+    // agent = y + x, writing `agent_workflow` in the merge
+    repo.git(["checkout", "-q", "-b", "agent", "y"]);
+    repo.git(["merge", "-q", "--no-commit", "--no-ff", "x"]);
+    repo.write(".github/workflows/ci.yml", agent_workflow);
+    repo.write("src/agent.txt", "the agent's work\n");
+    repo.git(["add", "-A"]);
+    repo.git(["commit", "-q", "--no-edit"]);
+    repo
+}
+
+#[test]
+fn a_criss_cross_merge_cannot_hide_a_protected_change() {
+    let repo = criss_cross("old workflow\n");
+    let bases = repo.git(["merge-base", "--all", "main", "agent"]);
+    assert_eq!(bases.lines().count(), 2, "criss-cross: {bases}");
+    // The hostile precondition: against the merge base git picks, the workflow is untouched.
+    let picked = repo.git(["merge-base", "main", "agent"]);
+    let naive = repo.git(["diff", "--name-only", picked.trim(), "agent"]);
+    assert!(!naive.contains(".github/workflows"), "{naive}");
+    // …while a real merge reverts it.
+    let merged = repo.git(["merge-tree", "--write-tree", "main", "agent"]);
+    let real = repo.git([
+        "diff",
+        "--name-only",
+        "main",
+        merged.lines().next().unwrap(),
+    ]);
+    assert!(real.contains(".github/workflows/ci.yml"), "{real}");
+
+    let (code, report) = check_json(&repo, &[]);
+    assert_eq!(code, 11, "{report:#}");
+    let mut found = violations(&report);
+    found.sort();
+    assert_eq!(
+        found,
+        [pair("protected", ".github/workflows/ci.yml")],
+        "{report:#}"
+    );
+    let files: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [".github/workflows/ci.yml", "src/agent.txt"],
+        "what the merge applies"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("2 merge bases (criss-cross history)"),
+        "{report:#}"
+    );
+
+    // The same history without the revert passes: only the agent's own file is judged.
+    let (code, report) = check_json(&criss_cross("new workflow\n"), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let files: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["src/agent.txt"]);
+}
+
+#[test]
+fn a_criss_cross_head_that_does_not_merge_cleanly_is_refused() {
+    // After the criss-cross, both sides edit the same line: merging `agent` into `main`
+    // conflicts, so no one diff tells what a merge would apply.
+    let repo = criss_cross("new workflow\n");
+    repo.checkout("main");
+    repo.write("src/y.txt", "main's edit\n");
+    repo.commit("main edits y");
+    repo.checkout("agent");
+    repo.write("src/y.txt", "the agent's edit\n");
+    repo.commit("agent edits y");
+    let (code, report) = check_json(&repo, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["verdict"], "config-error");
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("have 2 merge bases") && errors.contains("do not merge cleanly"),
+        "{errors}"
+    );
+}
