@@ -119,6 +119,11 @@ pub(super) struct CachedGet {
 
 pub(super) const ETAG_CACHE_LIMIT: usize = 256;
 
+/// The largest answer the client reads (10 MiB): bodies are streamed and reading stops
+/// here with [`ApiError::TooLarge`](super::ApiError::TooLarge). A page of 100 tasks with
+/// their sessions is well under 1 MiB.
+pub const MAX_RESPONSE_BYTES: usize = 10 << 20;
+
 pub(super) struct Inner {
     pub(super) http: reqwest::Client,
     pub(super) base: Url,

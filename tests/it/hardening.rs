@@ -6,6 +6,7 @@
 //! links, criss-cross merge bases, unbounded brace expansion and unbounded API bodies.
 //! `docs/guarantees.md` lists them with what each guarantees.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -747,5 +748,206 @@ fn a_criss_cross_head_that_does_not_merge_cleanly_is_refused() {
     assert!(
         errors.contains("have 2 merge bases") && errors.contains("do not merge cleanly"),
         "{errors}"
+    );
+}
+
+// ---- 5. Brace expansion is bounded ---------------------------------------------------------------
+
+#[test]
+fn a_policy_of_brace_rules_is_refused_at_the_pattern_cap_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // What the review sent: rules of eight `{a,b}` groups (256 patterns each), 128 KB.
+    let mut text = String::from("version: 1\nscope:\n  allow:\n");
+    let mut n = 0;
+    while text.len() < 128 * 1024 {
+        let _ = writeln!(
+            text,
+            "    - \"{{a,b}}{{c,d}}{{e,f}}{{g,h}}{{i,j}}{{k,l}}{{m,n}}{{o,p}}/r{n}\""
+        );
+        n += 1;
+    }
+    let path = dir.path().join("policy.yml");
+    std::fs::write(&path, &text).unwrap();
+    let out = agent_gate(dir.path())
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    // 8 rules fill the 2,048 patterns: the 9th (line 12) goes over.
+    assert!(
+        err.contains(":12:") && err.contains("too many glob patterns") && err.contains("2048"),
+        "{err}"
+    );
+
+    // At the cap it compiles: 8 such rules.
+    let at_cap: String = text.lines().take(3 + 8).flat_map(|l| [l, "\n"]).collect();
+    std::fs::write(&path, &at_cap).unwrap();
+    let out = agent_gate(dir.path())
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Long alternatives are capped by their expanded bytes too: two rules of 256 patterns
+    // of about 290 bytes each are over 128 KiB.
+    let mut rule = String::new();
+    for i in 0..8 {
+        let _ = write!(rule, "{{{},{}}}", "a".repeat(32 + i), "b".repeat(32 + i));
+    }
+    let long = format!("version: 1\nscope:\n  allow:\n    - \"{rule}/x\"\n");
+    let mut twice = long.clone();
+    twice.push_str(&long.lines().last().unwrap().replace("/x", "/y"));
+    twice.push('\n');
+    std::fs::write(&path, &twice).unwrap();
+    let out = agent_gate(dir.path())
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(":5:") && err.contains("bytes"), "{err}");
+}
+
+#[test]
+fn a_scope_input_of_brace_globs_is_a_clear_config_error() {
+    let repo = change(
+        "version: 1\n",
+        |_| {},
+        |r| {
+            r.write("src/a.txt", "a\n");
+        },
+    );
+    // 16 KB of `{a,b}` globs, as the review sent: refused before anything is compiled.
+    let globs: Vec<String> = (0..500)
+        .map(|i| format!("{{a,b}}{{c,d}}{{e,f}}{{g,h}}/s{i}"))
+        .collect();
+    let input = globs.join("\n");
+    assert!(
+        input.len() > 12_000 && input.len() < 16 * 1024,
+        "{}",
+        input.len()
+    );
+    let (code, report) = check_json(&repo, &["--scope", &input]);
+    assert_eq!(code, 2, "{report:#}");
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("scope input") && errors.contains("more than 256 patterns"),
+        "{errors}"
+    );
+    // Over the byte limit, whatever it holds.
+    let (code, report) = check_json(&repo, &["--scope", &"src/**,".repeat(3000)]);
+    assert_eq!(code, 2, "{report:#}");
+    assert!(
+        report["errors"]
+            .to_string()
+            .contains("over the limit of 16384"),
+        "{report:#}"
+    );
+    // A scope input of a few globs still narrows.
+    let (code, report) = check_json(&repo, &["--scope", "src/{a,b}.txt"]);
+    assert_eq!(code, 0, "{report:#}");
+}
+
+// ---- 7. Answers of any size ------------------------------------------------------------------------
+
+/// A hostile API server on 127.0.0.1 that answers every request with 200 and a body of
+/// `body_bytes` (chunked, or announced in `Content-Length` when `announce`), and counts
+/// the bytes it managed to send before the client hung up.
+fn hostile_server(
+    body_bytes: u64,
+    announce: bool,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let head = if announce {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {body_bytes}\r\n\r\n"
+                )
+            } else {
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_string()
+            };
+            if stream.write_all(head.as_bytes()).is_err() {
+                continue;
+            }
+            let chunk = vec![b' '; 64 * 1024];
+            let mut left = body_bytes;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64);
+                let piece = usize::try_from(n).unwrap();
+                let ok = if announce {
+                    stream.write_all(&chunk[..piece])
+                } else {
+                    stream
+                        .write_all(format!("{n:x}\r\n").as_bytes())
+                        .and_then(|()| stream.write_all(&chunk[..piece]))
+                        .and_then(|()| stream.write_all(b"\r\n"))
+                };
+                if ok.is_err() {
+                    break;
+                }
+                counter.fetch_add(n, Ordering::Relaxed);
+                left -= n;
+            }
+            if !announce && left == 0 {
+                let _ = stream.write_all(b"0\r\n\r\n");
+            }
+        }
+    });
+    (url, sent)
+}
+
+#[test]
+fn an_answer_over_ten_mebibytes_is_an_api_error_and_is_not_read_to_its_end() {
+    let repo = TestRepo::new();
+    // 1 GiB streamed without a length: the client stops reading at the cap.
+    let (url, sent) = hostile_server(1 << 30, false);
+    let out = agent_gate(repo.path())
+        .args(["status", "--repository", "octo/demo", "--api-url", &url])
+        .env("INPUT_TOKEN", "ghp_hostile")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 10485760 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent < 256 << 20, "the client read on: {sent} bytes sent");
+
+    // 3 GiB announced: refused from the headers.
+    let (url, _) = hostile_server(3 << 30, true);
+    let out = agent_gate(repo.path())
+        .args(["status", "--repository", "octo/demo", "--api-url", &url])
+        .env("INPUT_TOKEN", "ghp_hostile")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 10485760 bytes"),
+        "{}",
+        stderr(&out)
     );
 }
