@@ -102,8 +102,11 @@ pub fn main(cli: Cli) -> u8 {
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
+    // Warnings quote what the API answered: each is neutralized on its way to stderr (which
+    // the Actions runner reads for workflow commands too), and so written without colours.
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| SafeStderr)
+        .with_ansi(false)
         .with_target(false)
         .without_time()
         .try_init();
@@ -227,6 +230,23 @@ pub fn main(cli: Cli) -> u8 {
             };
             crate::fleet::plan_command(&cmd, &mut out, &mut err)
         }
+    }
+}
+
+/// stderr for log events: each write (tracing formats one event per write) is
+/// [`neutralize`](crate::report::neutralize)d, so text an API server chose cannot forge a
+/// workflow command or a terminal escape.
+struct SafeStderr;
+
+impl Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(crate::report::neutralize(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

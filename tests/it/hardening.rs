@@ -951,3 +951,75 @@ fn an_answer_over_ten_mebibytes_is_an_api_error_and_is_not_read_to_its_end() {
         stderr(&out)
     );
 }
+
+/// A server on 127.0.0.1 answering every request with 200 and `body`.
+fn json_server(body: String) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn what_a_hostile_api_answers_is_shown_never_obeyed() {
+    let forged =
+        "x\r::warning::FORGED\u{1b}]8;;https://evil.example\u{1b}\\\nline\n::error::FORGED";
+    let task = serde_json::json!({
+        "id": forged,
+        "state": "completed",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": forged,
+        "name": forged,
+        "html_url": forged,
+        "sessions": [{"id": forged, "state": forged, "head_ref": forged,
+                      "created_at": "2026-01-01T00:00:00Z"}],
+    });
+    let repo = TestRepo::new();
+    for (args, body) in [
+        (
+            &["status"][..],
+            serde_json::json!({"tasks": [task.clone()], "total_active_count": 1}),
+        ),
+        (&["status", "some-task"][..], task.clone()),
+    ] {
+        let url = json_server(body.to_string());
+        let out = agent_gate(repo.path())
+            .args(args)
+            .args(["--repository", "octo/demo", "--api-url", &url])
+            .env("INPUT_TOKEN", "ghp_hostile")
+            .output()
+            .unwrap();
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {text}{err}");
+        assert!(text.contains("FORGED"), "the answer is shown: {text}");
+        for stream in [&text, &err] {
+            for line in runner_lines(stream) {
+                assert!(
+                    !line.starts_with("::"),
+                    "{args:?}: a forged command: {line:?}\n{stream}"
+                );
+            }
+            assert!(
+                !stream
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{args:?}: {stream:?}"
+            );
+        }
+    }
+}
