@@ -120,7 +120,7 @@ pub(super) struct CachedGet {
 pub(super) const ETAG_CACHE_LIMIT: usize = 256;
 
 /// The largest answer the client reads (10 MiB): bodies are streamed and reading stops
-/// here with [`ApiError::TooLarge`](super::ApiError::TooLarge). A page of 100 tasks with
+/// here with [`ApiError::TooLarge`]. A page of 100 tasks with
 /// their sessions is well under 1 MiB.
 pub const MAX_RESPONSE_BYTES: usize = 10 << 20;
 
