@@ -7,7 +7,7 @@
 #
 # Installs picomatch 4 from the npm registry into a temporary directory (never into the
 # repository), builds the benchmarks once with the release profile (`cargo bench`), runs
-# `benches/scope.rs`, `benches/api_cost.rs` and `benches/gate.rs`, and assembles their
+# `benches/scope.rs`, `benches/api_cost.rs`, `benches/gate.rs` and `benches/compile.rs`, and assembles their
 # Markdown sections under a description of the machine. Needs git, bash, and for the
 # memory row GNU time (`apt-get install time`); node is optional.
 set -euo pipefail
@@ -44,7 +44,7 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 
 # One build (release profile), then each program in turn.
-cargo bench --bench scope --bench api_cost --bench gate 2>&1 | tee "$out/log.txt" >&2
+cargo bench --bench scope --bench api_cost --bench gate --bench compile 2>&1 | tee "$out/log.txt" >&2
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
 cores="$(nproc)"
@@ -69,7 +69,7 @@ dirty="$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && 
   echo "Toolchain: $(rustc --version), $(git --version), node $node_version, picomatch $picomatch_version."
   echo "Method: \`docs/benchmarks.md\`."
   echo
-  for section in scope api_cost verdict startup; do
+  for section in scope api_cost verdict startup compile; do
     if [[ -f "$BENCH_OUT/$section.md" ]]; then
       cat "$BENCH_OUT/$section.md"
       echo

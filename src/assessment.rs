@@ -3,12 +3,14 @@
 //! (binary files, symlinks, submodules, mode changes). Pure logic over the compiled policy
 //! and a list of changes; it runs no git and no checks.
 
-use bstr::ByteSlice;
+use std::collections::BTreeMap;
+
+use bstr::{BString, ByteSlice};
 
 use crate::change::{Change, ChangeKind};
 use crate::policy::{Allowance, Limits};
 use crate::report::{FileEntry, Violation, ViolationKind};
-use crate::scope::{Decision, Reason, Scope, display_path};
+use crate::scope::{Decision, Reason, RuleRef, Scope, display_path};
 
 /// The scope part of a report.
 #[derive(Debug, Clone, Default)]
@@ -57,8 +59,85 @@ fn scope_violation(path: &str, decision: &Decision, side: &str) -> Option<Violat
     })
 }
 
-/// Decide every change against `scope` and `limits`.
-pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment {
+/// A symbolic link at `path` that is a way into protected paths: at a directory holding
+/// some (a link named `.github`), or leading — its target read relative to the link's
+/// directory, as the file system does — to a protected path or a directory holding some.
+/// A target that leaves the repository (absolute, or `..` above the root) leads to no
+/// repository path; the isolated checks never follow it (docs/checks.md).
+fn link_violation(
+    scope: &Scope,
+    path: &[u8],
+    shown: &str,
+    target: Option<&[u8]>,
+) -> Option<Violation> {
+    let protected = |rule: RuleRef, what: String| Violation {
+        kind: ViolationKind::Protected,
+        path: Some(display_path(path)),
+        message: format!(
+            "{shown}: {what} (protected by \"{}\" ({}))",
+            rule.text,
+            crate::report::describe_origin(&rule.origin)
+        ),
+        rule: Some(rule),
+    };
+    if let Some(rule) = scope.protected_at_or_below(path) {
+        return Some(protected(
+            rule,
+            "symbolic link in the place of a directory that holds protected paths".to_string(),
+        ));
+    }
+    let resolved = resolve_link(path, target?)?;
+    let to = crate::report::escape_for_humans(&display_path(&resolved));
+    let to = if to.is_empty() {
+        "the repository root".to_string()
+    } else {
+        format!("`{to}`")
+    };
+    if let Reason::Protected { rule } = scope.decide(&resolved).reason {
+        return Some(protected(
+            rule,
+            format!("symbolic link to {to}, a protected path"),
+        ));
+    }
+    scope.protected_at_or_below(&resolved).map(|rule| {
+        protected(
+            rule,
+            format!("symbolic link to {to}, a directory that holds protected paths"),
+        )
+    })
+}
+
+/// The repository path a link at `link` with target text `target` points to, resolved
+/// lexically (`.` and `..` against the link's directory); `None` when it leaves the
+/// repository. The empty path is the repository root.
+fn resolve_link(link: &[u8], target: &[u8]) -> Option<Vec<u8>> {
+    if target.first() == Some(&b'/') || target.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<&[u8]> = link.split(|&b| b == b'/').collect();
+    parts.pop();
+    for part in target.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop()?;
+            }
+            name => parts.push(name),
+        }
+    }
+    Some(parts.join(&b'/'))
+}
+
+/// Decide every change against `scope` and `limits`. `link_targets` holds the target text
+/// of the symbolic links the change adds (by path): a link at, or leading to, a protected
+/// path — or to a directory holding protected paths — is itself a protected violation,
+/// whatever `scope.symlinks` says.
+pub fn assess(
+    scope: &Scope,
+    limits: &Limits,
+    changes: &[Change],
+    link_targets: &BTreeMap<BString, BString>,
+) -> Assessment {
     let mut a = Assessment {
         files: Vec::with_capacity(changes.len()),
         violations: Vec::new(),
@@ -92,21 +171,23 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                 message: what,
             })
         };
-        if c.is_binary() && !c.is_submodule() {
+        // The switches are about what the change puts in the tree: removing a binary file,
+        // a symbolic link or a submodule is allowed whatever they say (docs/policy.md).
+        if c.adds_binary() {
             a.violations.extend(switch(
                 limits.binary_files,
                 ViolationKind::BinaryFile,
                 format!("{shown}: binary file (scope.binary-files: deny)"),
             ));
         }
-        if c.is_symlink() {
+        if c.adds_symlink() {
             a.violations.extend(switch(
                 limits.symlinks,
                 ViolationKind::Symlink,
                 format!("{shown}: symbolic link (scope.symlinks: deny)"),
             ));
         }
-        if c.is_submodule() {
+        if c.adds_submodule() {
             a.violations.extend(switch(
                 limits.submodules,
                 ViolationKind::Submodule,
@@ -122,9 +203,28 @@ pub fn assess(scope: &Scope, limits: &Limits, changes: &[Change]) -> Assessment 
                     c.old_mode, c.new_mode
                 ),
             ));
+        } else if c.made_executable() {
+            a.violations.extend(switch(
+                limits.mode_changes,
+                ViolationKind::ModeChange,
+                format!(
+                    "{shown}: new executable file (mode {:o}; scope.mode-changes: deny)",
+                    c.new_mode
+                ),
+            ));
+        }
+        let mut link_protected = false;
+        if c.adds_symlink() && decision.in_scope {
+            let target = link_targets.get(&c.path);
+            if let Some(v) = link_violation(scope, &c.path, &shown, target.map(|t| t.as_slice())) {
+                a.violations.push(v);
+                link_protected = true;
+            }
         }
         lines += c.added.unwrap_or(0) + c.deleted.unwrap_or(0);
-        let in_scope = decision.in_scope && old_decision.as_ref().is_none_or(|d| d.in_scope);
+        let in_scope = decision.in_scope
+            && !link_protected
+            && old_decision.as_ref().is_none_or(|d| d.in_scope);
         a.files.push(FileEntry {
             path,
             path_bytes: c.path.to_str().is_err().then(|| c.path.to_vec()),

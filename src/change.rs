@@ -3,6 +3,8 @@
 //! data, in the core: the scope assessment and the report read it; the `git` adapter
 //! produces it (`git::Git::changes`) and nothing here knows how.
 
+use std::collections::BTreeMap;
+
 use bstr::{BStr, BString};
 use serde::Serialize;
 
@@ -61,6 +63,22 @@ impl Change {
     pub fn is_submodule(&self) -> bool {
         self.new_mode == MODE_GITLINK || self.old_mode == MODE_GITLINK
     }
+    /// The head side is a symbolic link: the change adds one, retargets one, renames or
+    /// copies one, or turns a file into one. Removing a link, or turning one into a file, is
+    /// not adding one.
+    pub fn adds_symlink(&self) -> bool {
+        self.new_mode == MODE_SYMLINK
+    }
+    /// The head side is a submodule (gitlink): added, moved to another commit, or put in a
+    /// file's place. Removing one is not adding one.
+    pub fn adds_submodule(&self) -> bool {
+        self.new_mode == MODE_GITLINK
+    }
+    /// The head side is a binary file (added, changed, renamed or copied); a binary file the
+    /// change deletes is not one it adds.
+    pub fn adds_binary(&self) -> bool {
+        self.is_binary() && self.new_mode != 0 && !self.is_submodule()
+    }
     /// A change of the executable bit (not a type change).
     pub fn mode_changed(&self) -> bool {
         self.old_mode != 0
@@ -91,9 +109,18 @@ impl Change {
 /// The whole change.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeSet {
+    /// The commit the change is computed from: the merge base of base and head; with
+    /// several merge bases (criss-cross history), the base itself, against the tree a merge
+    /// of the head would make.
     pub merge_base: String,
+    /// Every merge base of base and head (several in criss-cross history).
+    pub merge_bases: Vec<String>,
     pub head: String,
     pub changes: Vec<Change>,
+    /// The target text of every symbolic link the change adds or changes, by its path on
+    /// the head side: where it leads decides whether it is a way into a protected path.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub link_targets: BTreeMap<BString, BString>,
 }
 
 impl ChangeSet {

@@ -1,8 +1,8 @@
 //! Progress output of `run` on the terminal: the run flow writes plain lines (one per state
 //! change, heartbeats while waiting) to a writer; this adapter turns them into an
 //! `indicatif` spinner when stderr is a TTY — state changes stay as lines above it, and
-//! heartbeats only update its message — and passes them through unchanged otherwise (CI
-//! logs, pipes). It owns the terminal and nothing else.
+//! heartbeats only update its message — and passes them through as lines otherwise (CI
+//! logs, pipes), text from outside defused either way. It owns the terminal and nothing else.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -51,7 +51,12 @@ impl ProgressWriter {
         }
     }
 
+    /// One line of progress. Lines carry text from outside (task states, API messages), so
+    /// each is [`neutralized`](crate::report::neutralize) first: stderr is read for workflow
+    /// commands too.
     fn line(&mut self, line: &str) {
+        let line = crate::report::neutralize(line);
+        let line = line.as_ref();
         match &self.spinner {
             // Heartbeats and waiting lines replace each other in the spinner's message.
             Some(pb) if line.contains(": still ") || line.contains("waiting for capacity") => {

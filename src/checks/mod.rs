@@ -29,8 +29,8 @@ use serde::Serialize;
 
 pub use self::container::TREE as CONTAINER_TREE;
 pub use self::env::{
-    DEFAULT_PATH, PASSED_NAMES, PASSED_PREFIXES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS,
-    WITHHELD_NAMES, is_passed_from_gate, is_reserved_name, scrubbed_env,
+    DEFAULT_PATH, PASSED_NAMES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS, WITHHELD_NAMES,
+    is_passed_from_gate, is_reserved_name, scrubbed_env,
 };
 pub use self::isolation::{
     FILE_COMMAND_VARS, IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs,

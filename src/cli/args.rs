@@ -119,12 +119,33 @@ pub struct RunArgs {
     /// Policy file path inside the repository, read at the base ref.
     #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: String,
-    /// User token for the agent-tasks API (installation tokens such as `GITHUB_TOKEN` are refused by GitHub).
-    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true, default_value = "")]
+    /// User token for the agent-tasks API (installation tokens such as `GITHUB_TOKEN` are
+    /// refused by GitHub). Only from the environment (`INPUT_TOKEN`) or `--token-file`: a
+    /// token on the command line is readable by every process, checks included
+    /// (`/proc/<pid>/cmdline`), so `--token VALUE` is refused.
+    #[arg(
+        long,
+        env = "INPUT_TOKEN",
+        hide_env_values = true,
+        default_value = "",
+        value_name = "REFUSED"
+    )]
     pub token: String,
-    /// Token for commit statuses, labels and comments (default: --token).
-    #[arg(long, env = "INPUT_GITHUB-TOKEN", hide_env_values = true)]
+    /// Read the agent-tasks token from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Token for commit statuses, labels and comments (default: the agent-tasks token). Only
+    /// from the environment (`INPUT_GITHUB-TOKEN`) or `--github-token-file`.
+    #[arg(
+        long,
+        env = "INPUT_GITHUB-TOKEN",
+        hide_env_values = true,
+        value_name = "REFUSED"
+    )]
     pub github_token: Option<String>,
+    /// Read the token for statuses and comments from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub github_token_file: Option<PathBuf>,
     /// Base branch of the task and the change (default: the policy's agent.base-ref, else the
     /// remote's default branch, else `main`).
     #[arg(long, env = "INPUT_BASE-REF")]
@@ -176,9 +197,19 @@ pub struct RunArgs {
 pub struct StatusArgs {
     /// Show this task (default: list the repository's tasks).
     pub task_id: Option<String>,
-    /// User token for the agent-tasks API (not needed with --admission).
-    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true, default_value = "")]
+    /// User token for the agent-tasks API (not needed with --admission). Only from the
+    /// environment (`INPUT_TOKEN`) or `--token-file`; `--token VALUE` is refused.
+    #[arg(
+        long,
+        env = "INPUT_TOKEN",
+        hide_env_values = true,
+        default_value = "",
+        value_name = "REFUSED"
+    )]
     pub token: String,
+    /// Read the agent-tasks token from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// `owner/repo` (not needed with --admission).
     #[arg(long, env = "GITHUB_REPOSITORY", default_value = "")]
     pub repository: String,

@@ -9,8 +9,6 @@ mod args;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::Parser;
-
 use crate::report::Verdict;
 
 pub use args::{
@@ -18,9 +16,71 @@ pub use args::{
     RunArgs, SimArgs, StatusArgs, ValidateArgs,
 };
 
-/// Parse the process arguments.
+/// Parse the process arguments. A token given on the command line (`--token VALUE`,
+/// `--github-token VALUE`) is refused as a usage error (exit 2) before anything runs: every
+/// process of the machine, the checks the gate runs included, can read the gate's
+/// `/proc/<pid>/cmdline`, and masking cannot catch a re-encoded copy. The error never
+/// repeats the value.
 pub fn parse() -> Cli {
-    Cli::parse()
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse`] on the given arguments (the first is the program name).
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    let mut command = Cli::command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    if let Some((name, sub)) = matches.subcommand() {
+        for id in ["token", "github_token"] {
+            let on_the_line = sub.try_get_raw(id).is_ok_and(|v| v.is_some())
+                && sub.value_source(id) == Some(ValueSource::CommandLine);
+            if on_the_line {
+                let flag = id.replace('_', "-");
+                let input = format!("INPUT_{}", flag.to_ascii_uppercase());
+                return Err(command.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "`{name} --{flag}` is refused: a token on the command line is readable by \
+                         every process of the machine (/proc/<pid>/cmdline), the checks the gate \
+                         runs included. Set {input} in the environment, or pass --{flag}-file FILE"
+                    ),
+                ));
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// The token of a `*_file` flag or, without one, of its environment variable (`from_env`,
+/// what clap read from `INPUT_*`): the file's first line, trimmed. Both given is an error,
+/// so a run never uses a token it was not meant to.
+fn token(
+    from_env: Option<&str>,
+    file: Option<&std::path::Path>,
+    input: &str,
+) -> Result<Option<String>, String> {
+    let from_env = from_env.map(str::trim).filter(|t| !t.is_empty());
+    match (from_env, file) {
+        (Some(_), Some(f)) => Err(format!(
+            "both {input} and a token file ({}) are set: give the token one way",
+            f.display()
+        )),
+        (Some(t), None) => Ok(Some(t.to_string())),
+        (None, None) => Ok(None),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read the token file {}: {e}", f.display()))?;
+            let line = text.lines().next().unwrap_or("").trim();
+            if line.is_empty() {
+                return Err(format!("the token file {} is empty", f.display()));
+            }
+            Ok(Some(line.to_string()))
+        }
+    }
 }
 
 fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
@@ -42,8 +102,11 @@ pub fn main(cli: Cli) -> u8 {
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
+    // Warnings quote what the API answered: each is neutralized on its way to stderr (which
+    // the Actions runner reads for workflow commands too), and so written without colours.
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| SafeStderr)
+        .with_ansi(false)
         .with_target(false)
         .without_time()
         .try_init();
@@ -89,12 +152,19 @@ pub fn main(cli: Cli) -> u8 {
                     &mut err,
                 );
             }
+            let token = match token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN") {
+                Ok(t) => t.unwrap_or_default(),
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return Verdict::ConfigError.exit_code();
+                }
+            };
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
             };
             rt.block_on(crate::flow::status(
                 &a.repository,
-                &a.token,
+                &token,
                 &a.api_url,
                 a.task_id.as_deref(),
                 a.format == Format::Json,
@@ -163,6 +233,23 @@ pub fn main(cli: Cli) -> u8 {
     }
 }
 
+/// stderr for log events: each write (tracing formats one event per write) is
+/// [`neutralize`](crate::report::neutralize)d, so text an API server chose cannot forge a
+/// workflow command or a terminal escape.
+struct SafeStderr;
+
+impl Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(crate::report::neutralize(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// A flag (or Action input) that may be absent or blank: `None` then; else what `parse`
 /// makes of it trimmed, or `Err` after printing the error `bad` words for it.
 fn optional<T>(
@@ -213,6 +300,21 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     ) else {
         return Verdict::ConfigError.exit_code();
     };
+    let tokens = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN").and_then(|t| {
+        token(
+            a.github_token.as_deref(),
+            a.github_token_file.as_deref(),
+            "INPUT_GITHUB-TOKEN",
+        )
+        .map(|g| (t.unwrap_or_default(), g))
+    });
+    let (agent_token, github_token) = match tokens {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
     let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
@@ -221,7 +323,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         instruction: a.instruction,
         scope: split_list(&a.scope),
         policy_path: a.policy,
-        github_token: nonempty(a.github_token),
+        github_token,
         base_ref: nonempty(a.base_ref),
         timeout,
         task_id: nonempty(a.task_id),
@@ -244,7 +346,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
             a.repo,
             a.repository.unwrap_or_default(),
             a.api_url,
-            a.token.trim(),
+            agent_token.trim(),
         )
     };
     let mut secrets = secrets_from_env();

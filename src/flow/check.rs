@@ -34,15 +34,27 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
     report.base = Some(opts.base.clone());
     report.head = Some(opts.head.clone());
 
-    let policy = match load_policy_at(&git, &opts.base, &opts.policy_path) {
+    // Short names become the one full ref they mean; an ambiguous one (a tag named like
+    // the base branch) is refused, never resolved to the tag.
+    let resolved = git
+        .resolve_ref(&opts.base)
+        .and_then(|b| Ok((b, git.resolve_ref(&opts.head)?)));
+    let (base, head) = match resolved {
+        Ok(r) => r,
+        Err(e) => return config_error(report, e.to_string()),
+    };
+    let policy = match load_policy_at(&git, &base, &opts.policy_path) {
         Ok(p) => p,
-        Err(e) => return config_error(report, e),
+        Err(e) => {
+            let e = e.replace(&format!("`{base}`"), &format!("`{}`", opts.base));
+            return config_error(report, e);
+        }
     };
     let scope = match narrow(&policy, &opts.scope) {
         Ok(s) => s,
         Err(e) => return config_error(report, e),
     };
-    let changes = match git.changes(&opts.base, &opts.head) {
+    let changes = match git.changes(&base, &head) {
         Ok(c) => c,
         Err(e) => return config_error(report, e.to_string()),
     };
@@ -111,8 +123,20 @@ pub(crate) async fn gate_change(
     shutdown: &Shutdown,
 ) {
     report.merge_base = Some(changes.merge_base.clone());
+    if changes.merge_bases.len() > 1 {
+        report.notes.push(format!(
+            "base and head have {} merge bases (criss-cross history): the change judged is \
+             the one a merge would apply, the base against the merged tree",
+            changes.merge_bases.len()
+        ));
+    }
     report.head_sha = Some(changes.head.clone());
-    let assessment = assess(ctx.scope, &ctx.policy.limits, &changes.changes);
+    let assessment = assess(
+        ctx.scope,
+        &ctx.policy.limits,
+        &changes.changes,
+        &changes.link_targets,
+    );
     report.files = assessment.files;
     report.violations = assessment.violations;
 

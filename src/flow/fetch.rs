@@ -120,7 +120,7 @@ fn fetch_branch(
             git.rev_parse(local).map_err(|e| e.to_string())
         }
         Err(fetch_err) => git
-            .rev_parse(branch)
+            .rev_parse(&format!("refs/heads/{branch}"))
             .map_err(|_| format!("cannot fetch `{branch}` from `{remote}`: {fetch_err}")),
     }
 }

@@ -98,8 +98,37 @@ pub fn explain(
     }
 }
 
-/// `agent-gate status`: list the repository's tasks (or show one) with their states.
+/// `agent-gate status`: list the repository's tasks (or show one) with their states. What
+/// the API answered is shown, never obeyed: the text is
+/// [`neutralize`](crate::report::neutralize)d (control characters escaped, no line that
+/// would read as a workflow command).
 pub async fn status(
+    repository: &str,
+    token: &str,
+    api_url: &str,
+    task_id: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let (mut text, mut errors) = (Vec::new(), Vec::new());
+    let code = status_raw(
+        repository,
+        token,
+        api_url,
+        task_id,
+        json,
+        &mut text,
+        &mut errors,
+    )
+    .await;
+    let shown = |buf: &[u8]| crate::report::neutralize(&String::from_utf8_lossy(buf)).into_owned();
+    let _ = out.write_all(shown(&text).as_bytes());
+    let _ = err.write_all(shown(&errors).as_bytes());
+    code
+}
+
+async fn status_raw(
     repository: &str,
     token: &str,
     api_url: &str,
@@ -122,7 +151,7 @@ pub async fn status(
     if token.trim().is_empty() {
         let _ = writeln!(
             err,
-            "error: a token is required (--token or INPUT_TOKEN): a user token with \"Agent tasks\" read"
+            "error: a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
         );
         return Verdict::ConfigError.exit_code();
     }

@@ -111,7 +111,9 @@ pub fn publish<W: Write>(
             // around it with a one-time token, as the runner documents.
             let token = uuid::Uuid::new_v4().simple().to_string();
             let _ = io.print(&format!("::stop-commands::{token}\n"));
-            let mut text = c.output_tail.clone();
+            // Escaped too: a lone `\r` starts a new line for the runner, and ESC sequences
+            // (OSC 8 links, cursor moves) would act on whoever reads the log in a terminal.
+            let mut text = crate::report::escape_output(&c.output_tail).into_owned();
             if !text.ends_with('\n') {
                 text.push('\n');
             }

@@ -3,7 +3,8 @@
 //! `report.status-context`) on the gated head commit, `success` only when the verdict is
 //! `passed`, linking to the workflow run; and, when `report.comment` is on, exactly one
 //! comment holding the redacted step summary, found again on later runs for the same task
-//! key by a hidden marker line and edited in place. The gate never merges, approves or
+//! key by a hidden marker line written by the token's own user (GraphQL `viewer`), and
+//! edited in place. The gate never merges, approves or
 //! closes anything.
 //!
 //! Best effort: a missing pull request or commit is a note, an API failure an entry in
@@ -247,8 +248,27 @@ pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> R
     }
     let (body, truncated) = comment_body(report, opts);
     let marker = body.lines().next().unwrap_or_default().to_string();
+    // The marker alone proves nothing: anyone who may comment can write it. Only a comment
+    // the token's own user wrote is edited; without knowing that user, none is.
+    let me = match client.viewer().await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            record.notes.push(format!(
+                "could not learn who the token acts as ({}): a new summary comment is posted \
+                 instead of editing an earlier one",
+                redact(&e)
+            ));
+            None
+        }
+    };
     let existing = match client.list_issue_comments(pr).await {
-        Ok(list) => list.into_iter().find(|c| is_ours(c, &marker)),
+        Ok(list) => list.into_iter().find(|c| {
+            is_ours(c, &marker)
+                && me
+                    .as_ref()
+                    .zip(c.user.as_ref())
+                    .is_some_and(|(me, author)| me.is(author))
+        }),
         Err(e) => {
             // Posting without knowing would risk a second comment.
             record.errors.push(format!(

@@ -40,6 +40,18 @@ pub enum GitError {
     )]
     UnknownRef { rev: String, dir: PathBuf },
     #[error(
+        "`{name}` is ambiguous in {}: it names {}; give the full ref of the one you mean \
+         (e.g. `{}`)",
+        dir.display(),
+        refs.join(", "),
+        refs.iter().find(|r| r.starts_with("refs/heads/")).unwrap_or(&refs[0])
+    )]
+    AmbiguousRef {
+        name: String,
+        refs: Vec<String>,
+        dir: PathBuf,
+    },
+    #[error(
         "`{base}` and `{head}` have no merge base{}",
         if *shallow {
             ": this clone is shallow, so their common history is cut off. Fetch the full history \
@@ -55,6 +67,18 @@ pub enum GitError {
         base: String,
         head: String,
         shallow: bool,
+    },
+    #[error(
+        "`{base}` and `{head}` have {} merge bases (criss-cross history: {}) and do not merge \
+         cleanly, so the change a merge would apply cannot be known; refusing to judge a diff \
+         against any one of them. Merge or rebase `{head}` onto `{base}` first",
+        bases.len(),
+        bases.iter().map(|b| b.chars().take(12).collect::<String>()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousMerge {
+        base: String,
+        head: String,
+        bases: Vec<String>,
     },
     #[error(
         "could not read the output of `git {args}` ({source}); refusing to go on with a partial \

@@ -236,6 +236,47 @@ impl Git {
         }
     }
 
+    /// The name to give git for what a user called `name`: when `name` is a short ref name,
+    /// the one full ref it means (`main` → `refs/heads/main`), found by the rules git itself
+    /// follows (`git help revisions`: `refs/`, `refs/tags/`, `refs/heads/`,
+    /// `refs/remotes/`, `refs/remotes/<name>/HEAD`); anything else (a full ref, a commit id,
+    /// `HEAD~2`) as given. A name that means more than one ref — a tag named like the base
+    /// branch — is refused ([`GitError::AmbiguousRef`]) rather than resolved the way git
+    /// would (the tag first).
+    pub fn resolve_ref(&self, name: &str) -> Result<String, GitError> {
+        let plain = !name.is_empty()
+            && !name.starts_with("refs/")
+            && !name.starts_with('-')
+            && !name.contains(['\0', '*', '?', '[', '^', '~', ':', '@', ' ', '\\']);
+        if !plain {
+            return Ok(name.to_string());
+        }
+        let candidates = [
+            format!("refs/{name}"),
+            format!("refs/tags/{name}"),
+            format!("refs/heads/{name}"),
+            format!("refs/remotes/{name}"),
+            format!("refs/remotes/{name}/HEAD"),
+        ];
+        let mut args = vec!["for-each-ref", "--format=%(refname)"];
+        args.extend(candidates.iter().map(String::as_str));
+        let out = self.run(&args)?;
+        let existing: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.to_str().ok())
+            .filter(|r| candidates.iter().any(|c| c == r))
+            .collect();
+        match existing.as_slice() {
+            [] => Ok(name.to_string()),
+            [one] => Ok((*one).to_string()),
+            many => Err(GitError::AmbiguousRef {
+                name: name.to_string(),
+                refs: many.iter().map(|r| (*r).to_string()).collect(),
+                dir: self.dir.clone(),
+            }),
+        }
+    }
+
     /// Whether the repository is a shallow clone (its history is cut off).
     pub fn is_shallow(&self) -> Result<bool, GitError> {
         let out = self.run(&["rev-parse", "--is-shallow-repository"])?;
@@ -260,18 +301,85 @@ impl Git {
         }
     }
 
-    /// Every change between the merge base of `base` and `head`, and `head`: what a pull
-    /// request from `head` into `base` would change. Fails closed: an unknown ref, a missing
-    /// merge base (shallow clone) or unexpected output is an error, never a partial list.
+    /// Every merge base of two commits (`git merge-base --all`): one in ordinary history,
+    /// several in criss-cross history, none when they share no history (here).
+    fn merge_bases_of_ids(&self, a: &str, b: &str) -> Result<Vec<String>, GitError> {
+        let args = ["merge-base", "--all", a, b].map(OsStr::new);
+        let done = self.exec(&args, &[])?;
+        let ids: Vec<String> = done
+            .stdout
+            .lines()
+            .map(|l| l.trim().to_str_lossy().into_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        match done.status.code() {
+            Some(0) if !ids.is_empty() && ids.iter().all(|id| is_object_id(id)) => Ok(ids),
+            Some(1) if ids.is_empty() && done.stderr.is_empty() => Ok(Vec::new()),
+            _ => Err(self.failed(&args, &done)),
+        }
+    }
+
+    /// The tree a merge of `head` into `base` would make (`git merge-tree --write-tree`),
+    /// or [`GitError::AmbiguousMerge`] when it does not merge cleanly.
+    fn merged_tree(
+        &self,
+        base: &str,
+        head: &str,
+        base_id: &str,
+        head_id: &str,
+        bases: &[String],
+    ) -> Result<String, GitError> {
+        let args = [
+            "merge-tree",
+            "--write-tree",
+            "--no-messages",
+            "--name-only",
+            base_id,
+            head_id,
+        ]
+        .map(OsStr::new);
+        let done = self.exec(&args, &[])?;
+        let tree = done
+            .stdout
+            .lines()
+            .next()
+            .map(|l| l.trim().to_str_lossy().into_owned())
+            .unwrap_or_default();
+        match done.status.code() {
+            Some(0) if is_object_id(&tree) => Ok(tree),
+            Some(1) if is_object_id(&tree) => Err(GitError::AmbiguousMerge {
+                base: base.to_string(),
+                head: head.to_string(),
+                bases: bases.to_vec(),
+            }),
+            _ => Err(self.failed(&args, &done)),
+        }
+    }
+
+    /// Every change a pull request from `head` into `base` would make. In ordinary history
+    /// that is the merge base of `base` and `head` against `head`. When they have several
+    /// merge bases (criss-cross history) no one of them tells the truth — a change that a
+    /// real merge applies can be invisible against one — so the change is `base` against
+    /// the tree the merge would make (`git merge-tree --write-tree`), and a head that does
+    /// not merge cleanly is refused. Fails closed: an unknown ref, a missing merge base
+    /// (shallow clone) or unexpected output is an error, never a partial list.
     pub fn changes(&self, base: &str, head: &str) -> Result<ChangeSet, GitError> {
         let base_id = self.rev_parse(base)?;
         let head_id = self.rev_parse(head)?;
-        let Some(merge_base) = self.merge_base_of_ids(&base_id, &head_id)? else {
-            return Err(GitError::NoMergeBase {
-                base: base.to_string(),
-                head: head.to_string(),
-                shallow: self.is_shallow()?,
-            });
+        let merge_bases = self.merge_bases_of_ids(&base_id, &head_id)?;
+        let (merge_base, to) = match merge_bases.as_slice() {
+            [] => {
+                return Err(GitError::NoMergeBase {
+                    base: base.to_string(),
+                    head: head.to_string(),
+                    shallow: self.is_shallow()?,
+                });
+            }
+            [one] => (one.clone(), head_id.clone()),
+            several => {
+                let tree = self.merged_tree(base, head, &base_id, &head_id, several)?;
+                (base_id.clone(), tree)
+            }
         };
         let empty_tree = if head_id.len() == 64 {
             EMPTY_TREE_SHA256
@@ -295,7 +403,7 @@ impl Git {
             "--no-relative",
             "--ignore-submodules=none",
             merge_base.as_str(),
-            head_id.as_str(),
+            to.as_str(),
             "--",
         ]
         .map(OsStr::new);
@@ -307,11 +415,37 @@ impl Git {
             },
             DiffError::Join(source) => GitError::Join { source },
         })?;
+        let link_targets = self.link_targets(&to, &changes)?;
         Ok(ChangeSet {
             merge_base,
+            merge_bases,
             head: head_id,
             changes,
+            link_targets,
         })
+    }
+
+    /// The target text of each symbolic link among `changes`' head sides, read from `head`
+    /// (a commit or tree; one `git cat-file` per link: changes add few).
+    fn link_targets(
+        &self,
+        head: &str,
+        changes: &[Change],
+    ) -> Result<std::collections::BTreeMap<bstr::BString, bstr::BString>, GitError> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = std::collections::BTreeMap::new();
+        for c in changes.iter().filter(|c| c.adds_symlink()) {
+            let mut spec = format!("{head}:").into_bytes();
+            spec.extend_from_slice(&c.path);
+            let args = [
+                OsStr::new("cat-file"),
+                OsStr::new("blob"),
+                OsStr::from_bytes(&spec),
+            ];
+            let target = self.run_env(&args, &[])?;
+            out.insert(c.path.clone(), bstr::BString::from(target));
+        }
+        Ok(out)
     }
 
     /// Delete a reference (e.g. a private `refs/agent-gate/...` ref the gate fetched into);

@@ -119,6 +119,11 @@ pub(super) struct CachedGet {
 
 pub(super) const ETAG_CACHE_LIMIT: usize = 256;
 
+/// The largest answer the client reads (10 MiB): bodies are streamed and reading stops
+/// here with [`ApiError::TooLarge`]. A page of 100 tasks with
+/// their sessions is well under 1 MiB.
+pub const MAX_RESPONSE_BYTES: usize = 10 << 20;
+
 pub(super) struct Inner {
     pub(super) http: reqwest::Client,
     pub(super) base: Url,
@@ -319,6 +324,19 @@ impl Client {
             &self.inner.repo,
             "tasks",
         ])
+    }
+
+    /// The GraphQL endpoint beside the REST base: `https://api.github.com/graphql`, and on
+    /// GitHub Enterprise Server `https://HOST/api/graphql` for the REST base
+    /// `https://HOST/api/v3`.
+    pub(super) fn graphql_url(&self) -> Url {
+        let mut url = self.inner.base.clone();
+        let path = url.path().trim_end_matches('/').to_string();
+        match path.strip_suffix("/api/v3") {
+            Some(root) => url.set_path(&format!("{root}/api/graphql")),
+            None => url.set_path(&format!("{path}/graphql")),
+        }
+        url
     }
 
     pub(super) fn repo_url(&self, rest: &[&str]) -> Url {

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::retry;
 use super::transport::{decode, path_of, to_json};
 use super::types::{
-    CommitStatus, CreateTaskRequest, IssueComment, PullRequest, Task, TaskList, TaskState,
+    CommitStatus, CreateTaskRequest, IssueComment, PullRequest, Task, TaskList, TaskState, Viewer,
 };
 
 /// Filters of `GET /agents/repos/{o}/{r}/tasks` (reference §3.2).
@@ -283,6 +283,54 @@ impl Client {
             next = self.next_page(&url, &reply)?;
         }
         Ok(out)
+    }
+
+    /// Who the token acts as: GraphQL `query { viewer { login databaseId } }` (POST to the
+    /// GraphQL endpoint; a read, so retried like a GET would be only by the caller). REST
+    /// `GET /user` is not used: it answers 403 to installation tokens such as the workflow's
+    /// `GITHUB_TOKEN`, the default token for comments, while `viewer` answers both kinds.
+    pub async fn viewer(&self) -> Result<Viewer, ApiError> {
+        #[derive(Deserialize)]
+        struct Data {
+            viewer: Option<Viewer>,
+        }
+        #[derive(Deserialize)]
+        struct Message {
+            #[serde(default)]
+            message: String,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            data: Option<Data>,
+            #[serde(default)]
+            errors: Vec<Message>,
+        }
+        let url = self.graphql_url();
+        let query = serde_json::json!({ "query": "query { viewer { login databaseId } }" });
+        let reply = self
+            .send_once(
+                Method::POST,
+                &url,
+                Some(query.to_string().into_bytes()),
+                self.call_deadline(),
+            )
+            .await?;
+        let answer: Answer = decode(&Method::POST, &url, &reply)?;
+        match answer.data.and_then(|d| d.viewer) {
+            Some(v) if !v.login.is_empty() => Ok(v),
+            _ => Err(ApiError::Decode {
+                method: "POST".to_string(),
+                path: path_of(&url),
+                status: reply.status,
+                request_id: reply.request_id.clone(),
+                detail: answer
+                    .errors
+                    .iter()
+                    .fold("no viewer in the GraphQL answer".to_string(), |acc, e| {
+                        acc + "; " + &e.message
+                    }),
+            }),
+        }
     }
 
     /// `PATCH /repos/{o}/{r}/issues/comments/{comment_id}` with a new body (not retried).

@@ -118,6 +118,20 @@ pub enum ApiError {
         request_id: Option<String>,
         detail: String,
     },
+    /// An answer larger than [`MAX_RESPONSE_BYTES`](crate::github::client::MAX_RESPONSE_BYTES):
+    /// reading stopped there (a misbehaving server or proxy; GitHub's answers are far smaller).
+    #[error(
+        "{method} {path}: the {status} answer is larger than {limit} bytes; stopped reading it \
+         there (GitHub's answers are far smaller: check `api-url` and any proxy in between){}",
+        fmt_rid(request_id.as_deref())
+    )]
+    TooLarge {
+        method: String,
+        path: String,
+        status: u16,
+        request_id: Option<String>,
+        limit: usize,
+    },
     /// GitHub asked us to wait (rate limit) beyond the caller's deadline; nothing was sent.
     #[error("{method} {path}: not sent: GitHub's rate limit asks to wait {}s more, past the deadline; raise the deadline or retry later", wait.as_secs())]
     WaitPastDeadline {
@@ -191,7 +205,9 @@ impl ApiError {
         match self {
             ApiError::Transport { kind, .. } => *kind != TransportKind::Connect,
             ApiError::Server { .. } => true,
-            ApiError::Decode { status, .. } => (200..300).contains(status),
+            ApiError::Decode { status, .. } | ApiError::TooLarge { status, .. } => {
+                (200..300).contains(status)
+            }
             _ => false,
         }
     }
@@ -199,7 +215,7 @@ impl ApiError {
     /// The HTTP status, when there was a response.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ApiError::Decode { status, .. } => Some(*status),
+            ApiError::Decode { status, .. } | ApiError::TooLarge { status, .. } => Some(*status),
             _ => self.info().map(|info| info.status),
         }
     }

@@ -1,7 +1,7 @@
 //! The transport under [`Client`]: one request at a time (`send_once`: wait for the shared
-//! "not before", conditional GET from the `ETag` cache, read the whole answer, record what
-//! GitHub asks us to wait, classify failures and log their request id) and the retry loop of
-//! idempotent GETs (`get`). Configuration lives in `client`, the endpoints in `endpoints`.
+//! "not before", conditional GET from the `ETag` cache, stream the answer up to a cap,
+//! record what GitHub asks us to wait, classify failures and log their request id) and the
+//! retry loop of idempotent GETs (`get`). Configuration lives in `client`, the endpoints in `endpoints`.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use super::client::{Body, CachedGet, Client, ETAG_CACHE_LIMIT, Reply, RetryObserver};
+use super::client::{
+    Body, CachedGet, Client, ETAG_CACHE_LIMIT, MAX_RESPONSE_BYTES, Reply, RetryObserver,
+};
 use super::error::{ApiError, ErrorInfo, INSTALLATION_TOKEN_HINT, TransportKind};
 use super::retry;
 use super::types::{ErrorBody, ValidationError};
@@ -52,8 +54,9 @@ impl Client {
         }
     }
 
-    /// Wait for the "not before", send one request, read the whole answer, record rate-limit
-    /// waits, and turn non-success statuses into [`ApiError`] (logging the request id).
+    /// Wait for the "not before", send one request, stream the answer (at most
+    /// [`MAX_RESPONSE_BYTES`]), record rate-limit waits, and turn non-success statuses into
+    /// [`ApiError`] (logging the request id).
     pub(crate) async fn send_once(
         &self,
         method: Method,
@@ -119,8 +122,32 @@ impl Client {
             .get("x-github-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = resp.bytes().await.map_err(|e| transport(&e, true))?;
-        let bytes: Body = Arc::new(bytes.to_vec());
+        // Streamed, with a cap: a hostile or broken server cannot make the gate hold an
+        // answer of any size (or two copies of it).
+        let too_large = || {
+            let err = ApiError::TooLarge {
+                method: method.to_string(),
+                path: path.clone(),
+                status: status.as_u16(),
+                request_id: request_id.clone(),
+                limit: MAX_RESPONSE_BYTES,
+            };
+            tracing::warn!(request_id = request_id.as_deref().unwrap_or("-"), error = %err, "GitHub answer refused");
+            err
+        };
+        let mut resp = resp;
+        let announced = resp.content_length().unwrap_or(0);
+        if announced > MAX_RESPONSE_BYTES as u64 {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(1 << 20));
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e, true))? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let bytes: Body = Arc::new(body);
 
         // Rate-limit bookkeeping on every answer, success or not.
         let now_wall = self.inner.clock.now();

@@ -323,6 +323,31 @@ pub struct CommentUser {
     pub user_type: Option<String>,
 }
 
+/// Who a token acts as: GraphQL's `viewer` (a user for a personal access token, the app's
+/// bot, e.g. `github-actions[bot]`, for an installation token such as `GITHUB_TOKEN`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub login: String,
+    /// The id REST calls `id` (`user.id` of a comment).
+    #[serde(
+        rename = "databaseId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub database_id: Option<i64>,
+}
+
+impl Viewer {
+    /// Whether `user` (a comment's author) is this viewer: the same id when both have one
+    /// (logins can be renamed), else the same login.
+    pub fn is(&self, user: &CommentUser) -> bool {
+        match self.database_id {
+            Some(id) if user.id != 0 => id == user.id,
+            _ => !self.login.is_empty() && self.login.eq_ignore_ascii_case(&user.login),
+        }
+    }
+}
+
 /// An issue or pull-request comment as `GET …/issues/{n}/comments` and
 /// `PATCH …/issues/comments/{id}` return it (the fields the gate reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -54,6 +54,17 @@ pub enum PolicyError {
         pattern: String,
         reason: String,
     },
+    /// The policy's globs, `{a,b}` alternatives expanded, are more patterns than a policy
+    /// may compile ([`MAX_POLICY_PATTERNS`](crate::policy::MAX_POLICY_PATTERNS)); the
+    /// location is the rule that went over.
+    TooManyPatterns {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+        limit: usize,
+        bytes: usize,
+    },
     /// Two checks with the same name.
     DuplicateCheck {
         path: String,
@@ -82,6 +93,7 @@ impl PolicyError {
             | PolicyError::UnsupportedVersion { path, .. }
             | PolicyError::InvalidValue { path, .. }
             | PolicyError::InvalidGlob { path, .. }
+            | PolicyError::TooManyPatterns { path, .. }
             | PolicyError::DuplicateCheck { path, .. }
             | PolicyError::InvalidPath { path, .. }
             | PolicyError::TooLarge { path, .. } => path,
@@ -98,6 +110,7 @@ impl PolicyError {
             | PolicyError::UnsupportedVersion { line, column, .. }
             | PolicyError::InvalidValue { line, column, .. }
             | PolicyError::InvalidGlob { line, column, .. }
+            | PolicyError::TooManyPatterns { line, column, .. }
             | PolicyError::DuplicateCheck { line, column, .. } => Some((*line, *column)),
         }
     }
@@ -133,6 +146,15 @@ impl PolicyError {
             } => {
                 format!("invalid glob `{pattern}` in `{key}`: {reason}")
             }
+            PolicyError::TooManyPatterns {
+                key, limit, bytes, ..
+            } => {
+                format!(
+                    "too many glob patterns: with this rule of `{key}` the policy's globs expand \
+                     to more than {limit} patterns or {bytes} bytes (each `{{a,b}}` alternative \
+                     is a pattern of its own)"
+                )
+            }
             PolicyError::DuplicateCheck {
                 name, first_line, ..
             } => {
@@ -161,6 +183,9 @@ impl PolicyError {
             PolicyError::MissingVersion { .. } => Some("add `version: 1` as the first line".into()),
             PolicyError::TooLarge { .. } => Some(
                 "a policy is written by hand: cover paths with globs (`src/**`) instead of listing them one by one".into(),
+            ),
+            PolicyError::TooManyPatterns { .. } => Some(
+                "cover paths with wildcards (`src/**`, `*.pem`) instead of listing alternatives one by one".into(),
             ),
             PolicyError::InvalidGlob { pattern, .. } if pattern.starts_with('!') => Some(
                 "to keep a path out of scope, list it under `scope.deny` (deny wins over allow); to match a name that starts with `!`, write `\\!`".into(),

@@ -228,6 +228,17 @@ impl Isolation {
 /// The largest policy file [`Policy::from_yaml`] reads (1 MiB).
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
 
+/// The most glob patterns one policy compiles, every glob of every list (`scope.allow`,
+/// `scope.deny`, `scope.protected`, the checks' `when` and `files`) counted with its `{a,b}`
+/// alternatives expanded. Compiling costs time and memory per pattern; with this cap the
+/// worst policy within [`MAX_POLICY_BYTES`] compiles in bounded time and memory
+/// (`benches/compile.rs`, bench/RESULTS.md).
+pub const MAX_POLICY_PATTERNS: usize = 2048;
+
+/// The most bytes a policy's glob patterns may add up to, `{a,b}` alternatives expanded
+/// (a rule of a few groups of long alternatives expands to far more text than it takes).
+pub const MAX_POLICY_EXPANDED_BYTES: usize = 128 * 1024;
+
 impl Policy {
     /// Parse and compile a policy from its YAML text. `path` is used in errors and is
     /// added to the always-protected paths. Never panics, whatever the text.

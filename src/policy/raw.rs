@@ -126,16 +126,17 @@ pub(crate) struct RawScope {
     pub max_files: Option<usize>,
     /// Most changed lines (added + deleted) a change may have. Default: no limit.
     pub max_changed_lines: Option<u64>,
-    /// Whether binary files may be added or changed.
+    /// Whether binary files may be added or changed (deleting one is always allowed).
     #[schemars(extend("default" = "deny"))]
     pub binary_files: Option<Allowance>,
-    /// Whether symbolic links may be added or changed.
+    /// Whether symbolic links may be added or changed (deleting one is always allowed).
     #[schemars(extend("default" = "deny"))]
     pub symlinks: Option<Allowance>,
-    /// Whether submodules may be added or changed.
+    /// Whether submodules may be added or changed (deleting one is allowed; `.gitmodules`
+    /// stays protected).
     #[schemars(extend("default" = "deny"))]
     pub submodules: Option<Allowance>,
-    /// Whether file modes (the executable bit) may change.
+    /// Whether file modes (the executable bit) may change, and new executable files be added.
     #[schemars(extend("default" = "deny"))]
     pub mode_changes: Option<Allowance>,
 }

@@ -16,7 +16,9 @@ mod verdict;
 
 pub use budget::{BudgetLimits, BudgetStatus, Exceeded};
 pub use round::RoundRecord;
-pub use text::{describe_decision, describe_origin, escape_for_humans, short};
+pub use text::{
+    describe_decision, describe_origin, escape_for_humans, escape_output, neutralize, short,
+};
 pub use verdict::Verdict;
 
 use crate::scope::{Decision, RuleRef};

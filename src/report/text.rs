@@ -1,17 +1,30 @@
 //! The terminal report ([`Report::render_text`]) and the small text helpers other
-//! renderers share: file names escaped for humans ([`escape_for_humans`]), short commit
-//! ids ([`short`]) and decisions and rule origins in words ([`describe_decision`],
-//! [`describe_origin`]). Plain text only; the data model is `report`'s, the JSON is
-//! `Report::to_json`, the Markdown step summary is `crate::summary`'s.
+//! renderers share: file names escaped for humans ([`escape_for_humans`]), text from outside
+//! (check output, API messages) made safe for a terminal and the Actions log
+//! ([`escape_output`], [`neutralize`]), short commit ids ([`short`]) and decisions and rule
+//! origins in words ([`describe_decision`], [`describe_origin`]). Plain text only; the data
+//! model is `report`'s, the JSON is `Report::to_json`, the Markdown step summary is
+//! `crate::summary`'s.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::{CheckStatus, FileEntry, Report, TaskInfo};
 use crate::scope::{Decision, Reason, RuleOrigin};
 
 impl Report {
-    /// The terminal report.
+    /// The terminal report. Every character of it that came from outside (check output, API
+    /// messages, names) is shown, never obeyed: control characters are escaped and a line
+    /// that would read as a workflow command is defused ([`neutralize`]).
     pub fn render_text(&self) -> String {
+        let raw = self.render_raw();
+        if let Cow::Owned(safe) = neutralize(&raw) {
+            return safe;
+        }
+        raw
+    }
+
+    fn render_raw(&self) -> String {
         let mut out = String::new();
         if let (Some(base), Some(head)) = (&self.base, &self.head) {
             let mb = self.merge_base.as_deref().map(short).unwrap_or_default();
@@ -211,6 +224,64 @@ pub fn escape_for_humans(name: &str) -> String {
         }
     }
     out
+}
+
+/// Text from outside (check output, API messages) as a terminal or the Actions log may
+/// show it: line feeds and tabs kept, `\r\n` read as a line feed, and every other control
+/// character written C-style — a lone carriage return (`\r`: the runner and terminals
+/// start a new line there), ESC (`\x1b`: colours, cursor moves, OSC 8 links, title
+/// changes), DEL and the C1 controls — as are the Unicode line and paragraph separators.
+pub fn escape_output(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || is_separator(c);
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) && u32::from(c) <= 0xff => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn is_separator(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Text printed where the Actions runner reads workflow commands (stdout and stderr of a
+/// step): [`escape_output`], and a line that would start a command once the runner trims
+/// it (`::` or the legacy `##[`) shown with a leading `\`, so no text from outside can
+/// forge an annotation, mask, output or `::stop-commands::`.
+pub fn neutralize(text: &str) -> Cow<'_, str> {
+    let escaped = escape_output(text);
+    let is_command = |line: &str| {
+        let t = line.trim_start();
+        t.starts_with("::") || t.starts_with("##[")
+    };
+    if !escaped.split('\n').any(is_command) {
+        return escaped;
+    }
+    let mut out = String::with_capacity(escaped.len() + 8);
+    for (i, line) in escaped.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if is_command(line) {
+            out.push('\\');
+        }
+        out.push_str(line);
+    }
+    Cow::Owned(out)
 }
 
 /// The first 12 characters of a commit id, as reports show it.

@@ -22,7 +22,7 @@ use std::hash::BuildHasherDefault;
 use bstr::BStr;
 use serde::Serialize;
 
-pub use rule::Pattern;
+pub use rule::{ExpandedSize, Pattern};
 pub use wildmatch::Wildmatch;
 
 use set::{DirCache, Matcher, par_map_chunks};
@@ -198,6 +198,16 @@ pub const ALWAYS_PROTECTED: &[&str] = &[
     "/.gitmodules",
 ];
 
+/// The most glob patterns one `scope` input (`--scope`) compiles, `{a,b}` alternatives
+/// expanded: an input narrows the policy, a few globs do that.
+pub const MAX_SCOPE_INPUT_PATTERNS: usize = 256;
+
+/// The longest `scope` input (all its globs together), in bytes.
+pub const MAX_SCOPE_INPUT_BYTES: usize = 16 * 1024;
+
+/// The most bytes one `scope` input's patterns may add up to, alternatives expanded.
+pub const MAX_SCOPE_INPUT_EXPANDED_BYTES: usize = 64 * 1024;
+
 /// allow + deny + protected (+ optional narrowing), compiled.
 #[derive(Debug, Clone)]
 pub struct Scope {
@@ -239,10 +249,41 @@ impl Scope {
     }
 
     /// Narrow the allow set with the `scope` input: the effective allow set is the
-    /// intersection, so this can only take paths away. An empty list narrows nothing.
+    /// intersection, so this can only take paths away. An empty list narrows nothing. An
+    /// input over [`MAX_SCOPE_INPUT_BYTES`], or over [`MAX_SCOPE_INPUT_PATTERNS`] patterns or
+    /// [`MAX_SCOPE_INPUT_EXPANDED_BYTES`] once alternatives are expanded, is refused before
+    /// anything is compiled.
     pub fn narrowed(&self, globs: &[String]) -> Result<Scope, PatternError> {
         if globs.is_empty() {
             return Ok(self.clone());
+        }
+        let bytes: usize = globs.iter().map(String::len).sum();
+        if bytes > MAX_SCOPE_INPUT_BYTES {
+            return Err(PatternError {
+                pattern: globs[0].chars().take(40).collect::<String>() + "…",
+                reason: format!(
+                    "the scope input is {bytes} bytes, over the limit of {MAX_SCOPE_INPUT_BYTES}: \
+                     narrow with a few globs (`src/payments/**`)"
+                ),
+            });
+        }
+        let mut total = ExpandedSize::default();
+        for g in globs {
+            let one = Pattern::expanded_size(g);
+            total = total.plus(one);
+            let over = total.patterns > MAX_SCOPE_INPUT_PATTERNS
+                || total.bytes > MAX_SCOPE_INPUT_EXPANDED_BYTES;
+            if over && one.patterns <= Pattern::MAX_EXPANSIONS {
+                return Err(PatternError {
+                    pattern: g.clone(),
+                    reason: format!(
+                        "with this glob the scope input expands to more than \
+                         {MAX_SCOPE_INPUT_PATTERNS} patterns or {MAX_SCOPE_INPUT_EXPANDED_BYTES} \
+                         bytes (each `{{a,b}}` alternative is a pattern of its own): narrow with \
+                         fewer globs or wildcards"
+                    ),
+                });
+            }
         }
         let mut rules = Vec::new();
         for (index, g) in globs.iter().enumerate() {
@@ -272,6 +313,19 @@ impl Scope {
     /// Every narrowing applied, oldest first.
     pub fn narrows(&self) -> &[RuleSet] {
         &self.narrows
+    }
+
+    /// The protected rule that makes a symbolic link at `dir` a way into protected paths:
+    /// one that matches `dir` itself, or could match below it by its location
+    /// ([`Pattern::may_match_at_or_below`]) — a link named `.github` pointing at a directory
+    /// that holds `workflows/` would put content at `.github/workflows/`. The empty `dir`
+    /// (the repository root) holds every protected path.
+    pub fn protected_at_or_below(&self, dir: &[u8]) -> Option<RuleRef> {
+        self.protected
+            .rules
+            .iter()
+            .find(|r| r.pattern.is_match(dir) || r.pattern.may_match_at_or_below(dir))
+            .map(RuleRef::of)
     }
 
     /// Decide one path (repository-relative, `/`-separated, any bytes).

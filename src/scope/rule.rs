@@ -88,6 +88,28 @@ impl Pattern {
         })
     }
 
+    /// The most globs one rule may expand to (`{a,b}{c,d}` is 4); [`Pattern::new`] refuses
+    /// more.
+    pub const MAX_EXPANSIONS: usize = MAX_EXPANSIONS;
+
+    /// How many globs `text` expands to (`{a,b}{c,d}` is 4) and their total length in
+    /// bytes, counted without expanding anything, saturating; one glob of `text`'s length
+    /// for text [`Pattern::new`] would refuse for another reason. Lets a caller cap the
+    /// work of many rules before compiling any: compiling costs per pattern and per byte.
+    pub fn expanded_size(text: &str) -> ExpandedSize {
+        let raw = trim_trailing_spaces(text.as_bytes());
+        let mut i = 0;
+        count_seq(raw, &mut i, 0).unwrap_or(ExpandedSize {
+            patterns: 1,
+            bytes: raw.len(),
+        })
+    }
+
+    /// How many globs this rule expanded to (alternatives that read the same counted once).
+    pub fn expansion_count(&self) -> usize {
+        self.expansions.len()
+    }
+
     /// The rule as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -101,6 +123,40 @@ impl Pattern {
 
     pub(crate) fn expansions(&self) -> &[Expansion] {
         &self.expansions
+    }
+
+    /// Could this rule match a path at or below the directory `dir` because of *where* it
+    /// is, so that a symbolic link put at `dir` would redirect what the rule protects?
+    /// Rules tied to a location (`/.github/workflows`, `docs/*.md`, `/src/*/keys`) answer
+    /// by their literal directory prefix — erring on yes when a wildcard follows it; a name
+    /// matched at any depth (`*.pem`, `**/secrets`) answers no, since it matches the real
+    /// path wherever the content lives. The empty `dir` is the repository root.
+    pub fn may_match_at_or_below(&self, dir: &[u8]) -> bool {
+        let at_or_below = |path: &[u8]| {
+            dir.is_empty()
+                || path == dir
+                || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+        };
+        let above = |path: &[u8]| {
+            path.is_empty() || (dir.starts_with(path) && dir.get(path.len()) == Some(&b'/'))
+        };
+        self.expansions.iter().any(|e| match e {
+            Expansion::Literal { path, .. } => at_or_below(path),
+            Expansion::Child { parent, .. } => at_or_below(parent),
+            Expansion::Globs {
+                file_globs,
+                dir_glob,
+            } => file_globs.iter().chain(dir_glob).any(|glob| {
+                if glob.starts_with("**") {
+                    return false;
+                }
+                let literal = glob
+                    .find(['*', '?', '[', '{', '\\'])
+                    .map_or(glob.as_str(), |i| &glob[..i]);
+                let prefix = literal.rfind('/').map_or("", |i| &literal[..i]);
+                at_or_below(prefix.as_bytes()) || above(prefix.as_bytes())
+            }),
+        })
     }
 }
 
@@ -198,6 +254,88 @@ fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, Str
         return Err("unclosed `{`; write `\\{` for a literal `{`".to_string());
     }
     Ok(results)
+}
+
+/// What a rule expands to, as [`Pattern::expanded_size`] counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpandedSize {
+    /// Globs (`{a,b}{c,d}` is 4).
+    pub patterns: usize,
+    /// Their lengths added up.
+    pub bytes: usize,
+}
+
+impl ExpandedSize {
+    /// Every expansion of `self` followed by every expansion of `next`.
+    #[must_use]
+    fn then(self, next: ExpandedSize) -> ExpandedSize {
+        ExpandedSize {
+            patterns: self.patterns.saturating_mul(next.patterns),
+            bytes: self
+                .bytes
+                .saturating_mul(next.patterns)
+                .saturating_add(next.bytes.saturating_mul(self.patterns)),
+        }
+    }
+
+    /// The expansions of `self` and of `other`, side by side.
+    #[must_use]
+    pub fn plus(self, other: ExpandedSize) -> ExpandedSize {
+        ExpandedSize {
+            patterns: self.patterns.saturating_add(other.patterns),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
+}
+
+/// [`expand_seq`]'s count: over the sequence, each byte one more byte of every expansion
+/// and each group a product with the sum of its alternatives. `None` where `expand_seq`
+/// fails (unclosed group, too deep, bad class).
+fn count_seq(p: &[u8], i: &mut usize, depth: usize) -> Option<ExpandedSize> {
+    if depth > MAX_BRACE_DEPTH {
+        return None;
+    }
+    let mut size = ExpandedSize {
+        patterns: 1,
+        bytes: 0,
+    };
+    let literal = |n: usize| ExpandedSize {
+        patterns: 1,
+        bytes: n,
+    };
+    while *i < p.len() {
+        match p[*i] {
+            b'\\' => {
+                let end = (*i + 2).min(p.len());
+                size = size.then(literal(end - *i));
+                *i = end;
+            }
+            b'[' => {
+                let end = wildmatch::class_end(p, *i).ok()?;
+                size = size.then(literal(end - *i));
+                *i = end;
+            }
+            b'{' => {
+                *i += 1;
+                let mut sum = ExpandedSize::default();
+                loop {
+                    sum = sum.plus(count_seq(p, i, depth + 1)?);
+                    let stop = *p.get(*i)?;
+                    *i += 1;
+                    if stop == b'}' {
+                        break;
+                    }
+                }
+                size = size.then(sum);
+            }
+            b'}' | b',' if depth > 0 => return Some(size),
+            _ => {
+                size = size.then(literal(1));
+                *i += 1;
+            }
+        }
+    }
+    (depth == 0).then_some(size)
 }
 
 /// After a `{`: alternatives up to the matching `}`.

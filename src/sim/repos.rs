@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::api::{Reply, doc_url, invalid, link_header, object_body};
-use super::route::{Matched, parse_query, percent_encode};
+use super::route::{Endpoint, Matched, parse_query, percent_encode};
 use super::server::{Incoming, Sim};
 use super::store::{RecordedComment, RecordedStatus, now_second, repo_key, ts};
 use crate::github::types::CommitStatus;
@@ -246,6 +246,34 @@ pub(crate) fn create_comment(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) 
         c
     };
     Reply::json(201, &comment_json(sim, &comment))
+}
+
+/// `POST /graphql`: the one query the gate sends, `viewer { login databaseId }`, answered
+/// for the token's user (the same `sim-user-<id>` its comments carry); any other query is
+/// a GraphQL error (HTTP 200 with `errors`, as GitHub answers), a body that is not a JSON
+/// object with a `query` string a 400.
+pub(crate) fn graphql_viewer(inc: &Incoming, user: i64) -> Reply {
+    let Ok(body) = serde_json::from_slice::<Value>(&inc.body) else {
+        return Reply::error(400, "Problems parsing JSON", doc_url(Endpoint::Graphql));
+    };
+    let Some(query) = body.get("query").and_then(Value::as_str) else {
+        return Reply::json(
+            200,
+            &json!({"errors": [{"message": "A query attribute must be specified and must be a string."}]}),
+        );
+    };
+    let words: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = words.strip_prefix("query ").unwrap_or(&words);
+    if words.replace(' ', "") != "{viewer{logindatabaseId}}" {
+        return Reply::json(
+            200,
+            &json!({"errors": [{"message": "the simulator answers only `query { viewer { login databaseId } }`"}]}),
+        );
+    }
+    Reply::json(
+        200,
+        &json!({"data": {"viewer": {"login": format!("sim-user-{user}"), "databaseId": user}}}),
+    )
 }
 
 /// `GET …/issues/{n}/comments`: oldest first, `since` (on `updated_at`), `per_page`

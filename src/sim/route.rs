@@ -30,11 +30,13 @@ pub enum Endpoint {
     ListComments,
     /// `PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}`
     UpdateComment,
+    /// `POST /graphql` (only `query { viewer { login databaseId } }`)
+    Graphql,
 }
 
 impl Endpoint {
     /// Every endpoint, in documentation order.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::ListTasks,
         Endpoint::GetTask,
         Endpoint::ListRepoTasks,
@@ -47,6 +49,7 @@ impl Endpoint {
         Endpoint::AddLabels,
         Endpoint::ListComments,
         Endpoint::UpdateComment,
+        Endpoint::Graphql,
     ];
 
     /// The scenario name (`create-task`, …).
@@ -64,6 +67,7 @@ impl Endpoint {
             Endpoint::AddLabels => "add-labels",
             Endpoint::ListComments => "list-comments",
             Endpoint::UpdateComment => "update-comment",
+            Endpoint::Graphql => "graphql",
         }
     }
 
@@ -73,7 +77,8 @@ impl Endpoint {
             Endpoint::CreateTask
             | Endpoint::CreateStatus
             | Endpoint::CreateComment
-            | Endpoint::AddLabels => "POST",
+            | Endpoint::AddLabels
+            | Endpoint::Graphql => "POST",
             Endpoint::UpdateComment => "PATCH",
             _ => "GET",
         }
@@ -94,6 +99,7 @@ impl Endpoint {
             }
             Endpoint::AddLabels => "/repos/{owner}/{repo}/issues/{issue_number}/labels",
             Endpoint::UpdateComment => "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            Endpoint::Graphql => "/graphql",
         }
     }
 
@@ -160,6 +166,7 @@ pub fn match_path(method: &str, path: &str) -> Option<Matched> {
         ("PATCH", ["repos", o, r, "issues", "comments", id]) => {
             m(Endpoint::UpdateComment, o, r, id)
         }
+        ("POST", ["graphql"]) => m(Endpoint::Graphql, "", "", ""),
         _ => return None,
     };
     Some(found)

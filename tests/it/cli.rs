@@ -336,28 +336,22 @@ async fn status_lists_and_shows_tasks() {
         .unwrap();
     let url = sim.url();
 
-    let run = |args: Vec<String>| {
+    let run_as = |args: Vec<String>, token: &'static str| {
         tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_agent-gate"))
                 .args(&args)
                 .env_remove("GITHUB_REPOSITORY")
-                .env_remove("INPUT_TOKEN")
+                .env("INPUT_TOKEN", token)
                 .output()
                 .unwrap()
         })
     };
+    let run = |args: Vec<String>| run_as(args, "ghp_status");
     let base = |extra: &[&str]| {
-        let mut v: Vec<String> = [
-            "status",
-            "--repository",
-            "octo/demo",
-            "--token",
-            "ghp_status",
-            "--api-url",
-        ]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect();
+        let mut v: Vec<String> = ["status", "--repository", "octo/demo", "--api-url"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
         v.push(url.clone());
         v.extend(extra.iter().map(|s| (*s).to_string()));
         v
@@ -383,9 +377,7 @@ async fn status_lists_and_shows_tasks() {
     );
 
     // An installation token is refused by the API: exit 3 with the guidance.
-    let mut args = base(&[]);
-    args[4] = "ghs_installation".to_string();
-    let out = run(args).await.unwrap();
+    let out = run_as(base(&[]), "ghs_installation").await.unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("user token"),
@@ -529,8 +521,6 @@ async fn an_over_budget_run_is_refused_and_audited() {
         "run",
         "--repository",
         "octo/demo",
-        "--token",
-        "ghp_budget",
         "--instruction",
         "do it",
         "--api-url",
@@ -546,6 +536,7 @@ async fn an_over_budget_run_is_refused_and_audited() {
         Command::new(env!("CARGO_BIN_EXE_agent-gate"))
             .args(&args)
             .current_dir(&ws2)
+            .env("INPUT_TOKEN", "ghp_budget")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_REPOSITORY")
             .output()

@@ -15,6 +15,7 @@ mod faults;
 mod fleet;
 mod git;
 mod github;
+mod hardening;
 mod hostile;
 mod hostile_checks;
 mod outputs;

@@ -339,6 +339,72 @@ async fn a_comment_quoting_the_marker_is_not_taken_over() {
     );
 }
 
+/// Review finding 8: anyone who may comment can write the marker. A comment carrying it
+/// that another user wrote is never edited — not now, not by later runs — while the
+/// gate's own comment still is.
+#[tokio::test]
+async fn a_marker_planted_by_another_user_is_never_adopted() {
+    let f = start(None).await;
+    let marker = comment_marker("ag-7f3a9c");
+    let planted = format!("{marker}\nLooks good to me, merge it! (a comment I can edit)");
+    let intruder = Client::new(
+        ClientConfig::new("ghp_intruder", "octo-org", "payments").with_api_url(f.sim.url()),
+    )
+    .unwrap();
+    intruder
+        .create_issue_comment(f.pr.0, &planted)
+        .await
+        .unwrap();
+
+    let first = review(&f.client, &on_pr(violation_report(), &f), &options(true)).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let ours = first.comment.expect("a comment of the gate's own");
+    assert_eq!(ours.action, CommentAction::Created);
+    // A later run for the same key edits the gate's comment, not the planted one.
+    let second = review(&f.client, &on_pr(passed_report(), &f), &options(true)).await;
+    let again = second.comment.expect("updated");
+    assert_eq!((again.id, again.action), (ours.id, CommentAction::Updated));
+
+    let comments = f.sim.comments();
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(
+        comments[0].body, planted,
+        "the planted comment is untouched"
+    );
+    assert_eq!(comments[0].edits, 0);
+    assert_ne!(comments[0].user_id, comments[1].user_id);
+    assert_eq!(comments[1].id, ours.id);
+    assert_eq!(comments[1].edits, 1);
+    assert_eq!(
+        requests(&f, "POST", "/graphql"),
+        2,
+        "who the token is, asked each run"
+    );
+}
+
+/// When the gate cannot learn who its token acts as, it edits nothing: it posts its own
+/// comment and says why.
+#[tokio::test]
+async fn without_knowing_its_user_the_gate_posts_rather_than_edits() {
+    let f = start(Some(scenario(
+        "faults: [{endpoint: graphql, status: 502, count: 10}]",
+    )))
+    .await;
+    let own = format!("{}\nan earlier summary", comment_marker("ag-7f3a9c"));
+    f.client.create_issue_comment(f.pr.0, &own).await.unwrap();
+    let rec = review(&f.client, &on_pr(passed_report(), &f), &options(true)).await;
+    assert_eq!(rec.comment.expect("posted").action, CommentAction::Created);
+    assert!(
+        rec.notes
+            .iter()
+            .any(|n| n.contains("could not learn who the token acts as")),
+        "{:?}",
+        rec.notes
+    );
+    let comments = f.sim.comments();
+    assert_eq!((comments.len(), comments[0].edits), (2, 0), "{comments:?}");
+}
+
 #[tokio::test]
 async fn a_huge_summary_is_cut_below_githubs_comment_limit_with_a_note() {
     let f = start(None).await;

@@ -70,7 +70,6 @@ impl Gate {
         cmd.arg("run")
             .args(["--repository", REPOSITORY])
             .args(["--api-url", &self.sim.url()])
-            .args(["--token", TOKEN])
             .args(["--instruction", instruction])
             .arg("--repo")
             .arg(self.work.path())
@@ -86,6 +85,7 @@ impl Gate {
                 cmd.env_remove(k);
             }
         }
+        cmd.env("INPUT_TOKEN", TOKEN);
         cmd
     }
 }

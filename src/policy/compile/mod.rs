@@ -81,6 +81,10 @@ pub fn format_duration(duration: Duration) -> String {
 /// Builds compile errors for one policy file.
 struct Compiler<'a> {
     path: &'a str,
+    /// Glob patterns compiled so far (alternatives expanded), against
+    /// [`MAX_POLICY_PATTERNS`](super::MAX_POLICY_PATTERNS) and
+    /// [`MAX_POLICY_EXPANDED_BYTES`](super::MAX_POLICY_EXPANDED_BYTES).
+    patterns: std::cell::Cell<crate::scope::ExpandedSize>,
 }
 
 impl Compiler<'_> {
@@ -151,7 +155,10 @@ impl Compiler<'_> {
 
 /// Compile a parsed policy. `path` names the file in errors and becomes a protected path.
 pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, PolicyError> {
-    let c = Compiler { path };
+    let c = Compiler {
+        path,
+        patterns: std::cell::Cell::new(crate::scope::ExpandedSize::default()),
+    };
     let repositories = c.repositories(raw.repositories)?;
     let agent = c.agent(raw.agent)?;
     let (scope, limits) = c.scope(raw.scope)?;

@@ -7,7 +7,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::Compiler;
 use crate::policy::raw::{GlobList, RawScope};
-use crate::policy::{Allowance, Limits, PolicyError};
+use crate::policy::{
+    Allowance, Limits, MAX_POLICY_EXPANDED_BYTES, MAX_POLICY_PATTERNS, PolicyError,
+};
 use crate::scope::{Pattern, Rule, RuleOrigin, RuleSet, Scope};
 use crate::yaml::position;
 
@@ -45,6 +47,23 @@ impl Compiler<'_> {
             if text.starts_with('!') {
                 return Err(reject("`!` negation is not supported".into()));
             }
+            // Counted before compiling: the caps bound the work, not only the result. A rule
+            // over its own limit gets its own error from `Pattern::new`.
+            let one = Pattern::expanded_size(&text);
+            let total = self.patterns.get().plus(one);
+            let over =
+                total.patterns > MAX_POLICY_PATTERNS || total.bytes > MAX_POLICY_EXPANDED_BYTES;
+            if over && one.patterns <= Pattern::MAX_EXPANSIONS {
+                return Err(PolicyError::TooManyPatterns {
+                    path: self.path.to_string(),
+                    line,
+                    column,
+                    key: key.to_string(),
+                    limit: MAX_POLICY_PATTERNS,
+                    bytes: MAX_POLICY_EXPANDED_BYTES,
+                });
+            }
+            self.patterns.set(total);
             let pattern = Pattern::new(&text).map_err(|e| {
                 let message = e.to_string();
                 let prefix = format!("invalid pattern `{text}`: ");

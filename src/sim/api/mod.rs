@@ -129,6 +129,7 @@ pub(crate) fn doc_url(e: Endpoint) -> &'static str {
         Endpoint::UpdateComment => {
             "https://docs.github.com/rest/issues/comments#update-an-issue-comment"
         }
+        Endpoint::Graphql => "https://docs.github.com/graphql/reference/queries#viewer",
     }
 }
 
@@ -145,6 +146,7 @@ pub(crate) async fn dispatch(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: 
         Endpoint::AddLabels => repos::add_labels(sim, inc, m),
         Endpoint::ListComments => repos::list_comments(sim, inc, m),
         Endpoint::UpdateComment => repos::update_comment(sim, inc, m),
+        Endpoint::Graphql => repos::graphql_viewer(inc, user),
     }
 }
 
