@@ -518,7 +518,7 @@ mod tests {
             demux.feed(chunk, |p| tail.push(p));
         }
         let (kept, dropped) = tail.into_parts();
-        assert_eq!(String::from_utf8(kept).unwrap(), "\nout three\n");
+        assert_eq!(String::from_utf8(kept).unwrap(), "o\nout three\n");
         assert_eq!(dropped, "out one\nerr two\nout three\n".len() as u64 - 12);
     }
 
