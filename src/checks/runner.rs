@@ -33,6 +33,9 @@ struct Shared {
     /// The first check's uid and gid when the gate is root; check `i` runs as
     /// `(uid - i, gid - i)`, so no check can reach another's tree or processes.
     user: Option<(u32, u32)>,
+    /// Each check's own tree and `HOME` (by plan index), made before any check starts:
+    /// `None` for a check that does not run in the gate.
+    dirs: Vec<Option<Result<(PathBuf, PathBuf), String>>>,
     docker: Option<crate::docker::Engine>,
     env: Vec<(OsString, OsString)>,
     output_cap: usize,
@@ -84,7 +87,7 @@ pub async fn run_checks(
         Some(message) => Err(message),
         None => prepare(tree, user, opts),
     };
-    let (shared, _homes_dir) = match setup {
+    let (mut shared, _homes_dir) = match setup {
         Ok(ok) => ok,
         Err(message) => {
             let outcomes = checks
@@ -107,7 +110,8 @@ pub async fn run_checks(
         .collect();
     let (checks, images) = container::prepare(checks, opts.docker.as_ref()).await;
     report.notes.extend(images.notes);
-    let outcomes = run_all(shared, checks, opts.jobs.max(1), shutdown).await;
+    shared.dirs = check_dirs(&shared, &checks).await;
+    let outcomes = run_all(Arc::new(shared), checks, opts.jobs.max(1), shutdown).await;
     let escaped = reaper::sweep(Duration::from_secs(2));
     if escaped > 0 {
         report.notes.push(format!(
@@ -217,7 +221,7 @@ fn prepare(
     tree: &Path,
     user: Option<(u32, u32)>,
     opts: &RunOptions,
-) -> Result<(Arc<Shared>, tempfile::TempDir), String> {
+) -> Result<(Shared, tempfile::TempDir), String> {
     let source = std::fs::canonicalize(tree)
         .map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
     let mut builder = tempfile::Builder::new();
@@ -236,12 +240,13 @@ fn prepare(
         source,
         homes: homes.path().to_path_buf(),
         user,
+        dirs: Vec::new(),
         docker: opts.docker.clone(),
         env: opts.env.clone(),
         output_cap: opts.output_cap.max(1),
         grace: opts.kill_grace,
     };
-    Ok((Arc::new(shared), homes))
+    Ok((shared, homes))
 }
 
 /// Look up the program a runnable check starts on its `PATH`: when it is missing, the check
@@ -304,12 +309,54 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A check's own directory: a copy of the tree it owns and a fresh `HOME`, both made for
-/// `user` (the check's uid and gid) when the gate is root.
+/// The uid and gid check `index` runs as in the gate (when the gate is root).
+fn user_for(shared: &Shared, index: usize) -> Option<(u32, u32)> {
+    let offset = u32::try_from(index).unwrap_or(u32::MAX);
+    shared.user.map(|(uid, gid)| {
+        (
+            uid.saturating_sub(offset).max(1),
+            gid.saturating_sub(offset).max(1),
+        )
+    })
+}
+
+/// Every check's own directory, made before any check starts: a copy of the export for
+/// each check that runs in the gate, except the last of them, which gets the export itself
+/// when no check runs in an image (nothing reads the export once the copies are made, so a
+/// single check costs no copy at all). Image checks get their tree in their container.
+async fn check_dirs(
+    shared: &Shared,
+    checks: &[PlannedCheck],
+) -> Vec<Option<Result<(PathBuf, PathBuf), String>>> {
+    let runs_here =
+        |c: &PlannedCheck| matches!(c.action, PlannedAction::Run { .. }) && c.image.is_none();
+    let any_image = checks
+        .iter()
+        .any(|c| matches!(c.action, PlannedAction::Run { .. }) && c.image.is_some());
+    let owner = if any_image {
+        None
+    } else {
+        checks.iter().rposition(runs_here)
+    };
+    let mut dirs = Vec::with_capacity(checks.len());
+    for (index, check) in checks.iter().enumerate() {
+        dirs.push(if runs_here(check) {
+            Some(check_dir(shared, index, user_for(shared, index), owner != Some(index)).await)
+        } else {
+            None
+        });
+    }
+    dirs
+}
+
+/// A check's own directory: its tree (a copy of the export, or with `copy: false` the
+/// export itself) and a fresh `HOME`, both made for `user` (the check's uid and gid) when
+/// the gate is root.
 async fn check_dir(
     shared: &Shared,
     index: usize,
     user: Option<(u32, u32)>,
+    copy: bool,
 ) -> Result<(PathBuf, PathBuf), String> {
     let dir = shared
         .homes
@@ -318,21 +365,27 @@ async fn check_dir(
         .map_err(|e| format!("cannot create the check's directory {}: {e}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
         .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
-    let tree = dir.join("tree");
-    let (source, copy) = (shared.source.clone(), tree.clone());
+    let tree = if copy {
+        dir.join("tree")
+    } else {
+        shared.source.clone()
+    };
+    let (source, target) = (shared.source.clone(), tree.clone());
     tokio::task::spawn_blocking(move || {
-        copy_tree(&source, &copy).map_err(|e| {
-            format!(
-                "cannot copy the check tree {} to {}: {e}",
-                source.display(),
-                copy.display()
-            )
-        })?;
+        if copy {
+            copy_tree(&source, &target).map_err(|e| {
+                format!(
+                    "cannot copy the check tree {} to {}: {e}",
+                    source.display(),
+                    target.display()
+                )
+            })?;
+        }
         if let Some((uid, gid)) = user {
-            chown_tree(&copy, uid, gid).map_err(|e| {
+            chown_tree(&target, uid, gid).map_err(|e| {
                 format!(
                     "cannot give the check tree {} to uid {uid}: {e}",
-                    copy.display()
+                    target.display()
                 )
             })?;
         }
@@ -442,15 +495,15 @@ async fn run_one(
         };
         return container::run(job, check, cancel).await;
     }
-    let user = shared.user.map(|(uid, gid)| {
-        (
-            uid.saturating_sub(offset).max(1),
-            gid.saturating_sub(offset).max(1),
-        )
-    });
-    let (tree, home) = match check_dir(shared, index, user).await {
-        Ok(dirs) => dirs,
-        Err(message) => return not_run(check, || CheckStatus::Error { message }),
+    let user = user_for(shared, index);
+    let (tree, home) = match shared.dirs.get(index).cloned().flatten() {
+        Some(Ok(dirs)) => dirs,
+        Some(Err(message)) => return not_run(check, || CheckStatus::Error { message }),
+        None => {
+            return not_run(check, || CheckStatus::Error {
+                message: "no tree was prepared for this check".into(),
+            });
+        }
     };
     let exec = process::Exec {
         command,

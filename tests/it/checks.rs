@@ -1109,38 +1109,46 @@ async fn a_missing_program_is_unavailable_found_before_any_check_runs() {
     assert!(run.failed_required());
 }
 
-/// Each check works on its own copy of the tree: what one check writes, another never
-/// sees, and the export the copies come from is left as it was.
+/// Each check works on its own tree: what one check writes, another never sees, in
+/// whichever order they are listed (the last check that runs in the gate gets the export
+/// itself, the others copies made before any check starts).
 #[tokio::test]
 async fn each_check_gets_its_own_copy_of_the_tree() {
-    let dir = tree();
-    std::fs::write(dir.path().join("config.txt"), "original\n").unwrap();
-    let out = out_dir();
-    let mut o = opts();
-    o.jobs = 2;
-    let writer = spec_out(
-        "writer",
-        "echo changed > config.txt; rm -f missing-later; touch \"$OUT/written\"; sleep 0.3",
-        out.path(),
-    );
-    let mut reader = spec_out(
-        "reader",
-        "for i in $(seq 200); do test -e \"$OUT/written\" && break; sleep 0.05; done; test -e \"$OUT/written\" && grep -qx original config.txt",
-        out.path(),
-    );
-    reader.timeout = Duration::from_secs(30);
-    let run = run_specs(dir.path(), &[writer, reader], &[], &o).await;
-    assert_eq!(run.outcomes[0].status, CheckStatus::Passed);
-    assert_eq!(
-        run.outcomes[1].status,
-        CheckStatus::Passed,
-        "{}",
-        run.outcomes[1].output_tail
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("config.txt")).unwrap(),
-        "original\n"
-    );
+    for writer_first in [true, false] {
+        let dir = tree();
+        std::fs::write(dir.path().join("config.txt"), "original\n").unwrap();
+        let out = out_dir();
+        let mut o = opts();
+        o.jobs = 2;
+        let writer = spec_out(
+            "writer",
+            "echo changed > config.txt; touch \"$OUT/written\"; sleep 0.3",
+            out.path(),
+        );
+        let mut reader = spec_out(
+            "reader",
+            "for i in $(seq 200); do test -e \"$OUT/written\" && break; sleep 0.05; done; test -e \"$OUT/written\" && grep -qx original config.txt",
+            out.path(),
+        );
+        reader.timeout = Duration::from_secs(30);
+        let (specs, reader_at) = if writer_first {
+            (vec![writer, reader], 1)
+        } else {
+            (vec![reader, writer], 0)
+        };
+        let run = run_specs(dir.path(), &specs, &[], &o).await;
+        assert_eq!(
+            run.outcomes[1 - reader_at].status,
+            CheckStatus::Passed,
+            "writer first: {writer_first}"
+        );
+        assert_eq!(
+            run.outcomes[reader_at].status,
+            CheckStatus::Passed,
+            "writer first: {writer_first}: {}",
+            run.outcomes[reader_at].output_tail
+        );
+    }
 }
 
 /// As root, one uid per check: a hostile check that looks for the other check's tree
