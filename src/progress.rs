@@ -140,7 +140,25 @@ mod tests {
         // take every line without error.
         let mut w = super::ProgressWriter::new(true);
         writeln!(w, "agent-gate: task queued").unwrap();
+        let spinner = w.spinner.clone().expect("spinner mode");
+        assert_eq!(
+            spinner.message(),
+            "task queued",
+            "a state change is the message"
+        );
         writeln!(w, "agent-gate: still queued (after 30s)").unwrap();
+        write!(w, "agent-gate: task wor").unwrap();
+        assert_eq!(
+            spinner.message(),
+            "still queued (after 30s)",
+            "a heartbeat replaces the message; a partial line waits"
+        );
         w.flush().unwrap();
+        assert_eq!(
+            spinner.message(),
+            "task wor",
+            "flush writes the partial line"
+        );
+        assert!(w.pending.is_empty());
     }
 }

@@ -33,7 +33,9 @@ fn snapshot_workspace(ws: &Path) -> (String, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_action_runs_like_the_runner_starts_it() {
+#[ignore = "needs root (the container case); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+async fn as_root_the_action_runs_like_the_runner_starts_it() {
+    super::support::require_root();
     let root = tempfile::tempdir().unwrap();
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bare = root.path().join("github.git");
