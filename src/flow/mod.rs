@@ -142,13 +142,21 @@ pub async fn status(
             .await
             .map(|l| l.tasks),
     };
-    let tasks = match tasks {
+    let mut tasks = match tasks {
         Ok(t) => t,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return Verdict::ApiError.exit_code();
         }
     };
+    // GitHub's list items carry no sessions, and the cost is in the sessions' usage: read
+    // each listed task whole so the list shows the same figure as everything else.
+    for t in tasks.iter_mut().filter(|t| t.sessions.is_none()) {
+        match client.get_task(&t.id).await {
+            Ok(full) => *t = full,
+            Err(e) => tracing::debug!(task = %t.id, error = %e, "cost of a listed task unknown"),
+        }
+    }
     if json {
         let value = if task_id.is_some() {
             serde_json::to_value(&tasks[0])
@@ -176,10 +184,13 @@ pub async fn status(
     for t in &tasks {
         let name = t.name.clone().unwrap_or_default();
         let name: String = name.chars().take(60).collect();
-        let cost = task_cost(t).ai_credits();
+        let cost = match t.sessions {
+            Some(_) => crate::report::credits(task_cost(t).ai_credits()),
+            None => "-".to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<38} {:<17} {:<21} {:>10.3}  {}",
+            "{:<38} {:<17} {:<21} {:>10}  {}",
             t.id,
             t.state.as_str(),
             t.updated_at.as_deref().unwrap_or(&t.created_at),

@@ -156,7 +156,7 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
         Verdict::OverBudget => report
             .task
             .as_ref()
-            .map(|t| format!("{:.2} AI credits", t.ai_credits)),
+            .map(|t| crate::report::credits_phrase(t.ai_credits)),
         Verdict::AgentFailed | Verdict::TimedOut | Verdict::Cancelled => task_state(),
         Verdict::ConfigError | Verdict::ApiError => report
             .errors

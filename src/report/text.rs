@@ -98,8 +98,9 @@ fn write_task(out: &mut String, t: &TaskInfo) {
     if t.ai_credits > 0.0 || t.premium_requests > 0.0 {
         let _ = writeln!(
             out,
-            "cost {:.3} AI credits, {} premium requests",
-            t.ai_credits, t.premium_requests
+            "cost {}, {} premium requests",
+            super::credits_phrase(t.ai_credits),
+            t.premium_requests
         );
     }
     for a in &t.stop_actions {

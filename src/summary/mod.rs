@@ -101,14 +101,14 @@ pub fn render(report: &Report, ctx: &SummaryContext) -> String {
         for r in &report.rounds {
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | {} | {} | {} | {:.3} |",
+                "| {} | `{}` | {} | {} | {} | {} | {} |",
                 r.round,
                 r.verdict,
                 inline(&r.task_id.chars().take(8).collect::<String>()),
                 r.files.len(),
                 r.violations.len(),
                 r.checks_failed.len(),
-                r.ai_credits
+                crate::report::credits(r.ai_credits)
             );
         }
     }

@@ -64,7 +64,7 @@ pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo) {
     }
     let mut cost = Vec::new();
     if task.ai_credits > 0.0 {
-        cost.push(format!("{} AI credits", number(task.ai_credits)));
+        cost.push(crate::report::credits_phrase(task.ai_credits));
     }
     if task.premium_requests > 0.0 {
         cost.push(format!(

@@ -373,6 +373,28 @@ async fn status_lists_and_shows_tasks() {
     assert!(text.contains(&task.id), "{text}");
     assert!(text.contains("Fix the flaky test"), "{text}");
 
+    // Once the task has cost its 1 AI credit, the list shows it as GitHub displays it
+    // (rounded to one decimal), although list items carry no sessions.
+    for _ in 0..200 {
+        let t = client.get_task(&task.id).await.unwrap();
+        if t.state.is_final() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = run(base(&[])).await.unwrap();
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&task.id))
+        .unwrap_or_else(|| panic!("no row for the task: {text}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (fields[1], fields[3]),
+        ("completed", "1"),
+        "state and AI credits: {text}"
+    );
+
     let out = run(base(&[&task.id, "--format", "json"])).await.unwrap();
     assert_eq!(out.status.code(), Some(0));
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
