@@ -1,5 +1,5 @@
 //! Tests of the offline simulator, through its public API and plain HTTP (reqwest), checked
-//! against the reference (`shared/reference/agent-tasks-api.md` §3–§12): status codes,
+//! against GitHub's REST documentation of agent tasks and its general REST rules: status codes,
 //! headers, JSON shapes, the scripted agent and its git side, faults and rate limits.
 
 #![allow(
