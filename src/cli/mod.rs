@@ -42,8 +42,13 @@ pub fn main(cli: Cli) -> u8 {
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
+    let colour = crate::progress::colour_wanted(
+        std::io::IsTerminal::is_terminal(&stderr),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .without_time()
         .try_init();

@@ -179,10 +179,15 @@ async fn poll_to_end(
                                 *last_line = Instant::now();
                             }
                         }
-                        PollEvent::Retrying { error, wait } => {
+                        PollEvent::Retrying {
+                            error,
+                            wait,
+                            number,
+                            of,
+                        } => {
                             let _ = writeln!(
                                 progress,
-                                "agent-gate: API error, retrying in {}: {error}",
+                                "agent-gate: API error, retry {number} of {of} in {}: {error}",
                                 fmt_secs(wait)
                             );
                         }

@@ -614,3 +614,61 @@ fn status_without_a_token_says_which_one_is_needed() {
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr).trim_end());
 }
+
+/// An API that nothing answers (connection refused) fails in seconds, after a bounded
+/// number of retries, each announced on one line with its number; stderr is not a
+/// terminal here, so it carries no colour codes.
+#[test]
+fn an_unreachable_api_fails_fast_with_announced_retries_and_no_colour() {
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", "version: 1\n");
+    repo.commit("policy");
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(repo.path())
+        .args(["run", "--repository", "octo/demo", "--token", "ghp_x"])
+        .args(["--instruction", "x", "--api-url", &api])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(20),
+        "took {elapsed:?}"
+    );
+    let retries: Vec<&str> = err.lines().filter(|l| l.contains("; retry ")).collect();
+    assert_eq!(retries.len(), 3, "{err}");
+    for (i, line) in retries.iter().enumerate() {
+        assert!(
+            line.contains("could not connect")
+                && line.contains(&format!("; retry {} of 3 in ", i + 1)),
+            "{line}"
+        );
+    }
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes off a terminal: {err:?}"
+    );
+}
+
+/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set to anything.
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    use agent_gate::progress::colour_wanted;
+    use std::ffi::OsStr;
+    assert!(colour_wanted(true, None));
+    assert!(colour_wanted(true, Some(OsStr::new(""))));
+    assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+    assert!(!colour_wanted(false, None));
+    assert!(!colour_wanted(false, Some(OsStr::new("1"))));
+}
