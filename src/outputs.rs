@@ -265,6 +265,14 @@ pub fn annotations(
             Annotation::new(note.clone()).title("agent-gate: check isolation"),
         );
     }
+    if report.verdict == Verdict::DryRun {
+        out.push(
+            Level::Notice,
+            priority::VERDICT,
+            Annotation::new("a dry run: no task was started and nothing was gated")
+                .title("agent-gate: dry-run"),
+        );
+    }
     if report.verdict == Verdict::Passed {
         out.push(
             Level::Notice,
@@ -299,7 +307,7 @@ fn headline(report: &Report) -> Option<String> {
         Verdict::ApiError => {
             Some("The GitHub API failed and retries could not cure it.".to_string())
         }
-        Verdict::Passed | Verdict::ScopeViolation | Verdict::ChecksFailed => None,
+        Verdict::DryRun | Verdict::Passed | Verdict::ScopeViolation | Verdict::ChecksFailed => None,
     }
 }
 

@@ -108,6 +108,8 @@ pub fn status_state(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "success",
         Verdict::ConfigError | Verdict::ApiError => "error",
+        // Never posted (a dry run has no pull request); not a pass.
+        Verdict::DryRun => "pending",
         Verdict::OverBudget
         | Verdict::Cancelled
         | Verdict::TimedOut
@@ -129,6 +131,7 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
             .map(|t| format!("task state: {}", t.state))
     };
     let detail = match report.verdict {
+        Verdict::DryRun => Some("no task was started".to_string()),
         Verdict::Passed => Some(format!(
             "{}, +{} -{}",
             plural(report.totals.files.max(report.files.len()), "file", "files"),

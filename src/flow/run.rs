@@ -164,7 +164,7 @@ async fn run_gate(
         );
         return finish_with(
             report,
-            Verdict::Passed,
+            Verdict::DryRun,
             format!("dry run: no task was started (key {key}, base {task_base})"),
         );
     }

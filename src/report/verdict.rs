@@ -18,12 +18,14 @@ pub enum Verdict {
     AgentFailed,
     ScopeViolation,
     ChecksFailed,
+    /// `--dry-run`: everything but starting the task was done; nothing was gated.
+    DryRun,
     Passed,
 }
 
 impl Verdict {
     /// Every verdict, in precedence order.
-    pub const ALL: [Verdict; 9] = [
+    pub const ALL: [Verdict; 10] = [
         Verdict::ConfigError,
         Verdict::ApiError,
         Verdict::OverBudget,
@@ -32,13 +34,14 @@ impl Verdict {
         Verdict::AgentFailed,
         Verdict::ScopeViolation,
         Verdict::ChecksFailed,
+        Verdict::DryRun,
         Verdict::Passed,
     ];
 
     /// The documented exit code.
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Passed => 0,
+            Verdict::Passed | Verdict::DryRun => 0,
             Verdict::ChecksFailed => 10,
             Verdict::ScopeViolation => 11,
             Verdict::AgentFailed => 12,
@@ -54,6 +57,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Passed => "passed",
+            Verdict::DryRun => "dry-run",
             Verdict::ChecksFailed => "checks-failed",
             Verdict::ScopeViolation => "scope-violation",
             Verdict::AgentFailed => "agent-failed",

@@ -10,6 +10,14 @@ use super::timeline::state_spans;
 
 pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo) {
     out.push_str("\n### Task\n\n| | |\n|---|---|\n");
+    if task.id.is_empty() {
+        // Nothing was started or attached: no id, state or origin to show.
+        out.push_str("| Task | not started |\n");
+        if !task.key.is_empty() {
+            let _ = writeln!(out, "| Idempotency key | {} |", code(&task.key));
+        }
+        return;
+    }
     let id = match &task.url {
         Some(url) => format!("[{}]({})", code(&task.id), url_text(url)),
         None => code(&task.id),

@@ -571,7 +571,8 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     opts.dry_run = true;
     opts.token = String::new();
     let (report, progress) = g.run(opts).await;
-    assert_verdict(&report, Verdict::Passed, 0);
+    // A dry run ends as a dry run (exit 0), never as a pass.
+    assert_verdict(&report, Verdict::DryRun, 0);
     assert!(g.sim.request_log().is_empty());
     assert!(progress.contains("dry run"), "{progress}");
     assert!(progress.contains("Add subtraction"), "{progress}");
@@ -581,6 +582,36 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
         "{progress}"
     );
     assert_eq!(task(&report).state, "not-started");
+
+    // What people read says so, with no empty task id and no "started".
+    let key = task(&report).key.clone();
+    let text = report.render_text().replace(&key, "KEY");
+    assert!(!text.contains("(started,"), "{text}");
+    insta::assert_snapshot!("dry_run_text", text);
+    let summary =
+        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default())
+            .replace(&key, "KEY");
+    assert!(!summary.contains("created by this run"), "{summary}");
+    assert!(summary.contains("| Task | not started |"), "{summary}");
+    assert!(summary.contains("A dry run"), "{summary}");
+    let outputs = agent_gate::outputs::values(&report, std::path::Path::new("a.jsonl"));
+    let get = |name: &str| {
+        outputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("verdict"), Some("dry-run"));
+    assert_eq!(get("task-id"), Some(""));
+    let notices =
+        agent_gate::outputs::annotations(&report, ".github/agent-gate.yml", None).commands();
+    assert_eq!(
+        notices
+            .iter()
+            .map(|c| (c.name.as_str(), c.get("title")))
+            .collect::<Vec<_>>(),
+        [("notice", Some("agent-gate: dry-run"))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
