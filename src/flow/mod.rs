@@ -41,16 +41,35 @@ fn load_policy_file(path: &Path) -> Result<Policy, String> {
     Policy::from_yaml(&text, &path.to_string_lossy()).map_err(|e| e.to_string())
 }
 
+/// [`load_policy_file`], with every error of the policy (one message each).
+fn load_policy_file_all(path: &Path) -> Result<Policy, Vec<String>> {
+    let text = std::fs::read(path).map_err(|e| {
+        vec![format!(
+            "{}: cannot read the policy file: {e}",
+            path.display()
+        )]
+    })?;
+    let text = String::from_utf8(text)
+        .map_err(|_| vec![format!("{}: the policy file is not UTF-8", path.display())])?;
+    Policy::from_yaml_all(&text, &path.to_string_lossy())
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
 /// `agent-gate validate`: print the compiled policy (exit 0) or the errors (exit 2).
 pub fn validate(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match load_policy_file(path) {
+    match load_policy_file_all(path) {
         Ok(policy) => {
             let _ = write!(out, "{}", crate::policy::describe(&policy));
             let _ = writeln!(out, "{}: valid", path.display());
             0
         }
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            if errors.len() > 1 {
+                let _ = writeln!(err, "{}: {} errors", path.display(), errors.len());
+            }
             Verdict::ConfigError.exit_code()
         }
     }

@@ -672,3 +672,33 @@ fn colour_only_on_a_terminal_without_no_color() {
     assert!(!colour_wanted(false, None));
     assert!(!colour_wanted(false, Some(OsStr::new("1"))));
 }
+
+/// `validate` reports every error of a policy in one pass, in file order, each with its
+/// line and column, and how many there were.
+#[test]
+fn validate_reports_every_error_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        r#"version: 1
+repositories: [nope, octo/ok]
+agent:
+  timeout: 30
+scope:
+  allow: ["src/[", "!x", "src/**"]
+checks:
+  - name: unit
+    run: ""
+    timeout: 5
+  - name: unit
+    run: echo
+    when: ["!y"]
+"#,
+    )
+    .unwrap();
+    let out = agent_gate(dir.path(), &["validate", "policy.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("error: policy.yml:").count(), 8, "{err}");
+    insta::assert_snapshot!(err);
+}

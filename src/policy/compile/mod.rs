@@ -3,7 +3,11 @@
 //! limits and check names checked. Every rejection names the key, its location and what was
 //! expected. This module does not read YAML (see `raw`) and does not decide paths (see `scope`).
 //!
-//! This file owns the `Compiler` (the policy's path and the error it builds), durations
+//! Compilation goes on past a rejection so that one pass reports every error: the sections,
+//! each check and each glob are compiled in turn, each rejection is recorded, and the
+//! policy is refused with all of them, in file order.
+//!
+//! This file owns the `Compiler` (the policy's path, the errors it builds and records), durations
 //! ([`parse_duration`], [`format_duration`]), the order of `compile`, and the small
 //! top-level sections (`repositories`, `report`). The `agent` section is `agent.rs`'s, the
 //! glob lists and the `scope` section (scope and limits) are `scope.rs`'s, and `checks`
@@ -78,12 +82,24 @@ pub fn format_duration(duration: Duration) -> String {
     out
 }
 
-/// Builds compile errors for one policy file.
+/// Builds compile errors for one policy file and records them.
 struct Compiler<'a> {
     path: &'a str,
+    errors: std::cell::RefCell<Vec<PolicyError>>,
 }
 
 impl Compiler<'_> {
+    /// The value, or `None` with its error recorded (compilation goes on).
+    fn keep<T>(&self, result: Result<T, PolicyError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.borrow_mut().push(e);
+                None
+            }
+        }
+    }
+
     fn invalid(&self, at: &Location, key: &str, found: &str, expected: &str) -> PolicyError {
         let (line, column) = position(*at);
         PolicyError::InvalidValue {
@@ -115,15 +131,16 @@ impl Compiler<'_> {
     ) -> Result<Vec<String>, PolicyError> {
         let mut out = Vec::new();
         for repo in value.unwrap_or_default() {
-            if !is_owner_repo(&repo.value) {
-                return Err(self.invalid(
+            if is_owner_repo(&repo.value) {
+                out.push(repo.value);
+            } else {
+                self.keep::<()>(Err(self.invalid(
                     &repo.referenced,
                     "repositories",
                     &repo.value,
                     "a repository written `owner/repo`, e.g. `octo-org/payments`",
-                ));
+                )));
             }
-            out.push(repo.value);
         }
         Ok(out)
     }
@@ -150,13 +167,34 @@ impl Compiler<'_> {
 }
 
 /// Compile a parsed policy. `path` names the file in errors and becomes a protected path.
-pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, PolicyError> {
-    let c = Compiler { path };
-    let repositories = c.repositories(raw.repositories)?;
-    let agent = c.agent(raw.agent)?;
-    let (scope, limits) = c.scope(raw.scope)?;
-    let checks = c.checks(raw.checks)?;
-    let report = c.report(raw.report)?;
+/// On rejection: every error found, in file order (those without a line last).
+pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, Vec<PolicyError>> {
+    let c = Compiler {
+        path,
+        errors: std::cell::RefCell::new(Vec::new()),
+    };
+    let repositories = c.repositories(raw.repositories);
+    let repositories = c.keep(repositories);
+    let agent = c.agent(raw.agent);
+    let agent = c.keep(agent);
+    let scope = c.scope(raw.scope);
+    let scope = c.keep(scope);
+    let checks = c.checks(raw.checks);
+    let checks = c.keep(checks);
+    let report = c.report(raw.report);
+    let report = c.keep(report);
+    let mut errors = c.errors.into_inner();
+    let (Some(repositories), Some(agent), Some((scope, limits)), Some(checks), Some(report), true) = (
+        repositories,
+        agent,
+        scope,
+        checks,
+        report,
+        errors.is_empty(),
+    ) else {
+        errors.sort_by_key(|e| e.location().unwrap_or((usize::MAX, usize::MAX)));
+        return Err(errors);
+    };
     Ok(Policy {
         path: path.to_string(),
         repositories,
