@@ -565,6 +565,41 @@ fn error_tab_indentation() {
 }
 
 #[test]
+fn error_unquoted_colon_in_a_run_command() {
+    assert_snapshot!(
+        "unquoted_colon_in_run",
+        snapshot_error("version: 1\nchecks:\n  - name: greet\n    run: echo hello: world\n")
+    );
+}
+
+/// The quoted form the hint suggests is valid YAML that gives back the command as written.
+#[test]
+fn the_colon_hint_suggests_a_value_that_reads_back_as_the_command() {
+    for command in [
+        "echo hello: world",
+        "python -c \"print(1)\"; echo key: value",
+        "grep -n 'TODO: ' src/main.rs",
+    ] {
+        let text = format!("version: 1\nchecks:\n  - name: c\n    run: {command}\n");
+        let shown = error(&text).to_string();
+        let hint = shown
+            .split_once("hint: ")
+            .unwrap_or_else(|| panic!("a hint: {shown}"))
+            .1;
+        assert!(hint.contains("`run: |`"), "{hint}");
+        let Some(start) = hint.find("(`run: ") else {
+            // No quoting works for this one (both quote kinds in it): the block is the way.
+            assert!(command.contains('\'') && command.contains('"'), "{hint}");
+            continue;
+        };
+        let quoted = &hint[start + 2..];
+        let quoted = &quoted[..quoted.find("`)").expect("end of the suggestion")];
+        let fixed = format!("version: 1\nchecks:\n  - name: c\n    {quoted}\n");
+        assert_eq!(compile(&fixed).checks[0].run, command, "{fixed}");
+    }
+}
+
+#[test]
 fn error_lone_carriage_return() {
     // YAML would count the lone CR as a line break and put the `\0` on line 5; git and
     // GitHub count it on line 4, so the file is refused at the CR, in their lines.
