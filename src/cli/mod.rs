@@ -46,9 +46,18 @@ pub fn main(cli: Cli) -> u8 {
         std::io::IsTerminal::is_terminal(&stderr),
         std::env::var_os("NO_COLOR").as_deref(),
     );
+    // Debug lines (the raw git commands behind a failure, each API retry's cause) when the
+    // runner's debug logging is on (`RUNNER_DEBUG=1`) or `AGENT_GATE_DEBUG` is set.
+    let debug = std::env::var_os("RUNNER_DEBUG").is_some_and(|v| v == "1")
+        || std::env::var_os("AGENT_GATE_DEBUG").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(colour)
+        .with_max_level(if debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
         .with_target(false)
         .without_time()
         .try_init();

@@ -702,3 +702,64 @@ checks:
     assert_eq!(err.matches("error: policy.yml:").count(), 8, "{err}");
     insta::assert_snapshot!(err);
 }
+
+/// Git failures in user terms: outside a repository, the run says so and how to get one;
+/// the raw git command is a debug line (shown with `AGENT_GATE_DEBUG` or the runner's
+/// `RUNNER_DEBUG=1`), never the message.
+#[test]
+fn outside_a_repository_the_error_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agent_gate(dir.path(), &["check", "--base", "main", "--head", "HEAD"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let shown = text.replace(
+        &dir.path().canonicalize().unwrap().display().to_string(),
+        "DIR",
+    );
+    let error = shown
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    insta::assert_snapshot!("not_a_repository", error);
+    assert!(!text.contains("rev-parse"), "{text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("rev-parse"));
+
+    let debug = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(dir.path())
+        .args(["check", "--base", "main", "--head", "HEAD"])
+        .env("AGENT_GATE_DEBUG", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&debug.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("command=git rev-parse")),
+        "{err}"
+    );
+}
+
+/// A base branch that is neither fetchable nor local: the message names the branch, the
+/// remote, what git said, and how to get it (`fetch-depth: 0`, `--base-ref`).
+#[test]
+fn a_base_that_cannot_be_fetched_is_named_with_how_to_get_it() {
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", "version: 1\n");
+    repo.commit("policy");
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(repo.path())
+        .args(["run", "--repository", "octo/demo", "--token", "ghp_x"])
+        .args(["--instruction", "x", "--base-ref", "release"])
+        .args(["--api-url", "http://127.0.0.1:9"])
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    insta::assert_snapshot!("base_not_available", error);
+    assert!(!text.contains("git fetch"), "{text}");
+}
