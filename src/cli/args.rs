@@ -28,7 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Parse and compile a policy file, print what it allows; exit 0, or 2 with the errors.
     Validate(ValidateArgs),
-    /// For each path: in or out of scope, and the rule (text, line) that decided.
+    /// For each path: in or out of scope, and the rule (text, line) that decided. Exit 0 when
+    /// every path is in scope, 11 (scope-violation) when one is not, 2 on a bad policy.
     Explain(ExplainArgs),
     /// List the repository's agent tasks, or show one, with their states.
     Status(StatusArgs),
@@ -63,7 +64,7 @@ pub enum Format {
     /// A readable terminal report.
     #[default]
     Text,
-    /// One JSON object (schema: docs/report.md).
+    /// JSON, in the shape each command documents.
     Json,
 }
 
@@ -95,7 +96,7 @@ pub struct CheckArgs {
 /// once, where the audit record goes.
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// Report format on stdout.
+    /// Report format on stdout (json: one object, described in docs/report.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Checks run in parallel at most this many at a time (default: number of CPUs).
@@ -195,7 +196,7 @@ pub struct StatusArgs {
     /// REST API base URL.
     #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
     pub api_url: String,
-    /// Output format.
+    /// Output format (json: the task objects as GitHub's agent-tasks API returns them).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -223,7 +224,8 @@ pub struct FleetReportArgs {
     /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output format on stdout.
+    /// Output format on stdout: text for a terminal, or json (the runs and totals, described
+    /// in docs/fleet.md); the step summary gets Markdown either way.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -309,7 +309,7 @@ fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
     );
     let markdown = report.render_markdown();
     let text = match a.format {
-        Format::Text => markdown.clone(),
+        Format::Text => report.render_text(),
         Format::Json => report.to_json() + "\n",
     };
     let _ = out.write_all(text.as_bytes());

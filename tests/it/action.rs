@@ -462,3 +462,48 @@ fn the_release_pins_action_yml_to_the_published_image_by_digest() {
     let again = pin(&format!("ghcr.io/octo-org/agent-gate@{digest}"));
     assert_eq!(again.status.code(), Some(1), "{again:?}");
 }
+
+/// The README's claim about `run`'s flags holds: each is readable from its Action input
+/// variable, except `--repository` (`GITHUB_REPOSITORY`) and the CLI-only flags the README
+/// names, which are exactly those without a variable.
+#[test]
+fn the_readme_names_every_run_flag_without_an_input_variable() {
+    use clap::CommandFactory;
+    let cli = agent_gate::cli::Cli::command();
+    let run = cli.find_subcommand("run").expect("run subcommand");
+    let mut without: Vec<String> = Vec::new();
+    for arg in run.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        match arg.get_env().map(|e| e.to_string_lossy().into_owned()) {
+            Some(env) if env == format!("INPUT_{}", long.to_ascii_uppercase()) => {}
+            Some(env) if long == "repository" && env == "GITHUB_REPOSITORY" => {}
+            Some(env) => panic!("--{long} reads {env}, not its input variable"),
+            None => without.push(format!("`--{long}`")),
+        }
+    }
+    without.sort();
+    assert_eq!(
+        without,
+        [
+            "`--audit-file`",
+            "`--format`",
+            "`--jobs`",
+            "`--remote`",
+            "`--repo`"
+        ]
+    );
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let claim = readme
+        .split_once("Five flags are the CLI's only, with no input: ")
+        .expect("the README names the CLI-only flags")
+        .1;
+    let claim = &claim[..claim.find(" (in Actions").expect("end of the list")];
+    let mut named: Vec<&str> = claim
+        .split([',', ' '])
+        .filter(|w| w.starts_with('`'))
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, without, "README: {claim}");
+}

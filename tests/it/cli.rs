@@ -303,7 +303,13 @@ fn report_merges_the_audit_files_of_a_batch() {
         &["report", a.to_str().unwrap(), b.to_str().unwrap()],
     );
     let text = stdout(&out);
-    assert!(text.contains("| `scope-violation` |"), "{text}");
+    // Plain text on a terminal (the Markdown table is the step summary's).
+    assert!(
+        text.lines()
+            .any(|l| l.contains("b.jsonl") && l.contains("  scope-violation  ")),
+        "{text}"
+    );
+    assert!(!text.contains('|') && !text.contains("&#"), "{text}");
     assert!(
         text.contains("2 runs: 1 passed, 1 scope-violation"),
         "{text}"
@@ -762,4 +768,39 @@ fn a_base_that_cannot_be_fetched_is_named_with_how_to_get_it() {
         .unwrap_or_else(|| panic!("{text}"));
     insta::assert_snapshot!("base_not_available", error);
     assert!(!text.contains("git fetch"), "{text}");
+}
+
+/// Every document a `--help` text points at exists, and says what that help promises:
+/// `explain` documents its exit codes, `report --format json` points at the fleet report's
+/// description and `check --format json` at the report's.
+#[test]
+fn help_texts_point_at_documents_that_exist_and_describe_them() {
+    use clap::CommandFactory;
+    let mut cli = agent_gate::cli::Cli::command();
+    cli.build();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut help_of = std::collections::BTreeMap::new();
+    for sub in cli.get_subcommands_mut() {
+        let help = sub.render_long_help().to_string();
+        for word in help.split(|c: char| c.is_whitespace() || "(),;:".contains(c)) {
+            if let Some(start) = word.find("docs/") {
+                let doc = word[start..].trim_end_matches('.');
+                assert!(
+                    root.join(doc).is_file(),
+                    "`{}` --help names {doc}",
+                    sub.get_name()
+                );
+            }
+        }
+        help_of.insert(sub.get_name().to_string(), help);
+    }
+    assert!(
+        help_of["explain"].contains("11 (scope-violation)"),
+        "{}",
+        help_of["explain"]
+    );
+    assert!(help_of["report"].contains("docs/fleet.md"));
+    assert!(help_of["check"].contains("docs/report.md"));
+    let fleet = std::fs::read_to_string(root.join("docs/fleet.md")).unwrap();
+    assert!(fleet.contains("## The fleet report") && fleet.contains("`unreadable[]`"));
 }
