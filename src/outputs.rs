@@ -278,8 +278,9 @@ pub fn annotations(
             Level::Notice,
             priority::VERDICT,
             Annotation::new(format!(
-                "passed: {} files in scope, every required check passed",
-                report.totals.files
+                "passed: {} file{} in scope, every required check passed",
+                report.totals.files,
+                if report.totals.files == 1 { "" } else { "s" }
             ))
             .title("agent-gate: passed"),
         );
@@ -398,6 +399,7 @@ pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
         for field in [
             &mut t.url,
             &mut t.prompt_sha256,
+            &mut t.instruction,
             &mut t.branch,
             &mut t.pr_url,
         ] {

@@ -152,6 +152,7 @@ async fn run_gate(
     report.task = Some(TaskInfo {
         key: key.clone(),
         prompt_sha256: Some(prompt_hash(&prompt)),
+        instruction: Some(opts.instruction.clone()),
         state: "not-started".to_string(),
         ..TaskInfo::default()
     });

@@ -149,6 +149,7 @@ pub(super) async fn start_task(
                             state: WAITING_STATE.to_string(),
                             at: jiff::Timestamp::now().to_string(),
                             elapsed_s: elapsed.as_secs_f64(),
+                            task_at: None,
                         });
                     }
                     let due = last_line.is_none_or(|(at, seen)| {

@@ -64,6 +64,8 @@ pub enum PollEvent {
         from: Option<TaskState>,
         to: TaskState,
         at: jiff::Timestamp,
+        /// The task's own `updated_at` in the answer that showed the change.
+        updated_at: Option<String>,
     },
     /// A poll that saw no change.
     Heartbeat {
@@ -187,6 +189,7 @@ where
                 from: previous,
                 to: task.state.clone(),
                 at: timestamp(client.clock().as_ref()),
+                updated_at: task.updated_at.clone(),
             });
         } else {
             interval = interval.mul_f64(1.5).min(max);

@@ -145,6 +145,9 @@ pub struct TaskInfo {
     /// SHA-256 of the prompt sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_sha256: Option<String>,
+    /// The instruction the run was given (the prompt without the gate's preamble).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +160,13 @@ pub struct TaskInfo {
     pub premium_requests: f64,
     /// Every state change seen, with its time (RFC 3339) and seconds since the run started.
     pub timeline: Vec<TimelineEntry>,
+    /// The task's own `created_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When the task's work ended by its own timestamps (its last session's
+    /// `completed_at`, else its `updated_at` in a final state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
     /// What the gate did to stop the task at a deadline or interruption (GitHub has no
     /// cancel endpoint): status, label, comment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -169,6 +179,10 @@ pub struct TimelineEntry {
     pub state: String,
     pub at: String,
     pub elapsed_s: f64,
+    /// The task's own `updated_at` when the gate saw the change: when GitHub made it, as
+    /// opposed to `at`, when a poll found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_at: Option<String>,
 }
 
 /// Totals.

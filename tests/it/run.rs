@@ -131,6 +131,21 @@ async fn an_in_scope_change_that_passes_its_tests_is_passed() {
     assert_eq!(t.state, "completed");
     assert_eq!(t.pr_number, Some(1));
     assert!((t.ai_credits - 1.0).abs() < 1e-9, "cost {}", t.ai_credits);
+    // The task's own timestamps are kept, so the summary's times are GitHub's, not the
+    // polls'; and the summary shows the instruction itself.
+    assert!(t.created_at.is_some() && t.finished_at.is_some(), "{t:?}");
+    assert!(t.timeline.iter().all(|e| e.task_at.is_some()), "{t:?}");
+    assert_eq!(
+        t.instruction.as_deref(),
+        Some("Add subtraction to the library")
+    );
+    let summary =
+        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default());
+    assert!(summary.contains("(the task's own timestamps)"), "{summary}");
+    assert!(
+        summary.contains("Add subtraction to the library"),
+        "{summary}"
+    );
     assert!(
         t.branch
             .as_deref()
