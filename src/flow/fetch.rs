@@ -119,18 +119,18 @@ fn fetch_branch(
             refs.names.push(local.to_string());
             git.rev_parse(local).map_err(|e| e.to_string())
         }
-        Err(fetch_err) => git.rev_parse(branch).map_err(|_| match fetch_err {
-            crate::git::GitError::NotARepository { .. } => fetch_err.to_string(),
-            _ => {
-                tracing::debug!(error = %fetch_err, "fetching the base failed");
-                let why = fetch_err
-                    .git_says()
-                    .map(|s| format!(" (git: {s})"))
-                    .unwrap_or_default();
-                format!(
-                    "the base branch `{branch}` is not available: it could not be fetched from the remote `{remote}`{why}, and there is no local branch `{branch}`. Check that `{remote}` is the repository's remote and that it has a branch `{branch}` (or name the base with `--base-ref` / the `base-ref` input); in a workflow, check out with `actions/checkout` and `fetch-depth: 0`"
-                )
+        Err(fetch_err) => git.rev_parse(branch).map_err(|_| {
+            if let crate::git::GitError::NotARepository { .. } = fetch_err {
+                return fetch_err.to_string();
             }
+            tracing::debug!(error = %fetch_err, "fetching the base failed");
+            let why = fetch_err
+                .git_says()
+                .map(|s| format!(" (git: {s})"))
+                .unwrap_or_default();
+            format!(
+                "the base branch `{branch}` is not available: it could not be fetched from the remote `{remote}`{why}, and there is no local branch `{branch}`. Check that `{remote}` is the repository's remote and that it has a branch `{branch}` (or name the base with `--base-ref` / the `base-ref` input); in a workflow, check out with `actions/checkout` and `fetch-depth: 0`"
+            )
         }),
     }
 }

@@ -106,9 +106,8 @@ impl GitError {
     /// line of its stderr), for messages in user terms; `None` when git did not run or said
     /// nothing.
     pub fn git_says(&self) -> Option<&str> {
-        let stderr = match self {
-            GitError::Command { stderr, .. } | GitError::Timeout { stderr, .. } => stderr,
-            _ => return None,
+        let (GitError::Command { stderr, .. } | GitError::Timeout { stderr, .. }) = self else {
+            return None;
         };
         let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
         let first = lines.clone().next()?;

@@ -304,7 +304,7 @@ impl Client {
 
     // ---- URLs ------------------------------------------------------------------------
 
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.inner.base.clone();
         {
             // `cannot_be_a_base` was refused in `new`, so this cannot fail.

@@ -30,11 +30,15 @@ pub enum Endpoint {
     ListComments,
     /// `PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}`
     UpdateComment,
+    /// `GET /repos/{owner}/{repo}/copilot/cloud-agent/configuration`
+    GetAgentConfiguration,
+    /// `GET /orgs/{org}/copilot/coding-agent/permissions`
+    GetOrgAgentPermissions,
 }
 
 impl Endpoint {
     /// Every endpoint, in documentation order.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::ListTasks,
         Endpoint::GetTask,
         Endpoint::ListRepoTasks,
@@ -47,6 +51,8 @@ impl Endpoint {
         Endpoint::AddLabels,
         Endpoint::ListComments,
         Endpoint::UpdateComment,
+        Endpoint::GetAgentConfiguration,
+        Endpoint::GetOrgAgentPermissions,
     ];
 
     /// The scenario name (`create-task`, …).
@@ -64,6 +70,8 @@ impl Endpoint {
             Endpoint::AddLabels => "add-labels",
             Endpoint::ListComments => "list-comments",
             Endpoint::UpdateComment => "update-comment",
+            Endpoint::GetAgentConfiguration => "get-agent-configuration",
+            Endpoint::GetOrgAgentPermissions => "get-org-agent-permissions",
         }
     }
 
@@ -94,6 +102,10 @@ impl Endpoint {
             }
             Endpoint::AddLabels => "/repos/{owner}/{repo}/issues/{issue_number}/labels",
             Endpoint::UpdateComment => "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            Endpoint::GetAgentConfiguration => {
+                "/repos/{owner}/{repo}/copilot/cloud-agent/configuration"
+            }
+            Endpoint::GetOrgAgentPermissions => "/orgs/{org}/copilot/coding-agent/permissions",
         }
     }
 
@@ -159,6 +171,13 @@ pub fn match_path(method: &str, path: &str) -> Option<Matched> {
         ("GET", ["repos", o, r, "issues", n, "comments"]) => m(Endpoint::ListComments, o, r, n),
         ("PATCH", ["repos", o, r, "issues", "comments", id]) => {
             m(Endpoint::UpdateComment, o, r, id)
+        }
+        ("GET", ["repos", o, r, "copilot", "cloud-agent", "configuration"]) => {
+            m(Endpoint::GetAgentConfiguration, o, r, "")
+        }
+        // The organization is the id: no repository of it is named.
+        ("GET", ["orgs", org, "copilot", "coding-agent", "permissions"]) => {
+            m(Endpoint::GetOrgAgentPermissions, "", "", org)
         }
         _ => return None,
     };

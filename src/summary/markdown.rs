@@ -94,7 +94,7 @@ fn escape(text: &str, line_start: bool) -> String {
 /// with an odd number of backticks is escaped whole.
 pub fn prose(text: &str) -> String {
     let parts: Vec<&str> = text.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return inline(text);
     }
     let mut out = String::with_capacity(text.len());

@@ -872,3 +872,28 @@ async fn a_gate_interrupted_before_the_start_starts_nothing() {
         report.notes
     );
 }
+
+/// Copilot cloud agent turned off for the organization: the agent-tasks API answers 404,
+/// and the run says so in plain words (from GitHub's cloud-agent settings) before the 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_without_the_cloud_agent_is_named_so_in_plain_words() {
+    let scenario = Scenario {
+        api: agent_gate::sim::ApiOptions {
+            agent_disabled: true,
+            ..agent_gate::sim::ApiOptions::default()
+        },
+        ..Scenario::default()
+    };
+    let g = Gate::shell_project(POLICY, scenario, REPOSITORY, TOKEN).await;
+    let (report, _) = g.run(g.opts("Add subtraction")).await;
+    assert_verdict(&report, Verdict::ApiError, 3);
+    insta::assert_snapshot!("agent_not_enabled", report.errors[0]);
+    assert!(report.errors[1].contains("404"), "{:?}", report.errors);
+    assert_eq!(g.creates(), 0);
+    // The simulator answers the settings endpoints as told.
+    assert_eq!(
+        g.sim
+            .count("GET", "/orgs/*/copilot/coding-agent/permissions"),
+        1
+    );
+}

@@ -125,10 +125,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn repositories(
-        &self,
-        value: Option<Vec<Spanned<String>>>,
-    ) -> Result<Vec<String>, PolicyError> {
+    fn repositories(&self, value: Option<Vec<Spanned<String>>>) -> Vec<String> {
         let mut out = Vec::new();
         for repo in value.unwrap_or_default() {
             if is_owner_repo(&repo.value) {
@@ -142,7 +139,7 @@ impl Compiler<'_> {
                 )));
             }
         }
-        Ok(out)
+        out
     }
 
     fn report(&self, raw: Option<RawReport>) -> Result<ReportSettings, PolicyError> {
@@ -173,14 +170,12 @@ pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, Vec<PolicyEr
         path,
         errors: std::cell::RefCell::new(Vec::new()),
     };
-    let repositories = c.repositories(raw.repositories);
-    let repositories = c.keep(repositories);
+    let repositories = Some(c.repositories(raw.repositories));
     let agent = c.agent(raw.agent);
     let agent = c.keep(agent);
     let scope = c.scope(raw.scope);
     let scope = c.keep(scope);
-    let checks = c.checks(raw.checks);
-    let checks = c.keep(checks);
+    let checks = Some(c.checks(raw.checks));
     let report = c.report(raw.report);
     let report = c.keep(report);
     let mut errors = c.errors.into_inner();

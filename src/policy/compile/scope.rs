@@ -13,12 +13,8 @@ use crate::yaml::position;
 
 impl Compiler<'_> {
     /// Compile a glob list into rules that remember their place in the file.
-    fn rules(
-        &self,
-        value: Option<Spanned<GlobList>>,
-        key: &str,
-    ) -> Result<Option<RuleSet>, PolicyError> {
-        let Some(list) = value else { return Ok(None) };
+    fn rules(&self, value: Option<Spanned<GlobList>>, key: &str) -> Option<RuleSet> {
+        let list = value?;
         let outer = list.referenced;
         let mut rules = Vec::new();
         for item in list.value.into_items() {
@@ -63,7 +59,7 @@ impl Compiler<'_> {
                 origin: RuleOrigin::Policy { line, column },
             });
         }
-        Ok(Some(RuleSet::new(rules)))
+        Some(RuleSet::new(rules))
     }
 
     pub(super) fn scope(&self, raw: Option<RawScope>) -> Result<(Scope, Limits), PolicyError> {
@@ -72,9 +68,9 @@ impl Compiler<'_> {
         let allow = self.rules(raw.allow, "scope.allow");
         let deny = self.rules(raw.deny, "scope.deny");
         let protected = self.rules(raw.protected, "scope.protected");
-        let allow = allow?.unwrap_or_default();
-        let deny = deny?.unwrap_or_default();
-        let protected = protected?.unwrap_or_default();
+        let allow = allow.unwrap_or_default();
+        let deny = deny.unwrap_or_default();
+        let protected = protected.unwrap_or_default();
         let scope = Scope::new(allow, deny, protected, self.path).map_err(|e| {
             PolicyError::InvalidPath {
                 path: self.path.to_string(),
@@ -100,7 +96,7 @@ impl Compiler<'_> {
     ) -> Result<Option<RuleSet>, PolicyError> {
         let at = value.as_ref().map(|v| v.referenced);
         let recorded = self.errors.borrow().len();
-        let rules = self.rules(value, key)?;
+        let rules = self.rules(value, key);
         // Empty as written, not emptied by globs already rejected.
         if rules.as_ref().is_some_and(RuleSet::is_empty) && self.errors.borrow().len() == recorded {
             let expected = format!("at least one glob ({instead})");
