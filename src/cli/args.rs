@@ -221,7 +221,8 @@ pub struct SimArgs {
 /// Arguments of `report`.
 #[derive(Debug, Args)]
 pub struct FleetReportArgs {
-    /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job.
+    /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job; a
+    /// directory stands for every file under it.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Output format on stdout: text for a terminal, or json (the runs and totals, described

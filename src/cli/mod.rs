@@ -286,9 +286,44 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     crate::flow::publish(report, &mut io, &publish, err)
 }
 
+/// The audit files named: a directory stands for every file under it (the layout
+/// `actions/download-artifact` leaves, one folder per artifact), in name order.
+fn audit_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let files = match audit_files(&a.files) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
     let mut texts = Vec::new();
-    for f in &a.files {
+    for f in &files {
         match std::fs::read(f) {
             Ok(bytes) => texts.push((
                 f.display().to_string(),

@@ -315,6 +315,23 @@ fn report_merges_the_audit_files_of_a_batch() {
         "{text}"
     );
 
+    // A directory stands for the files under it, as actions/download-artifact lays them
+    // out (one folder per artifact): the nightly example passes `audits`.
+    let nested = dir.path().join("audits/agent-gate-audit-b");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::copy(&b, nested.join("audit.jsonl")).unwrap();
+    std::fs::copy(&a, dir.path().join("audits/a.jsonl")).unwrap();
+    let out = agent_gate(dir.path(), &["report", "audits", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fleet["runs"].as_array().unwrap().len(), 2, "{fleet}");
+    assert_eq!(fleet["totals"]["scope-violation"], 1);
+
     let out = agent_gate(dir.path(), &["report", "missing.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
 }
