@@ -164,6 +164,12 @@ pub async fn status(
     let mut tasks = match tasks {
         Ok(t) => t,
         Err(e) => {
+            // A 404 of the agent-tasks API: say first whether the cloud agent is off there.
+            if matches!(e, crate::github::ApiError::NotFound { .. })
+                && let Some(plain) = client.agent_availability().await.explain(repository)
+            {
+                let _ = writeln!(err, "error: {plain}");
+            }
             let _ = writeln!(err, "error: {e}");
             return Verdict::ApiError.exit_code();
         }

@@ -821,3 +821,49 @@ fn help_texts_point_at_documents_that_exist_and_describe_them() {
     let fleet = std::fs::read_to_string(root.join("docs/fleet.md")).unwrap();
     assert!(fleet.contains("## The fleet report") && fleet.contains("`unreadable[]`"));
 }
+
+/// `status` on a repository where Copilot cloud agent is off says so before the 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_when_the_cloud_agent_is_not_enabled() {
+    use agent_gate::sim::{ApiOptions, Scenario, SimConfig, start};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(
+        SimConfig {
+            scenario: Some(Scenario {
+                api: ApiOptions {
+                    agent_disabled: true,
+                    ..ApiOptions::default()
+                },
+                ..Scenario::default()
+            }),
+            ..SimConfig::new(dir.path().join("gh.git"))
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let url = sim.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .args(["status", "--repository", "octo/demo", "--token", "ghp_x"])
+            .args(["--api-url", &url])
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("INPUT_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("error: Copilot cloud agent is not enabled for octo/demo"),
+        "{err}"
+    );
+    assert!(err.contains("404") || err.contains("not found"), "{err}");
+    sim.shutdown().await;
+}
