@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run GitHub Copilot cloud-agent tasks as governed CI jobs.
 ///
-/// Exit codes: 0 passed, 10 checks-failed, 11 scope-violation, 12 agent-failed,
+/// Exit codes: 0 passed (or dry-run), 10 checks-failed, 11 scope-violation, 12 agent-failed,
 /// 13 timed-out, 14 over-budget, 130 cancelled, 2 config-error, 3 api-error.
 #[derive(Debug, Parser)]
 #[command(name = "agent-gate", version, max_term_width = 100)]

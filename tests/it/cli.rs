@@ -867,3 +867,33 @@ async fn status_says_when_the_cloud_agent_is_not_enabled() {
     assert!(err.contains("404") || err.contains("not found"), "{err}");
     sim.shutdown().await;
 }
+
+/// The README's table of verdicts is the verdicts the gate has, with their exit codes.
+#[test]
+fn the_readme_lists_every_verdict_with_its_exit_code() {
+    use agent_gate::report::Verdict;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Verdicts and exit codes").expect("section")..];
+    let rows: Vec<(String, u8)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| verdict"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, u8)> = Verdict::ALL
+        .iter()
+        .map(|v| (v.as_str().to_string(), v.exit_code()))
+        .collect();
+    let mut rows_sorted = rows.clone();
+    rows_sorted.sort();
+    expected.sort();
+    assert_eq!(rows_sorted, expected, "README rows: {rows:?}");
+}
