@@ -897,3 +897,25 @@ fn the_readme_lists_every_verdict_with_its_exit_code() {
     expected.sort();
     assert_eq!(rows_sorted, expected, "README rows: {rows:?}");
 }
+
+/// `check` between two unrelated histories says why there is no change to gate (no merge
+/// base, and whether the clone is shallow), not a raw git error.
+#[test]
+fn check_without_a_merge_base_says_why() {
+    let repo = project();
+    repo.git(["checkout", "-q", "--orphan", "unrelated"]);
+    repo.write("other.txt", "x\n");
+    repo.git(["add", "-A"]);
+    repo.commit("unrelated history");
+    let out = agent_gate(
+        repo.path(),
+        &["check", "--base", "main", "--head", "unrelated"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    insta::assert_snapshot!("no_merge_base", error);
+}
