@@ -10,7 +10,7 @@
 //! - `Scope::decide_many`: the full scope decision (protected → deny → allow), 700 allow +
 //!   300 deny rules;
 //! - the same decisions one path at a time on one thread (`Scope::decide`), for comparison;
-//! - the real corpora of `shared/corpus/` (their rules × every path of their trees);
+//! - the real corpora of `tests/data/corpus/` (their rules × every path of their trees);
 //! - the comparison: the same rules translated to plain glob syntax, through `globset`
 //!   (`matches_into`, and three `GlobSet`s for the decision), a loop over the `glob` crate's
 //!   `Pattern`s, and picomatch 4 under node (`bench/picomatch.mjs`, when `PICOMATCH_DIR`
@@ -403,7 +403,7 @@ fn corpora() {
         "esphome-esphome",
         "DataDog-dd-trace-py",
     ] {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/corpus/");
         let (Ok(rules), Ok(paths)) = (
             std::fs::read_to_string(format!("{dir}{repo}/rules.txt")),
             std::fs::read_to_string(format!("{dir}{repo}/paths.txt")),

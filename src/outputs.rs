@@ -95,7 +95,8 @@ pub fn values(report: &Report, audit_file: &Path) -> Vec<(&'static str, String)>
         report.totals.files.max(report.files.len()).to_string(),
         violations_json(&report.violations),
         checks_json(&report.checks),
-        task.map(|t| credits(t.ai_credits)).unwrap_or_default(),
+        task.map(|t| crate::report::credits(t.ai_credits))
+            .unwrap_or_default(),
         audit_file.display().to_string(),
     ];
     NAMES.into_iter().zip(values).collect()
@@ -158,12 +159,6 @@ fn checks_json(checks: &[CheckEntry]) -> String {
     serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_string())
 }
 
-/// `1.25`, `0`, `0.001`: at most nine decimals (nano units), no trailing zeros.
-fn credits(x: f64) -> String {
-    let s = format!("{x:.9}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 /// The annotations of `report`, planned within GitHub's budget by [`Annotations`].
 ///
 /// Errors, most important first: the report's errors (the first one located at
@@ -171,7 +166,8 @@ fn credits(x: f64) -> String {
 /// `config-error`), a headline for verdicts no other annotation explains, then
 /// violations — protected paths, paths out of scope, limits, file-kind switches — each
 /// with `file=` its path and `title=` its rule, then failed required checks. Warnings:
-/// failed advisory checks, then isolation notes. A passed run gets one notice.
+/// failed advisory checks, then the isolation notes that name a weakness. Notices: the
+/// other isolation notes (isolation working as designed), and one for a passed run.
 pub fn annotations(
     report: &Report,
     policy_path: &str,
@@ -257,10 +253,24 @@ pub fn annotations(
         );
     }
     for note in &report.isolation_notes {
+        // Isolation working as designed is a notice; only a weakness is a warning.
+        let level = if report.isolation_weaknesses.contains(note) {
+            Level::Warning
+        } else {
+            Level::Notice
+        };
         out.push(
-            Level::Warning,
+            level,
             priority::ISOLATION,
             Annotation::new(note.clone()).title("agent-gate: check isolation"),
+        );
+    }
+    if report.verdict == Verdict::DryRun {
+        out.push(
+            Level::Notice,
+            priority::VERDICT,
+            Annotation::new("a dry run: no task was started and nothing was gated")
+                .title("agent-gate: dry-run"),
         );
     }
     if report.verdict == Verdict::Passed {
@@ -268,8 +278,9 @@ pub fn annotations(
             Level::Notice,
             priority::VERDICT,
             Annotation::new(format!(
-                "passed: {} files in scope, every required check passed",
-                report.totals.files
+                "passed: {} file{} in scope, every required check passed",
+                report.totals.files,
+                if report.totals.files == 1 { "" } else { "s" }
             ))
             .title("agent-gate: passed"),
         );
@@ -297,9 +308,11 @@ fn headline(report: &Report) -> Option<String> {
         Verdict::ApiError => {
             Some("The GitHub API failed and retries could not cure it.".to_string())
         }
-        Verdict::Passed | Verdict::ScopeViolation | Verdict::CheckError | Verdict::ChecksFailed => {
-            None
-        }
+        Verdict::DryRun
+        | Verdict::Passed
+        | Verdict::ScopeViolation
+        | Verdict::CheckError
+        | Verdict::ChecksFailed => None,
     }
 }
 
@@ -390,6 +403,7 @@ pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
         for field in [
             &mut t.url,
             &mut t.prompt_sha256,
+            &mut t.instruction,
             &mut t.branch,
             &mut t.pr_url,
         ] {
@@ -427,6 +441,7 @@ pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
         m(&mut c.output_tail);
     }
     r.isolation_notes.iter_mut().for_each(m);
+    r.isolation_weaknesses.iter_mut().for_each(m);
     r.errors.iter_mut().for_each(m);
     r
 }

@@ -2,12 +2,19 @@
 //! change, heartbeats while waiting) to a writer; this adapter turns them into an
 //! `indicatif` spinner when stderr is a TTY — state changes stay as lines above it, and
 //! heartbeats only update its message — and passes them through as lines otherwise (CI
-//! logs, pipes), text from outside defused either way. It owns the terminal and nothing else.
+//! logs, pipes), text from outside defused either way. It owns the terminal and nothing else:
+//! also whether stderr gets colour ([`colour_wanted`]).
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// Colour codes on stderr only when it is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>): a CI log or a file never gets raw escape sequences.
+pub fn colour_wanted(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
 
 /// A line writer for progress: a spinner on a TTY, plain lines elsewhere.
 pub struct ProgressWriter {
@@ -145,7 +152,25 @@ mod tests {
         // take every line without error.
         let mut w = super::ProgressWriter::new(true);
         writeln!(w, "agent-gate: task queued").unwrap();
+        let spinner = w.spinner.clone().expect("spinner mode");
+        assert_eq!(
+            spinner.message(),
+            "task queued",
+            "a state change is the message"
+        );
         writeln!(w, "agent-gate: still queued (after 30s)").unwrap();
+        write!(w, "agent-gate: task wor").unwrap();
+        assert_eq!(
+            spinner.message(),
+            "still queued (after 30s)",
+            "a heartbeat replaces the message; a partial line waits"
+        );
         w.flush().unwrap();
+        assert_eq!(
+            spinner.message(),
+            "task wor",
+            "flush writes the partial line"
+        );
+        assert!(w.pending.is_empty());
     }
 }

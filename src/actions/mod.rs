@@ -5,9 +5,10 @@
 //! does not decide *what* to report (that is the report and flow modules' job) and never
 //! reads the process environment itself: callers inject the variables and the writers.
 //!
-//! Facts and sources: `shared/reference/actions-container-runtime.md` §3, §7, §8; the
-//! escaping vectors in `shared/conformance/actions-commands.tsv`. Guarantees are listed in
-//! `docs/actions-io.md`.
+//! Facts and sources (public: GitHub's workflow-command and variables documentation, the
+//! runner's `ActionCommand.cs` and `FileCommandManager.cs`, the toolkit's `command.ts`) and
+//! the guarantees are listed in `docs/actions-io.md`; the toolkit's escaping vectors are in
+//! `tests/data/conformance/actions-commands.tsv`.
 
 mod annotations;
 mod command;

@@ -59,6 +59,17 @@ pub struct IsolationReport {
     pub mode: IsolationMode,
     /// Sentences for humans: what was and was not protected.
     pub notes: Vec<String>,
+    /// The notes (also in `notes`) that say what was *not* protected: a weakness a reader
+    /// should be warned of, where the others describe isolation working as designed.
+    pub weaknesses: Vec<String>,
+}
+
+impl IsolationReport {
+    /// Record a weakness of this run's isolation (a note that is also a warning).
+    pub fn weakness(&mut self, note: String) {
+        self.weaknesses.push(note.clone());
+        self.notes.push(note);
+    }
 }
 
 /// A path of `protect` that could not be hidden.

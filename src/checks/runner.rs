@@ -68,12 +68,13 @@ pub async fn run_checks(
     let mut report = IsolationReport {
         mode,
         notes: Vec::new(),
+        weaknesses: Vec::new(),
     };
     if let Err(e) = make_gate_undumpable() {
-        report.notes.push(format!("could not mark the gate process undumpable ({e}); its /proc/<pid>/environ may be readable to same-uid processes"));
+        report.weakness(format!("could not mark the gate process undumpable ({e}); its /proc/<pid>/environ may be readable to same-uid processes"));
     }
     if let Err(e) = reaper::become_subreaper() {
-        report.notes.push(format!("could not make the gate a child subreaper ({e}); a process a check detaches with setsid may outlive the checks"));
+        report.weakness(format!("could not make the gate a child subreaper ({e}); a process a check detaches with setsid may outlive the checks"));
     }
 
     let (refusal, _guard) = match user {
@@ -114,7 +115,7 @@ pub async fn run_checks(
     let outcomes = run_all(Arc::new(shared), checks, opts.jobs.max(1), shutdown).await;
     let escaped = reaper::sweep(Duration::from_secs(2));
     if escaped > 0 {
-        report.notes.push(format!(
+        report.weakness(format!(
             "killed {escaped} process{} that left {} check's process group (setsid) and outlived it",
             if escaped == 1 { "" } else { "es" },
             if escaped == 1 { "its" } else { "their" }
@@ -169,9 +170,7 @@ fn isolate_unprivileged(
                 None,
             ),
             Isolation::BestEffort => {
-                report
-                    .notes
-                    .push(format!("best-effort isolation: {e}; checks ran anyway"));
+                report.weakness(format!("best-effort isolation: {e}; checks ran anyway"));
                 (None, None)
             }
         },
@@ -186,13 +185,13 @@ fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport)
     } else {
         "the gate is not root, so it cannot switch uid"
     };
-    report.notes.push(format!(
+    report.weakness(format!(
         "checks ran under the gate's own uid ({why}): they can read whatever this user can, including other processes of this user (such as the shell that started the gate) through /proc; the gate's own process was made undumpable"
     ));
     let writable = writable_file_commands(&opts.env);
     if !writable.is_empty() {
         let list: Vec<String> = writable.iter().map(|p| p.display().to_string()).collect();
-        report.notes.push(format!(
+        report.weakness(format!(
             "the runner's file-command files are writable by this uid, so checks could write them: {}",
             list.join(", ")
         ));
@@ -208,7 +207,7 @@ fn isolate_same_uid(root: bool, opts: &RunOptions, report: &mut IsolationReport)
             "refused to run checks: a credential is readable to them at {list} (checks run under the gate's own uid because {why}). Set `persist-credentials: false` on actions/checkout, or set `checks-isolation: best-effort` in the policy to run them anyway"
         )),
         Isolation::BestEffort => {
-            report.notes.push(format!(
+            report.weakness(format!(
                 "best-effort isolation: a credential was readable to checks at {list}"
             ));
             None

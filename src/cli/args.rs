@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run GitHub Copilot cloud-agent tasks as governed CI jobs.
 ///
-/// Exit codes: 0 passed, 10 checks-failed, 11 scope-violation, 12 agent-failed,
+/// Exit codes: 0 passed (or dry-run), 10 checks-failed, 11 scope-violation, 12 agent-failed,
 /// 13 timed-out, 14 over-budget, 15 check-error, 130 cancelled, 2 config-error, 3 api-error.
 #[derive(Debug, Parser)]
 #[command(name = "agent-gate", version, max_term_width = 100)]
@@ -28,7 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Parse and compile a policy file, print what it allows; exit 0, or 2 with the errors.
     Validate(ValidateArgs),
-    /// For each path: in or out of scope, and the rule (text, line) that decided.
+    /// For each path: in or out of scope, and the rule (text, line) that decided. Exit 0 when
+    /// every path is in scope, 11 (scope-violation) when one is not, 2 on a bad policy.
     Explain(ExplainArgs),
     /// List the repository's agent tasks, or show one, with their states.
     Status(StatusArgs),
@@ -63,7 +64,7 @@ pub enum Format {
     /// A readable terminal report.
     #[default]
     Text,
-    /// One JSON object (schema: docs/report.md).
+    /// JSON, in the shape each command documents.
     Json,
 }
 
@@ -95,7 +96,7 @@ pub struct CheckArgs {
 /// once, where the audit record goes.
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// Report format on stdout.
+    /// Report format on stdout (json: one object, described in docs/report.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Checks run in parallel at most this many at a time (default: number of CPUs).
@@ -226,7 +227,7 @@ pub struct StatusArgs {
     /// REST API base URL.
     #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
     pub api_url: String,
-    /// Output format.
+    /// Output format (json: the task objects as GitHub's agent-tasks API returns them).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -251,10 +252,12 @@ pub struct SimArgs {
 /// Arguments of `report`.
 #[derive(Debug, Args)]
 pub struct FleetReportArgs {
-    /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job.
+    /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job; a
+    /// directory stands for every file under it.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output format on stdout.
+    /// Output format on stdout: text for a terminal, or json (the runs and totals, described
+    /// in docs/fleet.md); the step summary gets Markdown either way.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

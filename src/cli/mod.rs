@@ -104,9 +104,18 @@ pub fn main(cli: Cli) -> u8 {
     let mut err = stderr.lock();
     // Warnings quote what the API answered: each is neutralized on its way to stderr (which
     // the Actions runner reads for workflow commands too), and so written without colours.
+    // Debug lines (the raw git commands behind a failure, each API retry's cause) when the
+    // runner's debug logging is on (`RUNNER_DEBUG=1`) or `AGENT_GATE_DEBUG` is set.
+    let debug = std::env::var_os("RUNNER_DEBUG").is_some_and(|v| v == "1")
+        || std::env::var_os("AGENT_GATE_DEBUG").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_writer(|| SafeStderr)
         .with_ansi(false)
+        .with_max_level(if debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
         .with_target(false)
         .without_time()
         .try_init();
@@ -374,9 +383,44 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     crate::flow::publish(report, &mut io, &publish, err)
 }
 
+/// The audit files named: a directory stands for every file under it (the layout
+/// `actions/download-artifact` leaves, one folder per artifact), in name order.
+fn audit_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let files = match audit_files(&a.files) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
     let mut texts = Vec::new();
-    for f in &a.files {
+    for f in &files {
         match std::fs::read(f) {
             Ok(bytes) => texts.push((
                 f.display().to_string(),
@@ -397,7 +441,7 @@ fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
     );
     let markdown = report.render_markdown();
     let text = match a.format {
-        Format::Text => markdown.clone(),
+        Format::Text => report.render_text(),
         Format::Json => report.to_json() + "\n",
     };
     let _ = out.write_all(text.as_bytes());

@@ -84,9 +84,17 @@ pub fn plan_command(cmd: &PlanCommand, out: &mut dyn Write, err: &mut dyn Write)
         }
     };
     let path = cmd.manifest.to_string_lossy();
-    let manifest = match Manifest::from_yaml(&text, &path) {
+    let manifest = match Manifest::from_yaml_all(&text, &path) {
         Ok(m) => m,
-        Err(e) => return fail(&e, cmd.annotate, out, err),
+        Err(errors) => {
+            for e in &errors {
+                fail(e, cmd.annotate, out, err);
+            }
+            if errors.len() > 1 {
+                let _ = writeln!(err, "{path}: {} errors", errors.len());
+            }
+            return config_error;
+        }
     };
     let planned = match plan(&manifest, date) {
         Ok(p) => p,

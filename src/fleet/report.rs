@@ -1,7 +1,8 @@
 //! The fleet report (`agent-gate report AUDIT_FILES…`): the audit records of a batch of
 //! runs (downloaded artifacts of a matrix job) merged into one table of repository ×
 //! verdict × pull request × duration × checks, with totals per verdict. Pure: it takes the
-//! files' texts and renders Markdown or JSON; reading files is the caller's job.
+//! files' texts and renders plain text (a terminal), Markdown (the step summary) or JSON;
+//! reading files is the caller's job.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -126,34 +127,109 @@ impl FleetReport {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// The report as Markdown (for the step summary or a terminal).
-    pub fn render_markdown(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "## agent-gate fleet report\n");
+    /// The runs per verdict, `2 passed, 1 scope-violation`, or `none`.
+    fn totals_line(&self) -> String {
         let totals: Vec<String> = self
             .totals
             .iter()
             .map(|(v, n)| format!("{n} {v}"))
             .collect();
+        if totals.is_empty() {
+            "none".to_string()
+        } else {
+            totals.join(", ")
+        }
+    }
+
+    /// The runs in the order both tables show them: by repository, then audit file.
+    fn sorted_runs(&self) -> Vec<&FleetRun> {
+        let mut runs: Vec<&FleetRun> = self.runs.iter().collect();
+        runs.sort_by(|a, b| a.repository.cmp(&b.repository).then(a.file.cmp(&b.file)));
+        runs
+    }
+
+    /// The report as plain text for a terminal (`--format text`): the same table as the
+    /// Markdown one in aligned columns, names as written (control characters escaped), no
+    /// Markdown or HTML entities.
+    pub fn render_text(&self) -> String {
+        use crate::report::escape_for_humans as plain;
+        let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} runs: {}\n",
+            "agent-gate fleet report: {} runs: {}",
             self.runs.len(),
-            if totals.is_empty() {
-                "none".to_string()
-            } else {
-                totals.join(", ")
-            }
+            self.totals_line()
         );
+        if !self.runs.is_empty() {
+            let mut rows: Vec<[String; 8]> = vec![[
+                "REPOSITORY".into(),
+                "VERDICT".into(),
+                "TASK".into(),
+                "PR".into(),
+                "DURATION".into(),
+                "FILES".into(),
+                "CHECKS".into(),
+                "VIOLATIONS".into(),
+            ]];
+            for r in self.sorted_runs() {
+                rows.push([
+                    plain(r.repository.as_deref().unwrap_or(&r.file)),
+                    plain(r.verdict.as_deref().unwrap_or("unfinished")),
+                    r.task_id.as_deref().map_or_else(
+                        || "-".to_string(),
+                        |id| plain(&id.chars().take(8).collect::<String>()),
+                    ),
+                    r.pr_number
+                        .map_or_else(|| "-".to_string(), |n| format!("#{n}")),
+                    r.duration_s
+                        .map_or_else(|| "-".to_string(), |s| format!("{}s", s.round())),
+                    r.files.to_string(),
+                    format!(
+                        "{} passed, {} failed, {} skipped",
+                        r.checks_passed, r.checks_failed, r.checks_skipped
+                    ),
+                    r.violations.to_string(),
+                ]);
+            }
+            let mut widths = [0usize; 8];
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            out.push('\n');
+            for row in &rows {
+                let mut line = String::new();
+                for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                    if i > 0 {
+                        line.push_str("  ");
+                    }
+                    let _ = write!(line, "{cell:<w$}");
+                }
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+        }
+        if !self.unreadable.is_empty() {
+            let _ = writeln!(out, "\n{} unreadable lines:", self.unreadable.len());
+            for u in &self.unreadable {
+                let _ = writeln!(out, "  {}", plain(u));
+            }
+        }
+        out
+    }
+
+    /// The report as Markdown (for the step summary).
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "## agent-gate fleet report\n");
+        let _ = writeln!(out, "{} runs: {}\n", self.runs.len(), self.totals_line());
         if !self.runs.is_empty() {
             let _ = writeln!(
                 out,
                 "| repository | verdict | task | pull request | duration | files | checks | violations |"
             );
             let _ = writeln!(out, "|---|---|---|---|---:|---:|---|---:|");
-            let mut runs: Vec<&FleetRun> = self.runs.iter().collect();
-            runs.sort_by(|a, b| a.repository.cmp(&b.repository).then(a.file.cmp(&b.file)));
-            for r in runs {
+            for r in self.sorted_runs() {
                 let repo = r
                     .repository
                     .as_deref()

@@ -162,6 +162,9 @@ pub(crate) async fn gate_change(
                 report
                     .isolation_notes
                     .extend(run.isolation.notes.iter().cloned());
+                report
+                    .isolation_weaknesses
+                    .extend(run.isolation.weaknesses.iter().cloned());
                 report.checks.extend(run.outcomes.iter().map(check_entry));
             }
             Err(e) => {

@@ -121,6 +121,18 @@ fn fetch_branch(
         }
         Err(fetch_err) => git
             .rev_parse(&format!("refs/heads/{branch}"))
-            .map_err(|_| format!("cannot fetch `{branch}` from `{remote}`: {fetch_err}")),
+            .map_err(|_| {
+                if let crate::git::GitError::NotARepository { .. } = fetch_err {
+                    return fetch_err.to_string();
+                }
+                tracing::debug!(error = %fetch_err, "fetching the base failed");
+                let why = fetch_err
+                    .git_says()
+                    .map(|s| format!(" (git: {s})"))
+                    .unwrap_or_default();
+                format!(
+                    "the base branch `{branch}` is not available: it could not be fetched from the remote `{remote}`{why}, and there is no local branch `{branch}`. Check that `{remote}` is the repository's remote and that it has a branch `{branch}` (or name the base with `--base-ref` / the `base-ref` input); in a workflow, check out with `actions/checkout` and `fetch-depth: 0`"
+                )
+            }),
     }
 }

@@ -41,16 +41,35 @@ fn load_policy_file(path: &Path) -> Result<Policy, String> {
     Policy::from_yaml(&text, &path.to_string_lossy()).map_err(|e| e.to_string())
 }
 
+/// [`load_policy_file`], with every error of the policy (one message each).
+fn load_policy_file_all(path: &Path) -> Result<Policy, Vec<String>> {
+    let text = std::fs::read(path).map_err(|e| {
+        vec![format!(
+            "{}: cannot read the policy file: {e}",
+            path.display()
+        )]
+    })?;
+    let text = String::from_utf8(text)
+        .map_err(|_| vec![format!("{}: the policy file is not UTF-8", path.display())])?;
+    Policy::from_yaml_all(&text, &path.to_string_lossy())
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
 /// `agent-gate validate`: print the compiled policy (exit 0) or the errors (exit 2).
 pub fn validate(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match load_policy_file(path) {
+    match load_policy_file_all(path) {
         Ok(policy) => {
             let _ = write!(out, "{}", crate::policy::describe(&policy));
             let _ = writeln!(out, "{}: valid", path.display());
             0
         }
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            if errors.len() > 1 {
+                let _ = writeln!(err, "{}: {} errors", path.display(), errors.len());
+            }
             Verdict::ConfigError.exit_code()
         }
     }
@@ -171,13 +190,27 @@ async fn status_raw(
             .await
             .map(|l| l.tasks),
     };
-    let tasks = match tasks {
+    let mut tasks = match tasks {
         Ok(t) => t,
         Err(e) => {
+            // A 404 of the agent-tasks API: say first whether the cloud agent is off there.
+            if matches!(e, crate::github::ApiError::NotFound { .. })
+                && let Some(plain) = client.agent_availability().await.explain(repository)
+            {
+                let _ = writeln!(err, "error: {plain}");
+            }
             let _ = writeln!(err, "error: {e}");
             return Verdict::ApiError.exit_code();
         }
     };
+    // GitHub's list items carry no sessions, and the cost is in the sessions' usage: read
+    // each listed task whole so the list shows the same figure as everything else.
+    for t in tasks.iter_mut().filter(|t| t.sessions.is_none()) {
+        match client.get_task(&t.id).await {
+            Ok(full) => *t = full,
+            Err(e) => tracing::debug!(task = %t.id, error = %e, "cost of a listed task unknown"),
+        }
+    }
     if json {
         let value = if task_id.is_some() {
             serde_json::to_value(&tasks[0])
@@ -205,10 +238,13 @@ async fn status_raw(
     for t in &tasks {
         let name = t.name.clone().unwrap_or_default();
         let name: String = name.chars().take(60).collect();
-        let cost = task_cost(t).ai_credits();
+        let cost = match t.sessions {
+            Some(_) => crate::report::credits(task_cost(t).ai_credits()),
+            None => "-".to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<38} {:<17} {:<21} {:>10.3}  {}",
+            "{:<38} {:<17} {:<21} {:>10}  {}",
             t.id,
             t.state.as_str(),
             t.updated_at.as_deref().unwrap_or(&t.created_at),

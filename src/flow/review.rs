@@ -110,6 +110,8 @@ pub fn status_state(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "success",
         Verdict::ConfigError | Verdict::ApiError | Verdict::CheckError => "error",
+        // Never posted (a dry run has no pull request); not a pass.
+        Verdict::DryRun => "pending",
         Verdict::OverBudget
         | Verdict::Cancelled
         | Verdict::TimedOut
@@ -131,6 +133,7 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
             .map(|t| format!("task state: {}", t.state))
     };
     let detail = match report.verdict {
+        Verdict::DryRun => Some("no task was started".to_string()),
         Verdict::Passed => Some(format!(
             "{}, +{} -{}",
             plural(report.totals.files.max(report.files.len()), "file", "files"),
@@ -171,7 +174,7 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
         Verdict::OverBudget => report
             .task
             .as_ref()
-            .map(|t| format!("{:.2} AI credits", t.ai_credits)),
+            .map(|t| crate::report::credits_phrase(t.ai_credits)),
         Verdict::AgentFailed | Verdict::TimedOut | Verdict::Cancelled => task_state(),
         Verdict::ConfigError | Verdict::ApiError => report
             .errors

@@ -152,6 +152,7 @@ async fn run_gate(
     report.task = Some(TaskInfo {
         key: key.clone(),
         prompt_sha256: Some(prompt_hash(&prompt)),
+        instruction: Some(opts.instruction.clone()),
         state: "not-started".to_string(),
         ..TaskInfo::default()
     });
@@ -164,7 +165,7 @@ async fn run_gate(
         );
         return finish_with(
             report,
-            Verdict::Passed,
+            Verdict::DryRun,
             format!("dry run: no task was started (key {key}, base {task_base})"),
         );
     }

@@ -152,11 +152,14 @@ async fn poll_to_end(
                 move |ev| {
                     let elapsed = started.elapsed();
                     match ev {
-                        PollEvent::StateChanged { to, at, .. } => {
+                        PollEvent::StateChanged {
+                            to, at, updated_at, ..
+                        } => {
                             let entry = TimelineEntry {
                                 state: to.to_string(),
                                 at: at.to_string(),
                                 elapsed_s: elapsed.as_secs_f64(),
+                                task_at: updated_at,
                             };
                             audit.state(task_id, &entry);
                             timeline.push(entry);
@@ -179,10 +182,15 @@ async fn poll_to_end(
                                 *last_line = Instant::now();
                             }
                         }
-                        PollEvent::Retrying { error, wait } => {
+                        PollEvent::Retrying {
+                            error,
+                            wait,
+                            number,
+                            of,
+                        } => {
                             let _ = writeln!(
                                 progress,
-                                "agent-gate: API error, retrying in {}: {error}",
+                                "agent-gate: API error, retry {number} of {of} in {}: {error}",
                                 fmt_secs(wait)
                             );
                         }
@@ -220,6 +228,19 @@ fn record_last_seen(report: &mut Report, timeline: &[TimelineEntry], last: &Task
         info.ai_credits = cost.ai_credits();
         info.premium_requests = cost.premium_requests;
         info.branch = task_branch(last);
+        info.created_at = Some(last.created_at.clone());
+        info.finished_at = last
+            .state
+            .is_final()
+            .then(|| {
+                last.sessions
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| s.completed_at.clone())
+                    .max()
+                    .or_else(|| last.updated_at.clone())
+            })
+            .flatten();
     }
 }
 

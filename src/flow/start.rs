@@ -76,11 +76,8 @@ pub(super) async fn start_task(
         Ok(Some(task)) => return Ok((task, true)),
         Ok(None) => {}
         Err(e) => {
-            return Err(Box::new(api_error(
-                take(report),
-                "cannot start or find the agent task",
-                &e,
-            )));
+            let r = api_error(take(report), "cannot start or find the agent task", &e);
+            return Err(Box::new(explain_not_found(s, r, &e).await));
         }
     }
 
@@ -149,6 +146,7 @@ pub(super) async fn start_task(
                             state: WAITING_STATE.to_string(),
                             at: jiff::Timestamp::now().to_string(),
                             elapsed_s: elapsed.as_secs_f64(),
+                            task_at: None,
                         });
                     }
                     let due = last_line.is_none_or(|(at, seen)| {
@@ -258,12 +256,31 @@ pub(super) async fn start_task(
     };
     match created {
         Ok(task) => Ok((task, false)),
-        Err(e) => Err(Box::new(api_error(
-            take(report),
-            "cannot start or find the agent task",
-            &e,
-        ))),
+        Err(e) => {
+            let r = api_error(take(report), "cannot start or find the agent task", &e);
+            Err(Box::new(explain_not_found(s, r, &e).await))
+        }
     }
+}
+
+/// A 404 of the agent-tasks API for the repository: when GitHub's cloud-agent settings say
+/// the agent is off there, that sentence leads the report's errors (the 404 stays after it).
+async fn explain_not_found(s: &StartContext<'_>, mut report: Report, e: &ApiError) -> Report {
+    let ApiError::NotFound { info } = e else {
+        return report;
+    };
+    if !info.path.contains("/agents/repos/") {
+        return report;
+    }
+    if let Some(plain) = s
+        .client
+        .agent_availability()
+        .await
+        .explain(&s.opts.repository)
+    {
+        report.errors.insert(0, plain);
+    }
+    report
 }
 
 /// The task carrying the run's key (or named by `task-id`), if there is one.

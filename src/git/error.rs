@@ -52,6 +52,13 @@ pub enum GitError {
         dir: PathBuf,
     },
     #[error(
+        "{} is not inside a git repository: run agent-gate in a clone of the repository \
+         (`--repo DIR` names another one; in a workflow, `actions/checkout` with \
+         `fetch-depth: 0` comes first)",
+        dir.display()
+    )]
+    NotARepository { dir: PathBuf },
+    #[error(
         "`{base}` and `{head}` have no merge base{}",
         if *shallow {
             ": this clone is shallow, so their common history is cut off. Fetch the full history \
@@ -116,6 +123,24 @@ pub enum GitError {
         arg: String,
         reason: &'static str,
     },
+}
+
+impl GitError {
+    /// What git itself said, in one line (its first `fatal:`/`error:` line, else the first
+    /// line of its stderr), for messages in user terms; `None` when git did not run or said
+    /// nothing.
+    pub fn git_says(&self) -> Option<&str> {
+        let (GitError::Command { stderr, .. } | GitError::Timeout { stderr, .. }) = self else {
+            return None;
+        };
+        let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+        let first = lines.clone().next()?;
+        Some(
+            lines
+                .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+                .unwrap_or(first),
+        )
+    }
 }
 
 /// Render arguments for a message: plain words as is, anything else quoted.

@@ -180,6 +180,19 @@ impl Git {
     }
 
     fn failed(&self, args: &[&OsStr], done: &Finished) -> GitError {
+        // The raw command for whoever debugs; the message says what is missing.
+        tracing::debug!(
+            command = %format!("git {}", display_args(args)),
+            dir = %self.dir.display(),
+            status = %done.status,
+            stderr = %done.stderr.trim_end(),
+            "git failed"
+        );
+        if done.stderr.contains("not a git repository") {
+            return GitError::NotARepository {
+                dir: self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone()),
+            };
+        }
         GitError::Command {
             args: display_args(args),
             dir: self.dir.clone(),

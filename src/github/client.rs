@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::retry::{Clock, RetryPolicy, SystemClock};
+use super::retry::{Clock, Retry, RetryPolicy, SystemClock};
 
 /// Default API base URL.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -138,8 +138,13 @@ pub(super) struct Inner {
     pub(super) etags: Mutex<HashMap<String, CachedGet>>,
 }
 
-/// Observer of retries: (the error that will be retried, the wait before the next attempt).
-pub(crate) type RetryObserver<'a> = &'a mut (dyn FnMut(&ApiError, Duration) + Send);
+/// Observer of retries: each one announced before its wait.
+pub(crate) type RetryObserver<'a> = &'a mut (dyn FnMut(&Retry<'_>) + Send);
+
+/// The default observer: each retry announced on stderr as one warning line.
+pub(crate) fn announce_retry(retry: &Retry<'_>) {
+    tracing::warn!("{retry}");
+}
 
 /// The GitHub REST client. Cheap to clone; clones share the connection pool, the `ETag` cache
 /// and the rate-limit "not before" instant.
@@ -304,7 +309,7 @@ impl Client {
 
     // ---- URLs ------------------------------------------------------------------------
 
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(super) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.inner.base.clone();
         {
             // `cannot_be_a_base` was refused in `new`, so this cannot fail.

@@ -11,7 +11,7 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 
-use super::client::{Client, Reply, RetryObserver};
+use super::client::{Client, Reply, RetryObserver, announce_retry};
 use super::error::ApiError;
 use super::retry;
 use super::transport::{decode, path_of, to_json};
@@ -96,7 +96,7 @@ impl Client {
 
     /// `GET /agents/repos/{o}/{r}/tasks/{id}` (with `sessions[]`), retried, conditional.
     pub async fn get_task(&self, id: &str) -> Result<Task, ApiError> {
-        self.get_task_observed(id, &mut |_, _| {}).await
+        self.get_task_observed(id, &mut announce_retry).await
     }
 
     pub(crate) async fn get_task_observed(
@@ -171,7 +171,7 @@ impl Client {
                 break;
             }
             pages += 1;
-            let reply = self.get(&url, &mut |_, _| {}).await?;
+            let reply = self.get(&url, &mut announce_retry).await?;
             let page: TaskList = decode(&Method::GET, &url, &reply)?;
             page.tasks.iter().for_each(note_states);
             match &mut out {
@@ -197,7 +197,7 @@ impl Client {
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{head_ref}", self.inner.owner))
             .append_pair("state", "all");
-        let reply = self.get(&url, &mut |_, _| {}).await?;
+        let reply = self.get(&url, &mut announce_retry).await?;
         let pulls: Vec<PullRequest> = decode(&Method::GET, &url, &reply)?;
         Ok(pulls.into_iter().next())
     }
@@ -206,7 +206,7 @@ impl Client {
     pub async fn get_pull(&self, number: i64) -> Result<PullRequest, ApiError> {
         let n = number.to_string();
         let url = self.repo_url(&["pulls", &n]);
-        let reply = self.get(&url, &mut |_, _| {}).await?;
+        let reply = self.get(&url, &mut announce_retry).await?;
         decode(&Method::GET, &url, &reply)
     }
 
@@ -277,7 +277,7 @@ impl Client {
                 break;
             }
             pages += 1;
-            let reply = self.get(&url, &mut |_, _| {}).await?;
+            let reply = self.get(&url, &mut announce_retry).await?;
             let page: Vec<IssueComment> = decode(&Method::GET, &url, &reply)?;
             out.extend(page);
             next = self.next_page(&url, &reply)?;

@@ -7,6 +7,7 @@
 //! the poller; [`stop()`] the stand-in for the cancel endpoint GitHub does not have. Nothing
 //! here knows policies, git, reports or the simulator.
 
+mod availability;
 pub mod client;
 mod cost;
 mod endpoints;
@@ -18,6 +19,7 @@ pub mod stop;
 mod transport;
 pub mod types;
 
+pub use availability::AgentAvailability;
 pub use client::{
     Client, ClientConfig, DEFAULT_API_URL, DEFAULT_API_VERSION, Token, install_crypto_provider,
 };

@@ -64,6 +64,8 @@ pub enum PollEvent {
         from: Option<TaskState>,
         to: TaskState,
         at: jiff::Timestamp,
+        /// The task's own `updated_at` in the answer that showed the change.
+        updated_at: Option<String>,
     },
     /// A poll that saw no change.
     Heartbeat {
@@ -71,8 +73,13 @@ pub enum PollEvent {
         polls: u32,
         next_in: Duration,
     },
-    /// A GET failed and will be retried after `wait`.
-    Retrying { error: String, wait: Duration },
+    /// A GET failed and will be retried after `wait`: retry `number` of at most `of`.
+    Retrying {
+        error: String,
+        wait: Duration,
+        number: u32,
+        of: u32,
+    },
 }
 
 /// Why polling stopped.
@@ -120,7 +127,7 @@ fn jittered(interval: Duration, jitter: f64) -> Duration {
 /// its attempts are spent or the next one would start past the deadline.
 fn cut_by_deadline(error: &ApiError, retries: u32, client: &Client) -> bool {
     matches!(error, ApiError::WaitPastDeadline { .. })
-        || (error.is_transient() && retries + 1 < client.retry_policy().max_attempts.max(1))
+        || (error.is_transient() && retries + 1 < client.retry_policy().attempts_for(error))
 }
 
 /// Poll `task_id` until one of the outcomes of [`PollOutcome`].
@@ -148,11 +155,13 @@ where
         }
         let mut retries = 0u32;
         let fetched = {
-            let mut observer = |e: &ApiError, wait: Duration| {
+            let mut observer = |r: &crate::github::retry::Retry<'_>| {
                 retries += 1;
                 on_event(PollEvent::Retrying {
-                    error: e.to_string(),
-                    wait,
+                    error: r.error.to_string(),
+                    wait: r.wait,
+                    number: r.number,
+                    of: r.of,
                 });
             };
             tokio::select! {
@@ -180,6 +189,7 @@ where
                 from: previous,
                 to: task.state.clone(),
                 at: timestamp(client.clock().as_ref()),
+                updated_at: task.updated_at.clone(),
             });
         } else {
             interval = interval.mul_f64(1.5).min(max);

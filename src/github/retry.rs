@@ -9,6 +9,43 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
 
+use super::error::{ApiError, TransportKind};
+
+/// One announced retry: the error that will be retried, the wait before the next attempt,
+/// and which retry it is of how many at most. Displayed as one line:
+/// `GET /path: could not connect: …; retry 2 of 3 in 2 s`.
+#[derive(Debug)]
+pub struct Retry<'a> {
+    pub error: &'a ApiError,
+    pub wait: Duration,
+    /// 1-based.
+    pub number: u32,
+    /// The most retries this request gets for this kind of error.
+    pub of: u32,
+}
+
+impl fmt::Display for Retry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}; retry {} of {} in {}",
+            self.error,
+            self.number,
+            self.of,
+            wait_text(self.wait)
+        )
+    }
+}
+
+/// `2 s`, `350 ms`: a wait as people read it.
+pub fn wait_text(wait: Duration) -> String {
+    if wait < Duration::from_secs(1) {
+        format!("{} ms", wait.as_millis())
+    } else {
+        format!("{} s", wait.as_secs_f64().round())
+    }
+}
+
 /// The wall clock used to read epoch-second headers (`x-ratelimit-reset`, HTTP dates) and to
 /// stamp events. Sleeping is always tokio's, so tests pause it; this is injected so tests can
 /// fix the wall time too.
@@ -36,6 +73,10 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// Attempts in total, the first included.
     pub max_attempts: u32,
+    /// Retries of a request whose connection never opened (nothing listening at `api-url`,
+    /// a refused or unroutable address), within `max_attempts`: an unreachable API fails in
+    /// seconds rather than after the whole backoff.
+    pub connect_retries: u32,
     /// Bound of the total retry time when the caller gave no deadline.
     pub max_elapsed: Duration,
     /// Wait after a secondary rate limit that carries neither `Retry-After` nor a reset.
@@ -50,6 +91,7 @@ impl Default for RetryPolicy {
             base: Duration::from_secs(1),
             cap: Duration::from_mins(1),
             max_attempts: 8,
+            connect_retries: 3,
             max_elapsed: Duration::from_mins(10),
             secondary_wait: Duration::from_mins(1),
             jitter: true,
@@ -58,6 +100,19 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Attempts in total (the first included) for a request that failed with `error`: fewer
+    /// when the connection never opened.
+    pub fn attempts_for(&self, error: &ApiError) -> u32 {
+        let all = self.max_attempts.max(1);
+        match error {
+            ApiError::Transport {
+                kind: TransportKind::Connect,
+                ..
+            } => all.min(self.connect_retries.saturating_add(1)),
+            _ => all,
+        }
+    }
+
     /// The backoff delay after failed attempt number `attempt` (1-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(20);

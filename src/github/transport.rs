@@ -38,7 +38,8 @@ impl Client {
                 Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => e,
             };
-            if attempt >= policy.max_attempts.max(1) {
+            let attempts = policy.attempts_for(&err);
+            if attempt >= attempts {
                 return Err(err);
             }
             let now = Instant::now();
@@ -49,7 +50,12 @@ impl Client {
             if at > deadline {
                 return Err(err);
             }
-            observer(&err, at.saturating_duration_since(now));
+            observer(&retry::Retry {
+                error: &err,
+                wait: at.saturating_duration_since(now),
+                number: attempt,
+                of: attempts - 1,
+            });
             tokio::time::sleep_until(at).await;
         }
     }
@@ -112,7 +118,8 @@ impl Client {
                 kind,
                 detail: error_chain(e),
             };
-            tracing::warn!(method = %method, path = %path, error = %err, "GitHub request failed without a response");
+            // Not a warning of its own: a retry announces it, or the caller reports it.
+            tracing::debug!(method = %method, path = %path, error = %err, "GitHub request failed without a response");
             err
         };
         let resp = rb.send().await.map_err(|e| transport(&e, false))?;
@@ -245,14 +252,13 @@ impl Client {
             wait,
             message.and_then(|m| m.errors),
         );
-        tracing::warn!(
-            method = %method,
-            path = %path,
-            status = status.as_u16(),
-            request_id = request_id.as_deref().unwrap_or("-"),
-            error = %err,
-            "GitHub request failed"
-        );
+        let rid = request_id.as_deref().unwrap_or("-");
+        if err.is_transient() {
+            // A retry announces it (with the same text), or the caller reports it.
+            tracing::debug!(method = %method, path = %path, status = status.as_u16(), request_id = rid, error = %err, "GitHub request failed");
+        } else {
+            tracing::warn!(method = %method, path = %path, status = status.as_u16(), request_id = rid, error = %err, "GitHub request failed");
+        }
         Err(err)
     }
 

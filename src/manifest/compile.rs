@@ -15,21 +15,32 @@ use crate::policy::{DEFAULT_POLICY_PATH, parse_duration};
 use crate::yaml::{self, position};
 
 pub(super) fn from_yaml(text: &str, path: &str) -> Result<Manifest, ManifestError> {
+    from_yaml_all(text, path).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// [`from_yaml`] with every error one pass finds, in file order (never an empty list). A
+/// YAML or version error stops the reading; the values read are then all checked.
+pub(super) fn from_yaml_all(text: &str, path: &str) -> Result<Manifest, Vec<ManifestError>> {
     if yaml::is_blank(text) {
-        return Err(ManifestError::Empty {
+        return Err(vec![ManifestError::Empty {
             path: path.to_string(),
-        });
+        }]);
     }
     if let Ok(probe) = yaml::from_str::<VersionProbe>(text, "manifest") {
-        check_version(probe.version.as_ref(), path)?;
+        check_version(probe.version.as_ref(), path).map_err(|e| vec![e])?;
     }
-    let raw: RawManifest =
-        yaml::from_str(text, "manifest").map_err(|problem| ManifestError::Yaml {
+    let raw: RawManifest = yaml::from_str(text, "manifest").map_err(|problem| {
+        vec![ManifestError::Yaml {
             path: path.to_string(),
             problem,
-        })?;
-    check_version(raw.version.as_ref(), path)?;
-    Compiler { path }.compile(raw)
+        }]
+    })?;
+    check_version(raw.version.as_ref(), path).map_err(|e| vec![e])?;
+    Compiler {
+        path,
+        errors: std::cell::RefCell::new(Vec::new()),
+    }
+    .compile(raw)
 }
 
 fn check_version(
@@ -59,6 +70,8 @@ fn check_version(
 
 struct Compiler<'a> {
     path: &'a str,
+    /// Every rejection so far: compilation goes on past one, so a pass reports them all.
+    errors: std::cell::RefCell<Vec<ManifestError>>,
 }
 
 /// Defaults after validation.
@@ -70,6 +83,17 @@ struct Defaults {
 }
 
 impl Compiler<'_> {
+    /// The value, or `None` with its error recorded.
+    fn keep<T>(&self, result: Result<T, ManifestError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.borrow_mut().push(e);
+                None
+            }
+        }
+    }
+
     fn invalid(&self, at: Location, key: &str, found: &str, expected: &str) -> ManifestError {
         let (line, column) = position(at);
         ManifestError::InvalidValue {
@@ -82,7 +106,20 @@ impl Compiler<'_> {
         }
     }
 
-    fn compile(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
+    /// Every entry is compiled, each rejection recorded; on any, all of them in file order.
+    fn compile(&self, raw: RawManifest) -> Result<Manifest, Vec<ManifestError>> {
+        let result = self.compile_entries(raw);
+        let mut errors = self.errors.take();
+        match result {
+            Err(e) => errors.push(e),
+            Ok(m) if errors.is_empty() => return Ok(m),
+            Ok(_) => {}
+        }
+        errors.sort_by_key(ManifestError::location);
+        Err(errors)
+    }
+
+    fn compile_entries(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
         let defaults = self.defaults(raw.defaults.unwrap_or_default())?;
         let entries_at = position(raw.entries.referenced);
         if raw.entries.value.is_empty() {
@@ -99,34 +136,38 @@ impl Compiler<'_> {
         let mut jobs: HashMap<(String, String), usize> = HashMap::new();
         for raw_entry in raw.entries.value {
             let line = position(raw_entry.referenced).0;
-            let entry = self.entry(&raw_entry.value, line, &defaults)?;
+            let Some(entry) = self.entry(&raw_entry.value, line, &defaults) else {
+                continue; // its errors are recorded
+            };
             if let (Some(id), Some(at)) = (&entry.entry.id, &entry.id_at) {
                 let key = id.to_ascii_lowercase();
                 if let Some(first) = ids.get(&key) {
                     let (line, column) = position(*at);
-                    return Err(ManifestError::DuplicateId {
+                    self.keep::<()>(Err(ManifestError::DuplicateId {
                         path: self.path.to_string(),
                         line,
                         column,
                         id: id.clone(),
                         first_line: *first,
-                    });
+                    }));
+                } else {
+                    ids.insert(key, position(*at).0);
                 }
-                ids.insert(key, position(*at).0);
             }
             for (repo, at) in entry.entry.repositories.iter().zip(&entry.repo_at) {
                 let key = (entry.entry.identity.clone(), repo.to_ascii_lowercase());
                 let (line, column) = position(*at);
                 if let Some(first) = jobs.get(&key) {
-                    return Err(ManifestError::DuplicateJob {
+                    self.keep::<()>(Err(ManifestError::DuplicateJob {
                         path: self.path.to_string(),
                         line,
                         column,
                         repository: repo.clone(),
                         first_line: *first,
-                    });
+                    }));
+                } else {
+                    jobs.insert(key, line);
                 }
-                jobs.insert(key, line);
             }
             entries.push(entry.entry);
         }
@@ -158,64 +199,69 @@ impl Compiler<'_> {
         })
     }
 
-    fn entry(
-        &self,
-        raw: &RawEntry,
-        line: usize,
-        defaults: &Defaults,
-    ) -> Result<CompiledEntry, ManifestError> {
-        let id = raw.id.as_ref().map(|id| self.id(id)).transpose()?;
+    fn entry(&self, raw: &RawEntry, line: usize, defaults: &Defaults) -> Option<CompiledEntry> {
+        // Every field is checked, each rejection recorded, before the entry is dropped.
+        let errors_before = self.errors.borrow().len();
+        let id = raw.id.as_ref().map(|id| self.id(id)).transpose();
+        let id = self.keep(id).flatten();
         if raw.repositories.value.is_empty() {
-            return Err(self.invalid(
+            self.keep::<()>(Err(self.invalid(
                 raw.repositories.referenced,
                 "repositories",
                 "[]",
                 "at least one `owner/repo`",
-            ));
+            )));
         }
         let mut repositories = Vec::with_capacity(raw.repositories.value.len());
         let mut repo_at = Vec::with_capacity(raw.repositories.value.len());
         for r in &raw.repositories.value {
-            repositories.push(self.repository(r)?);
-            repo_at.push(r.referenced);
+            if let Some(repo) = self.keep(self.repository(r)) {
+                repositories.push(repo);
+                repo_at.push(r.referenced);
+            }
         }
         let instruction = raw.instruction.value.trim().to_string();
         if instruction.is_empty() {
-            return Err(self.invalid(
+            self.keep::<()>(Err(self.invalid(
                 raw.instruction.referenced,
                 "instruction",
                 &raw.instruction.value,
                 "a non-empty instruction for the agent",
-            ));
+            )));
         }
         let mut scope = Vec::with_capacity(raw.scope.value.len());
         for g in &raw.scope.value {
-            scope.push(self.glob(g)?);
+            if let Some(glob) = self.keep(self.glob(g)) {
+                scope.push(glob);
+            }
         }
         let policy = match &raw.policy {
-            Some(p) => self.policy_path(p, "policy")?,
+            Some(p) => self.keep(self.policy_path(p, "policy")).unwrap_or_default(),
             None => defaults
                 .policy
                 .clone()
                 .unwrap_or_else(|| DEFAULT_POLICY_PATH.to_string()),
         };
         let timeout = match &raw.timeout {
-            Some(t) => Some(self.timeout(t, "timeout")?),
+            Some(t) => self.keep(self.timeout(t, "timeout")),
             None => defaults.timeout,
         };
         let priority = match &raw.priority {
-            Some(p) => self.priority(p, "priority")?,
+            Some(p) => self.keep(self.priority(p, "priority")).unwrap_or_default(),
             None => defaults.priority.unwrap_or_default(),
         };
         let base_ref = match &raw.base_ref {
-            Some(b) => Some(self.base_ref(b, "base-ref")?),
+            Some(b) => self.keep(self.base_ref(b, "base-ref")),
             None => defaults.base_ref.clone(),
         };
+        if self.errors.borrow().len() > errors_before {
+            return None;
+        }
         let identity = match &id {
             Some(id) => format!("id:{id}"),
             None => content_identity(&instruction, &scope, &policy, base_ref.as_deref()),
         };
-        Ok(CompiledEntry {
+        Some(CompiledEntry {
             id_at: raw.id.as_ref().map(|i| i.referenced),
             repo_at,
             entry: Entry {

@@ -127,6 +127,11 @@ impl Manifest {
         compile::from_yaml(text, path)
     }
 
+    /// [`Manifest::from_yaml`], refusing with every error one pass finds, in file order.
+    pub fn from_yaml_all(text: &str, path: &str) -> Result<Manifest, Vec<ManifestError>> {
+        compile::from_yaml_all(text, path)
+    }
+
     /// How many jobs the plan has (repositories summed over entries).
     pub fn job_count(&self) -> usize {
         self.entries.iter().map(|e| e.repositories.len()).sum()

@@ -243,19 +243,26 @@ impl Policy {
     /// Parse and compile a policy from its YAML text. `path` is used in errors and is
     /// added to the always-protected paths. Never panics, whatever the text.
     pub fn from_yaml(text: &str, path: &str) -> Result<Policy, PolicyError> {
+        Policy::from_yaml_all(text, path).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// [`Policy::from_yaml`], refusing with every error one pass finds, in file order (never
+    /// an empty list). A YAML error (not well-formed, an unknown key, a value of the wrong
+    /// type) stops the reading where it is found; the values YAML reads are then all checked.
+    pub fn from_yaml_all(text: &str, path: &str) -> Result<Policy, Vec<PolicyError>> {
         // Bounded time and memory whatever the file: compiling rules costs per rule, and
         // no hand-written policy comes near this size.
         if text.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge {
+            return Err(vec![PolicyError::TooLarge {
                 path: path.to_string(),
                 bytes: text.len(),
                 limit: MAX_POLICY_BYTES,
-            });
+            }]);
         }
         if yaml::is_blank(text) {
-            return Err(PolicyError::Empty {
+            return Err(vec![PolicyError::Empty {
                 path: path.to_string(),
-            });
+            }]);
         }
         let yaml_error = |problem| PolicyError::Yaml {
             path: path.to_string(),
@@ -264,10 +271,11 @@ impl Policy {
         // The version first, read leniently: a policy written for another version gets
         // "unsupported version", not a list of keys this version does not know.
         if let Ok(probe) = yaml::from_str::<raw::VersionProbe>(text, "policy") {
-            check_version(probe.version, text, path)?;
+            check_version(probe.version, text, path).map_err(|e| vec![e])?;
         }
-        let mut raw: raw::RawPolicy = yaml::from_str(text, "policy").map_err(yaml_error)?;
-        check_version(raw.version.take(), text, path)?;
+        let mut raw: raw::RawPolicy =
+            yaml::from_str(text, "policy").map_err(|p| vec![yaml_error(p)])?;
+        check_version(raw.version.take(), text, path).map_err(|e| vec![e])?;
         compile::compile(raw, path)
     }
 }

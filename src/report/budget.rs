@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::credits::{credits, credits_phrase};
 use crate::policy::AgentSettings;
 
 /// The policy's daily limits; `None` = no limit.
@@ -72,13 +73,6 @@ pub struct BudgetStatus {
     pub would_exceed: Option<Exceeded>,
 }
 
-/// Credits for humans: up to three decimals, no trailing zeros.
-fn credits(v: f64) -> String {
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
-}
-
 fn plural(n: u32, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -107,9 +101,9 @@ impl BudgetStatus {
             Some(Exceeded::AiCreditsPerDay { used, limit }) => {
                 let _ = write!(
                     out,
-                    "over budget: agent-gate's tasks in {} used {} AI credits today (since {}), at or above agent.max-ai-credits-per-day: {}. Nothing was started. The count starts again at {}; raise the limit in the policy to run sooner.",
+                    "over budget: agent-gate's tasks in {} used {} today (since {}), at or above agent.max-ai-credits-per-day: {}. Nothing was started. The count starts again at {}; raise the limit in the policy to run sooner.",
                     self.repository,
-                    credits(used),
+                    credits_phrase(used),
                     self.since,
                     credits(limit),
                     self.resets_at
@@ -126,7 +120,7 @@ impl BudgetStatus {
                         credits(self.credits_today),
                         credits(m)
                     ),
-                    None => format!("{} AI credits", credits(self.credits_today)),
+                    None => credits_phrase(self.credits_today),
                 };
                 let _ = write!(
                     out,

@@ -2,19 +2,21 @@
 //! file decision, every violation, every check outcome, and errors. This file owns the data
 //! model ([`Report`] and its entries), the totals and verdict recomputation
 //! ([`Report::finish`]) and the JSON object ([`Report::to_json`]). The verdict and its exit
-//! codes are `verdict`'s, the terminal report and human text helpers are `text`'s, the
-//! budget and round records are `budget`'s and `round`'s. It does not decide anything;
+//! codes are `verdict`'s, the terminal report and human text helpers are `text`'s, AI credits for display are
+//! `credits`', the budget and round records are `budget`'s and `round`'s. It does not decide anything;
 //! `assessment` and `flow` fill it in. Action outputs and the step summary are further
 //! renderers of the same data.
 
 use serde::Serialize;
 
 mod budget;
+mod credits;
 mod round;
 mod text;
 mod verdict;
 
 pub use budget::{BudgetLimits, BudgetStatus, Exceeded};
+pub use credits::{credits, credits_phrase};
 pub use round::RoundRecord;
 pub use text::{
     describe_decision, describe_origin, escape_for_humans, escape_output, neutralize, short,
@@ -149,6 +151,9 @@ pub struct TaskInfo {
     /// SHA-256 of the prompt sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_sha256: Option<String>,
+    /// The instruction the run was given (the prompt without the gate's preamble).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,6 +166,13 @@ pub struct TaskInfo {
     pub premium_requests: f64,
     /// Every state change seen, with its time (RFC 3339) and seconds since the run started.
     pub timeline: Vec<TimelineEntry>,
+    /// The task's own `created_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When the task's work ended by its own timestamps (its last session's
+    /// `completed_at`, else its `updated_at` in a final state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
     /// What the gate did to stop the task at a deadline or interruption (GitHub has no
     /// cancel endpoint): status, label, comment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -173,6 +185,10 @@ pub struct TimelineEntry {
     pub state: String,
     pub at: String,
     pub elapsed_s: f64,
+    /// The task's own `updated_at` when the gate saw the change: when GitHub made it, as
+    /// opposed to `at`, when a poll found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_at: Option<String>,
 }
 
 /// Totals.
@@ -213,8 +229,12 @@ pub struct Report {
     /// Why checks did not run, when they did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks_skipped: Option<String>,
-    /// Notes about how checks were isolated (DESIGN §5).
+    /// Notes about how checks were isolated (`docs/checks.md`).
     pub isolation_notes: Vec<String>,
+    /// The isolation notes (also in `isolation_notes`) that name a weakness — something
+    /// that was not protected — rather than isolation working as designed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub isolation_weaknesses: Vec<String>,
     /// Errors that decided a `config-error` / `api-error` verdict, with their cause chain.
     pub errors: Vec<String>,
     /// Other facts a reader should know (dry run, attached task, why the agent failed…).
@@ -270,6 +290,7 @@ impl Report {
             checks: Vec::new(),
             checks_skipped: None,
             isolation_notes: Vec::new(),
+            isolation_weaknesses: Vec::new(),
             errors: Vec::new(),
             notes: Vec::new(),
             totals: Totals::default(),

@@ -76,6 +76,14 @@ impl Report {
         for e in &self.errors {
             let _ = writeln!(out, "\nerror: {e}");
         }
+        if self.verdict == super::Verdict::DryRun {
+            let _ = writeln!(
+                out,
+                "\nverdict: dry-run (exit {}) — no task was started, nothing was gated",
+                self.exit_code
+            );
+            return out;
+        }
         let _ = writeln!(
             out,
             "\nverdict: {} (exit {}) — {} files, +{} -{}, {} violations, {} failed checks",
@@ -94,6 +102,11 @@ impl Report {
 /// The task lines: id, origin, key, state and URL, the pull request, the cost, and what
 /// the gate did to stop it.
 fn write_task(out: &mut String, t: &TaskInfo) {
+    if t.id.is_empty() {
+        // Nothing was started or attached (a dry run, or a run refused before its task).
+        let _ = writeln!(out, "task not started (key {})", t.key);
+        return;
+    }
     let origin = if t.attached { "attached" } else { "started" };
     let url = t
         .url
@@ -111,8 +124,9 @@ fn write_task(out: &mut String, t: &TaskInfo) {
     if t.ai_credits > 0.0 || t.premium_requests > 0.0 {
         let _ = writeln!(
             out,
-            "cost {:.3} AI credits, {} premium requests",
-            t.ai_credits, t.premium_requests
+            "cost {}, {} premium requests",
+            super::credits_phrase(t.ai_credits),
+            t.premium_requests
         );
     }
     for a in &t.stop_actions {

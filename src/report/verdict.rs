@@ -22,12 +22,14 @@ pub enum Verdict {
     /// `checks-failed`; never sent back to the agent for repair.
     CheckError,
     ChecksFailed,
+    /// `--dry-run`: everything but starting the task was done; nothing was gated.
+    DryRun,
     Passed,
 }
 
 impl Verdict {
     /// Every verdict, in precedence order.
-    pub const ALL: [Verdict; 10] = [
+    pub const ALL: [Verdict; 11] = [
         Verdict::ConfigError,
         Verdict::ApiError,
         Verdict::OverBudget,
@@ -37,13 +39,14 @@ impl Verdict {
         Verdict::ScopeViolation,
         Verdict::CheckError,
         Verdict::ChecksFailed,
+        Verdict::DryRun,
         Verdict::Passed,
     ];
 
     /// The documented exit code.
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Passed => 0,
+            Verdict::Passed | Verdict::DryRun => 0,
             Verdict::ChecksFailed => 10,
             Verdict::ScopeViolation => 11,
             Verdict::AgentFailed => 12,
@@ -60,6 +63,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Passed => "passed",
+            Verdict::DryRun => "dry-run",
             Verdict::ChecksFailed => "checks-failed",
             Verdict::ScopeViolation => "scope-violation",
             Verdict::AgentFailed => "agent-failed",

@@ -8,7 +8,7 @@
 //! that layer is in `rule.rs`.
 //!
 //! Where `globset`'s own syntax reads a pattern differently from git (see
-//! `shared/conformance/README.md`), the difference never reaches `globset`: every literal is
+//! `tests/data/conformance/README.md`), the difference never reaches `globset`: every literal is
 //! escaped, every bracket expression is rewritten as an explicit set of bytes, `***` runs and
 //! `**\/` are spelt in the form `globset` reads as git means them, and patterns git can never
 //! match (trailing `\`, unclosed `[`, unknown `[:class:]`) are rejected with a reason.

@@ -32,11 +32,15 @@ pub enum Endpoint {
     UpdateComment,
     /// `POST /graphql` (only `query { viewer { login databaseId } }`)
     Graphql,
+    /// `GET /repos/{owner}/{repo}/copilot/cloud-agent/configuration`
+    GetAgentConfiguration,
+    /// `GET /orgs/{org}/copilot/coding-agent/permissions`
+    GetOrgAgentPermissions,
 }
 
 impl Endpoint {
     /// Every endpoint, in documentation order.
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::ListTasks,
         Endpoint::GetTask,
         Endpoint::ListRepoTasks,
@@ -50,6 +54,8 @@ impl Endpoint {
         Endpoint::ListComments,
         Endpoint::UpdateComment,
         Endpoint::Graphql,
+        Endpoint::GetAgentConfiguration,
+        Endpoint::GetOrgAgentPermissions,
     ];
 
     /// The scenario name (`create-task`, …).
@@ -68,6 +74,8 @@ impl Endpoint {
             Endpoint::ListComments => "list-comments",
             Endpoint::UpdateComment => "update-comment",
             Endpoint::Graphql => "graphql",
+            Endpoint::GetAgentConfiguration => "get-agent-configuration",
+            Endpoint::GetOrgAgentPermissions => "get-org-agent-permissions",
         }
     }
 
@@ -100,6 +108,10 @@ impl Endpoint {
             Endpoint::AddLabels => "/repos/{owner}/{repo}/issues/{issue_number}/labels",
             Endpoint::UpdateComment => "/repos/{owner}/{repo}/issues/comments/{comment_id}",
             Endpoint::Graphql => "/graphql",
+            Endpoint::GetAgentConfiguration => {
+                "/repos/{owner}/{repo}/copilot/cloud-agent/configuration"
+            }
+            Endpoint::GetOrgAgentPermissions => "/orgs/{org}/copilot/coding-agent/permissions",
         }
     }
 
@@ -167,6 +179,13 @@ pub fn match_path(method: &str, path: &str) -> Option<Matched> {
             m(Endpoint::UpdateComment, o, r, id)
         }
         ("POST", ["graphql"]) => m(Endpoint::Graphql, "", "", ""),
+        ("GET", ["repos", o, r, "copilot", "cloud-agent", "configuration"]) => {
+            m(Endpoint::GetAgentConfiguration, o, r, "")
+        }
+        // The organization is the id: no repository of it is named.
+        ("GET", ["orgs", org, "copilot", "coding-agent", "permissions"]) => {
+            m(Endpoint::GetOrgAgentPermissions, "", "", org)
+        }
         _ => return None,
     };
     Some(found)

@@ -20,6 +20,9 @@ pub fn reason(report: &Report) -> String {
     };
     let first_error = || report.errors.first().map(|e| inline(&first_line(e, 200)));
     match report.verdict {
+        Verdict::DryRun => {
+            "A dry run: the inputs and the policy were checked and the prompt built; no task was started and nothing was gated.".to_string()
+        }
         Verdict::Passed => {
             let what = if report.task.is_some() {
                 "The task completed, the change stays in scope"
@@ -125,6 +128,7 @@ pub fn reason(report: &Report) -> String {
 fn emoji(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "✅",
+        Verdict::DryRun => "📝",
         Verdict::ChecksFailed => "❌",
         Verdict::CheckError => "🧰",
         Verdict::ScopeViolation => "⛔",

@@ -32,7 +32,7 @@ pub(super) fn checks_section(out: &mut String, report: &Report, ctx: &SummaryCon
                 } else {
                     millis(c.duration_ms)
                 },
-                c.detail.as_deref().map(inline).unwrap_or_default()
+                c.detail.as_deref().map(super::prose).unwrap_or_default()
             );
         }
     }
@@ -81,21 +81,30 @@ fn output_tail(out: &mut String, c: &CheckEntry, ctx: &SummaryContext) {
     let hidden_lines = all.len() - shown.len().min(all.len());
     let _ = writeln!(
         out,
-        "\n<details><summary>Output of {} ({}, last {} lines)</summary>\n",
+        "\n<details><summary>Output of {} ({}, last {})</summary>\n",
         inline(&c.name),
         c.status.as_str(),
-        shown.len()
+        if shown.len() == 1 {
+            "line".to_string()
+        } else {
+            format!("{} lines", shown.len())
+        }
     );
     if c.truncated_bytes > 0 || hidden_lines > 0 {
         let mut note = Vec::new();
         if c.truncated_bytes > 0 {
-            note.push(format!(
-                "{} earlier bytes were not captured",
-                c.truncated_bytes
-            ));
+            note.push(if c.truncated_bytes == 1 {
+                "1 earlier byte was not captured".to_string()
+            } else {
+                format!("{} earlier bytes were not captured", c.truncated_bytes)
+            });
         }
         if hidden_lines > 0 {
-            note.push(format!("{hidden_lines} earlier lines are not shown here"));
+            note.push(if hidden_lines == 1 {
+                "1 earlier line is not shown here".to_string()
+            } else {
+                format!("{hidden_lines} earlier lines are not shown here")
+            });
         }
         let _ = writeln!(out, "_{}._\n", note.join("; "));
     }

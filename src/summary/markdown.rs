@@ -89,6 +89,35 @@ fn escape(text: &str, line_start: bool) -> String {
     out
 }
 
+/// A sentence the gate wrote (a note), as Markdown: its `` `code` `` spans as code, its
+/// `http(s)://` URLs as links, everything else escaped as [`inline`] escapes it. A note
+/// with an odd number of backticks is escaped whole.
+pub fn prose(text: &str) -> String {
+    let parts: Vec<&str> = text.split('`').collect();
+    if parts.len().is_multiple_of(2) {
+        return inline(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&code(part));
+            continue;
+        }
+        let mut rest = *part;
+        while let Some(at) = rest.find("https://").or_else(|| rest.find("http://")) {
+            out.push_str(&escape(&rest[..at], out.is_empty()));
+            let tail = &rest[at..];
+            let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+            // Sentence punctuation after a URL is not part of it.
+            let url = tail[..end].trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
+            let _ = write!(out, "[{}]({})", escape(url, false), url_text(url));
+            rest = &tail[url.len()..];
+        }
+        out.push_str(&escape(rest, out.is_empty()));
+    }
+    out
+}
+
 /// Untrusted text in an HTML `<code>` element (entities decoded, Markdown not applied).
 pub fn code(text: &str) -> String {
     format!("<code>{}</code>", escape(text, false))

@@ -41,7 +41,7 @@ use banner::banner;
 pub use banner::reason;
 use checks::checks_section;
 use files::files_section;
-pub use markdown::{clean_output, code, fence_for, inline};
+pub use markdown::{clean_output, code, fence_for, inline, prose};
 use task::task_section;
 use timeline::timeline;
 use violations::violations_section;
@@ -101,14 +101,14 @@ pub fn render(report: &Report, ctx: &SummaryContext) -> String {
         for r in &report.rounds {
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | {} | {} | {} | {:.3} |",
+                "| {} | `{}` | {} | {} | {} | {} | {} |",
                 r.round,
                 r.verdict,
                 inline(&r.task_id.chars().take(8).collect::<String>()),
                 r.files.len(),
                 r.violations.len(),
                 r.checks_failed.len(),
-                r.ai_credits
+                crate::report::credits(r.ai_credits)
             );
         }
     }
@@ -120,13 +120,13 @@ pub fn render(report: &Report, ctx: &SummaryContext) -> String {
     if !report.notes.is_empty() {
         out.push_str("\n### Notes\n\n");
         for note in &report.notes {
-            let _ = writeln!(out, "- {}", inline(note));
+            let _ = writeln!(out, "- {}", markdown::prose(note));
         }
     }
     if !report.isolation_notes.is_empty() {
         out.push_str("\n### Isolation\n\n");
         for note in &report.isolation_notes {
-            let _ = writeln!(out, "- {}", inline(note));
+            let _ = writeln!(out, "- {}", markdown::prose(note));
         }
     }
     if !report.errors.is_empty() {

@@ -226,7 +226,7 @@ pub(super) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Pr
         ),
         other => {
             let message = bare_message(other);
-            let hint = tab_hint(text, line, &message);
+            let hint = tab_hint(text, line, &message).or_else(|| colon_hint(text, line, &message));
             syntax(message, hint)
         }
     }
@@ -358,6 +358,31 @@ fn bare_message(err: &YamlError) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
+}
+
+/// `run: echo a: b`: a plain value holding `: ` reads as a second mapping. Say which key's
+/// value it is and how to write it: quoted whole, or as a block scalar.
+fn colon_hint(text: &str, line: usize, message: &str) -> Option<String> {
+    if !message.contains("mapping values are not allowed") {
+        return None;
+    }
+    let src = source_line(text, line)?.trim_start();
+    let src = src.strip_prefix("- ").unwrap_or(src).trim_start();
+    let (key, value) = src.split_once(": ")?;
+    let value = value.trim();
+    if key.is_empty() || key.contains(char::is_whitespace) || !value.contains(": ") {
+        return None;
+    }
+    let quoted = if !value.contains('\'') {
+        format!(" (`{key}: '{}'`)", shorten(value))
+    } else if !value.contains(['"', '\\']) {
+        format!(" (`{key}: \"{}\"`)", shorten(value))
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the value of `{key}` contains `: `, which YAML reads as the start of another key: quote the whole value{quoted}, or write it as a block: `{key}: |` with the value on the next line, indented"
+    ))
 }
 
 fn tab_hint(text: &str, line: usize, message: &str) -> Option<String> {

@@ -33,7 +33,9 @@ fn snapshot_workspace(ws: &Path) -> (String, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_action_runs_like_the_runner_starts_it() {
+#[ignore = "needs root (the container case); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+async fn as_root_the_action_runs_like_the_runner_starts_it() {
+    super::support::require_root();
     let root = tempfile::tempdir().unwrap();
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bare = root.path().join("github.git");
@@ -459,4 +461,49 @@ fn the_release_pins_action_yml_to_the_published_image_by_digest() {
     // Pinning twice finds no Dockerfile line left: an error, not a silent no-op.
     let again = pin(&format!("ghcr.io/octo-org/agent-gate@{digest}"));
     assert_eq!(again.status.code(), Some(1), "{again:?}");
+}
+
+/// The README's claim about `run`'s flags holds: each is readable from its Action input
+/// variable, except `--repository` (`GITHUB_REPOSITORY`) and the CLI-only flags the README
+/// names, which are exactly those without a variable.
+#[test]
+fn the_readme_names_every_run_flag_without_an_input_variable() {
+    use clap::CommandFactory;
+    let cli = agent_gate::cli::Cli::command();
+    let run = cli.find_subcommand("run").expect("run subcommand");
+    let mut without: Vec<String> = Vec::new();
+    for arg in run.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        match arg.get_env().map(|e| e.to_string_lossy().into_owned()) {
+            Some(env) if env == format!("INPUT_{}", long.to_ascii_uppercase()) => {}
+            Some(env) if long == "repository" && env == "GITHUB_REPOSITORY" => {}
+            Some(env) => panic!("--{long} reads {env}, not its input variable"),
+            None => without.push(format!("`--{long}`")),
+        }
+    }
+    without.sort();
+    assert_eq!(
+        without,
+        [
+            "`--audit-file`",
+            "`--format`",
+            "`--jobs`",
+            "`--remote`",
+            "`--repo`"
+        ]
+    );
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .unwrap()
+        .replace('\n', " ");
+    let claim = readme
+        .split_once("Five flags are the CLI's only, with no input: ")
+        .expect("the README names the CLI-only flags")
+        .1;
+    let claim = &claim[..claim.find(" (in Actions").expect("end of the list")];
+    let mut named: Vec<&str> = claim
+        .split([',', ' '])
+        .filter(|w| w.starts_with('`'))
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, without, "README: {claim}");
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 const TSV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/conformance/actions-commands.tsv"
+    "/tests/data/conformance/actions-commands.tsv"
 );
 
 // ---------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ fn vars(pairs: &[(&str, &str)]) -> ActionsEnv {
 
 #[test]
 fn escaping_matches_every_toolkit_vector() {
-    let text = fs::read_to_string(TSV).expect("shared/conformance/actions-commands.tsv");
+    let text = fs::read_to_string(TSV).expect("tests/data/conformance/actions-commands.tsv");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("kind\tinput\tescaped\tsource"));
     let (mut data, mut property) = (0, 0);

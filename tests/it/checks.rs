@@ -21,6 +21,8 @@ use agent_gate::scope::{Pattern, Rule, RuleOrigin, RuleSet};
 use bstr::BString;
 use proptest::prelude::*;
 
+use super::support::require_root;
+
 // ---------------------------------------------------------------------------------------
 // helpers
 
@@ -621,11 +623,9 @@ async fn hostile_file_names_end_to_end() {
 }
 
 #[tokio::test]
+#[ignore = "needs root (the container case); .ci/run runs it: cargo test --test it -- --ignored as_root"]
 async fn as_root_checks_run_unprivileged_without_supplementary_groups() {
-    if !is_root() {
-        eprintln!("skipped: needs root (the container case)");
-        return;
-    }
+    require_root();
     let dir = tree();
     let run = run_specs(
         dir.path(),
@@ -636,6 +636,9 @@ async fn as_root_checks_run_unprivileged_without_supplementary_groups() {
     .await;
     assert_eq!(run.isolation.mode, IsolationMode::UnprivilegedUid);
     assert_eq!(run.outcomes[0].output_tail, "65534\n65534\nwrote\n");
+    // Isolation working as designed is reported, and is no weakness (a notice in Actions).
+    assert!(!run.isolation.notes.is_empty());
+    assert_eq!(run.isolation.weaknesses, Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -806,6 +809,16 @@ async fn strict_isolation_refuses_same_uid_checks_while_a_credential_is_readable
         "{:?}",
         run.isolation.notes
     );
+    // Every one of these is a weakness (a warning in Actions), the file-command one too.
+    assert!(run.isolation.weaknesses.contains(&note));
+    assert!(
+        run.isolation
+            .notes
+            .iter()
+            .all(|n| run.isolation.weaknesses.contains(n)),
+        "same-uid isolation has only weaknesses: {:?}",
+        run.isolation
+    );
 }
 
 #[test]
@@ -961,12 +974,11 @@ fn canary() -> String {
     format!("canary{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The same-uid test below covers a non-root user.
 #[test]
-fn a_root_gate_hides_its_environment_and_the_workspace_credentials_from_checks() {
-    if !is_root() {
-        eprintln!("skipped: needs root (the container case); the same-uid test covers this user");
-        return;
-    }
+#[ignore = "needs root (the container case); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+fn as_root_the_gate_hides_its_environment_and_the_workspace_credentials_from_checks() {
+    require_root();
     let canary = canary();
     let ws = Workspace::new(&canary);
     let before = ws.snapshot();
@@ -992,14 +1004,14 @@ fn a_root_gate_hides_its_environment_and_the_workspace_credentials_from_checks()
 #[test]
 fn a_same_uid_gate_refuses_while_credentials_are_readable_and_hides_its_environment() {
     let wrapper: &[&str] = if is_root() {
-        if std::process::Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skipped: running the gate as another user needs setpriv");
-            return;
-        }
+        // As root, the gate is run as another user: that needs setpriv (util-linux).
+        assert!(
+            std::process::Command::new("setpriv")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "running the gate as another user needs setpriv (util-linux)"
+        );
         &[
             "setpriv",
             "--reuid=65534",
@@ -1154,9 +1166,9 @@ async fn each_check_gets_its_own_copy_of_the_tree() {
 /// As root, one uid per check: a hostile check that looks for the other check's tree
 /// through `/proc/<pid>/cwd` and the temp directory cannot write it.
 #[tokio::test]
-#[ignore = "needs root (one uid per check): .ci/run runs it"]
-async fn root_a_hostile_check_cannot_reach_another_checks_tree() {
-    assert!(is_root(), "run as root: checks get one uid each only then");
+#[ignore = "needs root (one uid per check); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+async fn as_root_a_hostile_check_cannot_reach_another_checks_tree() {
+    crate::support::require_root();
     let dir = tree();
     std::fs::write(dir.path().join("lint-target.txt"), "original\n").unwrap();
     let out = out_dir();

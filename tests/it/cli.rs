@@ -303,11 +303,34 @@ fn report_merges_the_audit_files_of_a_batch() {
         &["report", a.to_str().unwrap(), b.to_str().unwrap()],
     );
     let text = stdout(&out);
-    assert!(text.contains("| `scope-violation` |"), "{text}");
+    // Plain text on a terminal (the Markdown table is the step summary's).
+    assert!(
+        text.lines()
+            .any(|l| l.contains("b.jsonl") && l.contains("  scope-violation  ")),
+        "{text}"
+    );
+    assert!(!text.contains('|') && !text.contains("&#"), "{text}");
     assert!(
         text.contains("2 runs: 1 passed, 1 scope-violation"),
         "{text}"
     );
+
+    // A directory stands for the files under it, as actions/download-artifact lays them
+    // out (one folder per artifact): the nightly example passes `audits`.
+    let nested = dir.path().join("audits/agent-gate-audit-b");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::copy(&b, nested.join("audit.jsonl")).unwrap();
+    std::fs::copy(&a, dir.path().join("audits/a.jsonl")).unwrap();
+    let out = agent_gate(dir.path(), &["report", "audits", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fleet["runs"].as_array().unwrap().len(), 2, "{fleet}");
+    assert_eq!(fleet["totals"]["scope-violation"], 1);
 
     let out = agent_gate(dir.path(), &["report", "missing.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
@@ -366,6 +389,28 @@ async fn status_lists_and_shows_tasks() {
     let text = stdout(&out);
     assert!(text.contains(&task.id), "{text}");
     assert!(text.contains("Fix the flaky test"), "{text}");
+
+    // Once the task has cost its 1 AI credit, the list shows it as GitHub displays it
+    // (rounded to one decimal), although list items carry no sessions.
+    for _ in 0..200 {
+        let t = client.get_task(&task.id).await.unwrap();
+        if t.state.is_final() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = run(base(&[])).await.unwrap();
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&task.id))
+        .unwrap_or_else(|| panic!("no row for the task: {text}"));
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (fields[1], fields[3]),
+        ("completed", "1"),
+        "state and AI credits: {text}"
+    );
 
     let out = run(base(&[&task.id, "--format", "json"])).await.unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -582,4 +627,286 @@ fn status_without_a_token_says_which_one_is_needed() {
         .expect("run agent-gate");
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr).trim_end());
+}
+
+/// An API that nothing answers (connection refused) fails in seconds, after a bounded
+/// number of retries, each announced on one line with its number; stderr is not a
+/// terminal here, so it carries no colour codes.
+#[test]
+fn an_unreachable_api_fails_fast_with_announced_retries_and_no_colour() {
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", "version: 1\n");
+    repo.commit("policy");
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(repo.path())
+        .args(["run", "--repository", "octo/demo", "--token", "ghp_x"])
+        .args(["--instruction", "x", "--api-url", &api])
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        elapsed < std::time::Duration::from_secs(20),
+        "took {elapsed:?}"
+    );
+    let retries: Vec<&str> = err.lines().filter(|l| l.contains("; retry ")).collect();
+    assert_eq!(retries.len(), 3, "{err}");
+    for (i, line) in retries.iter().enumerate() {
+        assert!(
+            line.contains("could not connect")
+                && line.contains(&format!("; retry {} of 3 in ", i + 1)),
+            "{line}"
+        );
+    }
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes off a terminal: {err:?}"
+    );
+}
+
+/// Colour on stderr: only on a terminal, and never with `NO_COLOR` set to anything.
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    use agent_gate::progress::colour_wanted;
+    use std::ffi::OsStr;
+    assert!(colour_wanted(true, None));
+    assert!(colour_wanted(true, Some(OsStr::new(""))));
+    assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+    assert!(!colour_wanted(false, None));
+    assert!(!colour_wanted(false, Some(OsStr::new("1"))));
+}
+
+/// `validate` reports every error of a policy in one pass, in file order, each with its
+/// line and column, and how many there were.
+#[test]
+fn validate_reports_every_error_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        r#"version: 1
+repositories: [nope, octo/ok]
+agent:
+  timeout: 30
+scope:
+  allow: ["src/[", "!x", "src/**"]
+checks:
+  - name: unit
+    run: ""
+    timeout: 5
+  - name: unit
+    run: echo
+    when: ["!y"]
+"#,
+    )
+    .unwrap();
+    let out = agent_gate(dir.path(), &["validate", "policy.yml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("error: policy.yml:").count(), 8, "{err}");
+    insta::assert_snapshot!(err);
+}
+
+/// Git failures in user terms: outside a repository, the run says so and how to get one;
+/// the raw git command is a debug line (shown with `AGENT_GATE_DEBUG` or the runner's
+/// `RUNNER_DEBUG=1`), never the message.
+#[test]
+fn outside_a_repository_the_error_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = agent_gate(dir.path(), &["check", "--base", "main", "--head", "HEAD"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let shown = text.replace(
+        &dir.path().canonicalize().unwrap().display().to_string(),
+        "DIR",
+    );
+    let error = shown
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    insta::assert_snapshot!("not_a_repository", error);
+    assert!(!text.contains("rev-parse"), "{text}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("rev-parse"));
+
+    let debug = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(dir.path())
+        .args(["check", "--base", "main", "--head", "HEAD"])
+        .env("AGENT_GATE_DEBUG", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&debug.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("command=git rev-parse")),
+        "{err}"
+    );
+}
+
+/// A base branch that is neither fetchable nor local: the message names the branch, the
+/// remote, what git said, and how to get it (`fetch-depth: 0`, `--base-ref`).
+#[test]
+fn a_base_that_cannot_be_fetched_is_named_with_how_to_get_it() {
+    let repo = TestRepo::new();
+    repo.write(".github/agent-gate.yml", "version: 1\n");
+    repo.commit("policy");
+    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(repo.path())
+        .args(["run", "--repository", "octo/demo", "--token", "ghp_x"])
+        .args(["--instruction", "x", "--base-ref", "release"])
+        .args(["--api-url", "http://127.0.0.1:9"])
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    insta::assert_snapshot!("base_not_available", error);
+    assert!(!text.contains("git fetch"), "{text}");
+}
+
+/// Every document a `--help` text points at exists, and says what that help promises:
+/// `explain` documents its exit codes, `report --format json` points at the fleet report's
+/// description and `check --format json` at the report's.
+#[test]
+fn help_texts_point_at_documents_that_exist_and_describe_them() {
+    use clap::CommandFactory;
+    let mut cli = agent_gate::cli::Cli::command();
+    cli.build();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut help_of = std::collections::BTreeMap::new();
+    for sub in cli.get_subcommands_mut() {
+        let help = sub.render_long_help().to_string();
+        for word in help.split(|c: char| c.is_whitespace() || "(),;:".contains(c)) {
+            if let Some(start) = word.find("docs/") {
+                let doc = word[start..].trim_end_matches('.');
+                assert!(
+                    root.join(doc).is_file(),
+                    "`{}` --help names {doc}",
+                    sub.get_name()
+                );
+            }
+        }
+        help_of.insert(sub.get_name().to_string(), help);
+    }
+    assert!(
+        help_of["explain"].contains("11 (scope-violation)"),
+        "{}",
+        help_of["explain"]
+    );
+    assert!(help_of["report"].contains("docs/fleet.md"));
+    assert!(help_of["check"].contains("docs/report.md"));
+    let fleet = std::fs::read_to_string(root.join("docs/fleet.md")).unwrap();
+    assert!(fleet.contains("## The fleet report") && fleet.contains("`unreadable[]`"));
+}
+
+/// `status` on a repository where Copilot cloud agent is off says so before the 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_when_the_cloud_agent_is_not_enabled() {
+    use agent_gate::sim::{ApiOptions, Scenario, SimConfig, start};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(
+        SimConfig {
+            scenario: Some(Scenario {
+                api: ApiOptions {
+                    agent_disabled: true,
+                    ..ApiOptions::default()
+                },
+                ..Scenario::default()
+            }),
+            ..SimConfig::new(dir.path().join("gh.git"))
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let url = sim.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .args(["status", "--repository", "octo/demo", "--token", "ghp_x"])
+            .args(["--api-url", &url])
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("INPUT_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("error: Copilot cloud agent is not enabled for octo/demo"),
+        "{err}"
+    );
+    assert!(err.contains("404") || err.contains("not found"), "{err}");
+    sim.shutdown().await;
+}
+
+/// The README's table of verdicts is the verdicts the gate has, with their exit codes.
+#[test]
+fn the_readme_lists_every_verdict_with_its_exit_code() {
+    use agent_gate::report::Verdict;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Verdicts and exit codes").expect("section")..];
+    let rows: Vec<(String, u8)> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| verdict"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, u8)> = Verdict::ALL
+        .iter()
+        .map(|v| (v.as_str().to_string(), v.exit_code()))
+        .collect();
+    let mut rows_sorted = rows.clone();
+    rows_sorted.sort();
+    expected.sort();
+    assert_eq!(rows_sorted, expected, "README rows: {rows:?}");
+}
+
+/// `check` between two unrelated histories says why there is no change to gate (no merge
+/// base, and whether the clone is shallow), not a raw git error.
+#[test]
+fn check_without_a_merge_base_says_why() {
+    let repo = project();
+    repo.git(["checkout", "-q", "--orphan", "unrelated"]);
+    repo.write("other.txt", "x\n");
+    repo.git(["add", "-A"]);
+    repo.commit("unrelated history");
+    let out = agent_gate(
+        repo.path(),
+        &["check", "--base", "main", "--head", "unrelated"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    insta::assert_snapshot!("no_merge_base", error);
 }

@@ -1047,11 +1047,9 @@ async fn run_works_in_a_shallow_clone_with_a_detached_head() {
 /// The container case: the gate runs as root in a workspace the runner's user owns. The
 /// change is gated, and ownership and content are left as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_works_in_a_workspace_owned_by_another_uid() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to give the workspace to another uid");
-        return;
-    }
+#[ignore = "needs root (the container case); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+async fn as_root_check_works_in_a_workspace_owned_by_another_uid() {
+    super::support::require_root();
     let repo = diverged();
     let owner = 12_345;
     let chown = Command::new("chown")

@@ -177,3 +177,36 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
     assert_eq!(repos.len(), 20);
     sim.shutdown().await;
 }
+
+/// `report --format text` is plain text for a terminal: aligned columns, names as written,
+/// no Markdown and no HTML entities (those are for the step summary).
+#[test]
+fn the_fleet_report_as_text_has_no_markdown_or_entities() {
+    use agent_gate::fleet::{FleetReport, FleetRun};
+    let mut report = FleetReport::default();
+    for (repo, verdict, pr) in [
+        ("octo/svc_b", "scope-violation", Some(7)),
+        ("octo/svc-a", "passed", Some(12)),
+    ] {
+        report.runs.push(FleetRun {
+            file: format!("audit/{repo}.jsonl"),
+            repository: Some(repo.to_string()),
+            task_id: Some("1234abcd-5678".to_string()),
+            task_url: Some("https://github.com/octo/x/copilot/tasks/1".to_string()),
+            pr_number: pr,
+            verdict: Some(verdict.to_string()),
+            duration_s: Some(41.6),
+            files: 3,
+            checks_passed: 2,
+            violations: usize::from(verdict != "passed"),
+            ..FleetRun::default()
+        });
+        *report.totals.entry(verdict.to_string()).or_default() += 1;
+    }
+    let text = report.render_text();
+    assert!(!text.contains("&#"), "{text}");
+    assert!(!text.contains('|') && !text.contains('`'), "{text}");
+    insta::assert_snapshot!(text);
+    // The Markdown (step summary) keeps its escaping.
+    assert!(report.render_markdown().contains("svc&#95;b"));
+}

@@ -95,10 +95,6 @@ fn numbered(word: &str, n: usize) -> String {
     })
 }
 
-fn root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 // ---------------------------------------------------------------- changes on real repos
 
 #[test]
@@ -416,11 +412,9 @@ fn unrelated_histories_fail_closed() {
 }
 
 #[test]
-fn a_repository_owned_by_another_uid_works() {
-    if !root() {
-        eprintln!("skipped: needs root to chown a repository to another uid");
-        return;
-    }
+#[ignore = "needs root (the container case); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+fn as_root_a_repository_owned_by_another_uid_works() {
+    super::support::require_root();
     let repo = diverged_repo();
     repo.checkout("agent");
     let copy = tempfile::tempdir().unwrap();

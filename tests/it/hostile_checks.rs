@@ -174,17 +174,19 @@ fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
 /// The same escape, with the gate in a PID namespace whose session leader lives outside it
 /// (how some CI sandboxes and containers start processes): there `getsid` reads 0, which
 /// once made the sweep panic (a SIGABRT of the gate after its checks). Needs root and
-/// `unshare`; where a namespace cannot be made the test says so and proves nothing more.
+/// `unshare` (util-linux), so it is ignored unless asked for; CI runs it as root.
 #[test]
-fn the_sweep_works_in_a_pid_namespace_led_from_outside() {
+#[ignore = "needs root and unshare (a PID namespace); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+fn as_root_the_sweep_works_in_a_pid_namespace_led_from_outside() {
+    super::support::require_root();
     let probe = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "true"])
         .stderr(Stdio::null())
         .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: cannot make a PID namespace here (needs root and unshare)");
-        return;
-    }
+    assert!(
+        probe.is_ok_and(|s| s.success()),
+        "cannot make a PID namespace here (needs unshare from util-linux)"
+    );
     let repo = repo_with(
         "  - name: detach\n    run: \"setsid sh -c 'trap \\\"\\\" TERM HUP; sleep 300 & wait' < /dev/null > /dev/null 2>&1 & sleep 1; exit 0\"\n",
     );

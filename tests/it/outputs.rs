@@ -87,7 +87,8 @@ fn every_output_is_set_and_reads_back() {
     );
     assert_eq!(get(&outputs, "changed-files"), "2");
     assert_eq!(get(&outputs, "violations"), "[]");
-    assert_eq!(get(&outputs, "ai-credits"), "1.25");
+    // Rounded to one decimal place, as GitHub displays AI credits (the JSON report keeps 1.25).
+    assert_eq!(get(&outputs, "ai-credits"), "1.3");
     assert_eq!(
         get(&outputs, "audit-file"),
         "/tmp/_temp/agent-gate/audit-1-1.jsonl"
@@ -274,6 +275,7 @@ fn ranking_protected_then_out_of_scope_then_limits_then_checks() {
     report.checks = vec![check("unit tests", true, CheckStatus::Failed, 10)];
     report.checks[0].output_tail = "\u{1b}[31merror\u{1b}[0m: boom\n".to_string();
     report.isolation_notes = vec!["ran checks as the gate's own uid (not root)".to_string()];
+    report.isolation_weaknesses = report.isolation_notes.clone();
     report.finish();
     assert_snapshot!(lines(
         &annotations(&report, ".github/agent-gate.yml", None).commands()
@@ -299,9 +301,25 @@ fn a_passed_run_gets_one_notice_and_a_timeout_an_error() {
     let commands = annotations(&passed_report(), "p.yml", None).commands();
     assert_eq!(
         commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["warning", "notice"],
-        "the isolation note, then the verdict"
+        ["notice", "notice"],
+        "the verdict, then the isolation note: isolation working as designed is no warning"
     );
+    assert_eq!(commands[0].get("title"), Some("agent-gate: passed"));
+    assert_eq!(
+        commands[1].get("title"),
+        Some("agent-gate: check isolation")
+    );
+    // A weakness of the isolation is a warning.
+    let mut weak = passed_report();
+    let note = "best-effort isolation: a credential was readable to checks at .git/config";
+    weak.isolation_notes.push(note.to_string());
+    weak.isolation_weaknesses.push(note.to_string());
+    let commands = annotations(&weak, "p.yml", None).commands();
+    assert_eq!(
+        commands.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["warning", "notice", "notice"]
+    );
+    assert_eq!(commands[0].message, note);
     let mut timed_out = passed_report();
     timed_out.set_verdict(Verdict::TimedOut);
     let commands = annotations(&timed_out, "p.yml", None).commands();
@@ -386,4 +404,28 @@ fn streamed_json_is_the_whole_text_redacted() {
     assert!(!streamed.contains(CANARY));
     assert!(!streamed.contains("last \\\"quoted\\\" line"));
     assert_eq!(streamed, expected);
+}
+
+/// One figure everywhere: AI credits rounded to one decimal place (GitHub's display rule),
+/// halves away from zero, a trailing `.0` dropped, the unit singular for exactly 1.
+#[test]
+fn ai_credits_are_shown_rounded_to_one_decimal() {
+    use agent_gate::report::{credits, credits_phrase};
+    for (x, shown) in [
+        (0.0, "0"),
+        (0.000_000_001, "0"),
+        (0.04, "0"),
+        (0.05, "0.1"),
+        (1.0, "1"),
+        (1.25, "1.3"),
+        (2.449_999, "2.4"),
+        (500.123, "500.1"),
+        (f64::NAN, "0"),
+    ] {
+        assert_eq!(credits(x), shown, "{x}");
+    }
+    assert_eq!(credits_phrase(1.0), "1 AI credit");
+    assert_eq!(credits_phrase(1.04), "1 AI credit");
+    assert_eq!(credits_phrase(1.5), "1.5 AI credits");
+    assert_eq!(credits_phrase(0.0), "0 AI credits");
 }

@@ -498,6 +498,31 @@ fn errors_exit_2_with_an_annotation_in_actions() {
     assert!(r.err.contains("cannot read the manifest"), "{}", r.err);
 }
 
+/// Every error of a manifest in one pass, in file order, each annotated in Actions.
+#[test]
+fn every_error_of_a_manifest_is_reported_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yml");
+    std::fs::write(
+        &path,
+        "version: 1\nentries:\n  - repositories: [nope, a/b]\n    instruction: \"\"\n    scope: [\"\"]\n    timeout: 5\n  - id: x\n    repositories: [c/d]\n    instruction: do it\n    scope: [\"src/**\"]\n  - id: x\n    repositories: [e/f]\n    instruction: do it\n    scope: [\"src/**\"]\n",
+    )
+    .unwrap();
+    let r = run_plan(&path, None, None, None, true);
+    assert_eq!(r.code, 2);
+    let shown = r.err.replace(&path.display().to_string(), "m.yml");
+    assert_snapshot!("every_error_in_one_pass", shown);
+    assert_eq!(
+        r.out.lines().filter(|l| l.starts_with("::error ")).count(),
+        5,
+        "{}",
+        r.out
+    );
+    let errors = Manifest::from_yaml_all(&std::fs::read_to_string(&path).unwrap(), PATH)
+        .expect_err("invalid");
+    assert_eq!(errors.len(), 5);
+}
+
 #[test]
 fn the_binary_plans() {
     let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))

@@ -1,4 +1,4 @@
-//! Tests of the policy area: the DESIGN §3 example and the shipped examples compile to the
+//! Tests of the policy area: the complete example of `docs/policy.md` and the shipped examples compile to the
 //! expected values, every default, the error text (snapshots) with line and column for each
 //! kind of mistake, the published JSON Schema, `describe`, and that no input panics.
 
@@ -20,12 +20,11 @@ fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The YAML block of DESIGN §3, as the contract spells it.
-fn design_example() -> String {
-    let design =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/DESIGN.md"))
-            .expect("DESIGN.md beside the repository");
-    let section = &design[design.find("## 3. Policy file").expect("section 3")..];
+/// The complete example of `docs/policy.md`, as the documentation shows it to users.
+fn docs_example() -> String {
+    let page =
+        std::fs::read_to_string(manifest_dir().join("docs/policy.md")).expect("docs/policy.md");
+    let section = &page[page.find("## Complete example").expect("section")..];
     let start = section.find("```yaml\n").expect("yaml block") + "```yaml\n".len();
     let end = start + section[start..].find("```").expect("end of block");
     section[start..end].to_string()
@@ -86,8 +85,8 @@ fn position_in_line(text: &str, line_needle: &str, needle: &str) -> RuleOrigin {
 }
 
 #[test]
-fn design_example_compiles_to_its_values() {
-    let text = design_example();
+fn docs_example_compiles_to_its_values() {
+    let text = docs_example();
     let p = compile(&text);
     assert_eq!(p.path, PATH);
     assert_eq!(p.repositories, vec!["octo-org/payments".to_string()]);
@@ -134,10 +133,19 @@ fn design_example_compiles_to_its_values() {
             ),
         ]
     );
-    // Sanity of the helper against hand-counted values (DESIGN §3 as of this writing).
+    // Sanity of the helper against hand-counted values (docs/policy.md as of this writing).
     assert_eq!(
         position_in_line(&text, "allow:", "\"src/services"),
-        at(16, 11)
+        at(17, 11)
+    );
+
+    // The policy's own protected rule comes after the always-protected ones.
+    assert_eq!(
+        rule_texts(p.scope.protected().rules()).last(),
+        Some(&(
+            "deploy/**".into(),
+            position_in_line(&text, "protected:", "\"deploy/**")
+        ))
     );
 
     assert_eq!(p.limits.max_files, Some(200));
@@ -185,7 +193,10 @@ fn design_example_compiles_to_its_values() {
     );
     assert!(unit.files.is_none());
     assert!(unit.required);
-    assert!(unit.env.is_empty());
+    assert_eq!(
+        unit.env.iter().collect::<Vec<_>>(),
+        vec![(&"RUST_BACKTRACE".to_string(), &"1".to_string())]
+    );
 
     let clippy = &p.checks[1];
     assert_eq!(clippy.name, "clippy");
@@ -214,12 +225,12 @@ fn design_example_compiles_to_its_values() {
 }
 
 #[test]
-fn the_shipped_design_example_is_the_contracts() {
-    let shipped = std::fs::read_to_string(manifest_dir().join("examples/policies/design.yml"))
-        .expect("design.yml");
+fn the_shipped_complete_example_is_the_docs() {
+    let shipped = std::fs::read_to_string(manifest_dir().join("examples/policies/complete.yml"))
+        .expect("complete.yml");
     assert!(
-        shipped.ends_with(&design_example()),
-        "examples/policies/design.yml drifted from DESIGN §3"
+        shipped.ends_with(&docs_example()),
+        "examples/policies/complete.yml drifted from docs/policy.md"
     );
 }
 
@@ -554,6 +565,41 @@ fn error_tab_indentation() {
 }
 
 #[test]
+fn error_unquoted_colon_in_a_run_command() {
+    assert_snapshot!(
+        "unquoted_colon_in_run",
+        snapshot_error("version: 1\nchecks:\n  - name: greet\n    run: echo hello: world\n")
+    );
+}
+
+/// The quoted form the hint suggests is valid YAML that gives back the command as written.
+#[test]
+fn the_colon_hint_suggests_a_value_that_reads_back_as_the_command() {
+    for command in [
+        "echo hello: world",
+        "python -c \"print(1)\"; echo key: value",
+        "grep -n 'TODO: ' src/main.rs",
+    ] {
+        let text = format!("version: 1\nchecks:\n  - name: c\n    run: {command}\n");
+        let shown = error(&text).to_string();
+        let hint = shown
+            .split_once("hint: ")
+            .unwrap_or_else(|| panic!("a hint: {shown}"))
+            .1;
+        assert!(hint.contains("`run: |`"), "{hint}");
+        let Some(start) = hint.find("(`run: ") else {
+            // No quoting works for this one (both quote kinds in it): the block is the way.
+            assert!(command.contains('\'') && command.contains('"'), "{hint}");
+            continue;
+        };
+        let quoted = &hint[start + 2..];
+        let quoted = &quoted[..quoted.find("`)").expect("end of the suggestion")];
+        let fixed = format!("version: 1\nchecks:\n  - name: c\n    {quoted}\n");
+        assert_eq!(compile(&fixed).checks[0].run, command, "{fixed}");
+    }
+}
+
+#[test]
 fn error_lone_carriage_return() {
     // YAML would count the lone CR as a line break and put the `\0` on line 5; git and
     // GitHub count it on line 4, so the file is refused at the CR, in their lines.
@@ -658,8 +704,8 @@ fn error_accessors_agree_with_display() {
 // describe
 
 #[test]
-fn describe_design_example() {
-    assert_snapshot!("describe_design", describe(&compile(&design_example())));
+fn describe_docs_example() {
+    assert_snapshot!("describe_docs_example", describe(&compile(&docs_example())));
 }
 
 #[test]
@@ -773,7 +819,7 @@ fn every_key_of_the_examples_is_in_the_schema() {
     let schema: serde_json::Value =
         serde_json::from_str(&policy::json_schema()).expect("schema is JSON");
     let mut texts = examples();
-    texts.push((PathBuf::from("DESIGN.md §3"), design_example()));
+    texts.push((PathBuf::from("docs/policy.md"), docs_example()));
     for (path, text) in texts {
         let value: serde_json::Value = serde_saphyr::from_str(&text).expect("example is YAML");
         let missing = undeclared_keys(&schema, &schema, &value, "");
@@ -866,7 +912,7 @@ fn every_schema_key_is_documented() {
 
 fn example_texts() -> Vec<String> {
     let mut texts: Vec<String> = examples().into_iter().map(|(_, t)| t).collect();
-    texts.push(design_example());
+    texts.push(docs_example());
     texts
 }
 

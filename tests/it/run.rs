@@ -131,6 +131,21 @@ async fn an_in_scope_change_that_passes_its_tests_is_passed() {
     assert_eq!(t.state, "completed");
     assert_eq!(t.pr_number, Some(1));
     assert!((t.ai_credits - 1.0).abs() < 1e-9, "cost {}", t.ai_credits);
+    // The task's own timestamps are kept, so the summary's times are GitHub's, not the
+    // polls'; and the summary shows the instruction itself.
+    assert!(t.created_at.is_some() && t.finished_at.is_some(), "{t:?}");
+    assert!(t.timeline.iter().all(|e| e.task_at.is_some()), "{t:?}");
+    assert_eq!(
+        t.instruction.as_deref(),
+        Some("Add subtraction to the library")
+    );
+    let summary =
+        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default());
+    assert!(summary.contains("(the task's own timestamps)"), "{summary}");
+    assert!(
+        summary.contains("Add subtraction to the library"),
+        "{summary}"
+    );
     assert!(
         t.branch
             .as_deref()
@@ -571,7 +586,8 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     opts.dry_run = true;
     opts.token = String::new();
     let (report, progress) = g.run(opts).await;
-    assert_verdict(&report, Verdict::Passed, 0);
+    // A dry run ends as a dry run (exit 0), never as a pass.
+    assert_verdict(&report, Verdict::DryRun, 0);
     assert!(g.sim.request_log().is_empty());
     assert!(progress.contains("dry run"), "{progress}");
     assert!(progress.contains("Add subtraction"), "{progress}");
@@ -581,6 +597,36 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
         "{progress}"
     );
     assert_eq!(task(&report).state, "not-started");
+
+    // What people read says so, with no empty task id and no "started".
+    let key = task(&report).key.clone();
+    let text = report.render_text().replace(&key, "KEY");
+    assert!(!text.contains("(started,"), "{text}");
+    insta::assert_snapshot!("dry_run_text", text);
+    let summary =
+        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default())
+            .replace(&key, "KEY");
+    assert!(!summary.contains("created by this run"), "{summary}");
+    assert!(summary.contains("| Task | not started |"), "{summary}");
+    assert!(summary.contains("A dry run"), "{summary}");
+    let outputs = agent_gate::outputs::values(&report, std::path::Path::new("a.jsonl"));
+    let get = |name: &str| {
+        outputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("verdict"), Some("dry-run"));
+    assert_eq!(get("task-id"), Some(""));
+    let notices =
+        agent_gate::outputs::annotations(&report, ".github/agent-gate.yml", None).commands();
+    assert_eq!(
+        notices
+            .iter()
+            .map(|c| (c.name.as_str(), c.get("title")))
+            .collect::<Vec<_>>(),
+        [("notice", Some("agent-gate: dry-run"))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -885,4 +931,29 @@ checks:
     assert_verdict(&report, Verdict::ChecksFailed, 10);
     assert_eq!(report.checks[0].status, CheckStatus::Failed);
     assert_eq!(report.checks[0].detail.as_deref(), Some("exit code 127"));
+}
+
+/// Copilot cloud agent turned off for the organization: the agent-tasks API answers 404,
+/// and the run says so in plain words (from GitHub's cloud-agent settings) before the 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_without_the_cloud_agent_is_named_so_in_plain_words() {
+    let scenario = Scenario {
+        api: agent_gate::sim::ApiOptions {
+            agent_disabled: true,
+            ..agent_gate::sim::ApiOptions::default()
+        },
+        ..Scenario::default()
+    };
+    let g = Gate::shell_project(POLICY, scenario, REPOSITORY, TOKEN).await;
+    let (report, _) = g.run(g.opts("Add subtraction")).await;
+    assert_verdict(&report, Verdict::ApiError, 3);
+    insta::assert_snapshot!("agent_not_enabled", report.errors[0]);
+    assert!(report.errors[1].contains("404"), "{:?}", report.errors);
+    assert_eq!(g.creates(), 0);
+    // The simulator answers the settings endpoints as told.
+    assert_eq!(
+        g.sim
+            .count("GET", "/orgs/*/copilot/coding-agent/permissions"),
+        1
+    );
 }

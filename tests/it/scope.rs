@@ -8,13 +8,14 @@ use std::process::{Command, Stdio};
 use agent_gate::scope::{Pattern, Reason, Rule, RuleOrigin, RuleRef, RuleSet, Scope, Wildmatch};
 use proptest::prelude::*;
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
+/// The vendored test data (`tests/data/README.md` names each source and its licence).
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
 /// Every vector of git's t3070: column `wildmatch` (the function gitignore uses for rules
 /// with a slash). A rejected pattern agrees with an expected 0 and never with a 1.
 #[test]
 fn wildmatch_conformance_every_vector() {
-    let text = std::fs::read_to_string(format!("{SHARED}/conformance/wildmatch.tsv"))
+    let text = std::fs::read_to_string(format!("{DATA}/conformance/wildmatch.tsv"))
         .expect("read wildmatch.tsv");
     let mut lines = text.split('\n');
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
@@ -159,7 +160,7 @@ fn corpus_last_rule_and_match_count_equal_gits() {
         "DataDog-integrations-extras",
         "esphome-esphome",
     ] {
-        let dir = format!("{SHARED}/corpus/{repo}");
+        let dir = format!("{DATA}/corpus/{repo}");
         let rules_text = std::fs::read_to_string(format!("{dir}/rules.txt")).expect("rules.txt");
         let rules: Vec<&str> = rules_text.lines().collect();
         let set = rule_set(&rules);

@@ -1,5 +1,5 @@
 //! Tests of the offline simulator, through its public API and plain HTTP (reqwest), checked
-//! against the reference (`shared/reference/agent-tasks-api.md` §3–§12): status codes,
+//! against GitHub's REST documentation of agent tasks and its general REST rules: status codes,
 //! headers, JSON shapes, the scripted agent and its git side, faults and rate limits.
 
 #![allow(
@@ -1593,4 +1593,46 @@ async fn example_scope_violation_scenario_runs_on_a_fresh_repository() {
     );
     assert_eq!(names[2], "README.md\n");
     assert_eq!(names[3], "agent-gate-sim.txt\n");
+}
+
+/// GitHub's cloud-agent settings: by default the agent is enabled for every repository
+/// (`enabled_repositories: all`, the repository's configuration readable); a scenario with
+/// `api: { agent-disabled: true }` turns it off for the organization, and the repository's
+/// agent-tasks endpoints answer 404 as GitHub's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_agent_settings_answer_enabled_or_disabled_as_the_scenario_says() {
+    let on = start(None, 100.0).await;
+    let r = on.get("/orgs/octo/copilot/coding-agent/permissions").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["enabled_repositories"],
+        "all"
+    );
+    let r = on
+        .get("/repos/octo/demo/copilot/cloud-agent/configuration")
+        .await;
+    assert_eq!(r.status(), 200);
+    let config: Value = r.json().await.unwrap();
+    assert_eq!(config["require_actions_workflow_approval"], true);
+    assert_eq!(on.get(REPO_TASKS).await.status(), 200);
+
+    let off = start(Some(scenario("api:\n  agent-disabled: true\n")), 100.0).await;
+    let r = off.get("/orgs/octo/copilot/coding-agent/permissions").await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["enabled_repositories"],
+        "none"
+    );
+    let r = off
+        .get("/repos/octo/demo/copilot/cloud-agent/configuration")
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = off.get(REPO_TASKS).await;
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["message"], "Not Found");
+    assert_eq!(
+        off.post(REPO_TASKS, r#"{"prompt":"x"}"#).await.status(),
+        404,
+        "nothing can be started"
+    );
 }

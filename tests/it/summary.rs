@@ -61,10 +61,12 @@ pub fn check(name: &str, required: bool, status: CheckStatus, ms: u64) -> CheckE
 }
 
 pub fn task() -> TaskInfo {
-    let at = |state: &str, at: &str, s: f64| TimelineEntry {
+    // `at`: when the gate's poll saw the change; `task_at`: the task's own updated_at then.
+    let at = |state: &str, at: &str, s: f64, task_at: &str| TimelineEntry {
         state: state.to_string(),
         at: at.to_string(),
         elapsed_s: s,
+        task_at: Some(task_at.to_string()),
     };
     TaskInfo {
         id: "a1b2c3d4-0000-4000-8000-000000000001".to_string(),
@@ -81,10 +83,16 @@ pub fn task() -> TaskInfo {
         ai_credits: 1.25,
         premium_requests: 0.0,
         timeline: vec![
-            at("queued", "2026-07-01T10:00:02Z", 2.0),
-            at("in_progress", "2026-07-01T10:00:14Z", 14.0),
-            at("completed", "2026-07-01T10:04:31Z", 271.0),
+            at("queued", "2026-07-01T10:00:02Z", 2.0, "2026-07-01T10:00:00Z"),
+            at("in_progress", "2026-07-01T10:00:14Z", 14.0, "2026-07-01T10:00:09Z"),
+            at("completed", "2026-07-01T10:04:31Z", 271.0, "2026-07-01T10:04:20Z"),
         ],
+        created_at: Some("2026-07-01T10:00:00Z".to_string()),
+        finished_at: Some("2026-07-01T10:04:20Z".to_string()),
+        instruction: Some(
+            "Round money amounts half-even in the payments service.\n\nUse `rust_decimal`; keep the public API.\nAdd tests for 0.5, 1.5 and -2.5.\nDo not touch migrations.\nUpdate the changelog.\nMention issue #12 in the PR."
+                .to_string(),
+        ),
         stop_actions: Vec::new(),
     }
 }
@@ -129,6 +137,10 @@ pub fn passed_report() -> Report {
     ];
     r.checks[2].detail = Some("no changed path matches `when`".to_string());
     r.isolation_notes = vec!["checks ran as uid 1001 in a private copy of the tree".to_string()];
+    r.notes = vec![
+        "attached to task `a1b2c3d4` (key `ag-7f3a9c`); its session log: https://github.com/octo-org/payments/tasks/a1b2c3d4."
+            .to_string(),
+    ];
     r.finish();
     r
 }
@@ -465,4 +477,29 @@ proptest! {
             prop_assert!(i > 0 && &out[i - 1..i] == "&", "{out:?}");
         }
     }
+}
+
+/// Notes are Markdown: their `code` spans as code and their URLs as links, while anything
+/// else that Markdown or HTML would read stays inert.
+#[test]
+fn notes_render_code_and_links_and_nothing_else() {
+    use agent_gate::summary::prose;
+    assert_eq!(
+        prose("key `ag-1`, see https://example.com/x."),
+        "key <code>ag-1</code>, see [https&#58;//example.com/x](https://example.com/x)."
+    );
+    let hostile = prose("<img src=x> *b* [l](j) `<script>` http://a/(b)c");
+    assert!(
+        !hostile.contains('<')
+            || hostile.matches('<').count()
+                == hostile.matches("<code>").count() + hostile.matches("</code>").count(),
+        "{hostile}"
+    );
+    assert!(
+        !hostile.contains("*b*") && !hostile.contains("[l]"),
+        "{hostile}"
+    );
+    assert!(hostile.contains("(http://a/%28b%29c)"), "{hostile}");
+    // An odd number of backticks: escaped whole.
+    assert_eq!(prose("a ` b"), "a &#96; b");
 }

@@ -66,6 +66,16 @@ pub async fn start_sim(repo: &Path, scenario: Scenario, time_scale: f64) -> SimH
     .expect("simulator starts")
 }
 
+/// For the tests marked `#[ignore]` because they need root (the container case): fail,
+/// rather than pass having proved nothing, when one is asked for without root. `.ci/run`
+/// runs them as root with `cargo test --locked --test it -- --ignored as_root`.
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root: run it as root (`cargo test --test it -- --ignored as_root`)"
+    );
+}
+
 /// A progress writer the test can read while the run writes it.
 #[derive(Clone, Default)]
 pub struct Shared(Arc<Mutex<Vec<u8>>>);

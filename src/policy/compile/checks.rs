@@ -41,55 +41,70 @@ fn parse_memory(text: &str) -> Option<u64> {
 }
 
 impl Compiler<'_> {
-    pub(super) fn checks(
-        &self,
-        raw: Option<Vec<Spanned<RawCheck>>>,
-    ) -> Result<Vec<CheckSpec>, PolicyError> {
+    pub(super) fn checks(&self, raw: Option<Vec<Spanned<RawCheck>>>) -> Vec<CheckSpec> {
         let mut out: Vec<CheckSpec> = Vec::new();
+        // Every valid name and its line, also of checks dropped for another error.
+        let mut names: Vec<(String, usize)> = Vec::new();
         for (index, entry) in raw.unwrap_or_default().into_iter().enumerate() {
             let (line, _) = position(entry.referenced);
             let check = entry.value;
             let key = |field: &str| format!("checks[{index}].{field}");
+            // Every field is checked (each rejection recorded) before the check is dropped.
             let name = check.name.value.trim().to_string();
+            let mut ok = true;
             if name.is_empty() || name.contains(['\n', '\r']) {
-                return Err(self.invalid(
+                ok = false;
+                self.keep::<()>(Err(self.invalid(
                     &check.name.referenced,
                     &key("name"),
                     &check.name.value,
                     "a non-empty name on one line",
-                ));
-            }
-            if let Some(first) = out.iter().find(|c| c.name == name) {
+                )));
+            } else if let Some((_, first_line)) = names.iter().find(|(n, _)| *n == name) {
+                ok = false;
                 let (l, column) = position(check.name.referenced);
-                return Err(PolicyError::DuplicateCheck {
+                self.keep::<()>(Err(PolicyError::DuplicateCheck {
                     path: self.path.to_string(),
                     line: l,
                     column,
-                    name,
-                    first_line: first.line,
-                });
+                    name: name.clone(),
+                    first_line: *first_line,
+                }));
+            } else {
+                names.push((name.clone(), line));
             }
             if check.run.value.trim().is_empty() {
-                return Err(self.invalid(
+                ok = false;
+                self.keep::<()>(Err(self.invalid(
                     &check.run.referenced,
                     &key("run"),
                     "",
                     "a non-empty command",
-                ));
+                )));
             }
-            let image = self.image(&check, &key)?;
-            let timeout = self.duration(check.timeout, &key("timeout"), DEFAULT_CHECK_TIMEOUT)?;
+            let image = self.image(&check, &key);
+            let image = self.keep(image);
+            let timeout = self.duration(check.timeout, &key("timeout"), DEFAULT_CHECK_TIMEOUT);
+            let timeout = self.keep(timeout);
             let when = self.non_empty_rules(
                 check.when,
                 &key("when"),
                 "remove `when` to always run the check",
-            )?;
+            );
+            let when = self.keep(when);
             let files = self.non_empty_rules(
                 check.files,
                 &key("files"),
                 "remove `files` to pass every changed path",
-            )?;
-            let env = self.env(check.env, &key("env"))?;
+            );
+            let files = self.keep(files);
+            let env = self.env(check.env, &key("env"));
+            let env = self.keep(env);
+            let (true, Some(image), Some(timeout), Some(when), Some(files), Some(env)) =
+                (ok, image, timeout, when, files, env)
+            else {
+                continue;
+            };
             out.push(CheckSpec {
                 name,
                 run: check.run.value,
@@ -102,7 +117,7 @@ impl Compiler<'_> {
                 image,
             });
         }
-        Ok(out)
+        out
     }
 
     /// `image:` with its network and limits; the limits without an image are an error.

@@ -3,7 +3,11 @@
 //! limits and check names checked. Every rejection names the key, its location and what was
 //! expected. This module does not read YAML (see `raw`) and does not decide paths (see `scope`).
 //!
-//! This file owns the `Compiler` (the policy's path and the error it builds), durations
+//! Compilation goes on past a rejection so that one pass reports every error: the sections,
+//! each check and each glob are compiled in turn, each rejection is recorded, and the
+//! policy is refused with all of them, in file order.
+//!
+//! This file owns the `Compiler` (the policy's path, the errors it builds and records), durations
 //! ([`parse_duration`], [`format_duration`]), the order of `compile`, and the small
 //! top-level sections (`repositories`, `report`). The `agent` section is `agent.rs`'s, the
 //! glob lists and the `scope` section (scope and limits) are `scope.rs`'s, and `checks`
@@ -78,16 +82,29 @@ pub fn format_duration(duration: Duration) -> String {
     out
 }
 
-/// Builds compile errors for one policy file.
+/// Builds compile errors for one policy file and records them.
 struct Compiler<'a> {
     path: &'a str,
     /// Glob patterns compiled so far (alternatives expanded), against
     /// [`MAX_POLICY_PATTERNS`](super::MAX_POLICY_PATTERNS) and
     /// [`MAX_POLICY_EXPANDED_BYTES`](super::MAX_POLICY_EXPANDED_BYTES).
     patterns: std::cell::Cell<crate::scope::ExpandedSize>,
+    /// Every error found so far (one pass reports them all).
+    errors: std::cell::RefCell<Vec<PolicyError>>,
 }
 
 impl Compiler<'_> {
+    /// The value, or `None` with its error recorded (compilation goes on).
+    fn keep<T>(&self, result: Result<T, PolicyError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.borrow_mut().push(e);
+                None
+            }
+        }
+    }
+
     fn invalid(&self, at: &Location, key: &str, found: &str, expected: &str) -> PolicyError {
         let (line, column) = position(*at);
         PolicyError::InvalidValue {
@@ -113,23 +130,21 @@ impl Compiler<'_> {
         }
     }
 
-    fn repositories(
-        &self,
-        value: Option<Vec<Spanned<String>>>,
-    ) -> Result<Vec<String>, PolicyError> {
+    fn repositories(&self, value: Option<Vec<Spanned<String>>>) -> Vec<String> {
         let mut out = Vec::new();
         for repo in value.unwrap_or_default() {
-            if !is_owner_repo(&repo.value) {
-                return Err(self.invalid(
+            if is_owner_repo(&repo.value) {
+                out.push(repo.value);
+            } else {
+                self.keep::<()>(Err(self.invalid(
                     &repo.referenced,
                     "repositories",
                     &repo.value,
                     "a repository written `owner/repo`, e.g. `octo-org/payments`",
-                ));
+                )));
             }
-            out.push(repo.value);
         }
-        Ok(out)
+        out
     }
 
     fn report(&self, raw: Option<RawReport>) -> Result<ReportSettings, PolicyError> {
@@ -154,16 +169,33 @@ impl Compiler<'_> {
 }
 
 /// Compile a parsed policy. `path` names the file in errors and becomes a protected path.
-pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, PolicyError> {
+/// On rejection: every error found, in file order (those without a line last).
+pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, Vec<PolicyError>> {
     let c = Compiler {
         path,
         patterns: std::cell::Cell::new(crate::scope::ExpandedSize::default()),
+        errors: std::cell::RefCell::new(Vec::new()),
     };
-    let repositories = c.repositories(raw.repositories)?;
-    let agent = c.agent(raw.agent)?;
-    let (scope, limits) = c.scope(raw.scope)?;
-    let checks = c.checks(raw.checks)?;
-    let report = c.report(raw.report)?;
+    let repositories = Some(c.repositories(raw.repositories));
+    let agent = c.agent(raw.agent);
+    let agent = c.keep(agent);
+    let scope = c.scope(raw.scope);
+    let scope = c.keep(scope);
+    let checks = Some(c.checks(raw.checks));
+    let report = c.report(raw.report);
+    let report = c.keep(report);
+    let mut errors = c.errors.into_inner();
+    let (Some(repositories), Some(agent), Some((scope, limits)), Some(checks), Some(report), true) = (
+        repositories,
+        agent,
+        scope,
+        checks,
+        report,
+        errors.is_empty(),
+    ) else {
+        errors.sort_by_key(|e| e.location().unwrap_or((usize::MAX, usize::MAX)));
+        return Err(errors);
+    };
     Ok(Policy {
         path: path.to_string(),
         repositories,

@@ -15,12 +15,8 @@ use crate::yaml::position;
 
 impl Compiler<'_> {
     /// Compile a glob list into rules that remember their place in the file.
-    fn rules(
-        &self,
-        value: Option<Spanned<GlobList>>,
-        key: &str,
-    ) -> Result<Option<RuleSet>, PolicyError> {
-        let Some(list) = value else { return Ok(None) };
+    fn rules(&self, value: Option<Spanned<GlobList>>, key: &str) -> Option<RuleSet> {
+        let list = value?;
         let outer = list.referenced;
         let mut rules = Vec::new();
         for item in list.value.into_items() {
@@ -39,55 +35,62 @@ impl Compiler<'_> {
                 pattern: text.clone(),
                 reason,
             };
-            if text.trim().is_empty() {
-                return Err(reject(
+            // A rejected glob is recorded and the list goes on (one pass, every error).
+            let pattern = if text.trim().is_empty() {
+                Err(reject(
                     "the pattern is empty: expected a glob such as `src/**`".into(),
-                ));
-            }
-            if text.starts_with('!') {
-                return Err(reject("`!` negation is not supported".into()));
-            }
-            // Counted before compiling: the caps bound the work, not only the result. A rule
-            // over its own limit gets its own error from `Pattern::new`.
-            let one = Pattern::expanded_size(&text);
-            let total = self.patterns.get().plus(one);
-            let over =
-                total.patterns > MAX_POLICY_PATTERNS || total.bytes > MAX_POLICY_EXPANDED_BYTES;
-            if over && one.patterns <= Pattern::MAX_EXPANSIONS {
-                return Err(PolicyError::TooManyPatterns {
-                    path: self.path.to_string(),
-                    line,
-                    column,
-                    key: key.to_string(),
-                    limit: MAX_POLICY_PATTERNS,
-                    bytes: MAX_POLICY_EXPANDED_BYTES,
-                });
-            }
-            self.patterns.set(total);
-            let pattern = Pattern::new(&text).map_err(|e| {
-                let message = e.to_string();
-                let prefix = format!("invalid pattern `{text}`: ");
-                reject(
-                    message
-                        .strip_prefix(&prefix)
-                        .map_or_else(|| message.clone(), str::to_string),
-                )
-            })?;
+                ))
+            } else if text.starts_with('!') {
+                Err(reject("`!` negation is not supported".into()))
+            } else {
+                // Counted before compiling: the caps bound the work, not only the result. A
+                // rule over its own limit gets its own error from `Pattern::new`.
+                let one = Pattern::expanded_size(&text);
+                let total = self.patterns.get().plus(one);
+                let over =
+                    total.patterns > MAX_POLICY_PATTERNS || total.bytes > MAX_POLICY_EXPANDED_BYTES;
+                if over && one.patterns <= Pattern::MAX_EXPANSIONS {
+                    Err(PolicyError::TooManyPatterns {
+                        path: self.path.to_string(),
+                        line,
+                        column,
+                        key: key.to_string(),
+                        limit: MAX_POLICY_PATTERNS,
+                        bytes: MAX_POLICY_EXPANDED_BYTES,
+                    })
+                } else {
+                    self.patterns.set(total);
+                    Pattern::new(&text).map_err(|e| {
+                        let message = e.to_string();
+                        let prefix = format!("invalid pattern `{text}`: ");
+                        reject(
+                            message
+                                .strip_prefix(&prefix)
+                                .map_or_else(|| message.clone(), str::to_string),
+                        )
+                    })
+                }
+            };
+            let Some(pattern) = self.keep(pattern) else {
+                continue;
+            };
             rules.push(Rule {
                 pattern,
                 origin: RuleOrigin::Policy { line, column },
             });
         }
-        Ok(Some(RuleSet::new(rules)))
+        Some(RuleSet::new(rules))
     }
 
     pub(super) fn scope(&self, raw: Option<RawScope>) -> Result<(Scope, Limits), PolicyError> {
         let raw = raw.unwrap_or_default();
-        let allow = self.rules(raw.allow, "scope.allow")?.unwrap_or_default();
-        let deny = self.rules(raw.deny, "scope.deny")?.unwrap_or_default();
-        let protected = self
-            .rules(raw.protected, "scope.protected")?
-            .unwrap_or_default();
+        // Each list is compiled (its errors recorded) before the first failure is returned.
+        let allow = self.rules(raw.allow, "scope.allow");
+        let deny = self.rules(raw.deny, "scope.deny");
+        let protected = self.rules(raw.protected, "scope.protected");
+        let allow = allow.unwrap_or_default();
+        let deny = deny.unwrap_or_default();
+        let protected = protected.unwrap_or_default();
         let scope = Scope::new(allow, deny, protected, self.path).map_err(|e| {
             PolicyError::InvalidPath {
                 path: self.path.to_string(),
@@ -112,8 +115,10 @@ impl Compiler<'_> {
         instead: &str,
     ) -> Result<Option<RuleSet>, PolicyError> {
         let at = value.as_ref().map(|v| v.referenced);
-        let rules = self.rules(value, key)?;
-        if rules.as_ref().is_some_and(RuleSet::is_empty) {
+        let recorded = self.errors.borrow().len();
+        let rules = self.rules(value, key);
+        // Empty as written, not emptied by globs already rejected.
+        if rules.as_ref().is_some_and(RuleSet::is_empty) && self.errors.borrow().len() == recorded {
             let expected = format!("at least one glob ({instead})");
             return Err(self.invalid(&at.unwrap_or(Location::UNKNOWN), key, "[]", &expected));
         }

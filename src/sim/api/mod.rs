@@ -130,6 +130,12 @@ pub(crate) fn doc_url(e: Endpoint) -> &'static str {
             "https://docs.github.com/rest/issues/comments#update-an-issue-comment"
         }
         Endpoint::Graphql => "https://docs.github.com/graphql/reference/queries#viewer",
+        Endpoint::GetAgentConfiguration => {
+            "https://docs.github.com/rest/copilot/copilot-cloud-agent-management"
+        }
+        Endpoint::GetOrgAgentPermissions => {
+            "https://docs.github.com/rest/copilot/copilot-coding-agent-management"
+        }
     }
 }
 
@@ -147,7 +153,37 @@ pub(crate) async fn dispatch(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: 
         Endpoint::ListComments => repos::list_comments(sim, inc, m),
         Endpoint::UpdateComment => repos::update_comment(sim, inc, m),
         Endpoint::Graphql => repos::graphql_viewer(inc, user),
+        Endpoint::GetAgentConfiguration => agent_configuration(sim, m),
+        Endpoint::GetOrgAgentPermissions => Reply::json(
+            200,
+            &serde_json::json!({
+                "enabled_repositories": if sim.scenario.api.agent_disabled { "none" } else { "all" },
+            }),
+        ),
     }
+}
+
+/// The repository's cloud-agent configuration (GitHub's defaults: workflow approval
+/// required, the review tools on, the firewall on); 404 where the agent is disabled.
+fn agent_configuration(sim: &Sim, m: &Matched) -> Reply {
+    if sim.scenario.api.agent_disabled {
+        return Reply::error(404, "Not Found", doc_url(m.endpoint));
+    }
+    Reply::json(
+        200,
+        &serde_json::json!({
+            "require_actions_workflow_approval": true,
+            "enabled_tools": {
+                "codeql": true,
+                "copilot_code_review": true,
+                "secret_scanning": true,
+                "dependency_vulnerability_checks": true,
+            },
+            "is_firewall_enabled": true,
+            "custom_allowlist": [],
+            "mcp_configuration": null,
+        }),
+    )
 }
 
 /// Parse a JSON object body: 400 for invalid JSON or a non-object (reference §7).

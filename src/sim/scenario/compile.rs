@@ -92,6 +92,7 @@ impl Compiler<'_> {
             repositories: api
                 .repositories
                 .map(|r| r.iter().map(|x| x.to_ascii_lowercase()).collect()),
+            agent_disabled: api.agent_disabled,
         };
         Ok(Scenario {
             tasks,

@@ -255,6 +255,10 @@ pub struct ApiOptions {
     /// When set, only these `owner/repo` exist (case-insensitive); every other repository
     /// answers 404, as a repository the token cannot see does.
     pub repositories: Option<Vec<String>>,
+    /// Copilot cloud agent is off for the organization: the repository's agent-tasks
+    /// endpoints answer 404, its cloud-agent configuration 404, and the organization's
+    /// coding-agent permissions `enabled_repositories: none`.
+    pub agent_disabled: bool,
 }
 
 impl Default for ApiOptions {
@@ -268,6 +272,7 @@ impl Default for ApiOptions {
             read_only_tokens: Vec::new(),
             pull_id: PullId::DatabaseId,
             repositories: None,
+            agent_disabled: false,
         }
     }
 }

@@ -187,6 +187,8 @@ pub(super) struct RawApi {
     pub(super) pull_artifact_id: Option<PullId>,
     #[serde(default)]
     pub(super) repositories: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) agent_disabled: bool,
 }
 
 /// A duration: `500ms`, `2s`, `1.5m`, `1h`, or a bare number of seconds.

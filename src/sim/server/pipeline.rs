@@ -71,6 +71,18 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
         ));
     }
     let user = user_id_for_token(&token);
+    // Copilot cloud agent disabled: the repository's agent-tasks endpoints answer 404.
+    if sim.scenario.api.agent_disabled
+        && matches!(
+            matched.endpoint,
+            Endpoint::ListRepoTasks | Endpoint::CreateTask | Endpoint::GetRepoTask
+        )
+    {
+        let mut r = Reply::error(404, "Not Found", api::doc_url(matched.endpoint));
+        r.headers.extend(bucket_headers(sim, user, true));
+        r.finish(&inc.request_id);
+        return Outcome::Reply(r);
+    }
     // A repository the token cannot see is 404, not 403 (reference §7).
     if let Some(visible) = &sim.scenario.api.repositories
         && !matched.owner.is_empty()
