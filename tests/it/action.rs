@@ -487,16 +487,18 @@ fn the_readme_names_every_run_flag_without_an_input_variable() {
         [
             "`--audit-file`",
             "`--format`",
+            "`--github-token-file`",
             "`--jobs`",
             "`--remote`",
-            "`--repo`"
+            "`--repo`",
+            "`--token-file`"
         ]
     );
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .unwrap()
         .replace('\n', " ");
     let claim = readme
-        .split_once("Five flags are the CLI's only, with no input: ")
+        .split_once("Seven flags are the CLI's only, with no input: ")
         .expect("the README names the CLI-only flags")
         .1;
     let claim = &claim[..claim.find(" (in Actions").expect("end of the list")];
