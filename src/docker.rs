@@ -1,7 +1,7 @@
 //! The Docker Engine's HTTP API on its Unix socket: as much of it as a check that runs in an
 //! image of the repository's choosing needs — is the image here, pull it, create a container
-//! with its limits, copy a tree into it as a tar stream, start, wait, kill, read the tail of
-//! its logs, remove it. The gate runs in a container itself (the runner mounts
+//! with its limits, copy a tree into it as a tar stream, start, wait, kill, stream its logs,
+//! remove it. The gate runs in a container itself (the runner mounts
 //! `/var/run/docker.sock` into every container action), so it talks to the engine directly
 //! instead of carrying a docker CLI, and never bind-mounts one of its own paths: the engine
 //! resolves paths on the host, where the gate's paths do not exist.
@@ -343,8 +343,9 @@ impl Engine {
     }
 
     /// The container's stdout and stderr as written (the engine's multiplexed stream
-    /// decoded), keeping the last `cap` bytes; with the number of bytes dropped before them.
-    pub async fn logs_tail(&self, id: &str, cap: usize) -> Result<(Vec<u8>, u64), EngineError> {
+    /// decoded), handed to `sink` piece by piece as it is read: the caller keeps what it
+    /// wants (a check keeps the tail), so nothing is held whole here.
+    pub async fn logs(&self, id: &str, mut sink: impl FnMut(&[u8])) -> Result<(), EngineError> {
         let path = format!("/containers/{id}/logs?stdout=1&stderr=1");
         let response = self.send(Method::GET, &path, None).await?;
         let status = response.status().as_u16();
@@ -358,7 +359,6 @@ impl Engine {
         }
         let mut body = response.into_body();
         let mut frames = Demux::default();
-        let mut tail = Tail::new(cap);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|source| EngineError::Http {
                 method: Method::GET,
@@ -366,10 +366,10 @@ impl Engine {
                 source,
             })?;
             if let Ok(data) = frame.into_data() {
-                frames.feed(&data, |payload| tail.push(payload));
+                frames.feed(&data, &mut sink);
             }
         }
-        Ok(tail.into_parts())
+        Ok(())
     }
 
     /// Remove the container and its anonymous volumes, stopping it first if it runs.
@@ -429,36 +429,6 @@ impl Demux {
     }
 }
 
-/// The last `cap` bytes of a stream, and how many came before them.
-struct Tail {
-    cap: usize,
-    kept: std::collections::VecDeque<u8>,
-    dropped: u64,
-}
-
-impl Tail {
-    fn new(cap: usize) -> Tail {
-        Tail {
-            cap: cap.max(1),
-            kept: std::collections::VecDeque::new(),
-            dropped: 0,
-        }
-    }
-
-    fn push(&mut self, data: &[u8]) {
-        self.kept.extend(data);
-        let over = self.kept.len().saturating_sub(self.cap);
-        if over > 0 {
-            self.kept.drain(..over);
-            self.dropped += over as u64;
-        }
-    }
-
-    fn into_parts(self) -> (Vec<u8>, u64) {
-        (self.kept.into_iter().collect(), self.dropped)
-    }
-}
-
 /// A tar archive of the tree at `root`, under the directory `prefix`, every entry owned by
 /// `uid:gid`: directories, regular files with their modes, symbolic links as links.
 pub fn tar_tree(root: &Path, prefix: &str, uid: u32, gid: u32) -> std::io::Result<Vec<u8>> {
@@ -505,7 +475,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_frames_are_decoded_across_reads_and_the_tail_is_capped() {
+    fn log_frames_are_decoded_across_reads() {
         let mut stream = Vec::new();
         for (kind, text) in [(1u8, "out one\n"), (2, "err two\n"), (1, "out three\n")] {
             stream.extend_from_slice(&[kind, 0, 0, 0]);
@@ -513,13 +483,14 @@ mod tests {
             stream.extend_from_slice(text.as_bytes());
         }
         let mut demux = Demux::default();
-        let mut tail = Tail::new(12);
+        let mut read = Vec::new();
         for chunk in stream.chunks(5) {
-            demux.feed(chunk, |p| tail.push(p));
+            demux.feed(chunk, |p| read.extend_from_slice(p));
         }
-        let (kept, dropped) = tail.into_parts();
-        assert_eq!(String::from_utf8(kept).unwrap(), "o\nout three\n");
-        assert_eq!(dropped, "out one\nerr two\nout three\n".len() as u64 - 12);
+        assert_eq!(
+            String::from_utf8(read).unwrap(),
+            "out one\nerr two\nout three\n"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::process::{self, Tail};
 use super::{CheckOutcome, CheckStatus, PlannedAction, PlannedCheck, program};
 use crate::docker::{ContainerSpec, Engine};
 use crate::policy::CheckImage;
@@ -24,18 +25,14 @@ const VOLUME: &str = "/work";
 /// The `/tmp` tmpfs of a check container.
 const TMP_BYTES: u64 = 1024 * 1024 * 1024;
 
-/// How each image of the run was made available, for the report.
-pub struct Images {
-    pub notes: Vec<String>,
-}
-
 /// Make every image the runnable checks name available (once per image) and look up the
 /// program each command starts inside its image. A check whose image cannot be had, or
-/// whose program is not in it, becomes [`PlannedAction::Unavailable`].
+/// whose program is not in it, becomes [`PlannedAction::Unavailable`]. Also returns how
+/// each image was made available (present, or pulled and how long it took), for the report.
 pub async fn prepare(
     checks: Vec<PlannedCheck>,
     engine: Option<&Engine>,
-) -> (Vec<PlannedCheck>, Images) {
+) -> (Vec<PlannedCheck>, Vec<String>) {
     let mut notes = Vec::new();
     let mut images: BTreeMap<String, Result<(), String>> = BTreeMap::new();
     let mut out = Vec::with_capacity(checks.len());
@@ -78,10 +75,11 @@ pub async fn prepare(
         }
         out.push(check);
     }
-    (out, Images { notes })
+    (out, notes)
 }
 
-fn unavailable(check: PlannedCheck, program: String, message: String) -> PlannedCheck {
+/// `check`, not to be run: `program` (or its image) is missing where it would run.
+pub(super) fn unavailable(check: PlannedCheck, program: String, message: String) -> PlannedCheck {
     PlannedCheck {
         action: PlannedAction::Unavailable { program, message },
         ..check
@@ -144,13 +142,11 @@ async fn in_image(engine: &Engine, image: &CheckImage, name: &str) -> bool {
     let Ok(id) = engine.create(&spec).await else {
         return true;
     };
-    let mut removal = Removal::new(engine, &id);
+    let probe = Removal::new(engine, &id);
     // An image without `sh` fails to start: left to run. `command -v` exits non-zero (1 in
     // bash, 127 in dash) when the program is not there.
     let found = engine.start(&id).await.is_err() || matches!(engine.wait(&id).await, Ok(0));
-    if engine.remove(&id).await.is_ok() {
-        removal.id.clear();
-    }
+    probe.remove_now().await;
     found
 }
 
@@ -166,6 +162,14 @@ impl Removal {
         Removal {
             engine: engine.clone(),
             id: id.to_string(),
+        }
+    }
+
+    /// Remove the container now (waiting for the engine); if that fails, the drop tries
+    /// again in the background.
+    async fn remove_now(mut self) {
+        if self.engine.remove(&self.id).await.is_ok() {
+            self.id.clear();
         }
     }
 }
@@ -203,46 +207,63 @@ pub async fn run(
     mut cancel: watch::Receiver<bool>,
 ) -> CheckOutcome {
     let started = Instant::now();
-    let outcome = |status: CheckStatus, output: (Vec<u8>, u64), check: PlannedCheck| CheckOutcome {
+    let mut tail = Tail::new(job.output_cap.max(1));
+    let status = match started_container(&job, &check).await {
+        Err(message) => CheckStatus::Error { message },
+        Ok(container) => {
+            let (engine, id) = (job.engine, container.id.as_str());
+            let status = tokio::select! {
+                waited = engine.wait(id) => match waited {
+                    Ok(0) => CheckStatus::Passed,
+                    Ok(code) => CheckStatus::Failed {
+                        exit_code: Some(i32::try_from(code).unwrap_or(i32::MAX)),
+                        signal: None,
+                    },
+                    Err(e) => CheckStatus::Error {
+                        message: format!("lost the check's container: {e}"),
+                    },
+                },
+                () = tokio::time::sleep(check.timeout) => {
+                    let _ = engine.kill(id).await;
+                    CheckStatus::TimedOut { after: check.timeout }
+                }
+                () = process::cancelled(&mut cancel) => {
+                    let _ = engine.kill(id).await;
+                    CheckStatus::Cancelled
+                }
+            };
+            let _ = engine.logs(id, |bytes| tail.push(bytes)).await;
+            // Removed now, so the run does not end with containers still being deleted.
+            container.remove_now().await;
+            status
+        }
+    };
+    let (output_tail, truncated_bytes) = tail.finish();
+    CheckOutcome {
         name: check.name,
         required: check.required,
         line: check.line,
         status,
         duration: started.elapsed(),
-        output_tail: String::from_utf8_lossy(&output.0).into_owned(),
-        truncated_bytes: output.1,
-    };
-    let error = |message: String| CheckStatus::Error { message };
-    let Ok(command) = std::str::from_utf8(job.command) else {
-        return outcome(
-            error("the command holds file names that are not UTF-8, which the Docker engine cannot pass; narrow `files` or run the check without `image:`".into()),
-            (Vec::new(), 0),
-            check,
-        );
-    };
+        output_tail,
+        truncated_bytes,
+    }
+}
+
+/// The check's container, started: its tree packed (owned by the check's uid), the
+/// container created with the check's limits, the tree copied in. Removed when the
+/// returned guard drops.
+async fn started_container(job: &Job<'_>, check: &PlannedCheck) -> Result<Removal, String> {
+    let command = std::str::from_utf8(job.command).map_err(|_| {
+        "the command holds file names that are not UTF-8, which the Docker engine cannot pass; narrow `files` or run the check without `image:`".to_string()
+    })?;
     let (uid, gid) = job.user;
     let source = job.source.to_path_buf();
-    let tar = match tokio::task::spawn_blocking(move || {
-        crate::docker::tar_tree(&source, "tree", uid, gid)
-    })
-    .await
-    {
-        Ok(Ok(tar)) => tar,
-        Ok(Err(e)) => {
-            return outcome(
-                error(format!("cannot pack the check tree: {e}")),
-                (Vec::new(), 0),
-                check,
-            );
-        }
-        Err(e) => {
-            return outcome(
-                error(format!("packing the check tree failed: {e}")),
-                (Vec::new(), 0),
-                check,
-            );
-        }
-    };
+    let tar =
+        tokio::task::spawn_blocking(move || crate::docker::tar_tree(&source, "tree", uid, gid))
+            .await
+            .map_err(|e| format!("packing the check tree failed: {e}"))?
+            .map_err(|e| format!("cannot pack the check tree: {e}"))?;
     let mut env: Vec<String> = check
         .env
         .iter()
@@ -265,65 +286,18 @@ pub async fn run(
         labels: vec![("agent-gate.check".into(), check.name.clone())],
     };
     let engine = job.engine;
-    let id = match engine.create(&spec).await {
-        Ok(id) => id,
-        Err(e) => {
-            return outcome(
-                error(format!("cannot create the check's container: {e}")),
-                (Vec::new(), 0),
-                check,
-            );
-        }
-    };
-    let mut removal = Removal::new(engine, &id);
-    if let Err(e) = engine.put_archive(&id, VOLUME, tar).await {
-        return outcome(
-            error(format!(
-                "cannot copy the tree into the check's container: {e}"
-            )),
-            (Vec::new(), 0),
-            check,
-        );
-    }
-    if let Err(e) = engine.start(&id).await {
-        return outcome(
-            error(format!("cannot start the check's container: {e}")),
-            (Vec::new(), 0),
-            check,
-        );
-    }
-    let timeout = check.timeout;
-    let status = tokio::select! {
-        waited = engine.wait(&id) => match waited {
-            Ok(0) => CheckStatus::Passed,
-            Ok(code) => CheckStatus::Failed {
-                exit_code: Some(i32::try_from(code).unwrap_or(i32::MAX)),
-                signal: None,
-            },
-            Err(e) => error(format!("lost the check's container: {e}")),
-        },
-        () = tokio::time::sleep(timeout) => {
-            let _ = engine.kill(&id).await;
-            CheckStatus::TimedOut { after: timeout }
-        }
-        () = cancelled(&mut cancel) => {
-            let _ = engine.kill(&id).await;
-            CheckStatus::Cancelled
-        }
-    };
-    let output = engine
-        .logs_tail(&id, job.output_cap)
+    let id = engine
+        .create(&spec)
         .await
-        .unwrap_or_default();
-    // Removed now, so the run does not end with containers still being deleted.
-    if engine.remove(&id).await.is_ok() {
-        removal.id.clear();
-    }
-    outcome(status, output, check)
-}
-
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    if cancel.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+        .map_err(|e| format!("cannot create the check's container: {e}"))?;
+    let container = Removal::new(engine, &id);
+    engine
+        .put_archive(&id, VOLUME, tar)
+        .await
+        .map_err(|e| format!("cannot copy the tree into the check's container: {e}"))?;
+    engine
+        .start(&id)
+        .await
+        .map_err(|e| format!("cannot start the check's container: {e}"))?;
+    Ok(container)
 }

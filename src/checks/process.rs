@@ -216,7 +216,8 @@ async fn run_process(
     ending
 }
 
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+/// Completes when `cancel` turns true; never, once nobody can send any more.
+pub(super) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     if cancel.wait_for(|c| *c).await.is_err() {
         // The sender is gone: nobody can cancel any more.
         std::future::pending::<()>().await;

@@ -109,8 +109,8 @@ pub async fn run_checks(
         .into_iter()
         .map(|c| resolve_program(c, &opts.env))
         .collect();
-    let (checks, images) = container::prepare(checks, opts.docker.as_ref()).await;
-    report.notes.extend(images.notes);
+    let (checks, image_notes) = container::prepare(checks, opts.docker.as_ref()).await;
+    report.notes.extend(image_notes);
     shared.dirs = check_dirs(&shared, &checks).await;
     let outcomes = run_all(Arc::new(shared), checks, opts.jobs.max(1), shutdown).await;
     let escaped = reaper::sweep(Duration::from_secs(2));
@@ -273,13 +273,7 @@ fn resolve_program(check: PlannedCheck, gate_env: &[(OsString, OsString)]) -> Pl
         "`{name}` is not installed where the check runs (looked on PATH={}): the check's environment lacks it, not the change. Install it in the image the gate runs in (docs/action.md, \"Checks need your toolchain\"), or give the check a PATH that has it",
         path.to_string_lossy()
     );
-    PlannedCheck {
-        action: PlannedAction::Unavailable {
-            program: name,
-            message,
-        },
-        ..check
-    }
+    container::unavailable(check, name, message)
 }
 
 /// Copy the export at `from` to `to` (which must not exist): directories, regular files
@@ -310,13 +304,16 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// The uid and gid check `index` runs as in the gate (when the gate is root).
 fn user_for(shared: &Shared, index: usize) -> Option<(u32, u32)> {
+    shared.user.map(|first| nth_user(first, index))
+}
+
+/// Check `index`'s uid and gid, counting down from the first check's: one of its own each.
+fn nth_user((uid, gid): (u32, u32), index: usize) -> (u32, u32) {
     let offset = u32::try_from(index).unwrap_or(u32::MAX);
-    shared.user.map(|(uid, gid)| {
-        (
-            uid.saturating_sub(offset).max(1),
-            gid.saturating_sub(offset).max(1),
-        )
-    })
+    (
+        uid.saturating_sub(offset).max(1),
+        gid.saturating_sub(offset).max(1),
+    )
 }
 
 /// Every check's own directory, made before any check starts: a copy of the export for
@@ -423,7 +420,7 @@ async fn run_all(
         running.push(Some(Box::pin(async move {
             let permit = tokio::select! {
                 permit = permits.acquire() => permit.ok(),
-                () = wait_cancelled(&mut cancel) => None,
+                () = process::cancelled(&mut cancel) => None,
             };
             if permit.is_none() || *cancel.borrow() {
                 return (index, not_run(check, || CheckStatus::Cancelled));
@@ -464,12 +461,6 @@ async fn run_all(
         .collect()
 }
 
-async fn wait_cancelled(cancel: &mut watch::Receiver<bool>) {
-    if cancel.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 async fn run_one(
     shared: &Shared,
     index: usize,
@@ -477,13 +468,9 @@ async fn run_one(
     command: Vec<u8>,
     cancel: watch::Receiver<bool>,
 ) -> CheckOutcome {
-    let offset = u32::try_from(index).unwrap_or(u32::MAX);
     if let (Some(image), Some(engine)) = (check.image.clone(), shared.docker.as_ref()) {
         // Its own uid inside its container, whether or not the gate is root.
-        let user = (
-            super::NOBODY.saturating_sub(offset).max(1),
-            super::NOBODY.saturating_sub(offset).max(1),
-        );
+        let user = nth_user((super::NOBODY, super::NOBODY), index);
         let job = container::Job {
             engine,
             image: &image,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use agent_gate::actions::parse_file_command;
@@ -279,34 +279,13 @@ async fn as_root_the_action_runs_like_the_runner_starts_it() {
     );
     // Everything the gate (root) wrote under the runner's workspace is the runner's again: a
     // root-owned `.git/objects/xx/` would make the next step's `git commit` fail.
-    let mut foreign = owned_by_others(&ws, 1001);
-    foreign.extend(owned_by_others(&temp, 1001));
+    let mut foreign = crate::support::owned_by_others(&ws, 1001);
+    foreign.extend(crate::support::owned_by_others(&temp, 1001));
     assert!(
         foreign.is_empty(),
         "left owned by another uid than the workspace's: {foreign:?}"
     );
     sim.shutdown().await;
-}
-
-/// Every path under `dir` (links not followed) not owned by `uid`.
-fn owned_by_others(dir: &Path, uid: u32) -> Vec<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.uid() != uid {
-            found.push(path.clone());
-        }
-        if meta.is_dir()
-            && let Ok(entries) = std::fs::read_dir(&path)
-        {
-            stack.extend(entries.flatten().map(|e| e.path()));
-        }
-    }
-    found
 }
 
 #[derive(Debug, serde::Deserialize)]

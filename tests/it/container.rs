@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -304,11 +304,21 @@ impl Job {
         std::fs::read_to_string(self.temp.join(rel)).unwrap()
     }
 
+    /// The end every run in the container must have, whatever its verdict: no token in
+    /// anything it wrote (the audit record included), nothing left owned by anyone but the
+    /// runner's user; then the simulator stops.
+    async fn assert_clean_end(self, ran: &Ran) {
+        let audit = self.audit(ran);
+        self.assert_no_token(ran, &audit);
+        self.assert_nothing_foreign();
+        self.sim.shutdown().await;
+    }
+
     /// Everything the gate (root in the container) left under the runner's workspace and
     /// temp tree must be the runner user's again.
     fn assert_nothing_foreign(&self) {
-        let mut foreign = owned_by_others(&self.ws, RUNNER_UID);
-        foreign.extend(owned_by_others(&self.temp, RUNNER_UID));
+        let mut foreign = crate::support::owned_by_others(&self.ws, RUNNER_UID);
+        foreign.extend(crate::support::owned_by_others(&self.temp, RUNNER_UID));
         assert!(
             foreign.is_empty(),
             "left owned by another uid than the runner's: {foreign:?}"
@@ -344,26 +354,6 @@ impl Job {
 fn rand_suffix() -> u32 {
     use std::hash::{BuildHasher, RandomState};
     (RandomState::new().hash_one(Instant::now()) & 0x00ff_ffff) as u32
-}
-
-/// Every path under `dir` (links not followed) not owned by `uid`.
-fn owned_by_others(dir: &Path, uid: u32) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.uid() != uid {
-            found.push(path.clone());
-        }
-        if meta.is_dir()
-            && let Ok(entries) = std::fs::read_dir(&path)
-        {
-            stack.extend(entries.flatten().map(|e| e.path()));
-        }
-    }
-    found
 }
 
 const POLL: &str = "version: 1\nagent:\n  poll: { initial: 1s, max: 2s }\n";
@@ -424,10 +414,7 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
     let statuses = job.sim.statuses();
     assert_eq!(statuses.len(), 1, "{statuses:?}");
     assert_eq!(statuses[0].status.state, "success");
-
-    job.assert_no_token(&ran, &audit);
-    job.assert_nothing_foreign();
-    job.sim.shutdown().await;
+    job.assert_clean_end(&ran).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,10 +442,7 @@ async fn a_scope_violation_in_the_container_exits_11_without_running_checks() {
         "{checks}"
     );
     assert_eq!(job.sim.statuses()[0].status.state, "failure");
-    let audit = job.audit(&ran);
-    job.assert_no_token(&ran, &audit);
-    job.assert_nothing_foreign();
-    job.sim.shutdown().await;
+    job.assert_clean_end(&ran).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,10 +463,7 @@ async fn a_failing_check_in_the_container_exits_10_with_its_output() {
         ran.context()
     );
     assert!(ran.summary.contains("unit tests"), "{}", ran.summary);
-    let audit = job.audit(&ran);
-    job.assert_no_token(&ran, &audit);
-    job.assert_nothing_foreign();
-    job.sim.shutdown().await;
+    job.assert_clean_end(&ran).await;
 }
 
 /// The runner cancels a step by sending SIGINT to the `docker run` client, which proxies it
@@ -556,9 +537,7 @@ async fn sigint_to_the_docker_client_cancels_the_run_with_exit_130() {
     // stop the session.
     let audit = job.audit(&ran);
     assert!(audit.contains("\"event\":\"stop\""), "{audit}");
-    job.assert_no_token(&ran, &audit);
-    job.assert_nothing_foreign();
-    job.sim.shutdown().await;
+    job.assert_clean_end(&ran).await;
 }
 
 /// docs/action.md's derived image (`.ci/container` builds it from the recipe in the doc, on

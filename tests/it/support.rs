@@ -284,3 +284,24 @@ impl TestRepo {
         self.git(["checkout", "-q", name]);
     }
 }
+
+/// Every path under `dir` (links not followed) not owned by `uid`.
+pub fn owned_by_others(dir: &Path, uid: u32) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.uid() != uid {
+            found.push(path.clone());
+        }
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    found
+}
