@@ -76,6 +76,26 @@ struct CheckOutput<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
     duration_ms: u64,
+    /// For `github-checks`: each awaited check run or status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    awaited: Option<Vec<AwaitedOutput<'a>>>,
+    /// For `github-checks`: workflow runs held for approval (their URLs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<Vec<&'a str>>,
+}
+
+/// An awaited check run or status in the `checks` output.
+#[derive(Debug, Serialize)]
+struct AwaitedOutput<'a> {
+    name: &'a str,
+    kind: &'a str,
+    state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conclusion: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
 }
 
 /// The value of every output, in [`NAMES`] order.
@@ -154,6 +174,24 @@ fn checks_json(checks: &[CheckEntry]) -> String {
             status: c.status.as_str(),
             detail: c.detail.as_deref(),
             duration_ms: c.duration_ms,
+            awaited: c.github.as_ref().map(|g| {
+                g.checks
+                    .iter()
+                    .map(|a| AwaitedOutput {
+                        name: &a.name,
+                        kind: &a.kind,
+                        state: &a.state,
+                        conclusion: a.conclusion.as_deref(),
+                        url: a.url.as_deref(),
+                        duration_ms: a.duration_ms,
+                    })
+                    .collect()
+            }),
+            held: c
+                .github
+                .as_ref()
+                .filter(|g| !g.held.is_empty())
+                .map(|g| g.held.iter().map(|h| h.url.as_str()).collect()),
         })
         .collect();
     serde_json::to_string(&entries).unwrap_or_else(|_| "[]".to_string())

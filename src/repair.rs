@@ -29,7 +29,8 @@ const MAX_VIOLATIONS: usize = 50;
 
 /// Would this report be sent back to the agent for repair (rounds permitting)? Yes for
 /// `checks-failed` and `scope-violation`, unless a protected path was touched, or a failing
-/// required check ended `error` (the gate could not run it) or `cancelled`: the agent cannot
+/// required check ended `error` (the gate could not run it) or `cancelled`, or waits on workflow runs
+/// held for a person's approval: the agent cannot
 /// fix those.
 pub fn is_repairable(report: &Report) -> bool {
     if !matches!(
@@ -45,11 +46,12 @@ pub fn is_repairable(report: &Report) -> bool {
     {
         return false;
     }
-    !report
-        .checks
-        .iter()
-        .filter(|c| c.fails_gate())
-        .any(|c| matches!(c.status, CheckStatus::Error | CheckStatus::Cancelled))
+    // An error, an interruption or runs held for a person's approval: nothing the agent
+    // can fix in its change.
+    !report.checks.iter().filter(|c| c.fails_gate()).any(|c| {
+        matches!(c.status, CheckStatus::Error | CheckStatus::Cancelled)
+            || c.github.as_ref().is_some_and(|g| !g.held.is_empty())
+    })
 }
 
 /// The instruction of the next repair round, or `None` when the report is not repairable

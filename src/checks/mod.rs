@@ -39,7 +39,7 @@ pub use self::isolation::{
 };
 pub use self::plan::{
     FILES_PLACEHOLDER, MAX_COMMAND_BYTES, PlannedAction, PlannedCheck, argument_for_path,
-    expand_files, plan, quote_path, quote_word,
+    expand_files, plan, quote_path, quote_word, skipped_by_when,
 };
 pub use self::program::{find_on_path, leading_program};
 pub use self::runner::run_checks;

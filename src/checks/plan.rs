@@ -85,6 +85,13 @@ fn plan_one(spec: &CheckSpec, changed: &[BString]) -> PlannedCheck {
     }
 }
 
+/// Why `spec` does not run for `changed`, when its `when` matches no changed path.
+pub fn skipped_by_when(spec: &CheckSpec, changed: &[BString]) -> Option<String> {
+    let when = spec.when.as_ref()?;
+    (!changed.iter().any(|p| matches(when, p)))
+        .then(|| format!("no changed path matches `when` ({})", rules_text(when)))
+}
+
 fn action_for(spec: &CheckSpec, changed: &[BString]) -> PlannedAction {
     if let Some(name) = spec.env.keys().find(|name| env::is_reserved_name(name)) {
         return PlannedAction::Reject {
@@ -97,12 +104,8 @@ fn action_for(spec: &CheckSpec, changed: &[BString]) -> PlannedAction {
             ),
         };
     }
-    if let Some(when) = &spec.when
-        && !changed.iter().any(|p| matches(when, p))
-    {
-        return PlannedAction::Skip {
-            reason: format!("no changed path matches `when` ({})", rules_text(when)),
-        };
+    if let Some(reason) = skipped_by_when(spec, changed) {
+        return PlannedAction::Skip { reason };
     }
     if !spec.run.contains(FILES_PLACEHOLDER) {
         return PlannedAction::Run {

@@ -3,6 +3,7 @@
 //! copy of the head tree, and produce one [`Report`]. [`gate_change`] is the part `run`
 //! shares once it has the agent's head.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use crate::assessment::assess;
 use crate::checks::{self, CheckStatus as RunStatus, ChecksRun};
 use crate::git::{ChangeSet, Git};
-use crate::policy::{OnViolation, Policy};
+use crate::policy::{CheckSpec, OnViolation, Policy};
 use crate::report::{CheckEntry, CheckStatus, Report, Verdict};
 use crate::scope::Scope;
 use crate::shutdown::Shutdown;
@@ -65,8 +66,9 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
         jobs: opts.jobs,
         gate_env: std::env::vars_os().collect(),
         workspace: opts.repo.clone(),
+        ci: None,
     };
-    gate_change(&ctx, &changes, &mut report, &shutdown).await;
+    gate_change(&ctx, &changes, &mut report, &shutdown, &mut std::io::sink()).await;
     report
 }
 
@@ -112,6 +114,8 @@ pub(crate) struct GateContext<'a> {
     pub gate_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// The workspace whose persisted credentials must be unreadable to checks.
     pub workspace: PathBuf,
+    /// GitHub, for `github-checks` checks (`run` only; `check` has no pull request).
+    pub ci: Option<super::ci::CiContext<'a>>,
 }
 
 /// Steps 6–8 on a computed change: assess, run checks (unless the scope is violated and
@@ -121,6 +125,7 @@ pub(crate) async fn gate_change(
     changes: &ChangeSet,
     report: &mut Report,
     shutdown: &Shutdown,
+    progress: &mut (dyn Write + Send),
 ) {
     report.merge_base = Some(changes.merge_base.clone());
     if changes.merge_bases.len() > 1 {
@@ -154,9 +159,83 @@ pub(crate) async fn gate_change(
                 duration_ms: 0,
                 output_tail: String::new(),
                 truncated_bytes: 0,
+                github: None,
             });
         }
-    } else if !ctx.policy.checks.is_empty() {
+    } else {
+        let local = ctx.policy.checks.iter().any(|c| c.github.is_none());
+        if local {
+            run_local_checks(ctx, changes, report, shutdown).await;
+        }
+        let changed: Vec<bstr::BString> = changes.changes.iter().map(|c| c.path.clone()).collect();
+        for spec in ctx.policy.checks.iter().filter(|c| c.github.is_some()) {
+            await_github_checks(
+                ctx,
+                spec,
+                &changed,
+                &changes.head,
+                report,
+                shutdown,
+                progress,
+            )
+            .await;
+        }
+    }
+    if shutdown.fired().is_some() {
+        report.set_verdict(report.verdict.combine(Verdict::Cancelled));
+    }
+    report.finish();
+}
+
+/// A `github-checks` check: skipped by `when`, skipped outside `run` (no pull request on
+/// GitHub to read), otherwise awaited.
+async fn await_github_checks(
+    ctx: &GateContext<'_>,
+    spec: &CheckSpec,
+    changed: &[bstr::BString],
+    head: &str,
+    report: &mut Report,
+    shutdown: &Shutdown,
+    progress: &mut (dyn Write + Send),
+) {
+    let skipped = |detail: String| CheckEntry {
+        name: spec.name.clone(),
+        required: spec.required,
+        status: CheckStatus::Skipped,
+        detail: Some(detail),
+        duration_ms: 0,
+        output_tail: String::new(),
+        truncated_bytes: 0,
+        github: None,
+    };
+    let (Some(github), Some(ci)) = (&spec.github, &ctx.ci) else {
+        report.checks.push(skipped(
+            "awaits the repository's own checks on the agent's pull request: only `agent-gate run` reads them from GitHub".to_string(),
+        ));
+        return;
+    };
+    if let Some(reason) = checks::skipped_by_when(spec, changed) {
+        report.checks.push(skipped(reason));
+        return;
+    }
+    if shutdown.fired().is_some() {
+        return;
+    }
+    let awaited = super::ci::await_checks(ci, spec, github, head, shutdown, progress).await;
+    report.checks.push(awaited.entry);
+    if let Some(v) = awaited.verdict {
+        report.set_verdict(report.verdict.combine(v));
+    }
+}
+
+/// The checks that run a command, in isolated copies of the head tree.
+async fn run_local_checks(
+    ctx: &GateContext<'_>,
+    changes: &ChangeSet,
+    report: &mut Report,
+    shutdown: &Shutdown,
+) {
+    {
         match run_policy_checks(ctx, changes, shutdown).await {
             Ok(run) => {
                 report
@@ -170,7 +249,7 @@ pub(crate) async fn gate_change(
             Err(e) => {
                 // The gate never passes on an error path: an unrunnable check set fails it.
                 report.errors.push(e.clone());
-                for c in &ctx.policy.checks {
+                for c in ctx.policy.checks.iter().filter(|c| c.github.is_none()) {
                     report.checks.push(CheckEntry {
                         name: c.name.clone(),
                         required: c.required,
@@ -179,15 +258,12 @@ pub(crate) async fn gate_change(
                         duration_ms: 0,
                         output_tail: String::new(),
                         truncated_bytes: 0,
+                        github: None,
                     });
                 }
             }
         }
     }
-    if shutdown.fired().is_some() {
-        report.set_verdict(report.verdict.combine(Verdict::Cancelled));
-    }
-    report.finish();
 }
 
 fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
@@ -224,6 +300,7 @@ fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
         duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
         output_tail: o.output_tail.clone(),
         truncated_bytes: o.truncated_bytes,
+        github: None,
     }
 }
 
@@ -235,7 +312,14 @@ async fn run_policy_checks(
 ) -> Result<ChecksRun, String> {
     let changed_paths: Vec<bstr::BString> =
         changes.changes.iter().map(|c| c.path.clone()).collect();
-    let planned = checks::plan(&ctx.policy.checks, &changed_paths);
+    let local: Vec<CheckSpec> = ctx
+        .policy
+        .checks
+        .iter()
+        .filter(|c| c.github.is_none())
+        .cloned()
+        .collect();
+    let planned = checks::plan(&local, &changed_paths);
     let root = tempfile::Builder::new()
         .prefix("agent-gate-checks-")
         .tempdir()

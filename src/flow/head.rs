@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use crate::flow::check::{GateContext, config_error, gate_change};
+use crate::flow::ci::CiContext;
 use crate::flow::fetch::{PrivateRefs, fetch_refs};
 use crate::flow::round::RoundContext;
 use crate::flow::run::finish_with;
@@ -64,6 +65,10 @@ pub(super) async fn gate_head(
             ),
         );
     }
+    let pull = report
+        .task
+        .as_ref()
+        .and_then(|t| Some((t.pr_number?, t.pr_url.clone().unwrap_or_default())));
     let gate = GateContext {
         git: ctx.git,
         policy,
@@ -71,6 +76,15 @@ pub(super) async fn gate_head(
         jobs: ctx.opts.jobs,
         gate_env: ctx.opts.gate_env.clone(),
         workspace: ctx.opts.repo.clone(),
+        ci: Some(CiContext {
+            client: ctx.status_client,
+            base_branch: ctx.base_branch,
+            own_context: &policy.report.status_context,
+            pull,
+            poll_initial: policy.agent.poll_initial,
+            poll_max: policy.agent.poll_max,
+            deadline: ctx.deadline,
+        }),
     };
     let _ = writeln!(
         progress,
@@ -85,7 +99,7 @@ pub(super) async fn gate_head(
             n => format!(" ({n} checks)"),
         }
     );
-    gate_change(&gate, &changes, &mut report, ctx.shutdown).await;
+    gate_change(&gate, &changes, &mut report, ctx.shutdown, progress).await;
     report
 }
 

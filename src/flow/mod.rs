@@ -5,6 +5,7 @@
 //! [`Report`]: crate::report::Report
 
 mod check;
+mod ci;
 mod comment;
 mod fetch;
 mod head;

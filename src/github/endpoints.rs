@@ -355,7 +355,7 @@ impl Client {
 
     /// The `Link: rel="next"` of `reply`, resolved against `url`; refused when it leaves
     /// the API host (the token is never sent elsewhere).
-    fn next_page(&self, url: &Url, reply: &Reply) -> Result<Option<Url>, ApiError> {
+    pub(super) fn next_page(&self, url: &Url, reply: &Reply) -> Result<Option<Url>, ApiError> {
         let Some(link) = retry::next_link(&reply.headers) else {
             return Ok(None);
         };

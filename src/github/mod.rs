@@ -2,12 +2,13 @@
 //! endpoints the gate uses. [`types`] holds the wire types shared with the simulator;
 //! [`client`] the one HTTP client (configuration, headers, shared state) over `transport`
 //! (retries, rate limits, the `ETag` cache), with its typed endpoint methods in
-//! `endpoints`; [`error`] its error classes; [`retry`] the backoff policy and header
+//! `endpoints` and, for the repository's own CI on a commit, [`ci`]; [`error`] its error classes; [`retry`] the backoff policy and header
 //! reading; `reconcile` the at-most-once create; `cost` the sum of session usage; [`poll`]
 //! the poller; [`stop()`] the stand-in for the cancel endpoint GitHub does not have. Nothing
 //! here knows policies, git, reports or the simulator.
 
 mod availability;
+pub mod ci;
 pub mod client;
 mod cost;
 mod endpoints;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CheckSpec, Policy, format_duration};
+use super::{AwaitedChecks, CheckSpec, OnHeld, Policy, format_duration};
 use crate::scope::{Rule, RuleOrigin, RuleSet};
 
 /// Describe a compiled policy.
@@ -174,18 +174,46 @@ fn check_entry(out: &mut String, number: usize, check: &CheckSpec) {
     } else {
         "advisory"
     };
-    let _ = writeln!(
-        out,
-        "  {number}. {} (line {}): {kind}, timeout {}",
-        check.name,
-        check.line,
-        format_duration(check.timeout)
-    );
-    let _ = writeln!(
-        out,
-        "       run:   {}",
-        check.run.replace('\n', "\n              ")
-    );
+    if let Some(github) = &check.github {
+        let timeout = github.timeout.map_or_else(
+            || "the run's deadline".to_string(),
+            |t| format!("timeout {}", format_duration(t)),
+        );
+        let _ = writeln!(
+            out,
+            "  {number}. {} (line {}): {kind}, {timeout}",
+            check.name, check.line
+        );
+        let awaited = match &github.awaited {
+            AwaitedChecks::Required => {
+                "the base branch's required status checks (rules and branch protection)".to_string()
+            }
+            AwaitedChecks::Named(names) => names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(out, "       await: {awaited} on the agent's head commit");
+        let held = match github.on_held {
+            OnHeld::Fail => "fail (held for approval: the check fails, naming who must approve)",
+            OnHeld::Wait => "wait (held for approval: wait for a person to approve)",
+        };
+        let _ = writeln!(out, "       held:  {held}");
+    } else {
+        let _ = writeln!(
+            out,
+            "  {number}. {} (line {}): {kind}, timeout {}",
+            check.name,
+            check.line,
+            format_duration(check.timeout)
+        );
+        let _ = writeln!(
+            out,
+            "       run:   {}",
+            check.run.replace('\n', "\n              ")
+        );
+    }
     let when = check.when.as_ref().map_or_else(
         || "always".to_string(),
         |w| format!("if a changed path matches {}", globs(w)),

@@ -60,6 +60,35 @@ pub enum OnViolation {
     Run,
 }
 
+/// `on-held` of a `github-checks` check: what workflow runs held for approval
+/// (`action_required`) do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnHeld {
+    /// The check fails at once, saying who must approve and where (the default).
+    Fail,
+    /// The gate keeps waiting (within the deadline) for a person to approve the runs.
+    Wait,
+}
+
+/// Which of the repository's own checks a `github-checks` check awaits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwaitedChecks {
+    /// Check-run names and commit-status contexts, matched exactly, in policy order.
+    Named(Vec<String>),
+    /// The base branch's required status checks, read when the check runs.
+    Required,
+}
+
+/// A check that awaits the repository's own CI on the agent's head (`github-checks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubChecks {
+    pub awaited: AwaitedChecks,
+    pub on_held: OnHeld,
+    /// `timeout:` when given; otherwise the run's deadline bounds the wait.
+    pub timeout: Option<Duration>,
+}
+
 /// A check container's network (`network:` of a check with `image:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -150,6 +179,9 @@ pub struct CheckSpec {
     pub line: usize,
     /// `image:` and its limits: the check runs in a container of that image.
     pub image: Option<CheckImage>,
+    /// `github-checks:`: the check awaits the repository's own CI instead of running
+    /// `run` (which is then empty).
+    pub github: Option<GitHubChecks>,
 }
 
 /// `report`.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{Allowance, CheckNetwork, Isolation, OnIdle, OnViolation, OnWaitingForUser};
+use super::{Allowance, CheckNetwork, Isolation, OnHeld, OnIdle, OnViolation, OnWaitingForUser};
 
 /// Just the `version` key, read first and leniently so that a policy for another version is
 /// reported as such instead of as a list of unknown keys.
@@ -150,9 +150,22 @@ pub(crate) struct RawCheck {
     #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// Command, run with `bash -c` in an isolated copy of the change's tree. `{files}` is
-    /// replaced by the changed paths that match `files`, shell-quoted.
-    #[schemars(with = "String")]
-    pub run: Spanned<String>,
+    /// replaced by the changed paths that match `files`, shell-quoted. A check has `run` or
+    /// `github-checks`, never both.
+    #[schemars(with = "Option<String>")]
+    pub run: Option<Spanned<String>>,
+    /// Instead of `run`: await the repository's own CI on the agent's pull request — check
+    /// runs (by name) and commit statuses (by context) on its head commit. A list of names,
+    /// or `required` for the base branch's required status checks (rules for the branch and
+    /// branch protection). Waits within the run's deadline (or `timeout`, when given);
+    /// never approves anything.
+    #[schemars(with = "Option<GitHubChecksSchema>")]
+    pub github_checks: Option<Spanned<GlobList>>,
+    /// With `github-checks`: workflow runs held at "Approve and run workflows"
+    /// (`action_required`) either fail the check at once (`fail`) or are waited for until a
+    /// person approves them or the deadline passes (`wait`).
+    #[schemars(with = "Option<OnHeld>", extend("default" = "fail"))]
+    pub on_held: Option<Spanned<OnHeld>>,
     /// Deadline of the check; it is killed with its whole process group when it passes.
     #[schemars(with = "Option<Duration>", extend("default" = "10m"))]
     pub timeout: Option<Spanned<String>>,
@@ -213,6 +226,26 @@ pub(crate) struct Duration(
     #[schemars(regex(pattern = r"^([0-9]+h([0-9]+m)?([0-9]+s)?|[0-9]+m([0-9]+s)?|[0-9]+s)$"))]
     String,
 );
+
+/// `github-checks`: the word `required`, or a list of check-run names and status contexts
+/// (only for the JSON Schema; read as a [`GlobList`]).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "describes the schema; never constructed")]
+pub(crate) enum GitHubChecksSchema {
+    /// The base branch's required status checks.
+    Required(RequiredWord),
+    /// Check-run names and commit-status contexts, matched exactly.
+    Names(Vec<String>),
+}
+
+/// The one word `github-checks` accepts instead of a list.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code, reason = "describes the schema; never constructed")]
+pub(crate) enum RequiredWord {
+    Required,
+}
 
 /// One glob, or a list of globs (gitignore semantics).
 #[derive(Debug, JsonSchema)]

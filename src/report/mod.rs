@@ -119,6 +119,65 @@ pub struct CheckEntry {
     pub output_tail: String,
     /// Bytes of output dropped from the front.
     pub truncated_bytes: u64,
+    /// For a `github-checks` check: what it awaited of the repository's own CI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github: Option<AwaitedCi>,
+}
+
+/// What a `github-checks` check saw of the repository's own CI on the agent's head.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AwaitedCi {
+    /// The commit whose checks were awaited.
+    pub sha: String,
+    /// Where the awaited names came from: `policy`, or what was read for `required`
+    /// (`rules for the branch `main`: 2`, …).
+    pub source: Vec<String>,
+    /// Each awaited name as last seen.
+    pub checks: Vec<AwaitedCheck>,
+    /// Workflow runs of the commit held at "Approve and run workflows" when last looked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldRun>,
+    /// Who must approve held runs and where, and why they are held (the repository's
+    /// cloud-agent configuration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// What else happened while waiting (runs held for approval and then released, reads
+    /// that failed and were tried again).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// How many times the checks were read.
+    pub polls: u32,
+    /// How long the gate waited.
+    pub waited_ms: u64,
+}
+
+/// One awaited check run or commit status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AwaitedCheck {
+    pub name: String,
+    /// `check-run`, `status`, or `missing` (nothing of that name on the commit).
+    pub kind: String,
+    /// `queued`, `in_progress`, `completed` (check runs); `pending`, `success`, `failure`,
+    /// `error` (statuses); `missing`.
+    pub state: String,
+    /// A completed check run's conclusion (`success`, `failure`, `cancelled`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A check run's output title and summary, or a status's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// From start to completion by GitHub's own timestamps, when both are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// A workflow run held for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldRun {
+    pub name: String,
+    pub url: String,
 }
 
 impl CheckEntry {

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use super::{CheckStatus, FileEntry, Report, TaskInfo};
+use super::{AwaitedCi, CheckStatus, FileEntry, Report, TaskInfo};
 use crate::scope::{Decision, Reason, RuleOrigin};
 
 impl Report {
@@ -190,10 +190,15 @@ fn write_checks(out: &mut String, report: &Report) {
             c.name,
             fmt_ms(c.duration_ms)
         );
-        if matches!(
-            c.status,
-            CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error
-        ) && !c.output_tail.is_empty()
+        if let Some(ci) = &c.github {
+            write_awaited(out, ci);
+        }
+        if c.github.is_none()
+            && matches!(
+                c.status,
+                CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error
+            )
+            && !c.output_tail.is_empty()
         {
             if c.truncated_bytes > 0 {
                 let _ = writeln!(out, "      … {} earlier bytes not shown", c.truncated_bytes);
@@ -202,6 +207,50 @@ fn write_checks(out: &mut String, report: &Report) {
                 let _ = writeln!(out, "      | {line}");
             }
         }
+    }
+}
+
+/// What a `github-checks` check awaited: each check run or status with its state, time and
+/// link; the runs held for approval and who must approve them.
+fn write_awaited(out: &mut String, ci: &AwaitedCi) {
+    for a in &ci.checks {
+        let state = match &a.conclusion {
+            Some(c) => format!("{} ({c})", a.state),
+            None => a.state.clone(),
+        };
+        let took = a
+            .duration_ms
+            .map(|ms| format!(" [{}]", fmt_ms(ms)))
+            .unwrap_or_default();
+        let url = a
+            .url
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "      {} {}: {state}{took}{url}",
+            a.kind,
+            neutralize(&a.name)
+        );
+        if a.conclusion.as_deref().is_some_and(|c| c != "success")
+            && let Some(summary) = &a.summary
+        {
+            for line in last_lines(summary, 10) {
+                let _ = writeln!(out, "        | {line}");
+            }
+        }
+    }
+    for h in &ci.held {
+        let _ = writeln!(
+            out,
+            "      held for approval: {} {}",
+            neutralize(&h.name),
+            h.url
+        );
+    }
+    if let Some(approval) = &ci.approval {
+        let _ = writeln!(out, "      {}", neutralize(approval));
     }
 }
 

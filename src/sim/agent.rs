@@ -219,6 +219,7 @@ async fn produce(
             .set_ref(&format!("refs/pull/{}/head", p.number), &commit)
             .await?;
     }
+    super::ci::pushed(sim, &key, &commit, &branch);
 
     let pull_id = sim.scenario.api.pull_id;
     update(sim, task_id, |t| {

@@ -11,6 +11,8 @@
 //!   `repo/mod.rs`, a scenario's file operations in `repo/ops.rs`, the git subprocess in
 //!   `repo/run.rs`).
 //! - `agent`: the simulated agent (state machine, commits, pull requests).
+//! - `ci`: the repository's own CI on the agent's commits (check runs, statuses, workflow
+//!   runs held for approval, required checks).
 //! - `api`: the agent-tasks endpoints (`api/create.rs`, `api/list.rs`, the GET and the
 //!   shared `Reply` in `api/mod.rs`); `repos`: the repository endpoints.
 //! - `server`: the handler and request log (`server/mod.rs`), the killable connections
@@ -19,6 +21,7 @@
 
 mod agent;
 mod api;
+mod ci;
 pub mod repo;
 mod repos;
 pub mod route;
@@ -33,8 +36,9 @@ use std::sync::{Arc, Mutex};
 
 pub use route::Endpoint;
 pub use scenario::{
-    ApiOptions, BodyFault, CreationLimit, Fault, FaultAction, FileOp, FinalState, PerPagePolicy,
-    PullArtifact, PullId, RateLimit, Scenario, ScenarioError, TaskScript, When,
+    ApiOptions, BodyFault, CiCheck, CiScript, CiStatus, CreationLimit, Fault, FaultAction, FileOp,
+    FinalState, PerPagePolicy, PullArtifact, PullId, RateLimit, Scenario, ScenarioError,
+    TaskScript, When,
 };
 pub use server::API_VERSIONS;
 pub use store::{LoggedRequest, RecordedComment, RecordedStatus, user_id_for_token};
@@ -181,6 +185,12 @@ impl SimHandle {
             .iter()
             .filter(|r| r.method.eq_ignore_ascii_case(method) && path_matches(pattern, &r.path))
             .count()
+    }
+
+    /// Test-only control, the UI's "Approve and run workflows": release the held workflow
+    /// runs of every commit the agent pushed to `owner/repo`. How many commits it released.
+    pub fn approve_workflow_runs(&self, owner: &str, repo: &str) -> usize {
+        ci::approve(&self.sim, &store::repo_key(owner, repo))
     }
 
     /// Test-only control, the UI's "Stop session": the task's current session ends

@@ -36,11 +36,21 @@ pub enum Endpoint {
     GetAgentConfiguration,
     /// `GET /orgs/{org}/copilot/coding-agent/permissions`
     GetOrgAgentPermissions,
+    /// `GET /repos/{owner}/{repo}/commits/{ref}/check-runs`
+    ListCheckRuns,
+    /// `GET /repos/{owner}/{repo}/commits/{ref}/status`
+    GetCombinedStatus,
+    /// `GET /repos/{owner}/{repo}/actions/runs`
+    ListWorkflowRuns,
+    /// `GET /repos/{owner}/{repo}/rules/branches/{branch}`
+    GetBranchRules,
+    /// `GET /repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks`
+    GetRequiredStatusChecks,
 }
 
 impl Endpoint {
     /// Every endpoint, in documentation order.
-    pub const ALL: [Endpoint; 15] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::ListTasks,
         Endpoint::GetTask,
         Endpoint::ListRepoTasks,
@@ -56,6 +66,11 @@ impl Endpoint {
         Endpoint::Graphql,
         Endpoint::GetAgentConfiguration,
         Endpoint::GetOrgAgentPermissions,
+        Endpoint::ListCheckRuns,
+        Endpoint::GetCombinedStatus,
+        Endpoint::ListWorkflowRuns,
+        Endpoint::GetBranchRules,
+        Endpoint::GetRequiredStatusChecks,
     ];
 
     /// The scenario name (`create-task`, …).
@@ -76,6 +91,11 @@ impl Endpoint {
             Endpoint::Graphql => "graphql",
             Endpoint::GetAgentConfiguration => "get-agent-configuration",
             Endpoint::GetOrgAgentPermissions => "get-org-agent-permissions",
+            Endpoint::ListCheckRuns => "list-check-runs",
+            Endpoint::GetCombinedStatus => "get-combined-status",
+            Endpoint::ListWorkflowRuns => "list-workflow-runs",
+            Endpoint::GetBranchRules => "get-branch-rules",
+            Endpoint::GetRequiredStatusChecks => "get-required-status-checks",
         }
     }
 
@@ -112,6 +132,13 @@ impl Endpoint {
                 "/repos/{owner}/{repo}/copilot/cloud-agent/configuration"
             }
             Endpoint::GetOrgAgentPermissions => "/orgs/{org}/copilot/coding-agent/permissions",
+            Endpoint::ListCheckRuns => "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+            Endpoint::GetCombinedStatus => "/repos/{owner}/{repo}/commits/{ref}/status",
+            Endpoint::ListWorkflowRuns => "/repos/{owner}/{repo}/actions/runs",
+            Endpoint::GetBranchRules => "/repos/{owner}/{repo}/rules/branches/{branch}",
+            Endpoint::GetRequiredStatusChecks => {
+                "/repos/{owner}/{repo}/branches/{branch}/protection/required_status_checks"
+            }
         }
     }
 
@@ -140,7 +167,8 @@ pub struct Matched {
     pub endpoint: Endpoint,
     pub owner: String,
     pub repo: String,
-    /// `task_id`, `sha`, `issue_number` or `comment_id`, whichever the template has.
+    /// `task_id`, `sha`, `ref`, `branch`, `issue_number` or `comment_id`, whichever the
+    /// template has.
     pub id: String,
 }
 
@@ -181,6 +209,23 @@ pub fn match_path(method: &str, path: &str) -> Option<Matched> {
         ("POST", ["graphql"]) => m(Endpoint::Graphql, "", "", ""),
         ("GET", ["repos", o, r, "copilot", "cloud-agent", "configuration"]) => {
             m(Endpoint::GetAgentConfiguration, o, r, "")
+        }
+        ("GET", ["repos", o, r, "commits", rf, "check-runs"]) => {
+            m(Endpoint::ListCheckRuns, o, r, rf)
+        }
+        ("GET", ["repos", o, r, "commits", rf, "status"]) => {
+            m(Endpoint::GetCombinedStatus, o, r, rf)
+        }
+        ("GET", ["repos", o, r, "actions", "runs"]) => m(Endpoint::ListWorkflowRuns, o, r, ""),
+        // A branch name may hold `/`, sent as is or as `%2F`.
+        ("GET", ["repos", o, r, "rules", "branches", branch @ ..]) if !branch.is_empty() => {
+            m(Endpoint::GetBranchRules, o, r, &branch.join("/"))
+        }
+        ("GET", ["repos", o, r, "branches", rest @ ..])
+            if rest.len() >= 3 && rest.ends_with(&["protection", "required_status_checks"]) =>
+        {
+            let branch = rest[..rest.len() - 2].join("/");
+            m(Endpoint::GetRequiredStatusChecks, o, r, &branch)
         }
         // The organization is the id: no repository of it is named.
         ("GET", ["orgs", org, "copilot", "coding-agent", "permissions"]) => {

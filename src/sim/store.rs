@@ -293,6 +293,21 @@ pub(crate) struct Store {
     pub agents: HashMap<String, tokio::task::AbortHandle>,
     /// The most tasks each repository (`repo_key`) had in an unfinished state at once.
     pub peak_running: HashMap<String, usize>,
+    /// Commits the agent pushed, on which the scenario's CI runs.
+    pub ci_heads: Vec<CiHead>,
+}
+
+/// A commit the simulated agent pushed: its CI starts then (`ci:` of the scenario).
+#[derive(Debug, Clone)]
+pub(crate) struct CiHead {
+    pub repo: String,
+    pub sha: String,
+    pub branch: String,
+    pub pushed: tokio::time::Instant,
+    pub pushed_wall: Timestamp,
+    /// When a person approved its held workflow runs (the scenario's `approved-after`, or
+    /// a test through the handle).
+    pub approved: Option<tokio::time::Instant>,
 }
 
 impl Store {

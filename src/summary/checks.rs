@@ -1,5 +1,6 @@
 //! The checks section of the summary: why checks were skipped, the table of checks with
-//! status, kind, duration and detail, and the tail of each failed check's output in a
+//! status, kind, duration and detail, the repository's own checks a `github-checks` check
+//! awaited (state, time, link, and the runs held for approval), and the tail of each failed check's output in a
 //! `<details>` block, capped at `SummaryContext::max_output_lines` and `max_output_bytes`.
 //! It does not run checks (`crate::checks` does) nor clean or fence text itself (`markdown`
 //! does).
@@ -8,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::SummaryContext;
 use super::markdown::{clean_output, fence_for, inline, millis};
-use crate::report::{CheckEntry, CheckStatus, Report};
+use crate::report::{AwaitedCi, CheckEntry, CheckStatus, Report};
 
 pub(super) fn checks_section(out: &mut String, report: &Report, ctx: &SummaryContext) {
     if report.checks.is_empty() && report.checks_skipped.is_none() {
@@ -36,13 +37,85 @@ pub(super) fn checks_section(out: &mut String, report: &Report, ctx: &SummaryCon
             );
         }
     }
+    for c in &report.checks {
+        if let Some(ci) = &c.github {
+            awaited_section(out, &c.name, ci);
+        }
+    }
     for c in report.checks.iter().filter(|c| {
-        matches!(
-            c.status,
-            CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error
-        ) && !c.output_tail.is_empty()
+        c.github.is_none()
+            && matches!(
+                c.status,
+                CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error
+            )
+            && !c.output_tail.is_empty()
     }) {
         output_tail(out, c, ctx);
+    }
+}
+
+/// The repository's own checks a `github-checks` check awaited: state, conclusion, time and
+/// link of each, a failed check run's summary, and the runs held for approval with who must
+/// approve them and where.
+fn awaited_section(out: &mut String, check: &str, ci: &AwaitedCi) {
+    let _ = writeln!(
+        out,
+        "\n**{}** awaited on `{}` ({} {}, {}):\n",
+        inline(check),
+        crate::report::short(&ci.sha),
+        ci.polls,
+        if ci.polls == 1 { "read" } else { "reads" },
+        millis(ci.waited_ms)
+    );
+    if !ci.checks.is_empty() {
+        out.push_str("| GitHub check | Kind | State | Took |\n|---|---|---|---|\n");
+        for a in &ci.checks {
+            let state = match &a.conclusion {
+                Some(c) => format!("{} ({c})", a.state),
+                None => a.state.clone(),
+            };
+            let name = match &a.url {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    format!(
+                        "[{}]({})",
+                        inline(&a.name),
+                        url.replace(' ', "%20").replace(')', "%29")
+                    )
+                }
+                _ => inline(&a.name),
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} |",
+                a.kind,
+                inline(&state),
+                a.duration_ms.map(millis).unwrap_or_else(|| "–".to_string())
+            );
+        }
+    }
+    for a in ci
+        .checks
+        .iter()
+        .filter(|a| a.conclusion.as_deref().is_some_and(|c| c != "success") && a.summary.is_some())
+    {
+        let summary = clean_output(a.summary.as_deref().unwrap_or_default());
+        let fence = fence_for(&summary);
+        let _ = writeln!(
+            out,
+            "\n<details><summary>Summary of {}</summary>\n\n{fence}text\n{summary}\n{fence}\n\n</details>",
+            inline(&a.name)
+        );
+    }
+    if !ci.held.is_empty() {
+        let runs: Vec<String> = ci
+            .held
+            .iter()
+            .map(|h| format!("{} ({})", inline(&h.name), inline(&h.url)))
+            .collect();
+        let _ = writeln!(out, "\n⏸️ Held for approval: {}.", runs.join(", "));
+        if let Some(approval) = &ci.approval {
+            let _ = writeln!(out, "{}", super::prose(approval));
+        }
     }
 }
 

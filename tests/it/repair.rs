@@ -91,6 +91,7 @@ fn check(name: &str, required: bool, status: CheckStatus, output: &str) -> Check
         duration_ms: 1234,
         output_tail: output.into(),
         truncated_bytes: 0,
+        github: None,
     }
 }
 

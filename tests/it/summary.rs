@@ -57,6 +57,7 @@ pub fn check(name: &str, required: bool, status: CheckStatus, ms: u64) -> CheckE
         duration_ms: ms,
         output_tail: String::new(),
         truncated_bytes: 0,
+        github: None,
     }
 }
 

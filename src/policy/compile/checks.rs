@@ -1,5 +1,6 @@
 //! Compiling the `checks` list into [`CheckSpec`]s: names non-empty, on one line and unique,
-//! commands non-empty, timeouts parsed, `when` and `files` compiled (and not empty when
+//! each check either a non-empty command (`run`) or the repository's own checks to await
+//! (`github-checks`, with only the keys that apply to it), timeouts parsed, `when` and `files` compiled (and not empty when
 //! given), `env` names checked. It does not run checks (`crate::checks`) nor decide which
 //! run; it only records what the policy says.
 
@@ -9,8 +10,10 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use super::Compiler;
-use crate::policy::raw::{EnvMap, RawCheck};
-use crate::policy::{CheckImage, CheckNetwork, CheckSpec, PolicyError};
+use crate::policy::raw::{EnvMap, GlobList, RawCheck};
+use crate::policy::{
+    AwaitedChecks, CheckImage, CheckNetwork, CheckSpec, GitHubChecks, OnHeld, PolicyError,
+};
 use crate::yaml::position;
 
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_mins(10);
@@ -73,17 +76,19 @@ impl Compiler<'_> {
             } else {
                 names.push((name.clone(), line));
             }
-            if check.run.value.trim().is_empty() {
+            let github = self.github_checks(&check, &key, line);
+            let github = self.keep(github);
+            if github.is_none() {
                 ok = false;
-                self.keep::<()>(Err(self.invalid(
-                    &check.run.referenced,
-                    &key("run"),
-                    "",
-                    "a non-empty command",
-                )));
             }
-            let image = self.image(&check, &key);
+            let github = github.flatten();
+            let image = if check.github_checks.is_some() {
+                Ok(None)
+            } else {
+                self.image(&check, &key)
+            };
             let image = self.keep(image);
+            let timeout_given = check.timeout.is_some();
             let timeout = self.duration(check.timeout, &key("timeout"), DEFAULT_CHECK_TIMEOUT);
             let timeout = self.keep(timeout);
             let when = self.non_empty_rules(
@@ -105,9 +110,15 @@ impl Compiler<'_> {
             else {
                 continue;
             };
+            let github = github.map(|awaited| GitHubChecks {
+                awaited,
+                on_held: check.on_held.as_ref().map_or(OnHeld::Fail, |h| h.value),
+                timeout: timeout_given.then_some(timeout),
+            });
             out.push(CheckSpec {
                 name,
-                run: check.run.value,
+                run: check.run.map(|r| r.value).unwrap_or_default(),
+                github,
                 timeout,
                 when,
                 files,
@@ -118,6 +129,99 @@ impl Compiler<'_> {
             });
         }
         out
+    }
+
+    /// `run` or `github-checks` (exactly one) and what goes only with either: `Ok(None)` for
+    /// a command, `Ok(Some(_))` for awaited GitHub checks.
+    fn github_checks(
+        &self,
+        check: &RawCheck,
+        key: &dyn Fn(&str) -> String,
+        line: usize,
+    ) -> Result<Option<AwaitedChecks>, PolicyError> {
+        let Some(github) = &check.github_checks else {
+            if let Some(held) = &check.on_held {
+                return Err(self.invalid(
+                    &held.referenced,
+                    &key("on-held"),
+                    "on-held",
+                    "`github-checks:` beside it: on-held applies to a check that awaits GitHub's checks",
+                ));
+            }
+            return match &check.run {
+                Some(run) if run.value.trim().is_empty() => Err(self.invalid(
+                    &run.referenced,
+                    &key("run"),
+                    "",
+                    "a non-empty command",
+                )),
+                Some(_) => Ok(None),
+                None => Err(PolicyError::InvalidValue {
+                    path: self.path.to_string(),
+                    line,
+                    column: 1,
+                    key: key("run"),
+                    found: "nothing".to_string(),
+                    expected: "`run:` (a command) or `github-checks:` (the repository's own checks to await)"
+                        .to_string(),
+                }),
+            };
+        };
+        if let Some(run) = &check.run {
+            return Err(self.invalid(
+                &run.referenced,
+                &key("run"),
+                "run beside github-checks",
+                "one of `run` (a command) or `github-checks` (the repository's own checks), not both",
+            ));
+        }
+        let only_with_run = [
+            check.files.as_ref().map(|v| ("files", v.referenced)),
+            check.env.as_ref().map(|_| ("env", github.referenced)),
+            check.image.as_ref().map(|v| ("image", v.referenced)),
+            check.network.as_ref().map(|v| ("network", v.referenced)),
+            check.memory.as_ref().map(|v| ("memory", v.referenced)),
+            check.cpus.as_ref().map(|v| ("cpus", v.referenced)),
+            check.pids.as_ref().map(|v| ("pids", v.referenced)),
+        ];
+        if let Some((field, at)) = only_with_run.into_iter().flatten().next() {
+            return Err(self.invalid(
+                &at,
+                &key(field),
+                field,
+                "`run:` instead of `github-checks:`: it applies to a check that runs a command",
+            ));
+        }
+        let at = github.referenced;
+        let expected = "`required` or a list of check names, e.g. [\"test (3.12)\", lint]";
+        let items = match &github.value {
+            GlobList::One(word) if word.value.trim() == "required" => {
+                return Ok(Some(AwaitedChecks::Required));
+            }
+            GlobList::One(word) => {
+                return Err(self.invalid(&at, &key("github-checks"), &word.value, expected));
+            }
+            GlobList::Many(items) => items,
+        };
+        if items.is_empty() {
+            return Err(self.invalid(&at, &key("github-checks"), "[]", expected));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for item in items {
+            let name = item.value.trim();
+            if name.is_empty() || name.contains(['\n', '\r']) {
+                return Err(self.invalid(
+                    &item.referenced,
+                    &key("github-checks"),
+                    &item.value,
+                    "check names that are non-empty and on one line",
+                ));
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        Ok(Some(AwaitedChecks::Named(names)))
     }
 
     /// `image:` with its network and limits; the limits without an image are an error.

@@ -136,6 +136,21 @@ pub(crate) fn doc_url(e: Endpoint) -> &'static str {
         Endpoint::GetOrgAgentPermissions => {
             "https://docs.github.com/rest/copilot/copilot-coding-agent-management"
         }
+        Endpoint::ListCheckRuns => {
+            "https://docs.github.com/rest/checks/runs#list-check-runs-for-a-git-reference"
+        }
+        Endpoint::GetCombinedStatus => {
+            "https://docs.github.com/rest/commits/statuses#get-the-combined-status-for-a-specific-reference"
+        }
+        Endpoint::ListWorkflowRuns => {
+            "https://docs.github.com/rest/actions/workflow-runs#list-workflow-runs-for-a-repository"
+        }
+        Endpoint::GetBranchRules => {
+            "https://docs.github.com/rest/repos/rules#get-rules-for-a-branch"
+        }
+        Endpoint::GetRequiredStatusChecks => {
+            "https://docs.github.com/rest/branches/branch-protection#get-status-checks-protection"
+        }
     }
 }
 
@@ -154,6 +169,11 @@ pub(crate) async fn dispatch(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: 
         Endpoint::UpdateComment => repos::update_comment(sim, inc, m),
         Endpoint::Graphql => repos::graphql_viewer(inc, user),
         Endpoint::GetAgentConfiguration => agent_configuration(sim, m),
+        Endpoint::ListCheckRuns => super::ci::list_check_runs(sim, inc, m),
+        Endpoint::GetCombinedStatus => super::ci::combined_status(sim, m),
+        Endpoint::ListWorkflowRuns => super::ci::workflow_runs(sim, inc, m),
+        Endpoint::GetBranchRules => super::ci::branch_rules(sim, m),
+        Endpoint::GetRequiredStatusChecks => super::ci::protection_checks(sim, m),
         Endpoint::GetOrgAgentPermissions => Reply::json(
             200,
             &serde_json::json!({
@@ -164,7 +184,8 @@ pub(crate) async fn dispatch(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: 
 }
 
 /// The repository's cloud-agent configuration (GitHub's defaults: workflow approval
-/// required, the review tools on, the firewall on); 404 where the agent is disabled.
+/// required unless the scenario's `ci.require-approval` says otherwise, the review tools on,
+/// the firewall on); 404 where the agent is disabled.
 fn agent_configuration(sim: &Sim, m: &Matched) -> Reply {
     if sim.scenario.api.agent_disabled {
         return Reply::error(404, "Not Found", doc_url(m.endpoint));
@@ -172,7 +193,7 @@ fn agent_configuration(sim: &Sim, m: &Matched) -> Reply {
     Reply::json(
         200,
         &serde_json::json!({
-            "require_actions_workflow_approval": true,
+            "require_actions_workflow_approval": sim.scenario.ci.require_approval,
             "enabled_tools": {
                 "codeql": true,
                 "copilot_code_review": true,

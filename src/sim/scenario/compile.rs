@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::raw::{RawFault, RawFileOp, RawScenario, RawTask, UsageKind};
+use super::raw::{RawCi, RawFault, RawFileOp, RawScenario, RawTask, UsageKind};
 use super::{
-    ApiOptions, CreationLimit, Fault, FaultAction, FileOp, FinalState, PerPagePolicy, PullArtifact,
-    PullId, RateLimit, Scenario, ScenarioError, TaskScript, When,
+    ApiOptions, CiCheck, CiScript, CiStatus, CreationLimit, Fault, FaultAction, FileOp, FinalState,
+    PerPagePolicy, PullArtifact, PullId, RateLimit, Scenario, ScenarioError, TaskScript, When,
 };
 use crate::github::types::Usage;
 use crate::sim::route::Endpoint;
@@ -94,6 +94,10 @@ impl Compiler<'_> {
                 .map(|r| r.iter().map(|x| x.to_ascii_lowercase()).collect()),
             agent_disabled: api.agent_disabled,
         };
+        let ci = match raw.ci {
+            Some(ci) => self.ci(ci)?,
+            None => CiScript::default(),
+        };
         Ok(Scenario {
             tasks,
             default_task,
@@ -101,6 +105,83 @@ impl Compiler<'_> {
             rate_limit,
             creation_limit,
             api,
+            ci,
+        })
+    }
+
+    fn ci(&self, raw: Spanned<RawCi>) -> Result<CiScript, ScenarioError> {
+        const CONCLUSIONS: [&str; 8] = [
+            "success",
+            "failure",
+            "neutral",
+            "cancelled",
+            "skipped",
+            "timed_out",
+            "action_required",
+            "stale",
+        ];
+        let ci = raw.value;
+        let mut checks = Vec::new();
+        for c in ci.checks {
+            let at = c.referenced;
+            let c = c.value;
+            let conclusion = match c.conclusion.as_deref() {
+                None => Some("success".to_string()),
+                Some("never") => None,
+                Some(v) if CONCLUSIONS.contains(&v) => Some(v.to_string()),
+                Some(v) => {
+                    return Err(self.invalid(
+                        &at,
+                        format!(
+                            "unknown check-run conclusion {v:?}: use one of {} or `never`",
+                            CONCLUSIONS.join(", ")
+                        ),
+                    ));
+                }
+            };
+            checks.push(CiCheck {
+                name: c.name,
+                workflow: c.workflow,
+                queued: c.queued.map_or(Duration::ZERO, |d| d.0),
+                duration: c.duration.map_or(Duration::from_secs(10), |d| d.0),
+                conclusion,
+                title: c.title,
+                summary: c.summary,
+            });
+        }
+        let mut statuses = Vec::new();
+        for st in ci.statuses {
+            let at = st.referenced;
+            let st = st.value;
+            let state = match st.state.as_deref() {
+                None => Some("success".to_string()),
+                Some("never") => None,
+                Some(v @ ("success" | "failure" | "error")) => Some(v.to_string()),
+                Some(v) => {
+                    return Err(self.invalid(
+                        &at,
+                        format!(
+                            "unknown status state {v:?}: use success, failure, error or `never`"
+                        ),
+                    ));
+                }
+            };
+            statuses.push(CiStatus {
+                context: st.context,
+                after: st.after.map_or(Duration::ZERO, |d| d.0),
+                duration: st.duration.map_or(Duration::from_secs(10), |d| d.0),
+                state,
+                description: st.description,
+            });
+        }
+        Ok(CiScript {
+            require_approval: ci.require_approval.unwrap_or(true),
+            approved_after: ci.approved_after.map(|d| d.0),
+            required: ci.required,
+            protection: ci.protection,
+            protection_forbidden: ci.protection_forbidden,
+            checks,
+            statuses,
         })
     }
 

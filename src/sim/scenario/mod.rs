@@ -35,6 +35,77 @@ pub struct Scenario {
     pub creation_limit: Option<CreationLimit>,
     /// API behaviour switches.
     pub api: ApiOptions,
+    /// The repository's own CI on every commit the agent pushes (`ci:`).
+    pub ci: CiScript,
+}
+
+/// The repository's own CI, as the simulator plays it (`ci:` of a scenario): check runs and
+/// commit statuses that start when the agent pushes a commit, workflow runs held at
+/// "Approve and run workflows" while approval is required, the base branch's required
+/// checks and the cloud-agent configuration. Durations are divided by the time scale;
+/// GitHub's timestamps in the answers are in simulated time (push + scripted offsets).
+#[derive(Debug, Clone)]
+pub struct CiScript {
+    /// `require_actions_workflow_approval` of the cloud-agent configuration (GitHub's
+    /// default: true). While true, runs of a `workflow` are held until approved.
+    pub require_approval: bool,
+    /// A person approves held runs this long after the push; `None`: nobody does (a test
+    /// can still approve through the handle).
+    pub approved_after: Option<Duration>,
+    /// Required status checks from the rules for every branch (a `required_status_checks`
+    /// rule).
+    pub required: Vec<String>,
+    /// Required contexts of classic branch protection; `None`: the branch is not protected
+    /// (404).
+    pub protection: Option<Vec<String>>,
+    /// Branch protection answers 403 (a token without administration access).
+    pub protection_forbidden: bool,
+    pub checks: Vec<CiCheck>,
+    pub statuses: Vec<CiStatus>,
+}
+
+impl Default for CiScript {
+    fn default() -> Self {
+        CiScript {
+            require_approval: true,
+            approved_after: None,
+            required: Vec::new(),
+            protection: None,
+            protection_forbidden: false,
+            checks: Vec::new(),
+            statuses: Vec::new(),
+        }
+    }
+}
+
+/// One check run created on each pushed commit.
+#[derive(Debug, Clone)]
+pub struct CiCheck {
+    pub name: String,
+    /// The workflow whose job it is (held for approval with it); `None`: a GitHub App's
+    /// check, never held.
+    pub workflow: Option<String>,
+    /// Time `queued` after it starts.
+    pub queued: Duration,
+    /// Time `in_progress`, then `completed`.
+    pub duration: Duration,
+    /// The conclusion; `None`: it never completes.
+    pub conclusion: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+}
+
+/// One commit status set on each pushed commit (`pending` until it ends).
+#[derive(Debug, Clone)]
+pub struct CiStatus {
+    pub context: String,
+    /// Time until the status is first set (`pending`).
+    pub after: Duration,
+    /// Time `pending`, then `state`.
+    pub duration: Duration,
+    /// `success`, `failure` or `error`; `None`: it stays pending.
+    pub state: Option<String>,
+    pub description: Option<String>,
 }
 
 /// How the simulated agent handles one task session.

@@ -27,6 +27,61 @@ pub(super) struct RawScenario {
     pub(super) creation_limit: Option<Spanned<RawCreationLimit>>,
     #[serde(default)]
     pub(super) api: Option<RawApi>,
+    #[serde(default)]
+    pub(super) ci: Option<Spanned<RawCi>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawCi {
+    #[serde(default)]
+    pub(super) require_approval: Option<bool>,
+    #[serde(default)]
+    pub(super) approved_after: Option<Dur>,
+    #[serde(default)]
+    pub(super) required: Vec<String>,
+    #[serde(default)]
+    pub(super) protection: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) protection_forbidden: bool,
+    #[serde(default)]
+    pub(super) checks: Vec<Spanned<RawCiCheck>>,
+    #[serde(default)]
+    pub(super) statuses: Vec<Spanned<RawCiStatus>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawCiCheck {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) workflow: Option<String>,
+    #[serde(default)]
+    pub(super) queued: Option<Dur>,
+    #[serde(default)]
+    pub(super) duration: Option<Dur>,
+    /// `never` for a check that never completes.
+    #[serde(default)]
+    pub(super) conclusion: Option<String>,
+    #[serde(default)]
+    pub(super) title: Option<String>,
+    #[serde(default)]
+    pub(super) summary: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawCiStatus {
+    pub(super) context: String,
+    #[serde(default)]
+    pub(super) after: Option<Dur>,
+    #[serde(default)]
+    pub(super) duration: Option<Dur>,
+    /// `never` for a status that stays pending.
+    #[serde(default)]
+    pub(super) state: Option<String>,
+    #[serde(default)]
+    pub(super) description: Option<String>,
 }
 
 #[derive(Deserialize)]
