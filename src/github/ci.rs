@@ -355,15 +355,19 @@ impl Client {
                         read: CiRead::Protection,
                         source,
                     })?;
-                let mut n = 0;
+                // `checks` repeats `contexts` with the app of each: count each context once.
+                let mut listed: Vec<String> = Vec::new();
                 for c in p
                     .contexts
                     .into_iter()
                     .chain(p.checks.into_iter().map(|c| c.context))
                 {
-                    n += 1;
+                    if !listed.contains(&c) {
+                        listed.push(c.clone());
+                    }
                     add(&mut out, c);
                 }
+                let n = listed.len();
                 out.sources
                     .push(format!("branch protection of `{branch}`: {n}"));
             }

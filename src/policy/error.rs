@@ -65,6 +65,13 @@ pub enum PolicyError {
         limit: usize,
         bytes: usize,
     },
+    /// A check with neither `run` nor `github-checks`.
+    MissingCommand {
+        path: String,
+        line: usize,
+        column: usize,
+        key: String,
+    },
     /// Two checks with the same name.
     DuplicateCheck {
         path: String,
@@ -95,6 +102,7 @@ impl PolicyError {
             | PolicyError::InvalidGlob { path, .. }
             | PolicyError::TooManyPatterns { path, .. }
             | PolicyError::DuplicateCheck { path, .. }
+            | PolicyError::MissingCommand { path, .. }
             | PolicyError::InvalidPath { path, .. }
             | PolicyError::TooLarge { path, .. } => path,
         }
@@ -111,7 +119,8 @@ impl PolicyError {
             | PolicyError::InvalidValue { line, column, .. }
             | PolicyError::InvalidGlob { line, column, .. }
             | PolicyError::TooManyPatterns { line, column, .. }
-            | PolicyError::DuplicateCheck { line, column, .. } => Some((*line, *column)),
+            | PolicyError::DuplicateCheck { line, column, .. }
+            | PolicyError::MissingCommand { line, column, .. } => Some((*line, *column)),
         }
     }
 
@@ -162,6 +171,9 @@ impl PolicyError {
                     "duplicate check name `{name}` (first used on line {first_line}): expected unique check names"
                 )
             }
+            PolicyError::MissingCommand { key, .. } => format!(
+                "missing `{key}`: a check needs `run:` (a command) or `github-checks:` (the repository's own checks to await)"
+            ),
             PolicyError::InvalidPath { reason, .. } => {
                 format!("the policy path cannot be protected: {reason}")
             }

@@ -144,7 +144,10 @@ pub(crate) struct RawScope {
 /// One entry of `checks`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-#[schemars(rename = "Check")]
+#[schemars(
+    rename = "Check",
+    extend("oneOf" = [{"required": ["run"]}, {"required": ["github-checks"]}])
+)]
 pub(crate) struct RawCheck {
     /// Name shown in reports; unique within the policy.
     #[schemars(with = "String")]
@@ -227,8 +230,8 @@ pub(crate) struct Duration(
     String,
 );
 
-/// `github-checks`: the word `required`, or a list of check-run names and status contexts
-/// (only for the JSON Schema; read as a [`GlobList`]).
+/// `github-checks`: the word `required`, or a list of check-run names and commit-status
+/// contexts.
 #[derive(JsonSchema)]
 #[serde(untagged)]
 #[allow(dead_code, reason = "describes the schema; never constructed")]

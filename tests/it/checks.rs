@@ -37,6 +37,7 @@ fn spec(name: &str, run: &str) -> CheckSpec {
         env: BTreeMap::new(),
         line: 1,
         image: None,
+        github: None,
     }
 }
 

@@ -596,6 +596,7 @@ fn image_spec(name: &str, run: &str) -> agent_gate::policy::CheckSpec {
             nano_cpus: 1_000_000_000,
             pids: 256,
         }),
+        github: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod faults;
 mod fleet;
 mod git;
 mod github;
+mod github_checks;
 mod hardening;
 mod hostile;
 mod hostile_checks;

@@ -746,8 +746,12 @@ fn undeclared_keys(
     at: &str,
 ) -> Vec<String> {
     let schema = resolve(root, schema);
+    // Beside `properties`, a `oneOf` only constrains which keys are required (a check has
+    // `run` or `github-checks`); without them, it lists alternative schemas.
+    let constraints_only = schema.get("properties").is_some();
     let alternatives: Vec<&serde_json::Value> = ["anyOf", "oneOf"]
         .iter()
+        .filter(|_| !constraints_only)
         .filter_map(|k| schema.get(*k).and_then(|v| v.as_array()))
         .flatten()
         .map(|s| resolve(root, s))

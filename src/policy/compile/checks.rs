@@ -49,7 +49,7 @@ impl Compiler<'_> {
         // Every valid name and its line, also of checks dropped for another error.
         let mut names: Vec<(String, usize)> = Vec::new();
         for (index, entry) in raw.unwrap_or_default().into_iter().enumerate() {
-            let (line, _) = position(entry.referenced);
+            let (line, column) = position(entry.referenced);
             let check = entry.value;
             let key = |field: &str| format!("checks[{index}].{field}");
             // Every field is checked (each rejection recorded) before the check is dropped.
@@ -76,7 +76,7 @@ impl Compiler<'_> {
             } else {
                 names.push((name.clone(), line));
             }
-            let github = self.github_checks(&check, &key, line);
+            let github = self.github_checks(&check, &key, (line, column));
             let github = self.keep(github);
             if github.is_none() {
                 ok = false;
@@ -137,7 +137,7 @@ impl Compiler<'_> {
         &self,
         check: &RawCheck,
         key: &dyn Fn(&str) -> String,
-        line: usize,
+        (line, column): (usize, usize),
     ) -> Result<Option<AwaitedChecks>, PolicyError> {
         let Some(github) = &check.github_checks else {
             if let Some(held) = &check.on_held {
@@ -156,14 +156,11 @@ impl Compiler<'_> {
                     "a non-empty command",
                 )),
                 Some(_) => Ok(None),
-                None => Err(PolicyError::InvalidValue {
+                None => Err(PolicyError::MissingCommand {
                     path: self.path.to_string(),
                     line,
-                    column: 1,
+                    column,
                     key: key("run"),
-                    found: "nothing".to_string(),
-                    expected: "`run:` (a command) or `github-checks:` (the repository's own checks to await)"
-                        .to_string(),
                 }),
             };
         };
