@@ -167,18 +167,9 @@ pub(crate) async fn gate_change(
         if local {
             run_local_checks(ctx, changes, report, shutdown).await;
         }
-        let changed: Vec<bstr::BString> = changes.changes.iter().map(|c| c.path.clone()).collect();
+        let paths: Vec<bstr::BString> = changes.changes.iter().map(|c| c.path.clone()).collect();
         for spec in ctx.policy.checks.iter().filter(|c| c.github.is_some()) {
-            await_github_checks(
-                ctx,
-                spec,
-                &changed,
-                &changes.head,
-                report,
-                shutdown,
-                progress,
-            )
-            .await;
+            await_github_checks(ctx, spec, &paths, &changes.head, report, shutdown, progress).await;
         }
     }
     if shutdown.fired().is_some() {

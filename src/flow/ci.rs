@@ -110,7 +110,7 @@ pub(crate) async fn await_checks(
                 }
                 required.contexts
             }
-            Err(e) => return read_failed(e, seen, &end),
+            Err(e) => return read_failed(&e, seen, &end),
         },
     };
     if let Some(at) = names.iter().position(|n| n == ctx.own_context) {
@@ -159,7 +159,7 @@ pub(crate) async fn await_checks(
         };
         let (runs, statuses) = match read {
             Ok(r) => r,
-            Err(e) => return read_failed(e, seen, &end),
+            Err(e) => return read_failed(&e, seen, &end),
         };
         let now: Vec<AwaitedCheck> = names
             .iter()
@@ -295,7 +295,7 @@ async fn read_checks(
 /// A read that failed: a missing permission is the repository's setup (`check-error`),
 /// anything else an API failure.
 fn read_failed(
-    e: CiReadError,
+    e: &CiReadError,
     seen: AwaitedCi,
     end: &dyn Fn(CheckStatus, String, AwaitedCi, String, Option<Verdict>) -> Awaited,
 ) -> Awaited {
@@ -384,11 +384,10 @@ fn run_summary(run: &CheckRun) -> Option<String> {
 
 fn state_of(c: &AwaitedCheck) -> State {
     match (c.kind.as_str(), c.state.as_str(), c.conclusion.as_deref()) {
-        ("check-run", "completed", Some("success" | "neutral" | "skipped")) => State::Passed,
+        ("check-run", "completed", Some("success" | "neutral" | "skipped"))
+        | ("status", "success", _) => State::Passed,
         // failure, cancelled, timed_out, action_required, stale, or none at all.
-        ("check-run", "completed", _) => State::Failed,
-        ("status", "success", _) => State::Passed,
-        ("status", "failure" | "error", _) => State::Failed,
+        ("check-run", "completed", _) | ("status", "failure" | "error", _) => State::Failed,
         _ => State::Pending,
     }
 }

@@ -89,7 +89,7 @@ fn awaited_section(out: &mut String, check: &str, ci: &AwaitedCi) {
                 "| {name} | {} | {} | {} |",
                 a.kind,
                 inline(&state),
-                a.duration_ms.map(millis).unwrap_or_else(|| "–".to_string())
+                a.duration_ms.map_or_else(|| "–".to_string(), millis)
             );
         }
     }

@@ -9,9 +9,7 @@
 use std::time::Duration;
 
 use agent_gate::report::{AwaitedCi, CheckStatus, Report, Verdict};
-use agent_gate::sim::{
-    CiCheck, CiScript, CiStatus, Endpoint, Fault, FaultAction, Scenario, When,
-};
+use agent_gate::sim::{CiCheck, CiScript, CiStatus, Endpoint, Fault, FaultAction, Scenario, When};
 use agent_gate::summary::{SummaryContext, render};
 
 use crate::support::SimGate;
@@ -116,35 +114,76 @@ async fn checks_that_succeed_after_a_few_polls_pass_the_gate_with_state_url_and_
 
     assert_eq!(report.verdict, Verdict::Passed, "{}", report.render_text());
     let ci = awaited(&report, "repository CI");
-    assert!(ci.polls >= 3, "it waited across several reads: {}", ci.polls);
+    assert!(
+        ci.polls >= 3,
+        "it waited across several reads: {}",
+        ci.polls
+    );
     assert_eq!(ci.sha, report.head_sha.clone().unwrap());
     let names: Vec<&str> = ci.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["test (3.12)", "lint", "ci/legacy"]);
-    let test = &ci.checks[0];
+    let tests = &ci.checks[0];
     assert_eq!(
-        (test.kind.as_str(), test.state.as_str(), test.conclusion.as_deref()),
+        (
+            tests.kind.as_str(),
+            tests.state.as_str(),
+            tests.conclusion.as_deref()
+        ),
         ("check-run", "completed", Some("success"))
     );
-    assert!(test.url.as_deref().is_some_and(|u| u.contains("/octo/demo/runs/")), "{test:?}");
-    assert_eq!(test.duration_ms, Some(300_000), "GitHub's own timestamps, simulated time");
+    assert!(
+        tests
+            .url
+            .as_deref()
+            .is_some_and(|u| u.contains("/octo/demo/runs/")),
+        "{tests:?}"
+    );
+    assert_eq!(
+        tests.duration_ms,
+        Some(300_000),
+        "GitHub's own timestamps, simulated time"
+    );
     let legacy = &ci.checks[2];
-    assert_eq!((legacy.kind.as_str(), legacy.state.as_str()), ("status", "success"));
+    assert_eq!(
+        (legacy.kind.as_str(), legacy.state.as_str()),
+        ("status", "success")
+    );
     assert_eq!(legacy.summary.as_deref(), Some("Build #7 passed"));
 
     // What a reviewer reads: the text report, the step summary and the `checks` output.
     let text = report.render_text();
-    assert!(text.contains("check-run test (3.12): completed (success) [300.0s] http"), "{text}");
+    assert!(
+        text.contains("check-run test (3.12): completed (success) [300.0s] http"),
+        "{text}"
+    );
     let summary = render(&report, &SummaryContext::default());
-    assert!(summary.contains("| GitHub check | Kind | State | Took |"), "{summary}");
-    assert!(summary.contains("| check-run | completed &#40;success&#41; | 5m 00s |"), "{summary}");
-    assert!(summary.contains("/ci/legacy) | status | success | 3m 20s |"), "{summary}");
+    assert!(
+        summary.contains("| GitHub check | Kind | State | Took |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| check-run | completed &#40;success&#41; | 5m 00s |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("/ci/legacy) | status | success | 3m 20s |"),
+        "{summary}"
+    );
     let outputs = agent_gate::outputs::values(&report, std::path::Path::new("audit.jsonl"));
     let checks = &outputs.iter().find(|(n, _)| *n == "checks").unwrap().1;
     let json: serde_json::Value = serde_json::from_str(checks).unwrap();
     assert_eq!(json[0]["awaited"][0]["name"], "test (3.12)");
     assert_eq!(json[0]["awaited"][0]["conclusion"], "success");
-    assert!(json[0]["awaited"][0]["url"].as_str().unwrap().starts_with("http"));
-    assert!(progress.contains("awaiting \"test (3.12)\", \"lint\", \"ci/legacy\""), "{progress}");
+    assert!(
+        json[0]["awaited"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http")
+    );
+    assert!(
+        progress.contains("awaiting \"test (3.12)\", \"lint\", \"ci/legacy\""),
+        "{progress}"
+    );
     no_approval_requests(&gate);
 }
 
@@ -162,13 +201,27 @@ async fn a_failing_check_run_fails_the_gate_with_its_url_and_summary() {
     let gate = gate(&policy("5m", check), ci, Vec::new()).await;
     let (report, _) = run(&gate).await;
 
-    assert_eq!(report.verdict, Verdict::ChecksFailed, "{}", report.render_text());
+    assert_eq!(
+        report.verdict,
+        Verdict::ChecksFailed,
+        "{}",
+        report.render_text()
+    );
     let entry = report.checks.iter().find(|c| c.name == "ci").unwrap();
     assert_eq!(entry.status, CheckStatus::Failed);
     let detail = entry.detail.clone().unwrap();
-    assert!(detail.starts_with("\"lint\" completed: failure"), "{detail}");
-    assert!(detail.contains("/octo/demo/runs/"), "the check run's URL: {detail}");
-    assert!(entry.output_tail.contains("F401 `os` imported but unused"), "{entry:?}");
+    assert!(
+        detail.starts_with("\"lint\" completed: failure"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("/octo/demo/runs/"),
+        "the check run's URL: {detail}"
+    );
+    assert!(
+        entry.output_tail.contains("F401 `os` imported but unused"),
+        "{entry:?}"
+    );
     // It failed fast: the slow `test` was still running.
     let ci = awaited(&report, "ci");
     assert_ne!(ci.checks[0].state, "completed", "{ci:?}");
@@ -191,23 +244,47 @@ async fn runs_held_for_approval_fail_by_default_naming_who_must_approve_and_wher
     let gate = gate(&policy("5m", check), held_ci(None), Vec::new()).await;
     let (report, progress) = run(&gate).await;
 
-    assert_eq!(report.verdict, Verdict::ChecksFailed, "{}", report.render_text());
+    assert_eq!(
+        report.verdict,
+        Verdict::ChecksFailed,
+        "{}",
+        report.render_text()
+    );
     let entry = report.checks.iter().find(|c| c.name == "ci").unwrap();
     let detail = entry.detail.clone().unwrap();
-    assert!(detail.starts_with("held for approval: the workflow run \"CI\""), "{detail}");
-    assert!(detail.contains("on-held: wait"), "says how to wait instead: {detail}");
+    assert!(
+        detail.starts_with("held for approval: the workflow run \"CI\""),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("on-held: wait"),
+        "says how to wait instead: {detail}"
+    );
     let ci = awaited(&report, "ci");
     assert_eq!(ci.held.len(), 1);
-    assert!(ci.held[0].url.contains("/octo/demo/actions/runs/"), "{ci:?}");
+    assert!(
+        ci.held[0].url.contains("/octo/demo/actions/runs/"),
+        "{ci:?}"
+    );
     let approval = ci.approval.clone().unwrap();
     let pr = report.task.as_ref().and_then(|t| t.pr_number).unwrap();
-    assert!(approval.contains(&format!("on pull request #{pr}")), "{approval}");
-    assert!(approval.contains("\"Approve and run workflows\""), "{approval}");
-    assert!(approval.contains("`require_actions_workflow_approval: true`"), "{approval}");
+    assert!(
+        approval.contains(&format!("on pull request #{pr}")),
+        "{approval}"
+    );
+    assert!(
+        approval.contains("\"Approve and run workflows\""),
+        "{approval}"
+    );
+    assert!(
+        approval.contains("`require_actions_workflow_approval: true`"),
+        "{approval}"
+    );
     assert!(approval.contains("never approves"), "{approval}");
     assert!(progress.contains("held for approval"), "{progress}");
     assert_eq!(
-        gate.sim.count("GET", "/repos/*/*/copilot/cloud-agent/configuration"),
+        gate.sim
+            .count("GET", "/repos/*/*/copilot/cloud-agent/configuration"),
         1,
         "the configuration explains the hold"
     );
@@ -221,7 +298,7 @@ async fn runs_held_for_approval_fail_by_default_naming_who_must_approve_and_wher
 #[tokio::test]
 async fn with_on_held_wait_the_gate_waits_for_a_person_to_approve_then_passes() {
     let check = "  - name: ci\n    github-checks: [test]\n    on-held: wait\n";
-    let ci = held_ci(Some(Duration::from_secs(300)));
+    let ci = held_ci(Some(Duration::from_mins(5)));
     let gate = gate(&policy("5m", check), ci, Vec::new()).await;
     let (report, progress) = run(&gate).await;
 
@@ -243,7 +320,7 @@ async fn a_person_approving_through_github_releases_a_waiting_gate() {
     let check = "  - name: ci\n    github-checks: [test]\n    on-held: wait\n";
     let gate = gate(&policy("5m", check), held_ci(None), Vec::new()).await;
     let opts = gate.opts("update the generated file");
-    let approver = async {
+    let person = async {
         // Approve once the gate has seen the hold (it read the configuration to explain it).
         while gate
             .sim
@@ -254,7 +331,7 @@ async fn a_person_approving_through_github_releases_a_waiting_gate() {
         }
         gate.sim.approve_workflow_runs("octo", "demo")
     };
-    let ((report, _), approved) = tokio::join!(gate.run(opts), approver);
+    let ((report, _), approved) = tokio::join!(gate.run(opts), person);
     assert_eq!(approved, 1);
     assert_eq!(report.verdict, Verdict::Passed, "{}", report.render_text());
 }
@@ -273,7 +350,12 @@ async fn the_deadline_passing_while_checks_are_queued_is_timed_out() {
     let gate = gate(&policy("4s", check), ci, Vec::new()).await;
     let (report, _) = run(&gate).await;
 
-    assert_eq!(report.verdict, Verdict::TimedOut, "{}", report.render_text());
+    assert_eq!(
+        report.verdict,
+        Verdict::TimedOut,
+        "{}",
+        report.render_text()
+    );
     let entry = report.checks.iter().find(|c| c.name == "ci").unwrap();
     assert_eq!(entry.status, CheckStatus::TimedOut);
     let detail = entry.detail.clone().unwrap();
@@ -281,6 +363,18 @@ async fn the_deadline_passing_while_checks_are_queued_is_timed_out() {
         detail.starts_with("the run's deadline passed before the repository's checks finished: still waiting: \"test\" queued"),
         "{detail}"
     );
+    // Nothing changed after the first read: every later read was a conditional request
+    // answered 304, which costs no rate limit.
+    let reads: Vec<Option<u16>> = gate
+        .sim
+        .request_log()
+        .iter()
+        .filter(|r| r.path.ends_with("/check-runs"))
+        .map(|r| r.status)
+        .collect();
+    assert!(reads.len() >= 3, "{reads:?}");
+    assert_eq!(reads[0], Some(200));
+    assert!(reads[1..].iter().all(|s| *s == Some(304)), "{reads:?}");
 }
 
 #[tokio::test]
@@ -294,10 +388,18 @@ async fn a_check_name_that_never_appears_is_a_clear_message_after_the_deadline_n
     let gate = gate(&policy("4s", check), ci, Vec::new()).await;
     let (report, _) = run(&gate).await;
 
-    assert_eq!(report.verdict, Verdict::TimedOut, "{}", report.render_text());
+    assert_eq!(
+        report.verdict,
+        Verdict::TimedOut,
+        "{}",
+        report.render_text()
+    );
     let detail = report.checks[0].detail.clone().unwrap();
     assert!(detail.contains("\"tset\" never appeared on "), "{detail}");
-    assert!(detail.contains("is the name spelled as GitHub shows it"), "{detail}");
+    assert!(
+        detail.contains("is the name spelled as GitHub shows it"),
+        "{detail}"
+    );
     let ci = awaited(&report, "ci");
     assert_eq!(ci.checks[1].kind, "missing");
     assert_eq!(ci.checks[0].conclusion.as_deref(), Some("success"));
@@ -327,10 +429,20 @@ async fn required_is_read_from_the_branch_rules_and_protection_without_the_gates
     let ci = awaited(&report, "required checks");
     let names: Vec<&str> = ci.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["test", "legacy"], "{ci:?}");
-    assert!(ci.source.contains(&"rules for the branch `main`: 2".to_string()), "{ci:?}");
-    assert!(ci.source.contains(&"branch protection of `main`: 2".to_string()), "{ci:?}");
     assert!(
-        ci.source.iter().any(|s| s.contains("`agent-gate` (agent-gate's own status) is not awaited")),
+        ci.source
+            .contains(&"rules for the branch `main`: 2".to_string()),
+        "{ci:?}"
+    );
+    assert!(
+        ci.source
+            .contains(&"branch protection of `main`: 2".to_string()),
+        "{ci:?}"
+    );
+    assert!(
+        ci.source
+            .iter()
+            .any(|s| s.contains("`agent-gate` (agent-gate's own status) is not awaited")),
         "{ci:?}"
     );
 }
@@ -346,10 +458,21 @@ async fn required_with_no_required_checks_is_a_check_error_not_a_pass() {
     let gate = gate(&policy("5m", check), ci, Vec::new()).await;
     let (report, _) = run(&gate).await;
 
-    assert_eq!(report.verdict, Verdict::CheckError, "{}", report.render_text());
+    assert_eq!(
+        report.verdict,
+        Verdict::CheckError,
+        "{}",
+        report.render_text()
+    );
     let detail = report.checks[0].detail.clone().unwrap();
-    assert!(detail.contains("the base branch `main` has no required status checks"), "{detail}");
-    assert!(detail.contains("administration: read"), "names the permission protection needs: {detail}");
+    assert!(
+        detail.contains("the base branch `main` has no required status checks"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("administration: read"),
+        "names the permission protection needs: {detail}"
+    );
 }
 
 #[tokio::test]
@@ -375,10 +498,18 @@ async fn a_token_without_checks_read_is_a_clear_error_naming_the_permission() {
     let gate = gate(&policy("5m", check), ci, vec![forbidden]).await;
     let (report, _) = run(&gate).await;
 
-    assert_eq!(report.verdict, Verdict::CheckError, "{}", report.render_text());
+    assert_eq!(
+        report.verdict,
+        Verdict::CheckError,
+        "{}",
+        report.render_text()
+    );
     let detail = report.checks[0].detail.clone().unwrap();
     assert!(detail.starts_with("cannot read check runs: "), "{detail}");
-    assert!(detail.contains("the token needs `checks: read`"), "{detail}");
+    assert!(
+        detail.contains("the token needs `checks: read`"),
+        "{detail}"
+    );
 }
 
 fn policy_error(checks: &str) -> String {
@@ -393,19 +524,36 @@ fn policy_error(checks: &str) -> String {
 fn the_policy_says_what_is_wrong_with_a_github_checks_entry() {
     let both = policy_error("  - name: ci\n    run: make test\n    github-checks: [test]\n");
     assert!(
-        both.contains("one of `run` (a command) or `github-checks` (the repository's own checks), not both"),
+        both.contains(
+            "one of `run` (a command) or `github-checks` (the repository's own checks), not both"
+        ),
         "{both}"
     );
     let neither = policy_error("  - name: ci\n    timeout: 5m\n");
-    assert!(neither.contains("`run:` (a command) or `github-checks:`"), "{neither}");
+    assert!(
+        neither.contains("`run:` (a command) or `github-checks:`"),
+        "{neither}"
+    );
     let word = policy_error("  - name: ci\n    github-checks: all\n");
-    assert!(word.contains("`required` or a list of check names"), "{word}");
+    assert!(
+        word.contains("`required` or a list of check names"),
+        "{word}"
+    );
     let empty = policy_error("  - name: ci\n    github-checks: []\n");
-    assert!(empty.contains("`required` or a list of check names"), "{empty}");
+    assert!(
+        empty.contains("`required` or a list of check names"),
+        "{empty}"
+    );
     let image = policy_error("  - name: ci\n    github-checks: [test]\n    image: python:3.12\n");
-    assert!(image.contains("`run:` instead of `github-checks:`"), "{image}");
+    assert!(
+        image.contains("`run:` instead of `github-checks:`"),
+        "{image}"
+    );
     let held = policy_error("  - name: ci\n    run: make\n    on-held: wait\n");
-    assert!(held.contains("on-held applies to a check that awaits GitHub's checks"), "{held}");
+    assert!(
+        held.contains("on-held applies to a check that awaits GitHub's checks"),
+        "{held}"
+    );
     let value = policy_error("  - name: ci\n    github-checks: [test]\n    on-held: approve\n");
     assert!(value.contains("approve"), "{value}");
 
@@ -419,7 +567,10 @@ fn the_policy_says_what_is_wrong_with_a_github_checks_entry() {
     assert_eq!(github.on_held, agent_gate::policy::OnHeld::Wait);
     assert_eq!(github.timeout, Some(Duration::from_mins(30)));
     let described = agent_gate::policy::describe(&ok);
-    assert!(described.contains("await: the base branch's required status checks"), "{described}");
+    assert!(
+        described.contains("await: the base branch's required status checks"),
+        "{described}"
+    );
 }
 
 #[tokio::test]
@@ -452,8 +603,68 @@ async fn check_without_github_reports_a_github_checks_entry_as_skipped_and_says_
     let ci = report.checks.iter().find(|c| c.name == "ci").unwrap();
     assert_eq!(ci.status, CheckStatus::Skipped);
     assert!(
-        ci.detail.as_deref().unwrap().contains("only `agent-gate run` reads them from GitHub"),
+        ci.detail
+            .as_deref()
+            .unwrap()
+            .contains("only `agent-gate run` reads them from GitHub"),
         "{ci:?}"
     );
-    assert_eq!(report.checks.iter().find(|c| c.name == "unit").unwrap().status, CheckStatus::Passed);
+    assert_eq!(
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == "unit")
+            .unwrap()
+            .status,
+        CheckStatus::Passed
+    );
+}
+
+/// The shipped example: `examples/policies/repository-ci.yml` on the simulator playing
+/// `examples/scenarios/repository-ci.yml` (required checks from the branch's rules, the tests
+/// held for approval until a person approves them) passes after the approval, as the example
+/// workflow's comments say.
+#[tokio::test]
+async fn the_shipped_repository_ci_example_waits_for_the_approval_and_passes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let policy = std::fs::read_to_string(root.join("examples/policies/repository-ci.yml")).unwrap();
+    // Polled every second (the default starts at 5 s) so that the test sees the hold.
+    let policy = policy.replace(
+        "  timeout: 90m\n",
+        "  timeout: 90m\n  poll: { initial: 1s, max: 1s }\n",
+    );
+    assert!(
+        policy.contains("poll:"),
+        "the example still sets agent.timeout: 90m"
+    );
+    let scenario = Scenario::load(&root.join("examples/scenarios/repository-ci.yml")).unwrap();
+    let gate = SimGate::start(
+        &[
+            (".github/agent-gate.yml", &policy),
+            ("src/app.txt", "app\n"),
+        ],
+        scenario,
+        60.0,
+        REPOSITORY,
+        TOKEN,
+    )
+    .await;
+    let (report, progress) = run(&gate).await;
+    assert_eq!(
+        report.verdict,
+        Verdict::Passed,
+        "{}\n{progress}",
+        report.render_text()
+    );
+    let ci = awaited(&report, "repository CI");
+    let names: Vec<&str> = ci.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["test (3.12)", "lint"]);
+    assert!(progress.contains("held for approval"), "{progress}");
+    assert!(
+        ci.notes
+            .iter()
+            .any(|n| n.contains("then approved by a person")),
+        "{ci:?}"
+    );
+    no_approval_requests(&gate);
 }

@@ -149,12 +149,9 @@ impl Compiler<'_> {
                 ));
             }
             return match &check.run {
-                Some(run) if run.value.trim().is_empty() => Err(self.invalid(
-                    &run.referenced,
-                    &key("run"),
-                    "",
-                    "a non-empty command",
-                )),
+                Some(run) if run.value.trim().is_empty() => {
+                    Err(self.invalid(&run.referenced, &key("run"), "", "a non-empty command"))
+                }
                 Some(_) => Ok(None),
                 None => Err(PolicyError::MissingCommand {
                     path: self.path.to_string(),
