@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::actions::ActionsEnv;
-use crate::report::{CheckEntry, Report, TaskInfo, Violation};
+use crate::report::{AwaitedCi, CheckEntry, Report, TaskInfo, Violation};
 use crate::scope::RuleOrigin;
 use crate::summary::violation_kind_name;
 
@@ -277,6 +277,10 @@ pub struct CheckEvent {
     pub detail: Option<String>,
     /// Wall-clock duration.
     pub duration_ms: u64,
+    /// A `github-checks` check: the repository's own checks it awaited, and any run held
+    /// for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<AwaitedCi>,
 }
 
 impl CheckEvent {
@@ -296,6 +300,7 @@ impl CheckEvent {
             exit_code,
             detail: entry.detail.clone(),
             duration_ms: entry.duration_ms,
+            github: entry.github.clone(),
         }
     }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::github::Client;
 use crate::github::ci::{CheckRun, CiReadError, CombinedStatus, StatusEntry, WorkflowRun};
+use crate::github::{ApiError, Client};
 use crate::policy::{AwaitedChecks, CheckSpec, GitHubChecks, OnHeld};
 use crate::report::{AwaitedCheck, AwaitedCi, CheckEntry, CheckStatus, HeldRun, Verdict};
 use crate::shutdown::Shutdown;
@@ -306,6 +306,17 @@ fn read_failed(
             seen,
             String::new(),
             None,
+        )
+    } else if matches!(e.source, ApiError::WaitPastDeadline { .. }) {
+        let detail = format!(
+            "the run's deadline passed before the repository's checks could be read again: {e}"
+        );
+        end(
+            CheckStatus::TimedOut,
+            detail,
+            seen,
+            String::new(),
+            Some(Verdict::TimedOut),
         )
     } else {
         end(

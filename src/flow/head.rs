@@ -69,6 +69,8 @@ pub(super) async fn gate_head(
         .task
         .as_ref()
         .and_then(|t| Some((t.pr_number?, t.pr_url.clone().unwrap_or_default())));
+    // Reads of the repository's checks stop at the run's deadline, retries included.
+    let ci_client = ctx.status_client.with_deadline(ctx.deadline);
     let gate = GateContext {
         git: ctx.git,
         policy,
@@ -77,7 +79,7 @@ pub(super) async fn gate_head(
         gate_env: ctx.opts.gate_env.clone(),
         workspace: ctx.opts.repo.clone(),
         ci: Some(CiContext {
-            client: ctx.status_client,
+            client: &ci_client,
             base_branch: ctx.base_branch,
             own_context: &policy.report.status_context,
             pull,

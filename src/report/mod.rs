@@ -125,7 +125,8 @@ pub struct CheckEntry {
 }
 
 /// What a `github-checks` check saw of the repository's own CI on the agent's head.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AwaitedCi {
     /// The commit whose checks were awaited.
     pub sha: String,
@@ -152,7 +153,7 @@ pub struct AwaitedCi {
 }
 
 /// One awaited check run or commit status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AwaitedCheck {
     pub name: String,
     /// `check-run`, `status`, or `missing` (nothing of that name on the commit).
@@ -174,7 +175,7 @@ pub struct AwaitedCheck {
 }
 
 /// A workflow run held for approval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct HeldRun {
     pub name: String,
     pub url: String,

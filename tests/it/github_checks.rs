@@ -668,3 +668,63 @@ async fn the_shipped_repository_ci_example_waits_for_the_approval_and_passes() {
     );
     no_approval_requests(&gate);
 }
+
+/// The binary, as a workflow step runs it: a held run fails the step with exit 10; the JSON
+/// report, the `check` line of the audit trail and the exit code all carry the hold.
+#[tokio::test]
+async fn the_binary_reports_a_held_run_in_its_json_report_and_audit_trail() {
+    let check = "  - name: ci\n    github-checks: [test]\n";
+    let gate = gate(&policy("5m", check), held_ci(None), Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"));
+    cmd.arg("run")
+        .args(["--repository", REPOSITORY, "--api-url", &gate.sim.url()])
+        .args([
+            "--instruction",
+            "update the generated file",
+            "--format",
+            "json",
+        ])
+        .arg("--repo")
+        .arg(gate.work.path())
+        .arg("--audit-file")
+        .arg(&audit)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_REPOSITORY")
+        .env("INPUT_TOKEN", TOKEN)
+        .kill_on_drop(true);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("INPUT_") && k != "INPUT_TOKEN" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = tokio::time::timeout(Duration::from_mins(1), cmd.output())
+        .await
+        .expect("the gate ends")
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["verdict"], "checks-failed");
+    let held = &json["checks"][0]["github"]["held"][0];
+    assert_eq!(held["name"], "CI");
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let event: serde_json::Value = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "check")
+        .expect("a check event");
+    assert_eq!(event["github"]["held"][0]["url"], held["url"]);
+    assert!(
+        event["github"]["approval"]
+            .as_str()
+            .unwrap()
+            .contains("Approve and run workflows")
+    );
+}
