@@ -212,7 +212,11 @@ async fn await_github_checks(
     if shutdown.fired().is_some() {
         return;
     }
-    let awaited = super::ci::await_checks(ci, spec, github, head, shutdown, progress).await;
+    // Boxed: the wait is a large future, and most runs have no such check.
+    let awaited = Box::pin(super::ci::await_checks(
+        ci, spec, github, head, shutdown, progress,
+    ))
+    .await;
     report.checks.push(awaited.entry);
     if let Some(v) = awaited.verdict {
         report.set_verdict(report.verdict.combine(v));

@@ -101,7 +101,14 @@ pub(super) async fn gate_head(
             n => format!(" ({n} checks)"),
         }
     );
-    gate_change(&gate, &changes, &mut report, ctx.shutdown, progress).await;
+    Box::pin(gate_change(
+        &gate,
+        &changes,
+        &mut report,
+        ctx.shutdown,
+        progress,
+    ))
+    .await;
     report
 }
 
