@@ -9,9 +9,9 @@ use std::io::Write;
 
 use crate::flow::check::{GateContext, config_error, gate_change};
 use crate::flow::ci::CiContext;
+use crate::flow::ending::finish_with;
 use crate::flow::fetch::{PrivateRefs, fetch_refs};
 use crate::flow::round::RoundContext;
-use crate::flow::run::finish_with;
 use crate::flow::session::task_branch;
 use crate::github::types::{ArtifactRef, Task};
 use crate::policy::Policy;

@@ -7,6 +7,7 @@
 mod check;
 mod ci;
 mod comment;
+mod ending;
 mod fetch;
 mod head;
 mod options;
@@ -22,13 +23,14 @@ use std::path::Path;
 
 pub use check::{CheckOptions, check};
 pub use comment::{CommentAction, CommentSet, MAX_COMMENT_BYTES, comment_body, comment_marker};
+pub use ending::WAITING_STATE;
 pub use options::RunOptions;
 pub use publish::{PublishOptions, actions_io, open_audit, publish};
 pub use review::{
     MAX_STATUS_DESCRIPTION, ReviewOptions, ReviewRecord, StatusSet, review, status_description,
     status_state,
 };
-pub use run::{WAITING_STATE, run};
+pub use run::run;
 
 use crate::policy::Policy;
 use crate::report::{Verdict, describe_decision};

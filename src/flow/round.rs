@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::budget::{BudgetLimits, BudgetStatus, check_budget};
+use crate::flow::ending::{finish_with, fmt_secs};
 use crate::flow::fetch::PrivateRefs;
 use crate::flow::options::RunOptions;
-use crate::flow::run::{finish_with, fmt_secs};
 use crate::flow::session::poll_and_gate;
 use crate::flow::start::{RoundAdmission, admit_round};
 use crate::git::Git;

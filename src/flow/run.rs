@@ -3,17 +3,15 @@
 //! clients, hand over to `start.rs` to attach to the run's task or (within the daily budget,
 //! once admitted under `agent.max-concurrent-tasks`) start it, then to `round.rs` for the
 //! rounds (polled in `session.rs`, gated in `head.rs`); last the review gate. Every failure
-//! becomes a verdict in the [`Report`]; [`finish_with`], [`api_error`] and [`fmt_secs`] are
-//! the helpers the other run files finish reports and word durations with. The inputs' type
-//! is `options.rs`'s.
+//! becomes a verdict in the [`Report`]. The inputs' type is `options.rs`'s.
 
 use std::io::Write;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::admission::AdmissionLimits;
 use crate::flow::check::{config_error, narrow};
+use crate::flow::ending::{api_error, finish_with, fmt_secs};
 use crate::flow::fetch::{Base, PrivateRefs, fetch_base, git_token};
 use crate::flow::options::RunOptions;
 use crate::flow::round::{RoundContext, gate_rounds};
@@ -25,34 +23,6 @@ use crate::policy::Policy;
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
-
-/// The timeline state of a run waiting for a slot under `agent.max-concurrent-tasks`.
-pub const WAITING_STATE: &str = "waiting-for-capacity";
-
-pub(super) fn api_error(mut report: Report, context: &str, e: &ApiError) -> Report {
-    report.errors.push(format!("{context}: {e}"));
-    report.set_verdict(Verdict::ApiError);
-    report.finish();
-    report
-}
-
-pub(super) fn finish_with(mut report: Report, verdict: Verdict, note: String) -> Report {
-    report.notes.push(note);
-    report.set_verdict(report.verdict.combine(verdict));
-    report.finish();
-    report
-}
-
-pub(super) fn fmt_secs(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
 
 /// Run the whole gate. `progress` receives one line per state change, heartbeats while
 /// waiting, and a last line with the verdict. Never panics; every failure is a verdict.

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::flow::ending::{api_error, finish_with, fmt_secs};
 use crate::flow::head::gate_head;
 use crate::flow::round::RoundContext;
-use crate::flow::run::{api_error, finish_with, fmt_secs};
 use crate::github::types::{ArtifactRef, Task, TaskState};
 use crate::github::{
     Client, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions, StopReason, StopRecord,

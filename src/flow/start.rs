@@ -22,9 +22,9 @@ use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
 use crate::shutdown::Shutdown;
 
 use super::check::config_error;
+use super::ending::{WAITING_STATE, api_error, finish_with, fmt_secs};
 use super::options::RunOptions;
 use super::round::RoundContext;
-use super::run::{WAITING_STATE, api_error, finish_with, fmt_secs};
 
 /// How far back a re-run looks for the task carrying its key.
 const ATTACH_WINDOW: Duration = Duration::from_hours(24 * 7);
