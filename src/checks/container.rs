@@ -10,13 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::error::SetupError;
 use super::process::{self, Tail};
 use super::{CheckOutcome, CheckStatus, PlannedAction, PlannedCheck, program};
-use crate::docker::{ContainerSpec, Engine};
+use crate::docker::{ContainerSpec, Engine, EngineError};
 use crate::policy::CheckImage;
 
 /// Where the check's tree is, inside its container (in a fresh volume at `/work`).
@@ -34,7 +36,7 @@ pub async fn prepare(
     engine: Option<&Engine>,
 ) -> (Vec<PlannedCheck>, Vec<String>) {
     let mut notes = Vec::new();
-    let mut images: BTreeMap<String, Result<(), String>> = BTreeMap::new();
+    let mut images: BTreeMap<String, Result<(), SetupError>> = BTreeMap::new();
     let mut out = Vec::with_capacity(checks.len());
     for check in checks {
         let (Some(image), PlannedAction::Run { command }) = (check.image.clone(), &check.action)
@@ -59,8 +61,8 @@ pub async fn prepare(
             images.insert(image.image.clone(), ready.clone());
             ready
         };
-        if let Err(message) = ready {
-            out.push(unavailable(check, image.image.clone(), message));
+        if let Err(e) = ready {
+            out.push(unavailable(check, image.image.clone(), e.to_string()));
             continue;
         }
         if let Some(name) = program::leading_program(&command)
@@ -90,7 +92,7 @@ async fn make_available(
     engine: &Engine,
     image: &str,
     notes: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), SetupError> {
     match engine.image_exists(image).await {
         Ok(true) => {
             notes.push(format!(
@@ -99,7 +101,12 @@ async fn make_available(
             return Ok(());
         }
         Ok(false) => {}
-        Err(e) => return Err(format!("cannot use the image `{image}`: {e}")),
+        Err(e) => {
+            return Err(SetupError::Image {
+                image: image.to_string(),
+                source: Arc::new(e),
+            });
+        }
     }
     let started = Instant::now();
     match engine.pull(image).await {
@@ -110,9 +117,10 @@ async fn make_available(
             ));
             Ok(())
         }
-        Err(e) => Err(format!(
-            "cannot pull the image `{image}` ({e}): check its name and tag, and that the runner can reach its registry (a private registry needs a `docker login` step before this one)"
-        )),
+        Err(e) => Err(SetupError::Pull {
+            image: image.to_string(),
+            source: Arc::new(e),
+        }),
     }
 }
 
@@ -209,7 +217,9 @@ pub async fn run(
     let started = Instant::now();
     let mut tail = Tail::new(job.output_cap.max(1));
     let status = match started_container(&job, &check).await {
-        Err(message) => CheckStatus::Error { message },
+        Err(e) => CheckStatus::Error {
+            message: e.to_string(),
+        },
         Ok(container) => {
             let (engine, id) = (job.engine, container.id.as_str());
             let status = tokio::select! {
@@ -253,17 +263,18 @@ pub async fn run(
 /// The check's container, started: its tree packed (owned by the check's uid), the
 /// container created with the check's limits, the tree copied in. Removed when the
 /// returned guard drops.
-async fn started_container(job: &Job<'_>, check: &PlannedCheck) -> Result<Removal, String> {
-    let command = std::str::from_utf8(job.command).map_err(|_| {
-        "the command holds file names that are not UTF-8, which the Docker engine cannot pass; narrow `files` or run the check without `image:`".to_string()
-    })?;
+async fn started_container(job: &Job<'_>, check: &PlannedCheck) -> Result<Removal, SetupError> {
+    let command = std::str::from_utf8(job.command).map_err(|_| SetupError::NotUtf8)?;
     let (uid, gid) = job.user;
     let source = job.source.to_path_buf();
     let tar =
         tokio::task::spawn_blocking(move || crate::docker::tar_tree(&source, "tree", uid, gid))
             .await
-            .map_err(|e| format!("packing the check tree failed: {e}"))?
-            .map_err(|e| format!("cannot pack the check tree: {e}"))?;
+            .map_err(|e| SetupError::Task {
+                what: "packing the check tree",
+                source: Arc::new(e),
+            })?
+            .map_err(SetupError::io(|source| SetupError::Pack { source }))?;
     let mut env: Vec<String> = check
         .env
         .iter()
@@ -289,15 +300,23 @@ async fn started_container(job: &Job<'_>, check: &PlannedCheck) -> Result<Remova
     let id = engine
         .create(&spec)
         .await
-        .map_err(|e| format!("cannot create the check's container: {e}"))?;
+        .map_err(step("create the check's container"))?;
     let container = Removal::new(engine, &id);
     engine
         .put_archive(&id, VOLUME, tar)
         .await
-        .map_err(|e| format!("cannot copy the tree into the check's container: {e}"))?;
+        .map_err(step("copy the tree into the check's container"))?;
     engine
         .start(&id)
         .await
-        .map_err(|e| format!("cannot start the check's container: {e}"))?;
+        .map_err(step("start the check's container"))?;
     Ok(container)
+}
+
+/// A failed step of the check's container.
+fn step(step: &'static str) -> impl FnOnce(EngineError) -> SetupError {
+    move |e| SetupError::Container {
+        step,
+        source: Arc::new(e),
+    }
 }

@@ -14,6 +14,7 @@
 
 mod container;
 mod env;
+mod error;
 mod isolation;
 mod plan;
 mod process;
@@ -32,6 +33,7 @@ pub use self::env::{
     DEFAULT_PATH, PASSED_NAMES, RESERVED_PREFIXES, RESERVED_SUBSTRINGS, WITHHELD_NAMES,
     is_passed_from_gate, is_reserved_name, scrubbed_env,
 };
+pub use self::error::SetupError;
 pub use self::isolation::{
     FILE_COMMAND_VARS, IsolationMode, IsolationReport, NOBODY, ProtectError, ProtectGuard, RunAs,
     chown_tree, credential_paths, gate_is_root, holds_credential, make_gate_undumpable, protect,

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
+use super::error::SetupError;
 use super::isolation::{self, IsolationMode, IsolationReport, ProtectGuard, RunAs};
 use super::{
     CheckOutcome, CheckStatus, ChecksRun, Isolation, PlannedAction, PlannedCheck, RunOptions,
@@ -35,7 +36,7 @@ struct Shared {
     user: Option<(u32, u32)>,
     /// Each check's own tree and `HOME` (by plan index), made before any check starts:
     /// `None` for a check that does not run in the gate.
-    dirs: Vec<Option<Result<(PathBuf, PathBuf), String>>>,
+    dirs: Vec<Option<Result<(PathBuf, PathBuf), SetupError>>>,
     docker: Option<crate::docker::Engine>,
     env: Vec<(OsString, OsString)>,
     output_cap: usize,
@@ -86,7 +87,7 @@ pub async fn run_checks(
 
     let setup = match refusal {
         Some(message) => Err(message),
-        None => prepare(tree, user, opts),
+        None => prepare(tree, user, opts).map_err(|e| e.to_string()),
     };
     let (mut shared, _homes_dir) = match setup {
         Ok(ok) => ok,
@@ -220,20 +221,23 @@ fn prepare(
     tree: &Path,
     user: Option<(u32, u32)>,
     opts: &RunOptions,
-) -> Result<(Shared, tempfile::TempDir), String> {
-    let source = std::fs::canonicalize(tree)
-        .map_err(|e| format!("cannot use the check tree {}: {e}", tree.display()))?;
+) -> Result<(Shared, tempfile::TempDir), SetupError> {
+    let source =
+        std::fs::canonicalize(tree).map_err(SetupError::io(|source| SetupError::Source {
+            path: tree.to_path_buf(),
+            source,
+        }))?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("agent-gate-homes-");
     let homes = match &opts.temp_dir {
         Some(dir) => builder.tempdir_in(dir),
         None => builder.tempdir(),
     }
-    .map_err(|e| format!("cannot create a temporary directory for the checks: {e}"))?;
+    .map_err(SetupError::io(|source| SetupError::TempDir { source }))?;
     if user.is_some() {
         // Traversable, not listable, by the checks' uids.
         std::fs::set_permissions(homes.path(), std::fs::Permissions::from_mode(0o711))
-            .map_err(|e| format!("cannot set the mode of {}: {e}", homes.path().display()))?;
+            .map_err(mode_error(homes.path()))?;
     }
     let shared = Shared {
         source,
@@ -323,7 +327,7 @@ fn nth_user((uid, gid): (u32, u32), index: usize) -> (u32, u32) {
 async fn check_dirs(
     shared: &Shared,
     checks: &[PlannedCheck],
-) -> Vec<Option<Result<(PathBuf, PathBuf), String>>> {
+) -> Vec<Option<Result<(PathBuf, PathBuf), SetupError>>> {
     let runs_here =
         |c: &PlannedCheck| matches!(c.action, PlannedAction::Run { .. }) && c.image.is_none();
     let any_image = checks
@@ -353,14 +357,13 @@ async fn check_dir(
     index: usize,
     user: Option<(u32, u32)>,
     copy: bool,
-) -> Result<(PathBuf, PathBuf), String> {
+) -> Result<(PathBuf, PathBuf), SetupError> {
     let dir = shared
         .homes
         .join(format!("check-{index}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir(&dir)
-        .map_err(|e| format!("cannot create the check's directory {}: {e}", dir.display()))?;
+    std::fs::create_dir(&dir).map_err(create_error("the check's directory", &dir))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
-        .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+        .map_err(mode_error(&dir))?;
     let tree = if copy {
         dir.join("tree")
     } else {
@@ -369,26 +372,26 @@ async fn check_dir(
     let (source, target) = (shared.source.clone(), tree.clone());
     tokio::task::spawn_blocking(move || {
         if copy {
-            copy_tree(&source, &target).map_err(|e| {
-                format!(
-                    "cannot copy the check tree {} to {}: {e}",
-                    source.display(),
-                    target.display()
-                )
-            })?;
+            copy_tree(&source, &target).map_err(SetupError::io(|e| SetupError::Copy {
+                from: source.clone(),
+                to: target.clone(),
+                source: e,
+            }))?;
         }
         if let Some((uid, gid)) = user {
-            chown_tree(&target, uid, gid).map_err(|e| {
-                format!(
-                    "cannot give the check tree {} to uid {uid}: {e}",
-                    target.display()
-                )
-            })?;
+            chown_tree(&target, uid, gid).map_err(SetupError::io(|source| SetupError::Chown {
+                path: target.clone(),
+                uid,
+                source,
+            }))?;
         }
-        Ok::<(), String>(())
+        Ok::<(), SetupError>(())
     })
     .await
-    .map_err(|e| format!("copying the check tree failed: {e}"))??;
+    .map_err(|e| SetupError::Task {
+        what: "copying the check tree",
+        source: std::sync::Arc::new(e),
+    })??;
     let home = dir.join("home");
     make_home(&home, user)?;
     Ok((tree, home))
@@ -484,7 +487,11 @@ async fn run_one(
     let user = user_for(shared, index);
     let (tree, home) = match shared.dirs.get(index).cloned().flatten() {
         Some(Ok(dirs)) => dirs,
-        Some(Err(message)) => return not_run(check, || CheckStatus::Error { message }),
+        Some(Err(e)) => {
+            return not_run(check, || CheckStatus::Error {
+                message: e.to_string(),
+            });
+        }
         None => {
             return not_run(check, || CheckStatus::Error {
                 message: "no tree was prepared for this check".into(),
@@ -526,16 +533,30 @@ async fn run_one(
     }
 }
 
-fn make_home(home: &Path, user: Option<(u32, u32)>) -> Result<(), String> {
-    std::fs::create_dir(home)
-        .map_err(|e| format!("cannot create the check's HOME {}: {e}", home.display()))?;
+fn make_home(home: &Path, user: Option<(u32, u32)>) -> Result<(), SetupError> {
+    std::fs::create_dir(home).map_err(create_error("the check's HOME", home))?;
     std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot set the mode of {}: {e}", home.display()))?;
+        .map_err(mode_error(home))?;
     if let Some((uid, gid)) = user {
-        std::os::unix::fs::lchown(home, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot give {} to uid {uid}: {e}", home.display()))?;
+        std::os::unix::fs::lchown(home, Some(uid), Some(gid)).map_err(SetupError::io(
+            |source| SetupError::Chown {
+                path: home.to_path_buf(),
+                uid,
+                source,
+            },
+        ))?;
     }
     Ok(())
+}
+
+fn create_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SetupError {
+    let path = path.to_path_buf();
+    SetupError::io(move |source| SetupError::Create { what, path, source })
+}
+
+fn mode_error(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError {
+    let path = path.to_path_buf();
+    SetupError::io(move |source| SetupError::Mode { path, source })
 }
 
 fn spawn_error(e: &std::io::Error, tree: &Path, user: Option<(u32, u32)>) -> String {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::assessment::assess;
 use crate::checks::{self, CheckStatus as RunStatus, ChecksRun};
 use crate::git::{ChangeSet, Git};
-use crate::policy::{CheckSpec, OnViolation, Policy};
+use crate::policy::{CheckSpec, OnViolation, Policy, PolicyError};
 use crate::report::{CheckEntry, CheckStatus, Report, Verdict};
 use crate::scope::Scope;
 use crate::shutdown::Shutdown;
@@ -44,16 +44,13 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
         Ok(r) => r,
         Err(e) => return config_error(report, e.to_string()),
     };
-    let policy = match load_policy_at(&git, &base, &opts.policy_path) {
+    let policy = match load_policy_at(&git, &base, &format!("`{}`", opts.base), &opts.policy_path) {
         Ok(p) => p,
-        Err(e) => {
-            let e = e.replace(&format!("`{base}`"), &format!("`{}`", opts.base));
-            return config_error(report, e);
-        }
+        Err(e) => return config_error(report, e.to_string()),
     };
     let scope = match narrow(&policy, &opts.scope) {
         Ok(s) => s,
-        Err(e) => return config_error(report, e),
+        Err(e) => return config_error(report, e.to_string()),
     };
     let changes = match git.changes(&base, &head) {
         Ok(c) => c,
@@ -73,16 +70,18 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
 }
 
 /// The policy's scope narrowed by the `scope` input.
-pub(crate) fn narrow(policy: &Policy, scope: &[String]) -> Result<Scope, String> {
+pub(crate) fn narrow(policy: &Policy, scope: &[String]) -> Result<Scope, ScopeInputError> {
     if scope.is_empty() {
         Ok(policy.scope.clone())
     } else {
-        policy
-            .scope
-            .narrowed(scope)
-            .map_err(|e| format!("scope input: {e}"))
+        policy.scope.narrowed(scope).map_err(ScopeInputError)
     }
 }
+
+/// A glob of the `scope` input that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("scope input: {0}")]
+pub(crate) struct ScopeInputError(crate::scope::PatternError);
 
 pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Report {
     report.errors.push(message.into());
@@ -91,17 +90,48 @@ pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Re
     report
 }
 
-/// Read the policy blob at `base` (never the working tree) and compile it.
-pub(crate) fn load_policy_at(git: &Git, base: &str, path: &str) -> Result<Policy, String> {
-    let blob = git.show_file(base, path).map_err(|e| e.to_string())?;
-    let Some(blob) = blob else {
-        return Err(format!(
-            "no policy file `{path}` at the base ref `{base}`: commit one (see `agent-gate validate`) or pass --policy"
-        ));
+/// The policy could not be read at the base: each names the file and the base as the user
+/// knows it (`base`: a quoted branch name, not the private ref the gate fetched it into).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PolicyAtBase {
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error(
+        "no policy file `{path}` at the base ref {base}: commit one (see `agent-gate validate`) or pass --policy"
+    )]
+    Missing { path: String, base: String },
+    #[error("{path} (at {base}): the policy file is not UTF-8")]
+    NotUtf8 { path: String, base: String },
+    #[error("{source}\n  (read at the base ref {base})")]
+    Invalid {
+        source: Box<PolicyError>,
+        base: String,
+    },
+}
+
+/// Read the policy blob at the commit `rev` (never the working tree) and compile it;
+/// errors call the base `shown_as` (already quoted: `` `main` ``).
+pub(crate) fn load_policy_at(
+    git: &Git,
+    rev: &str,
+    shown_as: &str,
+    path: &str,
+) -> Result<Policy, PolicyAtBase> {
+    let base = shown_as.to_string();
+    let Some(blob) = git.show_file(rev, path)? else {
+        return Err(PolicyAtBase::Missing {
+            path: path.to_string(),
+            base,
+        });
     };
-    let text = String::from_utf8(blob)
-        .map_err(|_| format!("{path} (at {base}): the policy file is not UTF-8"))?;
-    Policy::from_yaml(&text, path).map_err(|e| format!("{e}\n  (read at the base ref `{base}`)"))
+    let text = String::from_utf8(blob).map_err(|_| PolicyAtBase::NotUtf8 {
+        path: path.to_string(),
+        base: base.clone(),
+    })?;
+    Policy::from_yaml(&text, path).map_err(|source| PolicyAtBase::Invalid {
+        source: Box::new(source),
+        base,
+    })
 }
 
 /// What [`gate_change`] needs besides the change.
@@ -243,6 +273,7 @@ async fn run_local_checks(
             }
             Err(e) => {
                 // The gate never passes on an error path: an unrunnable check set fails it.
+                let e = e.to_string();
                 report.errors.push(e.clone());
                 for c in ctx.policy.checks.iter().filter(|c| c.github.is_none()) {
                     report.checks.push(CheckEntry {
@@ -304,7 +335,7 @@ async fn run_policy_checks(
     ctx: &GateContext<'_>,
     changes: &ChangeSet,
     shutdown: &Shutdown,
-) -> Result<ChecksRun, String> {
+) -> Result<ChecksRun, ExportError> {
     let changed_paths: Vec<bstr::BString> =
         changes.changes.iter().map(|c| c.path.clone()).collect();
     let local: Vec<CheckSpec> = ctx
@@ -318,21 +349,19 @@ async fn run_policy_checks(
     let root = tempfile::Builder::new()
         .prefix("agent-gate-checks-")
         .tempdir()
-        .map_err(|e| format!("cannot create a directory for the checks: {e}"))?;
+        .map_err(ExportError::Dir)?;
     // The checks may run under another uid: it must be able to reach the tree.
     std::fs::set_permissions(
         root.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
-    .map_err(|e| format!("cannot prepare the checks directory: {e}"))?;
+    .map_err(ExportError::Mode)?;
     spread_hint(root.path());
     // A new name each run, so the hint puts each run's tree somewhere new.
     let tree = root
         .path()
         .join(format!("tree-{}", uuid::Uuid::new_v4().simple()));
-    ctx.git
-        .export_tree(&changes.head, &tree)
-        .map_err(|e| e.to_string())?;
+    ctx.git.export_tree(&changes.head, &tree)?;
     let mut opts = checks::RunOptions {
         isolation: ctx.policy.checks_isolation,
         env: ctx.gate_env.clone(),
@@ -353,6 +382,17 @@ async fn run_policy_checks(
     tokio::time::sleep(Duration::from_millis(1)).await;
     let _ = tokio::task::spawn_blocking(move || remove_checks_dir(root, &tree)).await;
     Ok(run)
+}
+
+/// The head tree could not be exported for the checks.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error("cannot create a directory for the checks: {0}")]
+    Dir(std::io::Error),
+    #[error("cannot prepare the checks directory: {0}")]
+    Mode(std::io::Error),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
 }
 
 /// Mark `dir` as the top of unrelated directory trees (`chattr +T`, `FS_TOPDIR_FL`): a

@@ -50,8 +50,13 @@ pub(super) fn fetch_base(
         .or_else(|| git.default_branch_of_remote(&opts.remote).ok().flatten())
         .unwrap_or_else(|| "main".to_string());
     let mut base_rev = fetch_branch(git, opts, &base_branch, base_local, refs)?;
-    let mut policy = load_policy_at(git, &base_rev, &opts.policy_path)
-        .map_err(|e| base_named(&e, &base_rev, &base_branch))?;
+    let mut policy = load_policy_at(
+        git,
+        &base_rev,
+        &base_named(&base_rev, &base_branch),
+        &opts.policy_path,
+    )
+    .map_err(|e| e.to_string())?;
     // No input names the base: the policy's `agent.base-ref` does. The policy is then read
     // again there, since that branch is the base of the change.
     if opts.base_ref.is_none()
@@ -62,8 +67,13 @@ pub(super) fn fetch_base(
         base_rev = fetch_branch(git, opts, &base_branch, base_local, refs).map_err(|e| {
             format!("{e} (the policy's agent.base-ref; pass --base-ref to override)")
         })?;
-        policy = load_policy_at(git, &base_rev, &opts.policy_path)
-            .map_err(|e| base_named(&e, &base_rev, &base_branch))?;
+        policy = load_policy_at(
+            git,
+            &base_rev,
+            &base_named(&base_rev, &base_branch),
+            &opts.policy_path,
+        )
+        .map_err(|e| e.to_string())?;
     }
     Ok(Base {
         branch: base_branch,
@@ -73,9 +83,9 @@ pub(super) fn fetch_base(
 }
 
 /// A policy error names the base branch rather than the private ref's commit id.
-fn base_named(message: &str, rev: &str, branch: &str) -> String {
+fn base_named(rev: &str, branch: &str) -> String {
     let short: String = rev.chars().take(12).collect();
-    message.replace(&format!("`{rev}`"), &format!("`{branch}` ({short})"))
+    format!("`{branch}` ({short})")
 }
 
 /// `git fetch` of `refspecs` from the run's remote; when that fails and a token is given

@@ -107,7 +107,7 @@ async fn run_gate(
     }
     let scope = match narrow(&policy, &opts.scope) {
         Ok(s) => s,
-        Err(e) => return config_error(report, e),
+        Err(e) => return config_error(report, e.to_string()),
     };
     let timeout = opts.timeout.unwrap_or(policy.agent.timeout);
     let deadline = started + timeout;
