@@ -64,217 +64,45 @@ pub(crate) async fn await_checks(
     shutdown: &Shutdown,
     progress: &mut (dyn Write + Send),
 ) -> Awaited {
-    let started = Instant::now();
-    let mut seen = AwaitedCi {
-        sha: sha.to_string(),
-        ..AwaitedCi::default()
+    let mut wait = Wait::new(ctx, spec, github, sha);
+    let names = match wait.names().await {
+        Ok(names) => names,
+        Err(done) => return *done,
     };
-    let end = |status, detail: String, seen: AwaitedCi, tail: String, verdict| Awaited {
-        entry: CheckEntry {
-            name: spec.name.clone(),
-            required: spec.required,
-            status,
-            detail: Some(detail),
-            duration_ms: millis(started.elapsed()),
-            output_tail: tail,
-            truncated_bytes: 0,
-            github: Some(AwaitedCi {
-                waited_ms: millis(started.elapsed()),
-                ..seen
-            }),
-        },
-        verdict,
-    };
-
-    // Which names.
-    let mut names = match &github.awaited {
-        AwaitedChecks::Named(names) => {
-            seen.source.push("the policy".to_string());
-            names.clone()
-        }
-        AwaitedChecks::Required => match ctx.client.required_checks(ctx.base_branch).await {
-            Ok(required) => {
-                seen.source = required.sources;
-                seen.source.extend(required.unreadable.iter().cloned());
-                if required.contexts.is_empty() {
-                    let why = if required.unreadable.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", required.unreadable.join("; "))
-                    };
-                    let detail = format!(
-                        "`github-checks: required`, but the base branch `{}` has no required status checks{why}: name the checks to await, or require them in a ruleset or branch protection",
-                        ctx.base_branch
-                    );
-                    return end(CheckStatus::Unavailable, detail, seen, String::new(), None);
-                }
-                required.contexts
-            }
-            Err(e) => return read_failed(&e, seen, &end),
-        },
-    };
-    if let Some(at) = names.iter().position(|n| n == ctx.own_context) {
-        names.remove(at);
-        seen.source.push(format!(
-            "`{}` (agent-gate's own status) is not awaited: the gate sets it after this check",
-            ctx.own_context
-        ));
-        if names.is_empty() {
-            return end(
-                CheckStatus::Skipped,
-                "the only awaited check is agent-gate's own status".to_string(),
-                seen,
-                String::new(),
-                None,
-            );
-        }
-    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     let _ = writeln!(
         progress,
         "agent-gate: check `{}`: awaiting {} on {}",
         spec.name,
-        names
-            .iter()
-            .map(|n| format!("\"{n}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        quoted.join(", "),
         short(sha)
     );
-
     let limit = github
         .timeout
-        .map_or(ctx.deadline, |t| (started + t).min(ctx.deadline));
+        .map_or(ctx.deadline, |t| (wait.started + t).min(ctx.deadline));
     let mut interval = ctx.poll_initial;
-    let mut last: Vec<AwaitedCheck> = Vec::new();
-    let mut explained_held = false;
-    let mut held_since: Option<Instant> = None;
     loop {
-        seen.polls += 1;
-        let read = tokio::select! {
-            r = read_checks(ctx.client, sha) => r,
-            _ = shutdown.wait() => {
-                let detail = "the gate was interrupted while awaiting the repository's checks".to_string();
-                return end(CheckStatus::Cancelled, detail, seen, String::new(), Some(Verdict::Cancelled));
-            }
+        let now = match wait.read(&names, shutdown, progress).await {
+            Ok(now) => now,
+            Err(done) => return *done,
         };
-        let (runs, statuses) = match read {
-            Ok(r) => r,
-            Err(e) => return read_failed(&e, seen, &end),
-        };
-        let now: Vec<AwaitedCheck> = names
-            .iter()
-            .map(|n| classify_name(n, &runs, &statuses))
-            .collect();
-        let states: Vec<State> = now.iter().map(state_of).collect();
-        if now != last {
-            for c in now.iter().filter(|c| !last.contains(c)) {
-                let _ = writeln!(
-                    progress,
-                    "agent-gate: check `{}`: \"{}\" {}",
-                    spec.name,
-                    c.name,
-                    describe(c)
-                );
-            }
-            if !last.is_empty() {
-                interval = ctx.poll_initial;
-            }
-            last.clone_from(&now);
+        if now.changed {
+            interval = ctx.poll_initial;
         }
-        seen.checks.clone_from(&now);
-        if !states.contains(&State::Pending)
-            && let Some(since) = held_since.take()
-        {
-            seen.held.clear();
-            seen.notes.push(format!(
-                "workflow runs were held for approval for {} s, then approved by a person",
-                since.elapsed().as_secs()
-            ));
+        if let Some(done) = wait.decided(&now.checks) {
+            return done;
         }
-
-        if let Some(at) = states.iter().position(|s| *s == State::Failed) {
-            let failed = &now[at];
-            let detail = format!("\"{}\" {}", failed.name, describe(failed));
-            let tail = failed_tail(&now, &states);
-            return end(CheckStatus::Failed, detail, seen, tail, None);
+        wait.look_for_held(progress).await;
+        if !wait.seen.held.is_empty() && github.on_held == OnHeld::Fail {
+            return wait.held_fails();
         }
-        if states.iter().all(|s| *s == State::Passed) {
-            let detail = format!(
-                "{} on {}",
-                match now.len() {
-                    1 => "1 check passed".to_string(),
-                    n => format!("all {n} checks passed"),
-                },
-                short(sha)
-            );
-            return end(CheckStatus::Passed, detail, seen, String::new(), None);
+        if Instant::now() >= limit {
+            return wait.out_of_time(&now.checks, limit >= ctx.deadline);
         }
-
-        // Something is pending: is a person's approval holding it?
-        seen.held = match ctx.client.workflow_runs(sha).await {
-            Ok(runs) => held_runs(&runs),
-            Err(e) => {
-                let note = format!("whether runs are held for approval is unknown: {e}");
-                if !seen.notes.contains(&note) {
-                    seen.notes.push(note);
-                }
-                Vec::new()
-            }
-        };
-        if seen.held.is_empty() {
-            if let Some(since) = held_since.take() {
-                seen.notes.push(format!(
-                    "workflow runs were held for approval for {} s, then approved by a person",
-                    since.elapsed().as_secs()
-                ));
-            }
-        } else if held_since.is_none() {
-            held_since = Some(Instant::now());
-        }
-        if !seen.held.is_empty() && !explained_held {
-            explained_held = true;
-            seen.approval = Some(approval_text(ctx).await);
-            let _ = writeln!(
-                progress,
-                "agent-gate: check `{}`: {} held for approval — {}",
-                spec.name,
-                held_list(&seen.held),
-                seen.approval.as_deref().unwrap_or_default()
-            );
-        }
-        if !seen.held.is_empty() && github.on_held == OnHeld::Fail {
-            let detail = format!(
-                "held for approval: {} (on-held: fail; set `on-held: wait` to wait for the approval within the deadline)",
-                held_list(&seen.held)
-            );
-            let tail = seen.approval.clone().unwrap_or_default();
-            return end(CheckStatus::Failed, detail, seen, tail, None);
-        }
-
-        let now_at = Instant::now();
-        if now_at >= limit {
-            let by_deadline = limit >= ctx.deadline;
-            let detail = pending_text(&now, &states, &seen, sha, by_deadline, github);
-            let tail = seen.approval.clone().unwrap_or_default();
-            return if by_deadline {
-                end(
-                    CheckStatus::TimedOut,
-                    detail,
-                    seen,
-                    tail,
-                    Some(Verdict::TimedOut),
-                )
-            } else {
-                end(CheckStatus::TimedOut, detail, seen, tail, None)
-            };
-        }
-        let wake = (now_at + interval).min(limit);
+        let wake = (Instant::now() + interval).min(limit);
         tokio::select! {
             () = tokio::time::sleep_until(wake) => {}
-            _ = shutdown.wait() => {
-                let detail = "the gate was interrupted while awaiting the repository's checks".to_string();
-                return end(CheckStatus::Cancelled, detail, seen, String::new(), Some(Verdict::Cancelled));
-            }
+            _ = shutdown.wait() => return wait.interrupted(),
         }
         interval = interval
             .mul_f64(1.5)
@@ -283,49 +111,289 @@ pub(crate) async fn await_checks(
     }
 }
 
-async fn read_checks(
-    client: &Client,
-    sha: &str,
-) -> Result<(Vec<CheckRun>, CombinedStatus), CiReadError> {
-    let runs = client.list_check_runs(sha).await?;
-    let statuses = client.combined_status(sha).await?;
-    Ok((runs, statuses))
+/// One read of the awaited checks.
+struct Read {
+    checks: Vec<AwaitedCheck>,
+    /// Something differs from the read before (not on the first read).
+    changed: bool,
 }
 
-/// A read that failed: a missing permission is the repository's setup (`check-error`),
-/// anything else an API failure.
-fn read_failed(
-    e: &CiReadError,
+/// The state of one wait: what the report will show, and when it started.
+struct Wait<'a> {
+    ctx: &'a CiContext<'a>,
+    spec: &'a CheckSpec,
+    github: &'a GitHubChecks,
+    sha: &'a str,
+    started: Instant,
     seen: AwaitedCi,
-    end: &dyn Fn(CheckStatus, String, AwaitedCi, String, Option<Verdict>) -> Awaited,
-) -> Awaited {
-    if e.is_permission() {
-        end(
+    /// Since when runs have been held for approval, while they are.
+    held_since: Option<Instant>,
+}
+
+impl<'a> Wait<'a> {
+    fn new(
+        ctx: &'a CiContext<'a>,
+        spec: &'a CheckSpec,
+        github: &'a GitHubChecks,
+        sha: &'a str,
+    ) -> Wait<'a> {
+        Wait {
+            ctx,
+            spec,
+            github,
+            sha,
+            started: Instant::now(),
+            seen: AwaitedCi {
+                sha: sha.to_string(),
+                ..AwaitedCi::default()
+            },
+            held_since: None,
+        }
+    }
+
+    /// The check's entry, with everything seen.
+    fn end(
+        self,
+        status: CheckStatus,
+        detail: String,
+        tail: String,
+        verdict: Option<Verdict>,
+    ) -> Awaited {
+        let took = millis(self.started.elapsed());
+        Awaited {
+            entry: CheckEntry {
+                name: self.spec.name.clone(),
+                required: self.spec.required,
+                status,
+                detail: Some(detail),
+                duration_ms: took,
+                output_tail: tail,
+                truncated_bytes: 0,
+                github: Some(AwaitedCi {
+                    waited_ms: took,
+                    ..self.seen
+                }),
+            },
+            verdict,
+        }
+    }
+
+    /// The names to await: the policy's, or the base branch's required checks; never the
+    /// gate's own status. `Err` ends the check (nothing to await, or the rules unreadable).
+    async fn names(&mut self) -> Result<Vec<String>, Box<Awaited>> {
+        let mut names = match &self.github.awaited {
+            AwaitedChecks::Named(names) => {
+                self.seen.source.push("the policy".to_string());
+                names.clone()
+            }
+            AwaitedChecks::Required => self.required().await?,
+        };
+        let own = self.ctx.own_context;
+        if let Some(at) = names.iter().position(|n| n == own) {
+            names.remove(at);
+            self.seen.source.push(format!(
+                "`{own}` (agent-gate's own status) is not awaited: the gate sets it after this check"
+            ));
+        }
+        if names.is_empty() {
+            let detail = "the only awaited check is agent-gate's own status".to_string();
+            return Err(Box::new(self.take().end(
+                CheckStatus::Skipped,
+                detail,
+                String::new(),
+                None,
+            )));
+        }
+        Ok(names)
+    }
+
+    /// The base branch's required status checks; none at all is `unavailable`.
+    async fn required(&mut self) -> Result<Vec<String>, Box<Awaited>> {
+        let branch = self.ctx.base_branch;
+        let required = match self.ctx.client.required_checks(branch).await {
+            Ok(required) => required,
+            Err(e) => return Err(Box::new(self.take().read_failed(&e))),
+        };
+        self.seen.source.clone_from(&required.sources);
+        self.seen.source.extend(required.unreadable.iter().cloned());
+        if !required.contexts.is_empty() {
+            return Ok(required.contexts);
+        }
+        let why = if required.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", required.unreadable.join("; "))
+        };
+        let detail = format!(
+            "`github-checks: required`, but the base branch `{branch}` has no required status checks{why}: name the checks to await, or require them in a ruleset or branch protection"
+        );
+        Err(Box::new(self.take().end(
             CheckStatus::Unavailable,
-            e.to_string(),
-            seen,
+            detail,
             String::new(),
             None,
-        )
-    } else if matches!(e.source, ApiError::WaitPastDeadline { .. }) {
+        )))
+    }
+
+    /// Read the check runs and statuses of the commit; report what changed.
+    async fn read(
+        &mut self,
+        names: &[String],
+        shutdown: &Shutdown,
+        progress: &mut (dyn Write + Send),
+    ) -> Result<Read, Box<Awaited>> {
+        self.seen.polls += 1;
+        let client = self.ctx.client;
+        let read = tokio::select! {
+            r = async { Ok::<_, CiReadError>((client.list_check_runs(self.sha).await?, client.combined_status(self.sha).await?)) } => r,
+            _ = shutdown.wait() => return Err(Box::new(self.take().interrupted())),
+        };
+        let (runs, statuses) = read.map_err(|e| Box::new(self.take().read_failed(&e)))?;
+        let checks: Vec<AwaitedCheck> = names
+            .iter()
+            .map(|n| classify_name(n, &runs, &statuses))
+            .collect();
+        let first = self.seen.checks.is_empty();
+        for c in checks.iter().filter(|c| !self.seen.checks.contains(c)) {
+            let _ = writeln!(
+                progress,
+                "agent-gate: check `{}`: \"{}\" {}",
+                self.spec.name,
+                c.name,
+                describe(c)
+            );
+        }
+        let changed = !first && checks != self.seen.checks;
+        self.seen.checks.clone_from(&checks);
+        Ok(Read { checks, changed })
+    }
+
+    /// Failed at the first failure, passed when every check passed; `None` while pending.
+    fn decided(&mut self, now: &[AwaitedCheck]) -> Option<Awaited> {
+        let states: Vec<State> = now.iter().map(state_of).collect();
+        if !states.contains(&State::Pending) {
+            self.released();
+        }
+        if let Some(at) = states.iter().position(|s| *s == State::Failed) {
+            let detail = format!("\"{}\" {}", now[at].name, describe(&now[at]));
+            let tail = failed_tail(now, &states);
+            return Some(self.take().end(CheckStatus::Failed, detail, tail, None));
+        }
+        if states.iter().all(|s| *s == State::Passed) {
+            let detail = format!(
+                "{} on {}",
+                match now.len() {
+                    1 => "1 check passed".to_string(),
+                    n => format!("all {n} checks passed"),
+                },
+                short(self.sha)
+            );
+            return Some(
+                self.take()
+                    .end(CheckStatus::Passed, detail, String::new(), None),
+            );
+        }
+        None
+    }
+
+    /// While something is pending: the commit's workflow runs held for approval, explained
+    /// (who must approve, where, why) the first time.
+    async fn look_for_held(&mut self, progress: &mut (dyn Write + Send)) {
+        self.seen.held = match self.ctx.client.workflow_runs(self.sha).await {
+            Ok(runs) => held_runs(&runs),
+            Err(e) => {
+                let note = format!("whether runs are held for approval is unknown: {e}");
+                if !self.seen.notes.contains(&note) {
+                    self.seen.notes.push(note);
+                }
+                Vec::new()
+            }
+        };
+        if self.seen.held.is_empty() {
+            self.released();
+            return;
+        }
+        if self.held_since.is_none() {
+            self.held_since = Some(Instant::now());
+        }
+        if self.seen.approval.is_none() {
+            self.seen.approval = Some(approval_text(self.ctx).await);
+            let _ = writeln!(
+                progress,
+                "agent-gate: check `{}`: {} held for approval — {}",
+                self.spec.name,
+                held_list(&self.seen.held),
+                self.seen.approval.as_deref().unwrap_or_default()
+            );
+        }
+    }
+
+    /// Held runs no longer are: note how long they were.
+    fn released(&mut self) {
+        if let Some(since) = self.held_since.take() {
+            self.seen.held.clear();
+            self.seen.notes.push(format!(
+                "workflow runs were held for approval for {} s, then approved by a person",
+                since.elapsed().as_secs()
+            ));
+        }
+    }
+
+    /// `on-held: fail` with runs held.
+    fn held_fails(self) -> Awaited {
         let detail = format!(
-            "the run's deadline passed before the repository's checks could be read again: {e}"
+            "held for approval: {} (on-held: fail; set `on-held: wait` to wait for the approval within the deadline)",
+            held_list(&self.seen.held)
         );
-        end(
-            CheckStatus::TimedOut,
+        let tail = self.seen.approval.clone().unwrap_or_default();
+        self.end(CheckStatus::Failed, detail, tail, None)
+    }
+
+    /// The deadline (or the check's `timeout`) passed with checks pending.
+    fn out_of_time(self, now: &[AwaitedCheck], by_deadline: bool) -> Awaited {
+        let states: Vec<State> = now.iter().map(state_of).collect();
+        let detail = pending_text(now, &states, &self.seen, self.sha, by_deadline, self.github);
+        let tail = self.seen.approval.clone().unwrap_or_default();
+        let verdict = by_deadline.then_some(Verdict::TimedOut);
+        self.end(CheckStatus::TimedOut, detail, tail, verdict)
+    }
+
+    fn interrupted(self) -> Awaited {
+        let detail = "the gate was interrupted while awaiting the repository's checks".to_string();
+        self.end(
+            CheckStatus::Cancelled,
             detail,
-            seen,
             String::new(),
-            Some(Verdict::TimedOut),
+            Some(Verdict::Cancelled),
         )
-    } else {
-        end(
-            CheckStatus::Error,
-            e.to_string(),
-            seen,
-            String::new(),
-            Some(Verdict::ApiError),
-        )
+    }
+
+    /// A read that failed: a missing permission is the repository's setup (`check-error`),
+    /// a rate-limit wait past the deadline `timed-out`, anything else an API failure.
+    fn read_failed(self, e: &CiReadError) -> Awaited {
+        let (status, detail, verdict) = if e.is_permission() {
+            (CheckStatus::Unavailable, e.to_string(), None)
+        } else if matches!(e.source, ApiError::WaitPastDeadline { .. }) {
+            (
+                CheckStatus::TimedOut,
+                format!(
+                    "the run's deadline passed before the repository's checks could be read again: {e}"
+                ),
+                Some(Verdict::TimedOut),
+            )
+        } else {
+            (CheckStatus::Error, e.to_string(), Some(Verdict::ApiError))
+        };
+        self.end(status, detail, String::new(), verdict)
+    }
+
+    /// Move the wait out of a `&mut` (for the methods that end it).
+    fn take(&mut self) -> Wait<'a> {
+        Wait {
+            seen: std::mem::take(&mut self.seen),
+            held_since: self.held_since.take(),
+            ..*self
+        }
     }
 }
 
