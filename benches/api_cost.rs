@@ -198,6 +198,7 @@ fn main() {
             }
         }
         let cfg = SimConfig {
+            repositories: Vec::new(),
             repo: dir.path().join("sim.git"),
             scenario: Some(scenario),
             time_scale: SCALE,

@@ -158,9 +158,9 @@ impl World {
         git(&workspace, &["remote", "set-head", "origin", "main"]).await?;
         let sim = sim::start(
             SimConfig {
-                repo: bare,
                 scenario: Some(scenario),
                 time_scale: TIME_SCALE,
+                ..SimConfig::new(bare)
             },
             ([127, 0, 0, 1], 0).into(),
         )

@@ -27,8 +27,12 @@ pub struct ActionsEnv {
     pub workspace: Option<PathBuf>,
     /// `GITHUB_EVENT_PATH`.
     pub event_path: Option<PathBuf>,
-    /// `GITHUB_REPOSITORY` (`owner/repo`).
+    /// `GITHUB_REPOSITORY` (`owner/repo`): the repository the workflow runs in.
     pub repository: Option<String>,
+    /// The repository the step works on when the step names one (the gate's `repository`
+    /// input); `None`: [`ActionsEnv::repository`]. Not a runner variable: set by the
+    /// command that knows it.
+    pub target_repository: Option<String>,
     /// `GITHUB_RUN_ID`.
     pub run_id: Option<u64>,
     /// `GITHUB_RUN_ATTEMPT` (1 for the first attempt).
@@ -72,6 +76,7 @@ impl ActionsEnv {
             workspace: path("GITHUB_WORKSPACE"),
             event_path: path("GITHUB_EVENT_PATH"),
             repository: text("GITHUB_REPOSITORY"),
+            target_repository: None,
             run_id: vars
                 .get("GITHUB_RUN_ID")
                 .and_then(|v| v.trim().parse().ok()),
@@ -89,6 +94,14 @@ impl ActionsEnv {
             runner_temp: path("RUNNER_TEMP"),
             vars,
         }
+    }
+
+    /// The repository the step works on: [`ActionsEnv::target_repository`], else the
+    /// workflow's own.
+    pub fn target(&self) -> Option<&str> {
+        self.target_repository
+            .as_deref()
+            .or(self.repository.as_deref())
     }
 
     /// Any variable of the step (non-empty values only).

@@ -38,6 +38,15 @@ impl<W: Write> ActionsIo<W> {
         &self.env
     }
 
+    /// Name the repository the step works on (see [`ActionsEnv::target_repository`]); a
+    /// blank name, or the workflow's own, leaves it unset.
+    pub fn set_target_repository(&mut self, repository: &str) {
+        let repository = repository.trim();
+        self.env.target_repository = (!repository.is_empty()
+            && self.env.repository.as_deref() != Some(repository))
+        .then(|| repository.to_string());
+    }
+
     /// The secrets registered so far (to redact text written elsewhere, e.g. the audit file).
     pub fn masker(&self) -> &Masker {
         &self.masker

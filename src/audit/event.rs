@@ -66,7 +66,8 @@ impl AuditEvent {
             run_url: env.run_url(),
             git_ref: env.git_ref.clone(),
             sha: env.sha.clone(),
-            repository: env.repository.clone(),
+            repository: env.target().map(str::to_string),
+            workflow_repository: env.target_repository.as_ref().and(env.repository.clone()),
         })
     }
 
@@ -98,7 +99,7 @@ impl AuditEvent {
             .map(crate::report::BudgetStatus::message);
         let admission = report.admission.as_ref();
         Some(AuditEvent::Admission(AdmissionEvent {
-            repository: env.repository.clone(),
+            repository: env.target().map(str::to_string),
             allowed: refused.is_none() && admission.is_none_or(|a| a.admitted),
             scope: Vec::new(),
             priority: admission.map(|a| a.priority.clone()),
@@ -134,8 +135,11 @@ pub struct TriggerEvent {
     pub git_ref: Option<String>,
     /// `GITHUB_SHA`.
     pub sha: Option<String>,
-    /// `GITHUB_REPOSITORY`.
+    /// The repository the run works on: the `repository` input, else `GITHUB_REPOSITORY`.
     pub repository: Option<String>,
+    /// `GITHUB_REPOSITORY`, when the run works on another repository (a fleet's matrix job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_repository: Option<String>,
 }
 
 /// `admission`: whether the run was let in, with which scope, after how long a wait.

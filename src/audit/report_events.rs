@@ -30,7 +30,7 @@ pub fn events_for_report_with(
     let task_id = report.task.as_ref().map(|t| t.id.clone());
     if report.merge_base.is_some() || report.head_sha.is_some() || !report.files.is_empty() {
         events.push(AuditEvent::Change(ChangeEvent {
-            repository: env.repository.clone(),
+            repository: env.target().map(str::to_string),
             base: report.base.clone(),
             head: report.head.clone(),
             merge_base: report.merge_base.clone(),

@@ -180,8 +180,9 @@ pub struct RunArgs {
     /// leaves the scope (default: the policy's agent.repair-rounds).
     #[arg(long, env = "INPUT_REPAIR-ROUNDS")]
     pub repair_rounds: Option<String>,
-    /// `owner/repo` on GitHub.
-    #[arg(long, env = "GITHUB_REPOSITORY")]
+    /// `owner/repo` the task is started on and the change is gated for (default:
+    /// `GITHUB_REPOSITORY`, the workflow's own). `--repo` must be a clone of it.
+    #[arg(long, env = "INPUT_REPOSITORY")]
     pub repository: Option<String>,
     /// The repository to work in (a clone).
     #[arg(long, default_value = ".")]
@@ -241,6 +242,10 @@ pub struct SimArgs {
     /// The bare repository that plays GitHub's copy (created with one commit on `main` if missing).
     #[arg(long)]
     pub repo: PathBuf,
+    /// Serve OWNER/REPO from its own bare repository DIR (created like --repo if missing);
+    /// repeat for a fleet. Every other repository is served from --repo.
+    #[arg(long, value_name = "OWNER/REPO=DIR")]
+    pub serve: Vec<String>,
     /// A scenario file scripting the simulated agent (docs/simulator.md).
     #[arg(long)]
     pub scenario: Option<PathBuf>,

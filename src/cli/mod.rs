@@ -197,8 +197,30 @@ pub fn main(cli: Cli) -> u8 {
                     return Verdict::ConfigError.exit_code();
                 }
             };
+            let mut repositories = Vec::new();
+            for served in &a.serve {
+                let parsed = served
+                    .split_once('=')
+                    .filter(|(_, dir)| !dir.is_empty())
+                    .map(|(slug, dir)| (crate::slug::RepoSlug::parse(slug), dir));
+                match parsed {
+                    Some((Ok(slug), dir)) => repositories.push((slug.to_string(), dir.into())),
+                    Some((Err(e), _)) => {
+                        let _ = writeln!(err, "error: --serve {served}: {e}");
+                        return Verdict::ConfigError.exit_code();
+                    }
+                    None => {
+                        let _ = writeln!(
+                            err,
+                            "error: --serve {served}: expected OWNER/REPO=DIR, e.g. --serve octo-org/ledger=/tmp/ledger.git"
+                        );
+                        return Verdict::ConfigError.exit_code();
+                    }
+                }
+            }
             let cfg = crate::sim::SimConfig {
                 repo: a.repo,
+                repositories,
                 scenario,
                 time_scale: a.time_scale,
             };
@@ -327,6 +349,11 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
+    // The target: the `repository` input or --repository, else the workflow's own.
+    let repository = nonempty(a.repository)
+        .unwrap_or_else(|| var("GITHUB_REPOSITORY"))
+        .trim()
+        .to_string();
     let opts = crate::flow::RunOptions {
         remote: a.remote,
         instruction: a.instruction,
@@ -342,7 +369,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         custom_agent: nonempty(a.custom_agent),
         jobs: a.gate.jobs,
         key_inputs: crate::prompt::KeyInputs {
-            repository: var("GITHUB_REPOSITORY"),
+            repository: repository.clone(),
             run_id: var("GITHUB_RUN_ID"),
             job: var("GITHUB_JOB"),
             step: var("GITHUB_ACTION"),
@@ -351,17 +378,13 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         gate_env: env,
         priority,
         repair_rounds,
-        ..crate::flow::RunOptions::new(
-            a.repo,
-            a.repository.unwrap_or_default(),
-            a.api_url,
-            agent_token.trim(),
-        )
+        ..crate::flow::RunOptions::new(a.repo, repository.clone(), a.api_url, agent_token.trim())
     };
     let mut secrets = secrets_from_env();
     secrets.push(opts.token.clone());
     secrets.extend(opts.github_token.clone());
     let mut io = crate::flow::actions_io(out, &secrets);
+    io.set_target_repository(&repository);
     // The audit record is written as the run goes (a killed gate leaves its steps).
     let audit = crate::flow::open_audit(&io, a.gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {

@@ -160,16 +160,17 @@ async fn status_raw(
     err: &mut dyn Write,
 ) -> u8 {
     use crate::github::{Client, ClientConfig, ListQuery, task_cost};
-    let Some((owner, name)) = repository
-        .split_once('/')
-        .filter(|(o, n)| !o.is_empty() && !n.is_empty())
-    else {
-        let _ = writeln!(
-            err,
-            "error: repository `{repository}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)"
-        );
-        return Verdict::ConfigError.exit_code();
+    let slug = match crate::slug::RepoSlug::parse(repository) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "error: repository {e} (set --repository or GITHUB_REPOSITORY)"
+            );
+            return Verdict::ConfigError.exit_code();
+        }
     };
+    let (owner, name) = (slug.owner(), slug.name());
     if token.trim().is_empty() {
         let _ = writeln!(
             err,

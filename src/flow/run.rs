@@ -66,7 +66,7 @@ async fn run_gate(
     report.policy = Some(opts.policy_path.clone());
 
     // 1. Inputs.
-    let (owner, name) = match check_inputs(&opts) {
+    let slug = match check_inputs(&opts) {
         Ok(r) => r,
         Err(e) => return config_error(report, e),
     };
@@ -141,7 +141,7 @@ async fn run_gate(
     }
 
     // 4. Attach, or check the budget, wait for capacity and start.
-    let (client, status_client) = match clients(&opts, owner, name, deadline) {
+    let (client, status_client) = match clients(&opts, slug.owner(), slug.name(), deadline) {
         Ok(c) => c,
         Err(e) => return api_error(report, "cannot build the API client", &e),
     };
@@ -248,17 +248,10 @@ async fn run_gate(
 
 /// The `owner/repo` of a run whose inputs make sense: a repository of that form, an
 /// instruction (or a task to attach to), a token (unless it is a dry run).
-fn check_inputs(opts: &RunOptions) -> Result<(&str, &str), String> {
-    let Some((owner, name)) = opts
-        .repository
-        .split_once('/')
-        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-    else {
-        return Err(format!(
-            "repository `{}` is not `owner/repo` (set --repository or GITHUB_REPOSITORY)",
-            opts.repository
-        ));
-    };
+fn check_inputs(opts: &RunOptions) -> Result<crate::slug::RepoSlug, String> {
+    let slug = crate::slug::RepoSlug::parse(&opts.repository).map_err(|e| {
+        format!("repository {e} (set the `repository` input, --repository or GITHUB_REPOSITORY)")
+    })?;
     if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
         return Err(
             "an instruction is required (input `instruction`, or `task-id` to attach to a running task)"
@@ -271,7 +264,7 @@ fn check_inputs(opts: &RunOptions) -> Result<(&str, &str), String> {
                 .to_string(),
         );
     }
-    Ok((owner, name))
+    Ok(slug)
 }
 
 /// The agent-tasks client (with `token`, bounded by `deadline`) and the client for

@@ -399,24 +399,9 @@ struct CompiledEntry {
     repo_at: Vec<Location>,
 }
 
-/// GitHub's rules: owner 1–39 of `[A-Za-z0-9-]`, no leading, trailing or double `-`; repo
-/// 1–100 of `[A-Za-z0-9._-]`, not `.` or `..`.
+/// GitHub's rules ([`crate::slug::RepoSlug::parse`]).
 fn valid_repository(text: &str) -> bool {
-    let Some((owner, repo)) = text.split_once('/') else {
-        return false;
-    };
-    let owner_ok = (1..=39).contains(&owner.len())
-        && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !owner.starts_with('-')
-        && !owner.ends_with('-')
-        && !owner.contains("--");
-    let repo_ok = (1..=100).contains(&repo.len())
-        && repo
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && repo != "."
-        && repo != "..";
-    owner_ok && repo_ok
+    crate::slug::RepoSlug::parse(text).is_ok()
 }
 
 /// `content:` + 16 hex digits of SHA-256 over what defines the task: instruction, scope,

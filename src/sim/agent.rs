@@ -160,13 +160,14 @@ async fn produce(
     if ops.is_empty() {
         return Ok(());
     }
-    let Some(base_sha) = sim.repo.branch(&base_ref).await else {
+    let git = sim.repo_of(&owner, &repo);
+    let Some(base_sha) = git.branch(&base_ref).await else {
         return Err(super::repo::RepoError::Op {
             op: format!("base ref {base_ref}"),
             message: "the branch no longer exists".into(),
         });
     };
-    let existing = sim.repo.branch(&branch).await;
+    let existing = git.branch(&branch).await;
     let start = existing.clone().unwrap_or_else(|| base_sha.clone());
     let message = format!(
         "{}\n\nAgent-Logs-Url: {html_url}\n\nCo-authored-by: sim-user-{creator} <{creator}+sim-user@users.noreply.github.com>\n",
@@ -176,8 +177,7 @@ async fn produce(
         name: "copilot-swe-agent[bot]".into(),
         email: "198982749+Copilot@users.noreply.github.com".into(),
     };
-    let Some(commit) = sim
-        .repo
+    let Some(commit) = git
         .commit_ops(&branch, &start, existing.as_deref(), &ops, &message, &who)
         .await?
     else {
@@ -215,8 +215,7 @@ async fn produce(
         }
     };
     if let Some(p) = &pr {
-        sim.repo
-            .set_ref(&format!("refs/pull/{}/head", p.number), &commit)
+        git.set_ref(&format!("refs/pull/{}/head", p.number), &commit)
             .await?;
     }
     super::ci::pushed(sim, &key, &commit, &branch);

@@ -49,9 +49,12 @@ use crate::github::types::{PullRequest, Task};
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// The bare repository that plays GitHub's copy of the repository (every `owner/repo`
-    /// in a URL is accepted and served from it). Created with one initial commit on `main`
-    /// when missing.
+    /// in a URL that `repositories` does not name is accepted and served from it). Created
+    /// with one initial commit on `main` when missing.
     pub repo: PathBuf,
+    /// Repositories served from their own bare repository (`owner/repo` → directory, each
+    /// created like `repo` when missing), for fleets that gate many repositories.
+    pub repositories: Vec<(String, PathBuf)>,
     /// The scenario; `None` = the default behaviour of DESIGN §6.
     pub scenario: Option<Scenario>,
     /// 1.0 = real time; 600.0 = a 10-minute task in one second. Divides the agent's queued
@@ -64,6 +67,7 @@ impl SimConfig {
     pub fn new(repo: impl Into<PathBuf>) -> SimConfig {
         SimConfig {
             repo: repo.into(),
+            repositories: Vec::new(),
             scenario: None,
             time_scale: 1.0,
         }
@@ -118,6 +122,17 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
             path: cfg.repo.clone(),
             source,
         })?;
+    let mut repos = std::collections::BTreeMap::new();
+    for (name, path) in &cfg.repositories {
+        let (owner, name) = name.split_once('/').unwrap_or((name.as_str(), ""));
+        let opened = repo::Repo::open_or_create(path)
+            .await
+            .map_err(|source| SimError::Repo {
+                path: path.clone(),
+                source,
+            })?;
+        repos.insert(store::repo_key(owner, name), opened);
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| SimError::Bind { addr, source })?;
@@ -129,6 +144,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
         time_scale: cfg.time_scale,
         base_url: format!("http://{addr}"),
         repo,
+        repos,
         store: Mutex::new(store::Store::default()),
     });
     let app = axum::Router::new()
@@ -166,9 +182,15 @@ impl SimHandle {
         self.addr
     }
 
-    /// The git directory of the bare repository.
+    /// The git directory of the bare repository (the one every repository not served from
+    /// its own is served from).
     pub fn repo_dir(&self) -> &Path {
         self.sim.repo.git_dir()
+    }
+
+    /// The git directory that plays `owner/repo`.
+    pub fn repo_dir_of(&self, owner: &str, repo: &str) -> &Path {
+        self.sim.repo_of(owner, repo).git_dir()
     }
 
     /// Every request received so far, in arrival order.

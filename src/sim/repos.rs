@@ -12,7 +12,7 @@ use super::store::{RecordedComment, RecordedStatus, now_second, repo_key, ts};
 use crate::github::types::CommitStatus;
 
 pub(crate) async fn get_repo(sim: &Sim, m: &Matched) -> Reply {
-    let default_branch = sim.repo.default_branch().await;
+    let default_branch = sim.repo_of(&m.owner, &m.repo).default_branch().await;
     let key = repo_key(&m.owner, &m.repo);
     let id = super::store::stable_id(&key, 100_000_000);
     Reply::json(
@@ -111,7 +111,7 @@ pub(crate) async fn create_status(sim: &Sim, inc: &Incoming, m: &Matched) -> Rep
             )],
         );
     }
-    if !sim.repo.commit_exists(&m.id).await {
+    if !sim.repo_of(&m.owner, &m.repo).commit_exists(&m.id).await {
         return Reply::validation(
             doc,
             vec![invalid(

@@ -287,7 +287,7 @@ pub(crate) struct Store {
     pub comments: Vec<RecordedComment>,
     pub labels: BTreeMap<(String, u64), Vec<String>>,
     /// Branch names handed out (so two tasks never race for one).
-    pub reserved_branches: Vec<String>,
+    pub reserved_branches: Vec<(String, String)>,
     pub next_number: u64,
     pub next_id: i64,
     pub agents: HashMap<String, tokio::task::AbortHandle>,

@@ -32,6 +32,7 @@ async fn start(yaml: Option<&str>) -> Fixture {
     let sim = sim::start(
         SimConfig {
             repo: dir.path().join("remote.git"),
+            repositories: Vec::new(),
             scenario,
             time_scale: 1000.0,
         },

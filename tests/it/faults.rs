@@ -525,6 +525,7 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
     let sim = sim::start(
         SimConfig {
             repo: bare.path().to_path_buf(),
+            repositories: Vec::new(),
             scenario: Some(s.scenario()),
             time_scale: 1000.0,
         },

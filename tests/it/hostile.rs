@@ -493,6 +493,7 @@ async fn run_gates_a_hostile_change_pushed_by_the_simulated_agent() {
     ];
     let sim = sim::start(
         SimConfig {
+            repositories: Vec::new(),
             repo: bare.path().to_path_buf(),
             scenario: Some(Scenario {
                 default_task: TaskScript {
@@ -573,6 +574,7 @@ async fn an_agent_path_with_dot_dot_segments_never_escapes() {
     let repo_dir = bare.path().join("remote.git");
     let sim = sim::start(
         SimConfig {
+            repositories: Vec::new(),
             repo: repo_dir.clone(),
             scenario: Some(Scenario {
                 default_task: TaskScript {

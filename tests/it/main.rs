@@ -13,6 +13,7 @@ mod container;
 mod demo;
 mod faults;
 mod fleet;
+mod fleet_workflow;
 mod git;
 mod github;
 mod github_checks;

@@ -539,6 +539,7 @@ async fn a_repair_round_on_the_simulator_commits_on_the_same_branch() {
     let dir = tempfile::tempdir().unwrap();
     let sim = agent_gate::sim::start(
         agent_gate::sim::SimConfig {
+            repositories: Vec::new(),
             repo: dir.path().join("remote.git"),
             scenario: Some(scenario),
             time_scale: 1000.0,

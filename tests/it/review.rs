@@ -35,6 +35,7 @@ async fn start(scenario: Option<Scenario>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let cfg = SimConfig {
         repo: dir.path().join("remote.git"),
+        repositories: Vec::new(),
         scenario,
         time_scale: 1000.0,
     };

@@ -35,6 +35,7 @@ async fn start_with(scenario: Option<Scenario>, time_scale: f64, repo: Option<Pa
     let dir = tempfile::tempdir().unwrap();
     let repo = repo.unwrap_or_else(|| dir.path().join("remote.git"));
     let cfg = SimConfig {
+        repositories: Vec::new(),
         repo,
         scenario,
         time_scale,

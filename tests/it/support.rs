@@ -56,6 +56,7 @@ pub fn bare_origin(work: &TestRepo) -> tempfile::TempDir {
 pub async fn start_sim(repo: &Path, scenario: Scenario, time_scale: f64) -> SimHandle {
     sim::start(
         SimConfig {
+            repositories: Vec::new(),
             repo: repo.to_path_buf(),
             scenario: Some(scenario),
             time_scale,

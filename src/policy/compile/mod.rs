@@ -209,23 +209,7 @@ pub(crate) fn compile(raw: RawPolicy, path: &str) -> Result<Policy, Vec<PolicyEr
     })
 }
 
-/// `owner/repo` as GitHub spells names: owner of letters, digits and single inner hyphens;
-/// repository of letters, digits, `-`, `_`, `.` (not `.` or `..`).
+/// `owner/repo` as GitHub spells names ([`crate::slug::RepoSlug::parse`]).
 fn is_owner_repo(text: &str) -> bool {
-    let Some((owner, repo)) = text.split_once('/') else {
-        return false;
-    };
-    let owner_ok = !owner.is_empty()
-        && owner.len() <= 39
-        && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !owner.starts_with('-')
-        && !owner.ends_with('-');
-    let repo_ok = !repo.is_empty()
-        && repo.len() <= 100
-        && repo
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && repo != "."
-        && repo != "..";
-    owner_ok && repo_ok
+    crate::slug::RepoSlug::parse(text).is_ok()
 }

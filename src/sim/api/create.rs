@@ -111,11 +111,12 @@ pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, use
         Ok(r) => r,
         Err(r) => return r,
     };
+    let git = sim.repo_of(&m.owner, &m.repo);
     let base_ref = match &req.base_ref {
         Some(b) => b.clone(),
-        None => sim.repo.default_branch().await,
+        None => git.default_branch().await,
     };
-    if sim.repo.branch(&base_ref).await.is_none() {
+    if git.branch(&base_ref).await.is_none() {
         return Reply::validation(
             doc,
             vec![invalid(
@@ -128,7 +129,7 @@ pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, use
     }
     let follow_up_branch = match &req.head_ref {
         Some(h) => {
-            if sim.repo.branch(h).await.is_none() {
+            if git.branch(h).await.is_none() {
                 return Reply::validation(
                     doc,
                     vec![invalid(
@@ -144,7 +145,7 @@ pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, use
         None => None,
     };
     let slug_branch = if follow_up_branch.is_none() {
-        Some(sim.repo.unused_branch(&slug(&req.prompt)).await)
+        Some(git.unused_branch(&slug(&req.prompt)).await)
     } else {
         None
     };
@@ -208,11 +209,15 @@ pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, use
             if follow_up_branch.is_none() {
                 let stem = branch.clone();
                 let mut n = 2;
-                while store.reserved_branches.contains(&branch) {
+                // Branch names are unique per repository, as git's are.
+                while store
+                    .reserved_branches
+                    .contains(&(key.clone(), branch.clone()))
+                {
                     branch = format!("{stem}-{n}");
                     n += 1;
                 }
-                store.reserved_branches.push(branch.clone());
+                store.reserved_branches.push((key.clone(), branch.clone()));
             }
             let id = uuid::Uuid::new_v4().to_string();
             store.tasks.push(SimTask {

@@ -35,11 +35,21 @@ pub(crate) struct Sim {
     pub scenario: Scenario,
     pub time_scale: f64,
     pub base_url: String,
+    /// The repository every `owner/repo` not in `repos` is served from.
     pub repo: Repo,
+    /// Repositories served from their own bare repository, by `repo_key`.
+    pub repos: std::collections::BTreeMap<String, Repo>,
     pub store: Mutex<Store>,
 }
 
 impl Sim {
+    /// The git repository that plays `owner/repo` (compared case-insensitively).
+    pub fn repo_of(&self, owner: &str, repo: &str) -> &Repo {
+        self.repos
+            .get(&super::store::repo_key(owner, repo))
+            .unwrap_or(&self.repo)
+    }
+
     /// Lock the store (a poisoned lock is still usable: the data is plain).
     pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store
