@@ -258,7 +258,9 @@ pub struct SimArgs {
 #[derive(Debug, Args)]
 pub struct FleetReportArgs {
     /// Audit files (JSON lines) of the runs, e.g. the downloaded artifacts of a matrix job; a
-    /// directory stands for every file under it.
+    /// directory stands for every file under it. One row per task: the runs of a re-run
+    /// that attached to the same task (same repository and task key) are merged, the
+    /// latest shown. Exit 0 whatever the verdicts; 2 when a file cannot be read.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Output format on stdout: text for a terminal, or json (the runs and totals, described

@@ -2,7 +2,10 @@
 //! runs (downloaded artifacts of a matrix job) merged into one table of repository ×
 //! verdict × pull request × duration × checks, with totals per verdict. Pure: it takes the
 //! files' texts and renders plain text (a terminal), Markdown (the step summary) or JSON;
-//! reading files is the caller's job.
+//! reading files is the caller's job. A row is a task, not a run: the runs of a re-run
+//! that attached to a task already started (same repository and task key) are one row,
+//! showing the latest run, so feeding the report a re-run's files never counts a task
+//! twice.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,15 +14,20 @@ use serde::Serialize;
 
 use crate::audit::{AuditEvent, parse};
 use crate::report::Verdict;
-use crate::summary::inline;
+use crate::summary::{cell, inline};
 
-/// One run found in an audit file (a file may hold several: each `trigger` starts one).
+/// One task of the batch: the latest run found for it in the audit files (a file may hold
+/// several runs: each `trigger` starts one), with how many runs were merged into it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FleetRun {
-    /// The audit file it came from.
+    /// The audit file of the latest run.
     pub file: String,
     pub repository: Option<String>,
     pub run_url: Option<String>,
+    /// The task's idempotency key (`task-key`), when the run recorded a task.
+    pub task_key: Option<String>,
+    /// Runs merged into this row: 1, or more when re-runs attached to the same task.
+    pub attempts: usize,
     pub task_id: Option<String>,
     pub task_url: Option<String>,
     pub pr_number: Option<i64>,
@@ -38,9 +46,12 @@ pub struct FleetRun {
 /// The merged report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FleetReport {
+    /// One row per task (a run that started no task is a row of its own).
     pub runs: Vec<FleetRun>,
-    /// Runs per verdict (`unfinished` for records without one).
+    /// Rows per verdict (`unfinished` for records without one), each task counted once.
     pub totals: BTreeMap<String, usize>,
+    /// Runs read, re-runs included (at least `runs.len()`).
+    pub runs_read: usize,
     /// Lines that could not be read, as `file:line: error`.
     pub unreadable: Vec<String>,
 }
@@ -51,29 +62,37 @@ impl FleetReport {
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> FleetReport {
         let mut report = FleetReport::default();
+        // Each run with the time of its last audit line (the latest run wins a row).
+        let mut runs: Vec<(FleetRun, Option<jiff::Timestamp>)> = Vec::new();
         for (name, text) in files {
-            let mut current: Option<FleetRun> = None;
+            let mut current: Option<(FleetRun, Option<jiff::Timestamp>)> = None;
             for (line, parsed) in parse(text) {
-                let event = match parsed {
-                    Ok(l) => l.event,
+                let (time, event) = match parsed {
+                    Ok(l) => (l.time, l.event),
                     Err(e) => {
                         report.unreadable.push(format!("{name}:{line}: {e}"));
                         continue;
                     }
                 };
                 if matches!(event, AuditEvent::Trigger(_)) {
-                    report.runs.extend(current.take());
+                    runs.extend(current.take());
                 }
-                let run = current.get_or_insert_with(|| FleetRun {
-                    file: name.to_string(),
-                    ..FleetRun::default()
+                let (run, last_time) = current.get_or_insert_with(|| {
+                    let run = FleetRun {
+                        file: name.to_string(),
+                        attempts: 1,
+                        ..FleetRun::default()
+                    };
+                    (run, None)
                 });
+                *last_time = time.parse().ok().or(*last_time);
                 match event {
                     AuditEvent::Trigger(t) => {
                         run.repository = t.repository;
                         run.run_url = t.run_url;
                     }
                     AuditEvent::Task(t) => {
+                        run.task_key = Some(t.key).filter(|k| !k.is_empty());
                         run.task_id = Some(t.id);
                         run.task_url = t.url;
                     }
@@ -98,8 +117,10 @@ impl FleetReport {
                     AuditEvent::Admission(_) | AuditEvent::Round(_) | AuditEvent::Stop(_) => {}
                 }
             }
-            report.runs.extend(current);
+            runs.extend(current);
         }
+        report.runs_read = runs.len();
+        report.runs = merge_reruns(runs);
         for run in &report.runs {
             *report
                 .totals
@@ -141,6 +162,22 @@ impl FleetReport {
         }
     }
 
+    /// `3 tasks: 2 passed, 1 scope-violation`, with `(5 runs, re-runs included)` when
+    /// re-runs were merged.
+    fn count_line(&self) -> String {
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let mut line = plural(self.runs.len(), "task");
+        if self.runs_read > self.runs.len() {
+            let _ = write!(
+                line,
+                " ({}, re-runs included)",
+                plural(self.runs_read, "run")
+            );
+        }
+        let _ = write!(line, ": {}", self.totals_line());
+        line
+    }
+
     /// The runs in the order both tables show them: by repository, then audit file.
     fn sorted_runs(&self) -> Vec<&FleetRun> {
         let mut runs: Vec<&FleetRun> = self.runs.iter().collect();
@@ -154,12 +191,7 @@ impl FleetReport {
     pub fn render_text(&self) -> String {
         use crate::report::escape_for_humans as plain;
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "agent-gate fleet report: {} runs: {}",
-            self.runs.len(),
-            self.totals_line()
-        );
+        let _ = writeln!(out, "agent-gate fleet report: {}", self.count_line());
         if !self.runs.is_empty() {
             let mut rows: Vec<[String; 8]> = vec![[
                 "REPOSITORY".into(),
@@ -222,7 +254,7 @@ impl FleetReport {
     pub fn render_markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "## agent-gate fleet report\n");
-        let _ = writeln!(out, "{} runs: {}\n", self.runs.len(), self.totals_line());
+        let _ = writeln!(out, "{}\n", self.count_line());
         if !self.runs.is_empty() {
             let _ = writeln!(
                 out,
@@ -230,17 +262,15 @@ impl FleetReport {
             );
             let _ = writeln!(out, "|---|---|---|---|---:|---:|---|---:|");
             for r in self.sorted_runs() {
-                let repo = r
-                    .repository
-                    .as_deref()
-                    .map_or_else(|| inline(&r.file), inline);
+                let repo = r.repository.as_deref().map_or_else(|| cell(&r.file), cell);
                 let verdict = r.verdict.as_deref().unwrap_or("unfinished");
                 let task = match (&r.task_id, &r.task_url) {
                     (Some(id), Some(url)) => format!(
-                        "[{}]({url})",
-                        inline(&id.chars().take(8).collect::<String>())
+                        "[{}]({})",
+                        cell(&id.chars().take(8).collect::<String>()),
+                        url.replace(['(', ')', ' ', '|'], "")
                     ),
-                    (Some(id), None) => inline(&id.chars().take(8).collect::<String>()),
+                    (Some(id), None) => cell(&id.chars().take(8).collect::<String>()),
                     _ => "—".to_string(),
                 };
                 let pr = r
@@ -268,4 +298,35 @@ impl FleetReport {
         }
         out
     }
+}
+
+/// One row per task: runs of the same repository and task key (or task id) are merged,
+/// the latest run (by its last audit line) shown, `attempts` counting them all. Runs that
+/// recorded no task stay rows of their own.
+fn merge_reruns(runs: Vec<(FleetRun, Option<jiff::Timestamp>)>) -> Vec<FleetRun> {
+    let mut merged: Vec<(FleetRun, Option<jiff::Timestamp>)> = Vec::with_capacity(runs.len());
+    let mut by_task: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (run, time) in runs {
+        let task = run.task_key.clone().or_else(|| run.task_id.clone());
+        let Some(task) = task else {
+            merged.push((run, time));
+            continue;
+        };
+        let repository = run
+            .repository
+            .clone()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if let Some(&i) = by_task.get(&(repository.clone(), task.clone())) {
+            let attempts = merged[i].0.attempts + run.attempts;
+            if time >= merged[i].1 {
+                merged[i] = (run, time);
+            }
+            merged[i].0.attempts = attempts;
+        } else {
+            by_task.insert((repository, task), merged.len());
+            merged.push((run, time));
+        }
+    }
+    merged.into_iter().map(|(run, _)| run).collect()
 }

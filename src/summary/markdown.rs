@@ -66,6 +66,13 @@ pub fn inline(text: &str) -> String {
     escape(text, true)
 }
 
+/// Untrusted text for a table cell: as [`inline`], but a leading `-`, `+` or digit stays
+/// as it is — a cell never starts a line (the row starts with `|`), so it cannot start a
+/// list, and a task id like `2f0c…` reads as written.
+pub fn cell(text: &str) -> String {
+    escape(text, false)
+}
+
 fn escape(text: &str, line_start: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, c) in text.chars().enumerate() {

@@ -41,7 +41,7 @@ use banner::banner;
 pub use banner::reason;
 use checks::checks_section;
 use files::files_section;
-pub use markdown::{clean_output, code, fence_for, inline, prose};
+pub use markdown::{cell, clean_output, code, fence_for, inline, prose};
 use task::task_section;
 use timeline::timeline;
 use violations::violations_section;
@@ -104,7 +104,7 @@ pub fn render(report: &Report, ctx: &SummaryContext) -> String {
                 "| {} | `{}` | {} | {} | {} | {} | {} |",
                 r.round,
                 r.verdict,
-                inline(&r.task_id.chars().take(8).collect::<String>()),
+                cell(&r.task_id.chars().take(8).collect::<String>()),
                 r.files.len(),
                 r.violations.len(),
                 r.checks_failed.len(),

@@ -311,7 +311,7 @@ fn report_merges_the_audit_files_of_a_batch() {
     );
     assert!(!text.contains('|') && !text.contains("&#"), "{text}");
     assert!(
-        text.contains("2 runs: 1 passed, 1 scope-violation"),
+        text.contains("2 tasks: 1 passed, 1 scope-violation"),
         "{text}"
     );
 

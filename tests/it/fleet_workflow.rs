@@ -716,6 +716,56 @@ fn the_nightly_example_runs_as_written() {
         assert_eq!(event(&events, "task")["action"], "attached", "{repository}");
         assert!(!again[index].exits.is_empty());
     }
+
+    // Both nights' artifacts in one report: a re-run that attached is the same task.
+    let both = root.join("both");
+    for attempt in [1, 2] {
+        let from = root.join(format!("artifacts-{attempt}"));
+        for artifact in std::fs::read_dir(&from).unwrap().flatten() {
+            let to = both.join(format!(
+                "{attempt}-{}",
+                artifact.file_name().to_string_lossy()
+            ));
+            std::fs::create_dir_all(&to).unwrap();
+            for f in std::fs::read_dir(artifact.path()).unwrap().flatten() {
+                std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+            }
+        }
+    }
+    let summary = root.join("both-summary.md");
+    std::fs::write(&summary, "").unwrap();
+    let out = Command::new(BIN)
+        .args(["report", "--format", "json"])
+        .arg(&both)
+        .env_clear()
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let fleet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fleet["runs_read"], 6, "{fleet}");
+    let rows = fleet["runs"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{fleet}");
+    assert_eq!(fleet["totals"]["passed"], 2);
+    assert_eq!(fleet["totals"]["scope-violation"], 1);
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        markdown.contains("3 tasks (6 runs, re-runs included): 2 passed, 1 scope-violation"),
+        "{markdown}"
+    );
+    for row in rows {
+        assert_eq!(row["attempts"], 2, "{row}");
+        assert_eq!(
+            row["run_url"], "https://github.com/octo-org/fleet-ops/actions/runs/777/attempts/2",
+            "{row}"
+        );
+        // The task id is written as it is (no `&#50;` for a leading digit).
+        let id8: String = row["task_id"].as_str().unwrap().chars().take(8).collect();
+        assert!(
+            markdown.contains(&format!("| [{id8}](")),
+            "{id8}: {markdown}"
+        );
+    }
     drop(sim);
 }
 
