@@ -72,28 +72,46 @@ impl IsolationReport {
     }
 }
 
-/// A path of `protect` that could not be hidden.
+/// A path of `protect` that could not be hidden, or the register of hidden files that runs
+/// on this machine share could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot make `{}` unreadable to checks: {source}", path.display())]
-pub struct ProtectError {
-    pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+pub enum ProtectError {
+    #[error("cannot make `{}` unreadable to checks: {source}", path.display())]
+    Path {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot record hidden files in `{}` (shared by the gate's runs on this machine): {source}", dir.display())]
+    Register {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Hides persisted credentials from other uids while alive: on creation each path (after
 /// resolving symlinks) is chmod-ed to `0o700` (directories) or `0o000` (files), and on drop
-/// — also when unwinding from a panic — every exact previous mode is restored, in reverse
-/// order. A process that exits without dropping it (`std::process::exit`, SIGKILL) leaves
-/// the paths hidden: the caller must keep the guard alive while it handles SIGINT/SIGTERM
-/// and drop it before exiting.
+/// — also when unwinding from a panic — the mode the file had before *any* run hid it is
+/// restored, once the last run that hides it lets go.
+///
+/// Runs on one machine share a home directory (self-hosted runners, local use), so two runs
+/// may hide the same `~/.gitconfig` at once. Each file hidden has an entry in a register
+/// (`$TMPDIR/agent-gate-hidden-<euid>/<dev>-<inode>.json`, in a directory only the gate's
+/// uid may use), taken under an exclusive `flock`: the mode the first run found, and the
+/// runs holding it. A run that comes second records the original mode, not the `000` the
+/// first one set; the last one out restores it. A holder that died without letting go
+/// (SIGKILL) is recognised by its pid and start time and dropped, so the next run restores
+/// what it hid. A file whose mode someone changed while it was hidden keeps that mode.
 #[derive(Debug)]
 pub struct ProtectGuard {
     changed: Vec<(PathBuf, u32)>,
+    entries: Vec<PathBuf>,
+    holder: Holder,
 }
 
 impl ProtectGuard {
-    /// Paths whose mode was changed, with their previous modes.
+    /// Paths whose mode was changed, with the modes they will get back.
     pub fn changed(&self) -> &[(PathBuf, u32)] {
         &self.changed
     }
@@ -101,45 +119,193 @@ impl ProtectGuard {
 
 impl Drop for ProtectGuard {
     fn drop(&mut self) {
-        for (path, mode) in self.changed.drain(..).rev() {
-            if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(mode)) {
+        let entries = std::mem::take(&mut self.entries);
+        for ((path, mode), entry) in self.changed.drain(..).zip(entries).rev() {
+            if let Err(e) = release(&path, mode, &entry, &self.holder) {
                 tracing::error!("could not restore mode {mode:o} of {}: {e}", path.display());
             }
         }
     }
 }
 
+/// One guard of one process: the pid, the process's start time (so a reused pid is not
+/// taken for a live holder) and a number unique in the process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+struct Holder {
+    pid: u32,
+    start: u64,
+    guard: u64,
+}
+
+impl Holder {
+    fn new() -> Holder {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let pid = std::process::id();
+        Holder {
+            pid,
+            start: process_start(pid).unwrap_or(0),
+            guard: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        process_start(self.pid) == Some(self.start)
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A register entry: the mode the file had before it was hidden, and who hides it.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct Hidden {
+    path: PathBuf,
+    mode: u32,
+    /// The mode it was given while hidden (to tell a later change by someone else).
+    set_to: u32,
+    holders: Vec<Holder>,
+}
+
+/// The register's directory, created `0o700` when missing; refused unless it is a real
+/// directory of the gate's own uid that nobody else can write (a register others could
+/// write would let them choose the mode a credential gets back).
+fn register_dir() -> Result<PathBuf, ProtectError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let euid = rustix::process::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("agent-gate-hidden-{euid}"));
+    let fail = |source| ProtectError::Register {
+        dir: dir.clone(),
+        source,
+    };
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let meta = fs::symlink_metadata(&dir).map_err(fail)?;
+    if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o077 != 0 {
+        return Err(fail(io::Error::other(format!(
+            "not a directory of uid {euid} that only it can use (mode {:o}, uid {})",
+            meta.mode() & 0o7777,
+            meta.uid()
+        ))));
+    }
+    Ok(dir)
+}
+
+/// Open and lock a register entry; the lock is released when the file is closed.
+fn lock_entry(entry: &Path) -> io::Result<(fs::File, Option<Hidden>)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(entry)?;
+    file.lock()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let hidden = serde_json::from_str::<Hidden>(&text).ok();
+    Ok((file, hidden))
+}
+
+fn write_entry(file: &mut fs::File, hidden: Option<&Hidden>) -> io::Result<()> {
+    use std::io::{Seek, Write};
+    file.set_len(0)?;
+    file.seek(io::SeekFrom::Start(0))?;
+    if let Some(h) = hidden {
+        file.write_all(&serde_json::to_vec(h).map_err(io::Error::other)?)?;
+    }
+    file.flush()
+}
+
+/// Let go of one hidden file: the last live holder restores the original mode (unless
+/// someone else changed it meanwhile).
+fn release(path: &Path, mode: u32, entry: &Path, me: &Holder) -> io::Result<()> {
+    // The register is gone: restore what this run recorded.
+    let Ok((mut file, hidden)) = lock_entry(entry) else {
+        return fs::set_permissions(path, fs::Permissions::from_mode(mode));
+    };
+    let Some(mut hidden) = hidden else {
+        return fs::set_permissions(path, fs::Permissions::from_mode(mode));
+    };
+    hidden.holders.retain(|h| h != me && h.alive());
+    if hidden.holders.is_empty() {
+        let current = fs::metadata(path)?.permissions().mode() & 0o7777;
+        if current == hidden.set_to {
+            fs::set_permissions(path, fs::Permissions::from_mode(hidden.mode))?;
+        }
+        write_entry(&mut file, None)
+    } else {
+        write_entry(&mut file, Some(&hidden))
+    }
+}
+
 /// Make `paths` unreadable to other uids until the returned guard is dropped. Paths that do
 /// not exist are ignored (not every run has every credential file). On error every change
-/// made so far is undone.
+/// made so far is undone. Safe to call from concurrent runs that share files (see
+/// [`ProtectGuard`]).
 pub fn protect(paths: &[PathBuf]) -> Result<ProtectGuard, ProtectError> {
     let mut guard = ProtectGuard {
         changed: Vec::new(),
+        entries: Vec::new(),
+        holder: Holder::new(),
     };
+    let mut register = None;
     for path in paths {
+        let fail = |source| ProtectError::Path {
+            path: path.clone(),
+            source,
+        };
         let real = match fs::canonicalize(path) {
             Ok(real) => real,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(ProtectError {
-                    path: path.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(fail(source)),
         };
-        let meta = fs::metadata(&real).map_err(|source| ProtectError {
-            path: path.clone(),
+        let dir = match &register {
+            Some(dir) => dir,
+            None => register.insert(register_dir()?),
+        };
+        let meta = fs::metadata(&real).map_err(fail)?;
+        let entry = dir.join(format!("{:x}-{:x}.json", meta.dev(), meta.ino()));
+        let (mut file, hidden) = lock_entry(&entry).map_err(|source| ProtectError::Register {
+            dir: dir.clone(),
             source,
         })?;
-        let old = meta.permissions().mode() & 0o7777;
-        let new = if meta.is_dir() { old & 0o700 } else { 0 };
-        fs::set_permissions(&real, fs::Permissions::from_mode(new)).map_err(|source| {
-            ProtectError {
-                path: path.clone(),
-                source,
+        // Read the mode under the lock: another run may have just hidden or restored it.
+        let meta = fs::metadata(&real).map_err(fail)?;
+        let current = meta.permissions().mode() & 0o7777;
+        let mut holders = Vec::new();
+        let original = match hidden {
+            // Hidden by a run (alive, or dead without restoring) and not changed since:
+            // what that run found is the original.
+            Some(h) if h.path == real && current == h.set_to => {
+                holders = h.holders;
+                holders.retain(Holder::alive);
+                h.mode
             }
+            _ => current,
+        };
+        let new = if meta.is_dir() { original & 0o700 } else { 0 };
+        fs::set_permissions(&real, fs::Permissions::from_mode(new)).map_err(fail)?;
+        holders.push(guard.holder.clone());
+        let hidden = Hidden {
+            path: real.clone(),
+            mode: original,
+            set_to: new,
+            holders,
+        };
+        guard.changed.push((real, original));
+        guard.entries.push(entry);
+        write_entry(&mut file, Some(&hidden)).map_err(|source| ProtectError::Register {
+            dir: dir.clone(),
+            source,
         })?;
-        guard.changed.push((real, old));
     }
     Ok(guard)
 }

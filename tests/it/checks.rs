@@ -734,6 +734,124 @@ fn protect_hides_credentials_and_restores_exact_modes_even_on_panic() {
     assert_eq!(ws.snapshot(), before);
 }
 
+/// Modes of the shared files of [`concurrent_guards_restore_exactly_what_they_found`].
+fn shared_home() -> (tempfile::TempDir, Vec<(PathBuf, u32)>) {
+    let home = tempfile::tempdir().unwrap();
+    let files = [
+        (".gitconfig", 0o644),
+        (".git-credentials", 0o600),
+        (".config/gh", 0o755),
+        (".docker", 0o2750),
+    ];
+    let mut out = Vec::new();
+    for (name, mode) in files {
+        let path = home.path().join(name);
+        if name.starts_with(".config") || name == ".docker" {
+            std::fs::create_dir_all(&path).unwrap();
+        } else {
+            std::fs::write(&path, "[user]\n\tname = t\n").unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        out.push((path, mode));
+    }
+    (home, out)
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Runs that share a home hide the same files at once (self-hosted runners, local use):
+/// each guard reports the mode the file had before anyone hid it, the files stay hidden
+/// while any guard lives, and the last one out restores exactly the modes found.
+#[test]
+fn concurrent_guards_restore_exactly_what_they_found() {
+    let (_home, files) = shared_home();
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                start.wait();
+                for _ in 0..40 {
+                    let guard = checks::protect(&paths).unwrap();
+                    assert_eq!(guard.changed(), files.as_slice(), "the modes found");
+                    for (path, mode) in &files {
+                        let hidden = if path.is_dir() { mode & 0o700 } else { 0 };
+                        assert_eq!(mode_of(path), hidden, "{} while held", path.display());
+                    }
+                    drop(guard);
+                }
+            });
+        }
+    });
+    for (path, mode) in &files {
+        assert_eq!(mode_of(path), *mode, "{} at the end", path.display());
+    }
+}
+
+const PROTECT_HOLDER_ENV: &str = "AGENT_GATE_TEST_PROTECT_HOLDER";
+
+/// Entry point of a process that hides files and waits to be killed (run by the test
+/// below with [`PROTECT_HOLDER_ENV`] set to the paths, one per line).
+#[test]
+#[ignore = "a helper process of a_run_killed_while_hiding_files_leaves_them_to_the_next_run"]
+fn protect_holder_process() {
+    let Ok(paths) = std::env::var(PROTECT_HOLDER_ENV) else {
+        return;
+    };
+    let paths: Vec<PathBuf> = paths.lines().map(PathBuf::from).collect();
+    let _guard = checks::protect(&paths).unwrap();
+    println!("HIDDEN");
+    std::thread::sleep(Duration::from_mins(2));
+}
+
+/// A run killed (SIGKILL) while it hides files cannot restore them; the next run that
+/// hides them takes the modes the dead run found, not the `000` it left, and restores
+/// those.
+#[test]
+fn a_run_killed_while_hiding_files_leaves_them_to_the_next_run() {
+    use std::io::BufRead;
+    let (_home, files) = shared_home();
+    let list: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    let mut holder = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "checks::protect_holder_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(PROTECT_HOLDER_ENV, list.join("\n"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.unwrap().contains("HIDDEN")),
+        "the holder process did not hide the files"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(mode_of(&files[0].0), 0, "left hidden by the killed run");
+    let guard = checks::protect(&files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()).unwrap();
+    assert_eq!(guard.changed(), files.as_slice());
+    drop(guard);
+    for (path, mode) in &files {
+        assert_eq!(mode_of(path), *mode, "{}", path.display());
+    }
+}
+
+/// A mode someone set while the file was hidden is theirs: it is kept, not overwritten.
+#[test]
+fn a_mode_changed_while_hidden_is_kept() {
+    let (_home, files) = shared_home();
+    let gitconfig = files[0].0.clone();
+    let guard = checks::protect(std::slice::from_ref(&gitconfig)).unwrap();
+    std::fs::set_permissions(&gitconfig, std::fs::Permissions::from_mode(0o640)).unwrap();
+    drop(guard);
+    assert_eq!(mode_of(&gitconfig), 0o640);
+}
+
 #[test]
 fn readable_credentials_are_found() {
     let ws = Workspace::new("canary-scan");

@@ -915,3 +915,51 @@ fn check_without_a_merge_base_says_why() {
         .unwrap_or_else(|| panic!("{text}"));
     insta::assert_snapshot!("no_merge_base", error);
 }
+
+/// Eight `check` processes at once on one workspace and one home directory (a
+/// self-hosted runner's, or a developer's): each hides `~/.gitconfig` and `.git/config`
+/// from its checks, and when they are all done every file has the mode it had before.
+#[test]
+#[ignore = "needs root (checks run as another uid only then); .ci/run runs it: cargo test --test it -- --ignored as_root"]
+fn as_root_concurrent_runs_sharing_a_home_leave_every_mode_as_found() {
+    use std::os::unix::fs::PermissionsExt;
+    crate::support::require_root();
+    let repo = project();
+    repo.write("src/more.sh", "more() { :; }\n");
+    repo.commit("in scope");
+    let home = tempfile::tempdir().unwrap();
+    let gitconfig = home.path().join(".gitconfig");
+    std::fs::write(&gitconfig, "[user]\n\tname = t\n").unwrap();
+    std::fs::set_permissions(&gitconfig, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let workspace_config = repo.path().join(".git/config");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let before = (mode(&gitconfig), mode(&workspace_config));
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+                .current_dir(repo.path())
+                .args([
+                    "check", "--base", "main", "--head", "agent", "--format", "json",
+                ])
+                .env("HOME", home.path())
+                .env_remove("GITHUB_ACTIONS")
+                .env_remove("INPUT_POLICY")
+                .env_remove("INPUT_BASE-REF")
+                .env_remove("INPUT_SCOPE")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let notes = report["isolation_notes"].to_string();
+        assert!(notes.contains(".gitconfig"), "{notes}");
+    }
+    assert_eq!((mode(&gitconfig), mode(&workspace_config)), before);
+    assert_eq!(before, (0o644, 0o644));
+}
