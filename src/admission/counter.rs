@@ -55,6 +55,34 @@ impl RunningCounter {
         }
     }
 
+    /// Tell the counter what the task index says (task id → key), so those tasks are never
+    /// read: `own_key`'s task is this run's own, every other one agent-gate's.
+    #[must_use]
+    pub fn with_known<'a>(
+        mut self,
+        known: impl IntoIterator<Item = (&'a str, &'a str)>,
+        own_key: &str,
+    ) -> RunningCounter {
+        self.learn(known, own_key);
+        self
+    }
+
+    /// [`RunningCounter::with_known`] on a counter in use (the index read again).
+    pub fn learn<'a>(
+        &mut self,
+        known: impl IntoIterator<Item = (&'a str, &'a str)>,
+        own_key: &str,
+    ) {
+        for (id, key) in known {
+            let kind = if key == own_key {
+                Kind::Own
+            } else {
+                Kind::Gate(key.to_string())
+            };
+            self.kinds.insert(id.to_string(), kind);
+        }
+    }
+
     /// From the list item alone, when its name holds a whole marker.
     fn kind_from_name(&self, task: &Task) -> Option<Kind> {
         let name = task.name.as_deref()?;
@@ -123,5 +151,18 @@ impl RunningCounter {
             }
         }
         Ok(running)
+    }
+}
+
+impl From<&str> for RunningCounter {
+    /// [`RunningCounter::new`]: nothing known yet.
+    fn from(own_marker: &str) -> RunningCounter {
+        RunningCounter::new(own_marker)
+    }
+}
+
+impl From<&String> for RunningCounter {
+    fn from(own_marker: &String) -> RunningCounter {
+        RunningCounter::new(own_marker)
     }
 }

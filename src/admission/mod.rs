@@ -112,7 +112,7 @@ pub async fn admit(
     client: &Client,
     limits: AdmissionLimits,
     priority: Priority,
-    own_marker: &str,
+    counter: impl Into<RunningCounter>,
     deadline: Instant,
     poll_every: Duration,
     mut leases: Option<&mut LeaseStore>,
@@ -128,7 +128,7 @@ pub async fn admit(
     };
     let client = client.with_deadline(deadline);
     let poll_every = poll_every.max(Duration::from_millis(10));
-    let mut counter = RunningCounter::new(own_marker);
+    let mut counter = counter.into();
     let mut last_running: Option<u32> = None;
     let mut unavailable: Option<String> = None;
     // Since when another run holds the lock, and when that was last reported.
@@ -147,6 +147,12 @@ pub async fn admit(
                     busy_since = None;
                     lock_failures = 0;
                     snapshot = Some(snap);
+                    // The task index as of now: the tasks of runs admitted since the last
+                    // check are known without reading them.
+                    if let Ok(known) = store.known_tasks(epoch_now()) {
+                        let own = store.key().to_string();
+                        counter.learn(known.iter(), &own);
+                    }
                 }
                 Ok(LockAttempt::Busy { holder }) => {
                     lock_failures = 0;

@@ -9,7 +9,6 @@ use std::io::Write;
 
 use tokio::time::Instant;
 
-use crate::admission::AdmissionLimits;
 use crate::flow::check::{config_error, narrow};
 use crate::flow::ending::{api_error, finish_with, fmt_secs};
 use crate::flow::fetch::{Base, PrivateRefs, fetch_base, git_token};
@@ -148,21 +147,18 @@ async fn run_gate(
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     // The admission lock and lease on the remote (issue 8); the lease is given back when
     // this store is dropped, at the end of the run.
-    let leases = AdmissionLimits::from_policy(&policy.agent)
-        .limit_for(opts.priority)
-        .map(|_| {
-            tokio::sync::Mutex::new(
-                LeaseStore::new(
-                    git.clone(),
-                    &opts.remote,
-                    git_token(&opts).map(str::to_string),
-                    &key,
-                    opts.priority,
-                    &tag,
-                )
-                .with_poll(policy.agent.poll_max),
-            )
-        });
+    // The same refs hold the task index, which every run reads and writes.
+    let leases = Some(tokio::sync::Mutex::new(
+        LeaseStore::new(
+            git.clone(),
+            &opts.remote,
+            git_token(&opts).map(str::to_string),
+            &key,
+            opts.priority,
+            &tag,
+        )
+        .with_poll(policy.agent.poll_max),
+    ));
     let start = StartContext {
         client: &client,
         opts: &opts,

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::{Admission, AdmissionLimits, LeaseUse, WaitInfo, admit};
+use crate::admission::{Admission, AdmissionLimits, LeaseUse, RunningCounter, WaitInfo, admit};
 use crate::budget::{BudgetError, BudgetLimits, check_budget};
 use crate::github::types::Task;
-use crate::github::{ApiError, Client, create_task_request, since_before_now};
-use crate::lease::LeaseStore;
+use crate::github::{ApiError, Client, MarkerHints, create_task_request, since_before_now};
+use crate::lease::{KnownTasks, LeaseStore};
 use crate::policy::Policy;
 use crate::prompt::marker;
 use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
@@ -67,13 +67,27 @@ pub(super) async fn start_task(
     };
     // A signal here stops the gate at once: nothing is started after it, and a request in
     // flight is abandoned (a re-run with the same key finds the task if it was made).
+    // The task index (git, no API request): which tasks are agent-gate's, with which key.
+    let mut leases = leases;
+    let known = match leases.as_deref_mut() {
+        Some(store) => store.known_tasks(epoch_now()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the task index cannot be read; every task is read instead");
+            KnownTasks::default()
+        }),
+        None => KnownTasks::default(),
+    };
     let found = tokio::select! {
         biased;
         signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
-        r = find_existing(s.client, s.opts, s.mark) => r,
+        r = find_existing(s.client, s.opts, s.mark, s.key, &known) => r,
     };
     match found {
-        Ok(Some(task)) => return Ok((task, true)),
+        Ok(Some(task)) => {
+            if known.id_of(s.key) != Some(task.id.as_str()) {
+                record(leases, s.key, &task.id);
+            }
+            return Ok((task, true));
+        }
         Ok(None) => {}
         Err(e) => {
             let r = api_error(take(report), "cannot start or find the agent task", &e);
@@ -132,10 +146,10 @@ pub(super) async fn start_task(
                 s.client,
                 limits,
                 s.opts.priority,
-                s.mark,
+                RunningCounter::new(s.mark).with_known(known.iter(), s.key),
                 s.deadline,
                 s.policy.agent.poll_max,
-                leases,
+                leases.as_deref_mut(),
                 s.shutdown.wait(),
                 |info: WaitInfo| {
                     let elapsed = started.elapsed();
@@ -255,7 +269,10 @@ pub(super) async fn start_task(
         r = create_first(s.client, s.opts, s.prompt, s.mark, s.base) => r,
     };
     match created {
-        Ok(task) => Ok((task, false)),
+        Ok(task) => {
+            record(leases, s.key, &task.id);
+            Ok((task, false))
+        }
         Err(e) => {
             let r = api_error(take(report), "cannot start or find the agent task", &e);
             Err(Box::new(explain_not_found(s, r, &e).await))
@@ -283,11 +300,14 @@ async fn explain_not_found(s: &StartContext<'_>, mut report: Report, e: &ApiErro
     report
 }
 
-/// The task carrying the run's key (or named by `task-id`), if there is one.
+/// The task carrying the run's key (or named by `task-id`), if there is one: the task the
+/// index records for the key first, then the tasks the index does not know.
 async fn find_existing(
     client: &Client,
     opts: &RunOptions,
     mark: &str,
+    key: &str,
+    known: &KnownTasks,
 ) -> Result<Option<Task>, ApiError> {
     if let Some(id) = opts.task_id.as_deref().filter(|i| !i.trim().is_empty()) {
         return client.get_task(id.trim()).await.map(Some);
@@ -295,7 +315,29 @@ async fn find_existing(
     let window_start = jiff::Timestamp::now()
         .checked_sub(jiff::SignedDuration::try_from(ATTACH_WINDOW).unwrap_or_default())
         .unwrap_or_else(|_| jiff::Timestamp::now());
-    client.find_task_by_marker(mark, Some(window_start)).await
+    let other = |id: &str| known.key_of(id).is_some_and(|k| k != key);
+    let hints = MarkerHints {
+        recorded: known.id_of(key),
+        other: Some(&other),
+    };
+    client
+        .find_task_by_marker_with(mark, Some(window_start), &hints)
+        .await
+}
+
+/// Record the run's task in the task index (best effort: a run whose remote refuses it
+/// works as before, its task read by the runs that do not know it).
+fn record(leases: Option<&mut LeaseStore>, key: &str, id: &str) {
+    if let Some(store) = leases
+        && let Err(e) = store.record_task(id, epoch_now())
+    {
+        tracing::warn!(error = %e, key, "the task could not be recorded in the task index");
+    }
+}
+
+/// Seconds since the Unix epoch (the clock the index's notes are compared with).
+fn epoch_now() -> i64 {
+    jiff::Timestamp::now().as_second()
 }
 
 /// Create the run's first task (idempotently: a lost create is found by its marker).
@@ -336,12 +378,13 @@ pub(super) async fn admit_round(
     let limits = AdmissionLimits::from_policy(&ctx.policy.agent);
     limits.limit_for(ctx.opts.priority)?;
     let mut store = m.lock().await;
+    let known = store.known_tasks(epoch_now()).unwrap_or_default();
     let mut last: Option<(u32, u32)> = None;
     let outcome = admit(
         ctx.client,
         limits,
         ctx.opts.priority,
-        &marker(ctx.key),
+        RunningCounter::new(&marker(ctx.key)).with_known(known.iter(), ctx.key),
         ctx.deadline,
         ctx.policy.agent.poll_max,
         Some(&mut *store),

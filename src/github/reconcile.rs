@@ -117,8 +117,29 @@ impl Client {
         marker: &str,
         since: Option<jiff::Timestamp>,
     ) -> Result<Option<Task>, ApiError> {
+        self.find_task_by_marker_with(marker, since, &MarkerHints::default())
+            .await
+    }
+
+    /// [`Client::find_task_by_marker`] with what the caller already knows: the task
+    /// `hints.recorded` is read first (one GET) and, when it carries the marker, is the
+    /// answer; candidates `hints.other` says carry another marker are never read.
+    pub async fn find_task_by_marker_with(
+        &self,
+        marker: &str,
+        since: Option<jiff::Timestamp>,
+        hints: &MarkerHints<'_>,
+    ) -> Result<Option<Task>, ApiError> {
         if marker.trim().is_empty() {
             return Ok(None);
+        }
+        if let Some(id) = hints.recorded {
+            match self.get_task(id).await {
+                Ok(task) if carries(&task, marker) => return Ok(Some(task)),
+                // Gone, hidden, or not what was recorded: look for it as if unknown.
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         let list = self
             .list_tasks(&ListQuery {
@@ -133,6 +154,9 @@ impl Client {
             .await?;
         let mut found: Vec<Task> = Vec::new();
         for candidate in list.tasks.iter().take(MAX_CANDIDATES) {
+            if hints.other.is_some_and(|other| other(&candidate.id)) {
+                continue;
+            }
             if candidate
                 .name
                 .as_deref()
@@ -151,12 +175,7 @@ impl Client {
                 Err(ApiError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let has_marker = task
-                .sessions
-                .iter()
-                .flatten()
-                .any(|s| s.prompt.as_deref().is_some_and(|p| p.contains(marker)));
-            if has_marker {
+            if carries(&task, marker) {
                 found.push(task);
             }
         }
@@ -170,6 +189,23 @@ impl Client {
         }
         Ok(found.into_iter().next())
     }
+}
+
+/// What a caller knows before looking for the task that carries a marker.
+#[derive(Default)]
+pub struct MarkerHints<'a> {
+    /// The task recorded for the marker (e.g. by agent-gate's task index).
+    pub recorded: Option<&'a str>,
+    /// Whether a task id is known to carry another marker (so it is not read).
+    pub other: Option<&'a (dyn Fn(&str) -> bool + Sync)>,
+}
+
+/// Whether one of the task's session prompts contains `marker`.
+fn carries(task: &Task, marker: &str) -> bool {
+    task.sessions
+        .iter()
+        .flatten()
+        .any(|s| s.prompt.as_deref().is_some_and(|p| p.contains(marker)))
 }
 
 /// A `since` for reconciliation: `margin` before the client's wall clock now.

@@ -18,6 +18,7 @@
 //! reads and writes those refs and decides who occupies a slot ([`occupancy`]); waiting,
 //! counting the task list and reporting belong to `crate::admission`.
 
+mod index;
 mod notes;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate};
 use crate::manifest::Priority;
 
+pub use index::{INDEX_RETENTION, KnownTasks, TASKS_PREFIX, TaskNote, index_ref};
 pub use notes::{Entry, LeaseTimes, Note, NoteKind, Occupancy, Snapshot, occupancy};
 
 /// Where the admission refs live on the remote.
@@ -74,6 +76,15 @@ pub enum LeaseError {
         "`{remote}` declines pushes to `{ADMISSION_PREFIX}*` ({reason}); a ruleset or push restriction on `refs/agent-gate/*` would explain it"
     )]
     Refused { remote: String, reason: String },
+    #[error("cannot {action} the task index `{TASKS_PREFIX}*` on `{remote}`: {source}")]
+    Index {
+        action: &'static str,
+        remote: String,
+        #[source]
+        source: Box<GitError>,
+    },
+    #[error("`{remote}` declines pushes to the task index `{TASKS_PREFIX}*` ({reason})")]
+    IndexRefused { remote: String, reason: String },
 }
 
 /// The admission refs of one remote, as one run reads and writes them.
@@ -454,7 +465,8 @@ impl LeaseStore {
 impl Drop for LeaseStore {
     fn drop(&mut self) {
         let _ = self.release();
-        if let Ok(refs) = self.git.local_refs(&self.local_prefix) {
+        let run_refs = self.local_prefix.trim_end_matches("admission/").to_string();
+        if let Ok(refs) = self.git.local_refs(&run_refs) {
             for r in refs {
                 let _ = self.git.delete_ref(&r.name);
             }

@@ -38,6 +38,9 @@ pub struct LoggedRequest {
     pub answered_at: Option<Timestamp>,
     /// The headers of the answer (names in lower case), empty when there was none.
     pub response_headers: Vec<(String, String)>,
+    /// The user its token stands for (as [`user_id_for_token`] maps it), when it had one:
+    /// tells apart the runs of a batch that each use their own token.
+    pub user: Option<i64>,
 }
 
 /// A commit status posted to the simulator.

@@ -24,13 +24,18 @@ const REPOSITORY: &str = "octo/fleet";
 const TOKEN: &str = "ghp_admission_lock";
 
 /// The admission refs on `bare`: `(name, subject)`.
+/// The admission refs on the remote (lock, leases, waiting notes), with their notes.
 fn remote_refs(bare: &Path) -> Vec<(String, String)> {
+    refs_under(bare, "refs/agent-gate/admission/")
+}
+
+fn refs_under(bare: &Path, prefix: &str) -> Vec<(String, String)> {
     git(
         bare,
         &[
             "for-each-ref",
             "--format=%(refname)%00%(contents:subject)",
-            "refs/agent-gate/",
+            prefix,
         ],
     )
     .lines()
@@ -658,6 +663,21 @@ async fn five_runs_started_together_never_have_more_than_two_tasks_at_once() {
         .filter(|o| stderr(o).contains("waiting for capacity"))
         .count();
     assert!(waited >= 3, "at least three runs waited, {waited} did");
+    // The task index records each run's task under its key (kept for re-runs).
+    let mut indexed: Vec<String> = refs_under(&remote.bare, "refs/agent-gate/tasks/")
+        .into_iter()
+        .map(|(_, note)| {
+            serde_json::from_str::<serde_json::Value>(&note).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    indexed.sort();
+    assert_eq!(
+        indexed,
+        ["fleet-r1", "fleet-r2", "fleet-r3", "fleet-r4", "fleet-r5"]
+    );
     assert!(
         remote_refs(&remote.bare).is_empty(),
         "every lock, lease and waiting note is gone: {:?}",

@@ -822,6 +822,7 @@ fn logged(at_ms: i64, answered_ms: Option<i64>, headers: &[(&str, &str)]) -> Log
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect(),
+        user: None,
     }
 }
 

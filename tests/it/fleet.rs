@@ -210,3 +210,125 @@ fn the_fleet_report_as_text_has_no_markdown_or_entities() {
     // The Markdown (step summary) keeps its escaping.
     assert!(report.render_markdown().contains("svc&#95;b"));
 }
+
+const CAPPED: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 3\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
+
+/// Requests of one run against the simulator: (reads of tasks other than its own, task-list
+/// reads).
+fn requests_of(log: &[agent_gate::sim::LoggedRequest], own: &str) -> (usize, usize) {
+    let reads_of_others = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/tasks/") && !r.path.contains(own))
+        .count();
+    let lists = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/tasks"))
+        .count();
+    (reads_of_others, lists)
+}
+
+/// A night on one repository, one run after another: every run finds out whether its task
+/// exists and counts the running ones without reading the other tasks (the task index on
+/// the remote says which task is whose), so its requests do not grow with the tasks the
+/// repository already has. A re-run attaches by reading only its own task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_run_stay_constant_as_a_repositorys_tasks_grow() {
+    let gate =
+        crate::support::SimGate::shell_project(CAPPED, Scenario::default(), "octo/fleet", "ghp_x")
+            .await;
+    let mut per_run = Vec::new();
+    let mut first_task = String::new();
+    for n in 0..16 {
+        let before = gate.sim.request_log().len();
+        let mut opts = gate.opts("add the sim file");
+        opts.task_key = Some(format!("night-{n}"));
+        let (report, text) = gate.run(opts).await;
+        assert_eq!(report.verdict, Verdict::Passed, "{text}");
+        let own = report.task.as_ref().unwrap().id.clone();
+        if n == 0 {
+            first_task.clone_from(&own);
+        }
+        per_run.push(requests_of(&gate.sim.request_log()[before..], &own));
+    }
+    assert!(
+        per_run.iter().all(|r| r.0 == 0),
+        "reads of other tasks per run: {per_run:?}"
+    );
+    assert!(
+        per_run.iter().all(|r| r.1 == per_run[0].1),
+        "list reads per run: {per_run:?}"
+    );
+    assert_eq!(gate.creates(), 16);
+
+    // A re-run of the first key: attached, with no read of any other task.
+    let before = gate.sim.request_log().len();
+    let mut opts = gate.opts("add the sim file");
+    opts.task_key = Some("night-0".into());
+    let (report, text) = gate.run(opts).await;
+    assert!(report.task.as_ref().unwrap().attached, "{text}");
+    assert_eq!(report.task.as_ref().unwrap().id, first_task);
+    assert_eq!(
+        requests_of(&gate.sim.request_log()[before..], &first_task).0,
+        0
+    );
+    assert_eq!(gate.creates(), 16);
+}
+
+/// Twelve runs started together under a cap of three, each with its own token (so the
+/// simulator's log tells whose request is whose): they wait, and while they wait they learn
+/// the tasks of the runs admitted before them from the task index, so a run reads at most
+/// a task or two of the others (one started between another run's reading of the index and
+/// its recording there, at most one per wave), however many ran before it — not one read
+/// per task per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_waiting_together_read_few_tasks_of_others() {
+    // Tasks that run long enough (about 1.4 s) to be seen running by the runs that wait.
+    let files = [
+        ("src/lib.sh", crate::support::SHELL_LIB),
+        ("tests/run.sh", crate::support::SHELL_TESTS),
+        (".github/agent-gate.yml", CAPPED),
+    ];
+    let gate = std::sync::Arc::new(
+        crate::support::SimGate::start(&files, Scenario::default(), 5.0, "octo/fleet", "ghp_x")
+            .await,
+    );
+    let mut runs = Vec::new();
+    for n in 0..12 {
+        let gate = gate.clone();
+        runs.push(tokio::spawn(async move {
+            let mut opts = gate.opts("add the sim file");
+            opts.task_key = Some(format!("batch-{n}"));
+            opts.token = format!("ghp_batch_run_{n}");
+            gate.run(opts).await
+        }));
+    }
+    let mut own = Vec::new();
+    for (n, r) in runs.into_iter().enumerate() {
+        let (report, text) = r.await.unwrap();
+        assert_eq!(report.verdict, Verdict::Passed, "{text}");
+        let user = agent_gate::sim::user_id_for_token(&format!("ghp_batch_run_{n}"));
+        own.push((user, report.task.unwrap().id));
+    }
+    assert_eq!(gate.creates(), 12);
+    assert!(gate.sim.peak_running("octo", "fleet") <= 3);
+    let log = gate.sim.request_log();
+    let per_run: Vec<usize> = own
+        .iter()
+        .map(|(user, id)| {
+            log.iter()
+                .filter(|r| {
+                    r.user == Some(*user)
+                        && r.method == "GET"
+                        && r.path.contains("/tasks/")
+                        && !r.path.ends_with(id.as_str())
+                })
+                .count()
+        })
+        .collect();
+    // Without the index the last runs read nearly every task before theirs (a measured
+    // batch: [9, 7, 0, 10, 3, 10, 4, 1, 5, 8, 6, 2]); with it, at most one per wave.
+    assert!(
+        per_run.iter().all(|&n| n <= 3) && per_run.iter().sum::<usize>() <= 12,
+        "reads of other tasks per run: {per_run:?}"
+    );
+}

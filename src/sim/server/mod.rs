@@ -115,6 +115,10 @@ pub(crate) async fn handle(
             body: shown,
             answered_at: None,
             response_headers: Vec::new(),
+            user: match pipeline::bearer(&parts.headers) {
+                pipeline::Auth::Token(t) => Some(super::store::user_id_for_token(&t)),
+                _ => None,
+            },
         });
         let nth = matched.as_ref().map_or(0, |m| {
             let c = store.counters.entry(m.endpoint).or_insert(0);

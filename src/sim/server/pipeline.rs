@@ -165,13 +165,13 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
     Outcome::Reply(reply)
 }
 
-enum Auth {
+pub(super) enum Auth {
     Missing,
     Malformed,
     Token(String),
 }
 
-fn bearer(headers: &HeaderMap) -> Auth {
+pub(super) fn bearer(headers: &HeaderMap) -> Auth {
     let Some(v) = headers.get("authorization") else {
         return Auth::Missing;
     };
