@@ -81,10 +81,19 @@ pub enum LeaseUse {
 /// How admission ended.
 #[derive(Debug)]
 pub enum Admission {
-    /// A slot is free (or there is no cap): start the task.
-    Admitted { waited: Duration, lease: LeaseUse },
+    /// A slot is free (or there is no cap): start the task. `waited` in all, of which
+    /// `for_slots` waiting for a slot (the rest for the admission lock and its decisions).
+    Admitted {
+        waited: Duration,
+        for_slots: Duration,
+        lease: LeaseUse,
+    },
     /// The deadline passed while waiting: the run is `timed-out`, "never admitted".
-    NeverAdmitted { waited: Duration, running: u32 },
+    NeverAdmitted {
+        waited: Duration,
+        for_slots: Duration,
+        running: u32,
+    },
     /// The shutdown signal fired while waiting: the run is `cancelled`.
     Interrupted,
     /// The task list could not be read (after the client's retries).
@@ -123,6 +132,7 @@ pub async fn admit(
     let Some(limit) = limits.limit_for(priority) else {
         return Admission::Admitted {
             waited: Duration::ZERO,
+            for_slots: Duration::ZERO,
             lease: LeaseUse::NotUsed,
         };
     };
@@ -136,6 +146,10 @@ pub async fn admit(
     let mut last_busy_line: Option<Instant> = None;
     // Failed attempts at the lock in a row.
     let mut lock_failures = 0u32;
+    // The leases seen at the last decision (a slot frees when one of them goes), and the
+    // time spent waiting for a slot (the rest of the wait was for the lock).
+    let mut seen_leases: Vec<String> = Vec::new();
+    let mut slot_wait = Duration::ZERO;
     let shutdown = shutdown;
     tokio::pin!(shutdown);
     loop {
@@ -146,6 +160,7 @@ pub async fn admit(
                 Ok(LockAttempt::Held(snap)) => {
                     busy_since = None;
                     lock_failures = 0;
+                    seen_leases = snap.leases.iter().map(|l| l.name.clone()).collect();
                     snapshot = Some(snap);
                     // The task index as of now: the tasks of runs admitted since the last
                     // check are known without reading them.
@@ -174,6 +189,7 @@ pub async fn admit(
                         store.withdraw();
                         return Admission::NeverAdmitted {
                             waited: now - started,
+                            for_slots: slot_wait,
                             running: last_running.unwrap_or(0),
                         };
                     }
@@ -235,9 +251,11 @@ pub async fn admit(
                 }
                 // The client's retries end at the deadline: a failure there is the deadline's.
                 return match last_running {
-                    Some(running) if now >= deadline => {
-                        Admission::NeverAdmitted { waited, running }
-                    }
+                    Some(running) if now >= deadline => Admission::NeverAdmitted {
+                        waited,
+                        for_slots: slot_wait,
+                        running,
+                    },
                     _ => Admission::ApiError(e),
                 };
             }
@@ -261,6 +279,7 @@ pub async fn admit(
                     if let Some(held) = held {
                         return Admission::Admitted {
                             waited,
+                            for_slots: slot_wait,
                             lease: LeaseUse::Held(held),
                         };
                     }
@@ -275,6 +294,7 @@ pub async fn admit(
                     if admit_now {
                         return Admission::Admitted {
                             waited,
+                            for_slots: slot_wait,
                             lease: LeaseUse::Unavailable(e.to_string()),
                         };
                     }
@@ -286,6 +306,7 @@ pub async fn admit(
             if running < limit {
                 return Admission::Admitted {
                     waited,
+                    for_slots: slot_wait,
                     lease: unavailable.map_or(LeaseUse::NotUsed, LeaseUse::Unavailable),
                 };
             }
@@ -296,7 +317,11 @@ pub async fn admit(
             if let Some(store) = leases.as_deref_mut() {
                 store.withdraw();
             }
-            return Admission::NeverAdmitted { waited, running };
+            return Admission::NeverAdmitted {
+                waited,
+                for_slots: slot_wait,
+                running,
+            };
         }
         on_wait(WaitInfo {
             running,
@@ -305,15 +330,42 @@ pub async fn admit(
             waited,
             lock_holder: None,
         });
+        // Wait for a slot: check again after `poll_every`, or within a second of a lease
+        // seen at this decision going away (its run's task ended, or its run did).
         let wake = (now + poll_every).min(deadline);
-        if !sleep_unless(shutdown.as_mut(), wake).await {
-            if let Some(store) = leases.as_deref_mut() {
-                store.withdraw();
+        let resting = Instant::now();
+        loop {
+            let step = if leases.is_some() && !seen_leases.is_empty() {
+                (Instant::now() + WATCH_STEP).min(wake)
+            } else {
+                wake
+            };
+            if !sleep_unless(shutdown.as_mut(), step).await {
+                if let Some(store) = leases.as_deref_mut() {
+                    store.withdraw();
+                }
+                return Admission::Interrupted;
             }
-            return Admission::Interrupted;
+            if Instant::now() >= wake {
+                break;
+            }
+            let freed = leases.as_deref_mut().is_some_and(|store| {
+                store.snapshot().is_ok_and(|snap| {
+                    seen_leases
+                        .iter()
+                        .any(|seen| !snap.leases.iter().any(|l| &l.name == seen))
+                })
+            });
+            if freed {
+                break;
+            }
         }
+        slot_wait += resting.elapsed();
     }
 }
+
+/// How often a run waiting for a slot looks at the admission refs for a lease given back.
+pub const WATCH_STEP: Duration = Duration::from_secs(1);
 
 /// Sleep until `until`; `false` when `shutdown` resolves first.
 async fn sleep_unless(shutdown: std::pin::Pin<&mut impl Future>, until: Instant) -> bool {

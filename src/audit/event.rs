@@ -104,9 +104,7 @@ impl AuditEvent {
             scope: Vec::new(),
             priority: admission.map(|a| a.priority.clone()),
             waited_s: admission.map_or(0.0, |a| a.waited_s),
-            waiting: admission
-                .filter(|a| a.waited_s > 0.0)
-                .map(|a| format!("{} of {} slots busy", a.running, a.limit)),
+            waiting: admission.and_then(crate::report::AdmissionRecord::waited_for),
             refused,
             lock: admission.and_then(|a| a.lock.clone()),
         }))
@@ -155,7 +153,9 @@ pub struct AdmissionEvent {
     pub priority: Option<String>,
     /// Seconds spent waiting for a free task slot (`max-concurrent-tasks`).
     pub waited_s: f64,
-    /// What it waited for, for humans (`2 of 2 slots busy`), if it waited.
+    /// What it waited for, for humans (`waited 41.20 s for a slot (2 of 2 busy at the last
+    /// check) and 0.06 s for the admission lock`, or `waited 0.06 s for the admission lock`),
+    /// if it waited.
     pub waiting: Option<String>,
     /// Why it was refused, if it was.
     pub refused: Option<String>,

@@ -92,6 +92,16 @@ pub(super) async fn poll_and_gate(
         format!("repair round {round}: ")
     };
     let outcome = poll_to_end(ctx, task, sent_round, &label, timeline, progress).await;
+    // The task no longer runs: give its slot back now, not when the checks are done, so a
+    // run waiting for one (watching the leases) starts within a second.
+    if let Some(leases) = ctx.leases {
+        let mut store = leases.lock().await;
+        if store.held().is_some()
+            && let Err(e) = store.release()
+        {
+            tracing::warn!(error = %e, "the admission lease could not be given back");
+        }
+    }
     let last = outcome.last().cloned().unwrap_or_else(|| task.clone());
     record_last_seen(&mut report, timeline, &last);
     let end = |report: Report| RoundEnd {

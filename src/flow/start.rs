@@ -180,16 +180,23 @@ pub(super) async fn start_task(
             )
             .await
         };
-        let record = |running: u32, waited: Duration, lock: Option<String>| AdmissionRecord {
-            priority: s.opts.priority.to_string(),
-            limit,
-            running,
-            waited_s: waited.as_secs_f64(),
-            admitted: lock.is_some(),
-            lock,
+        let record = |running: u32, waited: Duration, for_slots: Duration, lock: Option<String>| {
+            AdmissionRecord {
+                priority: s.opts.priority.to_string(),
+                limit,
+                running,
+                waited_s: waited.as_secs_f64(),
+                waited_for_slots_s: for_slots.as_secs_f64(),
+                admitted: lock.is_some(),
+                lock,
+            }
         };
         match admission {
-            Admission::Admitted { waited, lease } => {
+            Admission::Admitted {
+                waited,
+                for_slots,
+                lease,
+            } => {
                 let lock = match &lease {
                     LeaseUse::Held(held) => format!("held {}", held.name),
                     LeaseUse::Unavailable(why) => {
@@ -216,10 +223,14 @@ pub(super) async fn start_task(
                         s.opts.priority
                     ));
                 }
-                report.admission = Some(record(seen_running, waited, Some(lock)));
+                report.admission = Some(record(seen_running, waited, for_slots, Some(lock)));
             }
-            Admission::NeverAdmitted { waited, running } => {
-                report.admission = Some(record(running, waited, None));
+            Admission::NeverAdmitted {
+                waited,
+                for_slots,
+                running,
+            } => {
+                report.admission = Some(record(running, waited, for_slots, None));
                 if let Some(info) = report.task.as_mut() {
                     info.timeline = std::mem::take(timeline);
                     info.state = WAITING_STATE.to_string();

@@ -322,8 +322,12 @@ pub struct AdmissionRecord {
     pub limit: u32,
     /// agent-gate tasks running at the last check that found no slot.
     pub running: u32,
-    /// Seconds spent waiting for a slot (counted against the deadline).
+    /// Seconds spent in admission (counted against the deadline).
     pub waited_s: f64,
+    /// Of `waited_s`, the seconds spent waiting for a free slot; the rest went to the
+    /// admission lock (another run deciding) and the decisions themselves.
+    #[serde(default)]
+    pub waited_for_slots_s: f64,
     /// False when the deadline passed first ("never admitted").
     pub admitted: bool,
     /// The admission lock: `held <lease ref>`, or why it was unavailable (admission was then
@@ -404,5 +408,41 @@ impl Report {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialize report: {e}\"}}"))
+    }
+}
+
+impl AdmissionRecord {
+    /// What the run waited for, for humans: `waited 12.3 s for a slot (3 of 3 busy at the
+    /// last check) and 0.06 s for the admission lock`, or `waited 0.06 s for the admission
+    /// lock`; `None` when it did not wait.
+    pub fn waited_for(&self) -> Option<String> {
+        let lock = (self.waited_s - self.waited_for_slots_s).max(0.0);
+        let secs = |s: f64| {
+            if s < 10.0 {
+                format!("{s:.2} s")
+            } else {
+                format!("{s:.0} s")
+            }
+        };
+        if self.waited_for_slots_s > 0.0 {
+            let and_lock = if lock >= 0.005 {
+                format!(" and {} for the admission lock", secs(lock))
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "waited {} for a slot ({} of {} busy at the last check){and_lock}",
+                secs(self.waited_for_slots_s),
+                self.running,
+                self.limit
+            ))
+        } else if self.waited_s >= 0.005 {
+            Some(format!(
+                "waited {} for the admission lock",
+                secs(self.waited_s)
+            ))
+        } else {
+            None
+        }
     }
 }

@@ -140,7 +140,7 @@ async fn no_cap_admits_without_a_request() {
     )
     .await;
     assert!(
-        matches!(outcome, Admission::Admitted { waited, lease: LeaseUse::NotUsed } if waited.is_zero())
+        matches!(outcome, Admission::Admitted { waited, for_slots, lease: LeaseUse::NotUsed } if waited.is_zero() && for_slots.is_zero())
     );
     assert!(waits.is_empty());
     assert_eq!(f.lists(), 0, "no list request without a cap");
@@ -302,11 +302,21 @@ async fn deadline_while_waiting_is_never_admitted() {
     f.gate_task("busy-1").await;
     let timeout = Duration::from_millis(200);
     let (outcome, waits) = admit_collect(&f, limits(1, 0), Priority::High, "mine", timeout).await;
-    let Admission::NeverAdmitted { waited, running } = outcome else {
+    let Admission::NeverAdmitted {
+        waited,
+        for_slots,
+        running,
+    } = outcome
+    else {
         panic!("expected NeverAdmitted, got {outcome:?}");
     };
     assert_eq!(running, 1);
     assert!(waited >= timeout, "{waited:?}");
+    // No lock here: every wait was for a slot.
+    assert!(
+        for_slots > Duration::ZERO && for_slots <= waited,
+        "{for_slots:?}"
+    );
     assert!(waits.len() >= 2, "{waits:?}");
     assert!(waits.iter().all(|w| w.waited < timeout));
 }

@@ -332,3 +332,63 @@ async fn runs_waiting_together_read_few_tasks_of_others() {
         "reads of other tasks per run: {per_run:?}"
     );
 }
+
+/// A slot caps running agent tasks, not runs: when the task of the run holding the only
+/// slot ends, the run gives its lease back before its checks (here 4 s), and the run
+/// waiting for the slot — which re-checks only every 30 s by its policy — sees the lease go
+/// within a second and starts. Its audit line says what it waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
+    const ONE_SLOT: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 1\n  poll: { initial: 1s, max: 30s }\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: slow tests\n    run: sleep 4\n";
+    let files = [
+        ("src/lib.sh", crate::support::SHELL_LIB),
+        (".github/agent-gate.yml", ONE_SLOT),
+    ];
+    // Tasks of about 1.4 s.
+    let gate = std::sync::Arc::new(
+        crate::support::SimGate::start(&files, Scenario::default(), 5.0, "octo/fleet", "ghp_x")
+            .await,
+    );
+    let first = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let mut opts = gate.opts("add the sim file");
+            opts.task_key = Some("slot-first".into());
+            let (report, text) = gate.run(opts).await;
+            (report, text, std::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut opts = gate.opts("add the sim file");
+    opts.task_key = Some("slot-second".into());
+    let (second, text) = gate.run(opts).await;
+    assert_eq!(second.verdict, Verdict::Passed, "{text}");
+    let (first, first_text, first_done) = first.await.unwrap();
+    assert_eq!(first.verdict, Verdict::Passed, "{first_text}");
+    assert!(gate.sim.peak_running("octo", "fleet") <= 1);
+    let admission = second.admission.clone().unwrap();
+    assert!(
+        admission.waited_for_slots_s > 0.5 && admission.waited_s < 8.0,
+        "the second run waited {admission:?}"
+    );
+    // It started while the first run's checks were still running.
+    let second_task = second.task.as_ref().unwrap().id.clone();
+    let created = gate
+        .sim
+        .request_log()
+        .into_iter()
+        .find(|r| r.method == "POST" && r.body.contains("slot-second"))
+        .expect("the second run's create");
+    let first_done = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::try_from(first_done.elapsed()).unwrap())
+        .unwrap();
+    assert!(
+        created.at < first_done,
+        "{second_task} created after the first run ended"
+    );
+    let waiting = admission.waited_for().unwrap();
+    assert!(
+        waiting.starts_with("waited ") && waiting.contains("for a slot (1 of 1 busy"),
+        "{waiting}"
+    );
+}
