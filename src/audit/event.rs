@@ -89,14 +89,20 @@ impl AuditEvent {
     /// The admission event of a run that was capped (`max-concurrent-tasks`) or budgeted
     /// (`max-tasks-per-day`, `max-ai-credits-per-day`); `None` for any other run.
     pub fn admission_of(report: &Report, env: &ActionsEnv) -> Option<AuditEvent> {
-        if report.admission.is_none() && report.budget.is_none() {
+        if report.admission.is_none() && report.budget.is_none() && report.review_load.is_none() {
             return None;
         }
+        let review = report.review_load.as_ref();
         let refused = report
             .budget
             .as_ref()
             .filter(|b| b.would_exceed.is_some())
-            .map(crate::report::BudgetStatus::message);
+            .map(crate::report::BudgetStatus::message)
+            .or_else(|| {
+                review
+                    .filter(|r| !r.admitted)
+                    .map(crate::report::ReviewLoad::message)
+            });
         let admission = report.admission.as_ref();
         Some(AuditEvent::Admission(AdmissionEvent {
             repository: env.target().map(str::to_string),
@@ -107,6 +113,8 @@ impl AuditEvent {
             waiting: admission.and_then(crate::report::AdmissionRecord::waited_for),
             refused,
             lock: admission.and_then(|a| a.lock.clone()),
+            open_pull_requests: review.map(|r| r.open),
+            max_open_pull_requests: review.map(|r| r.limit),
         }))
     }
 }
@@ -162,6 +170,12 @@ pub struct AdmissionEvent {
     /// The admission lock (`held <lease ref>`, or why it was unavailable), when capped.
     #[serde(default)]
     pub lock: Option<String>,
+    /// Open pull requests from agent-gate's tasks on the repository when the run counted
+    /// them (`agent.max-open-pull-requests`), and that limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_pull_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_pull_requests: Option<u32>,
 }
 
 /// Whether the task was started by this run or found running.

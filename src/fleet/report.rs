@@ -41,6 +41,19 @@ pub struct FleetRun {
     pub checks_failed: usize,
     pub checks_skipped: usize,
     pub violations: usize,
+    /// Open pull requests from agent-gate's tasks on the repository when the run counted
+    /// them (`agent.max-open-pull-requests`), and that limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_pull_requests: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_open_pull_requests: Option<u32>,
+}
+
+/// The review load of one repository: the last count its runs made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReviewLoadRow {
+    pub open: u32,
+    pub limit: u32,
 }
 
 /// The merged report.
@@ -52,6 +65,9 @@ pub struct FleetReport {
     pub totals: BTreeMap<String, usize>,
     /// Runs read, re-runs included (at least `runs.len()`).
     pub runs_read: usize,
+    /// Per repository, agent-gate's open pull requests waiting for review, as its runs
+    /// last counted them (repositories whose policy sets `agent.max-open-pull-requests`).
+    pub review_load: BTreeMap<String, ReviewLoadRow>,
     /// Lines that could not be read, as `file:line: error`.
     pub unreadable: Vec<String>,
 }
@@ -114,12 +130,34 @@ impl FleetReport {
                         _ => run.checks_failed += 1,
                     },
                     AuditEvent::Verdict(v) => run.verdict = Some(v.verdict),
-                    AuditEvent::Admission(_) | AuditEvent::Round(_) | AuditEvent::Stop(_) => {}
+                    AuditEvent::Admission(a) => {
+                        run.open_pull_requests = a.open_pull_requests.or(run.open_pull_requests);
+                        run.max_open_pull_requests =
+                            a.max_open_pull_requests.or(run.max_open_pull_requests);
+                    }
+                    AuditEvent::Round(_) | AuditEvent::Stop(_) => {}
                 }
             }
             runs.extend(current);
         }
         report.runs_read = runs.len();
+        // The review load: the latest count of each repository.
+        let mut latest: BTreeMap<String, (Option<jiff::Timestamp>, ReviewLoadRow)> =
+            BTreeMap::new();
+        for (run, time) in &runs {
+            let (Some(repo), Some(open), Some(limit)) = (
+                &run.repository,
+                run.open_pull_requests,
+                run.max_open_pull_requests,
+            ) else {
+                continue;
+            };
+            let entry = latest.entry(repo.clone()).or_default();
+            if *time >= entry.0 {
+                *entry = (*time, ReviewLoadRow { open, limit });
+            }
+        }
+        report.review_load = latest.into_iter().map(|(k, (_, v))| (k, v)).collect();
         report.runs = merge_reruns(runs);
         for run in &report.runs {
             *report
@@ -241,6 +279,12 @@ impl FleetReport {
                 let _ = writeln!(out, "{}", line.trim_end());
             }
         }
+        if !self.review_load.is_empty() {
+            let _ = writeln!(out, "\nreview load (open agent-gate pull requests):");
+            for (repo, l) in &self.review_load {
+                let _ = writeln!(out, "  {}  {} of {}", plain(repo), l.open, l.limit);
+            }
+        }
         if !self.unreadable.is_empty() {
             let _ = writeln!(out, "\n{} unreadable lines:", self.unreadable.len());
             for u in &self.unreadable {
@@ -288,6 +332,15 @@ impl FleetReport {
                     "| {repo} | `{verdict}` | {task} | {pr} | {duration} | {} | {checks} | {} |",
                     r.files, r.violations
                 );
+            }
+        }
+        if !self.review_load.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Review load\n\n| repository | open agent-gate pull requests | limit |\n|---|---:|---:|"
+            );
+            for (repo, l) in &self.review_load {
+                let _ = writeln!(out, "| {} | {} | {} |", cell(repo), l.open, l.limit);
             }
         }
         if !self.unreadable.is_empty() {

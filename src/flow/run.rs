@@ -233,6 +233,15 @@ async fn run_gate(
     };
     let mut report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
     drop(refs);
+    // The task index learns the pull request the task opened (review capacity counts it).
+    if let (Some(leases), Some(info)) = (&leases, &report.task)
+        && let Some(pr) = info.pr_number
+    {
+        let now = jiff::Timestamp::now().as_second();
+        if let Err(e) = leases.lock().await.record_task(&info.id, Some(pr), now) {
+            tracing::warn!(error = %e, "the pull request could not be recorded in the task index");
+        }
+    }
 
     // 8. The review gate, on the pull request; best effort. A run interrupted by a signal
     // skips it (time is short).

@@ -128,6 +128,20 @@ pub(super) async fn start_task(
         }
     }
 
+    // Review capacity: no new task while the repository's open pull requests from
+    // agent-gate's tasks are at agent.max-open-pull-requests.
+    if let Some(max) = s.policy.agent.max_open_pull_requests {
+        review_capacity(
+            s,
+            max,
+            leases.as_deref_mut(),
+            known.clone(),
+            report,
+            progress,
+        )
+        .await?;
+    }
+
     // Admission: wait for a slot under agent.max-concurrent-tasks; the wait counts against
     // the deadline.
     let limits = AdmissionLimits::from_policy(&s.policy.agent);
@@ -291,6 +305,128 @@ pub(super) async fn start_task(
     }
 }
 
+/// How many pull requests of the review backlog a report lists.
+const OLDEST_LISTED: usize = 5;
+
+/// Count the repository's open pull requests from agent-gate's tasks (those the task index
+/// records) and start only below `max`; at `max`, end the run `over-budget` (or, with
+/// `on-review-backlog: wait`, wait for one to be merged or closed, within the deadline). A
+/// re-run that attaches never comes here.
+async fn review_capacity(
+    s: &StartContext<'_>,
+    max: u32,
+    mut leases: Option<&mut LeaseStore>,
+    mut known: KnownTasks,
+    report: &mut Report,
+    progress: &mut (dyn Write + Send),
+) -> Result<(), Box<Report>> {
+    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
+    let began = Instant::now();
+    let mut last_open = None;
+    loop {
+        let listed = tokio::select! {
+            biased;
+            signal = s.shutdown.wait() => {
+                return Err(Box::new(finish_with(
+                    take(report),
+                    Verdict::Cancelled,
+                    format!("the gate was interrupted by {signal} while waiting for review capacity; nothing was started"),
+                )));
+            }
+            r = s.client.list_open_pulls(10) => r,
+        };
+        let pulls = match listed {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(Box::new(api_error(
+                    take(report),
+                    "cannot count the open pull requests for agent.max-open-pull-requests",
+                    &e,
+                )));
+            }
+        };
+        let mut ours: Vec<_> = pulls
+            .iter()
+            .filter(|p| known.key_of_pull(p.number).is_some())
+            .collect();
+        ours.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then(a.number.cmp(&b.number))
+        });
+        let open = u32::try_from(ours.len()).unwrap_or(u32::MAX);
+        let load = crate::report::ReviewLoad {
+            repository: s.opts.repository.clone(),
+            open,
+            limit: max,
+            oldest: ours
+                .iter()
+                .take(OLDEST_LISTED)
+                .map(|p| crate::report::WaitingPull {
+                    number: p.number,
+                    url: p.html_url.clone(),
+                    opened_at: p.created_at.clone(),
+                })
+                .collect(),
+            waited_s: began.elapsed().as_secs_f64(),
+            admitted: open < max,
+        };
+        let message = load.message();
+        report.review_load = Some(load);
+        if open < max {
+            let _ = writeln!(progress, "agent-gate: review load: {message}");
+            return Ok(());
+        }
+        let wait = s.policy.agent.on_review_backlog == crate::policy::OnReviewBacklog::Wait;
+        if !wait {
+            let mut r = take(report);
+            r.errors.push(format!(
+                "{message}. Nothing was started: merge or close some of them (or raise the limit, or set agent.on-review-backlog: wait)"
+            ));
+            r.set_verdict(r.verdict.combine(Verdict::OverBudget));
+            r.finish();
+            return Err(Box::new(r));
+        }
+        let now = Instant::now();
+        if now >= s.deadline {
+            return Err(Box::new(finish_with(
+                take(report),
+                Verdict::TimedOut,
+                format!(
+                    "never started: the gate's deadline ({}) passed after waiting {} for review capacity; {message}. Nothing was started.",
+                    fmt_secs(s.timeout),
+                    fmt_secs(began.elapsed())
+                ),
+            )));
+        }
+        if last_open != Some(open) {
+            let _ = writeln!(
+                progress,
+                "agent-gate: waiting for review capacity: {message}"
+            );
+            last_open = Some(open);
+        }
+        let until = (now + s.policy.agent.poll_max).min(s.deadline);
+        tokio::select! {
+            biased;
+            signal = s.shutdown.wait() => {
+                return Err(Box::new(finish_with(
+                    take(report),
+                    Verdict::Cancelled,
+                    format!("the gate was interrupted by {signal} while waiting for review capacity; nothing was started"),
+                )));
+            }
+            () = tokio::time::sleep_until(until) => {}
+        }
+        // Pull requests recorded since (by runs that finished meanwhile) count too.
+        if let Some(store) = leases.as_deref_mut()
+            && let Ok(fresh) = store.known_tasks(epoch_now())
+        {
+            known = fresh;
+        }
+    }
+}
+
 /// A 404 of the agent-tasks API for the repository: when GitHub's cloud-agent settings say
 /// the agent is off there, that sentence leads the report's errors (the 404 stays after it).
 async fn explain_not_found(s: &StartContext<'_>, mut report: Report, e: &ApiError) -> Report {
@@ -340,7 +476,7 @@ async fn find_existing(
 /// works as before, its task read by the runs that do not know it).
 fn record(leases: Option<&mut LeaseStore>, key: &str, id: &str) {
     if let Some(store) = leases
-        && let Err(e) = store.record_task(id, epoch_now())
+        && let Err(e) = store.record_task(id, None, epoch_now())
     {
         tracing::warn!(error = %e, key, "the task could not be recorded in the task index");
     }

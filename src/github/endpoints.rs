@@ -202,6 +202,30 @@ impl Client {
         Ok(pulls.into_iter().next())
     }
 
+    /// The repository's open pull requests, oldest first: `GET /repos/{o}/{r}/pulls?state=open`
+    /// with 100 a page, following `Link: rel="next"` for at most `max_pages` pages.
+    pub async fn list_open_pulls(&self, max_pages: u32) -> Result<Vec<PullRequest>, ApiError> {
+        let mut url = self.repo_url(&["pulls"]);
+        url.query_pairs_mut()
+            .append_pair("state", "open")
+            .append_pair("sort", "created")
+            .append_pair("direction", "asc")
+            .append_pair("per_page", "100");
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            if !seen.insert(url.to_string()) || seen.len() > max_pages.max(1) as usize {
+                break;
+            }
+            let reply = self.get(&url, &mut announce_retry).await?;
+            let page: Vec<PullRequest> = decode(&Method::GET, &url, &reply)?;
+            out.extend(page);
+            next = self.next_page(&url, &reply)?;
+        }
+        Ok(out)
+    }
+
     /// `GET /repos/{o}/{r}/pulls/{number}`.
     pub async fn get_pull(&self, number: i64) -> Result<PullRequest, ApiError> {
         let n = number.to_string();

@@ -286,6 +286,9 @@ pub struct PullRequest {
     pub state: String,
     #[serde(default)]
     pub draft: bool,
+    /// When it was opened (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
     pub head: PullRef,
     pub base: PullRef,
 }

@@ -34,6 +34,9 @@ pub struct TaskNote {
     pub key: String,
     /// The agent task's id.
     pub id: String,
+    /// The pull request the task opened, once the run has seen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<i64>,
     /// When it was recorded, in seconds since the Unix epoch.
     pub at: i64,
 }
@@ -41,44 +44,55 @@ pub struct TaskNote {
 /// The index as read at one moment: task key ↔ task id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownTasks {
-    by_key: HashMap<String, String>,
-    by_id: HashMap<String, String>,
+    id_for_key: HashMap<String, String>,
+    key_for_id: HashMap<String, String>,
+    /// Pull request number → task key.
+    key_for_pull: HashMap<i64, String>,
 }
 
 impl KnownTasks {
-    /// Record one pair (a later pair for the same key replaces the earlier).
-    pub fn insert(&mut self, key: &str, id: &str) {
-        if let Some(old) = self.by_key.insert(key.to_string(), id.to_string()) {
-            self.by_id.remove(&old);
+    /// Record one pair (a later pair for the same key replaces the earlier), with the pull
+    /// request the task opened when known.
+    pub fn insert(&mut self, key: &str, id: &str, pr: Option<i64>) {
+        if let Some(old) = self.id_for_key.insert(key.to_string(), id.to_string()) {
+            self.key_for_id.remove(&old);
         }
-        self.by_id.insert(id.to_string(), key.to_string());
+        self.key_for_id.insert(id.to_string(), key.to_string());
+        if let Some(pr) = pr {
+            self.key_for_pull.insert(pr, key.to_string());
+        }
+    }
+
+    /// The task key whose task opened pull request `number`: agent-gate's pull requests.
+    pub fn key_of_pull(&self, number: i64) -> Option<&str> {
+        self.key_for_pull.get(&number).map(String::as_str)
     }
 
     /// The task recorded for `key`.
     pub fn id_of(&self, key: &str) -> Option<&str> {
-        self.by_key.get(key).map(String::as_str)
+        self.id_for_key.get(key).map(String::as_str)
     }
 
     /// The key recorded for task `id`.
     pub fn key_of(&self, id: &str) -> Option<&str> {
-        self.by_id.get(id).map(String::as_str)
+        self.key_for_id.get(id).map(String::as_str)
     }
 
     /// Every known task as `(id, key)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.by_id
+        self.key_for_id
             .iter()
             .map(|(id, key)| (id.as_str(), key.as_str()))
     }
 
     /// How many tasks are known.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.key_for_id.len()
     }
 
     /// Whether no task is known.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.key_for_id.is_empty()
     }
 }
 
@@ -112,7 +126,7 @@ impl LeaseStore {
                         && now.saturating_sub(note.at) < keep
                         && index_ref(&note.key) == r.name =>
                 {
-                    known.insert(&note.key, &note.id);
+                    known.insert(&note.key, &note.id, note.pr);
                 }
                 _ => stale.push(RefUpdate {
                     name: r.name,
@@ -139,12 +153,14 @@ impl LeaseStore {
         }
     }
 
-    /// Record that this run's task key is carried by task `id`.
-    pub fn record_task(&mut self, id: &str, now: i64) -> Result<(), LeaseError> {
+    /// Record that this run's task key is carried by task `id` (which opened pull request
+    /// `pr`, once known: how review capacity tells agent-gate's pull requests).
+    pub fn record_task(&mut self, id: &str, pr: Option<i64>, now: i64) -> Result<(), LeaseError> {
         let note = TaskNote {
             kind: "task".to_string(),
             key: self.key.clone(),
             id: id.to_string(),
+            pr,
             at: now,
         };
         let text = serde_json::to_string(&note).unwrap_or_default();

@@ -90,6 +90,22 @@ fn agent(out: &mut String, policy: &Policy) {
             .map_or_else(|| "no limit".to_string(), |n| n.to_string()),
     );
     row(out, "repair-rounds", &a.repair_rounds.to_string());
+    row(
+        out,
+        "max-open-pull-requests",
+        &a.max_open_pull_requests.map_or_else(
+            || "no limit".to_string(),
+            |n| {
+                format!(
+                    "{n} (then: {})",
+                    match a.on_review_backlog {
+                        crate::policy::OnReviewBacklog::Fail => "fail",
+                        crate::policy::OnReviewBacklog::Wait => "wait",
+                    }
+                )
+            },
+        ),
+    );
     out.push('\n');
 }
 

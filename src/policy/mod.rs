@@ -71,6 +71,18 @@ pub enum OnHeld {
     Wait,
 }
 
+/// `agent.on-review-backlog`: what a run does when the repository already has
+/// `agent.max-open-pull-requests` open pull requests from agent-gate's tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnReviewBacklog {
+    /// The run ends `over-budget` at once, nothing started, listing the oldest pull
+    /// requests waiting for review (the default).
+    Fail,
+    /// The run waits (within its deadline) until one is merged or closed.
+    Wait,
+}
+
 /// Which of the repository's own checks a `github-checks` check awaits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AwaitedChecks {
@@ -149,6 +161,10 @@ pub struct AgentSettings {
     pub max_tasks_per_day: Option<u32>,
     pub max_ai_credits_per_day: Option<f64>,
     pub repair_rounds: u32,
+    /// Open pull requests from agent-gate's tasks the repository may have before a run
+    /// starts another task; `None`: no limit.
+    pub max_open_pull_requests: Option<u32>,
+    pub on_review_backlog: OnReviewBacklog,
 }
 
 /// Limits and switches of the `scope` section.

@@ -11,7 +11,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{Allowance, CheckNetwork, Isolation, OnHeld, OnIdle, OnViolation, OnWaitingForUser};
+use super::{
+    Allowance, CheckNetwork, Isolation, OnHeld, OnIdle, OnReviewBacklog, OnViolation,
+    OnWaitingForUser,
+};
 
 /// Just the `version` key, read first and leniently so that a policy for another version is
 /// reported as such instead of as a list of unknown keys.
@@ -93,6 +96,14 @@ pub(crate) struct RawAgent {
     /// Follow-up tasks that receive the gate's findings when a change fails.
     #[schemars(extend("default" = 0))]
     pub repair_rounds: Option<u32>,
+    /// Review capacity: open pull requests from agent-gate's tasks the repository may have
+    /// before a run starts another task. Default: no limit.
+    #[schemars(range(min = 1))]
+    pub max_open_pull_requests: Option<u32>,
+    /// At `max-open-pull-requests`: `fail` (the run ends over-budget, nothing started) or
+    /// `wait` (until one is merged or closed, within the deadline).
+    #[schemars(extend("default" = "fail"))]
+    pub on_review_backlog: Option<OnReviewBacklog>,
 }
 
 /// `agent.poll`.

@@ -307,6 +307,10 @@ pub struct Report {
     /// How the run waited for capacity under `agent.max-concurrent-tasks`, when it had to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission: Option<AdmissionRecord>,
+    /// The repository's review load under `agent.max-open-pull-requests`, when the policy
+    /// sets it and the run counted it before starting its task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_load: Option<ReviewLoad>,
     /// Every round the run gated (the first task, then each repair round), in order, when
     /// repair rounds are enabled; the report's other fields are the last round's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -360,6 +364,7 @@ impl Report {
             totals: Totals::default(),
             budget: None,
             admission: None,
+            review_load: None,
             rounds: Vec::new(),
         }
     }
@@ -444,5 +449,55 @@ impl AdmissionRecord {
         } else {
             None
         }
+    }
+}
+
+/// Open pull requests from agent-gate's tasks in one repository, against
+/// `agent.max-open-pull-requests`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewLoad {
+    pub repository: String,
+    /// agent-gate's open pull requests at the last count.
+    pub open: u32,
+    /// `agent.max-open-pull-requests`: a task starts only while `open` is below it.
+    pub limit: u32,
+    /// The oldest of them (up to five), oldest first: what waits for a reviewer.
+    pub oldest: Vec<WaitingPull>,
+    /// Seconds the run waited for review capacity (`on-review-backlog: wait`).
+    pub waited_s: f64,
+    /// False when the run did not start its task because of the backlog.
+    pub admitted: bool,
+}
+
+/// One pull request waiting for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitingPull {
+    pub number: i64,
+    pub url: String,
+    /// When it was opened (RFC 3339), when GitHub said.
+    pub opened_at: Option<String>,
+}
+
+impl ReviewLoad {
+    /// `5 of 5 open pull requests from agent-gate's tasks on octo/x wait for review
+    /// (agent.max-open-pull-requests: 5); oldest: #12 (opened …), #15`.
+    pub fn message(&self) -> String {
+        let oldest: Vec<String> = self
+            .oldest
+            .iter()
+            .map(|p| match &p.opened_at {
+                Some(at) => format!("#{} (opened {at}) {}", p.number, p.url),
+                None => format!("#{} {}", p.number, p.url),
+            })
+            .collect();
+        let mut text = format!(
+            "{} of {} open pull requests from agent-gate's tasks on {} wait for review (agent.max-open-pull-requests: {})",
+            self.open, self.limit, self.repository, self.limit
+        );
+        if !oldest.is_empty() {
+            text.push_str("; oldest: ");
+            text.push_str(&oldest.join(", "));
+        }
+        text
     }
 }

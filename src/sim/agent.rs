@@ -207,6 +207,8 @@ async fn produce(
                 base_ref: base_ref.clone(),
                 head_sha: commit.clone(),
                 base_sha: base_sha.clone(),
+                created_at: jiff::Timestamp::now(),
+                closed: false,
             };
             store.pulls.push(p.clone());
             Some(p)

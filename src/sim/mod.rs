@@ -215,6 +215,19 @@ impl SimHandle {
         ci::approve(&self.sim, &store::repo_key(owner, repo))
     }
 
+    /// Test-only control, the UI's "Merge" or "Close": pull request `number` of
+    /// `owner/repo` is no longer open. False when there is no such open pull request.
+    pub fn close_pull(&self, owner: &str, repo: &str, number: u64) -> bool {
+        let key = store::repo_key(owner, repo);
+        let mut store = self.sim.store();
+        store
+            .pulls
+            .iter_mut()
+            .find(|p| store::repo_key(&p.owner, &p.repo) == key && p.number == number && !p.closed)
+            .map(|p| p.closed = true)
+            .is_some()
+    }
+
     /// Test-only control, the UI's "Stop session": the task's current session ends
     /// `cancelled`. False when the task is unknown or already finished.
     pub fn cancel_task(&self, id: &str) -> bool {

@@ -60,7 +60,12 @@ pub(crate) fn list_pulls(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
     let mut pulls: Vec<Value> = store
         .pulls
         .iter()
-        .filter(|p| repo_key(&p.owner, &p.repo) == key && state != "closed")
+        .filter(|p| repo_key(&p.owner, &p.repo) == key)
+        .filter(|p| match state.as_str() {
+            "open" => !p.closed,
+            "closed" => p.closed,
+            _ => true,
+        })
         .filter(|p| head.as_ref().is_none_or(|h| &p.head_ref == h))
         .filter(|p| base.as_ref().is_none_or(|b| &p.base_ref == b))
         .map(|p| {
@@ -78,7 +83,10 @@ pub(crate) fn list_pulls(sim: &Sim, inc: &Incoming, m: &Matched) -> Reply {
             v
         })
         .collect();
-    pulls.reverse();
+    // GitHub's default order is newest first (`sort=created`, `direction=desc`).
+    if get("direction").as_deref() != Some("asc") {
+        pulls.reverse();
+    }
     Reply::json(200, &Value::Array(pulls))
 }
 

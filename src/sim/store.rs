@@ -237,6 +237,10 @@ pub(crate) struct SimPull {
     pub base_ref: String,
     pub head_sha: String,
     pub base_sha: String,
+    /// When the agent opened it.
+    pub created_at: Timestamp,
+    /// Merged or closed (by [`crate::sim::SimHandle::close_pull`]).
+    pub closed: bool,
 }
 
 impl SimPull {
@@ -252,8 +256,9 @@ impl SimPull {
                 "{base_url}/{}/{}/pull/{}",
                 self.owner, self.repo, self.number
             ),
-            state: "open".to_string(),
+            state: if self.closed { "closed" } else { "open" }.to_string(),
             draft: true,
+            created_at: Some(self.created_at.to_string()),
             head: PullRef {
                 ref_name: self.head_ref.clone(),
                 sha: self.head_sha.clone(),

@@ -54,6 +54,8 @@ fn run_events(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
             waiting: None,
             refused: None,
             lock: Some("held refs/agent-gate/admission/leases/0f3c".to_string()),
+            open_pull_requests: None,
+            max_open_pull_requests: None,
         }),
     ];
     if let Some(task) = &report.task {

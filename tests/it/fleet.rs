@@ -392,3 +392,119 @@ async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
         "{waiting}"
     );
 }
+
+const REVIEW_CAP: &str = "version: 1\nagent:\n  timeout: 5m\n  max-open-pull-requests: 2\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
+
+async fn run_key(
+    gate: &crate::support::SimGate,
+    key: &str,
+) -> (agent_gate::report::Report, String) {
+    let mut opts = gate.opts("add the sim file");
+    opts.task_key = Some(key.to_string());
+    gate.run(opts).await
+}
+
+/// Review capacity: with two of agent-gate's pull requests open, a third run starts
+/// nothing and ends `over-budget` with the oldest ones listed; a re-run of a task already
+/// started is never refused; once a pull request is merged the next run starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_open_pull_requests_no_task_starts_until_one_is_reviewed() {
+    let gate = crate::support::SimGate::shell_project(
+        REVIEW_CAP,
+        Scenario::default(),
+        "octo/fleet",
+        "ghp_x",
+    )
+    .await;
+    let (first, text) = run_key(&gate, "review-1").await;
+    assert_eq!(first.verdict, Verdict::Passed, "{text}");
+    assert_eq!(first.review_load.as_ref().unwrap().open, 0);
+    let (second, text) = run_key(&gate, "review-2").await;
+    assert_eq!(second.verdict, Verdict::Passed, "{text}");
+    assert_eq!(second.review_load.as_ref().unwrap().open, 1);
+    let pr1 = first.task.as_ref().unwrap().pr_number.unwrap();
+    let pr2 = second.task.as_ref().unwrap().pr_number.unwrap();
+
+    let (third, text) = run_key(&gate, "review-3").await;
+    assert_eq!(third.verdict, Verdict::OverBudget, "{text}");
+    assert_eq!(third.verdict.exit_code(), 14);
+    assert_eq!(gate.creates(), 2, "nothing was started");
+    let load = third.review_load.as_ref().unwrap();
+    assert!(!load.admitted);
+    assert_eq!((load.open, load.limit), (2, 2));
+    assert_eq!(
+        load.oldest.iter().map(|p| p.number).collect::<Vec<_>>(),
+        [pr1, pr2],
+        "oldest first"
+    );
+    let error = third.errors.join("\n");
+    assert!(
+        error.contains(
+            "2 of 2 open pull requests from agent-gate's tasks on octo/fleet wait for review"
+        ) && error.contains(&format!("#{pr1} (opened ")),
+        "{error}"
+    );
+    let env = agent_gate::actions::ActionsEnv::from_vars([(
+        "GITHUB_REPOSITORY".to_string(),
+        "octo/fleet".to_string(),
+    )]);
+    let Some(agent_gate::audit::AuditEvent::Admission(event)) =
+        agent_gate::audit::AuditEvent::admission_of(&third, &env)
+    else {
+        panic!("no admission event");
+    };
+    assert!(!event.allowed);
+    assert_eq!(event.open_pull_requests, Some(2));
+    assert!(event.refused.unwrap().contains("wait for review"));
+
+    // A re-run of a task already started attaches: never refused.
+    let (again, text) = run_key(&gate, "review-1").await;
+    assert_eq!(again.verdict, Verdict::Passed, "{text}");
+    assert!(again.task.as_ref().unwrap().attached);
+
+    // A reviewer merges the first pull request: the next run starts.
+    assert!(
+        gate.sim
+            .close_pull("octo", "fleet", u64::try_from(pr1).unwrap())
+    );
+    let (fourth, text) = run_key(&gate, "review-3").await;
+    assert_eq!(fourth.verdict, Verdict::Passed, "{text}");
+    assert_eq!(fourth.review_load.as_ref().unwrap().open, 1);
+    assert_eq!(gate.creates(), 3);
+}
+
+/// `on-review-backlog: wait`: the run waits at the limit and starts when a pull request is
+/// closed, the wait in its report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_review_backlog_wait_a_run_starts_when_a_pull_request_closes() {
+    let policy = REVIEW_CAP.replace(
+        "max-open-pull-requests: 2",
+        "max-open-pull-requests: 1\n  on-review-backlog: wait",
+    );
+    let gate = std::sync::Arc::new(
+        crate::support::SimGate::shell_project(&policy, Scenario::default(), "octo/fleet", "ghp_x")
+            .await,
+    );
+    let (first, text) = run_key(&gate, "wait-1").await;
+    assert_eq!(first.verdict, Verdict::Passed, "{text}");
+    let pr = u64::try_from(first.task.as_ref().unwrap().pr_number.unwrap()).unwrap();
+    let closer = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+            assert!(gate.sim.close_pull("octo", "fleet", pr));
+        })
+    };
+    let (second, text) = run_key(&gate, "wait-2").await;
+    closer.await.unwrap();
+    assert_eq!(second.verdict, Verdict::Passed, "{text}");
+    assert!(
+        text.contains("waiting for review capacity: 1 of 1 open pull requests"),
+        "{text}"
+    );
+    let load = second.review_load.as_ref().unwrap();
+    assert!(
+        load.admitted && load.open == 0 && load.waited_s >= 2.0,
+        "{load:?}"
+    );
+}

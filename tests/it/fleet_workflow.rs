@@ -40,7 +40,7 @@ entries:
     priority: high
 "#;
 
-const OPEN_POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 2\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: readme\n    run: test -f README.md\n";
+const OPEN_POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 2\n  max-open-pull-requests: 5\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: readme\n    run: test -f README.md\n";
 /// The ledger allows only `src/**`: the simulator's agent writes at the root.
 const LEDGER_POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 2\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n";
 
@@ -705,6 +705,15 @@ fn the_nightly_example_runs_as_written() {
         assert!(done.stdout.contains(repository), "{}", done.stdout);
     }
     assert!(!done.summary.contains(".jsonl |"), "{}", done.summary);
+    // The review load of the repositories whose policy caps it, as their runs counted it.
+    for repository in ["octo-org/payments", "octo-org/docs"] {
+        assert!(
+            done.summary.contains(&format!("| {repository} | 0 | 5 |")),
+            "{}",
+            done.summary
+        );
+    }
+    assert!(!done.summary.contains("| octo-org/ledger | 0 |"));
 
     // Re-running the night's matrix jobs (attempt 2) attaches to the same tasks.
     runner.attempt = 2;

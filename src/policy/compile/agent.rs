@@ -108,6 +108,10 @@ impl Compiler<'_> {
             max_tasks_per_day: raw.max_tasks_per_day,
             max_ai_credits_per_day,
             repair_rounds: raw.repair_rounds.unwrap_or(0),
+            max_open_pull_requests: raw.max_open_pull_requests,
+            on_review_backlog: raw
+                .on_review_backlog
+                .unwrap_or(crate::policy::OnReviewBacklog::Fail),
         })
     }
 }
