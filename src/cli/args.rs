@@ -180,6 +180,11 @@ pub struct RunArgs {
     /// leaves the scope (default: the policy's agent.repair-rounds).
     #[arg(long, env = "INPUT_REPAIR-ROUNDS")]
     pub repair_rounds: Option<String>,
+    /// Start a new task no earlier than this time (RFC 3339, e.g. 2026-03-10T02:17:40Z):
+    /// the pacing `plan` gives each job of a batch with `tasks-per-minute` (its `not-before`).
+    /// A run that attaches to its task does not wait. Empty: at once.
+    #[arg(long, env = "INPUT_NOT-BEFORE")]
+    pub not_before: Option<String>,
     /// `owner/repo` the task is started on and the change is gated for (default:
     /// `GITHUB_REPOSITORY`, the workflow's own). `--repo` must be a clone of it.
     #[arg(long, env = "INPUT_REPOSITORY")]

@@ -250,6 +250,7 @@ pub fn main(cli: Cli) -> u8 {
                 manifest: a.manifest,
                 date: a.date,
                 today: crate::manifest::today_utc(),
+                now: jiff::Timestamp::now(),
                 format: a.format.map(|f| match f {
                     Format::Text => PlanOutput::Text,
                     Format::Json => PlanOutput::Json,
@@ -331,6 +332,14 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     ) else {
         return Verdict::ConfigError.exit_code();
     };
+    let Ok(not_before) = optional(
+        a.not_before.as_deref(),
+        |t| t.trim().parse::<jiff::Timestamp>().ok(),
+        err,
+        |t| format!("not-before `{t}` is not a time like 2026-03-10T02:17:40Z"),
+    ) else {
+        return Verdict::ConfigError.exit_code();
+    };
     let tokens = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN").and_then(|t| {
         token(
             a.github_token.as_deref(),
@@ -378,6 +387,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         gate_env: env,
         priority,
         repair_rounds,
+        not_before,
         ..crate::flow::RunOptions::new(a.repo, repository.clone(), a.api_url, agent_token.trim())
     };
     let mut secrets = secrets_from_env();

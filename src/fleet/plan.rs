@@ -30,6 +30,8 @@ pub struct PlanCommand {
     pub date: Option<String>,
     /// Today in UTC, injected.
     pub today: Date,
+    /// Now, injected: the start of the batch's pacing (`tasks-per-minute`).
+    pub now: jiff::Timestamp,
     /// `--format`; `None`: the matrix JSON on stdout unless it went to `GITHUB_OUTPUT`.
     pub format: Option<PlanOutput>,
     /// `GITHUB_OUTPUT`, when set and non-empty.
@@ -96,7 +98,7 @@ pub fn plan_command(cmd: &PlanCommand, out: &mut dyn Write, err: &mut dyn Write)
             return config_error;
         }
     };
-    let planned = match plan(&manifest, date) {
+    let planned = match plan(&manifest, date, cmd.now) {
         Ok(p) => p,
         Err(e) => return fail(&e, cmd.annotate, out, err),
     };

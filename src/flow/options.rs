@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub priority: Priority,
     /// Repair rounds (the `repair-rounds` input); `None`: the policy's `agent.repair-rounds`.
     pub repair_rounds: Option<u32>,
+    /// The `not-before` input (a batch's pacing, from `plan`): a new task is not started
+    /// before this time; `None`: at once.
+    pub not_before: Option<jiff::Timestamp>,
     /// How long one API request may take before it is abandoned (and retried when it is
     /// idempotent); 30 s by default.
     pub request_timeout: Duration,
@@ -88,6 +91,7 @@ impl RunOptions {
             heartbeat: Duration::from_secs(30),
             priority: Priority::Normal,
             repair_rounds: None,
+            not_before: None,
             request_timeout: Duration::from_secs(30),
             audit: AuditStream::none(),
         }

@@ -128,6 +128,11 @@ pub(super) async fn start_task(
         }
     }
 
+    // The batch's pacing (`tasks-per-minute` of the plan): no new task before `not-before`.
+    if let Some(at) = s.opts.not_before {
+        pace(s, at, report, progress).await?;
+    }
+
     // Review capacity: no new task while the repository's open pull requests from
     // agent-gate's tasks are at agent.max-open-pull-requests.
     if let Some(max) = s.policy.agent.max_open_pull_requests {
@@ -303,6 +308,57 @@ pub(super) async fn start_task(
             Err(Box::new(explain_not_found(s, r, &e).await))
         }
     }
+}
+
+/// Wait until `at` (the run's place in its batch's pacing) before starting a task; the wait
+/// counts against the deadline.
+async fn pace(
+    s: &StartContext<'_>,
+    at: jiff::Timestamp,
+    report: &mut Report,
+    progress: &mut (dyn Write + Send),
+) -> Result<(), Box<Report>> {
+    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
+    let ahead = jiff::Timestamp::now().duration_until(at);
+    let Ok(wait) = Duration::try_from(ahead) else {
+        return Ok(()); // its time has come
+    };
+    if wait.is_zero() {
+        return Ok(());
+    }
+    let until = Instant::now() + wait;
+    let _ = writeln!(
+        progress,
+        "agent-gate: pacing: this batch starts its tasks one at a time; this run's turn is at {at} (in {})",
+        fmt_secs(wait)
+    );
+    let ends = until.min(s.deadline);
+    tokio::select! {
+        biased;
+        signal = s.shutdown.wait() => {
+            return Err(Box::new(finish_with(
+                take(report),
+                Verdict::Cancelled,
+                format!("the gate was interrupted by {signal} while waiting for its turn in the batch (not-before {at}); nothing was started"),
+            )));
+        }
+        () = tokio::time::sleep_until(ends) => {}
+    }
+    if until > s.deadline {
+        return Err(Box::new(finish_with(
+            take(report),
+            Verdict::TimedOut,
+            format!(
+                "never started: the gate's deadline ({}) comes before this run's turn in the batch (not-before {at}); nothing was started",
+                fmt_secs(s.timeout)
+            ),
+        )));
+    }
+    report.notes.push(format!(
+        "the run waited {} for its turn in the batch (not-before {at}, the plan's tasks-per-minute)",
+        fmt_secs(wait)
+    ));
+    Ok(())
 }
 
 /// How many pull requests of the review backlog a report lists.

@@ -68,6 +68,9 @@ fn check_version(
     }
 }
 
+/// The most `tasks-per-minute` a manifest may ask for: GitHub's content-creation limit.
+const MAX_TASKS_PER_MINUTE: u32 = 80;
+
 struct Compiler<'a> {
     path: &'a str,
     /// Every rejection so far: compilation goes on past one, so a pass reports them all.
@@ -121,6 +124,17 @@ impl Compiler<'_> {
 
     fn compile_entries(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
         let defaults = self.defaults(raw.defaults.unwrap_or_default())?;
+        let tasks_per_minute = match raw.tasks_per_minute {
+            Some(t) if !(1..=MAX_TASKS_PER_MINUTE).contains(&t.value) => {
+                return Err(self.invalid(
+                    t.referenced,
+                    "tasks-per-minute",
+                    &t.value.to_string(),
+                    "1 to 80: GitHub allows one user at most 80 content-creating requests a minute, and each task also brings commit statuses and a comment",
+                ));
+            }
+            t => t.map(|t| t.value),
+        };
         let entries_at = position(raw.entries.referenced);
         if raw.entries.value.is_empty() {
             return Err(self.invalid(
@@ -175,6 +189,7 @@ impl Compiler<'_> {
             path: self.path.to_string(),
             entries,
             entries_at,
+            tasks_per_minute,
         })
     }
 

@@ -118,6 +118,9 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
     /// (line, column) of the `entries` key's value, for errors about the whole plan.
     pub entries_at: (usize, usize),
+    /// `tasks-per-minute`: the pace of task creation across the whole batch (each job gets
+    /// its own start time, `not-before`); `None`: every job starts its task at once.
+    pub tasks_per_minute: Option<u32>,
 }
 
 impl Manifest {
@@ -156,6 +159,10 @@ pub struct Job {
     pub task_key: String,
     /// The entry's id, empty when it has none.
     pub entry: String,
+    /// With `tasks-per-minute`: when this job may start its task at the earliest (RFC 3339),
+    /// the plan's start plus its place in the batch times 60 s / tasks-per-minute; empty
+    /// without pacing.
+    pub not_before: String,
 }
 
 /// The expansion of a manifest for one date.
@@ -285,8 +292,13 @@ pub fn task_key(identity: &str, repository: &str, date: Date) -> String {
 }
 
 /// Expand `manifest` into jobs for `date`, in manifest order (entry by entry, repositories as
-/// listed). Refuses a plan of more than [`MAX_JOBS`] jobs.
-pub fn plan(manifest: &Manifest, date: Date) -> Result<Plan, ManifestError> {
+/// listed), paced from `start` when the manifest sets `tasks-per-minute`. Refuses a plan of
+/// more than [`MAX_JOBS`] jobs.
+pub fn plan(
+    manifest: &Manifest,
+    date: Date,
+    start: jiff::Timestamp,
+) -> Result<Plan, ManifestError> {
     let count = manifest.job_count();
     if count > MAX_JOBS {
         return Err(ManifestError::TooManyJobs {
@@ -315,6 +327,16 @@ pub fn plan(manifest: &Manifest, date: Date) -> Result<Plan, ManifestError> {
                 base_ref: entry.base_ref.clone().unwrap_or_default(),
                 task_key: task_key(&entry.identity, repository, date),
                 entry: entry.id.clone().unwrap_or_default(),
+                not_before: manifest
+                    .tasks_per_minute
+                    .and_then(|n| {
+                        let ms = i64::try_from(jobs.len()).ok()? * 60_000 / i64::from(n);
+                        start
+                            .checked_add(jiff::SignedDuration::from_millis(ms))
+                            .ok()
+                    })
+                    .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+                    .unwrap_or_default(),
             });
         }
     }

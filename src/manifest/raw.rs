@@ -18,6 +18,7 @@ pub(crate) struct VersionProbe {
 pub(crate) struct RawManifest {
     pub version: Option<Spanned<serde_json::Value>>,
     pub defaults: Option<RawDefaults>,
+    pub tasks_per_minute: Option<Spanned<u32>>,
     pub entries: Spanned<Vec<Spanned<RawEntry>>>,
 }
 

@@ -23,6 +23,7 @@ const WORKFLOW_REPOSITORY: &str = "octo-org/fleet-ops";
 /// The night's batch: the same entry on two repositories whose own policies differ, and an
 /// entry that names its own policy file, base branch and priority.
 const MANIFEST: &str = r#"version: 1
+tasks-per-minute: 60
 defaults:
   timeout: 10m
   priority: low
@@ -689,6 +690,29 @@ fn the_nightly_example_runs_as_written() {
         "no task lands on the workflow's own repository"
     );
 
+    // The batch was paced (tasks-per-minute: 60): one task a second, in plan order.
+    let mut created: Vec<jiff::Timestamp> = (0..matrix.len())
+        .map(|index| {
+            let events = read_audit(&runner.artifacts().join(format!("agent-gate-audit-{index}")));
+            let planned: jiff::Timestamp = matrix[index]["not-before"].parse().unwrap();
+            let at: jiff::Timestamp = event(&events, "task")["time"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                at >= planned,
+                "job {index}: task at {at}, its turn at {planned}"
+            );
+            at
+        })
+        .collect();
+    created.sort();
+    assert!(
+        created[2].duration_since(created[0]) >= jiff::SignedDuration::from_millis(1500),
+        "{created:?}"
+    );
+
     // report
     let report = &jobs["report"];
     assert!(ctx.condition(&text_of(&report["if"])));
@@ -806,4 +830,24 @@ fn sim_serve_refuses_what_is_not_owner_repo_equals_dir() {
             "{arg}: nothing created"
         );
     }
+}
+
+/// A `not-before` that is not a time is a configuration error, before anything starts.
+#[test]
+fn a_not_before_that_is_not_a_time_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("run")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("INPUT_NOT-BEFORE", "after lunch")
+        .env("INPUT_INSTRUCTION", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not-before `after lunch` is not a time like 2026-03-10T02:17:40Z"),
+        "{stderr}"
+    );
 }

@@ -23,6 +23,11 @@ fn day() -> Date {
     date(2026, 3, 10)
 }
 
+/// When the plan job runs (the start of a paced batch).
+fn start() -> jiff::Timestamp {
+    "2026-03-10T02:17:00Z".parse().unwrap()
+}
+
 fn example_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/manifests/nightly.yml")
 }
@@ -39,7 +44,7 @@ fn error(text: &str) -> ManifestError {
 }
 
 fn keys(text: &str, date: Date) -> Vec<String> {
-    plan(&compile(text), date)
+    plan(&compile(text), date, start())
         .expect("plan")
         .jobs
         .into_iter()
@@ -65,7 +70,7 @@ entries:
 fn the_example_expands_into_the_golden_matrix() {
     let text = std::fs::read_to_string(example_path()).expect("example");
     let manifest = compile(&text);
-    let planned = plan(&manifest, day()).expect("plan");
+    let planned = plan(&manifest, day(), start()).expect("plan");
     assert_eq!(planned.jobs.len(), 5);
     assert_snapshot!("nightly_matrix", planned.matrix_json_pretty());
     assert_snapshot!("nightly_summary", planned.summary(&manifest));
@@ -94,7 +99,7 @@ entries:
     base-ref: release/1.x
 "#,
     );
-    let jobs = plan(&m, day()).unwrap().jobs;
+    let jobs = plan(&m, day(), start()).unwrap().jobs;
     let j = |i: usize| serde_json::to_value(&jobs[i]).unwrap();
     assert_eq!(j(0)["policy"], "ci/gate.yml");
     assert_eq!(j(0)["timeout"], "1h30m");
@@ -113,7 +118,7 @@ entries:
 #[test]
 fn without_defaults_the_policy_decides() {
     let m = compile("version: 1\nentries:\n  - {repositories: [a/b], instruction: x, scope: []}\n");
-    let job = serde_json::to_value(&plan(&m, day()).unwrap().jobs[0]).unwrap();
+    let job = serde_json::to_value(&plan(&m, day(), start()).unwrap().jobs[0]).unwrap();
     assert_eq!(job["policy"], ".github/agent-gate.yml");
     assert_eq!(job["timeout"], "");
     assert_eq!(job["base-ref"], "");
@@ -135,6 +140,7 @@ fn without_defaults_the_policy_decides() {
             "priority",
             "base-ref",
             "task-key",
+            "not-before",
             "entry"
         ]
         .into_iter()
@@ -243,13 +249,13 @@ fn sized(a: usize, b: usize) -> String {
 #[test]
 fn exactly_the_limit_is_planned() {
     let m = compile(&sized(200, 56));
-    assert_eq!(plan(&m, day()).unwrap().jobs.len(), MAX_JOBS);
+    assert_eq!(plan(&m, day(), start()).unwrap().jobs.len(), MAX_JOBS);
 }
 
 #[test]
 fn above_the_limit_is_refused_with_how_to_split() {
     let m = compile(&sized(200, 57));
-    let e = plan(&m, day()).expect_err("257 jobs");
+    let e = plan(&m, day(), start()).expect_err("257 jobs");
     assert_eq!(e.location(), (3, 3));
     assert_snapshot!("too_many_jobs", e.to_string());
 }
@@ -414,6 +420,7 @@ fn run_plan(
         manifest: manifest.to_path_buf(),
         date: date.map(str::to_string),
         today: day(),
+        now: start(),
         format,
         github_output: output.map(Path::to_path_buf),
         annotate,
@@ -435,6 +442,7 @@ fn without_github_output_the_matrix_goes_to_stdout() {
     let planned = plan(
         &compile(&std::fs::read_to_string(example_path()).unwrap()),
         day(),
+        start(),
     )
     .unwrap();
     assert_eq!(r.out, planned.matrix_json() + "\n");
@@ -557,9 +565,51 @@ proptest! {
     ) {
         let text = lines.join("\n");
         if let Ok(m) = Manifest::from_yaml(&text, PATH) {
-            let planned = plan(&m, day()).expect("small plans fit");
+            let planned = plan(&m, day(), start()).expect("small plans fit");
             let keys: HashSet<_> = planned.jobs.iter().map(|j| &j.task_key).collect();
             prop_assert_eq!(keys.len(), planned.jobs.len());
         }
     }
+}
+
+/// `tasks-per-minute` paces the whole batch: job i may start its task at the plan's start
+/// plus i × 60 s / tasks-per-minute (its `not-before`); without it every job starts at once.
+/// More than GitHub's 80 content-creating requests a minute is refused.
+#[test]
+fn tasks_per_minute_gives_each_job_its_turn() {
+    let m = compile(
+        "version: 1\ntasks-per-minute: 20\nentries:\n  - {repositories: [a/b, a/c, a/d, a/e], instruction: x, scope: []}\n",
+    );
+    let turns: Vec<String> = plan(&m, day(), start())
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.not_before)
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            "2026-03-10T02:17:00Z",
+            "2026-03-10T02:17:03Z",
+            "2026-03-10T02:17:06Z",
+            "2026-03-10T02:17:09Z"
+        ]
+    );
+    let unpaced =
+        compile("version: 1\nentries:\n  - {repositories: [a/b], instruction: x, scope: []}\n");
+    assert_eq!(
+        plan(&unpaced, day(), start()).unwrap().jobs[0].not_before,
+        ""
+    );
+    let e = agent_gate::manifest::Manifest::from_yaml(
+        "version: 1\ntasks-per-minute: 81\nentries:\n  - {repositories: [a/b], instruction: x, scope: []}\n",
+        "m.yml",
+    )
+    .expect_err("81 a minute");
+    assert!(e.to_string().starts_with("m.yml:2:19: "), "{e}");
+    assert!(
+        e.to_string()
+            .contains("80 content-creating requests a minute"),
+        "{e}"
+    );
 }
