@@ -15,7 +15,7 @@ use super::endpoints::{Direction, ListQuery, ListSort};
 use super::error::ApiError;
 use super::types::{CreateTaskRequest, Task};
 
-/// POSTs at most this many times in `create_task_idempotent`.
+/// POSTs at most this many times in `create_task_idempotent`, rate-limited ones aside.
 const MAX_POSTS: u32 = 3;
 /// Candidates read one by one at most (most recently created first).
 const MAX_CANDIDATES: usize = 50;
@@ -33,7 +33,9 @@ pub struct CreatedTask {
 impl Client {
     /// Create a task at most once per `marker` (which must appear in `req.prompt`). `since`
     /// is a time just before the first POST (allow for clock skew). A definite refusal
-    /// (4xx other than a rate limit) is returned at once.
+    /// (4xx other than a rate limit) is returned at once. A POST refused by a rate limit
+    /// (primary or secondary) is sent again after the wait GitHub asks for, as often as
+    /// the deadline allows: it was not acted on, so it cannot duplicate the task.
     pub async fn create_task_idempotent(
         &self,
         req: &CreateTaskRequest,
@@ -48,6 +50,8 @@ impl Client {
         let deadline = self.call_deadline();
         let client = self.with_deadline(deadline);
         let mut posts = 0;
+        // POSTs refused by a rate limit (definitely not acted on).
+        let mut limited = 0;
         loop {
             posts += 1;
             let err = match client.create_task(req).await {
@@ -93,11 +97,16 @@ impl Client {
                     return Err(err);
                 }
             }
-            if posts >= MAX_POSTS {
+            // A rate-limited POST was refused before the server acted: waiting as told and
+            // sending it again cannot duplicate the task, so only other failures count
+            // against MAX_POSTS (the deadline still bounds the waiting).
+            if matches!(err, ApiError::RateLimited { .. }) {
+                limited += 1;
+            } else if posts - limited >= MAX_POSTS {
                 return Err(err);
             }
             let now = Instant::now();
-            let mut at = now + client.retry_policy().backoff(posts);
+            let mut at = now + client.retry_policy().backoff(posts.min(MAX_POSTS));
             if let Some(nb) = client.not_before() {
                 at = at.max(nb);
             }

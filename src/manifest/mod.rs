@@ -335,7 +335,7 @@ pub fn plan(
                             .checked_add(jiff::SignedDuration::from_millis(ms))
                             .ok()
                     })
-                    .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+                    .map(|t| t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string())
                     .unwrap_or_default(),
             });
         }

@@ -508,3 +508,32 @@ async fn with_on_review_backlog_wait_a_run_starts_when_a_pull_request_closes() {
         "{load:?}"
     );
 }
+
+/// A task creation refused by a rate limit was not acted on: the gate sends it again after
+/// the wait GitHub asks for, more than the three POSTs it allows for failures whose outcome
+/// is unknown, and one task results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_refused_by_rate_limits_is_sent_again_until_accepted() {
+    use agent_gate::sim::{Endpoint, Fault, FaultAction, When};
+    let scenario = Scenario {
+        faults: vec![Fault {
+            endpoint: Endpoint::CreateTask,
+            nth: 1,
+            count: 4,
+            when: When::Before,
+            delay: None,
+            action: FaultAction::SecondaryRateLimit {
+                status: 403,
+                retry_after: Some(std::time::Duration::from_secs(1)),
+            },
+            line: 0,
+        }],
+        ..Scenario::default()
+    };
+    let gate =
+        crate::support::SimGate::shell_project(CAPPED, scenario, "octo/fleet", "ghp_x").await;
+    let (report, text) = run_key(&gate, "limited-1").await;
+    assert_eq!(report.verdict, Verdict::Passed, "{text}");
+    assert_eq!(gate.creates(), 5, "four refused, then accepted");
+    assert_eq!(gate.sim.tasks().len(), 1, "one task");
+}
