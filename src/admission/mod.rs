@@ -377,7 +377,7 @@ async fn sleep_unless(shutdown: std::pin::Pin<&mut impl Future>, until: Instant)
 }
 
 /// Seconds since the Unix epoch (the clock the notes of other machines are compared with).
-fn epoch_now() -> i64 {
+pub fn epoch_now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 

@@ -237,7 +237,7 @@ async fn run_gate(
     if let (Some(leases), Some(info)) = (&leases, &report.task)
         && let Some(pr) = info.pr_number
     {
-        let now = jiff::Timestamp::now().as_second();
+        let now = crate::admission::epoch_now();
         if let Err(e) = leases.lock().await.record_task(&info.id, Some(pr), now) {
             tracing::warn!(error = %e, "the pull request could not be recorded in the task index");
         }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::{Admission, AdmissionLimits, LeaseUse, RunningCounter, WaitInfo, admit};
+use crate::admission::{
+    Admission, AdmissionLimits, LeaseUse, RunningCounter, WaitInfo, admit, epoch_now,
+};
 use crate::budget::{BudgetError, BudgetLimits, check_budget};
 use crate::github::types::Task;
 use crate::github::{ApiError, Client, MarkerHints, create_task_request, since_before_now};
@@ -55,7 +57,6 @@ pub(super) async fn start_task(
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
 ) -> Result<(Task, bool), Box<Report>> {
-    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
     let interrupted = |r: Report, signal: &str, key: &str| {
         Box::new(finish_with(
             r,
@@ -275,13 +276,7 @@ pub(super) async fn start_task(
                     info.timeline = std::mem::take(timeline);
                 }
                 let signal = s.shutdown.fired().unwrap_or("a signal");
-                return Err(Box::new(finish_with(
-                    take(report),
-                    Verdict::Cancelled,
-                    format!(
-                        "the gate was interrupted by {signal} while waiting for capacity; nothing was started"
-                    ),
-                )));
+                return Err(cancelled(report, signal, "waiting for capacity"));
             }
             Admission::ApiError(e) => {
                 return Err(Box::new(api_error(
@@ -318,7 +313,6 @@ async fn pace(
     report: &mut Report,
     progress: &mut (dyn Write + Send),
 ) -> Result<(), Box<Report>> {
-    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
     let ahead = jiff::Timestamp::now().duration_until(at);
     let Ok(wait) = Duration::try_from(ahead) else {
         return Ok(()); // its time has come
@@ -332,18 +326,8 @@ async fn pace(
         "agent-gate: pacing: this batch starts its tasks one at a time; this run's turn is at {at} (in {})",
         fmt_secs(wait)
     );
-    let ends = until.min(s.deadline);
-    tokio::select! {
-        biased;
-        signal = s.shutdown.wait() => {
-            return Err(Box::new(finish_with(
-                take(report),
-                Verdict::Cancelled,
-                format!("the gate was interrupted by {signal} while waiting for its turn in the batch (not-before {at}); nothing was started"),
-            )));
-        }
-        () = tokio::time::sleep_until(ends) => {}
-    }
+    let what = format!("waiting for its turn in the batch (not-before {at})");
+    sleep_or_cancel(s, until.min(s.deadline), &what, report).await?;
     if until > s.deadline {
         return Err(Box::new(finish_with(
             take(report),
@@ -361,6 +345,34 @@ async fn pace(
     Ok(())
 }
 
+/// The report so far, taken out to be finished (a placeholder is left behind).
+fn take(report: &mut Report) -> Report {
+    std::mem::replace(report, Report::new(Verdict::Passed))
+}
+
+/// The run interrupted by `signal` while `what`, before anything was started: `cancelled`.
+fn cancelled(report: &mut Report, signal: &str, what: &str) -> Box<Report> {
+    Box::new(finish_with(
+        take(report),
+        Verdict::Cancelled,
+        format!("the gate was interrupted by {signal} while {what}; nothing was started"),
+    ))
+}
+
+/// Sleep until `until`, or end the run `cancelled` when the shutdown signal fires first.
+async fn sleep_or_cancel(
+    s: &StartContext<'_>,
+    until: Instant,
+    what: &str,
+    report: &mut Report,
+) -> Result<(), Box<Report>> {
+    tokio::select! {
+        biased;
+        signal = s.shutdown.wait() => Err(cancelled(report, signal, what)),
+        () = tokio::time::sleep_until(until) => Ok(()),
+    }
+}
+
 /// How many pull requests of the review backlog a report lists.
 const OLDEST_LISTED: usize = 5;
 
@@ -376,19 +388,12 @@ async fn review_capacity(
     report: &mut Report,
     progress: &mut (dyn Write + Send),
 ) -> Result<(), Box<Report>> {
-    let take = |r: &mut Report| std::mem::replace(r, Report::new(Verdict::Passed));
     let began = Instant::now();
     let mut last_open = None;
     loop {
         let listed = tokio::select! {
             biased;
-            signal = s.shutdown.wait() => {
-                return Err(Box::new(finish_with(
-                    take(report),
-                    Verdict::Cancelled,
-                    format!("the gate was interrupted by {signal} while waiting for review capacity; nothing was started"),
-                )));
-            }
+            signal = s.shutdown.wait() => return Err(cancelled(report, signal, "waiting for review capacity")),
             r = s.client.list_open_pulls(10) => r,
         };
         let pulls = match listed {
@@ -463,17 +468,7 @@ async fn review_capacity(
             last_open = Some(open);
         }
         let until = (now + s.policy.agent.poll_max).min(s.deadline);
-        tokio::select! {
-            biased;
-            signal = s.shutdown.wait() => {
-                return Err(Box::new(finish_with(
-                    take(report),
-                    Verdict::Cancelled,
-                    format!("the gate was interrupted by {signal} while waiting for review capacity; nothing was started"),
-                )));
-            }
-            () = tokio::time::sleep_until(until) => {}
-        }
+        sleep_or_cancel(s, until, "waiting for review capacity", report).await?;
         // Pull requests recorded since (by runs that finished meanwhile) count too.
         if let Some(store) = leases.as_deref_mut()
             && let Ok(fresh) = store.known_tasks(epoch_now())
@@ -536,11 +531,6 @@ fn record(leases: Option<&mut LeaseStore>, key: &str, id: &str) {
     {
         tracing::warn!(error = %e, key, "the task could not be recorded in the task index");
     }
-}
-
-/// Seconds since the Unix epoch (the clock the index's notes are compared with).
-fn epoch_now() -> i64 {
-    jiff::Timestamp::now().as_second()
 }
 
 /// Create the run's first task (idempotently: a lost create is found by its marker).

@@ -110,7 +110,7 @@ impl LeaseStore {
     /// Read the task index (one fetch of `refs/agent-gate/tasks/*`); entries older than
     /// [`INDEX_RETENTION`] or unreadable are deleted (best effort) and not returned.
     pub fn known_tasks(&mut self, now: i64) -> Result<KnownTasks, LeaseError> {
-        let local = self.local_prefix.replace("/admission/", "/tasks/");
+        let local = format!("{}tasks/", self.run_refs);
         let refs = self
             .remote_op("read", |git, remote, token| {
                 git.mirror_refs(remote, TASKS_PREFIX, &local, token)

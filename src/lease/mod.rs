@@ -95,7 +95,9 @@ pub struct LeaseStore {
     token: Option<String>,
     /// Whether the token is needed (decided by the first operation that works).
     use_token: Option<bool>,
-    local_prefix: String,
+    /// Where this run mirrors the remote's refs: `refs/agent-gate/<run_id>/` (admission
+    /// refs under `admission/`, the task index under `tasks/`), deleted on drop.
+    run_refs: String,
     key: String,
     priority: Priority,
     poll: Duration,
@@ -139,7 +141,7 @@ impl LeaseStore {
             remote: remote.to_string(),
             token: token.filter(|t| !t.trim().is_empty()),
             use_token: None,
-            local_prefix: format!("refs/agent-gate/{run_id}/admission/"),
+            run_refs: format!("refs/agent-gate/{run_id}/"),
             key: key.to_string(),
             priority,
             poll: Duration::from_secs(5),
@@ -218,7 +220,7 @@ impl LeaseStore {
 
     /// Read the admission refs.
     pub fn snapshot(&mut self) -> Result<Snapshot, LeaseError> {
-        let local = self.local_prefix.clone();
+        let local = format!("{}admission/", self.run_refs);
         let refs = self.remote_op("read", |git, remote, token| {
             git.mirror_refs(remote, ADMISSION_PREFIX, &local, token)
         })?;
@@ -465,8 +467,7 @@ impl LeaseStore {
 impl Drop for LeaseStore {
     fn drop(&mut self) {
         let _ = self.release();
-        let run_refs = self.local_prefix.trim_end_matches("admission/").to_string();
-        if let Ok(refs) = self.git.local_refs(&run_refs) {
+        if let Ok(refs) = self.git.local_refs(&self.run_refs) {
             for r in refs {
                 let _ = self.git.delete_ref(&r.name);
             }
