@@ -1,25 +1,32 @@
 //! A simulated night (issue 21): a batch manifest planned with `manifest::plan` and every
 //! job run through `flow::run` against the in-process simulator, which serves each
-//! repository from its own bare repository and enforces GitHub's content-creation limit on
-//! task creation (80 a minute per user, answered with a secondary-rate-limit 403). Every
-//! job uses the same token, as a fleet does.
+//! repository from its own bare repository and enforces GitHub's content-creation limits on
+//! every write of a user (task creations, commit statuses, comments): 80 a minute and 500
+//! an hour, compressed 30× like the rest of the night (80 in any 2 s, 500 in any 2 min),
+//! answered with a secondary-rate-limit 403. Every job uses the same token, as a fleet
+//! does; a job is a task of a runtime with enough threads that no job waits for another's
+//! git (on GitHub each job has its own runner).
 //!
 //! Data sets, side by side:
 //! - one repository × 30 and × 100 tasks, `max-concurrent-tasks: 3`, 10 jobs at a time
 //!   (the matrix's `max-parallel`);
-//! - 50 and 200 repositories × 1 task, 20 jobs at a time, with and without the manifest's
-//!   `tasks-per-minute: 60`.
+//! - 50 and 200 repositories × 1 task, 20 jobs at a time;
+//! - paced with `write-pace: 1/34ms, 480/120s` (the recommended `1/s, 480/h`, compressed
+//!   30×) on one ledger (a shared bare repository standing for the workflow's), and the 200
+//!   repositories also without a pace.
 //!
-//! Per data set: API requests and writes (non-GET) per task, reads of a task by a run that
-//! did not start it, secondary-limit answers, runs that did not pass, and the batch's wall
-//! time against the ideal: `ceil(N / slots) × T` with T the simulated task's duration (the
-//! agent runs 2 s queued + 5 s working at time scale 2, so T = 3.5 s) and slots the cap (3)
-//! or the jobs at a time (20), and never below the creation limit's own floor (80 tasks a
-//! minute: a whole minute for each 80 after the first), nor, when paced at 60 a minute,
-//! below one second a task. Polls are real time (`agent.poll` 1 s), so detection costs up to a second a wave:
-//! with real tasks of 10–30 minutes that second is noise; here it is a third of a task.
+//! Per data set: API requests and writes per task (a write: POST, PATCH, PUT or DELETE, not
+//! a GraphQL query), reads of a task by a run that did not start it, secondary-limit
+//! answers, runs that did not pass, and the batch's wall time against the ideal: the
+//! longer of `ceil(N / slots) × T` (T the simulated task's duration: the agent runs 2 s
+//! queued + 5 s working at time scale 2, so T = 3.5 s; slots the cap, 3, or the jobs at a
+//! time, 20) and the floor the limits put under the night's writes (for N writes and a
+//! limit of M in W: `floor((N - 1) / M) × W`). Polls are real time (`agent.poll` 1 s), so
+//! detection costs up to a second a wave: with real tasks of 10–30 minutes that second is
+//! noise; here it is a third of a task.
 //!
-//! Run: `cargo bench --bench fleet`. `BENCH_QUICK=1` runs the small sets only.
+//! Run: `cargo bench --bench fleet`. `BENCH_QUICK=1` runs the small sets only,
+//! `BENCH_ONLY=<text>` the sets whose name contains it.
 
 mod common;
 
@@ -39,6 +46,10 @@ use agent_gate::sim::{self, CreationLimit, Scenario, SimConfig};
 
 const SCALE: f64 = 2.0;
 const TASK_S: f64 = 7.0 / SCALE;
+/// GitHub's content-creation limits of one user, compressed 30×: 80 a minute, 500 an hour.
+const LIMITS: [(u32, Duration); 2] = [(80, Duration::from_secs(2)), (500, Duration::from_mins(2))];
+/// The recommended `write-pace: 1/s, 480/h`, compressed the same.
+const PACE: &str = "1/34ms, 480/120s";
 const POLICY: &str = "version: 1\nagent:\n  timeout: 30m\n  max-concurrent-tasks: 3\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
 
 struct Set {
@@ -47,6 +58,11 @@ struct Set {
     tasks_each: usize,
     parallel: usize,
     paced: bool,
+}
+
+/// A content-creating request (a GraphQL query is a read sent as a POST).
+fn is_write(r: &sim::LoggedRequest) -> bool {
+    r.method != "GET" && r.path != "/graphql"
 }
 
 struct Figures {
@@ -103,14 +119,25 @@ async fn night(set: &Set) -> Figures {
         repositories.push((name.clone(), bare));
     }
     let scenario = Scenario {
-        creation_limit: Some(CreationLimit {
-            max: 80,
-            window: Duration::from_mins(1),
-            status: 403,
-            retry_after: None,
-        }),
+        creation_limits: LIMITS
+            .iter()
+            .map(|&(max, window)| CreationLimit {
+                max,
+                window,
+                status: 403,
+                retry_after: None,
+            })
+            .collect(),
         ..Scenario::default()
     };
+    // The ledger every job shares (the workflow's repository in a real night).
+    let ledger = root.join("workflow.git");
+    git(root, &["init", "-q", "--bare", ledger.to_str().unwrap()]);
+    let pace = set.paced.then(|| {
+        agent_gate::pace::WritePace::parse(PACE)
+            .expect("pace")
+            .expect("a pace")
+    });
     let sim = sim::start(
         SimConfig {
             repositories: repositories.clone(),
@@ -124,11 +151,7 @@ async fn night(set: &Set) -> Figures {
     .expect("simulator");
 
     // The manifest: one entry per repository with its tasks (ids keep the keys apart).
-    let mut manifest = String::from("version: 1\n");
-    if set.paced {
-        manifest.push_str("tasks-per-minute: 60\n");
-    }
-    manifest.push_str("entries:\n");
+    let mut manifest = String::from("version: 1\nentries:\n");
     for t in 0..set.tasks_each {
         let repos: Vec<&str> = names.iter().map(String::as_str).collect();
         let _ = write!(
@@ -159,13 +182,27 @@ async fn night(set: &Set) -> Figures {
         let ws = root.join(format!("ws-{i:04}"));
         let url = sim.url();
         let permits = permits.clone();
+        let pace = pace.clone();
+        let ledger = ledger.display().to_string();
         runs.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await.expect("permit");
-            git(
-                ws.parent().unwrap(),
-                &["clone", "-q", bare.to_str().unwrap(), ws.to_str().unwrap()],
-            );
+            let clone_to = ws.clone();
+            tokio::task::spawn_blocking(move || {
+                git(
+                    clone_to.parent().unwrap(),
+                    &[
+                        "clone",
+                        "-q",
+                        bare.to_str().unwrap(),
+                        clone_to.to_str().unwrap(),
+                    ],
+                );
+            })
+            .await
+            .expect("clone");
             let opts = RunOptions {
+                write_pace: pace,
+                pace_ledger: Some(ledger),
                 instruction: job.instruction.clone(),
                 task_key: Some(job.task_key.clone()),
                 not_before: job.not_before.parse().ok(),
@@ -201,40 +238,50 @@ async fn night(set: &Set) -> Figures {
     for (what, n) in &refused {
         eprintln!("{}: {n} × {what}", set.name);
     }
-    // Task creations the server accepted: the most in any 60 s, and the first refusal.
-    let creates: Vec<jiff::Timestamp> = log
+    // Writes the server accepted: the most in any window of each limit, and the first
+    // refusal.
+    let accepted: Vec<jiff::Timestamp> = log
         .iter()
-        .filter(|r| r.method == "POST" && r.status == Some(201) && r.path.ends_with("/tasks"))
+        .filter(|r| is_write(r) && r.status.is_some_and(|s| s < 300))
         .map(|r| r.at)
         .collect();
-    let most = creates
-        .iter()
-        .map(|t0| {
-            creates
-                .iter()
-                .filter(|t| {
-                    **t >= *t0 && t.duration_since(*t0) < jiff::SignedDuration::from_mins(1)
-                })
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    for (max, window) in LIMITS {
+        let w = jiff::SignedDuration::try_from(window).expect("window");
+        let most = accepted
+            .iter()
+            .map(|t0| {
+                accepted
+                    .iter()
+                    .filter(|t| **t >= *t0 && t.duration_since(*t0) < w)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        eprintln!(
+            "{}: at most {most} accepted writes in any {window:?} (limit {max})",
+            set.name
+        );
+    }
     let first_refusal = log
         .iter()
-        .find(|r| r.method == "POST" && matches!(r.status, Some(403 | 429)))
+        .find(|r| is_write(r) && matches!(r.status, Some(403 | 429)))
         .map(|r| r.at.to_string());
     eprintln!(
-        "{}: {} creations accepted, at most {most} in 60 s; first refusal {first_refusal:?}; first creation {:?}",
+        "{}: {} writes accepted; first refusal {first_refusal:?}",
         set.name,
-        creates.len(),
-        creates.first().map(ToString::to_string)
+        accepted.len()
     );
     let slots = if set.tasks_each > 1 { 3 } else { set.parallel };
     let waves = tasks.div_ceil(slots);
     #[allow(clippy::cast_precision_loss, reason = "small counts")]
-    let ideal_s = (waves as f64 * TASK_S)
-        .max(((tasks - 1) / 80) as f64 * 60.0)
-        .max(if set.paced { (tasks - 1) as f64 } else { 0.0 });
+    let floor_s = LIMITS
+        .iter()
+        .map(|&(max, window)| {
+            (accepted.len().saturating_sub(1) / max as usize) as f64 * window.as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    #[allow(clippy::cast_precision_loss, reason = "small counts")]
+    let ideal_s = (waves as f64 * TASK_S).max(floor_s);
     // Every GET of a single task: each run's polls of its own task, plus any read of
     // another run's task (with one token the two cannot be told apart; the tests in
     // tests/it/fleet.rs do that with a token per run).
@@ -249,11 +296,11 @@ async fn night(set: &Set) -> Figures {
         wall_s,
         ideal_s,
         requests: per(log.len()),
-        writes: per(log.iter().filter(|r| r.method != "GET").count()),
+        writes: per(log.iter().filter(|r| is_write(r)).count()),
         task_gets,
         secondary: log
             .iter()
-            .filter(|r| matches!(r.status, Some(403 | 429)) && r.method == "POST")
+            .filter(|r| is_write(r) && matches!(r.status, Some(403 | 429)))
             .count(),
         not_passed,
     }
@@ -263,48 +310,32 @@ fn main() {
     install_crypto_provider();
     let quick = common::quick();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let set = |name: &str, repositories, tasks_each, parallel, paced| Set {
+        name: if paced {
+            format!("{name}, paced")
+        } else {
+            format!("{name}, unpaced")
+        },
+        repositories,
+        tasks_each,
+        parallel,
+        paced,
+    };
     let mut sets = vec![
-        Set {
-            name: "1 repository × 30 tasks".into(),
-            repositories: 1,
-            tasks_each: 30,
-            parallel: 10,
-            paced: false,
-        },
-        Set {
-            name: "50 repositories × 1 task".into(),
-            repositories: 50,
-            tasks_each: 1,
-            parallel: 20,
-            paced: false,
-        },
+        set("1 repository × 30 tasks", 1, 30, 10, true),
+        set("50 repositories × 1 task", 50, 1, 20, true),
     ];
     if !quick {
         sets.extend([
-            Set {
-                name: "1 repository × 100 tasks".into(),
-                repositories: 1,
-                tasks_each: 100,
-                parallel: 10,
-                paced: false,
-            },
-            Set {
-                name: "200 repositories × 1 task".into(),
-                repositories: 200,
-                tasks_each: 1,
-                parallel: 20,
-                paced: false,
-            },
-            Set {
-                name: "200 repositories × 1 task, tasks-per-minute: 60".into(),
-                repositories: 200,
-                tasks_each: 1,
-                parallel: 20,
-                paced: true,
-            },
+            set("1 repository × 100 tasks", 1, 100, 10, true),
+            set("200 repositories × 1 task", 200, 1, 20, false),
+            set("200 repositories × 1 task", 200, 1, 20, true),
         ]);
     }
+    // Enough threads that a job's blocking git never holds up another job (each job of a
+    // real night has its own runner).
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(24)
         .enable_all()
         .build()
         .expect("runtime");

@@ -7,7 +7,7 @@
 //! - **adapters** (each owns one outside thing): [`git`], [`checks`], [`github`].
 //! - **flow** (joins core and adapters): [`flow`], and the policies it applies over the
 //!   adapters: [`admission`] (with its lock on the remote, [`lease`]), [`budget`], [`repair`],
-//!   [`fleet`].
+//!   [`fleet`], [`pace`].
 //! - **front** (command line): [`cli`].
 //! - **simulator** (depends only on the github wire types): [`sim`].
 
@@ -41,6 +41,7 @@ pub mod budget;
 pub mod fleet;
 pub mod flow;
 pub mod lease;
+pub mod pace;
 pub mod repair;
 
 // front

@@ -185,6 +185,18 @@ pub struct RunArgs {
     /// A run that attaches to its task does not wait. Empty: at once.
     #[arg(long, env = "INPUT_NOT-BEFORE")]
     pub not_before: Option<String>,
+    /// Pace this run's writes (task creation, commit statuses, comments, labels) together
+    /// with every run that shares the token and the ledger: limits as N/DURATION separated by
+    /// commas, e.g. `1/s, 480/h` (GitHub allows one user about 80 content-creating requests a
+    /// minute and 500 an hour). Empty: writes go at once.
+    #[arg(long, env = "INPUT_WRITE-PACE")]
+    pub write_pace: Option<String>,
+    /// Where the write-pace ledger is kept (`refs/agent-gate/pace/writes`): `owner/repo` on the
+    /// same server, a git URL or a path; every run of a fleet must name the same one.
+    /// Default: the workflow's repository (`GITHUB_REPOSITORY`) when it is not the target,
+    /// else --remote.
+    #[arg(long, env = "INPUT_PACE-LEDGER")]
+    pub pace_ledger: Option<String>,
     /// `owner/repo` the task is started on and the change is gated for (default:
     /// `GITHUB_REPOSITORY`, the workflow's own). `--repo` must be a clone of it.
     #[arg(long, env = "INPUT_REPOSITORY")]

@@ -340,6 +340,13 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     ) else {
         return Verdict::ConfigError.exit_code();
     };
+    let write_pace = match crate::pace::WritePace::parse(a.write_pace.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
     let tokens = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN").and_then(|t| {
         token(
             a.github_token.as_deref(),
@@ -363,6 +370,15 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         .unwrap_or_else(|| var("GITHUB_REPOSITORY"))
         .trim()
         .to_string();
+    let pace_ledger = write_pace.as_ref().map(|_| {
+        crate::pace::ledger_remote(
+            nonempty(a.pace_ledger).as_deref(),
+            &var("GITHUB_REPOSITORY"),
+            &repository,
+            &var("GITHUB_SERVER_URL"),
+            &a.remote,
+        )
+    });
     let opts = crate::flow::RunOptions {
         remote: a.remote,
         instruction: a.instruction,
@@ -388,6 +404,8 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         priority,
         repair_rounds,
         not_before,
+        write_pace,
+        pace_ledger,
         ..crate::flow::RunOptions::new(a.repo, repository.clone(), a.api_url, agent_token.trim())
     };
     let mut secrets = secrets_from_env();

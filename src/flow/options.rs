@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::admission::Priority;
 use crate::audit::AuditStream;
+use crate::pace::WritePace;
 use crate::prompt::KeyInputs;
 
 /// Inputs of [`run`](fn@super::run) (the Action's inputs and the CLI's flags).
@@ -49,6 +50,11 @@ pub struct RunOptions {
     /// The `not-before` input (a batch's pacing, from `plan`): a new task is not started
     /// before this time; `None`: at once.
     pub not_before: Option<jiff::Timestamp>,
+    /// The `write-pace` input: this run's writes keep these limits together with every
+    /// other run that shares the ledger; `None`: writes go at once.
+    pub write_pace: Option<WritePace>,
+    /// Where the write-pace ledger lives (a remote name, URL or path); `None`: `remote`.
+    pub pace_ledger: Option<String>,
     /// How long one API request may take before it is abandoned (and retried when it is
     /// idempotent); 30 s by default.
     pub request_timeout: Duration,
@@ -92,6 +98,8 @@ impl RunOptions {
             priority: Priority::Normal,
             repair_rounds: None,
             not_before: None,
+            write_pace: None,
+            pace_ledger: None,
             request_timeout: Duration::from_secs(30),
             audit: AuditStream::none(),
         }

@@ -6,6 +6,7 @@
 //! becomes a verdict in the [`Report`]. The inputs' type is `options.rs`'s.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -16,8 +17,9 @@ use crate::flow::options::RunOptions;
 use crate::flow::round::{RoundContext, gate_rounds};
 use crate::flow::start::{StartContext, start_task};
 use crate::git::Git;
-use crate::github::{ApiError, Client, ClientConfig};
+use crate::github::{ApiError, Client, ClientConfig, WritePacer};
 use crate::lease::LeaseStore;
+use crate::pace::{LedgerPacer, PaceStore};
 use crate::policy::Policy;
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
@@ -140,10 +142,22 @@ async fn run_gate(
     }
 
     // 4. Attach, or check the budget, wait for capacity and start.
-    let (client, status_client) = match clients(&opts, slug.owner(), slug.name(), deadline) {
-        Ok(c) => c,
-        Err(e) => return api_error(report, "cannot build the API client", &e),
-    };
+    // The fleet's write pace (`write-pace`), kept on the ledger's remote.
+    let pacer = opts.write_pace.clone().map(|pace| {
+        let ledger = opts.pace_ledger.as_deref().unwrap_or(&opts.remote);
+        let store = PaceStore::new(
+            git.clone(),
+            ledger,
+            git_token(&opts).map(str::to_string),
+            &tag,
+        );
+        LedgerPacer::new(pace, store)
+    });
+    let (client, status_client) =
+        match clients(&opts, slug.owner(), slug.name(), deadline, pacer.as_ref()) {
+            Ok(c) => c,
+            Err(e) => return api_error(report, "cannot build the API client", &e),
+        };
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     // The admission lock and lease on the remote (issue 8); the lease is given back when
     // this store is dropped, at the end of the run.
@@ -248,6 +262,14 @@ async fn run_gate(
     if shutdown.fired().is_none() && report.task.as_ref().is_some_and(|t| t.pr_number.is_some()) {
         review_gate(&opts, &policy, &status_client, &mut report).await;
     }
+    if let (Some(pacer), Some(pace)) = (&pacer, &opts.write_pace) {
+        let (writes, waited) = pacer.waited();
+        report.notes.push(format!(
+            "write pace {pace} (ledger on {}): {writes} write(s) timed, {} waited in all",
+            opts.pace_ledger.as_deref().unwrap_or(&opts.remote),
+            fmt_secs(waited)
+        ));
+    }
     report
 }
 
@@ -280,11 +302,15 @@ fn clients(
     owner: &str,
     name: &str,
     deadline: Instant,
+    pacer: Option<&LedgerPacer>,
 ) -> Result<(Client, Client), ApiError> {
+    // Every write of the run is paced, with either token: the two are often one user's,
+    // and GitHub's content-creation limits are the user's.
     let config = |token: &str| {
         let mut cfg =
             ClientConfig::new(token.to_string(), owner, name).with_api_url(opts.api_url.clone());
         cfg.request_timeout = opts.request_timeout;
+        cfg.pacer = pacer.map(|p| Arc::new(p.clone()) as Arc<dyn WritePacer>);
         cfg
     };
     let client = Client::new(config(&opts.token))?;

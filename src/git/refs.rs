@@ -271,4 +271,27 @@ impl Git {
         }
         Ok(refs)
     }
+
+    /// The names of the refs under `prefix` on `remote` (`git ls-remote`: one round trip,
+    /// no objects fetched), with `token` as [`Git::fetch_with_token`] uses it.
+    pub fn remote_ref_names(
+        &self,
+        remote: &str,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<Vec<String>, GitError> {
+        check_ref("ls-remote", prefix.trim_end_matches('/'))?;
+        // The remote's checks, reused: a remote never taken as an option.
+        fetch_args(remote, &[])?;
+        let pattern = format!("{prefix}*");
+        let args = ["ls-remote", "--refs", "--", remote, &pattern].map(OsStr::new);
+        let out = with_token(token, |env| self.run_env(&args, env))?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let name = l.split_once_str("\t")?.1.to_str_lossy().into_owned();
+                name.starts_with(prefix).then_some(name)
+            })
+            .collect())
+    }
 }

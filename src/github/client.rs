@@ -9,8 +9,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Once, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -50,6 +52,14 @@ impl fmt::Debug for Token {
     }
 }
 
+/// What paces the client's writes (POST, PATCH, PUT, DELETE) across the runs that share a
+/// token: asked before each write is sent, it answers when the write may go. Reading
+/// requests are never paced.
+pub trait WritePacer: Send + Sync + fmt::Debug {
+    /// Reserve the next write: the wall-clock time at which it may be sent (now or later).
+    fn reserve(&self) -> Pin<Box<dyn Future<Output = SystemTime> + Send + '_>>;
+}
+
 /// Everything a [`Client`] needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -68,6 +78,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Wall clock for epoch-second headers and event stamps.
     pub clock: Arc<dyn Clock>,
+    /// Paces writes across runs (`write-pace`); `None`: writes go at once.
+    pub pacer: Option<Arc<dyn WritePacer>>,
 }
 
 impl ClientConfig {
@@ -88,6 +100,7 @@ impl ClientConfig {
             creator_id: None,
             retry: RetryPolicy::default(),
             clock: Arc::new(SystemClock),
+            pacer: None,
         }
     }
 
@@ -133,6 +146,7 @@ pub(super) struct Inner {
     pub(super) creator_id: Option<i64>,
     pub(super) retry: RetryPolicy,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) pacer: Option<Arc<dyn WritePacer>>,
     /// No request of this client is sent before this instant.
     pub(super) not_before: Mutex<Option<Instant>>,
     pub(super) etags: Mutex<HashMap<String, CachedGet>>,
@@ -241,6 +255,7 @@ impl Client {
                 creator_id: config.creator_id,
                 retry: config.retry,
                 clock: config.clock,
+                pacer: config.pacer,
                 not_before: Mutex::new(None),
                 etags: Mutex::new(HashMap::new()),
             }),

@@ -82,6 +82,28 @@ impl Client {
             }
             tokio::time::sleep_until(nb).await;
         }
+        // A write waits for its time under the fleet's write pace (`write-pace`); a GraphQL
+        // query is a read sent as a POST.
+        if method != Method::GET
+            && *url != self.graphql_url()
+            && let Some(pacer) = &self.inner.pacer
+        {
+            let at = pacer.reserve().await;
+            if let Ok(wait) = at.duration_since(std::time::SystemTime::now())
+                && !wait.is_zero()
+            {
+                let until = Instant::now() + wait;
+                if until > deadline {
+                    return Err(ApiError::WaitPastDeadline {
+                        method: method.to_string(),
+                        path,
+                        wait,
+                    });
+                }
+                tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis(), "waiting for the fleet's write pace");
+                tokio::time::sleep_until(until).await;
+            }
+        }
         let key = url.as_str().to_string();
         let cached_etag = (method == Method::GET)
             .then(|| {

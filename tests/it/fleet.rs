@@ -537,3 +537,126 @@ async fn a_create_refused_by_rate_limits_is_sent_again_until_accepted() {
     assert_eq!(gate.creates(), 5, "four refused, then accepted");
     assert_eq!(gate.sim.tasks().len(), 1, "one task");
 }
+
+const UNCAPPED: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
+
+/// Eight runs started together on one token, the simulator refusing more than four writes
+/// of a user in any two seconds (GitHub's 80 a minute, compressed), and every run writing
+/// a task creation, commit statuses and a comment. Without a pace the burst is refused;
+/// with `write-pace: 3/2s` and one ledger, every write of every run is accepted.
+async fn eight_runs_on_one_token(
+    pace: Option<&str>,
+) -> (
+    std::sync::Arc<crate::support::SimGate>,
+    Vec<agent_gate::report::Report>,
+) {
+    use agent_gate::sim::CreationLimit;
+    let scenario = Scenario {
+        creation_limits: vec![CreationLimit {
+            max: 4,
+            window: std::time::Duration::from_secs(2),
+            status: 403,
+            retry_after: None,
+        }],
+        ..Scenario::default()
+    };
+    let files = [(".github/agent-gate.yml", UNCAPPED)];
+    let gate = std::sync::Arc::new(
+        crate::support::SimGate::start(&files, scenario, 10.0, "octo/fleet", "ghp_fleet").await,
+    );
+    let mut runs = Vec::new();
+    for n in 0..8 {
+        let gate = gate.clone();
+        let pace = pace.map(|p| agent_gate::pace::WritePace::parse(p).unwrap().unwrap());
+        runs.push(tokio::spawn(async move {
+            let mut opts = gate.opts("add the sim file");
+            opts.task_key = Some(format!("paced-{n}"));
+            opts.write_pace = pace;
+            gate.run(opts).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for r in runs {
+        let (report, text) = r.await.unwrap();
+        assert_eq!(report.verdict, Verdict::Passed, "{text}");
+        reports.push(report);
+    }
+    (gate, reports)
+}
+
+/// A content-creating request (a GraphQL query is a read sent as a POST).
+fn is_write(r: &agent_gate::sim::LoggedRequest) -> bool {
+    r.method != "GET" && r.path != "/graphql"
+}
+
+fn refused_writes(log: &[agent_gate::sim::LoggedRequest]) -> Vec<String> {
+    log.iter()
+        .filter(|r| is_write(r) && matches!(r.status, Some(403 | 429)))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_write_pace_a_fleets_burst_of_writes_is_refused() {
+    let (gate, _) = eight_runs_on_one_token(None).await;
+    let log = gate.sim.request_log();
+    assert!(
+        !refused_writes(&log).is_empty(),
+        "eight runs writing at once stay under 4 writes in 2 s: the paced test below proves nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_write_pace_no_write_of_the_fleet_is_refused() {
+    let (gate, reports) = eight_runs_on_one_token(Some("3/2s")).await;
+    let log = gate.sim.request_log();
+    assert_eq!(refused_writes(&log), Vec::<String>::new());
+    let writes: Vec<jiff::Timestamp> = log.iter().filter(|r| is_write(r)).map(|r| r.at).collect();
+    // Task creations, statuses and comments all went through the pace.
+    for what in ["/tasks", "/statuses/", "/comments"] {
+        assert!(
+            log.iter().any(|r| r.method == "POST"
+                && r.path.contains(what)
+                && r.status.is_some_and(|s| s < 300)),
+            "no accepted write to {what}"
+        );
+    }
+    // At the server, at most 3 writes in any 2 s (the pace, not just the limit's 4), less
+    // a quarter second for a request's way there (the first of a client opens its
+    // connection).
+    for (i, t0) in writes.iter().enumerate() {
+        let within = writes[i..]
+            .iter()
+            .filter(|t| t.duration_since(*t0) < jiff::SignedDuration::from_millis(1750))
+            .count();
+        assert!(
+            within <= 3,
+            "{within} writes within 2 s from {t0}: {:?}",
+            writes
+                .iter()
+                .map(|t| t.duration_since(writes[0]).as_millis_f64())
+                .collect::<Vec<_>>()
+        );
+    }
+    // Each run says what the pace cost it; the ledger is on the shared remote.
+    for r in &reports {
+        let note = r
+            .notes
+            .iter()
+            .find(|n| n.starts_with("write pace 3/2s"))
+            .unwrap_or_else(|| panic!("{:?}", r.notes));
+        assert!(note.contains("write(s) timed"), "{note}");
+    }
+    // One claim on the ledger (a ref named by its time) per write the server saw.
+    let ledger = Command::new("git")
+        .args([
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/agent-gate/pace/writes/",
+        ])
+        .current_dir(gate.bare.path())
+        .output()
+        .unwrap();
+    let claims = String::from_utf8_lossy(&ledger.stdout).lines().count();
+    assert_eq!(claims, writes.len());
+}

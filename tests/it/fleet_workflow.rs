@@ -209,7 +209,13 @@ impl Runner {
             ("GITHUB_RUN_ATTEMPT", self.attempt.to_string()),
             ("GITHUB_JOB", job.into()),
             ("GITHUB_ACTION", step.into()),
-            ("GITHUB_SERVER_URL", "https://github.com".into()),
+            // GitHub's git server is a directory of the bare repositories (`server/OWNER/
+            // REPO.git`), so what the gate derives from it (the write-pace ledger on the
+            // workflow's repository) is reached as on GitHub.
+            (
+                "GITHUB_SERVER_URL",
+                format!("file://{}", self.root.join("server").display()),
+            ),
             ("GITHUB_EVENT_NAME", "schedule".into()),
             ("GITHUB_WORKSPACE", ws.display().to_string()),
             ("RUNNER_TEMP", temp.display().to_string()),
@@ -590,6 +596,11 @@ fn the_nightly_example_runs_as_written() {
         .unwrap_or_else(|| panic!("sim's first line: {first:?}"))
         .to_string();
 
+    for (slug, dir) in &remotes {
+        let at = root.join("server").join(format!("{slug}.git"));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(dir, at).unwrap();
+    }
     let mut runner = Runner {
         root: root.to_path_buf(),
         sim_url: sim_url.clone(),
@@ -713,6 +724,41 @@ fn the_nightly_example_runs_as_written() {
         "{created:?}"
     );
 
+    // Every job's writes were paced on one ledger, in the workflow's repository (the
+    // example's `write-pace`), and each run says so.
+    let claims = |dir: &Path| {
+        let out = std::process::Command::new("git")
+            .args([
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/agent-gate/pace/writes/",
+            ])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    // Each job writes at least its task, a commit status and a comment.
+    assert!(
+        claims(&runner.remotes[WORKFLOW_REPOSITORY]) >= 3 * matrix.len(),
+        "too few claims in the workflow's repository"
+    );
+    for target in ["octo-org/payments", "octo-org/ledger", "octo-org/docs"] {
+        assert_eq!(claims(&runner.remotes[target]), 0, "{target}");
+    }
+    for (index, result) in results.iter().enumerate() {
+        let note = result
+            .summary
+            .lines()
+            .find(|l| l.starts_with("- write pace 1/s, 480/h"))
+            .unwrap_or_else(|| panic!("job {index}: no pace note in {}", result.summary));
+        assert!(
+            note.contains(&format!("/server/{WORKFLOW_REPOSITORY}.git"))
+                && note.contains("write&#40;s&#41; timed"),
+            "job {index}: {note}"
+        );
+    }
+
     // report
     let report = &jobs["report"];
     assert!(ctx.condition(&text_of(&report["if"])));
@@ -789,7 +835,11 @@ fn the_nightly_example_runs_as_written() {
     for row in rows {
         assert_eq!(row["attempts"], 2, "{row}");
         assert_eq!(
-            row["run_url"], "https://github.com/octo-org/fleet-ops/actions/runs/777/attempts/2",
+            row["run_url"],
+            format!(
+                "file://{}/server/octo-org/fleet-ops/actions/runs/777/attempts/2",
+                root.display()
+            ),
             "{row}"
         );
         // The task id is written as it is (no `&#50;` for a leading digit).

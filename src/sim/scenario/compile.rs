@@ -66,8 +66,9 @@ impl Compiler<'_> {
             },
             None => RateLimit::default(),
         };
-        let creation_limit = match raw.creation_limit {
-            Some(c) => Some(CreationLimit {
+        let mut creation_limits = Vec::new();
+        for c in raw.creation_limit.into_iter().chain(raw.creation_limits) {
+            creation_limits.push(CreationLimit {
                 max: c.value.max,
                 window: self.nonzero(
                     &c.referenced,
@@ -77,9 +78,8 @@ impl Compiler<'_> {
                 )?,
                 status: self.limit_status(&c.referenced, c.value.status)?,
                 retry_after: c.value.retry_after.map(|d| d.0),
-            }),
-            None => None,
-        };
+            });
+        }
         let api = raw.api.unwrap_or_default();
         let api = ApiOptions {
             retired_versions: api.retired_versions,
@@ -103,7 +103,7 @@ impl Compiler<'_> {
             default_task,
             faults,
             rate_limit,
-            creation_limit,
+            creation_limits,
             api,
             ci,
         })

@@ -31,8 +31,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// The primary rate limit of each user.
     pub rate_limit: RateLimit,
-    /// A secondary (content-creation) limit on `create-task`.
-    pub creation_limit: Option<CreationLimit>,
+    /// A secondary (content-creation) limit on writes: task creations, statuses, comments.
+    pub creation_limits: Vec<CreationLimit>,
     /// API behaviour switches.
     pub api: ApiOptions,
     /// The repository's own CI on every commit the agent pushes (`ci:`).
@@ -282,7 +282,8 @@ impl Default for RateLimit {
     }
 }
 
-/// A content-creation limit on `create-task`: at most `max` per `window`, then a
+/// A content-creation limit on writes (POST, PATCH, PUT, DELETE) per user: at most `max`
+/// per `window`, then a
 /// secondary-rate-limit response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreationLimit {

@@ -25,6 +25,9 @@ pub(super) struct RawScenario {
     pub(super) rate_limit: Option<Spanned<RawRateLimit>>,
     #[serde(default)]
     pub(super) creation_limit: Option<Spanned<RawCreationLimit>>,
+    /// More than one content-creation limit (GitHub's are per minute and per hour).
+    #[serde(default)]
+    pub(super) creation_limits: Vec<Spanned<RawCreationLimit>>,
     #[serde(default)]
     pub(super) api: Option<RawApi>,
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! Rate limits of the simulated API (reference §10, §12.9): the primary per-user bucket
 //! with its `x-ratelimit-*` headers, the unauthenticated bucket that is only reported, the
-//! content-creation limit on `create-task`, and the secondary-rate-limit answer. It does
+//! content-creation limit on writes, and the secondary-rate-limit answer. It does
 //! not decide where in the pipeline a limit is checked (`pipeline`) nor inject the
 //! scripted secondary limits (`faults`).
 
@@ -56,25 +56,33 @@ pub(super) fn primary(sim: &Sim, user: i64, request_id: &str) -> Option<Reply> {
     Some(r)
 }
 
-/// The scenario's content-creation limit on `create-task` (reference §12.9): the finished
-/// secondary-rate-limit answer when the user created `max` tasks within the window;
-/// otherwise this creation is counted and `None` returned.
+/// The scenario's content-creation limit on writes (POST, PATCH, PUT, DELETE; reference
+/// §10, §12.9): the finished secondary-rate-limit answer when the user made `max` writes
+/// within the window; otherwise this write is counted and `None` returned.
 pub(super) fn creation(sim: &Sim, user: i64, request_id: &str) -> Option<Reply> {
-    let limit = sim.scenario.creation_limit?;
+    let limits = &sim.scenario.creation_limits;
+    let longest = limits.iter().map(|l| l.window).max()?;
     let now = tokio::time::Instant::now();
     let mut store = sim.store();
     let q = store.creations.entry(user).or_default();
-    while q
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= limit.window)
-    {
+    while q.front().is_some_and(|t| now.duration_since(*t) >= longest) {
         q.pop_front();
     }
-    if q.len() >= limit.max as usize {
-        let retry = limit.retry_after.or_else(|| {
-            q.front()
-                .map(|t| limit.window.saturating_sub(now.duration_since(*t)))
-        });
+    // The first limit this write would break: the writes within its window, newest last.
+    let broken = limits.iter().find_map(|limit| {
+        let within = q
+            .iter()
+            .filter(|t| now.duration_since(**t) < limit.window)
+            .count();
+        // The oldest of them leaves the window first.
+        let oldest = q.iter().find(|t| now.duration_since(**t) < limit.window);
+        (within >= limit.max as usize).then(|| {
+            let free_in = oldest.map(|t| limit.window.saturating_sub(now.duration_since(*t)));
+            (limit, free_in)
+        })
+    });
+    if let Some((limit, free_in)) = broken {
+        let retry = limit.retry_after.or(free_in);
         drop(store);
         let mut r = secondary(limit.status, retry, request_id);
         r.headers.extend(bucket_headers(sim, user, true));

@@ -105,8 +105,11 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
     if let Some(r) = limits::primary(sim, user, &inc.request_id) {
         return Outcome::Reply(r);
     }
-    // Content-creation limit on POST (reference §12.9).
-    if matched.endpoint == Endpoint::CreateTask
+    // Content-creation limit on every write: task creations, statuses, comments, labels;
+    // not GraphQL queries
+    // (reference §10, §12.9: 80 content-creating requests a minute per user).
+    if matches!(inc.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE")
+        && matched.endpoint != Endpoint::Graphql
         && let Some(r) = limits::creation(sim, user, &inc.request_id)
     {
         return Outcome::Reply(r);
