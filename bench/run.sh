@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Run every benchmark of agent-gate and write bench/RESULTS.md (issue 10; docs/benchmarks.md).
 #
-#   bench/run.sh            # everything (one release build, then about 6–8 minutes)
+#   bench/run.sh            # everything (one release build, then about 16–18 minutes)
 #   BENCH_QUICK=1 bench/run.sh   # each measurement once: checks the harness, not numbers
 #   BENCH_NO_NODE=1 bench/run.sh # skip picomatch (no node / no npm registry)
 #
 # Installs picomatch 4 from the npm registry into a temporary directory (never into the
 # repository), builds the benchmarks once with the release profile (`cargo bench`), runs
-# `benches/scope.rs`, `benches/api_cost.rs`, `benches/gate.rs` and `benches/compile.rs`, and assembles their
+# `benches/scope.rs`, `benches/api_cost.rs`, `benches/gate.rs`, `benches/compile.rs` and `benches/fleet.rs`, and assembles their
 # Markdown sections under a description of the machine. Needs git, bash, and for the
 # memory row GNU time (`apt-get install time`); node is optional.
 set -euo pipefail
@@ -44,7 +44,7 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 
 # One build (release profile), then each program in turn.
-cargo bench --bench scope --bench api_cost --bench gate --bench compile 2>&1 | tee "$out/log.txt" >&2
+cargo bench --bench scope --bench api_cost --bench gate --bench compile --bench fleet 2>&1 | tee "$out/log.txt" >&2
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
 cores="$(nproc)"
@@ -69,7 +69,7 @@ dirty="$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && 
   echo "Toolchain: $(rustc --version), $(git --version), node $node_version, picomatch $picomatch_version."
   echo "Method: \`docs/benchmarks.md\`."
   echo
-  for section in scope api_cost verdict startup compile; do
+  for section in scope api_cost verdict startup compile fleet; do
     if [[ -f "$BENCH_OUT/$section.md" ]]; then
       cat "$BENCH_OUT/$section.md"
       echo

@@ -19,7 +19,7 @@
 //! a GraphQL query), reads of a task by a run that did not start it, secondary-limit
 //! answers, runs that did not pass, and the batch's wall time against the ideal: the
 //! longer of `ceil(N / slots) × T` (T the simulated task's duration: the agent runs 2 s
-//! queued + 5 s working at time scale 2, so T = 3.5 s; slots the cap, 3, or the jobs at a
+//! queued + 5 s working at time scale 2, so T = 3.5 s, or 14 s in one set; slots the cap, 3, or the jobs at a
 //! time, 20) and the floor the limits put under the night's writes (for N writes and a
 //! limit of M in W: `floor((N - 1) / M) × W`). Polls are real time (`agent.poll` 1 s), so
 //! detection costs up to a second a wave: with real tasks of 10–30 minutes that second is
@@ -44,8 +44,8 @@ use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, CreationLimit, Scenario, SimConfig};
 
+/// The simulator's time scale of most sets: tasks of 3.5 s.
 const SCALE: f64 = 2.0;
-const TASK_S: f64 = 7.0 / SCALE;
 /// GitHub's content-creation limits of one user, compressed 30×: 80 a minute, 500 an hour.
 const LIMITS: [(u32, Duration); 2] = [(80, Duration::from_secs(2)), (500, Duration::from_mins(2))];
 /// The recommended `write-pace: 1/s, 480/h`, compressed the same.
@@ -58,6 +58,8 @@ struct Set {
     tasks_each: usize,
     parallel: usize,
     paced: bool,
+    /// The simulator's time scale: the task takes 7 s / scale.
+    scale: f64,
 }
 
 /// A content-creating request (a GraphQL query is a read sent as a POST).
@@ -143,7 +145,7 @@ async fn night(set: &Set) -> Figures {
             repositories: repositories.clone(),
             repo: root.join("unnamed.git"),
             scenario: Some(scenario),
-            time_scale: SCALE,
+            time_scale: set.scale,
         },
         SocketAddr::from(([127, 0, 0, 1], 0)),
     )
@@ -281,7 +283,7 @@ async fn night(set: &Set) -> Figures {
         })
         .fold(0.0, f64::max);
     #[allow(clippy::cast_precision_loss, reason = "small counts")]
-    let ideal_s = (waves as f64 * TASK_S).max(floor_s);
+    let ideal_s = (waves as f64 * 7.0 / set.scale).max(floor_s);
     // Every GET of a single task: each run's polls of its own task, plus any read of
     // another run's task (with one token the two cannot be told apart; the tests in
     // tests/it/fleet.rs do that with a token per run).
@@ -320,10 +322,18 @@ fn main() {
         tasks_each,
         parallel,
         paced,
+        scale: SCALE,
     };
     let mut sets = vec![
         set("1 repository × 30 tasks", 1, 30, 10, true),
         set("50 repositories × 1 task", 50, 1, 20, true),
+        // The same night with tasks four times longer: what the fixed cost of a run
+        // (start, admission, a poll's second, the review) weighs as tasks grow.
+        Set {
+            name: "50 repositories × 1 task, paced, tasks of 14 s".into(),
+            scale: SCALE / 4.0,
+            ..set("", 50, 1, 20, true)
+        },
     ];
     if !quick {
         sets.extend([
@@ -339,10 +349,23 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!(
-        "| data set | tasks | requests / task | writes / task | task GETs / task | secondary-limit answers | not passed | batch | ideal | ratio |"
+    let mut section = common::Section::new(
+        "fleet",
+        "A simulated night: one token, many jobs (`benches/fleet.rs`)",
+        "Every job of a planned batch run through `flow::run` on the simulator, one shared token; the simulator refuses more than 80 writes of the user in any 2 s or 500 in any 2 min (GitHub's 80 a minute and 500 an hour, compressed 30× like the night). Paced: `write-pace: 1/34ms, 480/120s` on one ledger. Tasks of 3.5 s unless said; cap 3 with 10 jobs at a time on one repository, 20 jobs at a time across repositories.",
+        &[
+            "data set",
+            "tasks",
+            "requests / task",
+            "writes / task",
+            "task GETs / task",
+            "secondary-limit answers",
+            "runs not passed",
+            "batch",
+            "ideal",
+            "ratio",
+        ],
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for set in sets
         .iter()
         .filter(|s| only.is_empty() || s.name.contains(&only))
@@ -350,18 +373,19 @@ fn main() {
         let f = rt.block_on(night(set));
         #[allow(clippy::cast_precision_loss, reason = "small counts")]
         let gets = f.task_gets as f64 / f.tasks as f64;
-        println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0} s | {:.0} s | {:.2}× |",
-            set.name,
-            f.tasks,
-            f.requests,
-            f.writes,
-            gets,
-            f.secondary,
-            f.not_passed,
-            f.wall_s,
-            f.ideal_s,
-            f.wall_s / f.ideal_s
-        );
+        section.row(&[
+            set.name.clone(),
+            f.tasks.to_string(),
+            format!("{:.1}", f.requests),
+            format!("{:.1}", f.writes),
+            format!("{gets:.1}"),
+            f.secondary.to_string(),
+            f.not_passed.to_string(),
+            format!("{:.0} s", f.wall_s),
+            format!("{:.0} s", f.ideal_s),
+            format!("{:.2}×", f.wall_s / f.ideal_s),
+        ]);
     }
+    section.note("Ideal: the longer of `ceil(N / slots) × T` and the floor the limits put under the night's writes (`floor((writes − 1) / M) × W` for M writes in W). Polls are real seconds, so a run's fixed cost (start, admission, a poll's second, the review) weighs far more against these tasks than against real ones of 10–30 minutes.");
+    section.finish();
 }

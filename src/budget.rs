@@ -9,15 +9,19 @@
 //! created at or after 00:00 UTC of `now`. A repair round is one more such session (GitHub
 //! adds follow-ups to the task they continue), so it counts like a task. Credits are the
 //! `ai_credits` usage of those sessions, summed in nano units. The task list's `since` filters
-//! on `updated_at`, and list items carry no sessions, so each task updated today is read
-//! with a GET; a session whose creation time cannot be read counts (a budget errs towards
+//! on `updated_at`, and list items carry no sessions, so a task updated today is read with a
+//! GET — unless the task index (`crate::lease`) holds what its sessions cost ([`TaskSpend`],
+//! recorded by the run that saw them end) and the list shows the task with as many sessions
+//! and none running: then the record counts, and a night's finished tasks cost no request
+//! each. A session whose creation time cannot be read counts (a budget errs towards
 //! spending less).
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::github::types::Task;
+use crate::github::types::{Task, TaskState};
 use crate::github::{ApiError, Client, Direction, ListQuery, ListSort, task_cost};
+use crate::lease::KnownTasks;
 use crate::prompt::MARKER_PREFIX;
 pub use crate::report::{BudgetLimits, BudgetStatus, Exceeded};
 
@@ -61,16 +65,22 @@ pub fn utc_midnight(now: Timestamp) -> Result<Timestamp, BudgetError> {
         .map_err(|_| BudgetError::Clock(now))
 }
 
-/// Count agent-gate's sessions created at or after `midnight` in `tasks` (full tasks, with
-/// `sessions`) and sum their AI-credit usage. A task appearing twice is counted once.
-pub fn count_today(tasks: &[Task], midnight: Timestamp) -> DayCount {
-    let mut count = DayCount::default();
-    let mut seen = std::collections::HashSet::new();
-    for task in tasks {
-        if !seen.insert(task.id.as_str()) {
-            continue;
-        }
-        let today: Vec<_> = task
+/// What one task's agent-gate sessions cost: what the budget counts of it, kept in the task
+/// index so that a finished task need not be read again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TaskSpend {
+    /// The task's session count when it was read (the task list shows it: a task with more
+    /// has been worked on since).
+    pub session_count: i32,
+    /// agent-gate's sessions: when each was created (seconds since the epoch; `None` when
+    /// the time could not be read) and its AI credits in nano units.
+    pub sessions: Vec<(Option<i64>, u64)>,
+}
+
+impl TaskSpend {
+    /// The spend of a full task (with `sessions`).
+    pub fn of(task: &Task) -> TaskSpend {
+        let sessions = task
             .sessions
             .iter()
             .flatten()
@@ -79,26 +89,64 @@ pub fn count_today(tasks: &[Task], midnight: Timestamp) -> DayCount {
                     .as_deref()
                     .is_some_and(|p| p.contains(MARKER_PREFIX))
             })
-            .filter(|s| {
-                s.created_at
-                    .parse::<Timestamp>()
-                    .map_or(true, |t| t >= midnight)
+            .map(|s| {
+                let one = Task {
+                    sessions: Some(vec![s.clone()]),
+                    ..task.clone()
+                };
+                (
+                    s.created_at
+                        .parse::<Timestamp>()
+                        .ok()
+                        .map(Timestamp::as_second),
+                    task_cost(&one).ai_credits_nano,
+                )
             })
-            .cloned()
             .collect();
-        if today.is_empty() {
-            continue;
+        TaskSpend {
+            session_count: task
+                .session_count
+                .or_else(|| {
+                    task.sessions
+                        .as_ref()
+                        .and_then(|s| i32::try_from(s.len()).ok())
+                })
+                .unwrap_or(0),
+            sessions,
         }
-        count.tasks = count
-            .tasks
-            .saturating_add(u32::try_from(today.len()).unwrap_or(u32::MAX));
-        let only_today = Task {
-            sessions: Some(today),
-            ..task.clone()
-        };
-        count.ai_credits_nano = count
-            .ai_credits_nano
-            .saturating_add(task_cost(&only_today).ai_credits_nano);
+    }
+
+    /// Whether this record still tells what `listed` (an item of the task list) cost: the
+    /// same number of sessions, none of them running.
+    pub fn describes(&self, listed: &Task) -> bool {
+        listed.session_count == Some(self.session_count)
+            && !matches!(listed.state, TaskState::Queued | TaskState::InProgress)
+    }
+}
+
+/// Count agent-gate's sessions created at or after `midnight` in `tasks` (full tasks, with
+/// `sessions`) and sum their AI-credit usage. A task appearing twice is counted once.
+pub fn count_today(tasks: &[Task], midnight: Timestamp) -> DayCount {
+    let mut seen = std::collections::HashSet::new();
+    let spends: Vec<TaskSpend> = tasks
+        .iter()
+        .filter(|t| seen.insert(t.id.as_str()))
+        .map(TaskSpend::of)
+        .collect();
+    count_spends(&spends, midnight)
+}
+
+/// Count the sessions of `spends` created at or after `midnight` (or at a time that could
+/// not be read) and sum their credits.
+pub fn count_spends(spends: &[TaskSpend], midnight: Timestamp) -> DayCount {
+    let mut count = DayCount::default();
+    for (_, nano) in spends
+        .iter()
+        .flat_map(|s| &s.sessions)
+        .filter(|(at, _)| at.is_none_or(|t| t >= midnight.as_second()))
+    {
+        count.tasks = count.tasks.saturating_add(1);
+        count.ai_credits_nano = count.ai_credits_nano.saturating_add(*nano);
     }
     count
 }
@@ -149,11 +197,24 @@ pub async fn check_budget(
     now: Timestamp,
     new_tasks: u32,
 ) -> Result<BudgetStatus, BudgetError> {
+    check_budget_with(client, limits, now, new_tasks, &KnownTasks::default()).await
+}
+
+/// [`check_budget`], reading only the tasks whose spend the task index `known` does not
+/// tell ([`TaskSpend::describes`]).
+pub async fn check_budget_with(
+    client: &Client,
+    limits: BudgetLimits,
+    now: Timestamp,
+    new_tasks: u32,
+    known: &KnownTasks,
+) -> Result<BudgetStatus, BudgetError> {
     let midnight = utc_midnight(now)?;
     let resets_at = midnight
         .checked_add(jiff::SignedDuration::from_hours(24))
         .map_err(|_| BudgetError::Clock(now))?;
-    let mut full: Vec<Task> = Vec::new();
+    let mut spends: Vec<TaskSpend> = Vec::new();
+    let mut read = 0u32;
     let mut seen = std::collections::HashSet::new();
     for archived in [false, true] {
         let list = client
@@ -171,14 +232,19 @@ pub async fn check_budget(
             if !seen.insert(item.id.clone()) {
                 continue;
             }
+            if let Some(spend) = known.spend(&item.id).filter(|s| s.describes(&item)) {
+                spends.push(spend.clone());
+                continue;
+            }
+            read += 1;
             match client.get_task(&item.id).await {
-                Ok(task) => full.push(task),
+                Ok(task) => spends.push(TaskSpend::of(&task)),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(BudgetError::Api(e)),
             }
         }
     }
-    let count = count_today(&full, midnight);
+    let count = count_spends(&spends, midnight);
     Ok(BudgetStatus {
         repository: format!("{}/{}", client.owner(), client.repo()),
         since: midnight.to_string(),
@@ -186,7 +252,7 @@ pub async fn check_budget(
         tasks_today: count.tasks,
         credits_today: count.ai_credits(),
         credits_today_nano: count.ai_credits_nano,
-        tasks_read: u32::try_from(full.len()).unwrap_or(u32::MAX),
+        tasks_read: read,
         requested: new_tasks,
         limits,
         would_exceed: evaluate(count, limits, new_tasks),

@@ -2,11 +2,11 @@
 //! requests a minute and 500 an hour, whatever repository they go to, and every job of a
 //! nightly matrix writes with the same token (task creations, commit statuses, comments). No
 //! job can see the others, so the pace is kept in a ledger on a remote every job can push
-//! to — the workflow's own repository by default — under `refs/agent-gate/pace/writes`: a
-//! parentless commit whose one-line message lists the times of the latest writes claimed,
-//! oldest first. A write claims the earliest time at which every limit (`N/DURATION`: at most
-//! N writes in any window of that length) still holds, by a compare-and-swap push of the
-//! ledger with that time added, and is sent at it.
+//! to — the workflow's own repository by default — as one ref per claimed write,
+//! `refs/agent-gate/pace/writes/<milliseconds since the epoch>`. A write claims the earliest
+//! time on the pace's grid at which every limit (`N/DURATION`: at most N writes in any window
+//! of that length) still holds, by creating that ref (the remote refuses one that exists),
+//! checks the limits again once it is created, and is sent at that time.
 //!
 //! This module owns the limits ([`WritePace`], parsed from `write-pace`), the arithmetic of
 //! a claim ([`Ledger`]), the ledger on the remote ([`PaceStore`]) and the pacer the GitHub
@@ -379,11 +379,8 @@ impl PaceStore {
         let mut lost = 0u32;
         let mut reason = String::new();
         for _ in 0..MAX_ATTEMPTS {
-            let skip = if lost == 0 {
-                0
-            } else {
-                rand_below(lost.min(8) + 1)
-            };
+            // Runs that lost a race skip ahead at random, to spread out.
+            let skip = rand::random_range(0..=lost.min(8));
             let t = ledger.next_fit(pace, now(), skip);
             let name = format!("{LEDGER_PREFIX}{t}");
             let create = [RefUpdate {
@@ -447,15 +444,6 @@ impl PaceStore {
             tracing::debug!(error = %e, "old write-pace claims were not deleted");
         }
     }
-}
-
-/// A number below `n` (n ≥ 1), from the clock's nanoseconds: enough to spread runs.
-fn rand_below(n: u32) -> u32 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    (nanos / 1_000) % n.max(1)
 }
 
 /// The pacer a GitHub client calls before each write: claims the write's time on the ledger

@@ -56,6 +56,19 @@ pub struct PlanArgs {
     /// goes to `GITHUB_OUTPUT` as `matrix` when set, else to stdout.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Also show each repository's review load: its open pull requests from agent-gate's
+    /// tasks (the task index on its remote, `refs/agent-gate/tasks/*`, says which) and the
+    /// oldest. Reads GitHub with the token in `INPUT_TOKEN` or --token-file (pull requests:
+    /// read and contents: read on the repositories); repositories are fetched from
+    /// `GITHUB_SERVER_URL` (default `https://github.com`). Also the step output `review-load`.
+    #[arg(long)]
+    pub review_load: bool,
+    /// With --review-load: read the token from this file (first line).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// With --review-load: the REST API base URL.
+    #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
+    pub api_url: String,
 }
 
 /// Console report format.

@@ -245,7 +245,33 @@ pub fn main(cli: Cli) -> u8 {
             ))
         }
         Command::Plan(a) => {
-            use crate::fleet::{PlanCommand, PlanOutput};
+            use crate::fleet::{LoadSource, PlanCommand, PlanOutput};
+            let review_load = if a.review_load {
+                let from_env = std::env::var("INPUT_TOKEN").ok();
+                match token(from_env.as_deref(), a.token_file.as_deref(), "INPUT_TOKEN") {
+                    Ok(Some(token)) => Some(LoadSource {
+                        api_url: a.api_url.clone(),
+                        server_url: std::env::var("GITHUB_SERVER_URL")
+                            .ok()
+                            .filter(|s| !s.trim().is_empty())
+                            .unwrap_or_else(|| "https://github.com".to_string()),
+                        token: token.trim().to_string(),
+                    }),
+                    Ok(None) => {
+                        let _ = writeln!(
+                            err,
+                            "error: --review-load reads GitHub: give a token that can read the repositories' pull requests and contents (INPUT_TOKEN or --token-file)"
+                        );
+                        return Verdict::ConfigError.exit_code();
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "error: {e}");
+                        return Verdict::ConfigError.exit_code();
+                    }
+                }
+            } else {
+                None
+            };
             let cmd = PlanCommand {
                 manifest: a.manifest,
                 date: a.date,
@@ -259,6 +285,7 @@ pub fn main(cli: Cli) -> u8 {
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from),
                 annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+                review_load,
             };
             crate::fleet::plan_command(&cmd, &mut out, &mut err)
         }

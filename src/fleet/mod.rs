@@ -4,8 +4,10 @@
 //! `report` merges the audit records of the batch into one fleet report. Capacity and
 //! priority while the runs wait are `crate::admission`'s; nothing here talks to GitHub.
 
+mod load;
 mod plan;
 mod report;
 
+pub use load::{LoadSource, OLDEST_LISTED, RepoLoad, agent_gate_pulls, review_load};
 pub use plan::{PlanCommand, PlanOutput, plan_command};
 pub use report::{FleetReport, FleetRun};

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::civil::Date;
 
+use super::load::{LoadSource, RepoLoad, review_load};
 use crate::actions::{Annotation, set_output};
 use crate::manifest::{Manifest, ManifestError, parse_date, plan};
 use crate::report::Verdict;
@@ -38,6 +39,9 @@ pub struct PlanCommand {
     pub github_output: Option<PathBuf>,
     /// Inside Actions (`GITHUB_ACTIONS=true`): errors also as `::error` annotations.
     pub annotate: bool,
+    /// `--review-load`: also count each repository's open pull requests from agent-gate's
+    /// tasks, read from GitHub with this source.
+    pub review_load: Option<LoadSource>,
 }
 
 fn fail(e: &ManifestError, annotate: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
@@ -66,6 +70,29 @@ fn read(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("{}: cannot read the manifest: {e}", path.display()))?;
     String::from_utf8(bytes).map_err(|_| format!("{}: the manifest is not UTF-8", path.display()))
+}
+
+/// The review load of the plan's repositories, each once, in plan order.
+fn count_review_load(
+    jobs: &[crate::manifest::Job],
+    source: &LoadSource,
+) -> Result<Vec<RepoLoad>, String> {
+    let mut repositories: Vec<String> = Vec::new();
+    for j in jobs {
+        if !repositories
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&j.repository))
+        {
+            repositories.push(j.repository.clone());
+        }
+    }
+    let scratch =
+        tempfile::tempdir().map_err(|e| format!("cannot make a scratch directory: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(rt.block_on(review_load(&repositories, source, scratch.path())))
 }
 
 /// Run `agent-gate plan`; returns the exit code (0, or 2 for any error).
@@ -112,6 +139,29 @@ pub fn plan_command(cmd: &PlanCommand, out: &mut dyn Write, err: &mut dyn Write)
         }
     }
     let _ = write!(err, "{}", planned.summary(&manifest));
+    if let Some(source) = &cmd.review_load {
+        let loads = match count_review_load(&planned.jobs, source) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(err, "error: --review-load: {e}");
+                return config_error;
+            }
+        };
+        let _ = writeln!(
+            err,
+            "review load (open pull requests from agent-gate's tasks):"
+        );
+        for load in &loads {
+            let _ = writeln!(err, "  {}", load.line());
+        }
+        if let Some(file) = &cmd.github_output {
+            let json = serde_json::to_string(&loads).unwrap_or_default();
+            if let Err(e) = set_output(file, "review-load", &json) {
+                let _ = writeln!(err, "error: cannot write the step outputs: {e}");
+                return config_error;
+            }
+        }
+    }
     let stdout = match cmd.format {
         Some(PlanOutput::Text) => Some(planned.table()),
         Some(PlanOutput::Json) => Some(json + "\n"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::budget::{BudgetLimits, BudgetStatus, check_budget};
+use crate::budget::{BudgetLimits, BudgetStatus, check_budget_with};
 use crate::flow::ending::{finish_with, fmt_secs};
 use crate::flow::fetch::PrivateRefs;
 use crate::flow::options::RunOptions;
@@ -219,10 +219,19 @@ async fn budget_allows_round(
         return true;
     }
     let now = since_before_now(ctx.client, Duration::ZERO);
+    // The task index tells what the night's finished tasks cost (no read of each).
+    let known = match ctx.leases {
+        Some(m) => m
+            .lock()
+            .await
+            .known_tasks(crate::admission::epoch_now())
+            .unwrap_or_default(),
+        None => crate::lease::KnownTasks::default(),
+    };
     let checked = tokio::select! {
         biased;
         _ = ctx.shutdown.wait() => return false,
-        r = check_budget(ctx.client, limits, now, 1) => r,
+        r = check_budget_with(ctx.client, limits, now, 1, &known) => r,
     };
     match checked {
         Ok(status) => {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use crate::budget::{BudgetLimits, TaskSpend};
 use crate::flow::check::{config_error, narrow};
 use crate::flow::ending::{api_error, finish_with, fmt_secs};
 use crate::flow::fetch::{Base, PrivateRefs, fetch_base, git_token};
@@ -17,6 +18,7 @@ use crate::flow::options::RunOptions;
 use crate::flow::round::{RoundContext, gate_rounds};
 use crate::flow::start::{StartContext, start_task};
 use crate::git::Git;
+use crate::github::types::TaskState;
 use crate::github::{ApiError, Client, ClientConfig, WritePacer};
 use crate::lease::LeaseStore;
 use crate::pace::{LedgerPacer, PaceStore};
@@ -247,13 +249,31 @@ async fn run_gate(
     };
     let mut report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
     drop(refs);
-    // The task index learns the pull request the task opened (review capacity counts it).
+    // The task index learns the pull request the task opened (review capacity counts it)
+    // and, once its sessions ended, what they cost (the daily budget then counts it without
+    // reading it): one read of the task.
     if let (Some(leases), Some(info)) = (&leases, &report.task)
-        && let Some(pr) = info.pr_number
+        && !info.id.is_empty()
     {
-        let now = crate::admission::epoch_now();
-        if let Err(e) = leases.lock().await.record_task(&info.id, Some(pr), now) {
-            tracing::warn!(error = %e, "the pull request could not be recorded in the task index");
+        let spent = if BudgetLimits::from_agent(&policy.agent).is_unlimited() {
+            None
+        } else {
+            match client.get_task(&info.id).await {
+                Ok(task) if !matches!(task.state, TaskState::Queued | TaskState::InProgress) => {
+                    Some(TaskSpend::of(&task))
+                }
+                _ => None,
+            }
+        };
+        if info.pr_number.is_some() || spent.is_some() {
+            let now = crate::admission::epoch_now();
+            if let Err(e) = leases
+                .lock()
+                .await
+                .record_task(&info.id, info.pr_number, spent, now)
+            {
+                tracing::warn!(error = %e, "the task could not be recorded in the task index");
+            }
         }
     }
 

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use crate::admission::{
     Admission, AdmissionLimits, LeaseUse, RunningCounter, WaitInfo, admit, epoch_now,
 };
-use crate::budget::{BudgetError, BudgetLimits, check_budget};
+use crate::budget::{BudgetError, BudgetLimits, check_budget_with};
+use crate::fleet::OLDEST_LISTED;
 use crate::github::types::Task;
 use crate::github::{ApiError, Client, MarkerHints, create_task_request, since_before_now};
 use crate::lease::{KnownTasks, LeaseStore};
@@ -102,7 +103,7 @@ pub(super) async fn start_task(
         let checked = tokio::select! {
             biased;
             signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
-            r = check_budget(s.client, limits, since_before_now(s.client, Duration::ZERO), 1) => r,
+            r = check_budget_with(s.client, limits, since_before_now(s.client, Duration::ZERO), 1, &known) => r,
         };
         match checked {
             Ok(status) => {
@@ -373,9 +374,6 @@ async fn sleep_or_cancel(
     }
 }
 
-/// How many pull requests of the review backlog a report lists.
-const OLDEST_LISTED: usize = 5;
-
 /// Count the repository's open pull requests from agent-gate's tasks (those the task index
 /// records) and start only below `max`; at `max`, end the run `over-budget` (or, with
 /// `on-review-backlog: wait`, wait for one to be merged or closed, within the deadline). A
@@ -406,29 +404,13 @@ async fn review_capacity(
                 )));
             }
         };
-        let mut ours: Vec<_> = pulls
-            .iter()
-            .filter(|p| known.key_of_pull(p.number).is_some())
-            .collect();
-        ours.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then(a.number.cmp(&b.number))
-        });
+        let ours = crate::fleet::agent_gate_pulls(&pulls, &known);
         let open = u32::try_from(ours.len()).unwrap_or(u32::MAX);
         let load = crate::report::ReviewLoad {
             repository: s.opts.repository.clone(),
             open,
             limit: max,
-            oldest: ours
-                .iter()
-                .take(OLDEST_LISTED)
-                .map(|p| crate::report::WaitingPull {
-                    number: p.number,
-                    url: p.html_url.clone(),
-                    opened_at: p.created_at.clone(),
-                })
-                .collect(),
+            oldest: ours.into_iter().take(OLDEST_LISTED).collect(),
             waited_s: began.elapsed().as_secs_f64(),
             admitted: open < max,
         };
@@ -527,7 +509,7 @@ async fn find_existing(
 /// works as before, its task read by the runs that do not know it).
 fn record(leases: Option<&mut LeaseStore>, key: &str, id: &str) {
     if let Some(store) = leases
-        && let Err(e) = store.record_task(id, None, epoch_now())
+        && let Err(e) = store.record_task(id, None, None, epoch_now())
     {
         tracing::warn!(error = %e, key, "the task could not be recorded in the task index");
     }

@@ -217,6 +217,12 @@ impl Git {
     }
 
     /// The commit `rev` names (branches, tags and other refs are peeled to their commit).
+    /// Make the (existing, empty) directory a bare repository: a scratch place to fetch
+    /// refs into.
+    pub fn init_bare(&self) -> Result<(), GitError> {
+        self.run(&["init", "-q", "--bare"]).map(|_| ())
+    }
+
     pub fn rev_parse(&self, rev: &str) -> Result<String, GitError> {
         let unknown = || GitError::UnknownRef {
             rev: rev.to_string(),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::budget::TaskSpend;
 use crate::git::{Expect, RefUpdate};
 
 use super::{LeaseError, LeaseStore};
@@ -39,6 +40,10 @@ pub struct TaskNote {
     pub pr: Option<i64>,
     /// When it was recorded, in seconds since the Unix epoch.
     pub at: i64,
+    /// What the task's agent-gate sessions cost, once the run saw them end (the daily
+    /// budget then counts the task without reading it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<TaskSpend>,
 }
 
 /// The index as read at one moment: task key ↔ task id.
@@ -48,6 +53,8 @@ pub struct KnownTasks {
     key_for_id: HashMap<String, String>,
     /// Pull request number → task key.
     key_for_pull: HashMap<i64, String>,
+    /// Task id → what its sessions cost, where recorded.
+    spend_for_id: HashMap<String, TaskSpend>,
 }
 
 impl KnownTasks {
@@ -64,6 +71,16 @@ impl KnownTasks {
     }
 
     /// The task key whose task opened pull request `number`: agent-gate's pull requests.
+    /// Record what task `id`'s sessions cost.
+    pub fn set_spend(&mut self, id: &str, spend: TaskSpend) {
+        self.spend_for_id.insert(id.to_string(), spend);
+    }
+
+    /// What task `id`'s sessions cost, when the index records it.
+    pub fn spend(&self, id: &str) -> Option<&TaskSpend> {
+        self.spend_for_id.get(id)
+    }
+
     pub fn key_of_pull(&self, number: i64) -> Option<&str> {
         self.key_for_pull.get(&number).map(String::as_str)
     }
@@ -127,6 +144,9 @@ impl LeaseStore {
                         && index_ref(&note.key) == r.name =>
                 {
                     known.insert(&note.key, &note.id, note.pr);
+                    if let Some(spend) = note.spent {
+                        known.set_spend(&note.id, spend);
+                    }
                 }
                 _ => stale.push(RefUpdate {
                     name: r.name,
@@ -154,14 +174,22 @@ impl LeaseStore {
     }
 
     /// Record that this run's task key is carried by task `id` (which opened pull request
-    /// `pr`, once known: how review capacity tells agent-gate's pull requests).
-    pub fn record_task(&mut self, id: &str, pr: Option<i64>, now: i64) -> Result<(), LeaseError> {
+    /// `pr`, once known: how review capacity tells agent-gate's pull requests), and what its
+    /// sessions cost once they ended.
+    pub fn record_task(
+        &mut self,
+        id: &str,
+        pr: Option<i64>,
+        spent: Option<TaskSpend>,
+        now: i64,
+    ) -> Result<(), LeaseError> {
         let note = TaskNote {
             kind: "task".to_string(),
             key: self.key.clone(),
             id: id.to_string(),
             pr,
             at: now,
+            spent,
         };
         let text = serde_json::to_string(&note).unwrap_or_default();
         let commit = self

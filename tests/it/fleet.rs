@@ -660,3 +660,118 @@ async fn with_a_write_pace_no_write_of_the_fleet_is_refused() {
     let claims = String::from_utf8_lossy(&ledger.stdout).lines().count();
     assert_eq!(claims, writes.len());
 }
+
+const BUDGETED: &str = "version: 1\nagent:\n  timeout: 5m\n  max-tasks-per-day: 50\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
+
+/// The daily budget counts the day's agent-gate sessions. Each run records in the task index
+/// what its task's sessions cost once they ended, so the next runs count a finished task
+/// from the index instead of reading it: a night of runs on one repository reads no task
+/// of another run, and the count is still exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_budget_counts_finished_tasks_without_reading_them() {
+    let gate = crate::support::SimGate::shell_project(
+        BUDGETED,
+        Scenario::default(),
+        "octo/fleet",
+        "ghp_x",
+    )
+    .await;
+    let mut reads = Vec::new();
+    for n in 0..8u32 {
+        let before = gate.sim.request_log().len();
+        let (report, text) = run_key(&gate, &format!("budget-{n}")).await;
+        assert_eq!(report.verdict, Verdict::Passed, "{text}");
+        let budget = report.budget.as_ref().expect("the budget was checked");
+        assert_eq!(budget.tasks_today, n, "sessions counted before run {n}");
+        assert_eq!(
+            budget.tasks_read, 0,
+            "run {n} read tasks for the budget: {text}"
+        );
+        let own = report.task.as_ref().unwrap().id.clone();
+        reads.push(requests_of(&gate.sim.request_log()[before..], &own).0);
+    }
+    assert_eq!(reads, vec![0; 8], "reads of other runs' tasks per run");
+}
+
+/// `plan --review-load` shows, per repository of the batch, the open pull requests from
+/// agent-gate's tasks (read from GitHub and from the repository's task index), and says
+/// which repositories it could not count; it needs a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_the_review_load_of_each_repository() {
+    let gate = crate::support::SimGate::shell_project(
+        UNCAPPED,
+        Scenario::default(),
+        "octo/fleet",
+        "ghp_x",
+    )
+    .await;
+    for n in 0..3 {
+        let (report, text) = run_key(&gate, &format!("load-{n}")).await;
+        assert_eq!(report.verdict, Verdict::Passed, "{text}");
+    }
+    assert!(
+        gate.sim.close_pull("octo", "fleet", 2),
+        "pull request #2 closed"
+    );
+    // GitHub's git server: a directory of bare repositories; octo/other has none.
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("server");
+    std::fs::create_dir_all(server.join("octo")).unwrap();
+    std::os::unix::fs::symlink(gate.bare.path(), server.join("octo/fleet.git")).unwrap();
+    let manifest = dir.path().join("night.yml");
+    std::fs::write(
+        &manifest,
+        "version: 1\nentries:\n  - id: load\n    repositories: [octo/fleet, octo/other]\n    instruction: \"x\"\n    scope: []\n",
+    )
+    .unwrap();
+    let outputs = dir.path().join("outputs");
+    std::fs::write(&outputs, "").unwrap();
+    let url = gate.sim.url();
+    let plan = move |token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-gate"));
+        cmd.args(["plan", "--review-load", "--api-url", &url])
+            .arg(&manifest)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("GITHUB_OUTPUT", &outputs)
+            .env("GITHUB_SERVER_URL", format!("file://{}", server.display()));
+        if let Some(t) = token {
+            cmd.env("INPUT_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || (plan(Some("ghp_x")), plan(None)))
+        .await
+        .unwrap();
+    let (with, without) = out;
+    let stderr = String::from_utf8_lossy(&with.stderr);
+    assert_eq!(with.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "octo/fleet: 2 open pull requests from agent-gate's tasks; oldest #1 (opened "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("octo/other: not counted (cannot read its task index"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(dir.path().join("outputs")).unwrap();
+    // `name<<delimiter`, the value, the delimiter.
+    let mut lines = written.lines();
+    let line = lines
+        .by_ref()
+        .find(|l| l.starts_with("review-load<<"))
+        .and_then(|_| lines.next())
+        .unwrap_or_else(|| panic!("no review-load output in {written}"));
+    let loads: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(loads[0]["repository"], "octo/fleet");
+    assert_eq!(loads[0]["open"], 2);
+    assert_eq!(loads[0]["oldest"][1]["number"], 3);
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert_eq!(without.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--review-load reads GitHub: give a token"),
+        "{stderr}"
+    );
+}

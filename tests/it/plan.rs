@@ -424,6 +424,7 @@ fn run_plan(
         format,
         github_output: output.map(Path::to_path_buf),
         annotate,
+        review_load: None,
     };
     let mut out = Vec::new();
     let mut err = Vec::new();
