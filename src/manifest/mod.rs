@@ -231,11 +231,24 @@ impl Plan {
         out
     }
 
-    /// One line per job: repository, priority, timeout, task key, instruction's first line.
+    /// One line per job: repository, priority, timeout, task key, the job's turn when the
+    /// batch is paced (`not-before`), instruction's first line.
     pub fn table(&self) -> String {
+        let paced = self.jobs.iter().any(|j| !j.not_before.is_empty());
+        let turn = |t: &str| {
+            if paced {
+                format!("{t:<24} ")
+            } else {
+                String::new()
+            }
+        };
         let mut out = format!(
-            "{:<40} {:<8} {:<8} {:<44} INSTRUCTION\n",
-            "REPOSITORY", "PRIORITY", "TIMEOUT", "TASK KEY"
+            "{:<40} {:<8} {:<8} {:<44} {}INSTRUCTION\n",
+            "REPOSITORY",
+            "PRIORITY",
+            "TIMEOUT",
+            "TASK KEY",
+            turn("NOT BEFORE")
         );
         for job in &self.jobs {
             let timeout = if job.timeout.is_empty() {
@@ -245,11 +258,12 @@ impl Plan {
             };
             let _ = writeln!(
                 out,
-                "{:<40} {:<8} {:<8} {:<44} {}",
+                "{:<40} {:<8} {:<8} {:<44} {}{}",
                 job.repository,
                 job.priority.as_str(),
                 timeout,
                 job.task_key,
+                turn(&job.not_before),
                 first_line(&job.instruction, 60)
             );
         }

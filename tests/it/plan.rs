@@ -581,12 +581,15 @@ fn tasks_per_minute_gives_each_job_its_turn() {
     let m = compile(
         "version: 1\ntasks-per-minute: 20\nentries:\n  - {repositories: [a/b, a/c, a/d, a/e], instruction: x, scope: []}\n",
     );
-    let turns: Vec<String> = plan(&m, day(), start())
-        .unwrap()
-        .jobs
-        .into_iter()
-        .map(|j| j.not_before)
-        .collect();
+    let planned = plan(&m, day(), start()).unwrap();
+    // `plan --format text` shows each job's turn.
+    let table = planned.table();
+    assert!(table.lines().next().unwrap().contains("NOT BEFORE"), "{table}");
+    assert!(
+        table.lines().nth(2).unwrap().contains(" 2026-03-10T02:17:03Z "),
+        "{table}"
+    );
+    let turns: Vec<String> = planned.jobs.into_iter().map(|j| j.not_before).collect();
     assert_eq!(
         turns,
         [
@@ -598,10 +601,9 @@ fn tasks_per_minute_gives_each_job_its_turn() {
     );
     let unpaced =
         compile("version: 1\nentries:\n  - {repositories: [a/b], instruction: x, scope: []}\n");
-    assert_eq!(
-        plan(&unpaced, day(), start()).unwrap().jobs[0].not_before,
-        ""
-    );
+    let planned = plan(&unpaced, day(), start()).unwrap();
+    assert_eq!(planned.jobs[0].not_before, "");
+    assert!(!planned.table().contains("NOT BEFORE"));
     let e = agent_gate::manifest::Manifest::from_yaml(
         "version: 1\ntasks-per-minute: 81\nentries:\n  - {repositories: [a/b], instruction: x, scope: []}\n",
         "m.yml",
