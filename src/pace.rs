@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate};
+use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate, RemoteAuth};
 use crate::github::WritePacer;
 use crate::slug::RepoSlug;
 
@@ -282,8 +282,7 @@ impl Ledger {
 pub struct PaceStore {
     git: Git,
     remote: String,
-    token: Option<String>,
-    use_token: Option<bool>,
+    auth: RemoteAuth,
     /// The commit every claim ref of this run points at (written once).
     note: Option<String>,
     run_id: String,
@@ -296,8 +295,7 @@ impl PaceStore {
         PaceStore {
             git,
             remote: remote.to_string(),
-            token: token.filter(|t| !t.trim().is_empty()),
-            use_token: None,
+            auth: RemoteAuth::new(token),
             note: None,
             run_id: run_id.to_string(),
         }
@@ -312,20 +310,14 @@ impl PaceStore {
         action: &'static str,
         op: impl Fn(&Git, &str, Option<&str>) -> Result<T, GitError>,
     ) -> Result<T, PaceError> {
-        let token = self.token.clone();
-        let wrap = |source| PaceError::Git {
-            action,
-            remote: self.remote.clone(),
-            source: Box::new(source),
-        };
         let (git, remote) = (&self.git, self.remote.as_str());
-        if let Some(needed) = self.use_token {
-            return op(git, remote, token.as_deref().filter(|_| needed)).map_err(wrap);
-        }
-        let (v, needed) =
-            crate::git::plain_then_token(token.as_deref(), |t| op(git, remote, t)).map_err(wrap)?;
-        self.use_token = Some(needed);
-        Ok(v)
+        self.auth
+            .run(|token| op(git, remote, token))
+            .map_err(|source| PaceError::Git {
+                action,
+                remote: self.remote.clone(),
+                source: Box::new(source),
+            })
     }
 
     /// The claims on the remote (one `ls-remote`).

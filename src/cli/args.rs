@@ -324,7 +324,20 @@ pub struct ExplainArgs {
     /// Narrow the allow rules as `check --scope` does.
     #[arg(long)]
     pub scope: Vec<String>,
+    /// Read the paths to decide from this file, one a line (`-`: standard input), e.g.
+    /// `git ls-files | agent-gate explain --paths-from -` to audit a policy against a whole
+    /// repository; decisions are printed as the paths come.
+    #[arg(long, value_name = "FILE", conflicts_with = "paths")]
+    pub paths_from: Option<PathBuf>,
+    /// With --paths-from: the paths are separated by NUL bytes, as `git ls-files -z` writes
+    /// them (names with newlines or quotes come through as they are).
+    #[arg(short = 'z', long, requires = "paths_from")]
+    pub null: bool,
+    /// text: one line a path; json: one JSON object a line (`path`, `in_scope`, `reason` and
+    /// the deciding `rule` with its origin).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     /// Repository-relative paths to decide.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "paths_from")]
     pub paths: Vec<String>,
 }

@@ -121,9 +121,7 @@ pub fn main(cli: Cli) -> u8 {
         .try_init();
     match cli.command {
         Command::Validate(a) => crate::flow::validate(&a.policy, &mut out, &mut err),
-        Command::Explain(a) => {
-            crate::flow::explain(&a.policy, &a.scope, &a.paths, &mut out, &mut err)
-        }
+        Command::Explain(a) => explain(a, &mut out, &mut err),
         Command::Check(a) => {
             let Some(rt) = runtime(&mut err) else {
                 return Verdict::ConfigError.exit_code();
@@ -549,6 +547,39 @@ fn secrets_from_env() -> Vec<String> {
         })
         .map(|(_, v)| v)
         .collect()
+}
+
+/// `agent-gate explain`: the paths from the arguments, or streamed from `--paths-from`.
+fn explain(a: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use std::io::BufRead;
+    let scope = split_list(&a.scope);
+    let json = a.format == Format::Json;
+    let Some(file) = a.paths_from else {
+        let mut paths = a.paths.into_iter().map(|p| Ok(p.into_bytes()));
+        return crate::flow::explain(&a.policy, &scope, &mut paths, json, out, err);
+    };
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(&file) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot read {}: {e}", file.display());
+                return Verdict::ConfigError.exit_code();
+            }
+        }
+    };
+    let separator = if a.null { b'\0' } else { b'\n' };
+    let mut paths = reader.split(separator).filter_map(move |line| match line {
+        Ok(mut p) => {
+            if separator == b'\n' && p.last() == Some(&b'\r') {
+                p.pop();
+            }
+            (!p.is_empty()).then_some(Ok(p))
+        }
+        Err(e) => Some(Err(e)),
+    });
+    crate::flow::explain(&a.policy, &scope, &mut paths, json, out, err)
 }
 
 /// Split list inputs that may arrive comma- or newline-separated (Action inputs are one

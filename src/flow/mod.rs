@@ -78,12 +78,24 @@ pub fn validate(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
-/// `agent-gate explain`: for each path, in or out of scope and the rule that decided.
-/// Exit 0 when every path is in scope, 11 (scope-violation) when one is not, 2 on a bad policy.
+/// One line of `explain --format json`.
+#[derive(serde::Serialize)]
+struct ExplainLine<'a> {
+    path: &'a str,
+    #[serde(flatten)]
+    decision: &'a crate::scope::Decision,
+}
+
+/// `agent-gate explain`: for each path, in or out of scope and the rule that decided — one
+/// line each as the paths come (`paths` may stream from a file of any length: nothing is
+/// kept), as text or as JSON lines (`json`). `scope` is the `--scope` input, already split.
+/// Exit 0 when every path is in scope, 11 (scope-violation) when one is not, 2 on a bad
+/// policy or a path list that cannot be read.
 pub fn explain(
     path: &Path,
     scope: &[String],
-    paths: &[String],
+    paths: &mut dyn Iterator<Item = std::io::Result<Vec<u8>>>,
+    json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
@@ -94,11 +106,10 @@ pub fn explain(
             return Verdict::ConfigError.exit_code();
         }
     };
-    let scope_input = crate::cli::split_list(scope);
-    let engine = if scope_input.is_empty() {
+    let engine = if scope.is_empty() {
         policy.scope.clone()
     } else {
-        match policy.scope.narrowed(&scope_input) {
+        match policy.scope.narrowed(scope) {
             Ok(s) => s,
             Err(e) => {
                 let _ = writeln!(err, "error: --scope: {e}");
@@ -106,13 +117,51 @@ pub fn explain(
             }
         }
     };
+    let mut out = std::io::BufWriter::new(out);
     let mut all_in = true;
     for p in paths {
-        let d = engine.decide(p.trim_start_matches("./").as_bytes());
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = out.flush();
+                let _ = writeln!(err, "error: cannot read the paths: {e}");
+                return Verdict::ConfigError.exit_code();
+            }
+        };
+        let shown = String::from_utf8_lossy(&p);
+        let d = engine.decide(p.strip_prefix(b"./").unwrap_or(&p));
         all_in &= d.in_scope;
-        let verdict = if d.in_scope { "allowed" } else { "denied " };
-        let _ = writeln!(out, "{verdict} {p}  — {}", describe_decision(&d));
+        let written = if json {
+            serde_json::to_writer(
+                &mut out,
+                &ExplainLine {
+                    path: &shown,
+                    decision: &d,
+                },
+            )
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+        } else {
+            let verdict = if d.in_scope { "allowed" } else { "denied " };
+            // A name may hold a newline or an escape: shown escaped, never obeyed.
+            let shown: String = shown
+                .chars()
+                .flat_map(|c| {
+                    let escaped = c.is_control().then(|| c.escape_default());
+                    escaped
+                        .into_iter()
+                        .flatten()
+                        .chain((!c.is_control()).then_some(c))
+                })
+                .collect();
+            writeln!(out, "{verdict} {shown}  — {}", describe_decision(&d))
+        };
+        if written.is_err() {
+            // The reader went away (`| head`): stop quietly with what was decided.
+            break;
+        }
     }
+    let _ = out.flush();
     if all_in {
         0
     } else {

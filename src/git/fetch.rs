@@ -104,6 +104,44 @@ pub fn plain_then_token<T>(
     }
 }
 
+/// How a remote is reached: plain git first and, when that fails, with the token — the
+/// first operation that works decides, and later ones go straight to what worked. The
+/// shared stores on a remote (the admission refs, the write-pace ledger) keep one each.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteAuth {
+    token: Option<String>,
+    /// Whether the token is needed (decided by the first operation that works).
+    use_token: Option<bool>,
+}
+
+impl RemoteAuth {
+    /// With `token` (an empty one counts as none).
+    pub fn new(token: Option<String>) -> RemoteAuth {
+        RemoteAuth {
+            token: token.filter(|t| !t.trim().is_empty()),
+            use_token: None,
+        }
+    }
+
+    /// Whether an operation has reached the remote yet.
+    pub fn has_reached(&self) -> bool {
+        self.use_token.is_some()
+    }
+
+    /// Run `op` with the token it needs ([`plain_then_token`] until decided).
+    pub fn run<T>(
+        &mut self,
+        op: impl Fn(Option<&str>) -> Result<T, GitError>,
+    ) -> Result<T, GitError> {
+        if let Some(needed) = self.use_token {
+            return op(self.token.as_deref().filter(|_| needed));
+        }
+        let (v, needed) = plain_then_token(self.token.as_deref(), op)?;
+        self.use_token = Some(needed);
+        Ok(v)
+    }
+}
+
 /// Call `f` with the environment that authenticates one git process with `token` (none
 /// without one).
 pub(super) fn with_token<T>(token: Option<&str>, f: impl FnOnce(&[(&str, &OsStr)]) -> T) -> T {

@@ -43,7 +43,7 @@ pub use parse::{
 
 pub use error::GitError;
 use error::display_args;
-pub use fetch::plain_then_token;
+pub use fetch::{RemoteAuth, plain_then_token};
 pub use refs::{Expect, PushOutcome, RefUpdate, RemoteRef};
 use run::Outcome;
 

@@ -23,7 +23,7 @@ mod notes;
 
 use std::time::Duration;
 
-use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate};
+use crate::git::{Expect, Git, GitError, PushOutcome, RefUpdate, RemoteAuth};
 use crate::manifest::Priority;
 
 pub use index::{INDEX_RETENTION, KnownTasks, TASKS_PREFIX, TaskNote, index_ref};
@@ -92,9 +92,7 @@ pub enum LeaseError {
 pub struct LeaseStore {
     git: Git,
     remote: String,
-    token: Option<String>,
-    /// Whether the token is needed (decided by the first operation that works).
-    use_token: Option<bool>,
+    auth: RemoteAuth,
     /// Where this run mirrors the remote's refs: `refs/agent-gate/<run_id>/` (admission
     /// refs under `admission/`, the task index under `tasks/`), deleted on drop.
     run_refs: String,
@@ -139,8 +137,7 @@ impl LeaseStore {
         LeaseStore {
             git,
             remote: remote.to_string(),
-            token: token.filter(|t| !t.trim().is_empty()),
-            use_token: None,
+            auth: RemoteAuth::new(token),
             run_refs: format!("refs/agent-gate/{run_id}/"),
             key: key.to_string(),
             priority,
@@ -173,31 +170,23 @@ impl LeaseStore {
     /// Whether an operation on the remote has worked in this run: a git error after that is
     /// presumed passing (the network, a busy remote), not a remote this run cannot use.
     pub fn has_reached_remote(&self) -> bool {
-        self.use_token.is_some()
+        self.auth.has_reached()
     }
 
-    /// Run a git operation against the remote ([`crate::git::plain_then_token`]), remembering
-    /// whether the token was needed.
+    /// Run a git operation against the remote ([`RemoteAuth`]).
     fn remote_op<T>(
         &mut self,
         action: &'static str,
         op: impl Fn(&Git, &str, Option<&str>) -> Result<T, GitError>,
     ) -> Result<T, LeaseError> {
-        let token = self.token.clone();
-        let wrap = |source| LeaseError::Git {
-            action,
-            remote: self.remote.clone(),
-            source: Box::new(source),
-        };
         let (git, remote) = (&self.git, self.remote.as_str());
-        if let Some(needed) = self.use_token {
-            // Decided by an earlier operation.
-            return op(git, remote, token.as_deref().filter(|_| needed)).map_err(wrap);
-        }
-        let (v, needed) =
-            crate::git::plain_then_token(token.as_deref(), |t| op(git, remote, t)).map_err(wrap)?;
-        self.use_token = Some(needed);
-        Ok(v)
+        self.auth
+            .run(|token| op(git, remote, token))
+            .map_err(|source| LeaseError::Git {
+                action,
+                remote: self.remote.clone(),
+                source: Box::new(source),
+            })
     }
 
     fn note(&self, kind: NoteKind, now: i64) -> Result<String, LeaseError> {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `agent-gate` binary: `check`, `validate`, `explain` on real
 //! temporary repositories, asserting exit codes (DESIGN §2) and what humans read.
 
+use std::fmt::Write as _;
 use std::process::{Command, Output};
 
 use crate::support::TestRepo;
@@ -223,6 +224,123 @@ fn validate_and_explain() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(11), "{text}");
     insta::assert_snapshot!(text);
+}
+
+/// `agent-gate` with `input` on its standard input.
+fn agent_gate_stdin(dir: &std::path::Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("INPUT_POLICY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run agent-gate");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// `explain --paths-from` audits a policy against a whole repository: the paths of
+/// `git ls-files -z` on standard input, one decision each as `explain PATH…` gives it, as
+/// JSON lines with `--format json`; 20,000 paths stream through; a file of paths works the
+/// same; a name with a newline is one path and is shown escaped.
+#[test]
+fn explain_reads_the_paths_of_a_whole_repository() {
+    let repo = project();
+    repo.write("keys/deploy.pem", "x\n");
+    repo.write("odd\nname.sh", "x\n");
+    repo.commit("more files");
+    let listed = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap()
+        .stdout;
+    let files: Vec<String> = listed
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    let out = agent_gate_stdin(
+        repo.path(),
+        &["explain", "--paths-from", "-", "-z", "--format", "json"],
+        &listed,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths: Vec<&str> = lines.iter().map(|l| l["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, files.iter().map(String::as_str).collect::<Vec<_>>());
+    let by_path = |p: &str| lines.iter().find(|l| l["path"] == p).unwrap().clone();
+    assert_eq!(by_path("src/lib.sh")["in_scope"], true);
+    assert_eq!(by_path("src/lib.sh")["rule"]["text"], "src/**");
+    assert_eq!(by_path(".github/agent-gate.yml")["reason"], "protected");
+    assert_eq!(by_path("odd\nname.sh")["in_scope"], false);
+
+    // The text form says what `explain PATH…` says, line for line.
+    let one_by_one = agent_gate(repo.path(), &["explain", "src/lib.sh", "keys/deploy.pem"]);
+    let streamed = agent_gate_stdin(
+        repo.path(),
+        &["explain", "--paths-from", "-"],
+        b"src/lib.sh\nkeys/deploy.pem\n",
+    );
+    assert_eq!(stdout(&streamed), stdout(&one_by_one));
+    assert_eq!(streamed.status.code(), one_by_one.status.code());
+    let odd = agent_gate_stdin(
+        repo.path(),
+        &["explain", "--paths-from", "-", "-z"],
+        b"odd\nname.sh\0",
+    );
+    assert_eq!(
+        stdout(&odd),
+        "denied  odd\\nname.sh  — no allow rule matches\n",
+        "one line, the newline shown escaped"
+    );
+
+    // Many paths, from a file: one line each, in order, exit 0 when all are in scope.
+    let mut many = String::new();
+    for i in 0..20_000 {
+        let _ = writeln!(many, "src/m{}/f{i}.sh", i % 97);
+    }
+    repo.write("paths.txt", &many);
+    let out = agent_gate(repo.path(), &["explain", "--paths-from", "paths.txt"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 20_000);
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("allowed src/m17/f19999.sh  — allowed by"),
+        "{}",
+        text.lines().last().unwrap()
+    );
+
+    // Paths one way only; a file that cannot be read is a usage error.
+    let both = agent_gate(
+        repo.path(),
+        &["explain", "--paths-from", "paths.txt", "src/a.sh"],
+    );
+    assert_eq!(both.status.code(), Some(2));
+    let none = agent_gate(repo.path(), &["explain", "--paths-from", "missing.txt"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("cannot read missing.txt"));
 }
 
 #[test]

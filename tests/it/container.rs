@@ -177,6 +177,10 @@ impl Job {
             ("INPUT_CUSTOM-AGENT", String::new()),
             ("INPUT_PRIORITY", "normal".into()),
             ("INPUT_REPAIR-ROUNDS", String::new()),
+            ("INPUT_REPOSITORY", String::new()),
+            ("INPUT_NOT-BEFORE", String::new()),
+            ("INPUT_WRITE-PACE", String::new()),
+            ("INPUT_PACE-LEDGER", String::new()),
             ("HOME", "/github/home".into()),
             ("GITHUB_ACTION", "__run".into()),
             ("GITHUB_ACTOR", "octocat".into()),
@@ -370,9 +374,32 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
         head = &TOKEN[..10],
         tail = &TOKEN[10..],
     );
-    let job = Job::new(&policy, &[], 50.0).await;
+    let mut job = Job::new(&policy, &[], 50.0).await;
+    // The writes paced on the ledger (here the repository's own remote, the workflow's).
+    job.env.insert("INPUT_WRITE-PACE".into(), "1/s".into());
     let ran = job.run().await;
     assert_eq!(ran.code, Some(0), "{}", ran.context());
+    let claims = git(
+        &job.bare,
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/agent-gate/pace/writes/",
+        ],
+    );
+    let writes = job
+        .sim
+        .request_log()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path != "/graphql")
+        .count();
+    assert!(writes >= 3, "a task, a status and a comment: {writes}");
+    assert_eq!(
+        claims.lines().count(),
+        writes,
+        "one claim per write: {claims}"
+    );
+    assert!(ran.summary.contains("write pace 1/s"), "{}", ran.summary);
 
     for name in agent_gate::outputs::NAMES {
         assert!(

@@ -584,9 +584,16 @@ fn tasks_per_minute_gives_each_job_its_turn() {
     let planned = plan(&m, day(), start()).unwrap();
     // `plan --format text` shows each job's turn.
     let table = planned.table();
-    assert!(table.lines().next().unwrap().contains("NOT BEFORE"), "{table}");
     assert!(
-        table.lines().nth(2).unwrap().contains(" 2026-03-10T02:17:03Z "),
+        table.lines().next().unwrap().contains("NOT BEFORE"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(2)
+            .unwrap()
+            .contains(" 2026-03-10T02:17:03Z "),
         "{table}"
     );
     let turns: Vec<String> = planned.jobs.into_iter().map(|j| j.not_before).collect();
