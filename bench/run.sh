@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark of agent-gate and write bench/RESULTS.md (issue 10; docs/benchmarks.md).
 #
-#   bench/run.sh            # everything (one release build, then about 16–18 minutes)
+#   bench/run.sh            # everything (one release build, then about 30 minutes)
 #   BENCH_QUICK=1 bench/run.sh   # each measurement once: checks the harness, not numbers
 #   BENCH_NO_NODE=1 bench/run.sh # skip picomatch (no node / no npm registry)
 #

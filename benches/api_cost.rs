@@ -1,7 +1,9 @@
-//! API cost of waiting (issue 10): a 30-minute agent task followed by agent-gate's poller
-//! (`github::poll_task`, the policy defaults: 5 s growing ×1.5 to 60 s, jitter, conditional
-//! GETs with `ETag`) and by the naive loop a workflow script would write (a GET every 10 s,
-//! no `ETag`), against the in-process simulator.
+//! API cost of waiting (issues 10 and 20): a 30-minute agent task followed by agent-gate's
+//! poller (`github::poll_task`, the policy defaults: 5 s growing ×1.5 to 60 s while answers
+//! cost, every 5 s while they are 304s, jitter, conditional GETs with `ETag`), by the same
+//! poller as it was before `poll.watch` (a 304 grew the interval too), and by the naive loop
+//! a workflow script would write (a GET every 10 s, no `ETag`), against the in-process
+//! simulator.
 //!
 //! Time is scaled: the simulator runs the task `SCALE` times faster, and both pollers' own
 //! intervals are divided by the same factor, so each sees the same number of polls as in
@@ -38,8 +40,9 @@ const SCALE: f64 = 60.0;
 const TASK: Duration = Duration::from_mins(30);
 const QUEUED: Duration = Duration::from_mins(1);
 const NAIVE_INTERVAL: Duration = Duration::from_secs(10);
-/// The third poller: agent-gate's, with `poll.max` lowered to the naive loop's interval.
-const FAST_MAX: Duration = Duration::from_secs(10);
+/// The third poller: agent-gate's before `poll.watch` (an unchanged 304 grew the interval
+/// like a paid poll): `watch` as long as `max`.
+const NO_WATCH: Duration = Duration::from_mins(1);
 
 fn scaled(d: Duration) -> Duration {
     d.div_f64(SCALE)
@@ -66,13 +69,14 @@ async fn create(url: &str, token: &str, prompt: &str) -> (Client, String) {
     (client, task.id)
 }
 
-/// agent-gate's poller with the policy defaults (or another `max`), every interval divided
+/// agent-gate's poller with the policy defaults (or another `watch`), every interval divided
 /// by `SCALE`.
-async fn gate_poller(url: String, token: String, prompt: String, max: Option<Duration>) -> Trial {
+async fn gate_poller(url: String, token: String, prompt: String, watch: Option<Duration>) -> Trial {
     let (client, id) = create(&url, &token, &prompt).await;
     let mut opts = PollOptions::new(Instant::now() + scaled(Duration::from_mins(45)));
     opts.initial = scaled(opts.initial);
-    opts.max = scaled(max.unwrap_or(opts.max));
+    opts.max = scaled(opts.max);
+    opts.watch = scaled(watch.unwrap_or(opts.watch));
     let outcome = poll_task(&client, &id, &opts, std::future::pending(), |_| {}).await;
     let noticed = Instant::now();
     match outcome {
@@ -226,7 +230,7 @@ fn main() {
                 url.clone(),
                 format!("ghu_bench_fast_{i}"),
                 format!("benchmark task [trial {i} fast]"),
-                Some(FAST_MAX),
+                Some(NO_WATCH),
             )));
             naive.push(tokio::spawn(naive_poller(
                 url.clone(),
@@ -251,7 +255,7 @@ fn main() {
         let g = tally(&sim, &gate_trials, &finished);
         let f = tally(&sim, &fast_trials, &finished);
         let n = tally(&sim, &naive_trials, &finished);
-        for (name, t) in [("gate", &g), ("gate max 10s", &f), ("naive", &n)] {
+        for (name, t) in [("gate", &g), ("gate no watch", &f), ("naive", &n)] {
             println!(
                 "{name:>13}: requests {:?} units {:?} latency (s) {:.1?}",
                 t.requests, t.units, t.latency
@@ -290,19 +294,20 @@ fn report(trials: usize, g: &Tally, f: &Tally, n: &Tally) {
         ]
     };
     s.row(&row(
-        "agent-gate `poll_task` (5 s → ×1.5 → 60 s, jitter, `ETag`)",
+        "agent-gate `poll_task`, defaults (5 s → ×1.5 → 60 s while answers cost, 5 s while they are 304s; jitter, `ETag`)",
         g,
     ));
     s.row(&row(
-        "agent-gate `poll_task`, `poll: { max: 10s }` (same, capped at 10 s)",
+        "agent-gate `poll_task` before `poll.watch` (`watch: 60s`: a 304 grows the interval too)",
         f,
     ));
     s.row(&row("naive loop (GET every 10 s, no `ETag`)", n));
     s.note(&format!(
         "With the defaults agent-gate spends {:.0} % of the naive loop's rate-limit units \
          ({:.0} % of its requests); its median detection latency is {:.1} s against the naive \
-         loop's {:.1} s. Capped at 10 s it spends {:.0} % of the units, detection {:.1} s: \
-         unchanged polls are 304s, which cost no units.",
+         loop's {:.1} s. Before `poll.watch` (a 304 grew the interval like a paid answer) it \
+         spent {:.0} % of the units and noticed after {:.1} s: unchanged polls are 304s, which \
+         cost no units, so watching closely is free.",
         100.0 * med(&g.units) / med(&n.units).max(1.0),
         100.0 * med(&g.requests) / med(&n.requests).max(1.0),
         med(&g.latency),

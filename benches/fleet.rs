@@ -19,7 +19,7 @@
 //! a GraphQL query), reads of a task by a run that did not start it, secondary-limit
 //! answers, runs that did not pass, and the batch's wall time against the ideal: the
 //! longer of `ceil(N / slots) × T` (T the simulated task's duration: the agent runs 2 s
-//! queued + 5 s working at time scale 2, so T = 3.5 s, or 14 s in two sets; slots the cap, 3, or the jobs at a
+//! queued + 5 s working at time scale 2, so T = 3.5 s, or 14 s in three sets; slots the cap, 3, or the jobs at a
 //! time, 20) and the floor the limits put under the night's writes (for N writes and a
 //! limit of M in W: `floor((N - 1) / M) × W`). Polls are real time (`agent.poll` 1 s), so
 //! detection costs up to a second a wave: with real tasks of 10–30 minutes that second is
@@ -343,6 +343,11 @@ fn main() {
     if !quick {
         sets.extend([
             set("1 repository × 100 tasks", 1, 100, 10, true),
+            Set {
+                name: "1 repository × 100 tasks, paced, tasks of 14 s".into(),
+                scale: SCALE / 4.0,
+                ..set("", 1, 100, 10, true)
+            },
             set("200 repositories × 1 task", 200, 1, 20, false),
             set("200 repositories × 1 task", 200, 1, 20, true),
         ]);

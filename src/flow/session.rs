@@ -121,6 +121,7 @@ fn poll_options(ctx: &RoundContext<'_>) -> PollOptions {
     PollOptions {
         initial: policy.agent.poll_initial,
         max: policy.agent.poll_max,
+        watch: policy.agent.poll_watch,
         deadline: ctx.deadline,
         on_idle: state_policy_idle(policy.agent.on_idle),
         on_waiting_for_user: state_policy_waiting(policy.agent.on_waiting_for_user),

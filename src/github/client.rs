@@ -119,6 +119,9 @@ pub(crate) struct Reply {
     pub headers: HeaderMap,
     pub body: Body,
     pub request_id: Option<String>,
+    /// GitHub answered `304 Not Modified` to the cached `ETag` (the body is the cached one):
+    /// the request did not count against the primary rate limit.
+    pub revalidated: bool,
 }
 
 /// A response body, shared between a reply and the `ETag` cache.

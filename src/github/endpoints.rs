@@ -104,6 +104,18 @@ impl Client {
         id: &str,
         observer: RetryObserver<'_>,
     ) -> Result<Task, ApiError> {
+        self.get_task_watched(id, observer)
+            .await
+            .map(|(task, _)| task)
+    }
+
+    /// [`Client::get_task_observed`], and whether GitHub answered `304 Not Modified` (the
+    /// task is unchanged, and the request was free of the primary rate limit).
+    pub(crate) async fn get_task_watched(
+        &self,
+        id: &str,
+        observer: RetryObserver<'_>,
+    ) -> Result<(Task, bool), ApiError> {
         if id.is_empty() {
             return Err(ApiError::Config("the task id is empty".to_string()));
         }
@@ -114,7 +126,7 @@ impl Client {
         let reply = self.get(&url, observer).await?;
         let task: Task = decode(&Method::GET, &url, &reply)?;
         note_states(&task);
-        Ok(task)
+        Ok((task, reply.revalidated))
     }
 
     /// `GET /agents/repos/{o}/{r}/tasks`, following `Link: rel="next"` across pages. The

@@ -1,8 +1,11 @@
 //! The poller: follows one task until it reaches a final state, until `idle` or
 //! `waiting_for_user` are settled by policy, until the deadline, or until the shutdown future
 //! resolves (checked while waiting *and* while a request is in flight, so it stops within one
-//! tick). The interval starts at `initial`, grows ×1.5 per unchanged poll up to `max`, resets
-//! to `initial` on every state change, and is jittered. Each GET goes through the client, so
+//! tick). The interval starts at `initial`, resets to `initial` on every state change, and is
+//! jittered. An unchanged poll that GitHub answered `304 Not Modified` cost nothing of the
+//! rate limit, so the next one comes after `watch` (a task is watched closely for free); an
+//! unchanged poll that was paid for (a 200: no `ETag`, or a body that changed without its
+//! state) grows the interval ×1.5 up to `max`. Each GET goes through the client, so
 //! retries, the rate-limit "not before" and conditional requests (`ETag` → 304) apply. Time is
 //! tokio's (tests pause it); wall stamps come from the client's clock.
 
@@ -33,6 +36,9 @@ pub enum StatePolicy {
 pub struct PollOptions {
     pub initial: Duration,
     pub max: Duration,
+    /// The interval after an unchanged poll GitHub answered `304` (free); kept between
+    /// `initial` and `max`.
+    pub watch: Duration,
     pub deadline: Instant,
     /// `agent.on-idle` (default accept).
     pub on_idle: StatePolicy,
@@ -43,11 +49,13 @@ pub struct PollOptions {
 }
 
 impl PollOptions {
-    /// The defaults of the policy file: 5 s growing to 60 s, idle accepted, waiting failed.
+    /// The defaults of the policy file: 5 s growing to 60 s, 5 s while answers are 304,
+    /// idle accepted, waiting failed.
     pub fn new(deadline: Instant) -> PollOptions {
         PollOptions {
             initial: Duration::from_secs(5),
             max: Duration::from_mins(1),
+            watch: Duration::from_secs(5),
             deadline,
             on_idle: StatePolicy::Accept,
             on_waiting_for_user: StatePolicy::Fail,
@@ -168,17 +176,17 @@ where
                 biased;
                 () = &mut shutdown => return PollOutcome::Interrupted { last },
                 () = tokio::time::sleep_until(opts.deadline) => None,
-                r = client.get_task_observed(task_id, &mut observer) => Some(r),
+                r = client.get_task_watched(task_id, &mut observer) => Some(r),
             }
         };
-        let task = match fetched {
+        let (task, free) = match fetched {
             None => return PollOutcome::DeadlineReached { last },
             Some(Err(error)) if cut_by_deadline(&error, retries, &client) => {
                 tracing::warn!(error = %error, "the deadline passed while a poll was being retried");
                 return PollOutcome::DeadlineReached { last };
             }
             Some(Err(error)) => return PollOutcome::ApiError { error, last },
-            Some(Ok(task)) => task,
+            Some(Ok(fetched)) => fetched,
         };
         polls += 1;
         let previous = last.as_ref().map(|t| t.state.clone());
@@ -191,6 +199,8 @@ where
                 at: timestamp(client.clock().as_ref()),
                 updated_at: task.updated_at.clone(),
             });
+        } else if free {
+            interval = opts.watch.clamp(initial, max);
         } else {
             interval = interval.mul_f64(1.5).min(max);
         }

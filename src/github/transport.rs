@@ -216,6 +216,7 @@ impl Client {
                     headers,
                     body,
                     request_id,
+                    revalidated: true,
                 });
             }
         }
@@ -246,6 +247,7 @@ impl Client {
                 headers,
                 body: bytes,
                 request_id,
+                revalidated: false,
             });
         }
 

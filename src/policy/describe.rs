@@ -53,9 +53,10 @@ fn agent(out: &mut String, policy: &Policy) {
         out,
         "poll",
         &format!(
-            "every {} at first, growing to {}",
+            "every {} at first, growing to {}; every {} while GitHub answers 304 (free)",
             format_duration(a.poll_initial),
-            format_duration(a.poll_max)
+            format_duration(a.poll_max),
+            format_duration(a.poll_watch.clamp(a.poll_initial, a.poll_max))
         ),
     );
     row(out, "on-idle", a.on_idle.as_str());

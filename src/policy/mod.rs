@@ -152,6 +152,9 @@ pub struct AgentSettings {
     pub timeout: Duration,
     pub poll_initial: Duration,
     pub poll_max: Duration,
+    /// The interval after a poll GitHub answered `304` (free); kept between `poll_initial`
+    /// and `poll_max` in use.
+    pub poll_watch: Duration,
     pub on_idle: OnIdle,
     pub on_waiting_for_user: OnWaitingForUser,
     pub create_pull_request: bool,

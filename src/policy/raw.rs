@@ -117,6 +117,10 @@ pub(crate) struct RawPoll {
     /// Longest polling interval (intervals grow from `initial` up to this); at least `initial`.
     #[schemars(with = "Option<Duration>", extend("default" = "60s"))]
     pub max: Option<Spanned<String>>,
+    /// Interval after a poll GitHub answered `304 Not Modified` (the task unchanged; such a
+    /// request does not count against the rate limit); kept between `initial` and `max`.
+    #[schemars(with = "Option<Duration>", extend("default" = "5s"))]
+    pub watch: Option<Spanned<String>>,
 }
 
 /// The `scope` section.

@@ -1076,6 +1076,65 @@ async fn poll_uses_conditional_requests() {
     assert_eq!(fake.seen().len(), 5);
 }
 
+/// A task that is unchanged and answered `304 Not Modified` costs nothing of the rate limit,
+/// so it is watched every `watch` (default 5 s) instead of ever more slowly; answers that
+/// are paid for (no `ETag`) still grow the interval up to `max`. Either way a state change
+/// resets it to `initial`.
+#[tokio::test(start_paused = true)]
+async fn a_task_answered_304_is_watched_closely_and_paid_answers_back_off() {
+    async fn gaps_and_paid(etags: bool) -> (Vec<f64>, usize) {
+        let paid = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&paid);
+        let fake = Fake::start(move |req, all| {
+            // In progress for the first 7 polls, then done.
+            let done = all.len() >= 8;
+            let etag = if done { "\"v2\"" } else { "\"v1\"" };
+            if etags && req.header("if-none-match") == Some(etag) {
+                return Action::Reply {
+                    status: 304,
+                    headers: vec![("etag".into(), etag.into())],
+                    body: String::new(),
+                };
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let state = if done { "completed" } else { "in_progress" };
+            let headers: &[(&str, &str)] = if etags { &[("etag", etag)] } else { &[] };
+            reply_with(200, &task_json("t1", state, "x"), headers)
+        })
+        .await;
+        let out = poll_task(
+            &fake.client(),
+            "t1",
+            &poll_opts(4, 60, 3600),
+            std::future::pending::<()>(),
+            |_| {},
+        )
+        .await;
+        assert!(matches!(out, PollOutcome::Finished { .. }), "{out:?}");
+        let seen = fake.seen();
+        let gaps = seen
+            .windows(2)
+            .map(|w| gap(&w[0], &w[1]).as_secs_f64())
+            .collect();
+        (gaps, paid.load(Ordering::SeqCst))
+    }
+    let (watched, paid) = gaps_and_paid(true).await;
+    // 4 s (`initial`) after the first answer (a change), then every 5 s while the answers
+    // are 304s.
+    let expected = [4.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0];
+    assert_eq!(watched.len(), expected.len(), "{watched:?}");
+    for (g, e) in watched.iter().zip(expected) {
+        assert!(approx(Duration::from_secs_f64(*g), e), "{watched:?}");
+    }
+    assert_eq!(paid, 2, "the first answer and the finished one");
+    let (backed_off, paid) = gaps_and_paid(false).await;
+    let expected = [4.0, 6.0, 9.0, 13.5, 20.25, 30.375, 45.5625];
+    for (g, e) in backed_off.iter().zip(expected) {
+        assert!(approx(Duration::from_secs_f64(*g), e), "{backed_off:?}");
+    }
+    assert_eq!(paid, 8, "every answer paid");
+}
+
 #[tokio::test(start_paused = true)]
 async fn idle_and_waiting_for_user_follow_the_policy() {
     let fake = state_script(&["in_progress", "idle"]).await;

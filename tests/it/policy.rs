@@ -96,6 +96,7 @@ fn docs_example_compiles_to_its_values() {
     assert_eq!(a.timeout, Duration::from_mins(45));
     assert_eq!(a.poll_initial, Duration::from_secs(5));
     assert_eq!(a.poll_max, Duration::from_mins(1));
+    assert_eq!(a.poll_watch, Duration::from_secs(5));
     assert_eq!(a.on_idle, OnIdle::Accept);
     assert_eq!(a.on_waiting_for_user, OnWaitingForUser::Fail);
     assert!(a.create_pull_request);
@@ -635,6 +636,10 @@ fn error_limits_and_names() {
     assert_snapshot!(
         "poll_max_below_initial",
         snapshot_error("version: 1\nagent:\n  poll: { initial: 2m, max: 30s }\n")
+    );
+    assert_snapshot!(
+        "poll_watch_below_a_second",
+        snapshot_error("version: 1\nagent:\n  poll: { watch: 0s }\n")
     );
     assert_snapshot!(
         "bad_repository",

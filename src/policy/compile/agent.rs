@@ -15,6 +15,7 @@ use crate::policy::{AgentSettings, OnIdle, OnWaitingForUser, PolicyError};
 const DEFAULT_TIMEOUT: Duration = Duration::from_hours(1);
 const DEFAULT_POLL_INITIAL: Duration = Duration::from_secs(5);
 const DEFAULT_POLL_MAX: Duration = Duration::from_mins(1);
+const DEFAULT_POLL_WATCH: Duration = Duration::from_secs(5);
 
 impl Compiler<'_> {
     pub(super) fn agent(&self, raw: Option<RawAgent>) -> Result<AgentSettings, PolicyError> {
@@ -37,6 +38,8 @@ impl Compiler<'_> {
             self.duration(poll.initial, "agent.poll.initial", DEFAULT_POLL_INITIAL)?;
         let max_at = poll.max.as_ref().map(|m| m.referenced);
         let poll_max = self.duration(poll.max, "agent.poll.max", DEFAULT_POLL_MAX)?;
+        // Whole seconds, never zero (as every duration of the policy).
+        let poll_watch = self.duration(poll.watch, "agent.poll.watch", DEFAULT_POLL_WATCH)?;
         if poll_max < poll_initial {
             let expected = format!(
                 "at least `agent.poll.initial` ({})",
@@ -99,6 +102,7 @@ impl Compiler<'_> {
             timeout,
             poll_initial,
             poll_max,
+            poll_watch,
             on_idle: raw.on_idle.unwrap_or(OnIdle::Accept),
             on_waiting_for_user: raw.on_waiting_for_user.unwrap_or(OnWaitingForUser::Fail),
             create_pull_request: raw.create_pull_request.unwrap_or(true),
