@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::git::Git;
 use crate::github::types::PullRequest;
-use crate::github::{Client, ClientConfig};
+use crate::github::{ApiError, Client, ClientConfig};
 use crate::lease::{KnownTasks, LeaseStore};
 use crate::manifest::Priority;
 use crate::report::WaitingPull;
@@ -42,6 +42,21 @@ pub fn agent_gate_pulls(pulls: &[PullRequest], known: &KnownTasks) -> Vec<Waitin
             opened_at: p.created_at.clone(),
         })
         .collect()
+}
+
+/// Why one repository's review load could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Slug(#[from] crate::slug::SlugError),
+    #[error("cannot reach its API: {0}")]
+    Client(#[source] ApiError),
+    #[error("cannot list its open pull requests: {0}")]
+    Pulls(#[source] ApiError),
+    #[error("cannot read its task index: {0}")]
+    Index(#[from] crate::lease::LeaseError),
+    #[error("cannot prepare the count (a scratch directory, the async runtime): {0}")]
+    Setup(#[source] std::io::Error),
 }
 
 /// One repository's review load, or why it could not be counted.
@@ -118,23 +133,23 @@ pub async fn review_load(
             repository: repository.clone(),
             open: 0,
             oldest: Vec::new(),
-            error: Some(e),
+            error: Some(e.to_string()),
         }));
     }
     out
 }
 
-async fn count(repository: &str, source: &LoadSource, git: &Git) -> Result<RepoLoad, String> {
-    let slug = RepoSlug::parse(repository).map_err(|e| e.to_string())?;
+async fn count(repository: &str, source: &LoadSource, git: &Git) -> Result<RepoLoad, LoadError> {
+    let slug = RepoSlug::parse(repository)?;
     let client = Client::new(
         ClientConfig::new(source.token.clone(), slug.owner(), slug.name())
             .with_api_url(source.api_url.clone()),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(LoadError::Client)?;
     let pulls = client
         .list_open_pulls(MAX_PAGES)
         .await
-        .map_err(|e| format!("cannot list its open pull requests: {e}"))?;
+        .map_err(LoadError::Pulls)?;
     let server = source.server_url.trim_end_matches('/');
     let remote = format!("{server}/{slug}.git");
     let run_id = uuid::Uuid::new_v4().simple().to_string();
@@ -146,9 +161,7 @@ async fn count(repository: &str, source: &LoadSource, git: &Git) -> Result<RepoL
         Priority::Normal,
         &run_id,
     );
-    let known = store
-        .known_tasks(crate::admission::epoch_now())
-        .map_err(|e| format!("cannot read its task index: {e}"))?;
+    let known = store.known_tasks(crate::admission::epoch_now())?;
     let ours = agent_gate_pulls(&pulls, &known);
     Ok(RepoLoad {
         repository: repository.to_string(),

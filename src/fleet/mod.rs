@@ -8,6 +8,6 @@ mod load;
 mod plan;
 mod report;
 
-pub use load::{LoadSource, OLDEST_LISTED, RepoLoad, agent_gate_pulls, review_load};
+pub use load::{LoadError, LoadSource, OLDEST_LISTED, RepoLoad, agent_gate_pulls, review_load};
 pub use plan::{PlanCommand, PlanOutput, plan_command};
 pub use report::{FleetReport, FleetRun};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::civil::Date;
 
-use super::load::{LoadSource, RepoLoad, review_load};
+use super::load::{LoadError, LoadSource, RepoLoad, review_load};
 use crate::actions::{Annotation, set_output};
 use crate::manifest::{Manifest, ManifestError, parse_date, plan};
 use crate::report::Verdict;
@@ -76,7 +76,7 @@ fn read(path: &Path) -> Result<String, String> {
 fn count_review_load(
     jobs: &[crate::manifest::Job],
     source: &LoadSource,
-) -> Result<Vec<RepoLoad>, String> {
+) -> Result<Vec<RepoLoad>, LoadError> {
     let mut repositories: Vec<String> = Vec::new();
     for j in jobs {
         if !repositories
@@ -86,12 +86,11 @@ fn count_review_load(
             repositories.push(j.repository.clone());
         }
     }
-    let scratch =
-        tempfile::tempdir().map_err(|e| format!("cannot make a scratch directory: {e}"))?;
+    let scratch = tempfile::tempdir().map_err(LoadError::Setup)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(LoadError::Setup)?;
     Ok(rt.block_on(review_load(&repositories, source, scratch.path())))
 }
 
