@@ -459,12 +459,23 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     crate::flow::publish(report, &mut io, &publish, err)
 }
 
+/// A directory of audit files that cannot be listed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the directory {}: {source}", dir.display())]
+struct DirError {
+    dir: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
 /// The audit files named: a directory stands for every file under it (the layout
 /// `actions/download-artifact` leaves, one folder per artifact), in name order.
-fn audit_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+fn audit_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DirError> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<(), DirError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| DirError {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {

@@ -66,10 +66,27 @@ fn fail(e: &ManifestError, annotate: bool, out: &mut dyn Write, err: &mut dyn Wr
     Verdict::ConfigError.exit_code()
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("{}: cannot read the manifest: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| format!("{}: the manifest is not UTF-8", path.display()))
+/// The manifest file cannot be read as text.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{}: cannot read the manifest: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the manifest is not UTF-8", path.display())]
+    NotUtf8 { path: PathBuf },
+}
+
+fn read(path: &Path) -> Result<String, ReadError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8 {
+        path: path.to_path_buf(),
+    })
 }
 
 /// The review load of the plan's repositories, each once, in plan order.

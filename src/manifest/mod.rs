@@ -60,12 +60,16 @@ impl Priority {
     }
 }
 
-impl FromStr for Priority {
-    type Err = String;
+/// A priority that is not `high`, `normal` or `low` (as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("priority `{0}` is not one of `high`, `normal`, `low`")]
+pub struct PriorityError(pub String);
 
-    fn from_str(s: &str) -> Result<Priority, String> {
-        Priority::parse(s)
-            .ok_or_else(|| format!("priority `{s}` is not one of `high`, `normal`, `low`"))
+impl FromStr for Priority {
+    type Err = PriorityError;
+
+    fn from_str(s: &str) -> Result<Priority, PriorityError> {
+        Priority::parse(s).ok_or_else(|| PriorityError(s.to_string()))
     }
 }
 
@@ -364,8 +368,17 @@ pub fn today_utc() -> Date {
         .date()
 }
 
+/// A `--date` that is not a calendar date (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("`{0}` is not a date like 2026-03-10 (YYYY-MM-DD)")]
+    Form(String),
+    #[error("`{text}` is not a valid date: {reason}")]
+    Invalid { text: String, reason: String },
+}
+
 /// Parse `--date` (`YYYY-MM-DD`).
-pub fn parse_date(text: &str) -> Result<Date, String> {
+pub fn parse_date(text: &str) -> Result<Date, DateError> {
     let t = text.trim();
     let ok = t.len() == 10
         && t.char_indices().all(|(i, c)| {
@@ -376,10 +389,10 @@ pub fn parse_date(text: &str) -> Result<Date, String> {
             }
         });
     if !ok {
-        return Err(format!(
-            "`{text}` is not a date like 2026-03-10 (YYYY-MM-DD)"
-        ));
+        return Err(DateError::Form(text.to_string()));
     }
-    t.parse::<Date>()
-        .map_err(|e| format!("`{text}` is not a valid date: {e}"))
+    t.parse::<Date>().map_err(|e| DateError::Invalid {
+        text: text.to_string(),
+        reason: e.to_string(),
+    })
 }
