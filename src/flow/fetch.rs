@@ -6,10 +6,30 @@
 //! the workspace's own branches and HEAD are never touched. It does not gate anything
 //! (`head.rs`, `check.rs`) or talk to the agent-tasks API.
 
-use crate::flow::check::load_policy_at;
+use crate::flow::check::{PolicyAtBase, load_policy_at};
 use crate::flow::options::RunOptions;
-use crate::git::Git;
+use crate::git::{Git, GitError};
 use crate::policy::Policy;
+
+/// Why the run's base (and the policy on it) cannot be had: a configuration error.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BaseError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(
+        "the base branch `{branch}` is not available: it could not be fetched from the remote `{remote}`{why}, and there is no local branch `{branch}`. Check that `{remote}` is the repository's remote and that it has a branch `{branch}` (or name the base with `--base-ref` / the `base-ref` input); in a workflow, check out with `actions/checkout` and `fetch-depth: 0`"
+    )]
+    Unavailable {
+        branch: String,
+        remote: String,
+        /// What git said, as ` (git: …)`, or nothing.
+        why: String,
+    },
+    #[error(transparent)]
+    Policy(#[from] PolicyAtBase),
+    #[error("{0} (the policy's agent.base-ref; pass --base-ref to override)")]
+    PolicyBase(#[source] Box<BaseError>),
+}
 
 /// Private refs the gate fetches into, removed when the run ends, so the workspace's own
 /// branches and HEAD are never touched.
@@ -42,7 +62,7 @@ pub(super) fn fetch_base(
     opts: &RunOptions,
     base_local: &str,
     refs: &mut PrivateRefs<'_>,
-) -> Result<Base, String> {
+) -> Result<Base, BaseError> {
     let mut base_branch = opts
         .base_ref
         .clone()
@@ -55,8 +75,7 @@ pub(super) fn fetch_base(
         &base_rev,
         &base_named(&base_rev, &base_branch),
         &opts.policy_path,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // No input names the base: the policy's `agent.base-ref` does. The policy is then read
     // again there, since that branch is the base of the change.
     if opts.base_ref.is_none()
@@ -64,16 +83,14 @@ pub(super) fn fetch_base(
         && b != base_branch
     {
         base_branch = b;
-        base_rev = fetch_branch(git, opts, &base_branch, base_local, refs).map_err(|e| {
-            format!("{e} (the policy's agent.base-ref; pass --base-ref to override)")
-        })?;
+        base_rev = fetch_branch(git, opts, &base_branch, base_local, refs)
+            .map_err(|e| BaseError::PolicyBase(Box::new(e)))?;
         policy = load_policy_at(
             git,
             &base_rev,
             &base_named(&base_rev, &base_branch),
             &opts.policy_path,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
     }
     Ok(Base {
         branch: base_branch,
@@ -121,28 +138,26 @@ fn fetch_branch(
     branch: &str,
     local: &str,
     refs: &mut PrivateRefs<'_>,
-) -> Result<String, String> {
+) -> Result<String, BaseError> {
     let spec = format!("+refs/heads/{branch}:{local}");
-    let remote = &opts.remote;
     match fetch_refs(git, opts, &[&spec]) {
         Ok(()) => {
             refs.names.push(local.to_string());
-            git.rev_parse(local).map_err(|e| e.to_string())
+            Ok(git.rev_parse(local)?)
         }
-        Err(fetch_err) => git
-            .rev_parse(&format!("refs/heads/{branch}"))
-            .map_err(|_| {
-                if let crate::git::GitError::NotARepository { .. } = fetch_err {
-                    return fetch_err.to_string();
-                }
-                tracing::debug!(error = %fetch_err, "fetching the base failed");
-                let why = fetch_err
+        Err(fetch_err) => git.rev_parse(&format!("refs/heads/{branch}")).map_err(|_| {
+            if let GitError::NotARepository { .. } = fetch_err {
+                return BaseError::Git(fetch_err);
+            }
+            tracing::debug!(error = %fetch_err, "fetching the base failed");
+            BaseError::Unavailable {
+                branch: branch.to_string(),
+                remote: opts.remote.clone(),
+                why: fetch_err
                     .git_says()
                     .map(|s| format!(" (git: {s})"))
-                    .unwrap_or_default();
-                format!(
-                    "the base branch `{branch}` is not available: it could not be fetched from the remote `{remote}`{why}, and there is no local branch `{branch}`. Check that `{remote}` is the repository's remote and that it has a branch `{branch}` (or name the base with `--base-ref` / the `base-ref` input); in a workflow, check out with `actions/checkout` and `fetch-depth: 0`"
-                )
-            }),
+                    .unwrap_or_default(),
+            }
+        }),
     }
 }

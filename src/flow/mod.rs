@@ -35,13 +35,31 @@ pub use run::run;
 use crate::policy::Policy;
 use crate::report::{Verdict, describe_decision};
 
+/// A policy file on disk that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum PolicyFileError {
+    #[error("{}: cannot read the policy file: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: the policy file is not UTF-8", path.display())]
+    NotUtf8 { path: std::path::PathBuf },
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+}
+
 /// Read and compile a policy file from disk.
-fn load_policy_file(path: &Path) -> Result<Policy, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("{}: cannot read the policy file: {e}", path.display()))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| format!("{}: the policy file is not UTF-8", path.display()))?;
-    Policy::from_yaml(&text, &path.to_string_lossy()).map_err(|e| e.to_string())
+fn load_policy_file(path: &Path) -> Result<Policy, PolicyFileError> {
+    let text = std::fs::read(path).map_err(|source| PolicyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(text).map_err(|_| PolicyFileError::NotUtf8 {
+        path: path.to_path_buf(),
+    })?;
+    Ok(Policy::from_yaml(&text, &path.to_string_lossy())?)
 }
 
 /// [`load_policy_file`], with every error of the policy (one message each).

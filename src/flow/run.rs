@@ -71,7 +71,7 @@ async fn run_gate(
     // 1. Inputs.
     let slug = match check_inputs(&opts) {
         Ok(r) => r,
-        Err(e) => return config_error(report, e),
+        Err(e) => return config_error(report, e.to_string()),
     };
     let git = Git::new(&opts.repo);
     let tag = uuid::Uuid::new_v4().simple().to_string();
@@ -88,7 +88,7 @@ async fn run_gate(
         policy,
     } = match fetch_base(&git, &opts, &base_local, &mut refs) {
         Ok(b) => b,
-        Err(e) => return config_error(report, e),
+        Err(e) => return config_error(report, e.to_string()),
     };
     report.base = Some(base_branch.clone());
 
@@ -293,23 +293,30 @@ async fn run_gate(
     report
 }
 
+/// Inputs of a run that make no sense together.
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error("repository {0} (set the `repository` input, --repository or GITHUB_REPOSITORY)")]
+    Repository(#[from] crate::slug::SlugError),
+    #[error(
+        "an instruction is required (input `instruction`, or `task-id` to attach to a running task)"
+    )]
+    NoInstruction,
+    #[error(
+        "a token is required (input `token`): a user token with \"Agent tasks\" read and write; GitHub refuses installation tokens such as GITHUB_TOKEN for this API"
+    )]
+    NoToken,
+}
+
 /// The `owner/repo` of a run whose inputs make sense: a repository of that form, an
 /// instruction (or a task to attach to), a token (unless it is a dry run).
-fn check_inputs(opts: &RunOptions) -> Result<crate::slug::RepoSlug, String> {
-    let slug = crate::slug::RepoSlug::parse(&opts.repository).map_err(|e| {
-        format!("repository {e} (set the `repository` input, --repository or GITHUB_REPOSITORY)")
-    })?;
+fn check_inputs(opts: &RunOptions) -> Result<crate::slug::RepoSlug, InputError> {
+    let slug = crate::slug::RepoSlug::parse(&opts.repository)?;
     if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
-        return Err(
-            "an instruction is required (input `instruction`, or `task-id` to attach to a running task)"
-                .to_string(),
-        );
+        return Err(InputError::NoInstruction);
     }
     if opts.token.trim().is_empty() && !opts.dry_run {
-        return Err(
-            "a token is required (input `token`): a user token with \"Agent tasks\" read and write; GitHub refuses installation tokens such as GITHUB_TOKEN for this API"
-                .to_string(),
-        );
+        return Err(InputError::NoToken);
     }
     Ok(slug)
 }
