@@ -61,26 +61,45 @@ where
 fn token(
     from_env: Option<&str>,
     file: Option<&std::path::Path>,
-    input: &str,
-) -> Result<Option<String>, String> {
+    input: &'static str,
+) -> Result<Option<String>, TokenError> {
     let from_env = from_env.map(str::trim).filter(|t| !t.is_empty());
     match (from_env, file) {
-        (Some(_), Some(f)) => Err(format!(
-            "both {input} and a token file ({}) are set: give the token one way",
-            f.display()
-        )),
+        (Some(_), Some(f)) => Err(TokenError::Both {
+            input,
+            file: f.to_path_buf(),
+        }),
         (Some(t), None) => Ok(Some(t.to_string())),
         (None, None) => Ok(None),
         (None, Some(f)) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| format!("cannot read the token file {}: {e}", f.display()))?;
+            let text = std::fs::read_to_string(f).map_err(|source| TokenError::Read {
+                file: f.to_path_buf(),
+                source,
+            })?;
             let line = text.lines().next().unwrap_or("").trim();
             if line.is_empty() {
-                return Err(format!("the token file {} is empty", f.display()));
+                return Err(TokenError::Empty {
+                    file: f.to_path_buf(),
+                });
             }
             Ok(Some(line.to_string()))
         }
     }
+}
+
+/// A token given in a way that cannot be used (never its value).
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    #[error("both {input} and a token file ({}) are set: give the token one way", file.display())]
+    Both { input: &'static str, file: PathBuf },
+    #[error("cannot read the token file {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {} is empty", file.display())]
+    Empty { file: PathBuf },
 }
 
 fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
