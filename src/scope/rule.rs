@@ -68,10 +68,10 @@ impl Pattern {
             Some(b'!') => return Err(error(NEGATION)),
             Some(_) => {}
         }
-        let expanded = expand_braces(raw).map_err(|reason| error(&reason))?;
+        let expanded = expand_braces(raw).map_err(|reason| error(&reason.to_string()))?;
         let mut expansions = Vec::with_capacity(expanded.len());
         for one in &expanded {
-            let expansion = compile_expansion(one).map_err(|reason| error(&reason))?;
+            let expansion = compile_expansion(one).map_err(|reason| error(&reason.to_string()))?;
             if !expansions.contains(&expansion) {
                 expansions.push(expansion);
             }
@@ -191,9 +191,40 @@ fn trim_trailing_spaces(text: &[u8]) -> &[u8] {
     }
 }
 
+/// Why a rule, or one alternative of its `{a,b}` groups, cannot be compiled: the reason its
+/// [`PatternError`] gives, saying what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unusable {
+    #[error("`{{…}}` expands to more than {MAX_EXPANSIONS} patterns; split the rule")]
+    TooManyExpansions,
+    #[error("unmatched `}}`; write `\\}}` for a literal `}}`")]
+    UnmatchedClose,
+    #[error("unclosed `{{`; write `\\{{` for a literal `{{`")]
+    Unclosed,
+    #[error("`{{…}}` groups nested more than {MAX_BRACE_DEPTH} deep; simplify the rule")]
+    TooDeep,
+    #[error(
+        "`{{…}}` without a `,` (the `{{a,b}}` extension needs two alternatives); write `\\{{` for a literal `{{`"
+    )]
+    SingleAlternative,
+    #[error("an alternative of `{{…}}` is empty, which leaves an empty rule")]
+    EmptyAlternative,
+    #[error("{}", NEGATION)]
+    Negation,
+    #[error("names no path (`/` alone); write `**` to match everything")]
+    SlashOnly,
+    #[error(
+        "contains an empty path component (`//`, or `/` right after the anchoring `/`), which git never matches in a repository path"
+    )]
+    EmptyComponent,
+    /// What the glob parser said (an unclosed `[`, an unknown class, …).
+    #[error("{0}")]
+    Pattern(String),
+}
+
 /// Expand `{a,b}` groups (nested allowed) like a shell does. Escapes and bracket expressions
 /// are copied as they are, so `\{` and `[{]` stay literal.
-fn expand_braces(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+fn expand_braces(text: &[u8]) -> Result<Vec<Vec<u8>>, Unusable> {
     let mut i = 0;
     let out = expand_seq(text, &mut i, 0)?;
     debug_assert_eq!(i, text.len());
@@ -201,7 +232,7 @@ fn expand_braces(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// `depth`: how many `{` groups enclose this sequence (0 = the whole rule).
-fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, String> {
+fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, Unusable> {
     let in_group = depth > 0;
     let mut results: Vec<Vec<u8>> = vec![Vec::new()];
     let append = |results: &mut Vec<Vec<u8>>, bytes: &[u8]| {
@@ -221,15 +252,13 @@ fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, Str
                     append(&mut results, &p[*i..end]);
                     *i = end;
                 }
-                Err(reason) => return Err(reason),
+                Err(e) => return Err(Unusable::Pattern(e.reason)),
             },
             b'{' => {
                 *i += 1;
                 let alternatives = expand_group(p, i, depth + 1)?;
                 if results.len() * alternatives.len() > MAX_EXPANSIONS {
-                    return Err(format!(
-                        "`{{…}}` expands to more than {MAX_EXPANSIONS} patterns; split the rule"
-                    ));
+                    return Err(Unusable::TooManyExpansions);
                 }
                 results = results
                     .iter()
@@ -243,7 +272,7 @@ fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, Str
                     .collect();
             }
             b'}' | b',' if in_group => return Ok(results),
-            b'}' => return Err("unmatched `}`; write `\\}` for a literal `}`".to_string()),
+            b'}' => return Err(Unusable::UnmatchedClose),
             b => {
                 append(&mut results, &[b]);
                 *i += 1;
@@ -251,7 +280,7 @@ fn expand_seq(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, Str
         }
     }
     if in_group {
-        return Err("unclosed `{`; write `\\{` for a literal `{`".to_string());
+        return Err(Unusable::Unclosed);
     }
     Ok(results)
 }
@@ -339,11 +368,9 @@ fn count_seq(p: &[u8], i: &mut usize, depth: usize) -> Option<ExpandedSize> {
 }
 
 /// After a `{`: alternatives up to the matching `}`.
-fn expand_group(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, String> {
+fn expand_group(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, Unusable> {
     if depth > MAX_BRACE_DEPTH {
-        return Err(format!(
-            "`{{…}}` groups nested more than {MAX_BRACE_DEPTH} deep; simplify the rule"
-        ));
+        return Err(Unusable::TooDeep);
     }
     let mut alternatives = Vec::new();
     let mut branches = 0;
@@ -352,9 +379,7 @@ fn expand_group(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, S
         branches += 1;
         alternatives.extend(seq);
         if alternatives.len() > MAX_EXPANSIONS {
-            return Err(format!(
-                "`{{…}}` expands to more than {MAX_EXPANSIONS} patterns; split the rule"
-            ));
+            return Err(Unusable::TooManyExpansions);
         }
         // expand_seq stopped on `,` or `}` (it errors at the end of the text).
         let stop = p[*i];
@@ -364,23 +389,19 @@ fn expand_group(p: &[u8], i: &mut usize, depth: usize) -> Result<Vec<Vec<u8>>, S
         }
     }
     if branches < 2 {
-        return Err(
-            "`{…}` without a `,` (the `{a,b}` extension needs two alternatives); \
-                    write `\\{` for a literal `{`"
-                .to_string(),
-        );
+        return Err(Unusable::SingleAlternative);
     }
     Ok(alternatives)
 }
 
 /// gitignore's reading of one (brace-free) rule, as `dir.c` `parse_path_pattern` and
 /// `last_matching_pattern_from_list` do it, turned into globs.
-fn compile_expansion(rule: &[u8]) -> Result<Expansion, String> {
+fn compile_expansion(rule: &[u8]) -> Result<Expansion, Unusable> {
     if rule.is_empty() {
-        return Err("an alternative of `{…}` is empty, which leaves an empty rule".to_string());
+        return Err(Unusable::EmptyAlternative);
     }
     if rule[0] == b'!' {
-        return Err(NEGATION.to_string());
+        return Err(Unusable::Negation);
     }
     let mut body = rule;
     let dir_only = body.last() == Some(&b'/');
@@ -392,20 +413,16 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, String> {
         body = &body[1..];
     }
     if body.is_empty() {
-        return Err("names no path (`/` alone); write `**` to match everything".to_string());
+        return Err(Unusable::SlashOnly);
     }
     let tokens = if anchored {
         wildmatch::parse_gitignore_pathname(body)
     } else {
         wildmatch::parse(body)
     }
-    .map_err(|e| e.reason)?;
+    .map_err(|e| Unusable::Pattern(e.reason))?;
     if anchored && has_empty_component(&tokens) {
-        return Err(
-            "contains an empty path component (`//`, or `/` right after the anchoring `/`), \
-                    which git never matches in a repository path"
-                .to_string(),
-        );
+        return Err(Unusable::EmptyComponent);
     }
     // `**/name`, `**/name/` and `**/name/**` (no other `/`) mean what `name`, `name/` and
     // `name/` mean; read that way they compile to basename checks instead of regexes.

@@ -265,10 +265,8 @@ fn parse_class(p: &[u8], start: usize) -> Result<(Token, usize), PatternError> {
 
 /// The index just after the bracket expression that starts at `p[start] == b'['`, or why
 /// git would never match it.
-pub(crate) fn class_end(p: &[u8], start: usize) -> Result<usize, String> {
-    parse_class(p, start)
-        .map(|(_, end)| end)
-        .map_err(|e| e.reason)
+pub(crate) fn class_end(p: &[u8], start: usize) -> Result<usize, PatternError> {
+    parse_class(p, start).map(|(_, end)| end)
 }
 
 /// The members of `[:name:]` as git's ctype (`sane_ctype`, C locale) defines them.
