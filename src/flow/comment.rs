@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::review::ReviewOptions;
+use crate::actions::Masker;
 use crate::github::types::IssueComment;
 use crate::outputs::redact_report;
 use crate::report::Report;
@@ -40,7 +40,7 @@ impl CommentAction {
     }
 }
 
-/// The summary comment [`review`](super::review::review) posted or updated.
+/// The summary comment the review gate posted or updated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommentSet {
     pub id: i64,
@@ -81,12 +81,13 @@ pub(super) fn is_ours(comment: &IssueComment, marker: &str) -> bool {
         .is_some_and(|b| b.trim_start().lines().next().map(str::trim_end) == Some(marker))
 }
 
-/// The summary comment: the marker, the redacted summary (cut, with a note, to stay under
-/// [`MAX_COMMENT_BYTES`]) and a footer. Returns the body and whether it was cut.
-pub fn comment_body(report: &Report, opts: &ReviewOptions) -> (String, bool) {
+/// The summary comment: the marker, the summary with every secret in `secrets` redacted
+/// (cut, with a note, to stay under [`MAX_COMMENT_BYTES`]), the workflow run's link when
+/// given, and a footer. Returns the body and whether it was cut.
+pub fn comment_body(report: &Report, run_url: Option<&str>, secrets: &Masker) -> (String, bool) {
     // Redact before rendering or escaping anything: escaping would split a secret
     // (`ghp_…` becomes `ghp&#95;…`) so the masker would miss it afterwards.
-    let report = &redact_report(report, &opts.masker);
+    let report = &redact_report(report, secrets);
     let key = report
         .task
         .as_ref()
@@ -95,7 +96,7 @@ pub fn comment_body(report: &Report, opts: &ReviewOptions) -> (String, bool) {
         .unwrap_or_default();
     let marker = comment_marker(&key);
     let ctx = SummaryContext {
-        run_url: opts.run_url.clone(),
+        run_url: run_url.map(str::to_string),
         full_report: Some(FULL_REPORT.to_string()),
         max_files: 200,
         max_violations: 100,
@@ -115,9 +116,7 @@ pub fn comment_body(report: &Report, opts: &ReviewOptions) -> (String, bool) {
     let (markdown, cut) = fit_markdown(&markdown, budget);
     let mut body = format!("{marker}\n{markdown}");
     if cut {
-        let link = opts
-            .run_url
-            .as_deref()
+        let link = run_url
             .map(|u| format!(" ([workflow run](<{}>))", u.replace(['<', '>', '\n'], "")))
             .unwrap_or_default();
         let _ = write!(
@@ -128,7 +127,7 @@ pub fn comment_body(report: &Report, opts: &ReviewOptions) -> (String, bool) {
     }
     body.push_str(&footer);
     // Belt and braces: the report was redacted, and so is everything around it.
-    let body = opts.masker.redact(&body).into_owned();
+    let body = secrets.redact(&body).into_owned();
     (body, cut)
 }
 

@@ -249,7 +249,7 @@ pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> R
             .push("report.comment is off: no summary comment".to_string());
         return record;
     }
-    let (body, truncated) = comment_body(report, opts);
+    let (body, truncated) = comment_body(report, opts.run_url.as_deref(), &opts.masker);
     let marker = body.lines().next().unwrap_or_default().to_string();
     // The marker alone proves nothing: anyone who may comment can write it. Only a comment
     // the token's own user wrote is edited; without knowing that user, none is.

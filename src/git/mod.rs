@@ -13,11 +13,8 @@
 //!
 //! This file keeps the [`Git`] type, the configured process (`Git::command` and the `run`
 //! helpers), ref resolution, merge bases, [`Git::changes`] and the small queries about the
-//! repository and its remotes. Fetching and token authentication are `fetch.rs`'s, reading
-//! trees `tree.rs`'s, the remote ref store `refs.rs`'s, running one process `run.rs`'s,
-//! joining diff records `change.rs`'s, errors `error.rs`'s.
+//! repository and its remotes.
 
-mod change;
 mod error;
 mod fetch;
 pub mod parse;
@@ -35,10 +32,9 @@ use bstr::ByteSlice;
 pub use crate::change::{
     Change, ChangeKind, ChangeSet, MODE_EXECUTABLE, MODE_GITLINK, MODE_REGULAR, MODE_SYMLINK,
 };
-pub use change::{JoinError, join};
 pub use parse::{
-    DiffError, NumstatEntry, ParseError, RawEntry, format_numstat_z, format_raw_z, parse_numstat_z,
-    parse_raw_numstat_z, parse_raw_z,
+    DiffError, JoinError, NumstatEntry, ParseError, RawEntry, format_numstat_z, format_raw_z, join,
+    parse_numstat_z, parse_raw_numstat_z, parse_raw_z,
 };
 
 pub use error::GitError;

@@ -7,7 +7,7 @@
 //! `wildmatch.rs`; compiling many rules into one matcher is `set.rs`.
 
 use super::PatternError;
-use super::set::Matcher;
+use super::set::{Expansion, Matcher};
 use super::wildmatch::{self, Token};
 
 /// The most globs one rule may expand to (`{a,b}{c,d}` is 4).
@@ -15,29 +15,6 @@ const MAX_EXPANSIONS: usize = 256;
 
 /// How deep `{…}` groups may nest.
 const MAX_BRACE_DEPTH: usize = 16;
-
-/// How one expansion of a rule is matched against a repository file path. A path matches
-/// a rule when it matches one of the rule's expansions itself (as a file), or when one of
-/// its proper parent directories (`a` and `a/b` for `a/b/c`) matches it as a directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Expansion {
-    /// An anchored literal path: the path itself when `itself`, and everything below it.
-    Literal { path: Vec<u8>, itself: bool },
-    /// `parent/name`: an entry of the literal directory `parent` whose name matches the
-    /// one-component glob `name_glob` (a file unless `dir_only`), and everything below it.
-    Child {
-        parent: Vec<u8>,
-        name_glob: String,
-        dir_only: bool,
-    },
-    /// Anything else: `file_globs` match the whole path; `dir_glob` matches a parent
-    /// directory. Directory coverage is folded into `file_globs` where a glob can say it
-    /// (`x/**`), so `dir_glob` is only there when needed.
-    Globs {
-        file_globs: Vec<String>,
-        dir_glob: Option<String>,
-    },
-}
 
 /// One compiled gitignore-style rule.
 #[derive(Debug, Clone)]

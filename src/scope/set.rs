@@ -9,16 +9,38 @@
 //! `*.d/`, `a/*/b`). Batch queries remember the answer per directory, so a directory shared
 //! by many paths is looked at once.
 //!
-//! This file knows nothing of how a rule is read (that is `rule.rs`) or of scope decisions
-//! (that is `mod.rs`).
+//! It knows nothing of how a rule is read or of scope decisions: a rule comes here as the
+//! [`Expansion`]s it compiled to.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 
-use super::rule::Expansion;
 use super::wildmatch;
+
+/// How one expansion of a rule is matched against a repository file path. A path matches
+/// a rule when it matches one of the rule's expansions itself (as a file), or when one of
+/// its proper parent directories (`a` and `a/b` for `a/b/c`) matches it as a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Expansion {
+    /// An anchored literal path: the path itself when `itself`, and everything below it.
+    Literal { path: Vec<u8>, itself: bool },
+    /// `parent/name`: an entry of the literal directory `parent` whose name matches the
+    /// one-component glob `name_glob` (a file unless `dir_only`), and everything below it.
+    Child {
+        parent: Vec<u8>,
+        name_glob: String,
+        dir_only: bool,
+    },
+    /// Anything else: `file_globs` match the whole path; `dir_glob` matches a parent
+    /// directory. Directory coverage is folded into `file_globs` where a glob can say it
+    /// (`x/**`), so `dir_glob` is only there when needed.
+    Globs {
+        file_globs: Vec<String>,
+        dir_glob: Option<String>,
+    },
+}
 
 /// A fast non-cryptographic hash for path keys (Fx-style, 8 bytes at a time).
 #[derive(Debug, Default, Clone, Copy)]

@@ -419,7 +419,8 @@ async fn a_huge_summary_is_cut_below_githubs_comment_limit_with_a_note() {
         })
         .collect();
     report.finish();
-    let (body, cut) = comment_body(&report, &options(true));
+    let o = options(true);
+    let (body, cut) = comment_body(&report, o.run_url.as_deref(), &o.masker);
     assert!(cut);
     assert!(body.len() <= MAX_COMMENT_BYTES, "{}", body.len());
     assert!(body.contains("cut to fit GitHub's 65,536-character comment limit"));
@@ -506,7 +507,8 @@ fn markers_are_stable_one_line_html_comments_for_any_key() {
 
 #[test]
 fn the_comment_body_is_the_marker_the_summary_and_a_footer() {
-    let (body, cut) = comment_body(&passed_report(), &options(true));
+    let o = options(true);
+    let (body, cut) = comment_body(&passed_report(), o.run_url.as_deref(), &o.masker);
     assert!(!cut);
     assert_snapshot!(body);
 }

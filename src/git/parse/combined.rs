@@ -1,15 +1,15 @@
 //! The output of one `git diff --raw --numstat -z`, read straight into [`Change`]s by
 //! [`parse_raw_numstat_z`] with the records of `raw.rs` and `numstat.rs`, and [`DiffError`],
-//! its error. The rules of the join (and their messages) are `change.rs`'s, shared with
+//! its error. The rules of the join (and their messages) are `join.rs`'s, shared with
 //! [`join`](crate::git::join); this file only applies them as the records are read.
 
 use bstr::BString;
 
+use super::join::{JoinError, describe};
 use super::numstat::numstat_record;
 use super::raw::raw_record;
 use super::{Cursor, ParseError};
 use crate::change::Change;
-use crate::git::change::{JoinError, describe};
 
 /// Why the output of `git diff --raw --numstat -z` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,18 +4,21 @@
 //! sequence either parses completely or is a [`ParseError`] naming the byte offset. The
 //! adapter asks git for both formats of one diff at once and reads them with
 //! [`parse_raw_numstat_z`], which joins the two halves as it goes (the rules of the join
-//! are `change.rs`'s, shared with [`join`](super::join)).
+//! are `join.rs`'s, shared with [`join()`]).
 //!
 //! This file holds what the parsers share ([`ParseError`], the byte cursor); `raw.rs` and
-//! `numstat.rs` read (and format back) one format each; `combined.rs` reads both at once.
+//! `numstat.rs` read (and format back) one format each; `combined.rs` reads both at once;
+//! `join.rs` joins two lists read apart.
 
 mod combined;
+mod join;
 mod numstat;
 mod raw;
 
 use bstr::ByteSlice;
 
 pub use combined::{DiffError, parse_raw_numstat_z};
+pub use join::{JoinError, join};
 pub use numstat::{NumstatEntry, format_numstat_z, parse_numstat_z};
 pub use raw::{RawEntry, format_raw_z, parse_raw_z};
 

@@ -1,11 +1,11 @@
 //! Joining the `--raw` and `--numstat` records of one diff into one [`Change`] per path (the
 //! types live in the core, `crate::change`). The join is strict: the two lists must describe
 //! the same paths in the same order, or the whole change is refused — a partial list is
-//! never returned.
+//! never returned. The combined reader applies the same rules as it reads.
 
 use bstr::BStr;
 
-use super::parse::{NumstatEntry, RawEntry};
+use super::{NumstatEntry, RawEntry};
 use crate::change::Change;
 
 /// Why the `--raw` and `--numstat` lists of one diff could not be joined.
