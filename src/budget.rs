@@ -10,18 +10,19 @@
 //! adds follow-ups to the task they continue), so it counts like a task. Credits are the
 //! `ai_credits` usage of those sessions, summed in nano units. The task list's `since` filters
 //! on `updated_at`, and list items carry no sessions, so a task updated today is read with a
-//! GET — unless the task index (`crate::lease`) holds what its sessions cost ([`TaskSpend`],
+//! GET — unless the task index (kept by the flow) holds what its sessions cost ([`TaskSpend`],
 //! recorded by the run that saw them end) and the list shows the task with as many sessions
 //! and none running: then the record counts, and a night's finished tasks cost no request
 //! each. A session whose creation time cannot be read counts (a budget errs towards
 //! spending less).
+
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::github::types::{Task, TaskState};
 use crate::github::{ApiError, Client, Direction, ListQuery, ListSort, task_cost};
-use crate::lease::KnownTasks;
 use crate::prompt::MARKER_PREFIX;
 pub use crate::report::{BudgetLimits, BudgetStatus, Exceeded};
 
@@ -197,17 +198,17 @@ pub async fn check_budget(
     now: Timestamp,
     new_tasks: u32,
 ) -> Result<BudgetStatus, BudgetError> {
-    check_budget_with(client, limits, now, new_tasks, &KnownTasks::default()).await
+    check_budget_with(client, limits, now, new_tasks, &HashMap::<_, _>::new()).await
 }
 
-/// [`check_budget`], reading only the tasks whose spend the task index `known` does not
-/// tell ([`TaskSpend::describes`]).
-pub async fn check_budget_with(
+/// [`check_budget`], reading only the tasks whose spend `known` (task id → what the task
+/// index records) does not tell ([`TaskSpend::describes`]).
+pub async fn check_budget_with<S: std::hash::BuildHasher>(
     client: &Client,
     limits: BudgetLimits,
     now: Timestamp,
     new_tasks: u32,
-    known: &KnownTasks,
+    known: &HashMap<String, TaskSpend, S>,
 ) -> Result<BudgetStatus, BudgetError> {
     let midnight = utc_midnight(now)?;
     let resets_at = midnight
@@ -232,7 +233,7 @@ pub async fn check_budget_with(
             if !seen.insert(item.id.clone()) {
                 continue;
             }
-            if let Some(spend) = known.spend(&item.id).filter(|s| s.describes(&item)) {
+            if let Some(spend) = known.get(&item.id).filter(|s| s.describes(&item)) {
                 spends.push(spend.clone());
                 continue;
             }

@@ -301,10 +301,6 @@ impl PaceStore {
         }
     }
 
-    pub fn remote(&self) -> &str {
-        &self.remote
-    }
-
     fn remote_op<T>(
         &mut self,
         action: &'static str,

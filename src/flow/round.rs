@@ -231,7 +231,7 @@ async fn budget_allows_round(
     let checked = tokio::select! {
         biased;
         _ = ctx.shutdown.wait() => return false,
-        r = check_budget_with(ctx.client, limits, now, 1, &known) => r,
+        r = check_budget_with(ctx.client, limits, now, 1, known.spends()) => r,
     };
     match checked {
         Ok(status) => {

@@ -146,7 +146,7 @@ async fn run_gate(
     // 4. Attach, or check the budget, wait for capacity and start.
     // The fleet's write pace (`write-pace`), kept on the ledger's remote.
     let pacer = opts.write_pace.clone().map(|pace| {
-        let ledger = opts.pace_ledger.as_deref().unwrap_or(&opts.remote);
+        let ledger = ledger_of(&opts);
         let store = PaceStore::new(
             git.clone(),
             ledger,
@@ -252,29 +252,8 @@ async fn run_gate(
     // The task index learns the pull request the task opened (review capacity counts it)
     // and, once its sessions ended, what they cost (the daily budget then counts it without
     // reading it): one read of the task.
-    if let (Some(leases), Some(info)) = (&leases, &report.task)
-        && !info.id.is_empty()
-    {
-        let spent = if BudgetLimits::from_agent(&policy.agent).is_unlimited() {
-            None
-        } else {
-            match client.get_task(&info.id).await {
-                Ok(task) if !matches!(task.state, TaskState::Queued | TaskState::InProgress) => {
-                    Some(TaskSpend::of(&task))
-                }
-                _ => None,
-            }
-        };
-        if info.pr_number.is_some() || spent.is_some() {
-            let now = crate::admission::epoch_now();
-            if let Err(e) = leases
-                .lock()
-                .await
-                .record_task(&info.id, info.pr_number, spent, now)
-            {
-                tracing::warn!(error = %e, "the task could not be recorded in the task index");
-            }
-        }
+    if let (Some(leases), Some(info)) = (&leases, &report.task) {
+        record_in_index(leases, &client, &policy, info).await;
     }
 
     // 8. The review gate, on the pull request; best effort. A run interrupted by a signal
@@ -286,11 +265,51 @@ async fn run_gate(
         let (writes, waited) = pacer.waited();
         report.notes.push(format!(
             "write pace {pace} (ledger on {}): {writes} write(s) timed, {} waited in all",
-            opts.pace_ledger.as_deref().unwrap_or(&opts.remote),
+            ledger_of(&opts),
             fmt_secs(waited)
         ));
     }
     report
+}
+
+/// Where the run's write-pace ledger is: `pace-ledger`, else the run's remote.
+fn ledger_of(opts: &RunOptions) -> &str {
+    opts.pace_ledger.as_deref().unwrap_or(&opts.remote)
+}
+
+/// The task index learns the pull request the task opened (review capacity counts it)
+/// and, under a daily budget, once its sessions ended, what they cost (the budget then
+/// counts the task without reading it): one read of the task. Best effort.
+async fn record_in_index(
+    leases: &tokio::sync::Mutex<LeaseStore>,
+    client: &Client,
+    policy: &Policy,
+    info: &TaskInfo,
+) {
+    if info.id.is_empty() {
+        return;
+    }
+    let spent = if BudgetLimits::from_agent(&policy.agent).is_unlimited() {
+        None
+    } else {
+        match client.get_task(&info.id).await {
+            Ok(task) if !matches!(task.state, TaskState::Queued | TaskState::InProgress) => {
+                Some(TaskSpend::of(&task))
+            }
+            _ => None,
+        }
+    };
+    if info.pr_number.is_none() && spent.is_none() {
+        return;
+    }
+    let now = crate::admission::epoch_now();
+    if let Err(e) = leases
+        .lock()
+        .await
+        .record_task(&info.id, info.pr_number, spent, now)
+    {
+        tracing::warn!(error = %e, "the task could not be recorded in the task index");
+    }
 }
 
 /// Inputs of a run that make no sense together.

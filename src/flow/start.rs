@@ -103,7 +103,7 @@ pub(super) async fn start_task(
         let checked = tokio::select! {
             biased;
             signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
-            r = check_budget_with(s.client, limits, since_before_now(s.client, Duration::ZERO), 1, &known) => r,
+            r = check_budget_with(s.client, limits, since_before_now(s.client, Duration::ZERO), 1, known.spends()) => r,
         };
         match checked {
             Ok(status) => {

@@ -76,9 +76,9 @@ impl KnownTasks {
         self.spend_for_id.insert(id.to_string(), spend);
     }
 
-    /// What task `id`'s sessions cost, when the index records it.
-    pub fn spend(&self, id: &str) -> Option<&TaskSpend> {
-        self.spend_for_id.get(id)
+    /// What the recorded tasks' sessions cost, by task id.
+    pub fn spends(&self) -> &HashMap<String, TaskSpend> {
+        &self.spend_for_id
     }
 
     pub fn key_of_pull(&self, number: i64) -> Option<&str> {
