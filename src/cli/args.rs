@@ -107,7 +107,7 @@ pub struct CheckArgs {
 
 /// The flags `check` and `run` share: how the report is printed, how many checks run at
 /// once, where the audit record goes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GateArgs {
     /// Report format on stdout (json: one object, described in docs/report.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]

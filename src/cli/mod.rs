@@ -5,6 +5,7 @@
 //! each command names.
 
 mod args;
+mod config;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -121,10 +122,36 @@ pub fn main(cli: Cli) -> u8 {
     let stderr = std::io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
-    // Warnings quote what the API answered: each is neutralized on its way to stderr (which
-    // the Actions runner reads for workflow commands too), and so written without colours.
-    // Debug lines (the raw git commands behind a failure, each API retry's cause) when the
-    // runner's debug logging is on (`RUNNER_DEBUG=1`) or `AGENT_GATE_DEBUG` is set.
+    init_logging();
+    match cli.command {
+        Command::Validate(a) => crate::flow::validate(&a.policy, &mut out, &mut err),
+        Command::Explain(a) => explain(a, &mut out, &mut err),
+        Command::Check(a) => check(a, out, &mut err),
+        Command::Run(a) => run(*a, out, &mut err),
+        Command::Status(a) => status(&a, &mut out, &mut err),
+        Command::Sim(a) => sim(a, &mut err),
+        Command::Report(a) => fleet_report(&a, &mut out, &mut err),
+        Command::Demo(a) => {
+            let Some(rt) = runtime(&mut err) else {
+                return Verdict::ConfigError.exit_code();
+            };
+            // Progress is written while the gate runs, from a `Send` handle (the lock
+            // `out` holds is re-entrant on this thread).
+            rt.block_on(crate::demo::run(
+                a.scenario.as_deref(),
+                &mut std::io::stdout(),
+            ))
+        }
+        Command::Plan(a) => plan(a, &mut out, &mut err),
+    }
+}
+
+/// Log events go to stderr. Warnings quote what the API answered: each is neutralized on
+/// its way (the Actions runner reads stderr for workflow commands too), and so written
+/// without colours. Debug lines (the raw git commands behind a failure, each API retry's
+/// cause) when the runner's debug logging is on (`RUNNER_DEBUG=1`) or `AGENT_GATE_DEBUG` is
+/// set.
+fn init_logging() {
     let debug = std::env::var_os("RUNNER_DEBUG").is_some_and(|v| v == "1")
         || std::env::var_os("AGENT_GATE_DEBUG").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
@@ -138,175 +165,184 @@ pub fn main(cli: Cli) -> u8 {
         .with_target(false)
         .without_time()
         .try_init();
-    match cli.command {
-        Command::Validate(a) => crate::flow::validate(&a.policy, &mut out, &mut err),
-        Command::Explain(a) => explain(a, &mut out, &mut err),
-        Command::Check(a) => {
-            let Some(rt) = runtime(&mut err) else {
-                return Verdict::ConfigError.exit_code();
-            };
-            let mut io = crate::flow::actions_io(out, &secrets_from_env());
-            let publish = crate::flow::PublishOptions {
-                json: a.gate.format == Format::Json,
-                audit_file: a.gate.audit_file.clone(),
-                policy_path: a.policy.clone(),
-                audit: crate::audit::AuditStream::none(),
-            };
-            let opts = crate::flow::CheckOptions {
-                repo: a.repo,
-                base: a.base,
-                head: a.head,
-                policy_path: a.policy,
-                scope: split_list(&a.scope),
-                jobs: a.gate.jobs,
-            };
-            let report = rt.block_on(async {
-                let shutdown = crate::shutdown::Shutdown::from_os_signals()
-                    .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
-                crate::flow::check(opts, shutdown).await
-            });
-            crate::flow::publish(report, &mut io, &publish, &mut err)
+}
+
+/// `agent-gate check`: gate an existing change and publish the report.
+fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8 {
+    let Some(rt) = runtime(err) else {
+        return Verdict::ConfigError.exit_code();
+    };
+    let mut io = crate::flow::actions_io(out, &secrets_from_env());
+    let publish = crate::flow::PublishOptions {
+        json: a.gate.format == Format::Json,
+        audit_file: a.gate.audit_file.clone(),
+        policy_path: a.policy.clone(),
+        audit: crate::audit::AuditStream::none(),
+    };
+    let opts = crate::flow::CheckOptions {
+        repo: a.repo,
+        base: a.base,
+        head: a.head,
+        policy_path: a.policy,
+        scope: split_list(&a.scope),
+        jobs: a.gate.jobs,
+    };
+    let report = rt.block_on(async {
+        let shutdown = crate::shutdown::Shutdown::from_os_signals()
+            .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
+        crate::flow::check(opts, shutdown).await
+    });
+    crate::flow::publish(report, &mut io, &publish, err)
+}
+
+/// `agent-gate status`: the admission refs, or the repository's tasks.
+fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if a.admission {
+        return crate::flow::admission_status(
+            &a.repo,
+            &a.remote,
+            a.format == Format::Json,
+            out,
+            err,
+        );
+    }
+    let token = match token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN") {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
         }
-        Command::Run(a) => run(*a, out, &mut err),
-        Command::Status(a) => {
-            if a.admission {
-                return crate::flow::admission_status(
-                    &a.repo,
-                    &a.remote,
-                    a.format == Format::Json,
-                    &mut out,
-                    &mut err,
-                );
-            }
-            let token = match token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN") {
-                Ok(t) => t.unwrap_or_default(),
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    return Verdict::ConfigError.exit_code();
-                }
-            };
-            let Some(rt) = runtime(&mut err) else {
-                return Verdict::ConfigError.exit_code();
-            };
-            rt.block_on(crate::flow::status(
-                &a.repository,
-                &token,
-                &a.api_url,
-                a.task_id.as_deref(),
-                a.format == Format::Json,
-                &mut out,
-                &mut err,
-            ))
+    };
+    let Some(rt) = runtime(err) else {
+        return Verdict::ConfigError.exit_code();
+    };
+    rt.block_on(crate::flow::status(
+        &a.repository,
+        &token,
+        &a.api_url,
+        a.task_id.as_deref(),
+        a.format == Format::Json,
+        out,
+        err,
+    ))
+}
+
+/// A `--serve OWNER/REPO=DIR` of `sim` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("--serve {served}: {source}")]
+    Slug {
+        served: String,
+        #[source]
+        source: crate::slug::SlugError,
+    },
+    #[error(
+        "--serve {served}: expected OWNER/REPO=DIR, e.g. --serve octo-org/ledger=/tmp/ledger.git"
+    )]
+    Form { served: String },
+}
+
+/// The repositories `sim --serve` names, each `(owner/repo, bare repository)`.
+fn served(serve: &[String]) -> Result<Vec<(String, PathBuf)>, ServeError> {
+    serve
+        .iter()
+        .map(|served| {
+            let (slug, dir) = served
+                .split_once('=')
+                .filter(|(_, dir)| !dir.is_empty())
+                .ok_or_else(|| ServeError::Form {
+                    served: served.clone(),
+                })?;
+            let slug = crate::slug::RepoSlug::parse(slug).map_err(|source| ServeError::Slug {
+                served: served.clone(),
+                source,
+            })?;
+            Ok((slug.to_string(), dir.into()))
+        })
+        .collect()
+}
+
+/// `agent-gate sim`: serve the simulator until interrupted.
+fn sim(a: SimArgs, err: &mut dyn Write) -> u8 {
+    let Some(rt) = runtime(err) else {
+        return Verdict::ConfigError.exit_code();
+    };
+    let scenario = a
+        .scenario
+        .as_deref()
+        .map(crate::sim::Scenario::load)
+        .transpose();
+    let (scenario, repositories) = match (scenario, served(&a.serve)) {
+        (Ok(s), Ok(r)) => (s, r),
+        (Err(e), _) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
         }
-        Command::Sim(a) => {
-            let Some(rt) = runtime(&mut err) else {
-                return Verdict::ConfigError.exit_code();
-            };
-            let scenario = match a
-                .scenario
-                .as_deref()
-                .map(crate::sim::Scenario::load)
-                .transpose()
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    return Verdict::ConfigError.exit_code();
-                }
-            };
-            let mut repositories = Vec::new();
-            for served in &a.serve {
-                let parsed = served
-                    .split_once('=')
-                    .filter(|(_, dir)| !dir.is_empty())
-                    .map(|(slug, dir)| (crate::slug::RepoSlug::parse(slug), dir));
-                match parsed {
-                    Some((Ok(slug), dir)) => repositories.push((slug.to_string(), dir.into())),
-                    Some((Err(e), _)) => {
-                        let _ = writeln!(err, "error: --serve {served}: {e}");
-                        return Verdict::ConfigError.exit_code();
-                    }
-                    None => {
-                        let _ = writeln!(
-                            err,
-                            "error: --serve {served}: expected OWNER/REPO=DIR, e.g. --serve octo-org/ledger=/tmp/ledger.git"
-                        );
-                        return Verdict::ConfigError.exit_code();
-                    }
-                }
-            }
-            let cfg = crate::sim::SimConfig {
-                repo: a.repo,
-                repositories,
-                scenario,
-                time_scale: a.time_scale,
-            };
-            match rt.block_on(crate::sim::serve_forever(cfg, a.port, std::io::stdout())) {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    Verdict::ConfigError.exit_code()
-                }
-            }
+        (_, Err(e)) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
         }
-        Command::Report(a) => fleet_report(&a, &mut out, &mut err),
-        Command::Demo(a) => {
-            let Some(rt) = runtime(&mut err) else {
-                return Verdict::ConfigError.exit_code();
-            };
-            // Progress is written while the gate runs, from a `Send` handle (the lock
-            // `out` holds is re-entrant on this thread).
-            rt.block_on(crate::demo::run(
-                a.scenario.as_deref(),
-                &mut std::io::stdout(),
-            ))
-        }
-        Command::Plan(a) => {
-            use crate::fleet::{LoadSource, PlanCommand, PlanOutput};
-            let review_load = if a.review_load {
-                let from_env = std::env::var("INPUT_TOKEN").ok();
-                match token(from_env.as_deref(), a.token_file.as_deref(), "INPUT_TOKEN") {
-                    Ok(Some(token)) => Some(LoadSource {
-                        api_url: a.api_url.clone(),
-                        server_url: std::env::var("GITHUB_SERVER_URL")
-                            .ok()
-                            .filter(|s| !s.trim().is_empty())
-                            .unwrap_or_else(|| "https://github.com".to_string()),
-                        token: token.trim().to_string(),
-                    }),
-                    Ok(None) => {
-                        let _ = writeln!(
-                            err,
-                            "error: --review-load reads GitHub: give a token that can read the repositories' pull requests and contents (INPUT_TOKEN or --token-file)"
-                        );
-                        return Verdict::ConfigError.exit_code();
-                    }
-                    Err(e) => {
-                        let _ = writeln!(err, "error: {e}");
-                        return Verdict::ConfigError.exit_code();
-                    }
-                }
-            } else {
-                None
-            };
-            let cmd = PlanCommand {
-                manifest: a.manifest,
-                date: a.date,
-                today: crate::manifest::today_utc(),
-                now: jiff::Timestamp::now(),
-                format: a.format.map(|f| match f {
-                    Format::Text => PlanOutput::Text,
-                    Format::Json => PlanOutput::Json,
-                }),
-                github_output: std::env::var_os("GITHUB_OUTPUT")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from),
-                annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
-                review_load,
-            };
-            crate::fleet::plan_command(&cmd, &mut out, &mut err)
+    };
+    let cfg = crate::sim::SimConfig {
+        repo: a.repo,
+        repositories,
+        scenario,
+        time_scale: a.time_scale,
+    };
+    match rt.block_on(crate::sim::serve_forever(cfg, a.port, std::io::stdout())) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            Verdict::ConfigError.exit_code()
         }
     }
+}
+
+/// `agent-gate plan`: the night's jobs from the manifest.
+fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use crate::fleet::{LoadSource, PlanCommand, PlanOutput};
+    let review_load = if a.review_load {
+        let from_env = std::env::var("INPUT_TOKEN").ok();
+        match token(from_env.as_deref(), a.token_file.as_deref(), "INPUT_TOKEN") {
+            Ok(Some(token)) => Some(LoadSource {
+                api_url: a.api_url.clone(),
+                server_url: std::env::var("GITHUB_SERVER_URL")
+                    .ok()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| "https://github.com".to_string()),
+                token: token.trim().to_string(),
+            }),
+            Ok(None) => {
+                let _ = writeln!(
+                    err,
+                    "error: --review-load reads GitHub: give a token that can read the repositories' pull requests and contents (INPUT_TOKEN or --token-file)"
+                );
+                return Verdict::ConfigError.exit_code();
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return Verdict::ConfigError.exit_code();
+            }
+        }
+    } else {
+        None
+    };
+    let cmd = PlanCommand {
+        manifest: a.manifest,
+        date: a.date,
+        today: crate::manifest::today_utc(),
+        now: jiff::Timestamp::now(),
+        format: a.format.map(|f| match f {
+            Format::Text => PlanOutput::Text,
+            Format::Json => PlanOutput::Json,
+        }),
+        github_output: std::env::var_os("GITHUB_OUTPUT")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+        review_load,
+    };
+    crate::fleet::plan_command(&cmd, out, err)
 }
 
 /// stderr for log events: each write (tracing formats one event per write) is
@@ -326,146 +362,34 @@ impl Write for SafeStderr {
     }
 }
 
-/// A flag (or Action input) that may be absent or blank: `None` then; else what `parse`
-/// makes of it trimmed, or `Err` after printing the error `bad` words for it.
-fn optional<T>(
-    raw: Option<&str>,
-    parse: impl Fn(&str) -> Option<T>,
-    err: &mut dyn Write,
-    bad: impl Fn(&str) -> String,
-) -> Result<Option<T>, ()> {
-    match raw.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => parse(v).map(Some).ok_or_else(|| {
-            let _ = writeln!(err, "error: {}", bad(v));
-        }),
-    }
-}
-
-/// `agent-gate run`: check the flags that are not plain strings, build the run's options
-/// from them and the environment, run, and publish the report.
+/// `agent-gate run`: compile the flags and the environment into the run's options, run,
+/// and publish the report.
 fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8 {
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
     };
-    let Ok(timeout) = optional(
-        a.timeout.as_deref(),
-        crate::policy::parse_duration,
-        err,
-        |t| format!("timeout `{t}` is not a duration like 30s, 45m or 2h"),
-    ) else {
-        return Verdict::ConfigError.exit_code();
-    };
-    let priority = if a.priority.trim().is_empty() {
-        crate::manifest::Priority::default()
-    } else if let Some(p) = crate::manifest::Priority::parse(&a.priority) {
-        p
-    } else {
-        let _ = writeln!(
-            err,
-            "error: priority `{}` must be high, normal or low",
-            a.priority
-        );
-        return Verdict::ConfigError.exit_code();
-    };
-    let Ok(repair_rounds) = optional(
-        a.repair_rounds.as_deref(),
-        |r| r.parse::<u32>().ok(),
-        err,
-        |r| format!("repair-rounds `{r}` is not a whole number of rounds like 0, 1 or 2"),
-    ) else {
-        return Verdict::ConfigError.exit_code();
-    };
-    let Ok(not_before) = optional(
-        a.not_before.as_deref(),
-        |t| t.trim().parse::<jiff::Timestamp>().ok(),
-        err,
-        |t| format!("not-before `{t}` is not a time like 2026-03-10T02:17:40Z"),
-    ) else {
-        return Verdict::ConfigError.exit_code();
-    };
-    let write_pace = match crate::pace::WritePace::parse(a.write_pace.as_deref().unwrap_or("")) {
-        Ok(p) => p,
+    let gate = a.gate.clone();
+    let opts = match config::run_options(a, std::env::vars_os().collect()) {
+        Ok(o) => o,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return Verdict::ConfigError.exit_code();
         }
-    };
-    let tokens = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN").and_then(|t| {
-        token(
-            a.github_token.as_deref(),
-            a.github_token_file.as_deref(),
-            "INPUT_GITHUB-TOKEN",
-        )
-        .map(|g| (t.unwrap_or_default(), g))
-    });
-    let (agent_token, github_token) = match tokens {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
-    };
-    let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
-    // The target: the `repository` input or --repository, else the workflow's own.
-    let repository = nonempty(a.repository)
-        .unwrap_or_else(|| var("GITHUB_REPOSITORY"))
-        .trim()
-        .to_string();
-    let pace_ledger = write_pace.as_ref().map(|_| {
-        crate::pace::ledger_remote(
-            nonempty(a.pace_ledger).as_deref(),
-            &var("GITHUB_REPOSITORY"),
-            &repository,
-            &var("GITHUB_SERVER_URL"),
-            &a.remote,
-        )
-    });
-    let opts = crate::flow::RunOptions {
-        remote: a.remote,
-        instruction: a.instruction,
-        scope: split_list(&a.scope),
-        policy_path: a.policy,
-        github_token,
-        base_ref: nonempty(a.base_ref),
-        timeout,
-        task_id: nonempty(a.task_id),
-        task_key: nonempty(a.task_key),
-        dry_run: a.dry_run,
-        model: nonempty(a.model),
-        custom_agent: nonempty(a.custom_agent),
-        jobs: a.gate.jobs,
-        key_inputs: crate::prompt::KeyInputs {
-            repository: repository.clone(),
-            run_id: var("GITHUB_RUN_ID"),
-            job: var("GITHUB_JOB"),
-            step: var("GITHUB_ACTION"),
-            instruction: String::new(),
-        },
-        gate_env: env,
-        priority,
-        repair_rounds,
-        not_before,
-        write_pace,
-        pace_ledger,
-        ..crate::flow::RunOptions::new(a.repo, repository.clone(), a.api_url, agent_token.trim())
     };
     let mut secrets = secrets_from_env();
     secrets.push(opts.token.clone());
     secrets.extend(opts.github_token.clone());
     let mut io = crate::flow::actions_io(out, &secrets);
-    io.set_target_repository(&repository);
+    io.set_target_repository(&opts.repository);
     // The audit record is written as the run goes (a killed gate leaves its steps).
-    let audit = crate::flow::open_audit(&io, a.gate.audit_file.as_deref(), err);
+    let audit = crate::flow::open_audit(&io, gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {
         audit: audit.clone(),
         ..opts
     };
     let publish = crate::flow::PublishOptions {
-        json: a.gate.format == Format::Json,
-        audit_file: a.gate.audit_file.clone(),
+        json: gate.format == Format::Json,
+        audit_file: gate.audit_file.clone(),
         policy_path: opts.policy_path.clone(),
         audit,
     };

@@ -33,12 +33,29 @@ pub(super) enum BaseError {
 
 /// Private refs the gate fetches into, removed when the run ends, so the workspace's own
 /// branches and HEAD are never touched.
-pub(super) struct PrivateRefs<'a> {
-    pub git: &'a Git,
-    pub names: Vec<String>,
+pub(super) struct PrivateRefs {
+    git: Git,
+    names: Vec<String>,
 }
 
-impl Drop for PrivateRefs<'_> {
+impl PrivateRefs {
+    /// No refs yet, in the repository of `git`.
+    pub fn new(git: Git) -> PrivateRefs {
+        PrivateRefs {
+            git,
+            names: Vec::new(),
+        }
+    }
+
+    /// Remember `name` to remove it at the end (once).
+    pub fn add(&mut self, name: &str) {
+        if !self.names.iter().any(|n| n == name) {
+            self.names.push(name.to_string());
+        }
+    }
+}
+
+impl Drop for PrivateRefs {
     fn drop(&mut self) {
         for n in &self.names {
             let _ = self.git.delete_ref(n);
@@ -61,7 +78,7 @@ pub(super) fn fetch_base(
     git: &Git,
     opts: &RunOptions,
     base_local: &str,
-    refs: &mut PrivateRefs<'_>,
+    refs: &mut PrivateRefs,
 ) -> Result<Base, BaseError> {
     let mut base_branch = opts
         .base_ref
@@ -137,12 +154,12 @@ fn fetch_branch(
     opts: &RunOptions,
     branch: &str,
     local: &str,
-    refs: &mut PrivateRefs<'_>,
+    refs: &mut PrivateRefs,
 ) -> Result<String, BaseError> {
     let spec = format!("+refs/heads/{branch}:{local}");
     match fetch_refs(git, opts, &[&spec]) {
         Ok(()) => {
-            refs.names.push(local.to_string());
+            refs.add(local);
             Ok(git.rev_parse(local)?)
         }
         Err(fetch_err) => git.rev_parse(&format!("refs/heads/{branch}")).map_err(|_| {

@@ -9,10 +9,9 @@ use std::io::Write;
 
 use crate::flow::check::{GateContext, config_error, gate_change};
 use crate::flow::ci::CiContext;
+use crate::flow::context::Run;
 use crate::flow::ending::finish_with;
 use crate::flow::fetch::{PrivateRefs, fetch_refs};
-use crate::flow::round::RoundContext;
-use crate::flow::session::task_branch;
 use crate::github::types::{ArtifactRef, Task};
 use crate::policy::Policy;
 use crate::report::{Report, Verdict};
@@ -30,28 +29,28 @@ fn pushed(task: &Task) -> bool {
 /// Collect the change of the finished task `done` and gate it; the round's finished report.
 /// `label` prefixes the progress line (`repair round N: `, or nothing for the first task).
 pub(super) async fn gate_head(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     done: &Task,
     mut report: Report,
     label: &str,
     progress: &mut (dyn Write + Send),
-    refs: &mut PrivateRefs<'_>,
+    refs: &mut PrivateRefs,
 ) -> Report {
-    let policy = ctx.policy;
-    let Some(branch) = task_branch(done) else {
+    let policy = &run.policy;
+    let Some(branch) = done.branch() else {
         return no_change(
             report,
             policy,
             "the task finished without a branch or pull request",
         );
     };
-    record_pull(ctx, &branch, &mut report).await;
+    record_pull(run, &branch, &mut report).await;
     report.head = Some(branch.clone());
-    let (head_rev, mut report) = match fetch_head(ctx, done, &branch, report, refs) {
+    let (head_rev, mut report) = match fetch_head(run, done, &branch, report, refs) {
         Ok(fetched) => fetched,
         Err(ended) => return *ended,
     };
-    let changes = match ctx.git.changes(ctx.base_rev, &head_rev) {
+    let changes = match run.git.changes(&run.base_rev, &head_rev) {
         Ok(c) => c,
         Err(e) => return config_error(report, e.to_string()),
     };
@@ -61,7 +60,7 @@ pub(super) async fn gate_head(
             policy,
             &format!(
                 "the agent's branch `{branch}` holds no change against `{}`",
-                ctx.base_branch
+                &run.base_branch
             ),
         );
     }
@@ -70,42 +69,38 @@ pub(super) async fn gate_head(
         .as_ref()
         .and_then(|t| Some((t.pr_number?, t.pr_url.clone().unwrap_or_default())));
     // Reads of the repository's checks stop at the run's deadline, retries included.
-    let ci_client = ctx.status_client.with_deadline(ctx.deadline);
+    let ci_client = run.status_client.with_deadline(run.clock.deadline);
     let gate = GateContext {
-        git: ctx.git,
+        git: &run.git,
         policy,
-        scope: ctx.scope,
-        jobs: ctx.opts.jobs,
-        gate_env: ctx.opts.gate_env.clone(),
-        workspace: ctx.opts.repo.clone(),
+        scope: &run.scope,
+        jobs: run.opts.jobs,
+        gate_env: run.opts.gate_env.clone(),
+        workspace: run.opts.repo.clone(),
         ci: Some(CiContext {
             client: &ci_client,
-            base_branch: ctx.base_branch,
+            base_branch: &run.base_branch,
             own_context: &policy.report.status_context,
             pull,
             poll_initial: policy.agent.poll_initial,
             poll_max: policy.agent.poll_max,
-            deadline: ctx.deadline,
+            deadline: run.clock.deadline,
         }),
     };
     let _ = writeln!(
         progress,
         "agent-gate: {label}gating {} of `{branch}`{}",
-        match changes.changes.len() {
-            1 => "1 changed file".to_string(),
-            n => format!("{n} changed files"),
-        },
+        count(changes.changes.len(), "changed file"),
         match policy.checks.len() {
             0 => String::new(),
-            1 => " (1 check)".to_string(),
-            n => format!(" ({n} checks)"),
+            n => format!(" ({})", count(n, "check")),
         }
     );
     Box::pin(gate_change(
         &gate,
         &changes,
         &mut report,
-        ctx.shutdown,
+        &run.shutdown,
         progress,
     ))
     .await;
@@ -113,8 +108,8 @@ pub(super) async fn gate_head(
 }
 
 /// The pull request of `branch`, when there is one, into the report's task.
-async fn record_pull(ctx: &RoundContext<'_>, branch: &str, report: &mut Report) {
-    match ctx.client.find_pull_for_branch(branch).await {
+async fn record_pull(run: &Run, branch: &str, report: &mut Report) {
+    match run.client.find_pull_for_branch(branch).await {
         Ok(Some(pr)) => {
             if let Some(info) = report.task.as_mut() {
                 info.pr_number = Some(pr.number);
@@ -132,25 +127,23 @@ async fn record_pull(ctx: &RoundContext<'_>, branch: &str, report: &mut Report) 
 /// the report), `Err` with the finished report when the branch was never pushed or cannot
 /// be fetched.
 fn fetch_head(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     done: &Task,
     branch: &str,
     mut report: Report,
-    refs: &mut PrivateRefs<'_>,
+    refs: &mut PrivateRefs,
 ) -> Result<(String, Report), Box<Report>> {
     // Never gate an earlier round's head: the ref is fetched afresh.
-    let head_local = ctx.head_local.as_str();
-    let _ = ctx.git.delete_ref(head_local);
+    let head_local = run.head_local.as_str();
+    let _ = run.git.delete_ref(head_local);
     match fetch_refs(
-        ctx.git,
-        ctx.opts,
+        &run.git,
+        &run.opts,
         &[&format!("+refs/heads/{branch}:{head_local}")],
     ) {
         Ok(()) => {
-            if !refs.names.iter().any(|n| n == head_local) {
-                refs.names.push(head_local.to_string());
-            }
-            match ctx.git.rev_parse(head_local) {
+            refs.add(head_local);
+            match run.git.rev_parse(head_local) {
                 Ok(r) => Ok((r, report)),
                 Err(e) => Err(Box::new(config_error(report, e.to_string()))),
             }
@@ -160,14 +153,14 @@ fn fetch_head(
         Err(_) if !pushed(done) && report.task.as_ref().is_none_or(|t| t.pr_number.is_none()) => {
             Err(Box::new(no_change(
                 report,
-                ctx.policy,
+                &run.policy,
                 &format!("the task finished without pushing its branch `{branch}`"),
             )))
         }
         Err(e) => {
             report.errors.push(format!(
                 "cannot fetch the agent's branch `{branch}` from `{}`: {e}",
-                ctx.opts.remote
+                run.opts.remote
             ));
             report.set_verdict(Verdict::ApiError);
             report.finish();
@@ -189,5 +182,14 @@ fn no_change(report: Report, policy: &Policy, why: &str) -> Report {
             Verdict::AgentFailed,
             format!("{why}; a change was required (agent.allow-no-change: false)"),
         )
+    }
+}
+
+/// `1 check`, `3 checks`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }

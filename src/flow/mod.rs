@@ -7,6 +7,7 @@
 mod check;
 mod ci;
 mod comment;
+mod context;
 mod ending;
 mod fetch;
 mod head;
@@ -226,42 +227,14 @@ async fn status_raw(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    use crate::github::{Client, ClientConfig, ListQuery, task_cost};
-    let slug = match crate::slug::RepoSlug::parse(repository) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(
-                err,
-                "error: repository {e} (set --repository or GITHUB_REPOSITORY)"
-            );
-            return Verdict::ConfigError.exit_code();
-        }
-    };
-    let (owner, name) = (slug.owner(), slug.name());
-    if token.trim().is_empty() {
-        let _ = writeln!(
-            err,
-            "error: a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
-        );
-        return Verdict::ConfigError.exit_code();
-    }
-    let client = match Client::new(
-        ClientConfig::new(token.to_string(), owner, name).with_api_url(api_url.to_string()),
-    ) {
+    let client = match status_client(repository, token, api_url) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+        Err(message) => {
+            let _ = writeln!(err, "error: {message}");
             return Verdict::ConfigError.exit_code();
         }
     };
-    let tasks = match task_id {
-        Some(id) => client.get_task(id).await.map(|t| vec![t]),
-        None => client
-            .list_tasks(&ListQuery::default())
-            .await
-            .map(|l| l.tasks),
-    };
-    let mut tasks = match tasks {
+    let tasks = match status_tasks(&client, task_id).await {
         Ok(t) => t,
         Err(e) => {
             // A 404 of the agent-tasks API: say first whether the cloud agent is off there.
@@ -274,14 +247,6 @@ async fn status_raw(
             return Verdict::ApiError.exit_code();
         }
     };
-    // GitHub's list items carry no sessions, and the cost is in the sessions' usage: read
-    // each listed task whole so the list shows the same figure as everything else.
-    for t in tasks.iter_mut().filter(|t| t.sessions.is_none()) {
-        match client.get_task(&t.id).await {
-            Ok(full) => *t = full,
-            Err(e) => tracing::debug!(task = %t.id, error = %e, "cost of a listed task unknown"),
-        }
-    }
     if json {
         let value = if task_id.is_some() {
             serde_json::to_value(&tasks[0])
@@ -295,22 +260,80 @@ async fn status_raw(
                 .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
                 .unwrap_or_default()
         );
-        return 0;
-    }
-    if tasks.is_empty() {
+    } else if tasks.is_empty() {
         let _ = writeln!(out, "no tasks in {repository}");
-        return 0;
+    } else {
+        print_tasks(&tasks, task_id.is_some(), out);
     }
+    0
+}
+
+/// Why `status` has no client to read tasks with.
+#[derive(Debug, thiserror::Error)]
+enum StatusError {
+    #[error("repository {0} (set --repository or GITHUB_REPOSITORY)")]
+    Repository(#[from] crate::slug::SlugError),
+    #[error(
+        "a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
+    )]
+    NoToken,
+    #[error(transparent)]
+    Client(#[from] crate::github::ApiError),
+}
+
+/// The client `status` reads `repository`'s tasks with.
+fn status_client(
+    repository: &str,
+    token: &str,
+    api_url: &str,
+) -> Result<crate::github::Client, StatusError> {
+    use crate::github::{Client, ClientConfig};
+    let slug = crate::slug::RepoSlug::parse(repository)?;
+    if token.trim().is_empty() {
+        return Err(StatusError::NoToken);
+    }
+    let config = ClientConfig::new(token.to_string(), slug.owner(), slug.name())
+        .with_api_url(api_url.to_string());
+    Ok(Client::new(config)?)
+}
+
+/// The task `task_id`, or the repository's tasks, each read whole: GitHub's list items
+/// carry no sessions, and the cost is in the sessions' usage, so the list shows the same
+/// figure as everything else.
+async fn status_tasks(
+    client: &crate::github::Client,
+    task_id: Option<&str>,
+) -> Result<Vec<crate::github::types::Task>, crate::github::ApiError> {
+    let mut tasks = match task_id {
+        Some(id) => vec![client.get_task(id).await?],
+        None => {
+            client
+                .list_tasks(&crate::github::ListQuery::default())
+                .await?
+                .tasks
+        }
+    };
+    for t in tasks.iter_mut().filter(|t| t.sessions.is_none()) {
+        match client.get_task(&t.id).await {
+            Ok(full) => *t = full,
+            Err(e) => tracing::debug!(task = %t.id, error = %e, "cost of a listed task unknown"),
+        }
+    }
+    Ok(tasks)
+}
+
+/// `status`'s table of tasks; for one task (`detail`) its link and sessions too.
+fn print_tasks(tasks: &[crate::github::types::Task], detail: bool, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "{:<38} {:<17} {:<21} {:>10}  NAME",
         "ID", "STATE", "UPDATED", "AI CREDITS"
     );
-    for t in &tasks {
+    for t in tasks {
         let name = t.name.clone().unwrap_or_default();
         let name: String = name.chars().take(60).collect();
         let cost = match t.sessions {
-            Some(_) => crate::report::credits(task_cost(t).ai_credits()),
+            Some(_) => crate::report::credits(crate::github::task_cost(t).ai_credits()),
             None => "-".to_string(),
         };
         let _ = writeln!(
@@ -322,7 +345,7 @@ async fn status_raw(
             cost,
             name.replace(['\n', '\r'], " ")
         );
-        if task_id.is_some() {
+        if detail {
             if let Some(url) = &t.html_url {
                 let _ = writeln!(out, "  {url}");
             }
@@ -337,7 +360,6 @@ async fn status_raw(
             }
         }
     }
-    0
 }
 
 /// `agent-gate status --admission`: the admission refs on `remote` of the clone `repo` —

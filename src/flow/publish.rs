@@ -4,7 +4,7 @@
 //! token reaches any of them. Used by `run` and `check`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::actions::{ActionsEnv, ActionsIo};
 use crate::audit::{AuditLog, AuditStream};
@@ -93,34 +93,7 @@ pub fn publish<W: Write>(
     let exit_code = report.exit_code;
     let redacted = outputs::redact_report_owned(report, io.masker());
     if io.env().is_actions {
-        // Each check's output in a collapsible group of the log, before the report.
-        for c in redacted.checks.iter().filter(|c| !c.output_tail.is_empty()) {
-            let _ = io.command(&crate::actions::group(&format!(
-                "check `{}`: {}",
-                c.name,
-                c.status.as_str()
-            )));
-            if c.truncated_bytes > 0 {
-                let _ = io.print(&format!(
-                    "… {} earlier bytes not shown\n",
-                    c.truncated_bytes
-                ));
-            }
-            // Agent-written output must not be able to run workflow commands (e.g.
-            // `::add-mask::`, `::endgroup::`, `::set-output`): stop command processing
-            // around it with a one-time token, as the runner documents.
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            let _ = io.print(&format!("::stop-commands::{token}\n"));
-            // Escaped too: a lone `\r` starts a new line for the runner, and ESC sequences
-            // (OSC 8 links, cursor moves) would act on whoever reads the log in a terminal.
-            let mut text = crate::report::escape_output(&c.output_tail).into_owned();
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            let _ = io.print(&text);
-            let _ = io.print(&format!("::{token}::\n"));
-            let _ = io.command(&crate::actions::endgroup());
-        }
+        print_check_groups(&redacted, io);
     }
     let printed = if opts.json {
         io.print_json(&redacted)
@@ -130,40 +103,90 @@ pub fn publish<W: Write>(
     if let Err(e) = printed {
         let _ = writeln!(err, "error: cannot print the report: {e}");
     }
-    let audit_path = if opts.audit.is_open() {
+    let audit_path = finish_audit(&redacted, io, opts, err);
+    if io.env().is_actions {
+        publish_to_actions(&redacted, io, opts, &audit_path.unwrap_or_default(), err);
+    }
+    exit_code
+}
+
+/// Each check's output in a collapsible group of the log, before the report.
+fn print_check_groups<W: Write>(redacted: &Report, io: &mut ActionsIo<W>) {
+    for c in redacted.checks.iter().filter(|c| !c.output_tail.is_empty()) {
+        let _ = io.command(&crate::actions::group(&format!(
+            "check `{}`: {}",
+            c.name,
+            c.status.as_str()
+        )));
+        if c.truncated_bytes > 0 {
+            let _ = io.print(&format!(
+                "… {} earlier bytes not shown\n",
+                c.truncated_bytes
+            ));
+        }
+        // Agent-written output must not be able to run workflow commands (e.g.
+        // `::add-mask::`, `::endgroup::`, `::set-output`): stop command processing
+        // around it with a one-time token, as the runner documents.
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let _ = io.print(&format!("::stop-commands::{token}\n"));
+        // Escaped too: a lone `\r` starts a new line for the runner, and ESC sequences
+        // (OSC 8 links, cursor moves) would act on whoever reads the log in a terminal.
+        let mut text = crate::report::escape_output(&c.output_tail).into_owned();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let _ = io.print(&text);
+        let _ = io.print(&format!("::{token}::\n"));
+        let _ = io.command(&crate::actions::endgroup());
+    }
+}
+
+/// The audit record finished with the report; where it is, when there is one.
+fn finish_audit<W: Write>(
+    redacted: &Report,
+    io: &mut ActionsIo<W>,
+    opts: &PublishOptions,
+    err: &mut dyn Write,
+) -> Option<PathBuf> {
+    if opts.audit.is_open() {
         let path = opts.audit.path();
-        if let Err(e) = opts.audit.finish(&redacted) {
+        if let Err(e) = opts.audit.finish(redacted) {
             let _ = writeln!(err, "error: cannot write the audit record: {e}");
         }
-        path
-    } else {
-        // Not opened at the start (a `check`, or it failed then): once more, now.
-        let path = audit_path(io.env(), opts.audit_file.as_deref());
-        if let Some(path) = &path
-            && let Err(e) = open_at(io, path, err).finish(&redacted)
-        {
-            let _ = writeln!(
-                err,
-                "error: cannot write the audit record {}: {e}",
-                path.display()
-            );
-        }
-        path
-    };
-    if !io.env().is_actions {
-        return exit_code;
+        return path;
     }
-    let audit_display = audit_path.clone().unwrap_or_default();
-    if let Err(e) = outputs::write(&redacted, io, &audit_display) {
+    // Not opened at the start (a `check`, or it failed then): once more, now.
+    let path = audit_path(io.env(), opts.audit_file.as_deref());
+    if let Some(path) = &path
+        && let Err(e) = open_at(io, path, err).finish(redacted)
+    {
+        let _ = writeln!(
+            err,
+            "error: cannot write the audit record {}: {e}",
+            path.display()
+        );
+    }
+    path
+}
+
+/// In Actions: the step outputs, the annotations and the job summary.
+fn publish_to_actions<W: Write>(
+    redacted: &Report,
+    io: &mut ActionsIo<W>,
+    opts: &PublishOptions,
+    audit_display: &Path,
+    err: &mut dyn Write,
+) {
+    if let Err(e) = outputs::write(redacted, io, audit_display) {
         let _ = writeln!(
             err,
             "::error title=agent-gate: outputs::cannot write the step outputs: {e}"
         );
     }
     let annotations = outputs::annotations(
-        &redacted,
+        redacted,
         &opts.policy_path,
-        policy_error_location(&redacted, &opts.policy_path),
+        policy_error_location(redacted, &opts.policy_path),
     );
     if let Err(e) = io.annotations(&annotations) {
         let _ = writeln!(err, "error: cannot print annotations: {e}");
@@ -177,13 +200,12 @@ pub fn publish<W: Write>(
         "the audit record ({}) and the job log",
         audit_display.display()
     );
-    if let Err(e) = outputs::write_redacted_summary(&redacted, &ctx, io, &where_full) {
+    if let Err(e) = outputs::write_redacted_summary(redacted, &ctx, io, &where_full) {
         let _ = writeln!(
             err,
             "::error title=agent-gate: summary::cannot write the step summary: {e}"
         );
     }
-    exit_code
 }
 
 /// An [`ActionsIo`] on `out` for the process environment, with `secrets` registered

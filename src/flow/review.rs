@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::comment::{CommentAction, CommentSet, comment_body, is_ours};
 use crate::actions::Masker;
-use crate::github::types::CommitStatus;
+use crate::github::types::{CommitStatus, IssueComment};
 use crate::github::{ApiError, Client};
 use crate::report::{Report, Verdict, short};
 
@@ -205,54 +205,119 @@ pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> R
         );
         return record;
     };
-    let redact = |e: &ApiError| opts.masker.redact(&e.to_string()).into_owned();
-
     match report.head_sha.as_deref().filter(|s| !s.trim().is_empty()) {
         None => record.notes.push(format!(
             "no gated commit is known: no commit status was set on pull request #{pr}"
         )),
-        Some(sha) => {
-            let state = status_state(report.verdict);
-            let description = status_description(report, &opts.masker);
-            let target_url = opts
-                .run_url
-                .clone()
-                .or_else(|| report.task.as_ref().and_then(|t| t.url.clone()))
-                .map(|u| opts.masker.redact(&u).into_owned());
-            let status = CommitStatus {
-                state: state.to_string(),
-                target_url,
-                description: Some(description.clone()),
-                context: Some(opts.status_context.clone()),
-            };
-            match client.create_commit_status(sha, &status).await {
-                Ok(()) => {
-                    record.status = Some(StatusSet {
-                        sha: sha.to_string(),
-                        state: state.to_string(),
-                        context: opts.status_context.clone(),
-                        description,
-                    });
-                }
-                Err(e) => {
-                    record
-                        .errors
-                        .push(format!("commit status on {}: {}", short(sha), redact(&e)));
-                }
-            }
-        }
+        Some(sha) => set_status(client, report, opts, sha, &mut record).await,
     }
-
-    if !opts.comment {
+    if opts.comment {
+        post_comment(client, report, opts, pr, &mut record).await;
+    } else {
         record
             .notes
             .push("report.comment is off: no summary comment".to_string());
-        return record;
     }
+    record
+}
+
+/// The commit status on the gated commit `sha`, into `record`.
+async fn set_status(
+    client: &Client,
+    report: &Report,
+    opts: &ReviewOptions,
+    sha: &str,
+    record: &mut ReviewRecord,
+) {
+    let state = status_state(report.verdict);
+    let description = status_description(report, &opts.masker);
+    let target_url = opts
+        .run_url
+        .clone()
+        .or_else(|| report.task.as_ref().and_then(|t| t.url.clone()))
+        .map(|u| opts.masker.redact(&u).into_owned());
+    let status = CommitStatus {
+        state: state.to_string(),
+        target_url,
+        description: Some(description.clone()),
+        context: Some(opts.status_context.clone()),
+    };
+    match client.create_commit_status(sha, &status).await {
+        Ok(()) => {
+            record.status = Some(StatusSet {
+                sha: sha.to_string(),
+                state: state.to_string(),
+                context: opts.status_context.clone(),
+                description,
+            });
+        }
+        Err(e) => record.errors.push(format!(
+            "commit status on {}: {}",
+            short(sha),
+            opts.masker.redact(&e.to_string())
+        )),
+    }
+}
+
+/// The one summary comment on pull request `pr`: the earlier one the token's own user
+/// wrote is edited, else a new one is posted; into `record`.
+async fn post_comment(
+    client: &Client,
+    report: &Report,
+    opts: &ReviewOptions,
+    pr: i64,
+    record: &mut ReviewRecord,
+) {
+    let redact = |e: &ApiError| opts.masker.redact(&e.to_string()).into_owned();
     let (body, truncated) = comment_body(report, opts.run_url.as_deref(), &opts.masker);
     let marker = body.lines().next().unwrap_or_default().to_string();
-    // The marker alone proves nothing: anyone who may comment can write it. Only a comment
-    // the token's own user wrote is edited; without knowing that user, none is.
+    let Some(existing) = own_comment(client, pr, &marker, opts, record).await else {
+        return;
+    };
+    let set = |id: i64, html_url: String, action| CommentSet {
+        id,
+        action,
+        html_url,
+        truncated,
+    };
+    if let Some(old) = existing {
+        match client.update_issue_comment(old.id, &body).await {
+            Ok(c) => {
+                record.comment = Some(set(c.id, c.html_url, CommentAction::Updated));
+                return;
+            }
+            // Deleted since it was listed: post a new one.
+            Err(ApiError::NotFound { .. }) => {}
+            Err(e) => {
+                record.errors.push(format!(
+                    "updating comment {} on pull request #{pr}: {}",
+                    old.id,
+                    redact(&e)
+                ));
+                return;
+            }
+        }
+    }
+    match client.create_issue_comment(pr, &body).await {
+        Ok(c) => record.comment = Some(set(c.id, c.html_url, CommentAction::Created)),
+        Err(e) => record
+            .errors
+            .push(format!("commenting on pull request #{pr}: {}", redact(&e))),
+    }
+}
+
+/// The earlier summary comment (carrying `marker`) the token's own user wrote on pull
+/// request `pr`: `Some(None)` when there is none, `None` when the comments cannot be listed
+/// (then nothing is posted, to avoid a duplicate). The marker alone proves nothing: anyone
+/// who may comment can write it; without knowing the token's user, no comment is edited.
+async fn own_comment(
+    client: &Client,
+    pr: i64,
+    marker: &str,
+    opts: &ReviewOptions,
+    record: &mut ReviewRecord,
+) -> Option<Option<IssueComment>> {
+    let redact = |e: &ApiError| opts.masker.redact(&e.to_string()).into_owned();
     let me = match client.viewer().await {
         Ok(v) => Some(v),
         Err(e) => {
@@ -264,60 +329,22 @@ pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> R
             None
         }
     };
-    let existing = match client.list_issue_comments(pr).await {
-        Ok(list) => list.into_iter().find(|c| {
-            is_ours(c, &marker)
+    match client.list_issue_comments(pr).await {
+        Ok(list) => Some(list.into_iter().find(|c| {
+            is_ours(c, marker)
                 && me
                     .as_ref()
                     .zip(c.user.as_ref())
                     .is_some_and(|(me, author)| me.is(author))
-        }),
+        })),
         Err(e) => {
-            // Posting without knowing would risk a second comment.
             record.errors.push(format!(
                 "listing the comments of pull request #{pr} (no comment posted, to avoid a duplicate): {}",
                 redact(&e)
             ));
-            return record;
-        }
-    };
-    if let Some(old) = existing {
-        match client.update_issue_comment(old.id, &body).await {
-            Ok(c) => {
-                record.comment = Some(CommentSet {
-                    id: c.id,
-                    action: CommentAction::Updated,
-                    html_url: c.html_url,
-                    truncated,
-                });
-                return record;
-            }
-            // Deleted since it was listed: post a new one.
-            Err(ApiError::NotFound { .. }) => {}
-            Err(e) => {
-                record.errors.push(format!(
-                    "updating comment {} on pull request #{pr}: {}",
-                    old.id,
-                    redact(&e)
-                ));
-                return record;
-            }
+            None
         }
     }
-    match client.create_issue_comment(pr, &body).await {
-        Ok(c) => {
-            record.comment = Some(CommentSet {
-                id: c.id,
-                action: CommentAction::Created,
-                html_url: c.html_url,
-                truncated,
-            });
-        }
-        Err(e) => record
-            .errors
-            .push(format!("commenting on pull request #{pr}: {}", redact(&e))),
-    }
-    record
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {

@@ -13,55 +13,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::budget::{BudgetLimits, BudgetStatus, check_budget_with};
+use crate::flow::context::Run;
 use crate::flow::ending::{finish_with, fmt_secs};
 use crate::flow::fetch::PrivateRefs;
-use crate::flow::options::RunOptions;
 use crate::flow::session::poll_and_gate;
 use crate::flow::start::{RoundAdmission, admit_round};
-use crate::git::Git;
+use crate::github::since_before_now;
 use crate::github::types::Task;
-use crate::github::{Client, since_before_now};
-use crate::lease::LeaseStore;
-use crate::policy::Policy;
 use crate::prompt::{build_prompt, marker, prompt_hash};
 use crate::repair::{
     RoundRecord, follow_up_request, is_repairable, latest_round, repair_prompt, round_cost,
     round_key, total_cost,
 };
 use crate::report::{Report, TimelineEntry, Verdict, ViolationKind};
-use crate::scope::Scope;
-use crate::shutdown::Shutdown;
 
 /// A repair round starts only while more than this many initial poll intervals are left
 /// before the deadline: a round that cannot finish would only be stopped again.
 const MIN_POLLS_LEFT: u32 = 3;
-
-/// Everything the rounds share.
-pub(super) struct RoundContext<'a> {
-    pub opts: &'a RunOptions,
-    pub git: &'a Git,
-    /// The agent-tasks client, bounded by the run's deadline.
-    pub client: &'a Client,
-    /// The client for statuses, labels and comments.
-    pub status_client: &'a Client,
-    pub policy: &'a Policy,
-    pub scope: &'a Scope,
-    /// The run's idempotency key (round 0's).
-    pub key: &'a str,
-    pub base_branch: &'a str,
-    pub base_rev: &'a str,
-    /// The private ref the agent's head is fetched into (again each round).
-    pub head_local: String,
-    pub shutdown: &'a Shutdown,
-    pub started: Instant,
-    pub timeout: Duration,
-    pub deadline: Instant,
-    /// Repair rounds allowed after the first task.
-    pub max_rounds: u32,
-    /// The admission lock, when the policy caps concurrent tasks: a repair round is
-    /// admitted again before it starts.
-    pub leases: Option<&'a tokio::sync::Mutex<LeaseStore>>,
-}
 
 /// The hash of the session prompt that carries `round`'s marker (a round this run did not
 /// send, found when a re-run attaches).
@@ -79,16 +47,16 @@ fn session_prompt_hash(task: &Task, key: &str, round: u32) -> Option<String> {
 /// run knows before the first poll (policy, base, task, budget, admission); `timeline` the
 /// states so far (a wait for capacity).
 pub(super) async fn gate_rounds(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     mut task: Task,
     attached: bool,
     template: Report,
     mut timeline: Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
-    refs: &mut PrivateRefs<'_>,
+    refs: &mut PrivateRefs,
 ) -> Report {
-    let key = ctx.key;
-    let (mut round, mut prompt_sha) = first_round(ctx, &task, attached, &template, progress);
+    let key = &run.key;
+    let (mut round, mut prompt_sha) = first_round(run, &task, attached, &template, progress);
     let mut rounds: Vec<RoundRecord> = Vec::new();
     let mut seen: Vec<Task> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -98,7 +66,7 @@ pub(super) async fn gate_rounds(
     loop {
         let round_report = round_template(&template, &task, &prompt_sha);
         let end = poll_and_gate(
-            ctx,
+            run,
             &task,
             round_report,
             round,
@@ -120,34 +88,34 @@ pub(super) async fn gate_rounds(
         let report = end.report;
 
         // Another round?
-        let instruction = match next_instruction(ctx, &report, round) {
+        let instruction = match next_instruction(run, &report, round) {
             Ok(i) => i,
             Err(note) => {
                 notes.extend(note);
-                return finish_rounds(ctx, report, rounds, &seen, notes, budget);
+                return finish_rounds(run, report, rounds, &seen, notes, budget);
             }
         };
-        if let Some(note) = no_time_left(ctx, round) {
+        if let Some(note) = no_time_left(run, round) {
             notes.push(note);
-            return finish_rounds(ctx, report, rounds, &seen, notes, budget);
+            return finish_rounds(run, report, rounds, &seen, notes, budget);
         }
-        if !budget_allows_round(ctx, round, progress, &mut notes, &mut budget).await {
-            return finish_rounds(ctx, report, rounds, &seen, notes, budget);
+        if !budget_allows_round(run, round, progress, &mut notes, &mut budget).await {
+            return finish_rounds(run, report, rounds, &seen, notes, budget);
         }
 
         // A repair round runs the task again: it waits for a slot like a new task.
-        if let Some(report_end) = admit_round(ctx, round + 1, progress, &mut notes).await {
+        if let Some(report_end) = admit_round(run, round + 1, progress, &mut notes).await {
             let report = match report_end {
                 RoundAdmission::Stop => report,
                 RoundAdmission::Interrupted(note) => finish_with(report, Verdict::Cancelled, note),
             };
-            return finish_rounds(ctx, report, rounds, &seen, notes, budget);
+            return finish_rounds(run, report, rounds, &seen, notes, budget);
         }
 
         let (next_task, prompt) =
-            match send_follow_up(ctx, report, round, &instruction, progress, &mut notes).await {
+            match send_follow_up(run, report, round, &instruction, progress, &mut notes).await {
                 Ok(sent) => sent,
-                Err(report) => return finish_rounds(ctx, *report, rounds, &seen, notes, budget),
+                Err(report) => return finish_rounds(run, *report, rounds, &seen, notes, budget),
             };
         task = next_task;
         round += 1;
@@ -159,13 +127,13 @@ pub(super) async fn gate_rounds(
 /// The round a run starts gating at, with its prompt's hash: round 0, or — a re-run attaches
 /// to the round in flight — the latest round of the task.
 fn first_round(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     task: &Task,
     attached: bool,
     template: &Report,
     progress: &mut (dyn Write + Send),
 ) -> (u32, String) {
-    let key = ctx.key;
+    let key = &run.key;
     // A re-run attaches to the round in flight.
     let round = if attached {
         latest_round(task, key).unwrap_or(0)
@@ -208,19 +176,19 @@ fn round_template(template: &Report, task: &Task, prompt_sha: &str) -> Report {
 /// Whether the daily budget leaves room for repair round `round + 1`; counts it into
 /// `budget` and says in `notes` why not. An interrupt while counting says no, silently.
 async fn budget_allows_round(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     round: u32,
     progress: &mut (dyn Write + Send),
     notes: &mut Vec<String>,
     budget: &mut Option<BudgetStatus>,
 ) -> bool {
-    let limits = BudgetLimits::from_agent(&ctx.policy.agent);
+    let limits = BudgetLimits::from_agent(&run.policy.agent);
     if limits.is_unlimited() {
         return true;
     }
-    let now = since_before_now(ctx.client, Duration::ZERO);
+    let now = since_before_now(&run.client, Duration::ZERO);
     // The task index tells what the night's finished tasks cost (no read of each).
-    let known = match ctx.leases {
+    let known = match run.leases.as_ref() {
         Some(m) => m
             .lock()
             .await
@@ -230,8 +198,8 @@ async fn budget_allows_round(
     };
     let checked = tokio::select! {
         biased;
-        _ = ctx.shutdown.wait() => return false,
-        r = check_budget_with(ctx.client, limits, now, 1, known.spends()) => r,
+        _ = run.shutdown.wait() => return false,
+        r = check_budget_with(&run.client, limits, now, 1, known.spends()) => r,
     };
     match checked {
         Ok(status) => {
@@ -262,14 +230,14 @@ async fn budget_allows_round(
 /// the prompt sent, `Err` with the last round's report (finished as cancelled when the gate
 /// was interrupted) when it could not be sent, the reason in `notes`.
 async fn send_follow_up(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     report: Report,
     round: u32,
     instruction: &str,
     progress: &mut (dyn Write + Send),
     notes: &mut Vec<String>,
 ) -> Result<(Task, String), Box<Report>> {
-    let key = ctx.key;
+    let key = &run.key;
     let Some(branch) = report
         .task
         .as_ref()
@@ -284,19 +252,19 @@ async fn send_follow_up(
     };
     let next = round + 1;
     let rkey = round_key(key, next);
-    let prompt = build_prompt(instruction, ctx.policy, ctx.scope, &rkey);
-    let mut req = follow_up_request(prompt.clone(), &branch, ctx.base_branch);
-    req.model = ctx.opts.model.clone().filter(|m| !m.trim().is_empty());
-    req.custom_agent = ctx
+    let prompt = build_prompt(instruction, &run.policy, &run.scope, &rkey);
+    let mut req = follow_up_request(prompt.clone(), &branch, &run.base_branch);
+    req.model = run.opts.model.clone().filter(|m| !m.trim().is_empty());
+    req.custom_agent = run
         .opts
         .custom_agent
         .clone()
         .filter(|m| !m.trim().is_empty());
-    let since = since_before_now(ctx.client, Duration::from_mins(5));
+    let since = since_before_now(&run.client, Duration::from_mins(5));
     let round_marker = marker(&rkey);
     let created = tokio::select! {
         biased;
-        signal = ctx.shutdown.wait() => {
+        signal = run.shutdown.wait() => {
             return Err(Box::new(finish_with(
                 report,
                 Verdict::Cancelled,
@@ -305,14 +273,14 @@ async fn send_follow_up(
                 ),
             )));
         }
-        r = ctx.client.create_task_idempotent(&req, &round_marker, since) => r,
+        r = run.client.create_task_idempotent(&req, &round_marker, since) => r,
     };
     match created {
         Ok(c) => {
             let _ = writeln!(
                 progress,
                 "agent-gate: repair round {next} of {}: the change was {}; asked task {} to fix it on `{branch}`",
-                ctx.max_rounds, report.verdict, c.task.id
+                run.max_rounds, report.verdict, c.task.id
             );
             Ok((c.task, prompt))
         }
@@ -326,18 +294,14 @@ async fn send_follow_up(
 }
 
 /// The next round's instruction, or why there is none (`None` = nothing worth saying).
-fn next_instruction(
-    ctx: &RoundContext<'_>,
-    report: &Report,
-    round: u32,
-) -> Result<String, Option<String>> {
-    if ctx.shutdown.fired().is_some() {
+fn next_instruction(run: &Run, report: &Report, round: u32) -> Result<String, Option<String>> {
+    if run.shutdown.fired().is_some() {
         return Err(None);
     }
-    if let Some(p) = repair_prompt(&ctx.opts.instruction, report, round, ctx.max_rounds) {
+    if let Some(p) = repair_prompt(&run.opts.instruction, report, round, run.max_rounds) {
         return Ok(p);
     }
-    if ctx.max_rounds == 0 {
+    if run.max_rounds == 0 {
         return Err(None);
     }
     let failed = matches!(
@@ -354,10 +318,10 @@ fn next_instruction(
             "a protected path was changed: the change is not sent back for repair".to_string(),
         ));
     }
-    if is_repairable(report) && round >= ctx.max_rounds {
+    if is_repairable(report) && round >= run.max_rounds {
         return Err(Some(format!(
             "repair rounds exhausted ({round} of {}); the verdict is the last round's",
-            ctx.max_rounds
+            run.max_rounds
         )));
     }
     if failed {
@@ -370,15 +334,15 @@ fn next_instruction(
 }
 
 /// Why there is no time for another round, if there is none.
-fn no_time_left(ctx: &RoundContext<'_>, round: u32) -> Option<String> {
-    let left = ctx.deadline.saturating_duration_since(Instant::now());
-    let needed = ctx.policy.agent.poll_initial * MIN_POLLS_LEFT;
+fn no_time_left(run: &Run, round: u32) -> Option<String> {
+    let left = run.clock.deadline.saturating_duration_since(Instant::now());
+    let needed = run.policy.agent.poll_initial * MIN_POLLS_LEFT;
     (left <= needed).then(|| {
         format!(
             "no repair round {}: only {} left before the gate's deadline ({}); the verdict is the last round's",
             round + 1,
             fmt_secs(left),
-            fmt_secs(ctx.timeout)
+            fmt_secs(run.clock.timeout)
         )
     })
 }
@@ -386,14 +350,14 @@ fn no_time_left(ctx: &RoundContext<'_>, round: u32) -> Option<String> {
 /// The run's report: the last round's, with every round, the cost over all rounds, the
 /// budget last counted and the notes about rounds.
 fn finish_rounds(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     mut report: Report,
     rounds: Vec<RoundRecord>,
     seen: &[Task],
     notes: Vec<String>,
     budget: Option<BudgetStatus>,
 ) -> Report {
-    if ctx.max_rounds > 0 || rounds.len() > 1 || rounds.first().is_some_and(|r| r.round > 0) {
+    if run.max_rounds > 0 || rounds.len() > 1 || rounds.first().is_some_and(|r| r.round > 0) {
         report.rounds = rounds;
     }
     let cost = total_cost(seen);

@@ -1,9 +1,9 @@
-//! `agent-gate run`: the whole flow of DESIGN §1, in order — check the inputs, have
-//! `fetch.rs` fetch the base and read the policy there, derive the key and prompt, build the
-//! clients, hand over to `start.rs` to attach to the run's task or (within the daily budget,
-//! once admitted under `agent.max-concurrent-tasks`) start it, then to `round.rs` for the
-//! rounds (polled in `session.rs`, gated in `head.rs`); last the review gate. Every failure
-//! becomes a verdict in the [`Report`]. The inputs' type is `options.rs`'s.
+//! `agent-gate run`: the whole flow of DESIGN §1 as one straight pipeline — prepare (check
+//! the inputs, fetch the base and read the policy there, admit the repository, derive the
+//! key and prompt), connect (clients, admission store, write pace) into a [`Run`], start or
+//! attach to the task, the rounds (poll, collect, gate; repair rounds), the task index's
+//! record, the review gate. Each step is a function that takes what it needs and returns
+//! what it found; every failure becomes a verdict in the [`Report`].
 
 use std::io::Write;
 use std::sync::Arc;
@@ -11,21 +11,24 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::budget::{BudgetLimits, TaskSpend};
-use crate::flow::check::{config_error, narrow};
-use crate::flow::ending::{api_error, finish_with, fmt_secs};
-use crate::flow::fetch::{Base, PrivateRefs, fetch_base, git_token};
-use crate::flow::options::RunOptions;
-use crate::flow::round::{RoundContext, gate_rounds};
-use crate::flow::start::{StartContext, start_task};
 use crate::git::Git;
-use crate::github::types::TaskState;
+use crate::github::types::{Task, TaskState};
 use crate::github::{ApiError, Client, ClientConfig, WritePacer};
 use crate::lease::LeaseStore;
 use crate::pace::{LedgerPacer, PaceStore};
-use crate::policy::Policy;
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
+use crate::scope::Scope;
 use crate::shutdown::Shutdown;
+use crate::slug::RepoSlug;
+
+use super::check::{ScopeInputError, config_error, narrow};
+use super::context::{Run, RunClock, ledger_of};
+use super::ending::{api_error, finish_with, fmt_secs};
+use super::fetch::{Base, BaseError, PrivateRefs, fetch_base, git_token};
+use super::options::RunOptions;
+use super::round::gate_rounds;
+use super::start::start_task;
 
 /// Run the whole gate. `progress` receives one line per state change, heartbeats while
 /// waiting, and a last line with the verdict. Never panics; every failure is a verdict.
@@ -67,61 +70,114 @@ async fn run_gate(
 ) -> Report {
     let mut report = Report::new(Verdict::Passed);
     report.policy = Some(opts.policy_path.clone());
+    let mut refs = PrivateRefs::new(Git::new(&opts.repo));
 
-    // 1. Inputs.
-    let slug = match check_inputs(&opts) {
-        Ok(r) => r,
+    // 1–3. Inputs, the base (and the policy there), admission of the repository, the key.
+    let prepared = match prepare(opts, started, &mut report, &mut refs) {
+        Ok(p) => p,
         Err(e) => return config_error(report, e.to_string()),
     };
+    if prepared.opts.dry_run {
+        return dry_run(&prepared, report, progress);
+    }
+    let run = match connect(prepared, shutdown) {
+        Ok(r) => r,
+        Err(e) => return api_error(report, "cannot build the API client", &e),
+    };
+
+    // 4. Attach, or check the budget, wait for capacity and start.
+    let mut timeline: Vec<TimelineEntry> = Vec::new();
+    let (task, attached) = match start_task(&run, &mut report, &mut timeline, progress).await {
+        Ok(t) => t,
+        Err(done) => return *done,
+    };
+    announce(&run, &task, attached, &mut report, &timeline, progress);
+
+    // 5–8. Poll, collect and gate; then repair rounds while the policy allows them.
+    let mut report = Box::pin(gate_rounds(
+        &run, task, attached, report, timeline, progress, &mut refs,
+    ))
+    .await;
+    drop(refs);
+    record_in_index(&run, &report).await;
+
+    // 8. The review gate, on the pull request; best effort. A run interrupted by a signal
+    // skips it (time is short).
+    if run.shutdown.fired().is_none() && report.task.as_ref().is_some_and(|t| t.pr_number.is_some())
+    {
+        review_gate(&run, &mut report).await;
+    }
+    if let (Some(pacer), Some(pace)) = (&run.pacer, &run.opts.write_pace) {
+        let (writes, waited) = pacer.waited();
+        report.notes.push(format!(
+            "write pace {pace} (ledger on {}): {writes} write(s) timed, {} waited in all",
+            run.ledger(),
+            fmt_secs(waited)
+        ));
+    }
+    report
+}
+
+/// A run whose inputs, base and policy are known, before any client is built.
+struct Prepared {
+    opts: RunOptions,
+    slug: RepoSlug,
+    git: Git,
+    /// The run's private refs are `refs/agent-gate/<tag>/…`.
+    tag: String,
+    base: Base,
+    scope: Scope,
+    clock: RunClock,
+    key: String,
+    prompt: String,
+}
+
+/// Why a run ends before anything is started: a configuration error.
+#[derive(Debug, thiserror::Error)]
+enum PrepareError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    #[error("the policy does not list repository `{repository}` under `repositories` ({listed})")]
+    NotListed { repository: String, listed: String },
+    #[error(transparent)]
+    Scope(#[from] ScopeInputError),
+}
+
+/// Check the inputs, fetch the base into a private ref and read the policy there, admit the
+/// repository, narrow the scope and derive the key and prompt (DESIGN §1 steps 1–3). The
+/// report learns the base and the task's key and prompt hash.
+fn prepare(
+    opts: RunOptions,
+    started: Instant,
+    report: &mut Report,
+    refs: &mut PrivateRefs,
+) -> Result<Prepared, PrepareError> {
+    let slug = check_inputs(&opts)?;
     let git = Git::new(&opts.repo);
     let tag = uuid::Uuid::new_v4().simple().to_string();
-    let mut refs = PrivateRefs {
-        git: &git,
-        names: Vec::new(),
-    };
-
-    // 2. The base, fetched into a private ref; the policy is read there.
-    let base_local = format!("refs/agent-gate/{tag}/base");
-    let Base {
-        branch: base_branch,
-        rev: base_rev,
-        policy,
-    } = match fetch_base(&git, &opts, &base_local, &mut refs) {
-        Ok(b) => b,
-        Err(e) => return config_error(report, e.to_string()),
-    };
-    report.base = Some(base_branch.clone());
-
-    // 3. Admission.
-    if !policy.repositories.is_empty()
-        && !policy
-            .repositories
+    let base = fetch_base(&git, &opts, &format!("refs/agent-gate/{tag}/base"), refs)?;
+    report.base = Some(base.branch.clone());
+    let listed = &base.policy.repositories;
+    if !listed.is_empty()
+        && !listed
             .iter()
             .any(|r| r.eq_ignore_ascii_case(&opts.repository))
     {
-        return config_error(
-            report,
-            format!(
-                "the policy does not list repository `{}` under `repositories` ({})",
-                opts.repository,
-                policy.repositories.join(", ")
-            ),
-        );
+        return Err(PrepareError::NotListed {
+            repository: opts.repository.clone(),
+            listed: listed.join(", "),
+        });
     }
-    let scope = match narrow(&policy, &opts.scope) {
-        Ok(s) => s,
-        Err(e) => return config_error(report, e.to_string()),
-    };
-    let timeout = opts.timeout.unwrap_or(policy.agent.timeout);
-    let deadline = started + timeout;
-    let task_base = base_branch.clone();
+    let scope = narrow(&base.policy, &opts.scope)?;
+    let clock = RunClock::new(started, opts.timeout.unwrap_or(base.policy.agent.timeout));
     let key_inputs = KeyInputs {
         instruction: opts.instruction.clone(),
         ..opts.key_inputs.clone()
     };
     let key = derive_key(opts.task_key.as_deref(), &key_inputs);
-    let mark = marker(&key);
-    let prompt = build_prompt(&opts.instruction, &policy, &scope, &key);
+    let prompt = build_prompt(&opts.instruction, &base.policy, &scope, &key);
     report.task = Some(TaskInfo {
         key: key.clone(),
         prompt_sha256: Some(prompt_hash(&prompt)),
@@ -129,88 +185,97 @@ async fn run_gate(
         state: "not-started".to_string(),
         ..TaskInfo::default()
     });
+    Ok(Prepared {
+        opts,
+        slug,
+        git,
+        tag,
+        base,
+        scope,
+        clock,
+        key,
+        prompt,
+    })
+}
 
-    if opts.dry_run {
-        let _ = writeln!(
-            progress,
-            "agent-gate: dry run — nothing is started. The task would be created on {} (base {task_base}) with this prompt:\n{prompt}",
-            opts.repository
-        );
-        return finish_with(
-            report,
-            Verdict::DryRun,
-            format!("dry run: no task was started (key {key}, base {task_base})"),
-        );
-    }
-
-    // 4. Attach, or check the budget, wait for capacity and start.
-    // The fleet's write pace (`write-pace`), kept on the ledger's remote.
-    let pacer = opts.write_pace.clone().map(|pace| {
-        let ledger = ledger_of(&opts);
-        let store = PaceStore::new(
-            git.clone(),
-            ledger,
-            git_token(&opts).map(str::to_string),
-            &tag,
-        );
-        LedgerPacer::new(pace, store)
-    });
-    let (client, status_client) =
-        match clients(&opts, slug.owner(), slug.name(), deadline, pacer.as_ref()) {
-            Ok(c) => c,
-            Err(e) => return api_error(report, "cannot build the API client", &e),
-        };
-    let mut timeline: Vec<TimelineEntry> = Vec::new();
-    // The admission lock and lease on the remote (issue 8); the lease is given back when
-    // this store is dropped, at the end of the run.
-    // The same refs hold the task index, which every run reads and writes.
-    let leases = Some(tokio::sync::Mutex::new(
-        LeaseStore::new(
-            git.clone(),
-            &opts.remote,
-            git_token(&opts).map(str::to_string),
-            &key,
-            opts.priority,
-            &tag,
-        )
-        .with_poll(policy.agent.poll_max),
-    ));
-    let start = StartContext {
-        client: &client,
-        opts: &opts,
-        policy: &policy,
-        prompt: &prompt,
-        mark: &mark,
-        key: &key,
-        base: &task_base,
-        shutdown: &shutdown,
-        started,
-        deadline,
-        timeout,
-    };
-    let mut store = match &leases {
-        Some(m) => Some(m.lock().await),
-        None => None,
-    };
-    let started_task = start_task(
-        &start,
-        store.as_deref_mut(),
-        &mut report,
-        &mut timeline,
-        progress,
-    )
-    .await;
-    drop(store);
-    let (task, attached) = match started_task {
-        Ok(t) => t,
-        Err(done) => return *done,
-    };
+/// A dry run ends after the prompt is printed: nothing is started.
+fn dry_run(p: &Prepared, report: Report, progress: &mut (dyn Write + Send)) -> Report {
+    let (key, base) = (&p.key, &p.base.branch);
     let _ = writeln!(
         progress,
-        "agent-gate: {} task {} on {} (key {key}){}",
+        "agent-gate: dry run — nothing is started. The task would be created on {} (base {base}) with this prompt:\n{}",
+        p.opts.repository, p.prompt
+    );
+    finish_with(
+        report,
+        Verdict::DryRun,
+        format!("dry run: no task was started (key {key}, base {base})"),
+    )
+}
+
+/// The run in hand: the clients (paced on the write-pace ledger when `write-pace` is set)
+/// and the admission store on the remote, which also holds the task index every run reads
+/// and writes (issue 8).
+fn connect(p: Prepared, shutdown: Shutdown) -> Result<Run, ApiError> {
+    let Prepared {
+        opts,
+        slug,
+        git,
+        tag,
+        base,
+        scope,
+        clock,
+        key,
+        prompt,
+    } = p;
+    let token = git_token(&opts).map(str::to_string);
+    let pacer = opts.write_pace.clone().map(|pace| {
+        let store = PaceStore::new(git.clone(), ledger_of(&opts), token.clone(), &tag);
+        LedgerPacer::new(pace, store)
+    });
+    let (client, status_client) = clients(&opts, &slug, clock.deadline, pacer.as_ref())?;
+    let leases = LeaseStore::new(git.clone(), &opts.remote, token, &key, opts.priority, &tag)
+        .with_poll(base.policy.agent.poll_max);
+    Ok(Run {
+        max_rounds: opts
+            .repair_rounds
+            .unwrap_or(base.policy.agent.repair_rounds),
+        mark: marker(&key),
+        head_local: format!("refs/agent-gate/{tag}/head"),
+        leases: Some(tokio::sync::Mutex::new(leases)),
+        opts,
+        git,
+        client,
+        status_client,
+        policy: base.policy,
+        scope,
+        key,
+        prompt,
+        base_branch: base.branch,
+        base_rev: base.rev,
+        shutdown,
+        clock,
+        pacer,
+    })
+}
+
+/// Say which task the run gates, and record it in the report and the audit record
+/// (admission, the task and the states it went through so far).
+fn announce(
+    run: &Run,
+    task: &Task,
+    attached: bool,
+    report: &mut Report,
+    timeline: &[TimelineEntry],
+    progress: &mut (dyn Write + Send),
+) {
+    let _ = writeln!(
+        progress,
+        "agent-gate: {} task {} on {} (key {}){}",
         if attached { "attached to" } else { "started" },
         task.id,
-        opts.repository,
+        run.opts.repository,
+        run.key,
         task.html_url
             .as_deref()
             .map(|u| format!(" — {u}"))
@@ -222,77 +287,26 @@ async fn run_gate(
         info.state = task.state.to_string();
         info.attached = attached;
     }
-    // The audit record so far: admission, the task and the states it went through.
-    opts.audit.admission(&report);
+    run.opts.audit.admission(report);
     if let Some(info) = &report.task {
-        opts.audit.task(info, &timeline);
+        run.opts.audit.task(info, timeline);
     }
-
-    // 5–8. Poll, collect and gate; then repair rounds while the policy allows them.
-    let ctx = RoundContext {
-        opts: &opts,
-        git: &git,
-        client: &client,
-        status_client: &status_client,
-        policy: &policy,
-        scope: &scope,
-        key: &key,
-        base_branch: &base_branch,
-        base_rev: &base_rev,
-        head_local: format!("refs/agent-gate/{tag}/head"),
-        shutdown: &shutdown,
-        started,
-        timeout,
-        deadline,
-        max_rounds: opts.repair_rounds.unwrap_or(policy.agent.repair_rounds),
-        leases: leases.as_ref(),
-    };
-    let mut report = gate_rounds(&ctx, task, attached, report, timeline, progress, &mut refs).await;
-    drop(refs);
-    // The task index learns the pull request the task opened (review capacity counts it)
-    // and, once its sessions ended, what they cost (the daily budget then counts it without
-    // reading it): one read of the task.
-    if let (Some(leases), Some(info)) = (&leases, &report.task) {
-        record_in_index(leases, &client, &policy, info).await;
-    }
-
-    // 8. The review gate, on the pull request; best effort. A run interrupted by a signal
-    // skips it (time is short).
-    if shutdown.fired().is_none() && report.task.as_ref().is_some_and(|t| t.pr_number.is_some()) {
-        review_gate(&opts, &policy, &status_client, &mut report).await;
-    }
-    if let (Some(pacer), Some(pace)) = (&pacer, &opts.write_pace) {
-        let (writes, waited) = pacer.waited();
-        report.notes.push(format!(
-            "write pace {pace} (ledger on {}): {writes} write(s) timed, {} waited in all",
-            ledger_of(&opts),
-            fmt_secs(waited)
-        ));
-    }
-    report
-}
-
-/// Where the run's write-pace ledger is: `pace-ledger`, else the run's remote.
-fn ledger_of(opts: &RunOptions) -> &str {
-    opts.pace_ledger.as_deref().unwrap_or(&opts.remote)
 }
 
 /// The task index learns the pull request the task opened (review capacity counts it)
 /// and, under a daily budget, once its sessions ended, what they cost (the budget then
 /// counts the task without reading it): one read of the task. Best effort.
-async fn record_in_index(
-    leases: &tokio::sync::Mutex<LeaseStore>,
-    client: &Client,
-    policy: &Policy,
-    info: &TaskInfo,
-) {
+async fn record_in_index(run: &Run, report: &Report) {
+    let (Some(leases), Some(info)) = (&run.leases, &report.task) else {
+        return;
+    };
     if info.id.is_empty() {
         return;
     }
-    let spent = if BudgetLimits::from_agent(&policy.agent).is_unlimited() {
+    let spent = if BudgetLimits::from_agent(&run.policy.agent).is_unlimited() {
         None
     } else {
-        match client.get_task(&info.id).await {
+        match run.client.get_task(&info.id).await {
             Ok(task) if !matches!(task.state, TaskState::Queued | TaskState::InProgress) => {
                 Some(TaskSpend::of(&task))
             }
@@ -329,8 +343,8 @@ enum InputError {
 
 /// The `owner/repo` of a run whose inputs make sense: a repository of that form, an
 /// instruction (or a task to attach to), a token (unless it is a dry run).
-fn check_inputs(opts: &RunOptions) -> Result<crate::slug::RepoSlug, InputError> {
-    let slug = crate::slug::RepoSlug::parse(&opts.repository)?;
+fn check_inputs(opts: &RunOptions) -> Result<RepoSlug, InputError> {
+    let slug = RepoSlug::parse(&opts.repository)?;
     if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
         return Err(InputError::NoInstruction);
     }
@@ -345,16 +359,15 @@ fn check_inputs(opts: &RunOptions) -> Result<crate::slug::RepoSlug, InputError> 
 /// same token, unbounded).
 fn clients(
     opts: &RunOptions,
-    owner: &str,
-    name: &str,
+    slug: &RepoSlug,
     deadline: Instant,
     pacer: Option<&LedgerPacer>,
 ) -> Result<(Client, Client), ApiError> {
     // Every write of the run is paced, with either token: the two are often one user's,
     // and GitHub's content-creation limits are the user's.
     let config = |token: &str| {
-        let mut cfg =
-            ClientConfig::new(token.to_string(), owner, name).with_api_url(opts.api_url.clone());
+        let mut cfg = ClientConfig::new(token.to_string(), slug.owner(), slug.name())
+            .with_api_url(opts.api_url.clone());
         cfg.request_timeout = opts.request_timeout;
         cfg.pacer = pacer.map(|p| Arc::new(p.clone()) as Arc<dyn WritePacer>);
         cfg
@@ -374,12 +387,8 @@ fn clients(
 /// The review gate: a commit status on the gated commit of the pull request and one summary
 /// comment (updated, never duplicated), with the token that may. Best effort: it never
 /// changes the verdict; what it did goes to the report's notes.
-async fn review_gate(
-    opts: &RunOptions,
-    policy: &Policy,
-    status_client: &Client,
-    report: &mut Report,
-) {
+async fn review_gate(run: &Run, report: &mut Report) {
+    let opts = &run.opts;
     let mut masker = crate::actions::Masker::new();
     masker.register(opts.token.trim());
     if let Some(t) = &opts.github_token {
@@ -392,11 +401,11 @@ async fn review_gate(
     )
     .run_url();
     let review_opts = crate::flow::ReviewOptions::new(
-        policy.report.status_context.clone(),
-        policy.report.comment,
+        run.policy.report.status_context.clone(),
+        run.policy.report.comment,
         run_url,
         masker,
     );
-    let record = crate::flow::review(status_client, report, &review_opts).await;
+    let record = crate::flow::review(&run.status_client, report, &review_opts).await;
     report.notes.extend(record.summary_lines());
 }

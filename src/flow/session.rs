@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::flow::context::Run;
 use crate::flow::ending::{api_error, finish_with, fmt_secs};
 use crate::flow::head::gate_head;
-use crate::flow::round::RoundContext;
-use crate::github::types::{ArtifactRef, Task, TaskState};
+use crate::github::types::{Task, TaskState};
 use crate::github::{
     Client, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions, StopReason, StopRecord,
     poll_task, stop, task_cost,
@@ -46,29 +46,6 @@ fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
     }
 }
 
-/// The branch the agent worked on: the `branch` artifact, else the last session's `head_ref`.
-pub(super) fn task_branch(task: &Task) -> Option<String> {
-    task.artifacts
-        .iter()
-        .find_map(|a| match a.decode() {
-            ArtifactRef::Branch { head_ref, .. } => Some(head_ref),
-            _ => None,
-        })
-        .or_else(|| {
-            task.sessions
-                .as_ref()
-                .and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone()))
-        })
-}
-
-fn session_error(task: &Task) -> Option<String> {
-    task.sessions.as_ref().and_then(|s| {
-        s.iter()
-            .rev()
-            .find_map(|s| s.error.as_ref().map(|e| e.message.clone()))
-    })
-}
-
 /// Poll one round's task to its end, then collect and gate the change. `sent_round`: the
 /// round this run sent as a follow-up, whose session must show before a final state counts
 /// (right after the follow-up, the task may still report the previous session's end).
@@ -77,24 +54,24 @@ fn session_error(task: &Task) -> Option<String> {
     reason = "one round of DESIGN §1 steps 5–8, read top to bottom"
 )]
 pub(super) async fn poll_and_gate(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     task: &Task,
     mut report: Report,
     round: u32,
     sent_round: Option<u32>,
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
-    refs: &mut PrivateRefs<'_>,
+    refs: &mut PrivateRefs,
 ) -> RoundEnd {
     let label = if round == 0 {
         String::new()
     } else {
         format!("repair round {round}: ")
     };
-    let outcome = poll_to_end(ctx, task, sent_round, &label, timeline, progress).await;
+    let outcome = poll_to_end(run, task, sent_round, &label, timeline, progress).await;
     // The task no longer runs: give its slot back now, not when the checks are done, so a
     // run waiting for one (watching the leases) starts within a second.
-    if let Some(leases) = ctx.leases {
+    if let Some(leases) = run.leases.as_ref() {
         let mut store = leases.lock().await;
         if store.held().is_some()
             && let Err(e) = store.release()
@@ -108,21 +85,21 @@ pub(super) async fn poll_and_gate(
         report,
         last: last.clone(),
     };
-    match judge_end(ctx, task, outcome, report, round, progress).await {
+    match judge_end(run, task, outcome, report, round, progress).await {
         // Collect the agent's change.
-        Ok((done, report)) => end(gate_head(ctx, &done, report, &label, progress, refs).await),
+        Ok((done, report)) => end(gate_head(run, &done, report, &label, progress, refs).await),
         Err(report) => end(*report),
     }
 }
 
 /// The poll of one round: intervals, deadline and idle policies from the policy.
-fn poll_options(ctx: &RoundContext<'_>) -> PollOptions {
-    let policy = ctx.policy;
+fn poll_options(run: &Run) -> PollOptions {
+    let policy = &run.policy;
     PollOptions {
         initial: policy.agent.poll_initial,
         max: policy.agent.poll_max,
         watch: policy.agent.poll_watch,
-        deadline: ctx.deadline,
+        deadline: run.clock.deadline,
         on_idle: state_policy_idle(policy.agent.on_idle),
         on_waiting_for_user: state_policy_waiting(policy.agent.on_waiting_for_user),
         jitter: 0.1,
@@ -133,100 +110,105 @@ fn poll_options(ctx: &RoundContext<'_>) -> PollOptions {
 /// change goes to the timeline, the audit record and `progress`. A follow-up's end counts
 /// only once its session shows (see [`poll_and_gate`]).
 async fn poll_to_end(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     task: &Task,
     sent_round: Option<u32>,
     label: &str,
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
 ) -> PollOutcome {
-    let poll_opts = poll_options(ctx);
-    let started = ctx.started;
-    let timeout = ctx.timeout;
-    let heartbeat = ctx.opts.heartbeat;
-    let mut last_line = Instant::now();
+    let poll_opts = poll_options(run);
+    let mut lines = PollLines {
+        run,
+        task_id: &task.id,
+        label,
+        timeline,
+        progress,
+        last_line: Instant::now(),
+    };
     loop {
-        let outcome = {
-            let timeline = &mut *timeline;
-            let progress = &mut *progress;
-            let stop_signal = ctx.shutdown.clone();
-            let last_line = &mut last_line;
-            let audit = &ctx.opts.audit;
-            let task_id = task.id.as_str();
-            poll_task(
-                ctx.client,
-                &task.id,
-                &poll_opts,
-                async move {
-                    stop_signal.wait().await;
-                },
-                move |ev| {
-                    let elapsed = started.elapsed();
-                    match ev {
-                        PollEvent::StateChanged {
-                            to, at, updated_at, ..
-                        } => {
-                            let entry = TimelineEntry {
-                                state: to.to_string(),
-                                at: at.to_string(),
-                                elapsed_s: elapsed.as_secs_f64(),
-                                task_at: updated_at,
-                            };
-                            audit.state(task_id, &entry);
-                            timeline.push(entry);
-                            let _ = writeln!(
-                                progress,
-                                "agent-gate: {label}task {to} (after {}, deadline in {})",
-                                fmt_secs(elapsed),
-                                fmt_secs(timeout.saturating_sub(elapsed))
-                            );
-                            *last_line = Instant::now();
-                        }
-                        PollEvent::Heartbeat { state, .. } => {
-                            if last_line.elapsed() >= heartbeat {
-                                let _ = writeln!(
-                                    progress,
-                                    "agent-gate: {label}still {state} (after {}, deadline in {})",
-                                    fmt_secs(elapsed),
-                                    fmt_secs(timeout.saturating_sub(elapsed))
-                                );
-                                *last_line = Instant::now();
-                            }
-                        }
-                        PollEvent::Retrying {
-                            error,
-                            wait,
-                            number,
-                            of,
-                        } => {
-                            let _ = writeln!(
-                                progress,
-                                "agent-gate: API error, retry {number} of {of} in {}: {error}",
-                                fmt_secs(wait)
-                            );
-                        }
-                    }
-                },
-            )
-            .await
-        };
+        let stop_signal = run.shutdown.clone();
+        let outcome = poll_task(
+            &run.client,
+            &task.id,
+            &poll_opts,
+            async move {
+                stop_signal.wait().await;
+            },
+            |ev| lines.event(ev),
+        )
+        .await;
         // A follow-up's end counts only once its session shows.
         let ended = match &outcome {
             PollOutcome::Finished { task } | PollOutcome::Accepted { task } => Some(task),
             _ => None,
         };
         let stale = sent_round.zip(ended).is_some_and(|(r, t)| {
-            t.sessions.is_some() && latest_round(t, ctx.key).is_none_or(|l| l < r)
+            t.sessions.is_some() && latest_round(t, &run.key).is_none_or(|l| l < r)
         });
-        if stale && Instant::now() + poll_opts.initial < ctx.deadline {
+        if stale && Instant::now() + poll_opts.initial < run.clock.deadline {
             tokio::select! {
                 biased;
-                _ = ctx.shutdown.wait() => {}
+                _ = run.shutdown.wait() => {}
                 () = tokio::time::sleep(poll_opts.initial) => {}
             }
             continue;
         }
         break outcome;
+    }
+}
+
+/// What a round's poll says as it goes: each state change to the timeline, the audit
+/// record and a progress line; a heartbeat line at most every `heartbeat`; each retry.
+struct PollLines<'a> {
+    run: &'a Run,
+    task_id: &'a str,
+    /// `repair round N: `, or nothing for the first task.
+    label: &'a str,
+    timeline: &'a mut Vec<TimelineEntry>,
+    progress: &'a mut (dyn Write + Send),
+    last_line: Instant,
+}
+
+impl PollLines<'_> {
+    fn event(&mut self, ev: PollEvent) {
+        let label = self.label;
+        match ev {
+            PollEvent::StateChanged {
+                to, at, updated_at, ..
+            } => {
+                let entry = TimelineEntry {
+                    state: to.to_string(),
+                    at: at.to_string(),
+                    elapsed_s: self.run.clock.started.elapsed().as_secs_f64(),
+                    task_at: updated_at,
+                };
+                self.run.opts.audit.state(self.task_id, &entry);
+                self.timeline.push(entry);
+                let when = self.run.clock.since_start();
+                let _ = writeln!(self.progress, "agent-gate: {label}task {to} ({when})");
+                self.last_line = Instant::now();
+            }
+            PollEvent::Heartbeat { state, .. } => {
+                if self.last_line.elapsed() >= self.run.opts.heartbeat {
+                    let when = self.run.clock.since_start();
+                    let _ = writeln!(self.progress, "agent-gate: {label}still {state} ({when})");
+                    self.last_line = Instant::now();
+                }
+            }
+            PollEvent::Retrying {
+                error,
+                wait,
+                number,
+                of,
+            } => {
+                let _ = writeln!(
+                    self.progress,
+                    "agent-gate: API error, retry {number} of {of} in {}: {error}",
+                    fmt_secs(wait)
+                );
+            }
+        }
     }
 }
 
@@ -238,7 +220,7 @@ fn record_last_seen(report: &mut Report, timeline: &[TimelineEntry], last: &Task
         let cost = task_cost(last);
         info.ai_credits = cost.ai_credits();
         info.premium_requests = cost.premium_requests;
-        info.branch = task_branch(last);
+        info.branch = last.branch();
         info.created_at = Some(last.created_at.clone());
         info.finished_at = last
             .state
@@ -259,19 +241,13 @@ fn record_last_seen(report: &mut Report, timeline: &[TimelineEntry], last: &Task
 /// so far), or `Err` with the finished report of a round that ends here (the task failed or
 /// was rejected; the deadline or an interrupt stopped it; the API failed).
 async fn judge_end(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     task: &Task,
     outcome: PollOutcome,
     mut report: Report,
     round: u32,
     progress: &mut (dyn Write + Send),
 ) -> Result<(Task, Report), Box<Report>> {
-    let policy = ctx.policy;
-    let stop_opts = StopOptions {
-        status_context: policy.report.status_context.clone(),
-        comment: policy.report.comment,
-        ..StopOptions::default()
-    };
     match outcome {
         PollOutcome::Finished { task } if task.state == TaskState::Completed => Ok((task, report)),
         PollOutcome::Accepted { task } => {
@@ -282,7 +258,8 @@ async fn judge_end(
             Ok((task, report))
         }
         PollOutcome::Finished { task } => {
-            let why = session_error(&task)
+            let why = task
+                .session_error()
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
             Err(Box::new(finish_with(
@@ -301,23 +278,17 @@ async fn judge_end(
         ))),
         PollOutcome::DeadlineReached { last } => {
             let task = last.unwrap_or_else(|| task.clone());
-            let record =
-                bounded_stop(ctx.status_client, &task, StopReason::TimedOut, &stop_opts).await;
-            record_stop(&mut report, &record);
-            Err(Box::new(finish_with(
-                report,
-                Verdict::TimedOut,
-                format!(
-                    "the gate's deadline ({}) passed while the task was `{}`{}",
-                    fmt_secs(ctx.timeout),
-                    task.state,
-                    if round > 0 {
-                        format!(" in repair round {round}")
-                    } else {
-                        String::new()
-                    }
-                ),
-            )))
+            let in_round = if round > 0 {
+                format!(" in repair round {round}")
+            } else {
+                String::new()
+            };
+            let note = format!(
+                "the gate's deadline ({}) passed while the task was `{}`{in_round}",
+                fmt_secs(run.clock.timeout),
+                task.state,
+            );
+            Err(stopped(run, &task, StopReason::TimedOut, report, note).await)
         }
         PollOutcome::Interrupted { last } => {
             let task = last.unwrap_or_else(|| task.clone());
@@ -326,18 +297,12 @@ async fn judge_end(
                 "agent-gate: interrupted; recording the stop of task {}",
                 task.id
             );
-            let record =
-                bounded_stop(ctx.status_client, &task, StopReason::Cancelled, &stop_opts).await;
-            record_stop(&mut report, &record);
-            let signal = ctx.shutdown.fired().unwrap_or("a signal");
-            Err(Box::new(finish_with(
-                report,
-                Verdict::Cancelled,
-                format!(
-                    "the gate was interrupted by {signal} while the task was `{}`",
-                    task.state
-                ),
-            )))
+            let signal = run.shutdown.fired().unwrap_or("a signal");
+            let note = format!(
+                "the gate was interrupted by {signal} while the task was `{}`",
+                task.state
+            );
+            Err(stopped(run, &task, StopReason::Cancelled, report, note).await)
         }
         PollOutcome::ApiError { error, .. } => Err(Box::new(api_error(
             report,
@@ -345,6 +310,29 @@ async fn judge_end(
             &error,
         ))),
     }
+}
+
+/// A task the gate stopped waiting for (`timed-out` or `cancelled`): its pull request is
+/// marked (bounded), the stop recorded and the report finished with `note`.
+async fn stopped(
+    run: &Run,
+    task: &Task,
+    reason: StopReason,
+    mut report: Report,
+    note: String,
+) -> Box<Report> {
+    let stop_opts = StopOptions {
+        status_context: run.policy.report.status_context.clone(),
+        comment: run.policy.report.comment,
+        ..StopOptions::default()
+    };
+    let record = bounded_stop(&run.status_client, task, reason, &stop_opts).await;
+    record_stop(&mut report, &record);
+    let verdict = match reason {
+        StopReason::TimedOut => Verdict::TimedOut,
+        StopReason::Cancelled => Verdict::Cancelled,
+    };
+    Box::new(finish_with(report, verdict, note))
 }
 
 /// How long marking a stopped task's pull request may take: the runner kills the gate

@@ -19,58 +19,34 @@ use crate::fleet::OLDEST_LISTED;
 use crate::github::types::Task;
 use crate::github::{ApiError, Client, MarkerHints, create_task_request, since_before_now};
 use crate::lease::{KnownTasks, LeaseStore};
-use crate::policy::Policy;
 use crate::prompt::marker;
 use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
-use crate::shutdown::Shutdown;
 
 use super::check::config_error;
+use super::context::Run;
 use super::ending::{WAITING_STATE, api_error, finish_with, fmt_secs};
 use super::options::RunOptions;
-use super::round::RoundContext;
 
 /// How far back a re-run looks for the task carrying its key.
 const ATTACH_WINDOW: Duration = Duration::from_hours(24 * 7);
 
-/// What [`start_task`] needs.
-pub(super) struct StartContext<'a> {
-    pub(super) client: &'a Client,
-    pub(super) opts: &'a RunOptions,
-    pub(super) policy: &'a Policy,
-    pub(super) prompt: &'a str,
-    pub(super) mark: &'a str,
-    pub(super) key: &'a str,
-    pub(super) base: &'a str,
-    pub(super) shutdown: &'a Shutdown,
-    pub(super) started: Instant,
-    pub(super) deadline: Instant,
-    pub(super) timeout: Duration,
-}
-
 /// Attach to the run's task (`task-id`, or the task carrying the key's marker); when there
-/// is none, check the daily budget, wait for capacity, and create it. A re-run that attaches
-/// neither counts against the budget nor waits. `Err` is the finished report of a run that
-/// ends here (over budget, never admitted, interrupted, API error).
+/// is none, check the daily budget, wait for its turn and for capacity, and create it. A
+/// re-run that attaches neither counts against the budget nor waits. `Err` is the finished
+/// report of a run that ends here (over budget, never admitted, interrupted, API error).
+/// The admission store is held from the first read of the task index to the task's record.
 pub(super) async fn start_task(
-    s: &StartContext<'_>,
-    leases: Option<&mut LeaseStore>,
+    run: &Run,
     report: &mut Report,
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
 ) -> Result<(Task, bool), Box<Report>> {
-    let interrupted = |r: Report, signal: &str, key: &str| {
-        Box::new(finish_with(
-            r,
-            Verdict::Cancelled,
-            format!(
-                "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
-            ),
-        ))
+    let mut guard = match &run.leases {
+        Some(m) => Some(m.lock().await),
+        None => None,
     };
-    // A signal here stops the gate at once: nothing is started after it, and a request in
-    // flight is abandoned (a re-run with the same key finds the task if it was made).
+    let mut leases = guard.as_deref_mut();
     // The task index (git, no API request): which tasks are agent-gate's, with which key.
-    let mut leases = leases;
     let known = match leases.as_deref_mut() {
         Some(store) => store.known_tasks(epoch_now()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the task index cannot be read; every task is read instead");
@@ -78,238 +54,319 @@ pub(super) async fn start_task(
         }),
         None => KnownTasks::default(),
     };
-    let found = tokio::select! {
-        biased;
-        signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
-        r = find_existing(s.client, s.opts, s.mark, s.key, &known) => r,
-    };
-    match found {
-        Ok(Some(task)) => {
-            if known.id_of(s.key) != Some(task.id.as_str()) {
-                record(leases, s.key, &task.id);
-            }
-            return Ok((task, true));
+    if let Some(task) = attach(run, &known, report).await? {
+        if known.id_of(&run.key) != Some(task.id.as_str()) {
+            record(leases, &run.key, &task.id);
         }
-        Ok(None) => {}
-        Err(e) => {
-            let r = api_error(take(report), "cannot start or find the agent task", &e);
-            return Err(Box::new(explain_not_found(s, r, &e).await));
-        }
+        return Ok((task, true));
     }
-
-    // The daily budget: refused before anything starts (and before any wait).
-    let limits = BudgetLimits::from_agent(&s.policy.agent);
-    if !limits.is_unlimited() {
-        let checked = tokio::select! {
-            biased;
-            signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
-            r = check_budget_with(s.client, limits, since_before_now(s.client, Duration::ZERO), 1, known.spends()) => r,
-        };
-        match checked {
-            Ok(status) => {
-                let message = status.message();
-                let over = status.would_exceed.is_some();
-                report.budget = Some(status);
-                if over {
-                    let mut r = take(report);
-                    r.errors.push(message);
-                    r.set_verdict(r.verdict.combine(Verdict::OverBudget));
-                    r.finish();
-                    return Err(Box::new(r));
-                }
-                let _ = writeln!(progress, "agent-gate: {message}");
-            }
-            Err(BudgetError::Api(e)) => {
-                return Err(Box::new(api_error(
-                    take(report),
-                    "cannot count today's agent tasks for the daily budget",
-                    &e,
-                )));
-            }
-            Err(e) => return Err(Box::new(config_error(take(report), e.to_string()))),
-        }
-    }
-
+    daily_budget(run, &known, report, progress).await?;
     // The batch's pacing (`tasks-per-minute` of the plan): no new task before `not-before`.
-    if let Some(at) = s.opts.not_before {
-        pace(s, at, report, progress).await?;
+    if let Some(at) = run.opts.not_before {
+        pace(run, at, report, progress).await?;
     }
-
     // Review capacity: no new task while the repository's open pull requests from
     // agent-gate's tasks are at agent.max-open-pull-requests.
-    if let Some(max) = s.policy.agent.max_open_pull_requests {
-        review_capacity(
-            s,
-            max,
-            leases.as_deref_mut(),
-            known.clone(),
-            report,
-            progress,
-        )
-        .await?;
+    if let Some(max) = run.policy.agent.max_open_pull_requests {
+        let known = known.clone();
+        review_capacity(run, max, leases.as_deref_mut(), known, report, progress).await?;
     }
-
-    // Admission: wait for a slot under agent.max-concurrent-tasks; the wait counts against
-    // the deadline.
-    let limits = AdmissionLimits::from_policy(&s.policy.agent);
-    if let Some(limit) = limits.limit_for(s.opts.priority) {
-        let mut waited_any = false;
-        let mut seen_running = 0u32;
-        // The last wait line: when, and the (running, ahead) it reported.
-        let mut last_line: Option<(Instant, (u32, u32))> = None;
-        let heartbeat = s.opts.heartbeat;
-        let started = s.started;
-        let timeout = s.timeout;
-        let admission = {
-            let timeline = &mut *timeline;
-            let progress = &mut *progress;
-            admit(
-                s.client,
-                limits,
-                s.opts.priority,
-                RunningCounter::new(s.mark).with_known(known.iter(), s.key),
-                s.deadline,
-                s.policy.agent.poll_max,
-                leases.as_deref_mut(),
-                s.shutdown.wait(),
-                |info: WaitInfo| {
-                    let elapsed = started.elapsed();
-                    seen_running = info.running;
-                    if !waited_any {
-                        waited_any = true;
-                        timeline.push(TimelineEntry {
-                            state: WAITING_STATE.to_string(),
-                            at: jiff::Timestamp::now().to_string(),
-                            elapsed_s: elapsed.as_secs_f64(),
-                            task_at: None,
-                        });
-                    }
-                    let due = last_line.is_none_or(|(at, seen)| {
-                        seen != (info.running, info.ahead) || at.elapsed() >= heartbeat
-                    });
-                    if due {
-                        let _ = writeln!(
-                            progress,
-                            "agent-gate: {info}; priority {} (after {}, deadline in {})",
-                            s.opts.priority,
-                            fmt_secs(elapsed),
-                            fmt_secs(timeout.saturating_sub(elapsed))
-                        );
-                        last_line = Some((Instant::now(), (info.running, info.ahead)));
-                    }
-                },
-            )
-            .await
-        };
-        let record = |running: u32, waited: Duration, for_slots: Duration, lock: Option<String>| {
-            AdmissionRecord {
-                priority: s.opts.priority.to_string(),
-                limit,
-                running,
-                waited_s: waited.as_secs_f64(),
-                waited_for_slots_s: for_slots.as_secs_f64(),
-                admitted: lock.is_some(),
-                lock,
-            }
-        };
-        match admission {
-            Admission::Admitted {
-                waited,
-                for_slots,
-                lease,
-            } => {
-                let lock = match &lease {
-                    LeaseUse::Held(held) => format!("held {}", held.name),
-                    LeaseUse::Unavailable(why) => {
-                        let _ = writeln!(
-                            progress,
-                            "agent-gate: warning: {why}; admission counted the task list alone, so runs that start together may exceed agent.max-concurrent-tasks"
-                        );
-                        report.notes.push(format!(
-                            "the admission lock was unavailable ({why}): admission was advisory"
-                        ));
-                        format!("unavailable: {why}")
-                    }
-                    LeaseUse::NotUsed => "not used".to_string(),
-                };
-                if waited_any {
-                    let _ = writeln!(
-                        progress,
-                        "agent-gate: admitted after waiting {} for capacity",
-                        fmt_secs(waited)
-                    );
-                    report.notes.push(format!(
-                        "the run waited {} for capacity (agent.max-concurrent-tasks, priority {})",
-                        fmt_secs(waited),
-                        s.opts.priority
-                    ));
-                }
-                report.admission = Some(record(seen_running, waited, for_slots, Some(lock)));
-            }
-            Admission::NeverAdmitted {
-                waited,
-                for_slots,
-                running,
-            } => {
-                report.admission = Some(record(running, waited, for_slots, None));
-                if let Some(info) = report.task.as_mut() {
-                    info.timeline = std::mem::take(timeline);
-                    info.state = WAITING_STATE.to_string();
-                }
-                return Err(Box::new(finish_with(
-                    take(report),
-                    Verdict::TimedOut,
-                    format!(
-                        "never admitted: the gate's deadline ({}) passed after waiting {} for capacity; {running} agent-gate tasks were running and a {} run may start below {limit} (agent.max-concurrent-tasks{}). Nothing was started.",
-                        fmt_secs(s.timeout),
-                        fmt_secs(waited),
-                        s.opts.priority,
-                        if limits.reserved_for_high > 0 {
-                            format!(", {} reserved for high priority", limits.reserved_for_high)
-                        } else {
-                            String::new()
-                        }
-                    ),
-                )));
-            }
-            Admission::Interrupted => {
-                if let Some(info) = report.task.as_mut() {
-                    info.timeline = std::mem::take(timeline);
-                }
-                let signal = s.shutdown.fired().unwrap_or("a signal");
-                return Err(cancelled(report, signal, "waiting for capacity"));
-            }
-            Admission::ApiError(e) => {
-                return Err(Box::new(api_error(
-                    take(report),
-                    "cannot count the running agent tasks for admission",
-                    &e,
-                )));
-            }
-        }
-    }
-
+    admit_first(
+        run,
+        leases.as_deref_mut(),
+        &known,
+        report,
+        timeline,
+        progress,
+    )
+    .await?;
     let created = tokio::select! {
         biased;
-        signal = s.shutdown.wait() => return Err(interrupted(take(report), signal, s.key)),
-        r = create_first(s.client, s.opts, s.prompt, s.mark, s.base) => r,
+        signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
+        r = create_first(&run.client, &run.opts, &run.prompt, &run.mark, &run.base_branch) => r,
     };
     match created {
         Ok(task) => {
-            record(leases, s.key, &task.id);
+            record(leases, &run.key, &task.id);
             Ok((task, false))
         }
         Err(e) => {
             let r = api_error(take(report), "cannot start or find the agent task", &e);
-            Err(Box::new(explain_not_found(s, r, &e).await))
+            Err(Box::new(explain_not_found(run, r, &e).await))
         }
     }
+}
+
+/// The run interrupted before its task was started or found: `cancelled`. A signal stops
+/// the gate at once: nothing is started after it, and a request in flight is abandoned (a
+/// re-run with the same key finds the task if it was made).
+fn interrupted(report: Report, signal: &str, key: &str) -> Box<Report> {
+    Box::new(finish_with(
+        report,
+        Verdict::Cancelled,
+        format!(
+            "the gate was interrupted by {signal} before the task was started or found; if it was created, a re-run with the same task key ({key}) attaches to it"
+        ),
+    ))
+}
+
+/// The run's task when it exists already (`task-id`, or the task carrying the key).
+async fn attach(
+    run: &Run,
+    known: &KnownTasks,
+    report: &mut Report,
+) -> Result<Option<Task>, Box<Report>> {
+    let found = tokio::select! {
+        biased;
+        signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
+        r = find_existing(&run.client, &run.opts, &run.mark, &run.key, known) => r,
+    };
+    match found {
+        Ok(task) => Ok(task),
+        Err(e) => {
+            let r = api_error(take(report), "cannot start or find the agent task", &e);
+            Err(Box::new(explain_not_found(run, r, &e).await))
+        }
+    }
+}
+
+/// The daily budget: refused before anything starts (and before any wait); the count goes
+/// into the report.
+async fn daily_budget(
+    run: &Run,
+    known: &KnownTasks,
+    report: &mut Report,
+    progress: &mut (dyn Write + Send),
+) -> Result<(), Box<Report>> {
+    let limits = BudgetLimits::from_agent(&run.policy.agent);
+    if limits.is_unlimited() {
+        return Ok(());
+    }
+    let now = since_before_now(&run.client, Duration::ZERO);
+    let checked = tokio::select! {
+        biased;
+        signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
+        r = check_budget_with(&run.client, limits, now, 1, known.spends()) => r,
+    };
+    match checked {
+        Ok(status) => {
+            let message = status.message();
+            let over = status.would_exceed.is_some();
+            report.budget = Some(status);
+            if over {
+                let mut r = take(report);
+                r.errors.push(message);
+                r.set_verdict(r.verdict.combine(Verdict::OverBudget));
+                r.finish();
+                return Err(Box::new(r));
+            }
+            let _ = writeln!(progress, "agent-gate: {message}");
+            Ok(())
+        }
+        Err(BudgetError::Api(e)) => Err(Box::new(api_error(
+            take(report),
+            "cannot count today's agent tasks for the daily budget",
+            &e,
+        ))),
+        Err(e) => Err(Box::new(config_error(take(report), e.to_string()))),
+    }
+}
+
+/// Admission: wait for a slot under `agent.max-concurrent-tasks` (under the admission
+/// lock); the wait counts against the deadline. The report records how it went.
+async fn admit_first(
+    run: &Run,
+    leases: Option<&mut LeaseStore>,
+    known: &KnownTasks,
+    report: &mut Report,
+    timeline: &mut Vec<TimelineEntry>,
+    progress: &mut (dyn Write + Send),
+) -> Result<(), Box<Report>> {
+    let limits = AdmissionLimits::from_policy(&run.policy.agent);
+    let Some(limit) = limits.limit_for(run.opts.priority) else {
+        return Ok(());
+    };
+    let mut wait = CapacityWait {
+        run,
+        timeline: &mut *timeline,
+        progress: &mut *progress,
+        waited_any: false,
+        seen_running: 0,
+        last_line: None,
+    };
+    let admission = admit(
+        &run.client,
+        limits,
+        run.opts.priority,
+        RunningCounter::new(&run.mark).with_known(known.iter(), &run.key),
+        run.clock.deadline,
+        run.policy.agent.poll_max,
+        leases,
+        run.shutdown.wait(),
+        |info: WaitInfo| wait.seen(&info),
+    )
+    .await;
+    let (waited_any, seen_running) = (wait.waited_any, wait.seen_running);
+    let record = |running: u32, waited: Duration, for_slots: Duration, lock: Option<String>| {
+        Some(AdmissionRecord {
+            priority: run.opts.priority.to_string(),
+            limit,
+            running,
+            waited_s: waited.as_secs_f64(),
+            waited_for_slots_s: for_slots.as_secs_f64(),
+            admitted: lock.is_some(),
+            lock,
+        })
+    };
+    match admission {
+        Admission::Admitted {
+            waited,
+            for_slots,
+            lease,
+        } => {
+            let lock = admitted(run, &lease, waited_any.then_some(waited), report, progress);
+            report.admission = record(seen_running, waited, for_slots, Some(lock));
+            Ok(())
+        }
+        Admission::NeverAdmitted {
+            waited,
+            for_slots,
+            running,
+        } => {
+            report.admission = record(running, waited, for_slots, None);
+            Err(never_admitted(
+                run, limits, waited, running, report, timeline,
+            ))
+        }
+        Admission::Interrupted => {
+            if let Some(info) = report.task.as_mut() {
+                info.timeline = std::mem::take(timeline);
+            }
+            let signal = run.shutdown.fired().unwrap_or("a signal");
+            Err(cancelled(report, signal, "waiting for capacity"))
+        }
+        Admission::ApiError(e) => Err(Box::new(api_error(
+            take(report),
+            "cannot count the running agent tasks for admission",
+            &e,
+        ))),
+    }
+}
+
+/// What the first task's wait for capacity says as it goes: a timeline entry when it
+/// begins, a line when the count changes and at most one heartbeat line per `heartbeat`.
+struct CapacityWait<'a> {
+    run: &'a Run,
+    timeline: &'a mut Vec<TimelineEntry>,
+    progress: &'a mut (dyn Write + Send),
+    waited_any: bool,
+    /// The running tasks the last count saw.
+    seen_running: u32,
+    /// The last wait line: when, and the (running, ahead) it reported.
+    last_line: Option<(Instant, (u32, u32))>,
+}
+
+impl CapacityWait<'_> {
+    fn seen(&mut self, info: &WaitInfo) {
+        let run = self.run;
+        self.seen_running = info.running;
+        if !self.waited_any {
+            self.waited_any = true;
+            self.timeline.push(TimelineEntry {
+                state: WAITING_STATE.to_string(),
+                at: jiff::Timestamp::now().to_string(),
+                elapsed_s: run.clock.started.elapsed().as_secs_f64(),
+                task_at: None,
+            });
+        }
+        let counts = (info.running, info.ahead);
+        let due = self
+            .last_line
+            .is_none_or(|(at, seen)| seen != counts || at.elapsed() >= run.opts.heartbeat);
+        if due {
+            let (priority, when) = (run.opts.priority, run.clock.since_start());
+            let _ = writeln!(
+                self.progress,
+                "agent-gate: {info}; priority {priority} ({when})"
+            );
+            self.last_line = Some((Instant::now(), counts));
+        }
+    }
+}
+
+/// A run admitted (after `waited`, when it waited): what the admission lock was, said in
+/// the progress and the report's notes where it matters.
+fn admitted(
+    run: &Run,
+    lease: &LeaseUse,
+    waited: Option<Duration>,
+    report: &mut Report,
+    progress: &mut (dyn Write + Send),
+) -> String {
+    let lock = match lease {
+        LeaseUse::Held(held) => format!("held {}", held.name),
+        LeaseUse::Unavailable(why) => {
+            let _ = writeln!(
+                progress,
+                "agent-gate: warning: {why}; admission counted the task list alone, so runs that start together may exceed agent.max-concurrent-tasks"
+            );
+            report.notes.push(format!(
+                "the admission lock was unavailable ({why}): admission was advisory"
+            ));
+            format!("unavailable: {why}")
+        }
+        LeaseUse::NotUsed => "not used".to_string(),
+    };
+    if let Some(waited) = waited {
+        let _ = writeln!(
+            progress,
+            "agent-gate: admitted after waiting {} for capacity",
+            fmt_secs(waited)
+        );
+        report.notes.push(format!(
+            "the run waited {} for capacity (agent.max-concurrent-tasks, priority {})",
+            fmt_secs(waited),
+            run.opts.priority
+        ));
+    }
+    lock
+}
+
+/// The run that waited for capacity until its deadline: `timed-out`, nothing started.
+fn never_admitted(
+    run: &Run,
+    limits: AdmissionLimits,
+    waited: Duration,
+    running: u32,
+    report: &mut Report,
+    timeline: &mut Vec<TimelineEntry>,
+) -> Box<Report> {
+    if let Some(info) = report.task.as_mut() {
+        info.timeline = std::mem::take(timeline);
+        info.state = WAITING_STATE.to_string();
+    }
+    let limit = limits.limit_for(run.opts.priority).unwrap_or_default();
+    let reserved = if limits.reserved_for_high > 0 {
+        format!(", {} reserved for high priority", limits.reserved_for_high)
+    } else {
+        String::new()
+    };
+    Box::new(finish_with(
+        take(report),
+        Verdict::TimedOut,
+        format!(
+            "never admitted: the gate's deadline ({}) passed after waiting {} for capacity; {running} agent-gate tasks were running and a {} run may start below {limit} (agent.max-concurrent-tasks{reserved}). Nothing was started.",
+            fmt_secs(run.clock.timeout),
+            fmt_secs(waited),
+            run.opts.priority,
+        ),
+    ))
 }
 
 /// Wait until `at` (the run's place in its batch's pacing) before starting a task; the wait
 /// counts against the deadline.
 async fn pace(
-    s: &StartContext<'_>,
+    run: &Run,
     at: jiff::Timestamp,
     report: &mut Report,
     progress: &mut (dyn Write + Send),
@@ -328,14 +385,14 @@ async fn pace(
         fmt_secs(wait)
     );
     let what = format!("waiting for its turn in the batch (not-before {at})");
-    sleep_or_cancel(s, until.min(s.deadline), &what, report).await?;
-    if until > s.deadline {
+    sleep_or_cancel(run, until.min(run.clock.deadline), &what, report).await?;
+    if until > run.clock.deadline {
         return Err(Box::new(finish_with(
             take(report),
             Verdict::TimedOut,
             format!(
                 "never started: the gate's deadline ({}) comes before this run's turn in the batch (not-before {at}); nothing was started",
-                fmt_secs(s.timeout)
+                fmt_secs(run.clock.timeout)
             ),
         )));
     }
@@ -362,14 +419,14 @@ fn cancelled(report: &mut Report, signal: &str, what: &str) -> Box<Report> {
 
 /// Sleep until `until`, or end the run `cancelled` when the shutdown signal fires first.
 async fn sleep_or_cancel(
-    s: &StartContext<'_>,
+    run: &Run,
     until: Instant,
     what: &str,
     report: &mut Report,
 ) -> Result<(), Box<Report>> {
     tokio::select! {
         biased;
-        signal = s.shutdown.wait() => Err(cancelled(report, signal, what)),
+        signal = run.shutdown.wait() => Err(cancelled(report, signal, what)),
         () = tokio::time::sleep_until(until) => Ok(()),
     }
 }
@@ -379,7 +436,7 @@ async fn sleep_or_cancel(
 /// `on-review-backlog: wait`, wait for one to be merged or closed, within the deadline). A
 /// re-run that attaches never comes here.
 async fn review_capacity(
-    s: &StartContext<'_>,
+    run: &Run,
     max: u32,
     mut leases: Option<&mut LeaseStore>,
     mut known: KnownTasks,
@@ -391,36 +448,25 @@ async fn review_capacity(
     loop {
         let listed = tokio::select! {
             biased;
-            signal = s.shutdown.wait() => return Err(cancelled(report, signal, "waiting for review capacity")),
-            r = s.client.list_open_pulls(10) => r,
+            signal = run.shutdown.wait() => return Err(cancelled(report, signal, "waiting for review capacity")),
+            r = run.client.list_open_pulls(10) => r,
         };
-        let pulls = match listed {
-            Ok(p) => p,
-            Err(e) => {
-                return Err(Box::new(api_error(
-                    take(report),
-                    "cannot count the open pull requests for agent.max-open-pull-requests",
-                    &e,
-                )));
-            }
-        };
-        let ours = crate::fleet::agent_gate_pulls(&pulls, &known);
-        let open = u32::try_from(ours.len()).unwrap_or(u32::MAX);
-        let load = crate::report::ReviewLoad {
-            repository: s.opts.repository.clone(),
-            open,
-            limit: max,
-            oldest: ours.into_iter().take(OLDEST_LISTED).collect(),
-            waited_s: began.elapsed().as_secs_f64(),
-            admitted: open < max,
-        };
+        let pulls = listed.map_err(|e| {
+            Box::new(api_error(
+                take(report),
+                "cannot count the open pull requests for agent.max-open-pull-requests",
+                &e,
+            ))
+        })?;
+        let load = review_load(run, max, &pulls, &known, began.elapsed());
+        let open = load.open;
         let message = load.message();
         report.review_load = Some(load);
         if open < max {
             let _ = writeln!(progress, "agent-gate: review load: {message}");
             return Ok(());
         }
-        let wait = s.policy.agent.on_review_backlog == crate::policy::OnReviewBacklog::Wait;
+        let wait = run.policy.agent.on_review_backlog == crate::policy::OnReviewBacklog::Wait;
         if !wait {
             let mut r = take(report);
             r.errors.push(format!(
@@ -431,13 +477,13 @@ async fn review_capacity(
             return Err(Box::new(r));
         }
         let now = Instant::now();
-        if now >= s.deadline {
+        if now >= run.clock.deadline {
             return Err(Box::new(finish_with(
                 take(report),
                 Verdict::TimedOut,
                 format!(
                     "never started: the gate's deadline ({}) passed after waiting {} for review capacity; {message}. Nothing was started.",
-                    fmt_secs(s.timeout),
+                    fmt_secs(run.clock.timeout),
                     fmt_secs(began.elapsed())
                 ),
             )));
@@ -449,8 +495,8 @@ async fn review_capacity(
             );
             last_open = Some(open);
         }
-        let until = (now + s.policy.agent.poll_max).min(s.deadline);
-        sleep_or_cancel(s, until, "waiting for review capacity", report).await?;
+        let until = (now + run.policy.agent.poll_max).min(run.clock.deadline);
+        sleep_or_cancel(run, until, "waiting for review capacity", report).await?;
         // Pull requests recorded since (by runs that finished meanwhile) count too.
         if let Some(store) = leases.as_deref_mut()
             && let Ok(fresh) = store.known_tasks(epoch_now())
@@ -460,20 +506,41 @@ async fn review_capacity(
     }
 }
 
+/// The repository's open pull requests from agent-gate's tasks (those `known` records)
+/// against `max`.
+fn review_load(
+    run: &Run,
+    max: u32,
+    pulls: &[crate::github::types::PullRequest],
+    known: &KnownTasks,
+    waited: Duration,
+) -> crate::report::ReviewLoad {
+    let ours = crate::fleet::agent_gate_pulls(pulls, known);
+    let open = u32::try_from(ours.len()).unwrap_or(u32::MAX);
+    crate::report::ReviewLoad {
+        repository: run.opts.repository.clone(),
+        open,
+        limit: max,
+        oldest: ours.into_iter().take(OLDEST_LISTED).collect(),
+        waited_s: waited.as_secs_f64(),
+        admitted: open < max,
+    }
+}
+
 /// A 404 of the agent-tasks API for the repository: when GitHub's cloud-agent settings say
 /// the agent is off there, that sentence leads the report's errors (the 404 stays after it).
-async fn explain_not_found(s: &StartContext<'_>, mut report: Report, e: &ApiError) -> Report {
+async fn explain_not_found(run: &Run, mut report: Report, e: &ApiError) -> Report {
     let ApiError::NotFound { info } = e else {
         return report;
     };
     if !info.path.contains("/agents/repos/") {
         return report;
     }
-    if let Some(plain) = s
+    if let Some(plain) = run
         .client
         .agent_availability()
         .await
-        .explain(&s.opts.repository)
+        .explain(&run.opts.repository)
     {
         report.errors.insert(0, plain);
     }
@@ -544,26 +611,26 @@ pub(super) enum RoundAdmission {
 /// Wait for a slot for repair round `next` under `agent.max-concurrent-tasks` (with the
 /// admission lock): `None` when it may start (or nothing caps it).
 pub(super) async fn admit_round(
-    ctx: &RoundContext<'_>,
+    run: &Run,
     next: u32,
     progress: &mut (dyn Write + Send),
     notes: &mut Vec<String>,
 ) -> Option<RoundAdmission> {
-    let m = ctx.leases?;
-    let limits = AdmissionLimits::from_policy(&ctx.policy.agent);
-    limits.limit_for(ctx.opts.priority)?;
+    let m = run.leases.as_ref()?;
+    let limits = AdmissionLimits::from_policy(&run.policy.agent);
+    limits.limit_for(run.opts.priority)?;
     let mut store = m.lock().await;
     let known = store.known_tasks(epoch_now()).unwrap_or_default();
     let mut last: Option<(u32, u32)> = None;
     let outcome = admit(
-        ctx.client,
+        &run.client,
         limits,
-        ctx.opts.priority,
-        RunningCounter::new(&marker(ctx.key)).with_known(known.iter(), ctx.key),
-        ctx.deadline,
-        ctx.policy.agent.poll_max,
+        run.opts.priority,
+        RunningCounter::new(&marker(&run.key)).with_known(known.iter(), &run.key),
+        run.clock.deadline,
+        run.policy.agent.poll_max,
         Some(&mut *store),
-        ctx.shutdown.wait(),
+        run.shutdown.wait(),
         |info: WaitInfo| {
             if last != Some((info.running, info.ahead)) {
                 last = Some((info.running, info.ahead));
@@ -594,7 +661,7 @@ pub(super) async fn admit_round(
             Some(RoundAdmission::Stop)
         }
         Admission::Interrupted => {
-            let signal = ctx.shutdown.fired().unwrap_or("a signal");
+            let signal = run.shutdown.fired().unwrap_or("a signal");
             Some(RoundAdmission::Interrupted(format!(
                 "the gate was interrupted by {signal} while repair round {next} waited for capacity; nothing was started"
             )))

@@ -243,6 +243,33 @@ pub struct Task {
     pub sessions: Option<Vec<Session>>,
 }
 
+impl Task {
+    /// The branch the agent worked on: the `branch` artifact, else the last session's
+    /// `head_ref`.
+    pub fn branch(&self) -> Option<String> {
+        self.artifacts
+            .iter()
+            .find_map(|a| match a.decode() {
+                ArtifactRef::Branch { head_ref, .. } => Some(head_ref),
+                _ => None,
+            })
+            .or_else(|| {
+                self.sessions
+                    .as_ref()
+                    .and_then(|s| s.iter().rev().find_map(|s| s.head_ref.clone()))
+            })
+    }
+
+    /// The error message of the last session that failed, if any.
+    pub fn session_error(&self) -> Option<String> {
+        self.sessions.as_ref().and_then(|s| {
+            s.iter()
+                .rev()
+                .find_map(|s| s.error.as_ref().map(|e| e.message.clone()))
+        })
+    }
+}
+
 /// List envelope (reference §4.1): not a bare array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskList {

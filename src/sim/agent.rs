@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::repo::Identity;
 use super::scenario::{FileOp, FinalState, PullArtifact, PullId, Scenario, TaskScript};
-use super::server::Sim;
+use super::state::Sim;
 use super::store::{SimPull, Store};
 use crate::github::types::{Artifact, TaskState, Usage};
 

@@ -11,10 +11,10 @@
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::api::{Reply, doc_url, link_header};
+use super::reply::{Reply, doc_url, link_header};
 use super::route::{Matched, parse_query};
 use super::scenario::CiCheck;
-use super::server::{Incoming, Sim};
+use super::state::{Incoming, Sim};
 use super::store::{CiHead, repo_key, stable_id, ts};
 
 /// Record a pushed commit: its CI starts now.

@@ -1,32 +1,24 @@
 //! The offline simulator of GitHub's agent-tasks API (DESIGN §6; reference §12): an HTTP
-//! server on 127.0.0.1 backed by a real bare git repository, with a scripted agent per task
-//! and injectable faults. Depends on the github module's wire types and nothing else of the
-//! gate. Only `demo`, the `sim` command and tests use it.
+//! server on 127.0.0.1 backed by a real bare git repository, with a scripted agent per task,
+//! the repository's own CI and injectable faults. Depends on the github module's wire types
+//! and nothing else of the gate. Only `demo`, the `sim` command and tests use it.
 //!
-//! - [`route`]: endpoints and path matching.
-//! - [`scenario`]: the YAML scenario language: the compiled types, the raw serde form
-//!   (`scenario/raw.rs`) and the compiler (`scenario/compile.rs`).
-//! - `store`: tasks, pull requests, rate-limit buckets, the request log.
-//! - [`repo`]: the bare repository, changed with git plumbing (refs and commits in
-//!   `repo/mod.rs`, a scenario's file operations in `repo/ops.rs`, the git subprocess in
-//!   `repo/run.rs`).
-//! - `agent`: the simulated agent (state machine, commits, pull requests).
-//! - `ci`: the repository's own CI on the agent's commits (check runs, statuses, workflow
-//!   runs held for approval, required checks).
-//! - `api`: the agent-tasks endpoints (`api/create.rs`, `api/list.rs`, the GET and the
-//!   shared `Reply` in `api/mod.rs`); `repos`: the repository endpoints.
-//! - `server`: the handler and request log (`server/mod.rs`), the killable connections
-//!   (`server/conn.rs`), GitHub's order of checks (`server/pipeline.rs`), rate limits
-//!   (`server/limits.rs`) and injected faults (`server/faults.rs`).
+//! Its layers, each using only those below it: the world (the scenario language, routes,
+//! the store of tasks and pull requests, the bare repositories); the state every part
+//! shares and the shape of an answer; what happens on its own (the agent's sessions, CI on
+//! its commits); the endpoints; the server, which runs each request through GitHub's order
+//! of checks to its endpoint.
 
 mod agent;
 mod api;
 mod ci;
+mod reply;
 pub mod repo;
 mod repos;
 pub mod route;
 pub mod scenario;
 mod server;
+mod state;
 mod store;
 
 use std::future::Future;
@@ -102,7 +94,7 @@ pub enum SimError {
 /// A running simulator. Dropping it stops the server and every simulated agent.
 #[derive(Debug)]
 pub struct SimHandle {
-    sim: Arc<server::Sim>,
+    sim: Arc<state::Sim>,
     addr: SocketAddr,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -139,7 +131,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimErr
     let addr = listener
         .local_addr()
         .map_err(|source| SimError::Bind { addr, source })?;
-    let sim = Arc::new(server::Sim {
+    let sim = Arc::new(state::Sim {
         scenario: cfg.scenario.unwrap_or_default(),
         time_scale: cfg.time_scale,
         base_url: format!("http://{addr}"),

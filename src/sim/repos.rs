@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::api::{Reply, doc_url, invalid, link_header, object_body};
+use super::reply::{Reply, doc_url, invalid, link_header, object_body};
 use super::route::{Endpoint, Matched, parse_query, percent_encode};
-use super::server::{Incoming, Sim};
+use super::state::{Incoming, Sim};
 use super::store::{RecordedComment, RecordedStatus, now_second, repo_key, ts};
 use crate::github::types::CommitStatus;
 

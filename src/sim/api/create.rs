@@ -12,7 +12,7 @@ use super::{Reply, doc_url, invalid, object_body};
 use crate::github::types::{CreateTaskRequest, TaskState};
 use crate::sim::agent;
 use crate::sim::route::{Endpoint, Matched};
-use crate::sim::server::{Incoming, Sim};
+use crate::sim::state::{Incoming, Sim};
 use crate::sim::store::{SimSession, SimTask, now_second, repo_key};
 
 /// Validate the POST body field by field (reference §12.4).

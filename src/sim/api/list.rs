@@ -1,17 +1,17 @@
 //! The task lists, `GET /agents/tasks` and `GET /agents/repos/{o}/{r}/tasks` (reference
 //! §3.2, §6, §12.7): the query parameters parsed and validated, the tasks in scope
-//! filtered, sorted and paged, the totals, and the `Link` header (shared with the
-//! repository lists in `repos`). Getting or creating one task is elsewhere (the parent,
-//! `create`).
+//! filtered, sorted and paged, the totals and the `Link` header. Getting or creating one
+//! task is not its business.
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Reply, doc_url, invalid};
 use crate::github::types::TaskState;
-use crate::sim::route::{Endpoint, Matched, parse_query, percent_encode};
+use crate::sim::reply::link_header;
+use crate::sim::route::{Endpoint, Matched, parse_query};
 use crate::sim::scenario::PerPagePolicy;
-use crate::sim::server::{Incoming, Sim};
+use crate::sim::state::{Incoming, Sim};
 use crate::sim::store::{SimTask, repo_key};
 
 /// Parsed list parameters (reference §3.2).
@@ -191,36 +191,4 @@ pub(super) fn list_tasks(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> R
         link_header(&sim.base_url, &inc.path, &pairs, q.page, q.per_page, last),
     ));
     r
-}
-
-/// `Link` with `first` always, `prev` after page 1, `next` before the last page and `last`
-/// (the URL of the final page), keeping every other query parameter.
-pub(crate) fn link_header(
-    base: &str,
-    path: &str,
-    pairs: &[(String, String)],
-    page: usize,
-    per_page: usize,
-    last: usize,
-) -> String {
-    let url = |p: usize| {
-        let mut q: Vec<String> = pairs
-            .iter()
-            .filter(|(k, _)| k != "page" && k != "per_page")
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect();
-        q.push(format!("page={p}"));
-        q.push(format!("per_page={per_page}"));
-        format!("<{base}{path}?{}>", q.join("&"))
-    };
-    let mut links = Vec::new();
-    if page < last {
-        links.push(format!("{}; rel=\"next\"", url(page + 1)));
-    }
-    if page > 1 {
-        links.push(format!("{}; rel=\"prev\"", url((page - 1).min(last))));
-    }
-    links.push(format!("{}; rel=\"first\"", url(1)));
-    links.push(format!("{}; rel=\"last\"", url(last)));
-    links.join(", ")
 }

@@ -6,7 +6,7 @@
 
 use super::limits::{bucket_headers, secondary};
 use super::{Incoming, Outcome, Sim};
-use crate::sim::api::{self, Reply};
+use crate::sim::reply::{self, Reply};
 use crate::sim::route::Endpoint;
 use crate::sim::scenario::{BodyFault, Fault, FaultAction, Scenario, When};
 
@@ -46,7 +46,7 @@ pub(super) async fn before(
             let mut r = Reply::error(
                 *status,
                 message.as_deref().unwrap_or(default_message(*status)),
-                api::doc_url(endpoint),
+                reply::doc_url(endpoint),
             );
             r.headers.extend(bucket_headers(sim, user, true));
             r.finish(&inc.request_id);
@@ -82,7 +82,7 @@ pub(super) async fn after(f: &Fault, mut reply: Reply, endpoint: Endpoint) -> Op
             reply = Reply::error(
                 *status,
                 message.as_deref().unwrap_or(default_message(*status)),
-                api::doc_url(endpoint),
+                reply::doc_url(endpoint),
             );
             reply.headers = headers;
         }

@@ -5,7 +5,7 @@
 //! scripted secondary limits (`faults`).
 
 use super::Sim;
-use crate::sim::api::Reply;
+use crate::sim::reply::Reply;
 use crate::sim::store::{Bucket, Store};
 
 /// A secondary-rate-limit answer, with `retry-after` when given.

@@ -1,73 +1,30 @@
-//! The HTTP front of the simulator: the state shared with the simulated agents ([`Sim`]),
-//! and the single handler every request enters — it reads the body, logs the request on
-//! arrival (and its answer), counts it per endpoint for faults, runs it through the
-//! `pipeline` and answers or drops the connection. The connections are in `conn`, GitHub's
-//! order of checks in `pipeline`, rate limits in `limits`, injected faults in `faults`; the
-//! endpoints are in [`super::api`]. This module and its children own transport, the order of
-//! checks and the common headers, not the endpoints.
+//! The HTTP front of the simulator: the single handler every request enters. It reads the
+//! body, logs the request on arrival (and its answer), counts it per endpoint for faults,
+//! runs it through GitHub's order of checks (auth, rate limits, injected faults, then the
+//! endpoint) and answers or drops the connection. It owns transport, the order of checks and
+//! the common headers, not the endpoints or the state they change.
 
 mod conn;
 mod faults;
 mod limits;
 mod pipeline;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode};
 
-use super::api::Reply;
-use super::repo::Repo;
-use super::route::{self, Matched};
-use super::scenario::Scenario;
-use super::store::{LoggedRequest, Store};
+use super::reply::Reply;
+use super::route;
+use super::state::{Incoming, Sim};
+use super::store::LoggedRequest;
 pub(crate) use conn::{ConnHandle, SimListener};
 
 /// API versions the simulator accepts (reference §1).
 pub const API_VERSIONS: [&str; 2] = ["2022-11-28", "2026-03-10"];
 const DOCS: &str = "https://docs.github.com/rest";
 const BODY_LIMIT: usize = 4 << 20;
-
-/// The state shared by the server and the simulated agents.
-#[derive(Debug)]
-pub(crate) struct Sim {
-    pub scenario: Scenario,
-    pub time_scale: f64,
-    pub base_url: String,
-    /// The repository every `owner/repo` not in `repos` is served from.
-    pub repo: Repo,
-    /// Repositories served from their own bare repository, by `repo_key`.
-    pub repos: std::collections::BTreeMap<String, Repo>,
-    pub store: Mutex<Store>,
-}
-
-impl Sim {
-    /// The git repository that plays `owner/repo` (compared case-insensitively).
-    pub fn repo_of(&self, owner: &str, repo: &str) -> &Repo {
-        self.repos
-            .get(&super::store::repo_key(owner, repo))
-            .unwrap_or(&self.repo)
-    }
-
-    /// Lock the store (a poisoned lock is still usable: the data is plain).
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// What an incoming request is, once read.
-pub(crate) struct Incoming {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-    pub request_id: String,
-    pub matched: Option<Matched>,
-}
 
 enum Outcome {
     Reply(Reply),

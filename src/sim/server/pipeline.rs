@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, HeaderValue};
 
 use super::limits::{self, anonymous_headers, bucket_headers};
 use super::{API_VERSIONS, DOCS, Incoming, Outcome, Sim, faults};
-use crate::sim::api::{self, Reply};
+use crate::sim::api;
+use crate::sim::reply::{self, Reply};
 use crate::sim::route::Endpoint;
 use crate::sim::store::{repo_key, user_id_for_token};
 
@@ -67,7 +68,7 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
         return plain(Reply::error(
             403,
             "Resource not accessible by integration: GitHub App installation tokens are not supported for this API. Use a personal access token, an OAuth token or a GitHub App user access token.",
-            api::doc_url(matched.endpoint),
+            reply::doc_url(matched.endpoint),
         ));
     }
     let user = user_id_for_token(&token);
@@ -78,7 +79,7 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
             Endpoint::ListRepoTasks | Endpoint::CreateTask | Endpoint::GetRepoTask
         )
     {
-        let mut r = Reply::error(404, "Not Found", api::doc_url(matched.endpoint));
+        let mut r = Reply::error(404, "Not Found", reply::doc_url(matched.endpoint));
         r.headers.extend(bucket_headers(sim, user, true));
         r.finish(&inc.request_id);
         return Outcome::Reply(r);
@@ -88,7 +89,7 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
         && !matched.owner.is_empty()
         && !visible.contains(&repo_key(&matched.owner, &matched.repo))
     {
-        let mut r = Reply::error(404, "Not Found", api::doc_url(matched.endpoint));
+        let mut r = Reply::error(404, "Not Found", reply::doc_url(matched.endpoint));
         r.headers.extend(bucket_headers(sim, user, true));
         r.finish(&inc.request_id);
         return Outcome::Reply(r);
@@ -121,7 +122,7 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
         let mut r = Reply::error(
             403,
             "Resource not accessible by personal access token",
-            api::doc_url(matched.endpoint),
+            reply::doc_url(matched.endpoint),
         );
         let perm = if matched.endpoint == Endpoint::CreateTask {
             "agent_tasks=write"
