@@ -163,56 +163,8 @@ pub fn assess(
                 a.violations.push(v);
             }
         }
-        let switch = |allow: Allowance, kind: ViolationKind, what: String| {
-            (allow == Allowance::Deny).then(|| Violation {
-                kind,
-                path: Some(path.clone()),
-                rule: None,
-                message: what,
-            })
-        };
-        // The switches are about what the change puts in the tree: removing a binary file,
-        // a symbolic link or a submodule is allowed whatever they say (docs/policy.md).
-        if c.adds_binary() {
-            a.violations.extend(switch(
-                limits.binary_files,
-                ViolationKind::BinaryFile,
-                format!("{shown}: binary file (scope.binary-files: deny)"),
-            ));
-        }
-        if c.adds_symlink() {
-            a.violations.extend(switch(
-                limits.symlinks,
-                ViolationKind::Symlink,
-                format!("{shown}: symbolic link (scope.symlinks: deny)"),
-            ));
-        }
-        if c.adds_submodule() {
-            a.violations.extend(switch(
-                limits.submodules,
-                ViolationKind::Submodule,
-                format!("{shown}: submodule (scope.submodules: deny)"),
-            ));
-        }
-        if c.mode_changed() {
-            a.violations.extend(switch(
-                limits.mode_changes,
-                ViolationKind::ModeChange,
-                format!(
-                    "{shown}: mode change {:o} -> {:o} (scope.mode-changes: deny)",
-                    c.old_mode, c.new_mode
-                ),
-            ));
-        } else if c.made_executable() {
-            a.violations.extend(switch(
-                limits.mode_changes,
-                ViolationKind::ModeChange,
-                format!(
-                    "{shown}: new executable file (mode {:o}; scope.mode-changes: deny)",
-                    c.new_mode
-                ),
-            ));
-        }
+        a.violations
+            .extend(switch_violations(c, limits, &path, &shown));
         let mut link_protected = false;
         if c.adds_symlink() && decision.in_scope {
             let target = link_targets.get(&c.path);
@@ -238,28 +190,89 @@ pub fn assess(
             old_decision,
         });
     }
+    a.violations
+        .extend(limit_violations(limits, changes.len(), lines));
+    a
+}
+
+/// What the change puts in the tree that a switch denies (`scope.binary-files`,
+/// `scope.symlinks`, `scope.submodules`, `scope.mode-changes`). Removing a binary file, a
+/// symbolic link or a submodule is allowed whatever they say (docs/policy.md).
+fn switch_violations(c: &Change, limits: &Limits, path: &str, shown: &str) -> Vec<Violation> {
+    let switch = |allow: Allowance, kind: ViolationKind, what: String| {
+        (allow == Allowance::Deny).then(|| Violation {
+            kind,
+            path: Some(path.to_string()),
+            rule: None,
+            message: what,
+        })
+    };
+    let mut found = Vec::new();
+    if c.adds_binary() {
+        found.extend(switch(
+            limits.binary_files,
+            ViolationKind::BinaryFile,
+            format!("{shown}: binary file (scope.binary-files: deny)"),
+        ));
+    }
+    if c.adds_symlink() {
+        found.extend(switch(
+            limits.symlinks,
+            ViolationKind::Symlink,
+            format!("{shown}: symbolic link (scope.symlinks: deny)"),
+        ));
+    }
+    if c.adds_submodule() {
+        found.extend(switch(
+            limits.submodules,
+            ViolationKind::Submodule,
+            format!("{shown}: submodule (scope.submodules: deny)"),
+        ));
+    }
+    if c.mode_changed() {
+        found.extend(switch(
+            limits.mode_changes,
+            ViolationKind::ModeChange,
+            format!(
+                "{shown}: mode change {:o} -> {:o} (scope.mode-changes: deny)",
+                c.old_mode, c.new_mode
+            ),
+        ));
+    } else if c.made_executable() {
+        found.extend(switch(
+            limits.mode_changes,
+            ViolationKind::ModeChange,
+            format!(
+                "{shown}: new executable file (mode {:o}; scope.mode-changes: deny)",
+                c.new_mode
+            ),
+        ));
+    }
+    found
+}
+
+/// The change's size against `scope.max-files` and `scope.max-changed-lines`.
+fn limit_violations(limits: &Limits, files: usize, lines: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
     if let Some(max) = limits.max_files
-        && changes.len() > max
+        && files > max
     {
-        a.violations.push(Violation {
+        found.push(Violation {
             kind: ViolationKind::MaxFiles,
             path: None,
             rule: None,
-            message: format!(
-                "{} files changed, more than scope.max-files: {max}",
-                changes.len()
-            ),
+            message: format!("{files} files changed, more than scope.max-files: {max}"),
         });
     }
     if let Some(max) = limits.max_changed_lines
         && lines > max
     {
-        a.violations.push(Violation {
+        found.push(Violation {
             kind: ViolationKind::MaxChangedLines,
             path: None,
             rule: None,
             message: format!("{lines} lines changed, more than scope.max-changed-lines: {max}"),
         });
     }
-    a
+    found
 }

@@ -251,44 +251,9 @@ pub fn annotations(
         out.push(Level::Error, violation_priority(&v.kind) * 10, annotation);
     }
     for c in &report.checks {
-        let failed = matches!(
-            c.status,
-            CheckStatus::Failed
-                | CheckStatus::TimedOut
-                | CheckStatus::Error
-                | CheckStatus::Cancelled
-        );
-        if !failed {
-            continue;
+        if let Some((level, priority, annotation)) = check_annotation(c) {
+            out.push(level, priority, annotation);
         }
-        let (level, priority, kind) = if c.required {
-            (Level::Error, priority::FAILED_REQUIRED_CHECK, "required")
-        } else {
-            (Level::Warning, priority::ADVISORY_CHECK, "advisory")
-        };
-        let mut message = format!(
-            "The {kind} check `{}` {}{}.",
-            c.name,
-            c.status.as_str(),
-            c.detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        );
-        let tail = last_lines(&crate::summary::clean_output(&c.output_tail), 10);
-        if !tail.is_empty() {
-            message.push_str(" Last lines of its output (all of it is in the step summary):\n");
-            message.push_str(&tail);
-        }
-        out.push(
-            level,
-            priority,
-            Annotation::new(message).title(format!(
-                "agent-gate: check {} {}",
-                c.name,
-                c.status.as_str()
-            )),
-        );
     }
     for note in &report.isolation_notes {
         // Isolation working as designed is a notice; only a weakness is a warning.
@@ -324,6 +289,39 @@ pub fn annotations(
         );
     }
     out
+}
+
+/// The annotation of a check that failed, timed out, errored or was cancelled (an error
+/// when it is required, else a warning), with the last lines of its output.
+fn check_annotation(c: &CheckEntry) -> Option<(Level, u32, Annotation)> {
+    let failed = matches!(
+        c.status,
+        CheckStatus::Failed | CheckStatus::TimedOut | CheckStatus::Error | CheckStatus::Cancelled
+    );
+    if !failed {
+        return None;
+    }
+    let (level, priority, kind) = if c.required {
+        (Level::Error, priority::FAILED_REQUIRED_CHECK, "required")
+    } else {
+        (Level::Warning, priority::ADVISORY_CHECK, "advisory")
+    };
+    let mut message = format!(
+        "The {kind} check `{}` {}{}.",
+        c.name,
+        c.status.as_str(),
+        c.detail
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
+    let tail = last_lines(&crate::summary::clean_output(&c.output_tail), 10);
+    if !tail.is_empty() {
+        message.push_str(" Last lines of its output (all of it is in the step summary):\n");
+        message.push_str(&tail);
+    }
+    let title = format!("agent-gate: check {} {}", c.name, c.status.as_str());
+    Some((level, priority, Annotation::new(message).title(title)))
 }
 
 /// A sentence for verdicts whose cause is not an error, violation or check.

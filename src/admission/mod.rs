@@ -15,10 +15,6 @@
 //! run of higher priority gets the next free slot before lower ones. Without one — or when
 //! the remote refuses the refs — admission counts the task list alone and is advisory
 //! ([`LeaseUse::Unavailable`] says why).
-//!
-//! This file holds the limits and outcome types and [`admit`] (the wait loop, under the
-//! lock); `counter.rs` counts running tasks from the task list ([`RunningCounter`]);
-//! `wait.rs` is [`WaitInfo`] and its rendering.
 
 mod counter;
 mod wait;
@@ -29,7 +25,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::github::{ApiError, Client};
-use crate::lease::{Commit, Held, LeaseStore, LockAttempt, occupancy};
+use crate::lease::{Commit, Held, LeaseStore, LockAttempt, Snapshot, occupancy};
 
 pub use crate::manifest::Priority;
 pub use counter::{RUNNING_STATES, RunningCounter};
@@ -124,11 +120,10 @@ pub async fn admit(
     counter: impl Into<RunningCounter>,
     deadline: Instant,
     poll_every: Duration,
-    mut leases: Option<&mut LeaseStore>,
+    leases: Option<&mut LeaseStore>,
     shutdown: impl Future,
-    mut on_wait: impl FnMut(WaitInfo),
+    on_wait: impl FnMut(WaitInfo),
 ) -> Admission {
-    let started = Instant::now();
     let Some(limit) = limits.limit_for(priority) else {
         return Admission::Admitted {
             waited: Duration::ZERO,
@@ -137,230 +132,314 @@ pub async fn admit(
         };
     };
     let client = client.with_deadline(deadline);
-    let poll_every = poll_every.max(Duration::from_millis(10));
-    let mut counter = counter.into();
-    let mut last_running: Option<u32> = None;
-    let mut unavailable: Option<String> = None;
-    // Since when another run holds the lock, and when that was last reported.
-    let mut busy_since: Option<Instant> = None;
-    let mut last_busy_line: Option<Instant> = None;
-    // Failed attempts at the lock in a row.
-    let mut lock_failures = 0u32;
-    // The leases seen at the last decision (a slot frees when one of them goes), and the
-    // time spent waiting for a slot (the rest of the wait was for the lock).
-    let mut seen_leases: Vec<String> = Vec::new();
-    let mut slot_wait = Duration::ZERO;
-    let shutdown = shutdown;
+    let mut w = Waiter {
+        limit,
+        priority,
+        deadline,
+        poll_every: poll_every.max(Duration::from_millis(10)),
+        started: Instant::now(),
+        counter: counter.into(),
+        leases,
+        on_wait,
+        last_running: None,
+        unavailable: None,
+        busy_since: None,
+        last_busy_line: None,
+        lock_failures: 0,
+        seen_leases: Vec::new(),
+        slot_wait: Duration::ZERO,
+    };
     tokio::pin!(shutdown);
     loop {
         // 1. The lock (when there is a store that works).
-        let mut snapshot = None;
-        if let Some(store) = leases.as_deref_mut() {
-            match store.try_lock(epoch_now()) {
-                Ok(LockAttempt::Held(snap)) => {
-                    busy_since = None;
-                    lock_failures = 0;
-                    seen_leases = snap.leases.iter().map(|l| l.name.clone()).collect();
-                    snapshot = Some(snap);
-                    // The task index as of now: the tasks of runs admitted since the last
-                    // check are known without reading them.
-                    if let Ok(known) = store.known_tasks(epoch_now()) {
-                        let own = store.key().to_string();
-                        counter.learn(known.iter(), &own);
-                    }
+        let snapshot = match w.lock() {
+            LockStep::Go(snapshot) => snapshot,
+            LockStep::SleepUntil(until) => {
+                if !sleep_unless(shutdown.as_mut(), until).await {
+                    return w.interrupted();
                 }
-                Ok(LockAttempt::Busy { holder }) => {
-                    lock_failures = 0;
-                    let now = Instant::now();
-                    let since = *busy_since.get_or_insert(now);
-                    if now.duration_since(since) >= poll_every
-                        && last_busy_line.is_none_or(|at| now.duration_since(at) >= poll_every)
-                    {
-                        last_busy_line = Some(now);
-                        on_wait(WaitInfo {
-                            running: last_running.unwrap_or(0),
-                            limit,
-                            ahead: 0,
-                            waited: now - started,
-                            lock_holder: Some(holder.unwrap_or_default()),
-                        });
-                    }
-                    if now >= deadline {
-                        store.withdraw();
-                        return Admission::NeverAdmitted {
-                            waited: now - started,
-                            for_slots: slot_wait,
-                            running: last_running.unwrap_or(0),
-                        };
-                    }
-                    let step = lock_step(poll_every);
-                    if !sleep_unless(shutdown.as_mut(), (now + step).min(deadline)).await {
-                        store.withdraw();
-                        return Admission::Interrupted;
-                    }
-                    continue;
-                }
-                Err(e)
-                    if e.is_git()
-                        && store.has_reached_remote()
-                        && lock_failures < LOCK_RETRIES
-                        && Instant::now() < deadline =>
-                {
-                    let pause = Duration::from_secs(1 << lock_failures);
-                    lock_failures += 1;
-                    tracing::warn!(
-                        error = %e,
-                        attempt = lock_failures,
-                        "the admission lock failed; trying again in {}s",
-                        pause.as_secs()
-                    );
-                    let until = (Instant::now() + pause).min(deadline);
-                    if !sleep_unless(shutdown.as_mut(), until).await {
-                        store.withdraw();
-                        return Admission::Interrupted;
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    unavailable = Some(e.to_string());
-                    store.withdraw();
-                    leases = None;
-                }
+                continue;
             }
-        }
+            LockStep::End(admission) => return admission,
+        };
         // 2. The task list.
         let checked = tokio::select! {
             biased;
             _ = &mut shutdown => {
-                if let Some(store) = leases.as_deref_mut() {
-                    store.unlock();
-                    store.withdraw();
-                }
-                return Admission::Interrupted;
+                w.unlock();
+                return w.interrupted();
             }
-            r = counter.running_keys(&client) => r,
+            r = w.counter.running_keys(&client) => r,
         };
         let now = Instant::now();
-        let waited = now - started;
         let keys = match checked {
             Ok(keys) => keys,
-            Err(e) => {
-                if let Some(store) = leases.as_deref_mut() {
-                    store.unlock();
-                    store.withdraw();
-                }
-                // The client's retries end at the deadline: a failure there is the deadline's.
-                return match last_running {
-                    Some(running) if now >= deadline => Admission::NeverAdmitted {
-                        waited,
-                        for_slots: slot_wait,
-                        running,
-                    },
-                    _ => Admission::ApiError(e),
-                };
-            }
+            Err(e) => return w.list_failed(e, now),
         };
         // 3. The decision, and (under the lock) the lease or the waiting note.
-        let (running, ahead) = if let (Some(store), Some(snap)) = (leases.as_deref_mut(), snapshot)
-        {
-            let occ = occupancy(
-                &snap,
-                &keys,
-                store.key(),
-                priority,
-                epoch_now(),
-                store.times(),
-            );
-            let admit_now = occ.running.saturating_add(occ.ahead) < limit;
-            let wait = !admit_now && now < deadline;
-            match store.commit(admit_now, wait, epoch_now()) {
-                Ok(Commit::Done(held)) => {
-                    store.clean(&occ.dead);
-                    if let Some(held) = held {
-                        return Admission::Admitted {
-                            waited,
-                            for_slots: slot_wait,
-                            lease: LeaseUse::Held(held),
-                        };
-                    }
-                }
-                // Presumed dead by another run: decide again.
-                Ok(Commit::LostLock) => continue,
-                Err(e) => {
-                    unavailable = Some(e.to_string());
-                    store.unlock();
-                    store.withdraw();
-                    leases = None;
-                    if admit_now {
-                        return Admission::Admitted {
-                            waited,
-                            for_slots: slot_wait,
-                            lease: LeaseUse::Unavailable(e.to_string()),
-                        };
-                    }
-                }
-            }
-            (occ.running, occ.ahead)
-        } else {
-            let running = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-            if running < limit {
-                return Admission::Admitted {
-                    waited,
-                    for_slots: slot_wait,
-                    lease: unavailable.map_or(LeaseUse::NotUsed, LeaseUse::Unavailable),
-                };
-            }
-            (running, 0)
+        let (running, ahead) = match w.decide(snapshot, &keys, now) {
+            Decided::Wait { running, ahead } => (running, ahead),
+            Decided::Again => continue,
+            Decided::End(admission) => return admission,
         };
-        last_running = Some(running);
-        if now >= deadline {
-            if let Some(store) = leases.as_deref_mut() {
-                store.withdraw();
-            }
-            return Admission::NeverAdmitted {
-                waited,
-                for_slots: slot_wait,
-                running,
-            };
+        if let Some(end) = w.report_wait(running, ahead, now) {
+            return end;
         }
-        on_wait(WaitInfo {
+        // 4. Wait for a slot.
+        let resting = Instant::now();
+        if !w.rest(shutdown.as_mut(), now).await {
+            return w.interrupted();
+        }
+        w.slot_wait += resting.elapsed();
+    }
+}
+
+/// What the lock step says to do next.
+enum LockStep {
+    /// Count and decide, under the lock when there is a snapshot.
+    Go(Option<Snapshot>),
+    /// Try the lock again at this instant (busy, or a failure worth retrying).
+    SleepUntil(Instant),
+    /// The wait ended (the deadline passed while the lock was busy).
+    End(Admission),
+}
+
+/// What a decision on the counted tasks says.
+enum Decided {
+    /// No slot: the running tasks and the waiting runs of higher priority.
+    Wait { running: u32, ahead: u32 },
+    /// The lock was taken over (this run was presumed dead): decide again.
+    Again,
+    /// Admitted.
+    End(Admission),
+}
+
+/// One run's wait for a slot: its limits, the admission store while it works, and what
+/// the wait has seen so far.
+struct Waiter<'s, F> {
+    limit: u32,
+    priority: Priority,
+    deadline: Instant,
+    poll_every: Duration,
+    started: Instant,
+    counter: RunningCounter,
+    leases: Option<&'s mut LeaseStore>,
+    on_wait: F,
+    last_running: Option<u32>,
+    /// Why the admission store is not used, once it failed.
+    unavailable: Option<String>,
+    /// Since when another run holds the lock, and when that was last reported.
+    busy_since: Option<Instant>,
+    last_busy_line: Option<Instant>,
+    /// Failed attempts at the lock in a row.
+    lock_failures: u32,
+    /// The leases seen at the last decision (a slot frees when one of them goes).
+    seen_leases: Vec<String>,
+    /// The time spent waiting for a slot (the rest of the wait was for the lock).
+    slot_wait: Duration,
+}
+
+impl<F: FnMut(WaitInfo)> Waiter<'_, F> {
+    /// Try the admission lock.
+    fn lock(&mut self) -> LockStep {
+        let Some(store) = self.leases.as_deref_mut() else {
+            return LockStep::Go(None);
+        };
+        match store.try_lock(epoch_now()) {
+            Ok(LockAttempt::Held(snap)) => {
+                self.busy_since = None;
+                self.lock_failures = 0;
+                self.seen_leases = snap.leases.iter().map(|l| l.name.clone()).collect();
+                // The task index as of now: the tasks of runs admitted since the last
+                // check are known without reading them.
+                if let Ok(known) = store.known_tasks(epoch_now()) {
+                    let own = store.key().to_string();
+                    self.counter.learn(known.iter(), &own);
+                }
+                LockStep::Go(Some(snap))
+            }
+            Ok(LockAttempt::Busy { holder }) => self.lock_busy(holder),
+            Err(e)
+                if e.is_git()
+                    && store.has_reached_remote()
+                    && self.lock_failures < LOCK_RETRIES
+                    && Instant::now() < self.deadline =>
+            {
+                let pause = Duration::from_secs(1 << self.lock_failures);
+                self.lock_failures += 1;
+                tracing::warn!(
+                    error = %e,
+                    attempt = self.lock_failures,
+                    "the admission lock failed; trying again in {}s",
+                    pause.as_secs()
+                );
+                LockStep::SleepUntil((Instant::now() + pause).min(self.deadline))
+            }
+            Err(e) => {
+                self.unavailable = Some(e.to_string());
+                store.withdraw();
+                self.leases = None;
+                LockStep::Go(None)
+            }
+        }
+    }
+
+    /// Another run holds the lock: say so once it lasts, and try again shortly.
+    fn lock_busy(&mut self, holder: Option<String>) -> LockStep {
+        self.lock_failures = 0;
+        let now = Instant::now();
+        let since = *self.busy_since.get_or_insert(now);
+        if now.duration_since(since) >= self.poll_every
+            && self
+                .last_busy_line
+                .is_none_or(|at| now.duration_since(at) >= self.poll_every)
+        {
+            self.last_busy_line = Some(now);
+            (self.on_wait)(WaitInfo {
+                running: self.last_running.unwrap_or(0),
+                limit: self.limit,
+                ahead: 0,
+                waited: now - self.started,
+                lock_holder: Some(holder.unwrap_or_default()),
+            });
+        }
+        if now >= self.deadline {
+            self.withdraw();
+            return LockStep::End(self.never_admitted(now, self.last_running.unwrap_or(0)));
+        }
+        LockStep::SleepUntil((now + lock_step(self.poll_every)).min(self.deadline))
+    }
+
+    /// Decide on the running tasks `keys`: under the lock (with `snapshot`), take a lease
+    /// or leave a waiting note; without it, count the list alone.
+    fn decide(&mut self, snapshot: Option<Snapshot>, keys: &[String], now: Instant) -> Decided {
+        let waited = now - self.started;
+        let admitted = |lease| {
+            Decided::End(Admission::Admitted {
+                waited,
+                for_slots: self.slot_wait,
+                lease,
+            })
+        };
+        let (Some(store), Some(snap)) = (self.leases.as_deref_mut(), snapshot) else {
+            let running = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+            if running < self.limit {
+                let why = self.unavailable.take();
+                return admitted(why.map_or(LeaseUse::NotUsed, LeaseUse::Unavailable));
+            }
+            return Decided::Wait { running, ahead: 0 };
+        };
+        let times = store.times();
+        let occ = occupancy(&snap, keys, store.key(), self.priority, epoch_now(), times);
+        let admit_now = occ.running.saturating_add(occ.ahead) < self.limit;
+        let wait = !admit_now && now < self.deadline;
+        match store.commit(admit_now, wait, epoch_now()) {
+            Ok(Commit::Done(held)) => {
+                store.clean(&occ.dead);
+                if let Some(held) = held {
+                    return admitted(LeaseUse::Held(held));
+                }
+            }
+            // Presumed dead by another run: decide again.
+            Ok(Commit::LostLock) => return Decided::Again,
+            Err(e) => {
+                self.unavailable = Some(e.to_string());
+                store.unlock();
+                store.withdraw();
+                self.leases = None;
+                if admit_now {
+                    return admitted(LeaseUse::Unavailable(e.to_string()));
+                }
+            }
+        }
+        Decided::Wait {
+            running: occ.running,
+            ahead: occ.ahead,
+        }
+    }
+
+    /// No slot at `now`: the end when the deadline has passed, else the wait reported.
+    fn report_wait(&mut self, running: u32, ahead: u32, now: Instant) -> Option<Admission> {
+        self.last_running = Some(running);
+        if now >= self.deadline {
+            self.withdraw();
+            return Some(self.never_admitted(now, running));
+        }
+        (self.on_wait)(WaitInfo {
             running,
-            limit,
+            limit: self.limit,
             ahead,
-            waited,
+            waited: now - self.started,
             lock_holder: None,
         });
-        // Wait for a slot: check again after `poll_every`, or within a second of a lease
-        // seen at this decision going away (its run's task ended, or its run did).
-        let wake = (now + poll_every).min(deadline);
-        let resting = Instant::now();
+        None
+    }
+
+    /// Wait for a slot: until `poll_every` after `now`, or within a second of a lease seen
+    /// at the last decision going away (its run's task ended, or its run did). `false`
+    /// when `shutdown` resolves first.
+    async fn rest(&mut self, mut shutdown: std::pin::Pin<&mut impl Future>, now: Instant) -> bool {
+        let wake = (now + self.poll_every).min(self.deadline);
         loop {
-            let step = if leases.is_some() && !seen_leases.is_empty() {
+            let step = if self.leases.is_some() && !self.seen_leases.is_empty() {
                 (Instant::now() + WATCH_STEP).min(wake)
             } else {
                 wake
             };
             if !sleep_unless(shutdown.as_mut(), step).await {
-                if let Some(store) = leases.as_deref_mut() {
-                    store.withdraw();
-                }
-                return Admission::Interrupted;
+                return false;
             }
             if Instant::now() >= wake {
-                break;
+                return true;
             }
-            let freed = leases.as_deref_mut().is_some_and(|store| {
+            let seen = &self.seen_leases;
+            let freed = self.leases.as_deref_mut().is_some_and(|store| {
                 store.snapshot().is_ok_and(|snap| {
-                    seen_leases
-                        .iter()
+                    seen.iter()
                         .any(|seen| !snap.leases.iter().any(|l| &l.name == seen))
                 })
             });
             if freed {
-                break;
+                return true;
             }
         }
-        slot_wait += resting.elapsed();
+    }
+
+    /// The task list could not be read: the deadline's doing when it has passed (the
+    /// client's retries end there), else an API error.
+    fn list_failed(&mut self, e: ApiError, now: Instant) -> Admission {
+        self.unlock();
+        self.withdraw();
+        match self.last_running {
+            Some(running) if now >= self.deadline => self.never_admitted(now, running),
+            _ => Admission::ApiError(e),
+        }
+    }
+
+    fn never_admitted(&self, now: Instant, running: u32) -> Admission {
+        Admission::NeverAdmitted {
+            waited: now - self.started,
+            for_slots: self.slot_wait,
+            running,
+        }
+    }
+
+    /// The wait interrupted: the waiting note is withdrawn.
+    fn interrupted(&mut self) -> Admission {
+        self.withdraw();
+        Admission::Interrupted
+    }
+
+    fn unlock(&mut self) {
+        if let Some(store) = self.leases.as_deref_mut() {
+            store.unlock();
+        }
+    }
+
+    fn withdraw(&mut self) {
+        if let Some(store) = self.leases.as_deref_mut() {
+            store.withdraw();
+        }
     }
 }
 

@@ -89,9 +89,10 @@ pub(super) async fn gate_rounds(
 
         // Another round?
         let instruction = match next_instruction(run, &report, round) {
-            Ok(i) => i,
-            Err(note) => {
-                notes.extend(note);
+            NextRound::Repair(i) => i,
+            NextRound::None => return finish_rounds(run, report, rounds, &seen, notes, budget),
+            NextRound::NoneBecause(note) => {
+                notes.push(note);
                 return finish_rounds(run, report, rounds, &seen, notes, budget);
             }
         };
@@ -293,16 +294,26 @@ async fn send_follow_up(
     }
 }
 
-/// The next round's instruction, or why there is none (`None` = nothing worth saying).
-fn next_instruction(run: &Run, report: &Report, round: u32) -> Result<String, Option<String>> {
+/// Whether another round follows the one that ended with `report`.
+enum NextRound {
+    /// A repair round, with its instruction.
+    Repair(String),
+    /// None, and nothing worth saying about it (the change passed, or no rounds are set).
+    None,
+    /// None, for the reason given (a note of the report).
+    NoneBecause(String),
+}
+
+/// The next round's instruction, or why there is none.
+fn next_instruction(run: &Run, report: &Report, round: u32) -> NextRound {
     if run.shutdown.fired().is_some() {
-        return Err(None);
+        return NextRound::None;
     }
     if let Some(p) = repair_prompt(&run.opts.instruction, report, round, run.max_rounds) {
-        return Ok(p);
+        return NextRound::Repair(p);
     }
     if run.max_rounds == 0 {
-        return Err(None);
+        return NextRound::None;
     }
     let failed = matches!(
         report.verdict,
@@ -314,23 +325,23 @@ fn next_instruction(run: &Run, report: &Report, round: u32) -> Result<String, Op
             .iter()
             .any(|v| v.kind == ViolationKind::Protected)
     {
-        return Err(Some(
+        return NextRound::NoneBecause(
             "a protected path was changed: the change is not sent back for repair".to_string(),
-        ));
+        );
     }
     if is_repairable(report) && round >= run.max_rounds {
-        return Err(Some(format!(
+        return NextRound::NoneBecause(format!(
             "repair rounds exhausted ({round} of {}); the verdict is the last round's",
             run.max_rounds
-        )));
-    }
-    if failed {
-        return Err(Some(
-            "a required check could not run or was cancelled: the change is not sent back for repair"
-                .to_string(),
         ));
     }
-    Err(None)
+    if failed {
+        return NextRound::NoneBecause(
+            "a required check could not run or was cancelled: the change is not sent back for repair"
+                .to_string(),
+        );
+    }
+    NextRound::None
 }
 
 /// Why there is no time for another round, if there is none.

@@ -127,7 +127,7 @@ pub(crate) struct Reply {
 /// A response body, shared between a reply and the `ETag` cache.
 pub(crate) type Body = Arc<Vec<u8>>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct CachedGet {
     pub(super) etag: String,
     pub(super) body: Body,

@@ -71,49 +71,10 @@ impl Client {
         deadline: Instant,
     ) -> Result<Reply, ApiError> {
         let path = path_of(url);
-        // Another request may push the instant further while we sleep: look again.
-        while let Some(nb) = self.not_before() {
-            if nb > deadline {
-                return Err(ApiError::WaitPastDeadline {
-                    method: method.to_string(),
-                    path,
-                    wait: nb.saturating_duration_since(Instant::now()),
-                });
-            }
-            tokio::time::sleep_until(nb).await;
-        }
-        // A write waits for its time under the fleet's write pace (`write-pace`); a GraphQL
-        // query is a read sent as a POST.
-        if method != Method::GET
-            && *url != self.graphql_url()
-            && let Some(pacer) = &self.inner.pacer
-        {
-            let at = pacer.reserve().await;
-            if let Ok(wait) = at.duration_since(std::time::SystemTime::now())
-                && !wait.is_zero()
-            {
-                let until = Instant::now() + wait;
-                if until > deadline {
-                    return Err(ApiError::WaitPastDeadline {
-                        method: method.to_string(),
-                        path,
-                        wait,
-                    });
-                }
-                tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis(), "waiting for the fleet's write pace");
-                tokio::time::sleep_until(until).await;
-            }
-        }
+        self.wait_turn(&method, url, &path, deadline).await?;
         let key = url.as_str().to_string();
         let cached_etag = (method == Method::GET)
-            .then(|| {
-                self.inner
-                    .etags
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&key)
-                    .map(|c| c.etag.clone())
-            })
+            .then(|| self.cached(&key).map(|c| c.etag))
             .flatten();
         let mut rb = self.inner.http.request(method.clone(), url.clone());
         if let Some(etag) = &cached_etag
@@ -126,60 +87,18 @@ impl Client {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let transport = |e: &reqwest::Error, sent: bool| {
-            let kind = if e.is_timeout() {
-                TransportKind::Timeout
-            } else if e.is_connect() && !sent {
-                TransportKind::Connect
-            } else {
-                TransportKind::Broken
-            };
-            let err = ApiError::Transport {
-                method: method.to_string(),
-                path: path.clone(),
-                kind,
-                detail: error_chain(e),
-            };
-            // Not a warning of its own: a retry announces it, or the caller reports it.
-            tracing::debug!(method = %method, path = %path, error = %err, "GitHub request failed without a response");
-            err
-        };
-        let resp = rb.send().await.map_err(|e| transport(&e, false))?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(&method, &path, &e, false))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let request_id = headers
             .get("x-github-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        // Streamed, with a cap: a hostile or broken server cannot make the gate hold an
-        // answer of any size (or two copies of it).
-        let too_large = || {
-            let err = ApiError::TooLarge {
-                method: method.to_string(),
-                path: path.clone(),
-                status: status.as_u16(),
-                request_id: request_id.clone(),
-                limit: MAX_RESPONSE_BYTES,
-            };
-            tracing::warn!(request_id = request_id.as_deref().unwrap_or("-"), error = %err, "GitHub answer refused");
-            err
-        };
-        let mut resp = resp;
-        let announced = resp.content_length().unwrap_or(0);
-        if announced > MAX_RESPONSE_BYTES as u64 {
-            return Err(too_large());
-        }
-        let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(1 << 20));
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e, true))? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let bytes: Body = Arc::new(body);
-
+        let bytes = read_capped(resp, &method, &path, request_id.as_deref()).await?;
         // Rate-limit bookkeeping on every answer, success or not.
-        let now_wall = self.inner.clock.now();
         let message = if status.is_success() || status == StatusCode::NOT_MODIFIED {
             None
         } else {
@@ -192,7 +111,7 @@ impl Client {
         );
         let wait = retry::requested_wait(
             &headers,
-            now_wall,
+            self.inner.clock.now(),
             rate_limited,
             self.inner.retry.secondary_wait,
         );
@@ -201,60 +120,126 @@ impl Client {
         {
             self.push_not_before(Instant::now() + wait);
         }
-
-        if status == StatusCode::NOT_MODIFIED {
-            let cached = self
-                .inner
-                .etags
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&key)
-                .map(|c| Arc::clone(&c.body));
-            if let Some(body) = cached {
-                return Ok(Reply {
-                    status: 200,
-                    headers,
-                    body,
-                    request_id,
-                    revalidated: true,
-                });
-            }
-        }
-        if status.is_success() {
-            if method == Method::GET
-                && let Some(etag) = headers
-                    .get(reqwest::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-            {
-                let mut cache = self
-                    .inner
-                    .etags
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if cache.len() >= ETAG_CACHE_LIMIT && !cache.contains_key(&key) {
-                    cache.clear();
-                }
-                cache.insert(
-                    key,
-                    CachedGet {
-                        etag: etag.to_string(),
-                        body: Arc::clone(&bytes),
-                    },
-                );
-            }
+        let reply = Reply {
+            status: status.as_u16(),
+            headers,
+            body: bytes,
+            request_id,
+            revalidated: false,
+        };
+        if status == StatusCode::NOT_MODIFIED
+            && let Some(cached) = self.cached(&key)
+        {
             return Ok(Reply {
-                status: status.as_u16(),
-                headers,
-                body: bytes,
-                request_id,
-                revalidated: false,
+                status: 200,
+                body: cached.body,
+                revalidated: true,
+                ..reply
             });
         }
+        if status.is_success() {
+            if method == Method::GET {
+                self.remember(key, &reply);
+            }
+            return Ok(reply);
+        }
+        Err(self.failure(&method, &path, &reply, message, rate_limited, wait))
+    }
 
+    /// Wait for the "not before" (another request may push it further while this one
+    /// sleeps: look again) and, for a write, for its time under the fleet's write pace
+    /// (`write-pace`; a GraphQL query is a read sent as a POST). A wait past `deadline` is
+    /// an error at once.
+    async fn wait_turn(
+        &self,
+        method: &Method,
+        url: &Url,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<(), ApiError> {
+        let past = |wait| ApiError::WaitPastDeadline {
+            method: method.to_string(),
+            path: path.to_string(),
+            wait,
+        };
+        while let Some(nb) = self.not_before() {
+            if nb > deadline {
+                return Err(past(nb.saturating_duration_since(Instant::now())));
+            }
+            tokio::time::sleep_until(nb).await;
+        }
+        let Some(pacer) = &self.inner.pacer else {
+            return Ok(());
+        };
+        if *method == Method::GET || *url == self.graphql_url() {
+            return Ok(());
+        }
+        let at = pacer.reserve().await;
+        if let Ok(wait) = at.duration_since(std::time::SystemTime::now())
+            && !wait.is_zero()
+        {
+            let until = Instant::now() + wait;
+            if until > deadline {
+                return Err(past(wait));
+            }
+            tracing::debug!(method = %method, path = %path, wait_ms = wait.as_millis(), "waiting for the fleet's write pace");
+            tokio::time::sleep_until(until).await;
+        }
+        Ok(())
+    }
+
+    /// The cached answer of a GET of `key`, if there is one.
+    fn cached(&self, key: &str) -> Option<CachedGet> {
+        self.inner
+            .etags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Remember a successful GET's answer under its `ETag`, for a conditional request next.
+    fn remember(&self, key: String, reply: &Reply) {
+        let Some(etag) = reply
+            .headers
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        let mut cache = self
+            .inner
+            .etags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= ETAG_CACHE_LIMIT && !cache.contains_key(&key) {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            CachedGet {
+                etag: etag.to_string(),
+                body: Arc::clone(&reply.body),
+            },
+        );
+    }
+
+    /// A non-success answer as its [`ApiError`], logged with its request id (as a debug
+    /// line when it is transient: a retry announces it, or the caller reports it).
+    fn failure(
+        &self,
+        method: &Method,
+        path: &str,
+        reply: &Reply,
+        message: Option<ErrorBody>,
+        rate_limited: bool,
+        wait: Option<Duration>,
+    ) -> ApiError {
+        let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
         let info = ErrorInfo {
             method: method.to_string(),
-            path: path.clone(),
-            status: status.as_u16(),
+            path: path.to_string(),
+            status: reply.status,
             message: message
                 .as_ref()
                 .map(|m| m.message.clone())
@@ -263,8 +248,9 @@ impl Client {
                 .as_ref()
                 .map(|m| m.documentation_url.clone())
                 .filter(|d| !d.is_empty()),
-            request_id: request_id.clone(),
-            accepted_permissions: headers
+            request_id: reply.request_id.clone(),
+            accepted_permissions: reply
+                .headers
                 .get("x-accepted-github-permissions")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
@@ -276,14 +262,13 @@ impl Client {
             wait,
             message.and_then(|m| m.errors),
         );
-        let rid = request_id.as_deref().unwrap_or("-");
+        let rid = reply.request_id.as_deref().unwrap_or("-");
         if err.is_transient() {
-            // A retry announces it (with the same text), or the caller reports it.
-            tracing::debug!(method = %method, path = %path, status = status.as_u16(), request_id = rid, error = %err, "GitHub request failed");
+            tracing::debug!(method = %method, path = %path, status = reply.status, request_id = rid, error = %err, "GitHub request failed");
         } else {
-            tracing::warn!(method = %method, path = %path, status = status.as_u16(), request_id = rid, error = %err, "GitHub request failed");
+            tracing::warn!(method = %method, path = %path, status = reply.status, request_id = rid, error = %err, "GitHub request failed");
         }
-        Err(err)
+        err
     }
 
     fn classify(
@@ -388,4 +373,62 @@ fn error_chain(e: &reqwest::Error) -> String {
         parts.push(e.to_string());
     }
     parts.join(": ")
+}
+
+/// A request that got no (whole) answer: `sent` once the answer had begun.
+fn transport_error(method: &Method, path: &str, e: &reqwest::Error, sent: bool) -> ApiError {
+    let kind = if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() && !sent {
+        TransportKind::Connect
+    } else {
+        TransportKind::Broken
+    };
+    let err = ApiError::Transport {
+        method: method.to_string(),
+        path: path.to_string(),
+        kind,
+        detail: error_chain(e),
+    };
+    // Not a warning of its own: a retry announces it, or the caller reports it.
+    tracing::debug!(method = %method, path = %path, error = %err, "GitHub request failed without a response");
+    err
+}
+
+/// The answer's body, streamed with a cap: a hostile or broken server cannot make the gate
+/// hold an answer of any size (or two copies of it).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    method: &Method,
+    path: &str,
+    request_id: Option<&str>,
+) -> Result<Body, ApiError> {
+    let status = resp.status().as_u16();
+    let too_large = || {
+        let err = ApiError::TooLarge {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            request_id: request_id.map(str::to_string),
+            limit: MAX_RESPONSE_BYTES,
+        };
+        tracing::warn!(request_id = request_id.unwrap_or("-"), error = %err, "GitHub answer refused");
+        err
+    };
+    let announced = resp.content_length().unwrap_or(0);
+    if announced > MAX_RESPONSE_BYTES as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(1 << 20));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(method, path, &e, true))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Arc::new(body))
 }

@@ -37,66 +37,9 @@ pub fn reason(report: &Report) -> String {
                 report.totals.lines_deleted
             )
         }
-        Verdict::ChecksFailed => {
-            let names: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| c.fails_gate())
-                .map(|c| code(&c.name))
-                .collect();
-            format!(
-                "Required check{} failed: {}.",
-                if names.len() == 1 { "" } else { "s" },
-                names.join(", ")
-            )
-        }
-        Verdict::CheckError => {
-            let unavailable: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| c.required && c.status == crate::report::CheckStatus::Unavailable)
-                .map(|c| code(&c.name))
-                .collect();
-            format!(
-                "Required check{} could not run: a program {} is missing where {} — the repository's setup, not the change; nothing was sent back to the agent: {}.",
-                if unavailable.len() == 1 { "" } else { "s" },
-                if unavailable.len() == 1 {
-                    "it needs"
-                } else {
-                    "they need"
-                },
-                if unavailable.len() == 1 {
-                    "it runs"
-                } else {
-                    "they run"
-                },
-                unavailable.join(", ")
-            )
-        }
-        Verdict::ScopeViolation => {
-            let mut kinds: Vec<(&ViolationKind, usize)> = Vec::new();
-            for v in &report.violations {
-                match kinds.iter_mut().find(|(k, _)| *k == &v.kind) {
-                    Some((_, n)) => *n += 1,
-                    None => kinds.push((&v.kind, 1)),
-                }
-            }
-            kinds.sort_by_key(|(k, _)| std::cmp::Reverse(violation_priority(k)));
-            let parts: Vec<String> = kinds
-                .iter()
-                .map(|(k, n)| format!("{n} {}", violation_kind_name(k)))
-                .collect();
-            format!(
-                "The change breaks the scope policy: {} violation{} ({}).",
-                report.violations.len(),
-                if report.violations.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-                parts.join(", ")
-            )
-        }
+        Verdict::ChecksFailed => checks_failed(report),
+        Verdict::CheckError => check_error(report),
+        Verdict::ScopeViolation => scope_violation(report),
         Verdict::AgentFailed => match (&report.task, first_error()) {
             (_, Some(e)) => format!("The agent did not deliver: {e}"),
             (Some(_), None) => format!("The agent task ended {}.", state()),
@@ -123,6 +66,72 @@ pub fn reason(report: &Report) -> String {
             |e| format!("The GitHub API failed: {e}"),
         ),
     }
+}
+
+/// The required checks that failed, named.
+fn checks_failed(report: &Report) -> String {
+    let names: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.fails_gate())
+        .map(|c| code(&c.name))
+        .collect();
+    format!(
+        "Required check{} failed: {}.",
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    )
+}
+
+/// The required checks that could not run, named: the repository's setup, not the change.
+fn check_error(report: &Report) -> String {
+    let unavailable: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.required && c.status == crate::report::CheckStatus::Unavailable)
+        .map(|c| code(&c.name))
+        .collect();
+    format!(
+        "Required check{} could not run: a program {} is missing where {} — the repository's setup, not the change; nothing was sent back to the agent: {}.",
+        if unavailable.len() == 1 { "" } else { "s" },
+        if unavailable.len() == 1 {
+            "it needs"
+        } else {
+            "they need"
+        },
+        if unavailable.len() == 1 {
+            "it runs"
+        } else {
+            "they run"
+        },
+        unavailable.join(", ")
+    )
+}
+
+/// How many violations of each kind, the most serious first.
+fn scope_violation(report: &Report) -> String {
+    let mut kinds: Vec<(&ViolationKind, usize)> = Vec::new();
+    for v in &report.violations {
+        match kinds.iter_mut().find(|(k, _)| *k == &v.kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((&v.kind, 1)),
+        }
+    }
+    kinds.sort_by_key(|(k, _)| std::cmp::Reverse(violation_priority(k)));
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {}", violation_kind_name(k)))
+        .collect();
+    format!(
+        "The change breaks the scope policy: {} violation{} ({}).",
+        report.violations.len(),
+        if report.violations.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        parts.join(", ")
+    )
 }
 
 fn emoji(verdict: Verdict) -> &'static str {

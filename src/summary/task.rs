@@ -52,6 +52,26 @@ pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo) {
     } else if let Some(branch) = &task.branch {
         let _ = writeln!(out, "| Branch | {} |", code(branch));
     }
+    time_row(out, task);
+    cost_row(out, task);
+    if let Some(sha) = &task.prompt_sha256 {
+        let _ = writeln!(out, "| Prompt SHA-256 | {} |", code(sha));
+    }
+    instruction(out, task);
+    if !task.stop_actions.is_empty() {
+        out.push_str(
+            "\nGitHub offers no way to cancel a task; the gate did this instead (a person can \
+             stop the session from its log):\n\n",
+        );
+        for action in &task.stop_actions {
+            let _ = writeln!(out, "- {}", inline(action));
+        }
+    }
+}
+
+/// The task's time: queued and working by its own timestamps, else its total, else as
+/// the gate's polls saw it.
+fn time_row(out: &mut String, task: &crate::report::TaskInfo) {
     if let Some((queued, working)) = own_times(task) {
         let _ = writeln!(
             out,
@@ -90,6 +110,10 @@ pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo) {
             );
         }
     }
+}
+
+/// What the task cost, as GitHub reported it.
+fn cost_row(out: &mut String, task: &crate::report::TaskInfo) {
     let mut cost = Vec::new();
     if task.ai_credits > 0.0 {
         cost.push(crate::report::credits_phrase(task.ai_credits));
@@ -109,19 +133,6 @@ pub(super) fn task_section(out: &mut String, task: &crate::report::TaskInfo) {
             cost.join(" · ")
         }
     );
-    if let Some(sha) = &task.prompt_sha256 {
-        let _ = writeln!(out, "| Prompt SHA-256 | {} |", code(sha));
-    }
-    instruction(out, task);
-    if !task.stop_actions.is_empty() {
-        out.push_str(
-            "\nGitHub offers no way to cancel a task; the gate did this instead (a person can \
-             stop the session from its log):\n\n",
-        );
-        for action in &task.stop_actions {
-            let _ = writeln!(out, "- {}", inline(action));
-        }
-    }
 }
 
 /// Seconds queued (from the task's `created_at` to its `updated_at` when it was first seen

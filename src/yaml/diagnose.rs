@@ -82,8 +82,7 @@ pub(super) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Pr
         through_alias = located(locations.reference_location).or(through_alias);
         err = error.without_snippet();
     }
-    let pos = err.location().and_then(located);
-    let Some((line, column)) = pos else {
+    let Some((line, column)) = err.location().and_then(located) else {
         return Problem::Syntax {
             line: None,
             column: None,
@@ -91,98 +90,155 @@ pub(super) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Pr
             hint: None,
         };
     };
-    let syntax = |message: String, hint: Option<String>| Problem::Syntax {
-        line: Some(line),
-        column: Some(column),
-        message,
-        hint: hint.or_else(|| {
-            through_alias.map(|(l, c)| format!("reached through the alias at line {l}, column {c}"))
-        }),
-    };
     let token = token_at(text, line, column);
-    let found = || token.clone().map(|t| shorten(&t));
-    // A flow list or mapping is named, not quoted (`[x]` reads as "a list").
-    let quoted = |t: &str| {
-        if t.starts_with('[') || t == "-" || t.starts_with("- ") {
-            "a list".to_string()
-        } else if t.starts_with('{') {
-            "a mapping".to_string()
-        } else {
-            format!("`{}`", shorten(t))
-        }
-    };
     // Where the parser points at a `key: value` line rather than at a value, the thing it
     // found there is a mapping (or, for serde's own type errors, the key's value).
     let split = token.as_deref().and_then(split_key_value);
-    let value_key =
-        key_before(text, line, column).or_else(|| split.as_ref().map(|(k, _)| k.clone()));
-    let unquoted = |candidate: Option<&str>| {
+    let site = Site {
+        text,
+        line,
+        column,
+        token,
+        split,
+        through_alias,
+    };
+    site.problem(err, document)
+}
+
+/// Where an error points, and what is written there.
+struct Site<'t> {
+    text: &'t str,
+    line: usize,
+    column: usize,
+    /// The token at the position.
+    token: Option<String>,
+    /// The token as `key: value`, when it is one.
+    split: Option<(String, Option<String>)>,
+    /// Where the alias that led to the error is, when one did.
+    through_alias: Option<(usize, usize)>,
+}
+
+impl Site<'_> {
+    fn problem(&self, err: &YamlError, document: &str) -> Problem {
+        let (line, column) = (self.line, self.column);
+        match err {
+            YamlError::SerdeUnknownField {
+                field, expected, ..
+            } => Problem::UnknownKey {
+                line,
+                column,
+                key: field.clone(),
+                expected: expected.iter().map(ToString::to_string).collect(),
+            },
+            YamlError::SerdeUnknownVariant {
+                variant, expected, ..
+            } => Problem::UnknownValue {
+                line,
+                column,
+                value: variant.clone(),
+                expected: expected.iter().map(ToString::to_string).collect(),
+            },
+            YamlError::DuplicateMappingKey { key: dup, .. } => {
+                let key = dup.clone().or_else(|| self.found()).unwrap_or_default();
+                let first_line = first_occurrence(self.text, line, column, &key);
+                Problem::DuplicateKey {
+                    line,
+                    column,
+                    key,
+                    first_line,
+                }
+            }
+            YamlError::SerdeMissingField { field, .. } => Problem::MissingKey {
+                line,
+                column,
+                key: (*field).to_string(),
+            },
+            YamlError::UnknownAnchor { .. } => match self.found() {
+                Some(text) if text.starts_with('*') => Problem::UnquotedGlob { line, column, text },
+                _ => self.syntax(
+                    "alias refers to an unknown anchor".into(),
+                    Some("quote the value if it is not meant as an alias".into()),
+                ),
+            },
+            YamlError::Unexpected { expected, .. } => self.structural(expected),
+            YamlError::InvalidScalar { ty, .. } => self.structural(ty),
+            YamlError::InvalidBooleanStrict { .. } => self.structural("bool"),
+            YamlError::NullIntoString { .. } => self.null_into_string(),
+            YamlError::SerdeInvalidType {
+                expected,
+                unexpected,
+                ..
+            }
+            | YamlError::SerdeInvalidValue {
+                expected,
+                unexpected,
+                ..
+            } => self.invalid_value(expected, unexpected),
+            YamlError::MultipleDocuments { .. } => self.syntax(
+                "more than one YAML document".into(),
+                Some(format!(
+                    "a {document} is a single document: remove the `---` separator and what follows it"
+                )),
+            ),
+            other => {
+                let message = bare_message(other);
+                let hint = tab_hint(self.text, line, &message)
+                    .or_else(|| colon_hint(self.text, line, &message));
+                self.syntax(message, hint)
+            }
+        }
+    }
+
+    /// The token, shortened for a message.
+    fn found(&self) -> Option<String> {
+        self.token.as_deref().map(shorten)
+    }
+
+    fn syntax(&self, message: String, hint: Option<String>) -> Problem {
+        Problem::Syntax {
+            line: Some(self.line),
+            column: Some(self.column),
+            message,
+            hint: hint.or_else(|| {
+                self.through_alias
+                    .map(|(l, c)| format!("reached through the alias at line {l}, column {c}"))
+            }),
+        }
+    }
+
+    /// `candidate` read as a glob that YAML took for something else, when it looks like one.
+    fn unquoted(&self, candidate: Option<&str>) -> Option<Problem> {
         candidate
             .filter(|v| looks_like_unquoted_glob(v))
             .map(|v| Problem::UnquotedGlob {
-                line,
-                column,
+                line: self.line,
+                column: self.column,
                 text: shorten(v),
             })
-    };
-    let structural = |expected: &str| {
-        unquoted(token.as_deref()).unwrap_or_else(|| Problem::WrongType {
-            line,
-            column,
-            key: key_before(text, line, column).or_else(|| parent_key(text, line, column)),
-            found: if split.is_some() {
-                Some("a mapping".into())
-            } else {
-                token.as_deref().map(quoted)
-            },
-            expected: human_type(expected),
-        })
-    };
-    match err {
-        YamlError::SerdeUnknownField {
-            field, expected, ..
-        } => Problem::UnknownKey {
-            line,
-            column,
-            key: field.clone(),
-            expected: expected.iter().map(ToString::to_string).collect(),
-        },
-        YamlError::SerdeUnknownVariant {
-            variant, expected, ..
-        } => Problem::UnknownValue {
-            line,
-            column,
-            value: variant.clone(),
-            expected: expected.iter().map(ToString::to_string).collect(),
-        },
-        YamlError::DuplicateMappingKey { key: dup, .. } => {
-            let key = dup.clone().or_else(found).unwrap_or_default();
-            let first_line = first_occurrence(text, line, column, &key);
-            Problem::DuplicateKey {
+    }
+
+    /// The parser expected `expected` here and found something of another shape.
+    fn structural(&self, expected: &str) -> Problem {
+        let (text, line, column) = (self.text, self.line, self.column);
+        self.unquoted(self.token.as_deref())
+            .unwrap_or_else(|| Problem::WrongType {
                 line,
                 column,
-                key,
-                first_line,
-            }
-        }
-        YamlError::SerdeMissingField { field, .. } => Problem::MissingKey {
-            line,
-            column,
-            key: (*field).to_string(),
-        },
-        YamlError::UnknownAnchor { .. } => match found() {
-            Some(text) if text.starts_with('*') => Problem::UnquotedGlob { line, column, text },
-            _ => syntax(
-                "alias refers to an unknown anchor".into(),
-                Some("quote the value if it is not meant as an alias".into()),
-            ),
-        },
-        YamlError::Unexpected { expected, .. } => structural(expected),
-        YamlError::InvalidScalar { ty, .. } => structural(ty),
-        YamlError::InvalidBooleanStrict { .. } => structural("bool"),
-        // `- !foo` is a tag on an empty value, `- &x` an anchor on one: the parser points
-        // just after the word.
-        YamlError::NullIntoString { .. } => match word_before(text, line, column) {
+                key: key_before(text, line, column).or_else(|| parent_key(text, line, column)),
+                found: if self.split.is_some() {
+                    Some("a mapping".into())
+                } else {
+                    self.token.as_deref().map(quoted)
+                },
+                expected: human_type(expected),
+            })
+    }
+
+    /// `- !foo` is a tag on an empty value, `- &x` an anchor on one: the parser points just
+    /// after the word.
+    fn null_into_string(&self) -> Problem {
+        let (text, line, column) = (self.text, self.line, self.column);
+        match word_before(text, line, column) {
             Some((word, start)) if looks_like_unquoted_glob(&word) => Problem::UnquotedGlob {
                 line,
                 column: start,
@@ -195,40 +251,34 @@ pub(super) fn from_yaml_error(err: &YamlError, text: &str, document: &str) -> Pr
                 found: Some("nothing (null)".into()),
                 expected: "a string".into(),
             },
-        },
-        YamlError::SerdeInvalidType {
-            expected,
-            unexpected,
-            ..
         }
-        | YamlError::SerdeInvalidValue {
-            expected,
-            unexpected,
-            ..
-        } => unquoted(
-            split
-                .as_ref()
-                .and_then(|(_, v)| v.as_deref())
-                .or(token.as_deref()),
-        )
-        .unwrap_or(Problem::WrongType {
-            line,
-            column,
-            key: value_key,
-            found: Some(unexpected.clone()),
-            expected: human_type(expected),
-        }),
-        YamlError::MultipleDocuments { .. } => syntax(
-            "more than one YAML document".into(),
-            Some(format!(
-                "a {document} is a single document: remove the `---` separator and what follows it"
-            )),
-        ),
-        other => {
-            let message = bare_message(other);
-            let hint = tab_hint(text, line, &message).or_else(|| colon_hint(text, line, &message));
-            syntax(message, hint)
-        }
+    }
+
+    /// serde's own type error: the key's value was `unexpected`.
+    fn invalid_value(&self, expected: &str, unexpected: &str) -> Problem {
+        let (text, line, column) = (self.text, self.line, self.column);
+        let value = self.split.as_ref().and_then(|(_, v)| v.as_deref());
+        self.unquoted(value.or(self.token.as_deref()))
+            .unwrap_or_else(|| Problem::WrongType {
+                line,
+                column,
+                key: key_before(text, line, column)
+                    .or_else(|| self.split.as_ref().map(|(k, _)| k.clone())),
+                found: Some(unexpected.to_string()),
+                expected: human_type(expected),
+            })
+    }
+}
+
+/// A token named for a message: a flow list or mapping is named, not quoted (`[x]` reads
+/// as "a list").
+fn quoted(t: &str) -> String {
+    if t.starts_with('[') || t == "-" || t.starts_with("- ") {
+        "a list".to_string()
+    } else if t.starts_with('{') {
+        "a mapping".to_string()
+    } else {
+        format!("`{}`", shorten(t))
     }
 }
 

@@ -5,6 +5,7 @@ mod action;
 mod actions;
 mod admission;
 mod admission_lock;
+mod architecture;
 mod audit;
 mod budget;
 mod checks;

@@ -1,0 +1,446 @@
+//! The shape of the source tree as DESIGN §7 draws it, checked on the source itself: the
+//! layers (core, adapters, flow, front; the simulator apart) only use what is below them,
+//! nothing but the command line uses `cli`, and no two sibling modules anywhere import each
+//! other in a circle. A change that breaks the layering fails here, naming the import.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A module path from the crate root, e.g. `["flow", "run"]`.
+type ModPath = Vec<String>;
+
+/// Every module of `src/` (one per file; `mod.rs` and `lib.rs` name their folder) and the
+/// text of its file with comments removed.
+fn modules() -> BTreeMap<ModPath, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "main.rs"))
+        .map(|p| {
+            let rel = p.strip_prefix(&root).unwrap().with_extension("");
+            let mut path: ModPath = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if path.last().is_some_and(|l| l == "mod" || l == "lib") {
+                path.pop();
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            (path, strip_comments(&text))
+        })
+        .collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The text without `//` comments (doc links are not dependencies) and string literals.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut in_string = false;
+        let mut prev = '\0';
+        let mut kept = String::new();
+        for (i, c) in line.char_indices() {
+            if !in_string && c == '/' && line[i..].starts_with("//") {
+                break;
+            }
+            if c == '"' && prev != '\\' {
+                in_string = !in_string;
+            } else if !in_string {
+                kept.push(c);
+            }
+            prev = c;
+        }
+        out.push_str(&kept);
+        out.push('\n');
+    }
+    out
+}
+
+/// The paths a file names that start with `crate`, `super` or `self`, `use` groups
+/// (`use crate::{a::b, c}`) expanded.
+fn named_paths(text: &str) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("use ") {
+        let before_ok = at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric();
+        let tail = &rest[at + 4..];
+        let end = tail.find(';').unwrap_or(tail.len());
+        if before_ok {
+            expand(&without_aliases(&tail[..end]), &mut Vec::new(), &mut paths);
+        }
+        rest = &tail[end.min(tail.len())..];
+    }
+    // Paths used in place: `crate::x::y(...)`, `super::z::W`.
+    let bytes = text.as_bytes();
+    for head in ["crate::", "super::"] {
+        let mut from = 0;
+        while let Some(i) = text[from..].find(head) {
+            let start = from + i;
+            from = start + head.len();
+            if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+                continue;
+            }
+            let path: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            paths.push(
+                path.split("::")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+    }
+    paths
+        .into_iter()
+        .filter(|p| {
+            p.first()
+                .is_some_and(|h| h == "crate" || h == "super" || h == "self")
+        })
+        .collect()
+}
+
+/// A `use` declaration without whitespace and without its `as` renames (`a::{b as c, d}`
+/// becomes `a::{b,d}`).
+fn without_aliases(decl: &str) -> String {
+    let mut out = String::new();
+    let mut words = decl.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "as" {
+            // The new name goes; what follows it (`,` or `}`) stays.
+            let alias = words.next().unwrap_or("");
+            out.extend(
+                alias
+                    .chars()
+                    .skip_while(|c| c.is_alphanumeric() || *c == '_'),
+            );
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// Expand one `use` declaration (whitespace removed) into its paths.
+fn expand(decl: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    if let Some(open) = decl.find('{') {
+        let head: Vec<String> = decl[..open]
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        let inner = &decl[open + 1..decl.rfind('}').unwrap_or(decl.len())];
+        let mut depth = 0;
+        let mut start = 0;
+        let mut parts = Vec::new();
+        for (i, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&inner[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&inner[start..]);
+        let len = prefix.len();
+        prefix.extend(head);
+        for part in parts.into_iter().filter(|p| !p.is_empty()) {
+            expand(part, prefix, out);
+        }
+        prefix.truncate(len);
+    } else {
+        let mut path = prefix.clone();
+        path.extend(
+            decl.split("::")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+        out.push(path);
+    }
+}
+
+/// The module a path names: the longest prefix that is a module (items and re-exports
+/// resolve to the module that holds them).
+fn resolve(from: &ModPath, path: &[String], modules: &BTreeMap<ModPath, String>) -> ModPath {
+    let mut base = from.clone();
+    let mut rest = path;
+    if rest.first().is_some_and(|h| h == "crate") {
+        base.clear();
+        rest = &rest[1..];
+    } else {
+        while let Some(h) = rest.first() {
+            match h.as_str() {
+                "super" => {
+                    base.pop();
+                }
+                "self" => {}
+                _ => break,
+            }
+            rest = &rest[1..];
+        }
+    }
+    for segment in rest {
+        base.push(segment.clone());
+        if !modules.contains_key(&base) {
+            base.pop();
+            break;
+        }
+    }
+    base
+}
+
+/// Every import between two sibling modules: (parent, from child, to child) → one file and
+/// path that makes it, for the message.
+type Edges = BTreeMap<(ModPath, String, String), String>;
+
+/// Every import between two sibling modules of `modules`.
+fn sibling_edges(modules: &BTreeMap<ModPath, String>) -> Edges {
+    let mut edges = BTreeMap::new();
+    for (from, text) in modules {
+        for path in named_paths(text) {
+            let to = resolve(from, &path, modules);
+            let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+            if common < from.len() && common < to.len() {
+                let key = (
+                    from[..common].to_vec(),
+                    from[common].clone(),
+                    to[common].clone(),
+                );
+                edges
+                    .entry(key)
+                    .or_insert_with(|| format!("{} uses {}", from.join("::"), path.join("::")));
+            }
+        }
+    }
+    edges
+}
+
+/// The import cycles among sibling modules, each told as the imports that make it.
+fn cycles(edges: &Edges) -> Vec<String> {
+    let mut graphs: BTreeMap<ModPath, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (parent, from, to) in edges.keys() {
+        graphs
+            .entry(parent.clone())
+            .or_default()
+            .entry(from.clone())
+            .or_default()
+            .insert(to.clone());
+    }
+    let mut found = Vec::new();
+    for (parent, graph) in &graphs {
+        for start in graph.keys() {
+            // A way back to `start` through the graph is a cycle through it.
+            let mut stack = vec![vec![start.clone()]];
+            let mut seen = BTreeSet::new();
+            while let Some(trail) = stack.pop() {
+                let node = trail.last().unwrap();
+                for next in graph.get(node).into_iter().flatten() {
+                    if next == start {
+                        let mut hops = trail.clone();
+                        hops.push(start.clone());
+                        let how: Vec<String> = hops
+                            .windows(2)
+                            .map(|w| edges[&(parent.clone(), w[0].clone(), w[1].clone())].clone())
+                            .collect();
+                        let place = if parent.is_empty() {
+                            "the crate".to_string()
+                        } else {
+                            parent.join("::")
+                        };
+                        // One report per cycle, whichever member it starts from.
+                        let mut members = trail.clone();
+                        members.sort();
+                        found.push((members, format!("in {place}: {}", how.join("; "))));
+                    } else if seen.insert(next.clone()) {
+                        let mut longer = trail.clone();
+                        longer.push(next.clone());
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    found.into_iter().map(|(_, how)| how).collect()
+}
+
+#[test]
+fn no_two_sibling_modules_import_each_other_in_a_circle() {
+    let found = cycles(&sibling_edges(&modules()));
+    assert!(
+        found.is_empty(),
+        "import cycles between sibling modules:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The layers of DESIGN §7, bottom first; a module may use its own layer and those below.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "core",
+        &[
+            "assessment",
+            "change",
+            "manifest",
+            "policy",
+            "prompt",
+            "report",
+            "scope",
+            "slug",
+            "summary",
+            "yaml",
+        ],
+    ),
+    (
+        "adapters",
+        &[
+            "actions",
+            "audit",
+            "checks",
+            "docker",
+            "git",
+            "github",
+            "outputs",
+            "ownership",
+            "progress",
+            "shutdown",
+        ],
+    ),
+    (
+        "flow",
+        &[
+            "admission",
+            "budget",
+            "fleet",
+            "flow",
+            "lease",
+            "pace",
+            "repair",
+        ],
+    ),
+    ("front", &["cli", "demo"]),
+];
+
+/// The imports between top-level modules that go against the layers.
+fn layer_crossings(edges: &Edges) -> Vec<String> {
+    let layer_of = |m: &str| LAYERS.iter().position(|(_, ms)| ms.contains(&m));
+    let mut wrong = Vec::new();
+    for ((parent, from, to), how) in edges {
+        if !parent.is_empty() {
+            continue;
+        }
+        let ok = match (from.as_str(), to.as_str()) {
+            // The simulator stands apart: it serves GitHub's wire types, nothing else.
+            ("sim", to) => to == "github",
+            (from, "sim") => from == "cli" || from == "demo",
+            (from, to) => match (layer_of(from), layer_of(to)) {
+                (Some(a), Some(b)) => b <= a,
+                _ => false,
+            },
+        };
+        if !ok {
+            wrong.push(how.clone());
+        }
+    }
+    wrong
+}
+
+#[test]
+fn each_layer_uses_only_itself_and_the_layers_below() {
+    let wrong = layer_crossings(&sibling_edges(&modules()));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn every_top_level_module_has_a_layer() {
+    let modules = modules();
+    let unplaced: Vec<String> = modules
+        .keys()
+        .filter(|m| m.len() == 1)
+        .map(|m| m[0].clone())
+        .filter(|m| m != "sim" && !LAYERS.iter().any(|(_, ms)| ms.contains(&m.as_str())))
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "modules with no layer in this test: {unplaced:?}"
+    );
+}
+
+#[test]
+fn nothing_below_the_command_line_uses_it() {
+    let wrong: Vec<String> = sibling_edges(&modules())
+        .into_iter()
+        .filter(|((parent, from, to), _)| parent.is_empty() && to == "cli" && from != "cli")
+        .map(|(_, how)| how)
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_checker_sees_an_import_cycle_and_a_layer_crossing() {
+    let m = |s: &str| s.split("::").map(str::to_string).collect::<ModPath>();
+    let tree = |files: &[(&str, &str)]| -> BTreeMap<ModPath, String> {
+        files
+            .iter()
+            .map(|(p, t)| (m(p), strip_comments(t)))
+            .collect()
+    };
+    // A straight tree: no cycle, no crossing.
+    let straight = tree(&[
+        ("flow", ""),
+        (
+            "flow::a",
+            "use super::b::X;\nfn f() { crate::scope::decide(); }",
+        ),
+        ("flow::b", "use crate::flow::c;"),
+        (
+            "flow::c",
+            "// crate::flow::a::Y is only named in a comment\nlet s = \"crate::flow::a\";",
+        ),
+        ("scope", ""),
+    ]);
+    let edges = sibling_edges(&straight);
+    assert!(cycles(&edges).is_empty(), "{:?}", cycles(&edges));
+    assert!(layer_crossings(&edges).is_empty());
+    // a -> b -> c -> a, through a `use` group, and core using the flow.
+    let knotted = tree(&[
+        ("flow", ""),
+        ("flow::a", "use super::b::X;"),
+        (
+            "flow::b",
+            "use crate::flow::{c::Z as Zed, d};\nuse std::assert as _;",
+        ),
+        ("flow::c", "fn g() { super::a::run() }"),
+        ("flow::d", ""),
+        ("scope", "use crate::flow::a;"),
+    ]);
+    let edges = sibling_edges(&knotted);
+    assert_eq!(
+        cycles(&edges),
+        vec![
+            "in flow: flow::a uses super::b::X; flow::b uses crate::flow::c::Z; flow::c uses super::a::run"
+        ]
+    );
+    assert_eq!(layer_crossings(&edges), vec!["scope uses crate::flow::a"]);
+}
