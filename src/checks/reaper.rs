@@ -1,6 +1,6 @@
 //! Processes that left their check's process group with `setsid` (a daemon started by a
-//! test suite, or code that tries to outlive the gate): the group kill of `process.rs`
-//! cannot reach them, and one still running when the protected files are restored could
+//! test suite, or code that tries to outlive the gate): the kill of the check's
+//! process group cannot reach them, and one still running when the protected files are restored could
 //! read the credentials the gate hid. The gate makes itself a child subreaper
 //! ([`become_subreaper`]), so such a process, once its parent dies, becomes the gate's
 //! child; [`sweep`] then kills every process in the session of each such orphan (a new

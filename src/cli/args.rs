@@ -1,7 +1,6 @@
 //! The command line's shape (DESIGN §4): the clap definitions of every command and flag,
 //! each flag also readable from its `INPUT_*` variable (upper-cased, hyphens kept, as the
-//! Actions runner passes inputs). It holds no behaviour: turning the parsed arguments into
-//! library calls and exit codes is `cli/mod.rs`'s.
+//! Actions runner passes inputs). It holds no behaviour.
 
 use std::path::PathBuf;
 

@@ -1,8 +1,8 @@
-//! The command line (DESIGN §4): dispatch. Each command's parsed arguments (their clap
-//! definitions are `args.rs`'s) become calls of library functions, and their outcomes exit
-//! codes; `run`'s flags are checked and turned into [`RunOptions`](crate::flow::RunOptions)
-//! here. It holds no logic of its own: the flows are `crate::flow`'s, the rest the modules
-//! each command names.
+//! The command line (DESIGN §4): dispatch. Each command's parsed arguments become calls of
+//! library functions, one function per command, and their outcomes exit codes; `run`'s
+//! flags and the workflow's environment are compiled into
+//! [`RunOptions`](crate::flow::RunOptions) first. It holds no logic of its own: the flows
+//! are `crate::flow`'s, the rest the modules each command names.
 
 mod args;
 mod config;

@@ -3,8 +3,7 @@
 //! policy's `agent.base-ref` when no input names the base); and [`fetch_refs`], which the
 //! rounds use for the agent's head. Fetches go with git's own credentials first, then with
 //! the run's token as an HTTP header; [`PrivateRefs`] removes the refs when the run ends, so
-//! the workspace's own branches and HEAD are never touched. It does not gate anything
-//! (`head.rs`, `check.rs`) or talk to the agent-tasks API.
+//! the workspace's own branches and HEAD are never touched.
 
 use crate::flow::check::{PolicyAtBase, load_policy_at};
 use crate::flow::options::RunOptions;

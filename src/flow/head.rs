@@ -2,8 +2,7 @@
 //! request of the branch the finished task names, fetch the branch afresh into the run's
 //! private head ref, compute the change against the base and gate it with the steps `check`
 //! uses; a task with no branch, no push or no change ends the round by
-//! `agent.allow-no-change`. It does not poll or stop the task (`session.rs`) or decide on
-//! another round (`round.rs`).
+//! `agent.allow-no-change`.
 
 use std::io::Write;
 

@@ -1,7 +1,7 @@
 //! The inputs of `agent-gate run`: [`RunOptions`], one field per Action input or CLI flag
 //! (plus what the run is given from outside: the environment, the audit stream), and the
-//! CLI's defaults. It holds no logic: reading the flags is `cli`'s, checking the inputs and
-//! acting on them `run.rs`'s.
+//! CLI's defaults. It holds no logic: the command line compiles its flags into it, and the
+//! run's pipeline checks and acts on it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

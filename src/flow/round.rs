@@ -1,11 +1,9 @@
 //! The rounds of `agent-gate run` (DESIGN §1 steps 5–8, issue 9): gate the task's first
 //! session and then, while `agent.repair-rounds` (or the `repair-rounds` input) allows and the
 //! change failed on something the agent can fix, send a follow-up on the same branch whose
-//! prompt carries the findings and gate again. Every round gates into a fresh report; the
-//! run's report is the last round's, with every round listed and the cost summed. Polling one
-//! round's session to its end and stopping it is `session.rs`'s, fetching and gating its head
-//! `head.rs`'s; starting the first task (budget, admission, attach) is `start.rs`'s; what a
-//! repair prompt says is `repair.rs`'s.
+//! prompt carries the findings and gate again — each repair round within the daily budget,
+//! the deadline and admission. Every round gates into a fresh report; the run's report is
+//! the last round's, with every round listed and the cost summed.
 
 use std::io::Write;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! One round's session of `agent-gate run` (DESIGN §1 steps 5–7): poll the task to the one
 //! shared deadline, with a progress line per state change and heartbeats; on the deadline or
 //! an interrupt, stop it (bounded, recorded in the report); say what the task's end means for
-//! the verdict; and, when it finished with something to gate, hand its head to `head.rs`.
-//! It does not decide whether another round runs or what it asks (`round.rs`), start the
-//! task (`start.rs`), or fetch and gate the change itself (`head.rs`).
+//! the verdict; and, when it finished with something to gate, have its head gated. Whether
+//! another round follows is not its business.
 
 use std::io::Write;
 use std::time::Duration;

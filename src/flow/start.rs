@@ -1,10 +1,10 @@
 //! Starting the run's task (DESIGN §1 steps 3–4): attach to the task that carries the run's
-//! key (or `task-id`); when there is none, check the daily budget, wait for a slot under
-//! `agent.max-concurrent-tasks` (through `crate::admission`, under the admission lock), and
-//! create the task idempotently; and admit each repair round again ([`admit_round`]). It
-//! reports waiting as progress lines and timeline entries and records the admission in the
-//! report; it does not poll the task (`session.rs`) or gate its change (`head.rs`,
-//! `round.rs`), and it does not build the client, policy or prompt (`run.rs`).
+//! key (or `task-id`); when there is none, check the daily budget, wait for the run's turn in
+//! its batch and for review capacity, wait for a slot under `agent.max-concurrent-tasks`
+//! (under the admission lock), and create the task idempotently; and admit each repair round
+//! again ([`admit_round`]). Waiting shows as progress lines and timeline entries, and the
+//! report records the admission. Everything it needs is in the [`Run`]; it ends the run's
+//! report only when the task cannot be started.
 
 use std::io::Write;
 use std::time::Duration;

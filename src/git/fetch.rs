@@ -2,8 +2,7 @@
 //! authentication every remote operation shares: the checked arguments of a fetch, the
 //! `http.extraheader` that one git process gets through `GIT_CONFIG_*` variables (never a
 //! command line, never a file), and [`plain_then_token`], which retries with the token only
-//! when the plain attempt fails. How a git process is configured and run is `mod.rs`'s; what
-//! is pushed or mirrored with these pieces is `refs.rs`'s.
+//! when the plain attempt fails.
 
 use std::ffi::OsStr;
 

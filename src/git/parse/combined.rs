@@ -1,7 +1,7 @@
 //! The output of one `git diff --raw --numstat -z`, read straight into [`Change`]s by
-//! [`parse_raw_numstat_z`] with the records of `raw.rs` and `numstat.rs`, and [`DiffError`],
-//! its error. The rules of the join (and their messages) are `join.rs`'s, shared with
-//! [`join`](crate::git::join); this file only applies them as the records are read.
+//! [`parse_raw_numstat_z`] from the raw and numstat records, and [`DiffError`], its error.
+//! The rules of the join (and their messages) are those of [`join`](crate::git::join); this
+//! file only applies them as the records are read.
 
 use bstr::BString;
 

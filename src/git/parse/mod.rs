@@ -3,12 +3,9 @@
 //! deleted lines, `-` for binary files). They never run git and never panic: any byte
 //! sequence either parses completely or is a [`ParseError`] naming the byte offset. The
 //! adapter asks git for both formats of one diff at once and reads them with
-//! [`parse_raw_numstat_z`], which joins the two halves as it goes (the rules of the join
-//! are `join.rs`'s, shared with [`join()`]).
-//!
-//! This file holds what the parsers share ([`ParseError`], the byte cursor); `raw.rs` and
-//! `numstat.rs` read (and format back) one format each; `combined.rs` reads both at once;
-//! `join.rs` joins two lists read apart.
+//! [`parse_raw_numstat_z`], which joins the two halves as it goes (by the same rules as
+//! [`join()`], which joins two lists read apart). This file holds what the parsers share:
+//! [`ParseError`] and the byte cursor.
 
 mod combined;
 mod join;

@@ -1,7 +1,7 @@
 //! The `git diff --numstat -z` records: [`NumstatEntry`], the line counts (`-` for a binary
 //! file), the borrowed record the combined parser reuses, [`parse_numstat_z`] and its
-//! inverse [`format_numstat_z`]. It does not read the raw records (`raw.rs`) nor join the
-//! two halves (`combined.rs`).
+//! inverse [`format_numstat_z`]. It reads nothing
+//! else.
 
 use bstr::{BStr, BString};
 

@@ -1,7 +1,7 @@
 //! The `git diff --raw -z` records: [`RawEntry`], the checks of each header field (modes,
 //! object ids, status letter and score, modes against status), the borrowed record the
-//! combined parser reuses, [`parse_raw_z`] and its inverse [`format_raw_z`]. It does not
-//! read line counts (`numstat.rs`) nor join the two halves (`combined.rs`).
+//! combined parser reuses, [`parse_raw_z`] and its inverse [`format_raw_z`]. It reads
+//! nothing else.
 
 use bstr::{BStr, BString};
 

@@ -2,7 +2,7 @@
 //! name, the timeout and poll intervals parsed (`poll.max` at least `poll.initial`), the
 //! concurrency cap and the slots reserved for high priority checked against each other, the
 //! daily credit budget checked to be a number ≥ 0, and the defaults filled in. It does not
-//! enforce these settings (the run and admission do) and compiles no globs (`scope.rs`).
+//! enforce these settings (the run and admission do) and compiles no globs.
 
 use std::time::Duration;
 

@@ -7,11 +7,10 @@
 //! each check and each glob are compiled in turn, each rejection is recorded, and the
 //! policy is refused with all of them, in file order.
 //!
-//! This file owns the `Compiler` (the policy's path, the errors it builds and records), durations
-//! ([`parse_duration`], [`format_duration`]), the order of `compile`, and the small
-//! top-level sections (`repositories`, `report`). The `agent` section is `agent.rs`'s, the
-//! glob lists and the `scope` section (scope and limits) are `scope.rs`'s, and `checks`
-//! (with their environment) is `checks.rs`'s.
+//! The `Compiler` (the policy's path, the errors it builds and records), durations
+//! ([`parse_duration`], [`format_duration`]), the order of `compile` and the small
+//! top-level sections (`repositories`, `report`) are here; each larger section compiles in a
+//! module named for it.
 
 mod agent;
 mod checks;
