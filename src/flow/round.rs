@@ -52,7 +52,7 @@ pub(super) async fn gate_rounds(
     mut timeline: Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
     refs: &mut PrivateRefs,
-) -> Report {
+) -> (Report, Option<Task>) {
     let key = &run.key;
     let (mut round, mut prompt_sha) = first_round(run, &task, attached, &template, progress);
     let mut rounds: Vec<RoundRecord> = Vec::new();
@@ -357,7 +357,7 @@ fn no_time_left(run: &Run, round: u32) -> Option<String> {
 }
 
 /// The run's report: the last round's, with every round, the cost over all rounds, the
-/// budget last counted and the notes about rounds.
+/// budget last counted and the notes about rounds; and the task as last seen.
 fn finish_rounds(
     run: &Run,
     mut report: Report,
@@ -365,7 +365,7 @@ fn finish_rounds(
     seen: &[Task],
     notes: Vec<String>,
     budget: Option<BudgetStatus>,
-) -> Report {
+) -> (Report, Option<Task>) {
     if run.max_rounds > 0 || rounds.len() > 1 || rounds.first().is_some_and(|r| r.round > 0) {
         report.rounds = rounds;
     }
@@ -376,5 +376,5 @@ fn finish_rounds(
     }
     report.budget = budget;
     report.notes.extend(notes);
-    report
+    (report, seen.last().cloned())
 }

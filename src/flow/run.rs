@@ -94,12 +94,12 @@ async fn run_gate(
     announce(&run, &task, attached, &mut report, &timeline, progress);
 
     // 5–8. Poll, collect and gate; then repair rounds while the policy allows them.
-    let mut report = Box::pin(gate_rounds(
+    let (mut report, last_seen) = Box::pin(gate_rounds(
         &run, task, attached, report, timeline, progress, &mut refs,
     ))
     .await;
     drop(refs);
-    record_in_index(&run, &report).await;
+    record_in_index(&run, &report, last_seen.as_ref()).await;
 
     // 8. The review gate, on the pull request; best effort. A run interrupted by a signal
     // skips it (time is short).
@@ -295,24 +295,20 @@ fn announce(
 
 /// The task index learns the pull request the task opened (review capacity counts it)
 /// and, under a daily budget, once its sessions ended, what they cost (the budget then
-/// counts the task without reading it): one read of the task. Best effort.
-async fn record_in_index(run: &Run, report: &Report) {
+/// counts the task without reading it), from the task as the rounds last saw it. Best
+/// effort.
+async fn record_in_index(run: &Run, report: &Report, last_seen: Option<&Task>) {
     let (Some(leases), Some(info)) = (&run.leases, &report.task) else {
         return;
     };
     if info.id.is_empty() {
         return;
     }
-    let spent = if BudgetLimits::from_agent(&run.policy.agent).is_unlimited() {
-        None
-    } else {
-        match run.client.get_task(&info.id).await {
-            Ok(task) if !matches!(task.state, TaskState::Queued | TaskState::InProgress) => {
-                Some(TaskSpend::of(&task))
-            }
-            _ => None,
-        }
-    };
+    let spent = last_seen
+        .filter(|_| !BudgetLimits::from_agent(&run.policy.agent).is_unlimited())
+        .filter(|task| task.id == info.id && task.sessions.is_some())
+        .filter(|task| !matches!(task.state, TaskState::Queued | TaskState::InProgress))
+        .map(TaskSpend::of);
     if info.pr_number.is_none() && spent.is_none() {
         return;
     }
