@@ -46,7 +46,7 @@ pub(super) struct Run {
     pub max_rounds: u32,
     /// The admission lock, lease and task index on the remote; the lease is given back
     /// when the store is dropped, at the end of the run.
-    pub leases: Option<tokio::sync::Mutex<LeaseStore>>,
+    pub leases: tokio::sync::Mutex<LeaseStore>,
     /// The fleet's write pace (`write-pace`), when one is set.
     pub pacer: Option<LedgerPacer>,
 }

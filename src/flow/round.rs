@@ -187,14 +187,12 @@ async fn budget_allows_round(
     }
     let now = since_before_now(&run.client, Duration::ZERO);
     // The task index tells what the night's finished tasks cost (no read of each).
-    let known = match run.leases.as_ref() {
-        Some(m) => m
-            .lock()
-            .await
-            .known_tasks(crate::admission::epoch_now())
-            .unwrap_or_default(),
-        None => crate::lease::KnownTasks::default(),
-    };
+    let known = run
+        .leases
+        .lock()
+        .await
+        .known_tasks(crate::admission::epoch_now())
+        .unwrap_or_default();
     let checked = tokio::select! {
         biased;
         _ = run.shutdown.wait() => return false,

@@ -242,7 +242,7 @@ fn connect(p: Prepared, shutdown: Shutdown) -> Result<Run, ApiError> {
             .unwrap_or(base.policy.agent.repair_rounds),
         mark: marker(&key),
         head_local: format!("refs/agent-gate/{tag}/head"),
-        leases: Some(tokio::sync::Mutex::new(leases)),
+        leases: tokio::sync::Mutex::new(leases),
         opts,
         git,
         client,
@@ -298,7 +298,7 @@ fn announce(
 /// counts the task without reading it), from the task as the rounds last saw it. Best
 /// effort.
 async fn record_in_index(run: &Run, report: &Report, last_seen: Option<&Task>) {
-    let (Some(leases), Some(info)) = (&run.leases, &report.task) else {
+    let Some(info) = &report.task else {
         return;
     };
     if info.id.is_empty() {
@@ -313,7 +313,8 @@ async fn record_in_index(run: &Run, report: &Report, last_seen: Option<&Task>) {
         return;
     }
     let now = crate::admission::epoch_now();
-    if let Err(e) = leases
+    if let Err(e) = run
+        .leases
         .lock()
         .await
         .record_task(&info.id, info.pr_number, spent, now)

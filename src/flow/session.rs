@@ -70,8 +70,8 @@ pub(super) async fn poll_and_gate(
     let outcome = poll_to_end(run, task, sent_round, &label, timeline, progress).await;
     // The task no longer runs: give its slot back now, not when the checks are done, so a
     // run waiting for one (watching the leases) starts within a second.
-    if let Some(leases) = run.leases.as_ref() {
-        let mut store = leases.lock().await;
+    {
+        let mut store = run.leases.lock().await;
         if store.held().is_some()
             && let Err(e) = store.release()
         {

@@ -41,22 +41,15 @@ pub(super) async fn start_task(
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
 ) -> Result<(Task, bool), Box<Report>> {
-    let mut guard = match &run.leases {
-        Some(m) => Some(m.lock().await),
-        None => None,
-    };
-    let mut leases = guard.as_deref_mut();
+    let mut store = run.leases.lock().await;
     // The task index (git, no API request): which tasks are agent-gate's, with which key.
-    let known = match leases.as_deref_mut() {
-        Some(store) => store.known_tasks(epoch_now()).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the task index cannot be read; every task is read instead");
-            KnownTasks::default()
-        }),
-        None => KnownTasks::default(),
-    };
+    let known = store.known_tasks(epoch_now()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the task index cannot be read; every task is read instead");
+        KnownTasks::default()
+    });
     if let Some(task) = attach(run, &known, report).await? {
         if known.id_of(&run.key) != Some(task.id.as_str()) {
-            record(leases, &run.key, &task.id);
+            record(&mut store, &run.key, &task.id);
         }
         return Ok((task, true));
     }
@@ -69,17 +62,9 @@ pub(super) async fn start_task(
     // agent-gate's tasks are at agent.max-open-pull-requests.
     if let Some(max) = run.policy.agent.max_open_pull_requests {
         let known = known.clone();
-        review_capacity(run, max, leases.as_deref_mut(), known, report, progress).await?;
+        review_capacity(run, max, &mut store, known, report, progress).await?;
     }
-    admit_first(
-        run,
-        leases.as_deref_mut(),
-        &known,
-        report,
-        timeline,
-        progress,
-    )
-    .await?;
+    admit_first(run, &mut store, &known, report, timeline, progress).await?;
     let created = tokio::select! {
         biased;
         signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
@@ -87,7 +72,7 @@ pub(super) async fn start_task(
     };
     match created {
         Ok(task) => {
-            record(leases, &run.key, &task.id);
+            record(&mut store, &run.key, &task.id);
             Ok((task, false))
         }
         Err(e) => {
@@ -176,7 +161,7 @@ async fn daily_budget(
 /// lock); the wait counts against the deadline. The report records how it went.
 async fn admit_first(
     run: &Run,
-    leases: Option<&mut LeaseStore>,
+    leases: &mut LeaseStore,
     known: &KnownTasks,
     report: &mut Report,
     timeline: &mut Vec<TimelineEntry>,
@@ -201,7 +186,7 @@ async fn admit_first(
         RunningCounter::new(&run.mark).with_known(known.iter(), &run.key),
         run.clock.deadline,
         run.policy.agent.poll_max,
-        leases,
+        Some(leases),
         run.shutdown.wait(),
         |info: WaitInfo| wait.seen(&info),
     )
@@ -438,7 +423,7 @@ async fn sleep_or_cancel(
 async fn review_capacity(
     run: &Run,
     max: u32,
-    mut leases: Option<&mut LeaseStore>,
+    leases: &mut LeaseStore,
     mut known: KnownTasks,
     report: &mut Report,
     progress: &mut (dyn Write + Send),
@@ -498,9 +483,7 @@ async fn review_capacity(
         let until = (now + run.policy.agent.poll_max).min(run.clock.deadline);
         sleep_or_cancel(run, until, "waiting for review capacity", report).await?;
         // Pull requests recorded since (by runs that finished meanwhile) count too.
-        if let Some(store) = leases.as_deref_mut()
-            && let Ok(fresh) = store.known_tasks(epoch_now())
-        {
+        if let Ok(fresh) = leases.known_tasks(epoch_now()) {
             known = fresh;
         }
     }
@@ -574,10 +557,8 @@ async fn find_existing(
 
 /// Record the run's task in the task index (best effort: a run whose remote refuses it
 /// works as before, its task read by the runs that do not know it).
-fn record(leases: Option<&mut LeaseStore>, key: &str, id: &str) {
-    if let Some(store) = leases
-        && let Err(e) = store.record_task(id, None, None, epoch_now())
-    {
+fn record(store: &mut LeaseStore, key: &str, id: &str) {
+    if let Err(e) = store.record_task(id, None, None, epoch_now()) {
         tracing::warn!(error = %e, key, "the task could not be recorded in the task index");
     }
 }
@@ -616,10 +597,9 @@ pub(super) async fn admit_round(
     progress: &mut (dyn Write + Send),
     notes: &mut Vec<String>,
 ) -> Option<RoundAdmission> {
-    let m = run.leases.as_ref()?;
     let limits = AdmissionLimits::from_policy(&run.policy.agent);
     limits.limit_for(run.opts.priority)?;
-    let mut store = m.lock().await;
+    let mut store = run.leases.lock().await;
     let known = store.known_tasks(epoch_now()).unwrap_or_default();
     let mut last: Option<(u32, u32)> = None;
     let outcome = admit(
