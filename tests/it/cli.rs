@@ -1081,3 +1081,57 @@ fn as_root_concurrent_runs_sharing_a_home_leave_every_mode_as_found() {
     assert_eq!((mode(&gitconfig), mode(&workspace_config)), before);
     assert_eq!(before, (0o644, 0o644));
 }
+
+/// `run`'s inputs that are not plain strings are checked before anything else happens:
+/// each bad one ends the run as a configuration error (exit 2) naming the input and what it
+/// must be, before any request (the API URL here has nothing listening).
+#[test]
+fn run_refuses_each_malformed_input_by_name_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "--timeout",
+            "soon",
+            "timeout `soon` is not a duration like 30s, 45m or 2h",
+        ),
+        (
+            "--priority",
+            "urgent",
+            "priority `urgent` must be high, normal or low",
+        ),
+        (
+            "--repair-rounds",
+            "two",
+            "repair-rounds `two` is not a whole number of rounds like 0, 1 or 2",
+        ),
+        (
+            "--not-before",
+            "tonight",
+            "not-before `tonight` is not a time like 2026-03-10T02:17:40Z",
+        ),
+        ("--write-pace", "fast", "write-pace `fast`"),
+    ];
+    let mut seen = Vec::new();
+    for (flag, value, message) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            .current_dir(dir.path())
+            .args(["run", "--repository", "octo/demo", "--instruction", "x"])
+            .args(["--api-url", "http://127.0.0.1:9", flag, value])
+            .env_remove("GITHUB_ACTIONS")
+            .env("INPUT_TOKEN", "ghp_test")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {message}")),
+            "{flag} {value}: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{flag}: nothing is reported: {stderr}"
+        );
+        seen.push(stderr.lines().next().unwrap_or_default().to_string());
+    }
+    insta::assert_snapshot!(seen.join("\n"));
+}
