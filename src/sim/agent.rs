@@ -120,30 +120,96 @@ async fn produce(
     task_id: &str,
     script: &TaskScript,
 ) -> Result<(), super::repo::RepoError> {
-    let Some((prompt, branch, base_ref, name, create_pr, html_url, creator, owner, repo)) = ({
-        let store = sim.store();
-        store.tasks.iter().find(|t| t.id == task_id).and_then(|t| {
-            let s = t.sessions.last()?;
-            let html = format!(
-                "{}/{}/{}/copilot/tasks/{}",
-                sim.base_url, t.owner, t.repo, t.id
-            );
-            Some((
-                s.prompt.clone(),
-                s.head_ref.clone(),
-                s.base_ref.clone(),
-                t.name.clone(),
-                t.create_pull_request,
-                html,
-                t.creator_id,
-                t.owner.clone(),
-                t.repo.clone(),
-            ))
-        })
-    }) else {
+    let Some(work) = work_of(sim, task_id) else {
         return Ok(());
     };
-    let ops = match &script.files {
+    let ops = file_ops(script, &work.prompt);
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let git = sim.repo_of(&work.owner, &work.repo);
+    let Some(base_sha) = git.branch(&work.base_ref).await else {
+        return Err(super::repo::RepoError::Op {
+            op: format!("base ref {}", work.base_ref),
+            message: "the branch no longer exists".into(),
+        });
+    };
+    let existing = git.branch(&work.branch).await;
+    let start = existing.clone().unwrap_or_else(|| base_sha.clone());
+    let message = format!(
+        "{}\n\nAgent-Logs-Url: {}\n\nCo-authored-by: sim-user-{creator} <{creator}+sim-user@users.noreply.github.com>\n",
+        script
+            .commit_message
+            .clone()
+            .unwrap_or_else(|| work.name.clone()),
+        work.html_url,
+        creator = work.creator,
+    );
+    let who = Identity {
+        name: "copilot-swe-agent[bot]".into(),
+        email: "198982749+Copilot@users.noreply.github.com".into(),
+    };
+    let Some(commit) = git
+        .commit_ops(
+            &work.branch,
+            &start,
+            existing.as_deref(),
+            &ops,
+            &message,
+            &who,
+        )
+        .await?
+    else {
+        return Ok(());
+    };
+    let pr = pull_for(sim, &work, &commit, &base_sha);
+    if let Some(p) = &pr {
+        git.set_ref(&format!("refs/pull/{}/head", p.number), &commit)
+            .await?;
+    }
+    let key = super::store::repo_key(&work.owner, &work.repo);
+    super::ci::pushed(sim, &key, &commit, &work.branch);
+    add_artifacts(sim, task_id, script, &work, pr.as_ref());
+    Ok(())
+}
+
+/// What a task's latest session works on.
+struct Work {
+    prompt: String,
+    branch: String,
+    base_ref: String,
+    name: String,
+    create_pr: bool,
+    html_url: String,
+    creator: i64,
+    owner: String,
+    repo: String,
+}
+
+fn work_of(sim: &Sim, task_id: &str) -> Option<Work> {
+    let store = sim.store();
+    let t = store.tasks.iter().find(|t| t.id == task_id)?;
+    let s = t.sessions.last()?;
+    Some(Work {
+        prompt: s.prompt.clone(),
+        branch: s.head_ref.clone(),
+        base_ref: s.base_ref.clone(),
+        name: t.name.clone(),
+        create_pr: t.create_pull_request,
+        html_url: format!(
+            "{}/{}/{}/copilot/tasks/{}",
+            sim.base_url, t.owner, t.repo, t.id
+        ),
+        creator: t.creator_id,
+        owner: t.owner.clone(),
+        repo: t.repo.clone(),
+    })
+}
+
+/// The scripted file operations; without a script, a task that ends well writes its
+/// prompt to `agent-gate-sim.txt`.
+fn file_ops(script: &TaskScript, prompt: &str) -> Vec<FileOp> {
+    match &script.files {
         Some(ops) => ops.clone(),
         None if matches!(
             script.final_state,
@@ -152,77 +218,52 @@ async fn produce(
         {
             vec![FileOp::Write {
                 path: "agent-gate-sim.txt".to_string(),
-                content: prompt.clone().into_bytes(),
+                content: prompt.as_bytes().to_vec(),
             }]
         }
         None => Vec::new(),
-    };
-    if ops.is_empty() {
-        return Ok(());
     }
-    let git = sim.repo_of(&owner, &repo);
-    let Some(base_sha) = git.branch(&base_ref).await else {
-        return Err(super::repo::RepoError::Op {
-            op: format!("base ref {base_ref}"),
-            message: "the branch no longer exists".into(),
-        });
-    };
-    let existing = git.branch(&branch).await;
-    let start = existing.clone().unwrap_or_else(|| base_sha.clone());
-    let message = format!(
-        "{}\n\nAgent-Logs-Url: {html_url}\n\nCo-authored-by: sim-user-{creator} <{creator}+sim-user@users.noreply.github.com>\n",
-        script.commit_message.clone().unwrap_or(name)
-    );
-    let who = Identity {
-        name: "copilot-swe-agent[bot]".into(),
-        email: "198982749+Copilot@users.noreply.github.com".into(),
-    };
-    let Some(commit) = git
-        .commit_ops(&branch, &start, existing.as_deref(), &ops, &message, &who)
-        .await?
-    else {
-        return Ok(());
-    };
+}
 
-    // The pull request: move an open one on this branch, or open one when asked.
-    let key = super::store::repo_key(&owner, &repo);
-    let pr = {
-        let mut store = sim.store();
-        let existing = store
-            .pulls
-            .iter_mut()
-            .find(|p| super::store::repo_key(&p.owner, &p.repo) == key && p.head_ref == branch);
-        if let Some(p) = existing {
-            p.head_sha.clone_from(&commit);
-            Some(p.clone())
-        } else if create_pr {
-            store.next_number += 1;
-            let number = store.next_number;
-            let p = SimPull {
-                number,
-                id: 2_000_000_000 + i64::try_from(number).unwrap_or(0),
-                owner: owner.clone(),
-                repo: repo.clone(),
-                head_ref: branch.clone(),
-                base_ref: base_ref.clone(),
-                head_sha: commit.clone(),
-                base_sha: base_sha.clone(),
-                created_at: jiff::Timestamp::now(),
-                closed: false,
-            };
-            store.pulls.push(p.clone());
-            Some(p)
-        } else {
-            None
-        }
-    };
-    if let Some(p) = &pr {
-        git.set_ref(&format!("refs/pull/{}/head", p.number), &commit)
-            .await?;
+/// The pull request of the work's branch: an open one moved to `commit`, or one opened
+/// when the task asked for it.
+fn pull_for(sim: &Sim, work: &Work, commit: &str, base_sha: &str) -> Option<SimPull> {
+    let key = super::store::repo_key(&work.owner, &work.repo);
+    let mut store = sim.store();
+    let existing = store
+        .pulls
+        .iter_mut()
+        .find(|p| super::store::repo_key(&p.owner, &p.repo) == key && p.head_ref == work.branch);
+    if let Some(p) = existing {
+        p.head_sha = commit.to_string();
+        return Some(p.clone());
     }
-    super::ci::pushed(sim, &key, &commit, &branch);
+    if !work.create_pr {
+        return None;
+    }
+    store.next_number += 1;
+    let number = store.next_number;
+    let p = SimPull {
+        number,
+        id: 2_000_000_000 + i64::try_from(number).unwrap_or(0),
+        owner: work.owner.clone(),
+        repo: work.repo.clone(),
+        head_ref: work.branch.clone(),
+        base_ref: work.base_ref.clone(),
+        head_sha: commit.to_string(),
+        base_sha: base_sha.to_string(),
+        created_at: jiff::Timestamp::now(),
+        closed: false,
+    };
+    store.pulls.push(p.clone());
+    Some(p)
+}
 
+/// The task's `branch` artifact and, with a pull request, its pull artifact in the shape
+/// the scenario asks for (each once).
+fn add_artifacts(sim: &Sim, task_id: &str, script: &TaskScript, work: &Work, pr: Option<&SimPull>) {
     let pull_id = sim.scenario.api.pull_id;
+    let (branch, base_ref) = (&work.branch, &work.base_ref);
     update(sim, task_id, |t| {
         let branch_artifact = Artifact {
             provider: "github".into(),
@@ -235,7 +276,7 @@ async fn produce(
         }) {
             t.artifacts.push(branch_artifact);
         }
-        if let Some(p) = &pr {
+        if let Some(p) = pr {
             let id = match pull_id {
                 PullId::DatabaseId => p.id,
                 PullId::Number => i64::try_from(p.number).unwrap_or(0),
@@ -264,7 +305,6 @@ async fn produce(
         }
         t.touch();
     });
-    Ok(())
 }
 
 /// Stop a task as "Stop session" in the UI does: its agent is aborted and the current

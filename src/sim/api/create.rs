@@ -13,7 +13,7 @@ use crate::github::types::{CreateTaskRequest, TaskState};
 use crate::sim::agent;
 use crate::sim::route::{Endpoint, Matched};
 use crate::sim::state::{Incoming, Sim};
-use crate::sim::store::{SimSession, SimTask, now_second, repo_key};
+use crate::sim::store::{SimSession, SimTask, Store, now_second, repo_key};
 
 /// Validate the POST body field by field (reference §12.4).
 fn create_request(body: &[u8], sim: &Sim) -> Result<CreateTaskRequest, Reply> {
@@ -106,50 +106,14 @@ fn create_request(body: &[u8], sim: &Sim) -> Result<CreateTaskRequest, Reply> {
 }
 
 pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, user: i64) -> Reply {
-    let doc = doc_url(Endpoint::CreateTask);
     let req = match create_request(&inc.body, sim) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let git = sim.repo_of(&m.owner, &m.repo);
-    let base_ref = match &req.base_ref {
-        Some(b) => b.clone(),
-        None => git.default_branch().await,
+    let refs = match task_refs(sim, m, &req).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    if git.branch(&base_ref).await.is_none() {
-        return Reply::validation(
-            doc,
-            vec![invalid(
-                "base_ref",
-                "Task",
-                "invalid",
-                Some(format!("branch '{base_ref}' does not exist")),
-            )],
-        );
-    }
-    let follow_up_branch = match &req.head_ref {
-        Some(h) => {
-            if git.branch(h).await.is_none() {
-                return Reply::validation(
-                    doc,
-                    vec![invalid(
-                        "head_ref",
-                        "Task",
-                        "invalid",
-                        Some(format!("branch '{h}' does not exist")),
-                    )],
-                );
-            }
-            Some(h.clone())
-        }
-        None => None,
-    };
-    let slug_branch = if follow_up_branch.is_none() {
-        Some(git.unused_branch(&slug(&req.prompt)).await)
-    } else {
-        None
-    };
-
     let key = repo_key(&m.owner, &m.repo);
     let now = now_second();
     let (task_json, task_id, script) = {
@@ -163,62 +127,25 @@ pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, use
             completed_at: None,
             prompt: req.prompt.clone(),
             head_ref,
-            base_ref: base_ref.clone(),
+            base_ref: refs.base_ref.clone(),
             model: req.model.clone(),
             usage: None,
             error: None,
         };
         // A follow-up on a branch an existing task owns: a new session of that task.
-        let existing = follow_up_branch.as_ref().and_then(|h| {
+        let existing = refs.follow_up.as_ref().and_then(|h| {
             store
                 .tasks
                 .iter()
                 .rposition(|t| t.repo_key() == key && t.branch() == h)
         });
         let id = if let Some(i) = existing {
-            let t = &mut store.tasks[i];
-            if matches!(
-                t.state(),
-                TaskState::Queued | TaskState::InProgress | TaskState::Unknown(_)
-            ) {
-                return Reply::validation(
-                    doc,
-                    vec![invalid(
-                        "head_ref",
-                        "Task",
-                        "custom",
-                        Some(format!(
-                            "task {} is still working on '{}'; wait for it to finish",
-                            t.id,
-                            t.branch()
-                        )),
-                    )],
-                );
+            match follow_up(&mut store.tasks[i], &req, session) {
+                Ok(id) => id,
+                Err(r) => return r,
             }
-            t.sessions.push(session(t.branch().to_string()));
-            if let Some(c) = req.create_pull_request {
-                t.create_pull_request |= c;
-            }
-            t.touch();
-            t.id.clone()
         } else {
-            let mut branch = follow_up_branch
-                .clone()
-                .or(slug_branch)
-                .unwrap_or_else(|| "copilot/task".into());
-            if follow_up_branch.is_none() {
-                let stem = branch.clone();
-                let mut n = 2;
-                // Branch names are unique per repository, as git's are.
-                while store
-                    .reserved_branches
-                    .contains(&(key.clone(), branch.clone()))
-                {
-                    branch = format!("{stem}-{n}");
-                    n += 1;
-                }
-                store.reserved_branches.push((key.clone(), branch.clone()));
-            }
+            let branch = reserve_branch(&mut store, &key, &refs);
             let id = uuid::Uuid::new_v4().to_string();
             store.tasks.push(SimTask {
                 id: id.clone(),
@@ -247,6 +174,113 @@ pub(super) async fn create_task(sim: &Arc<Sim>, inc: &Incoming, m: &Matched, use
     };
     agent::spawn(sim, &task_id, script);
     Reply::json(201, &task_json)
+}
+
+/// The branches a new task or session works with.
+struct TaskRefs {
+    /// The base: the request's, else the repository's default branch.
+    base_ref: String,
+    /// A follow-up's branch (`head_ref` of the request).
+    follow_up: Option<String>,
+    /// A new task's branch name from its prompt, not yet used in the repository.
+    slug_branch: Option<String>,
+}
+
+/// The request's base and head branches, which must exist (422 otherwise).
+async fn task_refs(sim: &Sim, m: &Matched, req: &CreateTaskRequest) -> Result<TaskRefs, Reply> {
+    let doc = doc_url(Endpoint::CreateTask);
+    let missing = |field: &str, branch: &str| {
+        Reply::validation(
+            doc,
+            vec![invalid(
+                field,
+                "Task",
+                "invalid",
+                Some(format!("branch '{branch}' does not exist")),
+            )],
+        )
+    };
+    let git = sim.repo_of(&m.owner, &m.repo);
+    let base_ref = match &req.base_ref {
+        Some(b) => b.clone(),
+        None => git.default_branch().await,
+    };
+    if git.branch(&base_ref).await.is_none() {
+        return Err(missing("base_ref", &base_ref));
+    }
+    if let Some(h) = &req.head_ref {
+        if git.branch(h).await.is_none() {
+            return Err(missing("head_ref", h));
+        }
+        return Ok(TaskRefs {
+            base_ref,
+            follow_up: Some(h.clone()),
+            slug_branch: None,
+        });
+    }
+    Ok(TaskRefs {
+        base_ref,
+        follow_up: None,
+        slug_branch: Some(git.unused_branch(&slug(&req.prompt)).await),
+    })
+}
+
+/// A follow-up as a new session of the task `t` that owns its branch; refused (422) while
+/// the task still works on it.
+fn follow_up(
+    t: &mut SimTask,
+    req: &CreateTaskRequest,
+    session: impl Fn(String) -> SimSession,
+) -> Result<String, Reply> {
+    if matches!(
+        t.state(),
+        TaskState::Queued | TaskState::InProgress | TaskState::Unknown(_)
+    ) {
+        return Err(Reply::validation(
+            doc_url(Endpoint::CreateTask),
+            vec![invalid(
+                "head_ref",
+                "Task",
+                "custom",
+                Some(format!(
+                    "task {} is still working on '{}'; wait for it to finish",
+                    t.id,
+                    t.branch()
+                )),
+            )],
+        ));
+    }
+    t.sessions.push(session(t.branch().to_string()));
+    if let Some(c) = req.create_pull_request {
+        t.create_pull_request |= c;
+    }
+    t.touch();
+    Ok(t.id.clone())
+}
+
+/// A new task's branch: a follow-up's own, else the slug, made unique in the repository
+/// (branch names are unique per repository, as git's are) and reserved.
+fn reserve_branch(store: &mut Store, key: &str, refs: &TaskRefs) -> String {
+    if let Some(h) = &refs.follow_up {
+        return h.clone();
+    }
+    let stem = refs
+        .slug_branch
+        .clone()
+        .unwrap_or_else(|| "copilot/task".into());
+    let mut branch = stem.clone();
+    let mut n = 2;
+    while store
+        .reserved_branches
+        .contains(&(key.to_string(), branch.clone()))
+    {
+        branch = format!("{stem}-{n}");
+        n += 1;
+    }
+    store
+        .reserved_branches
+        .push((key.to_string(), branch.clone()));
+    branch
 }
 
 /// A branch slug from the first line of a prompt: lowercase ASCII words joined by `-`.

@@ -37,80 +37,69 @@ fn list_query(sim: &Sim, pairs: &[(String, String)], doc: &str) -> Result<ListQu
         since: None,
         creators: Vec::new(),
     };
-    let bad = |field: &str, msg: String| {
-        Reply::validation(doc, vec![invalid(field, "Task", "invalid", Some(msg))])
-    };
     for (k, v) in pairs {
-        match k.as_str() {
+        q.set(sim, k, v).map_err(|(field, message)| {
+            Reply::validation(doc, vec![invalid(field, "Task", "invalid", Some(message))])
+        })?;
+    }
+    Ok(q)
+}
+
+/// A query parameter that cannot be used: the field and why.
+type Bad = (&'static str, String);
+
+/// `v` as one of two words, each with its meaning (named in this order when `v` is
+/// neither).
+fn either(field: &'static str, v: &str, words: [(&str, bool); 2]) -> Result<bool, Bad> {
+    let [(a, at_a), (b, at_b)] = words;
+    match v {
+        v if v == a => Ok(at_a),
+        v if v == b => Ok(at_b),
+        _ => Err((field, format!("{field} must be {a} or {b}, not {v:?}"))),
+    }
+}
+
+impl ListQuery {
+    /// Apply the query parameter `k=v` (unknown parameters are ignored, as GitHub does).
+    fn set(&mut self, sim: &Sim, k: &str, v: &str) -> Result<(), Bad> {
+        let integer = |field: &'static str| {
+            v.parse::<i64>()
+                .map_err(|_| (field, format!("{field} must be an integer, not {v:?}")))
+        };
+        match k {
             "per_page" => {
-                let n: i64 = v.parse().map_err(|_| {
-                    bad(
-                        "per_page",
-                        format!("per_page must be an integer, not {v:?}"),
-                    )
-                })?;
+                let n = integer("per_page")?;
                 if !(1..=100).contains(&n) && sim.scenario.api.per_page == PerPagePolicy::Reject {
-                    return Err(bad("per_page", "per_page must be between 1 and 100".into()));
+                    return Err(("per_page", "per_page must be between 1 and 100".into()));
                 }
-                q.per_page = usize::try_from(n.clamp(1, 100)).unwrap_or(30);
+                self.per_page = usize::try_from(n.clamp(1, 100)).unwrap_or(30);
             }
-            "page" => {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| bad("page", format!("page must be an integer, not {v:?}")))?;
-                q.page = usize::try_from(n.max(1)).unwrap_or(1);
-            }
+            "page" => self.page = usize::try_from(integer("page")?.max(1)).unwrap_or(1),
             "sort" => {
-                q.sort_created = match v.as_str() {
-                    "updated_at" => false,
-                    "created_at" => true,
-                    _ => {
-                        return Err(bad(
-                            "sort",
-                            format!("sort must be updated_at or created_at, not {v:?}"),
-                        ));
-                    }
-                }
+                self.sort_created =
+                    either("sort", v, [("updated_at", false), ("created_at", true)])?;
             }
             "direction" => {
-                q.ascending = match v.as_str() {
-                    "desc" => false,
-                    "asc" => true,
-                    _ => {
-                        return Err(bad(
-                            "direction",
-                            format!("direction must be asc or desc, not {v:?}"),
-                        ));
-                    }
-                }
+                self.ascending = either("direction", v, [("asc", true), ("desc", false)])?;
+            }
+            "is_archived" => {
+                self.archived = either("is_archived", v, [("true", true), ("false", false)])?;
             }
             "state" => {
                 let mut states = Vec::new();
                 for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match TaskState::parse(s) {
                         TaskState::Unknown(_) => {
-                            return Err(bad("state", format!("unknown state {s:?}")));
+                            return Err(("state", format!("unknown state {s:?}")));
                         }
                         st => states.push(st),
                     }
                 }
-                q.states = Some(states);
-            }
-            "is_archived" => {
-                q.archived = match v.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(bad(
-                            "is_archived",
-                            format!("is_archived must be true or false, not {v:?}"),
-                        ));
-                    }
-                }
+                self.states = Some(states);
             }
             "since" => {
-                q.since = Some(v.parse::<Timestamp>().map_err(|_| {
-                    bad(
+                self.since = Some(v.parse::<Timestamp>().map_err(|_| {
+                    (
                         "since",
                         format!("since must be an ISO 8601 timestamp, not {v:?}"),
                     )
@@ -118,8 +107,8 @@ fn list_query(sim: &Sim, pairs: &[(String, String)], doc: &str) -> Result<ListQu
             }
             "creator_id" | "creator_id[]" => {
                 for part in v.split(',').filter(|s| !s.is_empty()) {
-                    q.creators.push(part.trim().parse().map_err(|_| {
-                        bad(
+                    self.creators.push(part.trim().parse().map_err(|_| {
+                        (
                             "creator_id",
                             format!("creator_id must be an integer, not {part:?}"),
                         )
@@ -128,8 +117,8 @@ fn list_query(sim: &Sim, pairs: &[(String, String)], doc: &str) -> Result<ListQu
             }
             _ => {}
         }
+        Ok(())
     }
-    Ok(q)
 }
 
 pub(super) fn list_tasks(sim: &Sim, inc: &Incoming, m: &Matched, user: i64) -> Reply {

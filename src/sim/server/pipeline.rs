@@ -1,9 +1,7 @@
 //! The order every routed request goes through, GitHub's: `User-Agent`, API version,
-//! routing, auth (bearer token, revoked and installation tokens, visible repositories),
+//! routing, auth (bearer token, revoked and installation tokens), what the user cannot see,
 //! faults before the server acts, rate limits, write permission, the endpoint, conditional
-//! GETs (`ETag`), rate-limit headers, faults after. It owns auth and `ETag`s; the limits
-//! are in `limits`, the faults in `faults`, the endpoints in `api`, and the request log
-//! and connections in `super`.
+//! GETs (`ETag`), rate-limit headers, faults after. It owns that order, auth and `ETag`s.
 
 use std::sync::Arc;
 
@@ -13,46 +11,75 @@ use super::limits::{self, anonymous_headers, bucket_headers};
 use super::{API_VERSIONS, DOCS, Incoming, Outcome, Sim, faults};
 use crate::sim::api;
 use crate::sim::reply::{self, Reply};
-use crate::sim::route::Endpoint;
+use crate::sim::route::{Endpoint, Matched};
 use crate::sim::store::{repo_key, user_id_for_token};
 
 /// Answer a request whose body was read (or drop its connection).
 pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcome {
-    let anonymous = anonymous_headers();
-    let plain = |mut r: Reply| {
-        r.headers.extend(anonymous.clone());
-        r.finish(&inc.request_id);
-        Outcome::Reply(r)
+    let (matched, token) = match admit(sim, inc) {
+        Ok(admitted) => admitted,
+        Err(mut r) => {
+            r.headers.extend(anonymous_headers());
+            r.finish(&inc.request_id);
+            return Outcome::Reply(r);
+        }
     };
+    let user = user_id_for_token(&token);
+    if let Some(mut r) = hidden(sim, matched) {
+        r.headers.extend(bucket_headers(sim, user, true));
+        r.finish(&inc.request_id);
+        return Outcome::Reply(r);
+    }
+    let (before, after) = faults::pick(&sim.scenario, matched.endpoint, nth);
+    if let Some(f) = before
+        && let Some(outcome) = faults::before(sim, f, inc, matched.endpoint, user).await
+    {
+        return outcome;
+    }
+    if let Some(r) = limited(sim, inc, matched, user, &token) {
+        return Outcome::Reply(r);
+    }
+    let reply = api::dispatch(sim, inc, matched, user).await;
+    let mut reply = conditional(sim, inc, reply, user);
+    if let Some(f) = after {
+        let Some(r) = faults::after(f, reply, matched.endpoint).await else {
+            return Outcome::Drop;
+        };
+        reply = r;
+    }
+    reply.finish(&inc.request_id);
+    Outcome::Reply(reply)
+}
 
-    // User-Agent is required (reference §1).
+/// The checks before any user is known: `User-Agent` (reference §1), the API version (§1,
+/// §12.3), routing (§12.1: anything else is 404, trailing slashes included) and auth (§2,
+/// §12.2: a bearer token, not revoked, and no installation token on the agent-tasks API).
+/// `Ok` with the route and the token; `Err` with the answer.
+fn admit<'i>(sim: &Sim, inc: &'i Incoming) -> Result<(&'i Matched, String), Reply> {
     if inc
         .headers
         .get("user-agent")
         .is_none_or(|v| v.as_bytes().is_empty())
     {
-        return plain(Reply::error(
+        return Err(Reply::error(
             403,
             "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.",
             DOCS,
         ));
     }
-    // API version (reference §1, §12.3).
     if let Some(r) = api_version(sim, &inc.headers) {
-        return plain(r);
+        return Err(r);
     }
-    // Routing (reference §12.1): anything else is 404, trailing slashes included.
     let Some(matched) = &inc.matched else {
-        return plain(Reply::error(404, "Not Found", DOCS));
+        return Err(Reply::error(404, "Not Found", DOCS));
     };
-    // Auth (reference §2, §12.2).
     let token = match bearer(&inc.headers) {
-        Auth::Missing => return plain(Reply::error(401, "Requires authentication", DOCS)),
-        Auth::Malformed => return plain(Reply::error(401, "Bad credentials", DOCS)),
+        Auth::Missing => return Err(Reply::error(401, "Requires authentication", DOCS)),
+        Auth::Malformed => return Err(Reply::error(401, "Bad credentials", DOCS)),
         Auth::Token(t) => t,
     };
     if sim.scenario.api.revoked_tokens.contains(&token) {
-        return plain(Reply::error(401, "Bad credentials", DOCS));
+        return Err(Reply::error(401, "Bad credentials", DOCS));
     }
     // Installation tokens (the workflow's GITHUB_TOKEN) are refused by the agent-tasks API
     // only; the repository endpoints (statuses, comments, pulls) accept them (reference §2).
@@ -65,80 +92,74 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
             | Endpoint::GetRepoTask
     );
     if agent_tasks && token.starts_with("ghs_") {
-        return plain(Reply::error(
+        return Err(Reply::error(
             403,
             "Resource not accessible by integration: GitHub App installation tokens are not supported for this API. Use a personal access token, an OAuth token or a GitHub App user access token.",
             reply::doc_url(matched.endpoint),
         ));
     }
-    let user = user_id_for_token(&token);
-    // Copilot cloud agent disabled: the repository's agent-tasks endpoints answer 404.
-    if sim.scenario.api.agent_disabled
+    Ok((matched, token))
+}
+
+/// A 404 for what the user cannot see: the repository's agent-tasks endpoints where the
+/// Copilot cloud agent is disabled, and a repository the token cannot see (404, not 403:
+/// reference §7).
+fn hidden(sim: &Sim, matched: &Matched) -> Option<Reply> {
+    let disabled = sim.scenario.api.agent_disabled
         && matches!(
             matched.endpoint,
             Endpoint::ListRepoTasks | Endpoint::CreateTask | Endpoint::GetRepoTask
-        )
-    {
-        let mut r = Reply::error(404, "Not Found", reply::doc_url(matched.endpoint));
-        r.headers.extend(bucket_headers(sim, user, true));
-        r.finish(&inc.request_id);
-        return Outcome::Reply(r);
-    }
-    // A repository the token cannot see is 404, not 403 (reference §7).
-    if let Some(visible) = &sim.scenario.api.repositories
-        && !matched.owner.is_empty()
-        && !visible.contains(&repo_key(&matched.owner, &matched.repo))
-    {
-        let mut r = Reply::error(404, "Not Found", reply::doc_url(matched.endpoint));
-        r.headers.extend(bucket_headers(sim, user, true));
-        r.finish(&inc.request_id);
-        return Outcome::Reply(r);
-    }
+        );
+    let invisible = sim
+        .scenario
+        .api
+        .repositories
+        .as_ref()
+        .is_some_and(|visible| {
+            !matched.owner.is_empty() && !visible.contains(&repo_key(&matched.owner, &matched.repo))
+        });
+    (disabled || invisible)
+        .then(|| Reply::error(404, "Not Found", reply::doc_url(matched.endpoint)))
+}
 
-    let (before, after) = faults::pick(&sim.scenario, matched.endpoint, nth);
-    if let Some(f) = before
-        && let Some(outcome) = faults::before(sim, f, inc, matched.endpoint, user).await
-    {
-        return outcome;
-    }
-
-    // Primary rate limit (reference §10, §12.9).
+/// The rate limits (reference §10, §12.9: the primary limit; 80 content-creating requests
+/// a minute per user on every write — task creations, statuses, comments, labels, not
+/// GraphQL queries) and the fine-grained write permission (§2, §12.2).
+fn limited(sim: &Sim, inc: &Incoming, matched: &Matched, user: i64, token: &str) -> Option<Reply> {
     if let Some(r) = limits::primary(sim, user, &inc.request_id) {
-        return Outcome::Reply(r);
+        return Some(r);
     }
-    // Content-creation limit on every write: task creations, statuses, comments, labels;
-    // not GraphQL queries
-    // (reference §10, §12.9: 80 content-creating requests a minute per user).
     if matches!(inc.method.as_str(), "POST" | "PATCH" | "PUT" | "DELETE")
         && matched.endpoint != Endpoint::Graphql
         && let Some(r) = limits::creation(sim, user, &inc.request_id)
     {
-        return Outcome::Reply(r);
+        return Some(r);
     }
-    // Fine-grained permission (reference §2, §12.2).
-    if matches!(inc.method.as_str(), "POST" | "PATCH")
-        && sim.scenario.api.read_only_tokens.contains(&token)
+    if !(matches!(inc.method.as_str(), "POST" | "PATCH")
+        && sim.scenario.api.read_only_tokens.iter().any(|t| t == token))
     {
-        let mut r = Reply::error(
-            403,
-            "Resource not accessible by personal access token",
-            reply::doc_url(matched.endpoint),
-        );
-        let perm = if matched.endpoint == Endpoint::CreateTask {
-            "agent_tasks=write"
-        } else {
-            "issues=write; pull_requests=write; statuses=write"
-        };
-        r.headers
-            .push(("x-accepted-github-permissions", perm.to_string()));
-        r.headers.extend(bucket_headers(sim, user, true));
-        r.finish(&inc.request_id);
-        return Outcome::Reply(r);
+        return None;
     }
+    let mut r = Reply::error(
+        403,
+        "Resource not accessible by personal access token",
+        reply::doc_url(matched.endpoint),
+    );
+    let perm = if matched.endpoint == Endpoint::CreateTask {
+        "agent_tasks=write"
+    } else {
+        "issues=write; pull_requests=write; statuses=write"
+    };
+    r.headers
+        .push(("x-accepted-github-permissions", perm.to_string()));
+    r.headers.extend(bucket_headers(sim, user, true));
+    r.finish(&inc.request_id);
+    Some(r)
+}
 
-    let mut reply = api::dispatch(sim, inc, matched, user).await;
-
-    // Conditional GETs (reference §10, §12.8): a matching ETag is a 304 that costs nothing.
+/// The endpoint's answer with its `ETag` and rate-limit headers; a conditional GET whose
+/// `ETag` matches is a 304 that costs nothing (reference §10, §12.8).
+fn conditional(sim: &Sim, inc: &Incoming, mut reply: Reply, user: i64) -> Reply {
     let mut count = true;
     if inc.method == "GET" && reply.status == 200 {
         let etag = etag(&reply.body);
@@ -158,15 +179,7 @@ pub(super) async fn pipeline(sim: &Arc<Sim>, inc: &Incoming, nth: u32) -> Outcom
         reply.headers.push(("etag", etag));
     }
     reply.headers.extend(bucket_headers(sim, user, count));
-
-    if let Some(f) = after {
-        let Some(r) = faults::after(f, reply, matched.endpoint).await else {
-            return Outcome::Drop;
-        };
-        reply = r;
-    }
-    reply.finish(&inc.request_id);
-    Outcome::Reply(reply)
+    reply
 }
 
 pub(super) enum Auth {
