@@ -270,15 +270,14 @@ impl Trie {
         }
         let mut at = 0usize;
         for &b in prefix {
-            at = match self.nodes[at].next.iter().find(|&&(x, _)| x == b) {
-                Some(&(_, n)) => n as usize,
-                None => {
-                    let n = self.nodes.len();
-                    let id = u32::try_from(n).expect("fewer than 2^32 trie nodes");
-                    self.nodes[at].next.push((b, id));
-                    self.nodes.push(Node::default());
-                    n
-                }
+            at = if let Some(&(_, n)) = self.nodes[at].next.iter().find(|&&(x, _)| x == b) {
+                n as usize
+            } else {
+                let n = self.nodes.len();
+                let id = u32::try_from(n).expect("fewer than 2^32 trie nodes");
+                self.nodes[at].next.push((b, id));
+                self.nodes.push(Node::default());
+                n
             };
         }
         self.nodes[at].bucket.push(Entry::new(rule, test));

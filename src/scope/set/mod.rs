@@ -166,6 +166,26 @@ struct Sides {
     dir_owner: Vec<usize>,
 }
 
+impl Sides {
+    /// `index`'s globs for a whole path and for a parent directory.
+    fn add(
+        &mut self,
+        index: usize,
+        file_globs: &[String],
+        dir_glob: Option<&String>,
+    ) -> Result<(), globset::Error> {
+        for glob in file_globs {
+            self.file.add(wildmatch::build(glob)?);
+            self.file_owner.push(index);
+        }
+        if let Some(glob) = dir_glob {
+            self.dir.add(wildmatch::build(glob)?);
+            self.dir_owner.push(index);
+        }
+        Ok(())
+    }
+}
+
 impl Matcher {
     /// Compile the expansions of each rule, in rule order. Every glob is also checked by
     /// `globset`'s parser, so a rule is refused exactly when `globset` would refuse it.
@@ -235,7 +255,7 @@ impl Matcher {
                     } else {
                         vec![glob.clone()]
                     };
-                    return self.add_fallback(index, &files, Some(&glob), fallback);
+                    return fallback.add(index, &files, Some(&glob));
                 };
                 let children = self.children.entry(parent.clone()).or_default();
                 if !dir_only {
@@ -270,27 +290,9 @@ impl Matcher {
                             self.dir.add_path(index, path);
                         }
                     }
-                    _ => self.add_fallback(index, file_globs, dir_glob.as_ref(), fallback)?,
+                    _ => fallback.add(index, file_globs, dir_glob.as_ref())?,
                 }
             }
-        }
-        Ok(())
-    }
-
-    fn add_fallback(
-        &mut self,
-        index: usize,
-        file_globs: &[String],
-        dir_glob: Option<&String>,
-        fallback: &mut Sides,
-    ) -> Result<(), globset::Error> {
-        for glob in file_globs {
-            fallback.file.add(wildmatch::build(glob)?);
-            fallback.file_owner.push(index);
-        }
-        if let Some(glob) = dir_glob {
-            fallback.dir.add(wildmatch::build(glob)?);
-            fallback.dir_owner.push(index);
         }
         Ok(())
     }
