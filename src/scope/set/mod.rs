@@ -146,6 +146,8 @@ impl Fallback {
 pub(crate) struct Matcher {
     /// Path → rules that match exactly that path, highest first.
     exact: PathMap<Vec<u8>, Vec<usize>>,
+    /// Bit `n % 64` set: some path of `exact` is `n` bytes long (most lookups end here).
+    exact_lengths: u64,
     /// Directory → rules that cover everything below it, highest first.
     below: PathMap<Vec<u8>, Vec<usize>>,
     /// Directory → name patterns for its entries.
@@ -235,6 +237,7 @@ impl Matcher {
             Expansion::Literal { path, itself } => {
                 if *itself {
                     self.exact.entry(path.clone()).or_default().push(index);
+                    self.exact_lengths |= 1 << (path.len() % 64);
                 }
                 self.below.entry(path.clone()).or_default().push(index);
             }
@@ -350,7 +353,7 @@ impl Matcher {
         scratch: &mut Vec<usize>,
         sink: &mut impl Sink,
     ) {
-        if !self.exact.is_empty()
+        if self.exact_lengths & (1 << (path.len() % 64)) != 0
             && let Some(rules) = self.exact.get(path)
         {
             take(rules, sink);
@@ -390,6 +393,8 @@ pub(crate) struct Batch<'m, 'p> {
     children: Vec<Option<&'m Children>>,
     chain: Vec<&'p [u8]>,
     scratch: Vec<usize>,
+    /// The directory looked up last and its slot: paths in `git` order come by directory.
+    last: Option<(&'p [u8], u32)>,
 }
 
 /// A path's directory, as [`Batch::directory`] found it (`None`: the path has none).
@@ -406,6 +411,7 @@ impl<'m, 'p> Batch<'m, 'p> {
             children: Vec::new(),
             chain: Vec::new(),
             scratch: Vec::new(),
+            last: None,
         }
     }
 
@@ -415,7 +421,13 @@ impl<'m, 'p> Batch<'m, 'p> {
         let Some(dir) = parent(path) else {
             return Slot(None);
         };
+        if let Some((last, slot)) = self.last
+            && last == dir
+        {
+            return Slot(Some(slot));
+        }
         if let Some(&slot) = self.slots.get(dir) {
+            self.last = Some((dir, slot));
             return Slot(Some(slot));
         }
         // Walk up to the nearest directory seen, then fill in downwards.
@@ -453,6 +465,7 @@ impl<'m, 'p> Batch<'m, 'p> {
             above = Some(slot);
         }
         self.chain = chain;
+        self.last = above.map(|slot| (dir, slot));
         Slot(above)
     }
 
