@@ -17,15 +17,13 @@ mod rule;
 mod set;
 mod wildmatch;
 
-use std::hash::BuildHasherDefault;
-
 use bstr::BStr;
 use serde::Serialize;
 
 pub use rule::{ExpandedSize, Pattern};
 pub use wildmatch::Wildmatch;
 
-use set::{DirCache, Matcher, par_map_chunks};
+use set::{Batch, Matcher, Slot, par_map_chunks};
 
 /// A rule that could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,42 +101,64 @@ impl RuleSet {
     /// directory once however many paths share it. Results are in input order.
     pub fn last_match_many<P: AsRef<[u8]> + Sync>(&self, paths: &[P]) -> Vec<Option<usize>> {
         par_map_chunks(paths, |chunk| {
-            let mut query = Query::new(self, chunk.len());
-            chunk.iter().map(|p| query.last_match(p.as_ref())).collect()
+            let mut query = Queries::new(&[self], chunk.len());
+            chunk
+                .iter()
+                .map(|p| {
+                    let path = p.as_ref();
+                    let slot = query.directory(path);
+                    query.last_match(0, path, slot)
+                })
+                .collect()
         })
     }
 }
 
-/// Batch query state of one [`RuleSet`] on one thread.
-struct Query<'s, 'p> {
-    set: &'s RuleSet,
-    cache: DirCache<'p>,
-    scratch: Vec<usize>,
+/// Batch query state of one or more [`RuleSet`]s on one thread: one directory memory for
+/// all of them.
+struct Queries<'s, 'p> {
+    sets: Vec<&'s RuleSet>,
+    /// Each set's matcher in `batch` (`None`: the set is empty or has no combined matcher).
+    in_batch: Vec<Option<usize>>,
+    batch: Batch<'s, 'p>,
 }
 
-impl<'s, 'p> Query<'s, 'p> {
+impl<'s, 'p> Queries<'s, 'p> {
     /// `paths`: about how many paths it will see (sizes the directory memory).
-    fn new(set: &'s RuleSet, paths: usize) -> Self {
-        let cache = DirCache::with_capacity_and_hasher(paths / 4, BuildHasherDefault::default());
-        Query {
-            set,
-            cache,
-            scratch: Vec::new(),
+    fn new(sets: &[&'s RuleSet], paths: usize) -> Self {
+        let mut matchers = Vec::new();
+        let mut in_batch = Vec::new();
+        for set in sets {
+            match &set.matcher {
+                Some(m) if !set.rules.is_empty() => {
+                    in_batch.push(Some(matchers.len()));
+                    matchers.push(m);
+                }
+                _ => in_batch.push(None),
+            }
+        }
+        Queries {
+            sets: sets.to_vec(),
+            in_batch,
+            batch: Batch::new(matchers, paths),
         }
     }
 
-    fn last_match(&mut self, path: &'p [u8]) -> Option<usize> {
-        if self.set.rules.is_empty() {
-            return None;
-        }
-        match &self.set.matcher {
-            Some(m) => m.last_match_cached(path, &mut self.cache, &mut self.scratch),
-            None => self.set.last_match(path),
+    fn directory(&mut self, path: &'p [u8]) -> Slot {
+        self.batch.directory(path)
+    }
+
+    /// The last rule of set `i` matching `path`, whose directory is `slot`.
+    fn last_match(&mut self, i: usize, path: &[u8], slot: Slot) -> Option<usize> {
+        match self.in_batch[i] {
+            Some(m) => self.batch.last_match(m, path, slot),
+            None if self.sets[i].rules.is_empty() => None,
+            None => self.sets[i].last_match(path),
         }
     }
 
-    fn rule(&self, index: usize) -> RuleRef {
-        RuleRef::of(&self.set.rules[index])
+    fn rule(&self, i: usize, index: usize) -> RuleRef {
+        RuleRef::of(&self.sets[i].rules[index])
     }
 }
 
@@ -342,49 +362,56 @@ impl Scope {
     }
 
     fn decider(&self, paths: usize) -> Decider<'_, '_> {
+        let mut sets = vec![&self.protected, &self.deny];
+        sets.extend(self.narrows.iter());
+        sets.push(&self.allow);
         Decider {
-            protected: Query::new(&self.protected, paths),
-            deny: Query::new(&self.deny, paths),
-            narrows: self.narrows.iter().map(|n| Query::new(n, paths)).collect(),
-            allow: Query::new(&self.allow, paths),
+            queries: Queries::new(&sets, paths),
+            narrows: self.narrows.len(),
+            allow_is_empty: self.allow.is_empty(),
         }
     }
 }
 
-/// The queries of one thread deciding paths of one [`Scope`].
+/// The queries of one thread deciding paths of one [`Scope`]: its lists in the order they
+/// are asked (protected, deny, each narrowing, allow).
 struct Decider<'s, 'p> {
-    protected: Query<'s, 'p>,
-    deny: Query<'s, 'p>,
-    narrows: Vec<Query<'s, 'p>>,
-    allow: Query<'s, 'p>,
+    queries: Queries<'s, 'p>,
+    narrows: usize,
+    allow_is_empty: bool,
 }
 
 impl<'p> Decider<'_, 'p> {
+    const PROTECTED: usize = 0;
+    const DENY: usize = 1;
+
     fn decide(&mut self, path: &'p [u8]) -> Decision {
         let out = |reason| Decision {
             in_scope: false,
             reason,
         };
-        if let Some(i) = self.protected.last_match(path) {
+        let q = &mut self.queries;
+        let slot = q.directory(path);
+        if let Some(i) = q.last_match(Self::PROTECTED, path, slot) {
             return out(Reason::Protected {
-                rule: self.protected.rule(i),
+                rule: q.rule(Self::PROTECTED, i),
             });
         }
-        if let Some(i) = self.deny.last_match(path) {
+        if let Some(i) = q.last_match(Self::DENY, path, slot) {
             return out(Reason::Denied {
-                rule: self.deny.rule(i),
+                rule: q.rule(Self::DENY, i),
             });
         }
         let mut granted_by_narrowing = None;
-        for narrow in &mut self.narrows {
-            match narrow.last_match(path) {
-                Some(i) => granted_by_narrowing = Some(narrow.rule(i)),
+        for n in 2..2 + self.narrows {
+            match q.last_match(n, path, slot) {
+                Some(i) => granted_by_narrowing = Some((n, i)),
                 None => return out(Reason::OutsideScopeInput),
             }
         }
-        if self.allow.set.is_empty() {
+        if self.allow_is_empty {
             let reason = match granted_by_narrowing {
-                Some(rule) => Reason::Allowed { rule },
+                Some((n, i)) => Reason::Allowed { rule: q.rule(n, i) },
                 None => Reason::AllowedByDefault,
             };
             return Decision {
@@ -392,11 +419,12 @@ impl<'p> Decider<'_, 'p> {
                 reason,
             };
         }
-        match self.allow.last_match(path) {
+        let allow = 2 + self.narrows;
+        match q.last_match(allow, path, slot) {
             Some(i) => Decision {
                 in_scope: true,
                 reason: Reason::Allowed {
-                    rule: self.allow.rule(i),
+                    rule: q.rule(allow, i),
                 },
             },
             None => out(Reason::NoAllowRule),

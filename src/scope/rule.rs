@@ -7,7 +7,7 @@
 //! `wildmatch.rs`; compiling many rules into one matcher is `set.rs`.
 
 use super::PatternError;
-use super::set::{Expansion, Matcher};
+use super::set::{Expansion, Matcher, Shape};
 use super::wildmatch::{self, Token};
 
 /// The most globs one rule may expand to (`{a,b}{c,d}` is 4).
@@ -123,6 +123,7 @@ impl Pattern {
             Expansion::Globs {
                 file_globs,
                 dir_glob,
+                ..
             } => file_globs.iter().chain(dir_glob).any(|glob| {
                 if glob.starts_with("**") {
                     return false;
@@ -421,10 +422,18 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, Unusable> {
     if !anchored {
         // A name at any depth: the path's own name, or the name of one of its directories.
         if tokens == [Token::StarStarEnd] {
-            let everything = if dir_only { "*/**" } else { "**" };
+            let (everything, shape) = if dir_only {
+                (
+                    "*/**",
+                    vec![Token::Star, Token::Byte(b'/'), Token::StarStarEnd],
+                )
+            } else {
+                ("**", vec![Token::StarStarEnd])
+            };
             return Ok(Expansion::Globs {
                 file_globs: vec![everything.to_string()],
                 dir_glob: None,
+                shape: Shape::Path(shape),
             });
         }
         let at_any_depth = format!("**/{}", wildmatch::to_glob(&tokens));
@@ -436,6 +445,7 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, Unusable> {
         return Ok(Expansion::Globs {
             file_globs,
             dir_glob: Some(at_any_depth),
+            shape: Shape::Name(tokens),
         });
     }
 
@@ -470,7 +480,7 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, Unusable> {
         (Some(dir), name) if is_component(name) => {
             return Ok(Expansion::Child {
                 parent: dir,
-                name_glob: wildmatch::to_glob(name),
+                name: name.to_vec(),
                 dir_only,
             });
         }
@@ -487,6 +497,7 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, Unusable> {
         Expansion::Globs {
             file_globs: vec![glob],
             dir_glob: None,
+            shape: Shape::Path(tokens),
         }
     } else {
         let file_globs = if dir_only {
@@ -497,6 +508,7 @@ fn compile_expansion(rule: &[u8]) -> Result<Expansion, Unusable> {
         Expansion::Globs {
             file_globs,
             dir_glob: Some(glob),
+            shape: Shape::Path(tokens),
         }
     })
 }

@@ -285,6 +285,124 @@ impl Git {
     }
 }
 
+/// Many rules of every shape the engine indexes differently (literal paths and directories,
+/// `dir/<name glob>`, names, extensions, name prefixes, last bytes, anchored globs with
+/// `**`, repeated rules) over paths of every kind they key on: the rules that match each
+/// path are the ones git matches one at a time (`check-ignore -v` would name the rule that
+/// excluded a parent directory instead), so the last rule and the match count are git's;
+/// the batch answers and decisions equal the single ones.
+#[test]
+fn many_rules_of_every_shape_agree_with_git() {
+    let words = ["a", "src", "gen", "x.rs", "lib"];
+    let exts = ["rs", "log"];
+    let shapes = [
+        "*.E",
+        "W",
+        "W/",
+        "/W/",
+        "/W",
+        "W/*",
+        "W/**",
+        "W/*.E",
+        "W/**/*.E",
+        "**/W/*.E",
+        "**/W",
+        "**/W/**",
+        "W/*/W",
+        "/W/W/",
+        "W*",
+        "W_*.E",
+        "*~",
+        ".#*",
+        "*.[lr]?",
+        "*.?s",
+        "W/[a-m]*/",
+        "\\*W",
+        "W**",
+        "W/**/W/",
+        "W/**\\/W",
+        "*W*",
+        "W.*",
+        "?W",
+        "/W/*.E",
+        "**/W/W/**",
+    ];
+    let mut texts: Vec<String> = Vec::new();
+    for (i, shape) in shapes.iter().enumerate() {
+        for (j, w) in words.iter().enumerate() {
+            let e = exts[(i + j) % exts.len()];
+            let w2 = words[(i + 2 * j + 1) % words.len()];
+            let text = shape.replacen('W', w, 1).replace('W', w2).replace('E', e);
+            texts.push(text);
+        }
+    }
+    // Some rules twice, far apart.
+    let again: Vec<String> = texts.iter().step_by(7).cloned().collect();
+    texts.extend(again);
+    let accepted: Vec<&str> = texts
+        .iter()
+        .map(String::as_str)
+        .filter(|t| Pattern::new(t).is_ok())
+        .collect();
+    assert!(accepted.len() > 150, "{} rules", accepted.len());
+    let components = [
+        "a", "src", "gen", "x.rs", "lib", "y.log", "a_1.rs", ".#f", "f~", "q.rs", "m.lr", "zsrc",
+        "src.b", "*a", "ab", "n",
+    ];
+    let mut paths: Vec<Vec<u8>> = Vec::new();
+    for i in 0..1500usize {
+        let depth = 1 + i % 4;
+        let parts: Vec<&str> = (0..depth)
+            .map(|d| components[(i * (d + 3) + d * 5 + i / 7) % components.len()])
+            .collect();
+        paths.push(parts.join("/").into_bytes());
+    }
+    paths.sort();
+    paths.dedup();
+
+    let git = Git::new();
+    let set = rule_set(&accepted);
+    let mut last = vec![None; paths.len()];
+    let mut counts = vec![0usize; paths.len()];
+    for (r, rule) in accepted.iter().enumerate() {
+        let hits = git.ignored(&[rule], &paths);
+        for ((n, l), hit) in counts.iter_mut().zip(&mut last).zip(hits) {
+            if hit {
+                *n += 1;
+                *l = Some(r);
+            }
+        }
+    }
+    assert!(last.iter().filter(|l| l.is_some()).count() > paths.len() / 2);
+    for ((path, want_last), want_count) in paths.iter().zip(&last).zip(&counts) {
+        let matches = set.matches(path);
+        let shown = bstr::BStr::new(path);
+        assert_eq!(
+            matches.last().copied(),
+            *want_last,
+            "last rule for {shown:?}: engine {:?}, git {:?}",
+            matches.iter().map(|&i| accepted[i]).collect::<Vec<_>>(),
+            want_last.map(|i| accepted[i])
+        );
+        assert_eq!(matches.len(), *want_count, "match count for {shown:?}");
+        assert_eq!(set.last_match(path), *want_last, "{shown:?}");
+    }
+    assert_eq!(set.last_match_many(&paths), last);
+
+    let half = accepted.len() / 2;
+    let s = Scope::new(
+        rule_set(&accepted[..half]),
+        rule_set(&accepted[half..]),
+        RuleSet::default(),
+        "policy.yml",
+    )
+    .unwrap();
+    let bulk = s.decide_many(&paths);
+    for (path, decision) in paths.iter().zip(&bulk) {
+        assert_eq!(&s.decide(path), decision, "{:?}", bstr::BStr::new(path));
+    }
+}
+
 fn rule_strategy() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(vec!["a", "b", "/", "*", "**", "?", "."]);
     (
