@@ -9,7 +9,7 @@
 use globset::{Candidate, GlobMatcher};
 use proptest::prelude::*;
 
-use super::super::rule::Pattern;
+use crate::scope::Pattern;
 use super::super::wildmatch::{self, Token};
 use super::wildcard::{Component, Sequence};
 use super::{Batch, Expansion, Matcher, basename, parent, parents};
