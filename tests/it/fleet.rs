@@ -11,7 +11,7 @@ use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::{git_in as git, start_sim};
+use crate::support::{Cli, Gate, World, git_in as git, start_sim};
 
 const POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n  deny: [\"**/*.pem\"]\nchecks:\n  - name: unit tests\n    run: sh tests/run.sh\n";
 
@@ -233,9 +233,13 @@ fn requests_of(log: &[agent_gate::sim::LoggedRequest], own: &str) -> (usize, usi
 /// repository already has. A re-run attaches by reading only its own task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_per_run_stay_constant_as_a_repositorys_tasks_grow() {
-    let gate =
-        crate::support::SimGate::shell_project(CAPPED, Scenario::default(), "octo/fleet", "ghp_x")
-            .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(CAPPED)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let mut per_run = Vec::new();
     let mut first_task = String::new();
     for n in 0..16 {
@@ -283,13 +287,14 @@ async fn requests_per_run_stay_constant_as_a_repositorys_tasks_grow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runs_waiting_together_read_few_tasks_of_others() {
     // Tasks that run long enough (about 1.4 s) to be seen running by the runs that wait.
-    let files = [
-        ("src/lib.sh", crate::support::SHELL_LIB),
-        ("tests/run.sh", crate::support::SHELL_TESTS),
-        (".github/agent-gate.yml", CAPPED),
-    ];
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::start(&files, Scenario::default(), 5.0, "octo/fleet", "ghp_x")
+        Gate::new()
+            .shell_project()
+            .policy(CAPPED)
+            .time_scale(5.0)
+            .repository("octo/fleet")
+            .token("ghp_x")
+            .start()
             .await,
     );
     let mut runs = Vec::new();
@@ -340,13 +345,15 @@ async fn runs_waiting_together_read_few_tasks_of_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
     const ONE_SLOT: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 1\n  poll: { initial: 1s, max: 30s }\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: slow tests\n    run: sleep 4\n";
-    let files = [
-        ("src/lib.sh", crate::support::SHELL_LIB),
-        (".github/agent-gate.yml", ONE_SLOT),
-    ];
     // Tasks of about 1.4 s.
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::start(&files, Scenario::default(), 5.0, "octo/fleet", "ghp_x")
+        Gate::new()
+            .file("src/lib.sh", crate::support::SHELL_LIB)
+            .policy(ONE_SLOT)
+            .time_scale(5.0)
+            .repository("octo/fleet")
+            .token("ghp_x")
+            .start()
             .await,
     );
     let first = {
@@ -395,10 +402,7 @@ async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
 
 const REVIEW_CAP: &str = "version: 1\nagent:\n  timeout: 5m\n  max-open-pull-requests: 2\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
 
-async fn run_key(
-    gate: &crate::support::SimGate,
-    key: &str,
-) -> (agent_gate::report::Report, String) {
+async fn run_key(gate: &World, key: &str) -> (agent_gate::report::Report, String) {
     let mut opts = gate.opts("add the sim file");
     opts.task_key = Some(key.to_string());
     gate.run(opts).await
@@ -409,13 +413,13 @@ async fn run_key(
 /// started is never refused; once a pull request is merged the next run starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_max_open_pull_requests_no_task_starts_until_one_is_reviewed() {
-    let gate = crate::support::SimGate::shell_project(
-        REVIEW_CAP,
-        Scenario::default(),
-        "octo/fleet",
-        "ghp_x",
-    )
-    .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(REVIEW_CAP)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let (first, text) = run_key(&gate, "review-1").await;
     assert_eq!(first.verdict, Verdict::Passed, "{text}");
     assert_eq!(first.review_load.as_ref().unwrap().open, 0);
@@ -482,7 +486,12 @@ async fn with_on_review_backlog_wait_a_run_starts_when_a_pull_request_closes() {
         "max-open-pull-requests: 1\n  on-review-backlog: wait",
     );
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::shell_project(&policy, Scenario::default(), "octo/fleet", "ghp_x")
+        Gate::new()
+            .shell_project()
+            .policy(&policy)
+            .repository("octo/fleet")
+            .token("ghp_x")
+            .start()
             .await,
     );
     let (first, text) = run_key(&gate, "wait-1").await;
@@ -530,8 +539,14 @@ async fn a_create_refused_by_rate_limits_is_sent_again_until_accepted() {
         }],
         ..Scenario::default()
     };
-    let gate =
-        crate::support::SimGate::shell_project(CAPPED, scenario, "octo/fleet", "ghp_x").await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(CAPPED)
+        .scenario(scenario)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let (report, text) = run_key(&gate, "limited-1").await;
     assert_eq!(report.verdict, Verdict::Passed, "{text}");
     assert_eq!(gate.creates(), 5, "four refused, then accepted");
@@ -546,10 +561,7 @@ const UNCAPPED: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s
 /// with `write-pace: 3/2s` and one ledger, every write of every run is accepted.
 async fn eight_runs_on_one_token(
     pace: Option<&str>,
-) -> (
-    std::sync::Arc<crate::support::SimGate>,
-    Vec<agent_gate::report::Report>,
-) {
+) -> (std::sync::Arc<World>, Vec<agent_gate::report::Report>) {
     use agent_gate::sim::CreationLimit;
     let scenario = Scenario {
         creation_limits: vec![CreationLimit {
@@ -560,9 +572,15 @@ async fn eight_runs_on_one_token(
         }],
         ..Scenario::default()
     };
-    let files = [(".github/agent-gate.yml", UNCAPPED)];
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::start(&files, scenario, 10.0, "octo/fleet", "ghp_fleet").await,
+        Gate::new()
+            .policy(UNCAPPED)
+            .scenario(scenario)
+            .time_scale(10.0)
+            .repository("octo/fleet")
+            .token("ghp_fleet")
+            .start()
+            .await,
     );
     let mut runs = Vec::new();
     for n in 0..8 {
@@ -669,13 +687,13 @@ const BUDGETED: &str = "version: 1\nagent:\n  timeout: 5m\n  max-tasks-per-day: 
 /// of another run, and the count is still exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_budget_counts_finished_tasks_without_reading_them() {
-    let gate = crate::support::SimGate::shell_project(
-        BUDGETED,
-        Scenario::default(),
-        "octo/fleet",
-        "ghp_x",
-    )
-    .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(BUDGETED)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let mut reads = Vec::new();
     for n in 0..8u32 {
         let before = gate.sim.request_log().len();
@@ -698,13 +716,13 @@ async fn the_daily_budget_counts_finished_tasks_without_reading_them() {
 /// which repositories it could not count; it needs a token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_shows_the_review_load_of_each_repository() {
-    let gate = crate::support::SimGate::shell_project(
-        UNCAPPED,
-        Scenario::default(),
-        "octo/fleet",
-        "ghp_x",
-    )
-    .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(UNCAPPED)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     for n in 0..3 {
         let (report, text) = run_key(&gate, &format!("load-{n}")).await;
         assert_eq!(report.verdict, Verdict::Passed, "{text}");
@@ -728,24 +746,24 @@ async fn plan_shows_the_review_load_of_each_repository() {
     std::fs::write(&outputs, "").unwrap();
     let url = gate.sim.url();
     let plan = move |token: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-gate"));
-        cmd.args(["plan", "--review-load", "--api-url", &url])
+        let cli = Cli::new()
+            .args(["plan", "--review-load", "--api-url", &url])
             .arg(&manifest)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
+            .clean_env()
             .env("GITHUB_OUTPUT", &outputs)
             .env("GITHUB_SERVER_URL", format!("file://{}", server.display()));
-        if let Some(t) = token {
-            cmd.env("INPUT_TOKEN", t);
+        match token {
+            Some(t) => cli.env("INPUT_TOKEN", t),
+            None => cli,
         }
-        cmd.output().unwrap()
+        .run()
     };
     let out = tokio::task::spawn_blocking(move || (plan(Some("ghp_x")), plan(None)))
         .await
         .unwrap();
     let (with, without) = out;
-    let stderr = String::from_utf8_lossy(&with.stderr);
-    assert_eq!(with.status.code(), Some(0), "{stderr}");
+    let stderr = with.stderr();
+    assert_eq!(with.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(
             "octo/fleet: 2 open pull requests from agent-gate's tasks; oldest #1 (opened "
@@ -768,8 +786,8 @@ async fn plan_shows_the_review_load_of_each_repository() {
     assert_eq!(loads[0]["repository"], "octo/fleet");
     assert_eq!(loads[0]["open"], 2);
     assert_eq!(loads[0]["oldest"][1]["number"], 3);
-    let stderr = String::from_utf8_lossy(&without.stderr);
-    assert_eq!(without.status.code(), Some(2), "{stderr}");
+    let stderr = without.stderr();
+    assert_eq!(without.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("--review-load reads GitHub: give a token"),
         "{stderr}"

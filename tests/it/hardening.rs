@@ -10,9 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use agent_gate::sim::Scenario;
-
-use crate::support::{SimGate, TestRepo};
+use crate::support::{Gate, TestRepo};
 
 const CANARY: &str = "ghp_ReviewCanary0123456789abcdefghijklmn";
 
@@ -22,11 +20,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn scenario(yaml: &str) -> Scenario {
-    Scenario::from_yaml(yaml, Path::new("hardening.yml"), Path::new("."))
-        .unwrap_or_else(|e| panic!("scenario: {e}"))
 }
 
 /// The binary with no `INPUT_*`, `GITHUB_*` or token variables of the test's environment.
@@ -95,39 +88,29 @@ echo scanned
         "version: 1\nagent:\n  poll: {{ initial: 1s, max: 1s }}\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: scan\n    run: {}\n",
         serde_json::to_string(check).unwrap()
     );
-    let world = SimGate::start(
-        &[(".github/agent-gate.yml", &policy)],
-        scenario("default: {queued: 1s, work: 1s}\n"),
-        100.0,
-        "octo/demo",
-        CANARY,
-    )
-    .await;
+    let world = Gate::new()
+        .policy(&policy)
+        .scenario_yaml("default: {queued: 1s, work: 1s}\n")
+        .time_scale(100.0)
+        .token(CANARY)
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{CANARY}\n")).unwrap();
-    let work = world.work.path().to_path_buf();
-    let url = world.sim.url();
-    let out = tokio::task::spawn_blocking(move || {
-        agent_gate(&work)
-            .args([
-                "run",
-                "--repository",
-                "octo/demo",
-                "--instruction",
-                "add a file",
-            ])
-            .args(["--api-url", &url, "--format", "json"])
-            .arg("--token-file")
-            .arg(&token_file)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
-    assert_eq!(report["verdict"], "passed", "{report:#}\n{}", stderr(&out));
+    // The token only in the file: the environment is cleaned of the world's `INPUT_TOKEN`.
+    let out = world
+        .cli_run("add a file")
+        .clean_env()
+        .env("HOME", world.work.path())
+        .current_dir(world.work.path())
+        .args(["--format", "json"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .run_async()
+        .await;
+    let report = out.json();
+    assert_eq!(report["verdict"], "passed", "{report:#}\n{}", out.stderr());
     assert!(report.to_string().contains("scanned"), "{report:#}");
     assert!(world.sim.count("POST", "/agents/repos/*/*/tasks") == 1);
     world.sim.shutdown().await;
