@@ -247,14 +247,22 @@ impl Gate {
         self
     }
 
-    /// Commit the files, push them to a fresh bare origin, start the simulator on it.
+    /// Commit the files, push them to a fresh bare origin (git runs off the async runtime,
+    /// so worlds built side by side do not stall each other's simulators), start the
+    /// simulator on it.
     pub async fn start(self) -> World {
-        let work = TestRepo::new();
-        for (path, content) in &self.files {
-            work.write(path, content);
-        }
-        work.commit("project and policy");
-        let bare = bare_origin(&work);
+        let files = self.files;
+        let (work, bare) = tokio::task::spawn_blocking(move || {
+            let work = TestRepo::new();
+            for (path, content) in &files {
+                work.write(path, content);
+            }
+            work.commit("project and policy");
+            let bare = bare_origin(&work);
+            (work, bare)
+        })
+        .await
+        .expect("the workspace is set up");
         let sim = start_sim(bare.path(), self.scenario, self.time_scale).await;
         World {
             work,
