@@ -456,8 +456,17 @@ impl Cli {
     }
 }
 
-/// What a [`Cli`] run left: exit code, stdout, stderr.
+/// What a [`Cli`] run left: exit code, stdout, stderr (and, through `Deref`, the
+/// [`std::process::Output`] itself).
 pub struct CliOutput(pub std::process::Output);
+
+impl std::ops::Deref for CliOutput {
+    type Target = std::process::Output;
+
+    fn deref(&self) -> &std::process::Output {
+        &self.0
+    }
+}
 
 impl CliOutput {
     /// The exit code (`None` if a signal ended it).
