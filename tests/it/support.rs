@@ -399,6 +399,17 @@ impl Cli {
     }
 
     #[must_use]
+    pub fn envs<I, K, V>(mut self, vars: I) -> Cli
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.cmd.envs(vars);
+        self
+    }
+
+    #[must_use]
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cli {
         self.cmd.env_remove(key);
         self
