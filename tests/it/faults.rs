@@ -39,7 +39,7 @@ use agent_gate::sim::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::support::{Gate, TestRepo, World, git_in as git};
+use crate::support::{Cli, CliOutput, Gate, TestRepo, World, git_in as git};
 
 /// Schedule `i` uses the seed `BASE_SEED + i`.
 const BASE_SEED: u64 = 0x00A6_E700;
@@ -911,17 +911,12 @@ fn diverged() -> TestRepo {
     repo
 }
 
-fn agent_gate_cli(dir: &Path, args: &[&str], path_env: &std::ffi::OsStr) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+fn agent_gate_cli(dir: &Path, args: &[&str], path_env: &std::ffi::OsStr) -> CliOutput {
+    Cli::new()
         .current_dir(dir)
         .args(args)
         .env("PATH", path_env)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("INPUT_POLICY")
-        .env_remove("INPUT_BASE-REF")
-        .env_remove("INPUT_SCOPE")
-        .output()
-        .expect("run agent-gate")
+        .run()
 }
 
 #[test]

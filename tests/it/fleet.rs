@@ -11,7 +11,7 @@ use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::{Cli, Gate, World, git_in as git, start_sim};
+use crate::support::{Cli, Gate, World};
 
 const POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n  deny: [\"**/*.pem\"]\nchecks:\n  - name: unit tests\n    run: sh tests/run.sh\n";
 
@@ -29,87 +29,45 @@ fn agent(matches: &str, path: &str, content: &str) -> TaskScript {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn report_merges_twenty_audit_records_of_real_runs() {
-    let root = tempfile::tempdir().unwrap();
-    let bare = root.path().join("github.git");
-    let seed = root.path().join("seed");
-    git(
-        root.path(),
-        &["init", "-q", "-b", "main", seed.to_str().unwrap()],
-    );
-    std::fs::create_dir_all(seed.join("src")).unwrap();
-    std::fs::create_dir_all(seed.join("tests")).unwrap();
-    std::fs::create_dir_all(seed.join(".github")).unwrap();
-    std::fs::write(seed.join("src/lib.sh"), "add() { echo $(($1 + $2)); }\n").unwrap();
-    std::fs::write(
-        seed.join("tests/run.sh"),
-        ". ./src/lib.sh\n[ \"$(add 2 3)\" = 5 ] || { echo FAIL; exit 1; }\n",
-    )
-    .unwrap();
-    std::fs::write(seed.join(".github/agent-gate.yml"), POLICY).unwrap();
-    git(
-        &seed,
-        &["-c", "user.name=t", "-c", "user.email=t@e", "add", "-A"],
-    );
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "seed",
-        ],
-    );
-    git(
-        root.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-
-    let scenario = Scenario {
-        tasks: vec![
+    // One origin the simulator serves; twenty workspaces cloned from it, each run for its
+    // own repository of the fleet.
+    let world = Gate::new()
+        .file("src/lib.sh", "add() { echo $(($1 + $2)); }\n")
+        .file(
+            "tests/run.sh",
+            ". ./src/lib.sh\n[ \"$(add 2 3)\" = 5 ] || { echo FAIL; exit 1; }\n",
+        )
+        .policy(POLICY)
+        .tasks(vec![
             agent("break the tests", "src/lib.sh", "add() { echo 0; }\n"),
             agent("leak a key", "src/key.pem", "secret\n"),
             agent("", "src/feature.sh", "feature() { :; }\n"),
-        ],
-        ..Scenario::default()
-    };
-    let sim = start_sim(&bare, scenario, 1000.0).await;
+        ])
+        .token("ghp_fleet")
+        .start()
+        .await;
+    let root = tempfile::tempdir().unwrap();
 
     let mut runs = Vec::new();
     for i in 0..20 {
-        let ws = root.path().join(format!("ws-{i:02}"));
-        git(
-            root.path(),
-            &["clone", "-q", bare.to_str().unwrap(), ws.to_str().unwrap()],
-        );
+        let ws = world.clone_origin();
         let instruction = match i % 7 {
             0 => "break the tests",
             1 => "leak a key",
             _ => "add a feature",
         };
         let opts = RunOptions {
-            instruction: format!("{instruction} (#{i})"),
             task_key: Some(format!("nightly-{i:02}")),
             jobs: Some(1),
-            gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            ..RunOptions::new(
-                ws,
-                format!("octo/svc-{i:02}"),
-                sim.url(),
-                "ghp_fleet".to_string(),
-            )
+            repo: ws.path().to_path_buf(),
+            repository: format!("octo/svc-{i:02}"),
+            ..world.opts(&format!("{instruction} (#{i})"))
         };
         runs.push(tokio::spawn(async move {
             let mut progress = Vec::new();
-            run(opts, Shutdown::never(), &mut progress).await
+            let report = run(opts, Shutdown::never(), &mut progress).await;
+            drop(ws);
+            report
         }));
     }
     let mut files = Vec::new();
@@ -135,25 +93,16 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
         log.write_all(&events).unwrap();
         files.push(path);
     }
-    assert_eq!(sim.tasks().len(), 20, "one task per run");
+    assert_eq!(world.sim.tasks().len(), 20, "one task per run");
 
     let mut args: Vec<String> = vec!["report".into(), "--format".into(), "json".into()];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-            .args(&args)
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Cli::new()
+        .args(&args)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .run_async()
+        .await;
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
     let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let merged = fleet["runs"].as_array().unwrap();
     assert_eq!(merged.len(), 20);
@@ -175,7 +124,7 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
         .filter_map(|r| r["repository"].as_str())
         .collect();
     assert_eq!(repos.len(), 20);
-    sim.shutdown().await;
+    world.sim.shutdown().await;
 }
 
 /// `report --format text` is plain text for a terminal: aligned columns, names as written,

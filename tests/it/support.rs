@@ -311,6 +311,11 @@ impl World {
         self.sim.count("POST", "/agents/repos/*/*/tasks")
     }
 
+    /// Another workspace: a fresh clone of the origin (one more matrix job's checkout).
+    pub fn clone_origin(&self) -> TestRepo {
+        TestRepo::clone_of(self.bare.path())
+    }
+
     /// The repository runs are for.
     pub fn repository(&self) -> &str {
         &self.repository
@@ -516,6 +521,26 @@ impl TestRepo {
         repo.git(["config", "commit.gpgsign", "false"]);
         repo.write("README.md", "test repository\n");
         repo.commit("initial");
+        repo
+    }
+
+    /// A clone of the repository at `url` (a path or URL) on its default branch, with the
+    /// same committer identity as [`TestRepo::new`].
+    pub fn clone_of(url: &Path) -> TestRepo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        git_in(
+            dir.path(),
+            &[
+                OsStr::new("clone"),
+                OsStr::new("-q"),
+                url.as_os_str(),
+                OsStr::new("."),
+            ],
+        );
+        let repo = TestRepo { dir };
+        repo.git(["config", "user.name", "Test"]);
+        repo.git(["config", "user.email", "test@example.com"]);
+        repo.git(["config", "commit.gpgsign", "false"]);
         repo
     }
 
