@@ -647,12 +647,10 @@ async fn an_over_budget_run_is_refused_and_audited() {
 #[test]
 fn status_without_a_token_says_which_one_is_needed() {
     let repo = TestRepo::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .current_dir(repo.path())
         .args(["status", "--repository", "octo/demo"])
-        .env_remove("INPUT_TOKEN")
-        .output()
-        .expect("run agent-gate");
+        .run();
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr).trim_end());
 }
@@ -673,15 +671,13 @@ fn an_unreachable_api_fails_fast_with_announced_retries_and_no_colour() {
         .port();
     let api = format!("http://127.0.0.1:{port}");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .current_dir(repo.path())
         .args(["run", "--repository", "octo/demo"])
         .env("INPUT_TOKEN", "ghp_x")
         .args(["--instruction", "x", "--api-url", &api])
-        .env_remove("GITHUB_ACTIONS")
         .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
+        .run();
     let elapsed = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -770,13 +766,11 @@ fn outside_a_repository_the_error_says_what_is_missing() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains(raw));
     }
 
-    let debug = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let debug = Cli::new()
         .current_dir(dir.path())
         .args(["check", "--base", "main", "--head", "HEAD"])
         .env("AGENT_GATE_DEBUG", "1")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap();
+        .run();
     let err = String::from_utf8_lossy(&debug.stderr);
     assert!(
         err.lines()
@@ -792,15 +786,13 @@ fn a_base_that_cannot_be_fetched_is_named_with_how_to_get_it() {
     let repo = TestRepo::new();
     repo.write(".github/agent-gate.yml", "version: 1\n");
     repo.commit("policy");
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .current_dir(repo.path())
         .args(["run", "--repository", "octo/demo"])
         .env("INPUT_TOKEN", "ghp_x")
         .args(["--instruction", "x", "--base-ref", "release"])
         .args(["--api-url", "http://127.0.0.1:9"])
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     let error = text
