@@ -420,6 +420,14 @@ impl Cli {
         self
     }
 
+    /// Drop every variable, the ones set so far included (`PATH` too): set what the test
+    /// needs after this.
+    #[must_use]
+    pub fn env_clear(mut self) -> Cli {
+        self.cmd.env_clear();
+        self
+    }
+
     /// Drop every variable, the ones set so far included, and set `PATH` again: set what
     /// the test needs after this.
     #[must_use]
