@@ -1,10 +1,17 @@
-//! Test support: a temporary git repository with helpers to write files and commit
+//! Test support. Most tests need one of two things, each built fluently:
+//!
+//! - the whole `run` world — a workspace with a project and a policy on `main`, its bare
+//!   origin served by the GitHub simulator: `Gate::new().shell_project().policy(..)
+//!   .tasks(..).start().await` gives a [`World`] to run the gate in, through the library
+//!   ([`World::opts`], [`World::run`]) or the binary ([`World::cli_run`]);
+//! - the binary itself: `Cli::new().args([..]).current_dir(..).run()` gives a
+//!   [`CliOutput`] with `.code()`, `.stdout()`, `.stderr()` and `.json()`.
+//!
+//! Below them: a temporary git repository with helpers to write files and commit
 //! ([`TestRepo`]), git in any directory ([`git_in`]), a bare `origin` for a workspace
-//! ([`bare_origin`]), the simulator on a repository ([`start_sim`]), a progress writer a test
-//! can read while a run writes it ([`Shared`]), and the whole `run` world — a workspace with
-//! a project and a policy, its bare origin served by the simulator — built with [`Gate`],
-//! and the binary to run, built with [`Cli`]. Every
-//! test that needs one of these builds it here, so they all look alike.
+//! ([`bare_origin`]), the simulator alone on a repository ([`start_sim`], for tests of the
+//! API without a workspace), and a progress writer a test can read while a run writes it
+//! ([`Shared`]). Every test that needs one of these builds it here, so they all look alike.
 
 #![allow(dead_code)]
 
