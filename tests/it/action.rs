@@ -12,7 +12,7 @@ use std::process::Command;
 use agent_gate::actions::parse_file_command;
 use agent_gate::sim::{SimConfig, start};
 
-use crate::support::git_in as git;
+use crate::support::{Cli, git_in as git};
 
 const CANARY: &str = "ghp_CANARY0123456789abcdefCANARY";
 const CANARY2: &str = "ghs_CANARY2workflowtoken987654";
@@ -146,17 +146,13 @@ async fn as_root_the_action_runs_like_the_runner_starts_it() {
     env.insert("PATH".into(), std::env::var("PATH").unwrap());
 
     let ws2 = ws.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-            .arg("run")
-            .current_dir(&ws2)
-            .env_clear()
-            .envs(&env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = Cli::new()
+        .arg("run")
+        .current_dir(&ws2)
+        .clean_env()
+        .envs(&env)
+        .run_async()
+        .await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(

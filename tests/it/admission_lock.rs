@@ -6,7 +6,7 @@
 //! run gets the next free slot before a normal one that waited longer.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use agent_gate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, WaitInfo, admit};
@@ -18,7 +18,7 @@ use agent_gate::lease::{
 use agent_gate::prompt::marker;
 use agent_gate::sim::{Scenario, SimHandle};
 
-use crate::support::{git_in as git, start_sim};
+use crate::support::{Cli, CliOutput, git_in as git, start_sim};
 
 const REPOSITORY: &str = "octo/fleet";
 const TOKEN: &str = "ghp_admission_lock";
@@ -594,28 +594,21 @@ fn spawn_run(
     sim: &SimHandle,
     name: &str,
     priority: &str,
-) -> std::thread::JoinHandle<Output> {
+) -> std::thread::JoinHandle<CliOutput> {
     let ws = remote.workspace(name);
-    let url = sim.url();
-    let name = name.to_string();
-    let priority = priority.to_string();
-    std::thread::spawn(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-            .arg("run")
-            .args(["--repository", REPOSITORY])
-            .args(["--api-url", &url])
-            .args(["--instruction", &format!("Migrate {name}")])
-            .args(["--task-key", &format!("fleet-{name}")])
-            .args(["--priority", &priority])
-            .arg("--repo")
-            .arg(&ws)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &ws)
-            .env("INPUT_TOKEN", TOKEN)
-            .output()
-            .expect("agent-gate runs")
-    })
+    let cli = Cli::new()
+        .arg("run")
+        .args(["--repository", REPOSITORY])
+        .args(["--api-url", &sim.url()])
+        .args(["--instruction", &format!("Migrate {name}")])
+        .args(["--task-key", &format!("fleet-{name}")])
+        .args(["--priority", priority])
+        .arg("--repo")
+        .arg(&ws)
+        .clean_env()
+        .env("HOME", &ws)
+        .env("INPUT_TOKEN", TOKEN);
+    std::thread::spawn(move || cli.run())
 }
 
 fn stderr(out: &Output) -> String {
@@ -645,7 +638,7 @@ async fn five_runs_started_together_never_have_more_than_two_tasks_at_once() {
         .iter()
         .map(|n| spawn_run(&remote, &sim, n, "normal"))
         .collect();
-    let outs: Vec<Output> =
+    let outs: Vec<CliOutput> =
         tokio::task::spawn_blocking(move || runs.into_iter().map(|h| h.join().unwrap()).collect())
             .await
             .unwrap();
@@ -871,13 +864,10 @@ fn status_admission_shows_the_lock_leases_and_waiting_runs() {
     let remote = Remote::new(LOCK_POLICY);
     let ws = remote.workspace("a");
     let status = |format: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        let out = Cli::new()
             .args(["status", "--admission", "--format", format, "--repo"])
             .arg(&ws)
-            .env_remove("INPUT_TOKEN")
-            .env_remove("GITHUB_REPOSITORY")
-            .output()
-            .expect("agent-gate runs");
+            .run();
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -14,6 +14,7 @@ use insta::assert_snapshot;
 use jiff::Timestamp;
 
 use crate::summary::{checks_failed_report, passed_report, violation_report};
+use crate::support::Gate;
 
 const CANARY: &str = "ghp_CANARY0123456789abcdefghijklmnopqrstuv";
 
@@ -280,39 +281,26 @@ fn event_names(path: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gate_killed_mid_run_leaves_the_steps_it_finished_in_the_audit_file() {
-    let scenario = agent_gate::sim::Scenario::from_yaml(
-        "default: {queued: 1s, work: 1s, final: never}\n",
-        std::path::Path::new("audit.yml"),
-        std::path::Path::new("."),
-    )
-    .expect("scenario");
     let policy = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
-    let world = crate::support::SimGate::start(
-        &[(".github/agent-gate.yml", policy)],
-        scenario,
-        1.0,
-        "octo/audit",
-        CANARY,
-    )
-    .await;
+    let world = Gate::new()
+        .policy(policy)
+        .scenario_yaml("default: {queued: 1s, work: 1s, final: never}\n")
+        .time_scale(1.0)
+        .repository("octo/audit")
+        .token(CANARY)
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-        .arg("run")
-        .args(["--repository", "octo/audit"])
-        .args(["--api-url", &world.sim.url()])
-        .args(["--instruction", "Tidy the docs"])
-        .arg("--repo")
-        .arg(world.work.path())
+    let mut child = world
+        .cli_run("Tidy the docs")
         .arg("--audit-file")
         .arg(&audit)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .clean_env()
         .env("INPUT_TOKEN", CANARY)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("agent-gate starts");
+        .spawn();
     // Until the gate has seen the task working (the file is written as the run goes).
     let start = std::time::Instant::now();
     while !fs::read_to_string(&audit)
@@ -326,8 +314,7 @@ async fn a_gate_killed_mid_run_leaves_the_steps_it_finished_in_the_audit_file() 
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    child.kill().await.expect("SIGKILL, reaped");
 
     let names = event_names(&audit);
     assert_eq!(

@@ -4,18 +4,10 @@
 use std::fmt::Write as _;
 use std::process::{Command, Output};
 
-use crate::support::TestRepo;
+use crate::support::{Cli, CliOutput, Gate, TestRepo};
 
-fn agent_gate(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("INPUT_POLICY")
-        .env_remove("INPUT_BASE-REF")
-        .env_remove("INPUT_SCOPE")
-        .output()
-        .expect("run agent-gate")
+fn agent_gate(dir: &std::path::Path, args: &[&str]) -> CliOutput {
+    Cli::new().current_dir(dir).args(args).run()
 }
 
 fn stdout(o: &Output) -> String {
@@ -457,17 +449,12 @@ fn report_merges_the_audit_files_of_a_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lists_and_shows_tasks() {
     use agent_gate::github::{Client, ClientConfig, create_task_request};
-    use agent_gate::sim::{SimConfig, start};
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start(
-        SimConfig {
-            time_scale: 100.0,
-            ..SimConfig::new(dir.path().join("gh.git"))
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let world = Gate::new()
+        .time_scale(100.0)
+        .token("ghp_status")
+        .start()
+        .await;
+    let sim = &world.sim;
     let client =
         Client::new(ClientConfig::new("ghp_status", "octo", "demo").with_api_url(sim.url()))
             .unwrap();
@@ -478,14 +465,7 @@ async fn status_lists_and_shows_tasks() {
     let url = sim.url();
 
     let run_as = |args: Vec<String>, token: &'static str| {
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-                .args(&args)
-                .env_remove("GITHUB_REPOSITORY")
-                .env("INPUT_TOKEN", token)
-                .output()
-                .unwrap()
-        })
+        world.cli().args(args).env("INPUT_TOKEN", token).run_async()
     };
     let run = |args: Vec<String>| run_as(args, "ghp_status");
     let base = |extra: &[&str]| {
@@ -497,7 +477,7 @@ async fn status_lists_and_shows_tasks() {
         v.extend(extra.iter().map(|s| (*s).to_string()));
         v
     };
-    let out = run(base(&[])).await.unwrap();
+    let out = run(base(&[])).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -517,7 +497,7 @@ async fn status_lists_and_shows_tasks() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let out = run(base(&[])).await.unwrap();
+    let out = run(base(&[])).await;
     let text = stdout(&out);
     let row = text
         .lines()
@@ -530,7 +510,7 @@ async fn status_lists_and_shows_tasks() {
         "state and AI credits: {text}"
     );
 
-    let out = run(base(&[&task.id, "--format", "json"])).await.unwrap();
+    let out = run(base(&[&task.id, "--format", "json"])).await;
     assert_eq!(out.status.code(), Some(0));
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["id"], task.id.as_str());
@@ -540,14 +520,10 @@ async fn status_lists_and_shows_tasks() {
     );
 
     // An installation token is refused by the API: exit 3 with the guidance.
-    let out = run_as(base(&[]), "ghs_installation").await.unwrap();
+    let out = run_as(base(&[]), "ghs_installation").await;
     assert_eq!(out.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("user token"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    sim.shutdown().await;
+    assert!(out.stderr().contains("user token"), "{}", out.stderr());
+    world.sim.shutdown().await;
 }
 
 /// The gate's client against the simulator (not a hand-written fake): create, get, and a
@@ -627,86 +603,20 @@ async fn the_client_and_the_simulator_round_trip_with_pagination() {
 /// A run the daily budget refuses: exit 14, nothing created, and the audit record says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_over_budget_run_is_refused_and_audited() {
-    use agent_gate::sim::{SimConfig, start};
+    let world = Gate::new()
+        .policy("version: 1\nagent:\n  max-tasks-per-day: 0\n")
+        .token("ghp_budget")
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
-    let bare = dir.path().join("gh.git");
-    let sim = start(
-        SimConfig {
-            time_scale: 1000.0,
-            ..SimConfig::new(&bare)
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let ws = dir.path().join("ws");
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&ws)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    assert!(
-        Command::new("git")
-            .args(["clone", "-q"])
-            .arg(&bare)
-            .arg(&ws)
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::create_dir_all(ws.join(".github")).unwrap();
-    std::fs::write(
-        ws.join(".github/agent-gate.yml"),
-        "version: 1\nagent:\n  max-tasks-per-day: 0\n",
-    )
-    .unwrap();
-    git(&["add", "-A"]);
-    git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@e",
-        "commit",
-        "-qm",
-        "policy",
-    ]);
-    git(&["push", "-q", "origin", "main"]);
     let audit = dir.path().join("audit.jsonl");
-    let args: Vec<String> = [
-        "run",
-        "--repository",
-        "octo/demo",
-        "--instruction",
-        "do it",
-        "--api-url",
-        &sim.url(),
-        "--audit-file",
-        audit.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| (*s).to_string())
-    .collect();
-    let ws2 = ws.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-            .args(&args)
-            .current_dir(&ws2)
-            .env("INPUT_TOKEN", "ghp_budget")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("GITHUB_REPOSITORY")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = world
+        .cli_run("do it")
+        .arg("--audit-file")
+        .arg(&audit)
+        .current_dir(world.work.path())
+        .run_async()
+        .await;
     assert_eq!(
         out.status.code(),
         Some(14),
@@ -716,7 +626,7 @@ async fn an_over_budget_run_is_refused_and_audited() {
     );
     assert!(stdout(&out).contains("over-budget"), "{}", stdout(&out));
     assert_eq!(
-        sim.count("POST", "/agents/repos/*/*/tasks"),
+        world.sim.count("POST", "/agents/repos/*/*/tasks"),
         0,
         "nothing was started"
     );
@@ -731,18 +641,16 @@ async fn an_over_budget_run_is_refused_and_audited() {
         admission["refused"].as_str().unwrap().contains('0'),
         "{admission}"
     );
-    sim.shutdown().await;
+    world.sim.shutdown().await;
 }
 
 #[test]
 fn status_without_a_token_says_which_one_is_needed() {
     let repo = TestRepo::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .current_dir(repo.path())
         .args(["status", "--repository", "octo/demo"])
-        .env_remove("INPUT_TOKEN")
-        .output()
-        .expect("run agent-gate");
+        .run();
     assert_eq!(out.status.code(), Some(2));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr).trim_end());
 }
@@ -763,15 +671,13 @@ fn an_unreachable_api_fails_fast_with_announced_retries_and_no_colour() {
         .port();
     let api = format!("http://127.0.0.1:{port}");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .current_dir(repo.path())
         .args(["run", "--repository", "octo/demo"])
         .env("INPUT_TOKEN", "ghp_x")
         .args(["--instruction", "x", "--api-url", &api])
-        .env_remove("GITHUB_ACTIONS")
         .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
+        .run();
     let elapsed = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -860,13 +766,11 @@ fn outside_a_repository_the_error_says_what_is_missing() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains(raw));
     }
 
-    let debug = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let debug = Cli::new()
         .current_dir(dir.path())
         .args(["check", "--base", "main", "--head", "HEAD"])
         .env("AGENT_GATE_DEBUG", "1")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap();
+        .run();
     let err = String::from_utf8_lossy(&debug.stderr);
     assert!(
         err.lines()
@@ -882,15 +786,13 @@ fn a_base_that_cannot_be_fetched_is_named_with_how_to_get_it() {
     let repo = TestRepo::new();
     repo.write(".github/agent-gate.yml", "version: 1\n");
     repo.commit("policy");
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .current_dir(repo.path())
         .args(["run", "--repository", "octo/demo"])
         .env("INPUT_TOKEN", "ghp_x")
         .args(["--instruction", "x", "--base-ref", "release"])
         .args(["--api-url", "http://127.0.0.1:9"])
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
     let error = text
@@ -939,35 +841,24 @@ fn help_texts_point_at_documents_that_exist_and_describe_them() {
 /// `status` on a repository where Copilot cloud agent is off says so before the 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_says_when_the_cloud_agent_is_not_enabled() {
-    use agent_gate::sim::{ApiOptions, Scenario, SimConfig, start};
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start(
-        SimConfig {
-            scenario: Some(Scenario {
-                api: ApiOptions {
-                    agent_disabled: true,
-                    ..ApiOptions::default()
-                },
-                ..Scenario::default()
-            }),
-            ..SimConfig::new(dir.path().join("gh.git"))
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let url = sim.url();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-            .args(["status", "--repository", "octo/demo"])
-            .args(["--api-url", &url])
-            .env_remove("GITHUB_REPOSITORY")
-            .env("INPUT_TOKEN", "ghp_x")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    use agent_gate::sim::{ApiOptions, Scenario};
+    let world = Gate::new()
+        .scenario(Scenario {
+            api: ApiOptions {
+                agent_disabled: true,
+                ..ApiOptions::default()
+            },
+            ..Scenario::default()
+        })
+        .token("ghp_x")
+        .start()
+        .await;
+    let out = world
+        .cli()
+        .args(["status", "--repository", "octo/demo"])
+        .args(["--api-url", &world.sim.url()])
+        .run_async()
+        .await;
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     let first = err
@@ -979,7 +870,7 @@ async fn status_says_when_the_cloud_agent_is_not_enabled() {
         "{err}"
     );
     assert!(err.contains("404") || err.contains("not found"), "{err}");
-    sim.shutdown().await;
+    world.sim.shutdown().await;
 }
 
 /// The README's table of verdicts is the verdicts the gate has, with their exit codes.

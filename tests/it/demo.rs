@@ -3,17 +3,16 @@
 //! gives its verdict's exit code, and the temporary world is removed afterwards.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn demo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+use crate::support::{Cli, CliOutput};
+
+fn demo(args: &[&str]) -> CliOutput {
+    Cli::new()
         .arg("demo")
         .args(args)
         .env_remove("GITHUB_TOKEN")
-        .env_remove("INPUT_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run agent-gate demo")
+        .run()
 }
 
 fn text(out: &Output) -> (String, String) {

@@ -33,13 +33,13 @@ use agent_gate::flow::{RunOptions, run};
 use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{
-    self, BodyFault, Endpoint, Fault, FaultAction, FileOp, FinalState, LoggedRequest, PullArtifact,
-    RateLimit, Scenario, SimConfig, TaskScript, When,
+    BodyFault, Endpoint, Fault, FaultAction, FileOp, FinalState, LoggedRequest, PullArtifact,
+    RateLimit, Scenario, TaskScript, When,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::support::{TestRepo, git_in as git, start_sim};
+use crate::support::{Cli, CliOutput, Gate, TestRepo, World, git_in as git};
 
 /// Schedule `i` uses the seed `BASE_SEED + i`.
 const BASE_SEED: u64 = 0x00A6_E700;
@@ -443,18 +443,17 @@ struct Ran {
     failed_requests: usize,
 }
 
-/// The workspace (a clone with the policy on `main`) and the bare repository the
-/// simulator serves.
-fn world(policy: &str) -> (TestRepo, tempfile::TempDir) {
-    let work = TestRepo::new();
-    work.write("src/lib.rs", "pub fn one() -> u32 { 1 }\n");
-    work.write(".github/agent-gate.yml", policy);
-    work.commit("project and policy");
-    let bare = tempfile::tempdir().expect("temp dir");
-    git(bare.path(), &["init", "-q", "--bare", "-b", "main"]);
-    work.git(["remote", "add", "origin", &bare.path().to_string_lossy()]);
-    work.git(["push", "-q", "origin", "main"]);
-    (work, bare)
+/// The world of a schedule: a workspace with a Rust file and `policy` on `main`, its bare
+/// origin served by the simulator playing `scenario`.
+async fn world(policy: &str, scenario: Scenario) -> World {
+    Gate::new()
+        .file("src/lib.rs", "pub fn one() -> u32 { 1 }\n")
+        .policy(policy)
+        .scenario(scenario)
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await
 }
 
 fn header<'a>(r: &'a LoggedRequest, name: &str) -> Option<&'a str> {
@@ -500,42 +499,20 @@ fn check_waits(log: &[LoggedRequest]) -> Result<(), String> {
     Ok(())
 }
 
-fn run_options(work: &Path, api_url: &str, instruction: &str, deadline: Duration) -> RunOptions {
+fn run_options(world: &World, instruction: &str, deadline: Duration) -> RunOptions {
     RunOptions {
-        instruction: instruction.to_string(),
         timeout: Some(deadline),
         jobs: Some(1),
-        gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
         heartbeat: Duration::from_mins(1),
         request_timeout: CLIENT_TIMEOUT,
-        ..RunOptions::new(
-            work.to_path_buf(),
-            REPOSITORY.to_string(),
-            api_url.to_string(),
-            TOKEN.to_string(),
-        )
+        ..world.opts(instruction)
     }
 }
 
 async fn run_schedule(s: Schedule) -> Result<Ran, String> {
-    let policy = s.policy();
-    let (work, bare) = tokio::task::spawn_blocking(move || world(&policy))
-        .await
-        .map_err(|e| format!("setup: {e}"))?;
-    let sim = sim::start(
-        SimConfig {
-            repo: bare.path().to_path_buf(),
-            repositories: Vec::new(),
-            scenario: Some(s.scenario()),
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .map_err(|e| format!("simulator: {e}"))?;
+    let world = world(&s.policy(), s.scenario()).await;
     let opts = run_options(
-        work.path(),
-        &sim.url(),
+        &world,
         &format!("Add a second function (fault schedule {})", s.seed),
         s.deadline,
     );
@@ -550,8 +527,8 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
         Err(e) if e.is_panic() => return Err(format!("run panicked: {e}")),
         Err(e) => return Err(format!("run did not finish: {e}")),
     };
-    let log = sim.request_log();
-    let tasks = sim.tasks();
+    let log = world.sim.request_log();
+    let tasks = world.sim.tasks();
     let context = || {
         let mut c = format!(
             "verdict {} — errors {:?} — notes {:?}\n  progress:\n{progress}  requests:",
@@ -641,8 +618,8 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
         return fail(format!("the JSON report disagrees: {json}"));
     }
     // The workspace is left as it was.
-    let refs = work.git(["for-each-ref", "refs/agent-gate"]);
-    let status = work.git(["status", "--porcelain"]);
+    let refs = world.work.git(["for-each-ref", "refs/agent-gate"]);
+    let status = world.work.git(["status", "--porcelain"]);
     if !refs.is_empty() || !status.is_empty() {
         return fail(format!(
             "the workspace was changed: refs {refs:?}, status {status:?}"
@@ -653,8 +630,8 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
         .filter(|r| r.status.is_none_or(|c| c >= 400))
         .count();
     let requests = log.len();
-    sim.shutdown().await;
-    drop(bare);
+    world.sim.shutdown().await;
+    drop(world.bare);
     Ok(Ran {
         known_bug: known,
         verdict: report.verdict,
@@ -934,17 +911,12 @@ fn diverged() -> TestRepo {
     repo
 }
 
-fn agent_gate_cli(dir: &Path, args: &[&str], path_env: &std::ffi::OsStr) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+fn agent_gate_cli(dir: &Path, args: &[&str], path_env: &std::ffi::OsStr) -> CliOutput {
+    Cli::new()
         .current_dir(dir)
         .args(args)
         .env("PATH", path_env)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("INPUT_POLICY")
-        .env_remove("INPUT_BASE-REF")
-        .env_remove("INPUT_SCOPE")
-        .output()
-        .expect("run agent-gate")
+        .run()
 }
 
 #[test]
@@ -1010,29 +982,19 @@ fn a_shallow_clone_without_the_merge_base_says_to_fetch_the_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_works_in_a_shallow_clone_with_a_detached_head() {
     let s = focused(3, Outcome::InScope, Vec::new(), Duration::from_mins(1));
-    let policy = s.policy();
-    let (origin, bare) = tokio::task::spawn_blocking(move || world(&policy))
-        .await
-        .expect("setup");
+    let origin = world(&s.policy(), s.scenario()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("file://{}", bare.path().display());
+    let url = format!("file://{}", origin.bare.path().display());
     git(dir.path(), &["clone", "-q", "--depth", "1", &url, "work"]);
     let work = dir.path().join("work");
     git(&work, &["checkout", "-q", "--detach"]);
     let head = git(&work, &["rev-parse", "HEAD"]);
-    let sim = start_sim(bare.path(), s.scenario(), 1000.0).await;
-    let mut progress = Vec::new();
-    let report = run(
-        run_options(
-            &work,
-            &sim.url(),
-            "Add a second function",
-            Duration::from_mins(1),
-        ),
-        Shutdown::never(),
-        &mut progress,
-    )
-    .await;
+    let (report, _) = origin
+        .run(RunOptions {
+            repo: work.clone(),
+            ..run_options(&origin, "Add a second function", Duration::from_mins(1))
+        })
+        .await;
     assert_eq!(report.verdict, Verdict::Passed, "{}", report.render_text());
     assert_eq!(report.files.len(), 2);
     assert_eq!(git(&work, &["rev-parse", "HEAD"]), head);

@@ -11,7 +11,7 @@ use agent_gate::report::Verdict;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::{git_in as git, start_sim};
+use crate::support::{Cli, Gate, World};
 
 const POLICY: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n  deny: [\"**/*.pem\"]\nchecks:\n  - name: unit tests\n    run: sh tests/run.sh\n";
 
@@ -29,87 +29,45 @@ fn agent(matches: &str, path: &str, content: &str) -> TaskScript {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn report_merges_twenty_audit_records_of_real_runs() {
-    let root = tempfile::tempdir().unwrap();
-    let bare = root.path().join("github.git");
-    let seed = root.path().join("seed");
-    git(
-        root.path(),
-        &["init", "-q", "-b", "main", seed.to_str().unwrap()],
-    );
-    std::fs::create_dir_all(seed.join("src")).unwrap();
-    std::fs::create_dir_all(seed.join("tests")).unwrap();
-    std::fs::create_dir_all(seed.join(".github")).unwrap();
-    std::fs::write(seed.join("src/lib.sh"), "add() { echo $(($1 + $2)); }\n").unwrap();
-    std::fs::write(
-        seed.join("tests/run.sh"),
-        ". ./src/lib.sh\n[ \"$(add 2 3)\" = 5 ] || { echo FAIL; exit 1; }\n",
-    )
-    .unwrap();
-    std::fs::write(seed.join(".github/agent-gate.yml"), POLICY).unwrap();
-    git(
-        &seed,
-        &["-c", "user.name=t", "-c", "user.email=t@e", "add", "-A"],
-    );
-    git(
-        &seed,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "seed",
-        ],
-    );
-    git(
-        root.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-
-    let scenario = Scenario {
-        tasks: vec![
+    // One origin the simulator serves; twenty workspaces cloned from it, each run for its
+    // own repository of the fleet.
+    let world = Gate::new()
+        .file("src/lib.sh", "add() { echo $(($1 + $2)); }\n")
+        .file(
+            "tests/run.sh",
+            ". ./src/lib.sh\n[ \"$(add 2 3)\" = 5 ] || { echo FAIL; exit 1; }\n",
+        )
+        .policy(POLICY)
+        .tasks(vec![
             agent("break the tests", "src/lib.sh", "add() { echo 0; }\n"),
             agent("leak a key", "src/key.pem", "secret\n"),
             agent("", "src/feature.sh", "feature() { :; }\n"),
-        ],
-        ..Scenario::default()
-    };
-    let sim = start_sim(&bare, scenario, 1000.0).await;
+        ])
+        .token("ghp_fleet")
+        .start()
+        .await;
+    let root = tempfile::tempdir().unwrap();
 
     let mut runs = Vec::new();
     for i in 0..20 {
-        let ws = root.path().join(format!("ws-{i:02}"));
-        git(
-            root.path(),
-            &["clone", "-q", bare.to_str().unwrap(), ws.to_str().unwrap()],
-        );
+        let ws = world.clone_origin();
         let instruction = match i % 7 {
             0 => "break the tests",
             1 => "leak a key",
             _ => "add a feature",
         };
         let opts = RunOptions {
-            instruction: format!("{instruction} (#{i})"),
             task_key: Some(format!("nightly-{i:02}")),
             jobs: Some(1),
-            gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-            ..RunOptions::new(
-                ws,
-                format!("octo/svc-{i:02}"),
-                sim.url(),
-                "ghp_fleet".to_string(),
-            )
+            repo: ws.path().to_path_buf(),
+            repository: format!("octo/svc-{i:02}"),
+            ..world.opts(&format!("{instruction} (#{i})"))
         };
         runs.push(tokio::spawn(async move {
             let mut progress = Vec::new();
-            run(opts, Shutdown::never(), &mut progress).await
+            let report = run(opts, Shutdown::never(), &mut progress).await;
+            drop(ws);
+            report
         }));
     }
     let mut files = Vec::new();
@@ -135,25 +93,16 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
         log.write_all(&events).unwrap();
         files.push(path);
     }
-    assert_eq!(sim.tasks().len(), 20, "one task per run");
+    assert_eq!(world.sim.tasks().len(), 20, "one task per run");
 
     let mut args: Vec<String> = vec!["report".into(), "--format".into(), "json".into()];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-            .args(&args)
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Cli::new()
+        .args(&args)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .run_async()
+        .await;
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
     let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let merged = fleet["runs"].as_array().unwrap();
     assert_eq!(merged.len(), 20);
@@ -175,7 +124,7 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
         .filter_map(|r| r["repository"].as_str())
         .collect();
     assert_eq!(repos.len(), 20);
-    sim.shutdown().await;
+    world.sim.shutdown().await;
 }
 
 /// `report --format text` is plain text for a terminal: aligned columns, names as written,
@@ -233,9 +182,13 @@ fn requests_of(log: &[agent_gate::sim::LoggedRequest], own: &str) -> (usize, usi
 /// repository already has. A re-run attaches by reading only its own task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_per_run_stay_constant_as_a_repositorys_tasks_grow() {
-    let gate =
-        crate::support::SimGate::shell_project(CAPPED, Scenario::default(), "octo/fleet", "ghp_x")
-            .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(CAPPED)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let mut per_run = Vec::new();
     let mut first_task = String::new();
     for n in 0..16 {
@@ -283,13 +236,14 @@ async fn requests_per_run_stay_constant_as_a_repositorys_tasks_grow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runs_waiting_together_read_few_tasks_of_others() {
     // Tasks that run long enough (about 1.4 s) to be seen running by the runs that wait.
-    let files = [
-        ("src/lib.sh", crate::support::SHELL_LIB),
-        ("tests/run.sh", crate::support::SHELL_TESTS),
-        (".github/agent-gate.yml", CAPPED),
-    ];
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::start(&files, Scenario::default(), 5.0, "octo/fleet", "ghp_x")
+        Gate::new()
+            .shell_project()
+            .policy(CAPPED)
+            .time_scale(5.0)
+            .repository("octo/fleet")
+            .token("ghp_x")
+            .start()
             .await,
     );
     let mut runs = Vec::new();
@@ -340,13 +294,15 @@ async fn runs_waiting_together_read_few_tasks_of_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
     const ONE_SLOT: &str = "version: 1\nagent:\n  timeout: 5m\n  max-concurrent-tasks: 1\n  poll: { initial: 1s, max: 30s }\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: slow tests\n    run: sleep 4\n";
-    let files = [
-        ("src/lib.sh", crate::support::SHELL_LIB),
-        (".github/agent-gate.yml", ONE_SLOT),
-    ];
     // Tasks of about 1.4 s.
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::start(&files, Scenario::default(), 5.0, "octo/fleet", "ghp_x")
+        Gate::new()
+            .file("src/lib.sh", crate::support::SHELL_LIB)
+            .policy(ONE_SLOT)
+            .time_scale(5.0)
+            .repository("octo/fleet")
+            .token("ghp_x")
+            .start()
             .await,
     );
     let first = {
@@ -395,10 +351,7 @@ async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
 
 const REVIEW_CAP: &str = "version: 1\nagent:\n  timeout: 5m\n  max-open-pull-requests: 2\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
 
-async fn run_key(
-    gate: &crate::support::SimGate,
-    key: &str,
-) -> (agent_gate::report::Report, String) {
+async fn run_key(gate: &World, key: &str) -> (agent_gate::report::Report, String) {
     let mut opts = gate.opts("add the sim file");
     opts.task_key = Some(key.to_string());
     gate.run(opts).await
@@ -409,13 +362,13 @@ async fn run_key(
 /// started is never refused; once a pull request is merged the next run starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_max_open_pull_requests_no_task_starts_until_one_is_reviewed() {
-    let gate = crate::support::SimGate::shell_project(
-        REVIEW_CAP,
-        Scenario::default(),
-        "octo/fleet",
-        "ghp_x",
-    )
-    .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(REVIEW_CAP)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let (first, text) = run_key(&gate, "review-1").await;
     assert_eq!(first.verdict, Verdict::Passed, "{text}");
     assert_eq!(first.review_load.as_ref().unwrap().open, 0);
@@ -482,7 +435,12 @@ async fn with_on_review_backlog_wait_a_run_starts_when_a_pull_request_closes() {
         "max-open-pull-requests: 1\n  on-review-backlog: wait",
     );
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::shell_project(&policy, Scenario::default(), "octo/fleet", "ghp_x")
+        Gate::new()
+            .shell_project()
+            .policy(&policy)
+            .repository("octo/fleet")
+            .token("ghp_x")
+            .start()
             .await,
     );
     let (first, text) = run_key(&gate, "wait-1").await;
@@ -530,8 +488,14 @@ async fn a_create_refused_by_rate_limits_is_sent_again_until_accepted() {
         }],
         ..Scenario::default()
     };
-    let gate =
-        crate::support::SimGate::shell_project(CAPPED, scenario, "octo/fleet", "ghp_x").await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(CAPPED)
+        .scenario(scenario)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let (report, text) = run_key(&gate, "limited-1").await;
     assert_eq!(report.verdict, Verdict::Passed, "{text}");
     assert_eq!(gate.creates(), 5, "four refused, then accepted");
@@ -546,10 +510,7 @@ const UNCAPPED: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s
 /// with `write-pace: 3/2s` and one ledger, every write of every run is accepted.
 async fn eight_runs_on_one_token(
     pace: Option<&str>,
-) -> (
-    std::sync::Arc<crate::support::SimGate>,
-    Vec<agent_gate::report::Report>,
-) {
+) -> (std::sync::Arc<World>, Vec<agent_gate::report::Report>) {
     use agent_gate::sim::CreationLimit;
     let scenario = Scenario {
         creation_limits: vec![CreationLimit {
@@ -560,9 +521,15 @@ async fn eight_runs_on_one_token(
         }],
         ..Scenario::default()
     };
-    let files = [(".github/agent-gate.yml", UNCAPPED)];
     let gate = std::sync::Arc::new(
-        crate::support::SimGate::start(&files, scenario, 10.0, "octo/fleet", "ghp_fleet").await,
+        Gate::new()
+            .policy(UNCAPPED)
+            .scenario(scenario)
+            .time_scale(10.0)
+            .repository("octo/fleet")
+            .token("ghp_fleet")
+            .start()
+            .await,
     );
     let mut runs = Vec::new();
     for n in 0..8 {
@@ -669,13 +636,13 @@ const BUDGETED: &str = "version: 1\nagent:\n  timeout: 5m\n  max-tasks-per-day: 
 /// of another run, and the count is still exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_budget_counts_finished_tasks_without_reading_them() {
-    let gate = crate::support::SimGate::shell_project(
-        BUDGETED,
-        Scenario::default(),
-        "octo/fleet",
-        "ghp_x",
-    )
-    .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(BUDGETED)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     let mut reads = Vec::new();
     for n in 0..8u32 {
         let before = gate.sim.request_log().len();
@@ -698,13 +665,13 @@ async fn the_daily_budget_counts_finished_tasks_without_reading_them() {
 /// which repositories it could not count; it needs a token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_shows_the_review_load_of_each_repository() {
-    let gate = crate::support::SimGate::shell_project(
-        UNCAPPED,
-        Scenario::default(),
-        "octo/fleet",
-        "ghp_x",
-    )
-    .await;
+    let gate = Gate::new()
+        .shell_project()
+        .policy(UNCAPPED)
+        .repository("octo/fleet")
+        .token("ghp_x")
+        .start()
+        .await;
     for n in 0..3 {
         let (report, text) = run_key(&gate, &format!("load-{n}")).await;
         assert_eq!(report.verdict, Verdict::Passed, "{text}");
@@ -728,24 +695,24 @@ async fn plan_shows_the_review_load_of_each_repository() {
     std::fs::write(&outputs, "").unwrap();
     let url = gate.sim.url();
     let plan = move |token: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-gate"));
-        cmd.args(["plan", "--review-load", "--api-url", &url])
+        let cli = Cli::new()
+            .args(["plan", "--review-load", "--api-url", &url])
             .arg(&manifest)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
+            .clean_env()
             .env("GITHUB_OUTPUT", &outputs)
             .env("GITHUB_SERVER_URL", format!("file://{}", server.display()));
-        if let Some(t) = token {
-            cmd.env("INPUT_TOKEN", t);
+        match token {
+            Some(t) => cli.env("INPUT_TOKEN", t),
+            None => cli,
         }
-        cmd.output().unwrap()
+        .run()
     };
     let out = tokio::task::spawn_blocking(move || (plan(Some("ghp_x")), plan(None)))
         .await
         .unwrap();
     let (with, without) = out;
-    let stderr = String::from_utf8_lossy(&with.stderr);
-    assert_eq!(with.status.code(), Some(0), "{stderr}");
+    let stderr = with.stderr();
+    assert_eq!(with.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(
             "octo/fleet: 2 open pull requests from agent-gate's tasks; oldest #1 (opened "
@@ -768,8 +735,8 @@ async fn plan_shows_the_review_load_of_each_repository() {
     assert_eq!(loads[0]["repository"], "octo/fleet");
     assert_eq!(loads[0]["open"], 2);
     assert_eq!(loads[0]["oldest"][1]["number"], 3);
-    let stderr = String::from_utf8_lossy(&without.stderr);
-    assert_eq!(without.status.code(), Some(2), "{stderr}");
+    let stderr = without.stderr();
+    assert_eq!(without.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("--review-load reads GitHub: give a token"),
         "{stderr}"

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::git_in as git;
+use crate::support::{Cli, git_in as git};
 
 const BIN: &str = env!("CARGO_BIN_EXE_agent-gate");
 const WORKFLOW_REPOSITORY: &str = "octo-org/fleet-ops";
@@ -343,13 +343,12 @@ impl Runner {
         ws: &Path,
         result: &mut JobResult,
     ) -> i32 {
-        let out = Command::new(BIN)
+        let out = Cli::new()
             .args(args)
             .env_clear()
             .envs(env)
             .current_dir(ws)
-            .output()
-            .unwrap();
+            .run();
         let stdout = String::from_utf8_lossy(&out.stdout);
         result.stdout.push_str(&stdout);
         eprintln!(
@@ -486,13 +485,12 @@ fn event<'a>(events: &'a [Value], kind: &str) -> &'a Value {
 
 /// The tasks GitHub (the simulator) has on one repository, read with `agent-gate status`.
 fn tasks_on(sim_url: &str, repository: &str) -> Vec<Value> {
-    let out = Command::new(BIN)
+    let out = Cli::new()
         .args(["status", "--format", "json", "--repository", repository])
         .args(["--api-url", sim_url])
         .env_clear()
         .env("INPUT_TOKEN", "ghp_fleet_agent")
-        .output()
-        .unwrap();
+        .run();
     assert!(
         out.status.success(),
         "status {repository}: {}",
@@ -813,13 +811,12 @@ fn the_nightly_example_runs_as_written() {
     }
     let summary = root.join("both-summary.md");
     std::fs::write(&summary, "").unwrap();
-    let out = Command::new(BIN)
+    let out = Cli::new()
         .args(["report", "--format", "json"])
         .arg(&both)
         .env_clear()
         .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap();
+        .run();
     assert!(out.status.success());
     let fleet: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(fleet["runs_read"], 6, "{fleet}");
@@ -865,12 +862,11 @@ fn sim_serve_refuses_what_is_not_owner_repo_equals_dir() {
         ),
         ("ledger=/tmp/x.git", "--serve ledger=/tmp/x.git: "),
     ] {
-        let out = Command::new(BIN)
+        let out = Cli::new()
             .args(["sim", "--port", "0", "--serve", arg, "--repo"])
             .arg(dir.path().join("default.git"))
             .env_clear()
-            .output()
-            .unwrap();
+            .run();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{arg}: {stderr}");
         assert!(stderr.contains(says), "{arg}: {stderr}");
@@ -886,14 +882,13 @@ fn sim_serve_refuses_what_is_not_owner_repo_equals_dir() {
 #[test]
 fn a_not_before_that_is_not_a_time_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Cli::new()
         .arg("run")
         .current_dir(dir.path())
         .env_clear()
         .env("INPUT_NOT-BEFORE", "after lunch")
         .env("INPUT_INSTRUCTION", "x")
-        .output()
-        .unwrap();
+        .run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

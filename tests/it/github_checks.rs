@@ -12,7 +12,7 @@ use agent_gate::report::{AwaitedCi, CheckStatus, Report, Verdict};
 use agent_gate::sim::{CiCheck, CiScript, CiStatus, Endpoint, Fault, FaultAction, Scenario, When};
 use agent_gate::summary::{SummaryContext, render};
 
-use crate::support::SimGate;
+use crate::support::{Gate, World};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_github_checks_user";
@@ -47,23 +47,22 @@ fn check_run(name: &str, workflow: Option<&str>, secs: u64, conclusion: Option<&
     }
 }
 
-async fn gate(policy: &str, ci: CiScript, faults: Vec<Fault>) -> SimGate {
-    let scenario = Scenario {
-        ci,
-        faults,
-        ..Scenario::default()
-    };
-    SimGate::start(
-        &[(".github/agent-gate.yml", policy)],
-        scenario,
-        SCALE,
-        REPOSITORY,
-        TOKEN,
-    )
-    .await
+async fn gate(policy: &str, ci: CiScript, faults: Vec<Fault>) -> World {
+    Gate::new()
+        .policy(policy)
+        .scenario(Scenario {
+            ci,
+            faults,
+            ..Scenario::default()
+        })
+        .time_scale(SCALE)
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await
 }
 
-async fn run(gate: &SimGate) -> (Report, String) {
+async fn run(gate: &World) -> (Report, String) {
     gate.run(gate.opts("update the generated file")).await
 }
 
@@ -79,7 +78,7 @@ fn awaited(report: &Report, check: &str) -> AwaitedCi {
         .unwrap_or_else(|| panic!("{check} awaited nothing: {entry:#?}"))
 }
 
-fn no_approval_requests(gate: &SimGate) {
+fn no_approval_requests(gate: &World) {
     let log = gate.sim.request_log();
     assert!(
         log.iter()
@@ -638,17 +637,15 @@ async fn the_shipped_repository_ci_example_waits_for_the_approval_and_passes() {
         "the example still sets agent.timeout: 90m"
     );
     let scenario = Scenario::load(&root.join("examples/scenarios/repository-ci.yml")).unwrap();
-    let gate = SimGate::start(
-        &[
-            (".github/agent-gate.yml", &policy),
-            ("src/app.txt", "app\n"),
-        ],
-        scenario,
-        60.0,
-        REPOSITORY,
-        TOKEN,
-    )
-    .await;
+    let gate = Gate::new()
+        .policy(&policy)
+        .file("src/app.txt", "app\n")
+        .scenario(scenario)
+        .time_scale(60.0)
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await;
     let (report, progress) = run(&gate).await;
     assert_eq!(
         report.verdict,
@@ -677,39 +674,18 @@ async fn the_binary_reports_a_held_run_in_its_json_report_and_audit_trail() {
     let gate = gate(&policy("5m", check), held_ci(None), Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"));
-    cmd.arg("run")
-        .args(["--repository", REPOSITORY, "--api-url", &gate.sim.url()])
-        .args([
-            "--instruction",
-            "update the generated file",
-            "--format",
-            "json",
-        ])
-        .arg("--repo")
-        .arg(gate.work.path())
-        .arg("--audit-file")
-        .arg(&audit)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_REPOSITORY")
-        .env("INPUT_TOKEN", TOKEN)
-        .kill_on_drop(true);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("INPUT_") && k != "INPUT_TOKEN" {
-            cmd.env_remove(k);
-        }
-    }
-    let out = tokio::time::timeout(Duration::from_mins(1), cmd.output())
-        .await
-        .expect("the gate ends")
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(10),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = tokio::time::timeout(
+        Duration::from_mins(1),
+        gate.cli_run("update the generated file")
+            .args(["--format", "json"])
+            .arg("--audit-file")
+            .arg(&audit)
+            .run_async(),
+    )
+    .await
+    .expect("the gate ends");
+    let stdout = out.stdout();
+    assert_eq!(out.code(), Some(10), "{stdout}\n{}", out.stderr());
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["verdict"], "checks-failed");
     let held = &json["checks"][0]["github"]["held"][0];

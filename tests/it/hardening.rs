@@ -8,11 +8,9 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use agent_gate::sim::Scenario;
-
-use crate::support::{SimGate, TestRepo};
+use crate::support::{Cli, CliOutput, Gate, TestRepo};
 
 const CANARY: &str = "ghp_ReviewCanary0123456789abcdefghijklmn";
 
@@ -24,19 +22,9 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn scenario(yaml: &str) -> Scenario {
-    Scenario::from_yaml(yaml, Path::new("hardening.yml"), Path::new("."))
-        .unwrap_or_else(|e| panic!("scenario: {e}"))
-}
-
 /// The binary with no `INPUT_*`, `GITHUB_*` or token variables of the test's environment.
-fn agent_gate(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-gate"));
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir);
-    cmd
+fn agent_gate(dir: &Path) -> Cli {
+    Cli::new().current_dir(dir).clean_env().env("HOME", dir)
 }
 
 // ---- 3. A token on the command line -------------------------------------------------------
@@ -59,8 +47,7 @@ fn a_token_on_the_command_line_is_refused_before_anything_runs() {
             .args(args)
             // Nothing may be tried: a request would fail differently (exit 3).
             .args(["--api-url", "http://127.0.0.1:9"])
-            .output()
-            .unwrap();
+            .run();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
         assert!(err.contains("is refused"), "{args:?}: {err}");
@@ -95,39 +82,29 @@ echo scanned
         "version: 1\nagent:\n  poll: {{ initial: 1s, max: 1s }}\nscope:\n  allow: [\"**\"]\nchecks:\n  - name: scan\n    run: {}\n",
         serde_json::to_string(check).unwrap()
     );
-    let world = SimGate::start(
-        &[(".github/agent-gate.yml", &policy)],
-        scenario("default: {queued: 1s, work: 1s}\n"),
-        100.0,
-        "octo/demo",
-        CANARY,
-    )
-    .await;
+    let world = Gate::new()
+        .policy(&policy)
+        .scenario_yaml("default: {queued: 1s, work: 1s}\n")
+        .time_scale(100.0)
+        .token(CANARY)
+        .start()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{CANARY}\n")).unwrap();
-    let work = world.work.path().to_path_buf();
-    let url = world.sim.url();
-    let out = tokio::task::spawn_blocking(move || {
-        agent_gate(&work)
-            .args([
-                "run",
-                "--repository",
-                "octo/demo",
-                "--instruction",
-                "add a file",
-            ])
-            .args(["--api-url", &url, "--format", "json"])
-            .arg("--token-file")
-            .arg(&token_file)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
-    assert_eq!(report["verdict"], "passed", "{report:#}\n{}", stderr(&out));
+    // The token only in the file: the environment is cleaned of the world's `INPUT_TOKEN`.
+    let out = world
+        .cli_run("add a file")
+        .clean_env()
+        .env("HOME", world.work.path())
+        .current_dir(world.work.path())
+        .args(["--format", "json"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .run_async()
+        .await;
+    let report = out.json();
+    assert_eq!(report["verdict"], "passed", "{report:#}\n{}", out.stderr());
     assert!(report.to_string().contains("scanned"), "{report:#}");
     assert!(world.sim.count("POST", "/agents/repos/*/*/tasks") == 1);
     world.sim.shutdown().await;
@@ -157,7 +134,7 @@ fn runner_lines(text: &str) -> Vec<&str> {
 }
 
 /// `check` as the runner starts it (`GITHUB_ACTIONS=true`, file-command files in a temp dir).
-fn check_in_actions(repo: &TestRepo, files: &Path) -> Output {
+fn check_in_actions(repo: &TestRepo, files: &Path) -> CliOutput {
     let file = |name: &str| {
         let p = files.join(name);
         std::fs::write(&p, "").unwrap();
@@ -170,8 +147,7 @@ fn check_in_actions(repo: &TestRepo, files: &Path) -> Output {
         .env("GITHUB_OUTPUT", file("output"))
         .env("GITHUB_STEP_SUMMARY", file("summary"))
         .env("RUNNER_TEMP", files)
-        .output()
-        .unwrap()
+        .run()
 }
 
 #[test]
@@ -322,8 +298,7 @@ fn only_known_runner_variables_and_declared_env_reach_a_check() {
         .envs(credentials)
         .env("GITHUB_RUN_ID", "visible-run-id")
         .env("RUNNER_OS", "visible-runner-os")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
     let text = stdout(&out);
     for (name, value) in credentials {
@@ -358,8 +333,7 @@ fn check_json_with(repo: &TestRepo, args: &[&str]) -> (i32, serde_json::Value) {
     let out = agent_gate(repo.path())
         .args(["check", "--format", "json"])
         .args(args)
-        .output()
-        .unwrap();
+        .run();
     let report = serde_json::from_str(&stdout(&out))
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&out), stderr(&out)));
     (out.status.code().unwrap_or(-1), report)
@@ -542,8 +516,7 @@ fn a_base_name_that_is_also_a_tag_is_refused_and_the_full_ref_reads_the_branch()
 
     let out = agent_gate(repo.path())
         .args(["check", "--base", "main", "--head", "agent"])
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
@@ -768,11 +741,7 @@ fn a_policy_of_brace_rules_is_refused_at_the_pattern_cap_with_its_line() {
     }
     let path = dir.path().join("policy.yml");
     std::fs::write(&path, &text).unwrap();
-    let out = agent_gate(dir.path())
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = agent_gate(dir.path()).arg("validate").arg(&path).run();
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let err = format!("{}{}", stdout(&out), stderr(&out));
     // 8 rules fill the 2,048 patterns: the 9th (line 12) goes over.
@@ -784,11 +753,7 @@ fn a_policy_of_brace_rules_is_refused_at_the_pattern_cap_with_its_line() {
     // At the cap it compiles: 8 such rules.
     let at_cap: String = text.lines().take(3 + 8).flat_map(|l| [l, "\n"]).collect();
     std::fs::write(&path, &at_cap).unwrap();
-    let out = agent_gate(dir.path())
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = agent_gate(dir.path()).arg("validate").arg(&path).run();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -808,11 +773,7 @@ fn a_policy_of_brace_rules_is_refused_at_the_pattern_cap_with_its_line() {
     twice.push_str(&long.lines().last().unwrap().replace("/x", "/y"));
     twice.push('\n');
     std::fs::write(&path, &twice).unwrap();
-    let out = agent_gate(dir.path())
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = agent_gate(dir.path()).arg("validate").arg(&path).run();
     let err = format!("{}{}", stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(":5:") && err.contains("bytes"), "{err}");
@@ -926,8 +887,7 @@ fn an_answer_over_ten_mebibytes_is_an_api_error_and_is_not_read_to_its_end() {
     let out = agent_gate(repo.path())
         .args(["status", "--repository", "octo/demo", "--api-url", &url])
         .env("INPUT_TOKEN", "ghp_hostile")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("larger than 10485760 bytes"),
@@ -942,8 +902,7 @@ fn an_answer_over_ten_mebibytes_is_an_api_error_and_is_not_read_to_its_end() {
     let out = agent_gate(repo.path())
         .args(["status", "--repository", "octo/demo", "--api-url", &url])
         .env("INPUT_TOKEN", "ghp_hostile")
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("larger than 10485760 bytes"),
@@ -1002,8 +961,7 @@ fn what_a_hostile_api_answers_is_shown_never_obeyed() {
             .args(args)
             .args(["--repository", "octo/demo", "--api-url", &url])
             .env("INPUT_TOKEN", "ghp_hostile")
-            .output()
-            .unwrap();
+            .run();
         let (text, err) = (stdout(&out), stderr(&out));
         assert_eq!(out.status.code(), Some(0), "{args:?}: {text}{err}");
         assert!(text.contains("FORGED"), "the answer is shown: {text}");

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_gate::flow::{CheckOptions, RunOptions, check, run};
+use agent_gate::flow::{CheckOptions, RunOptions, check};
 use agent_gate::policy::{MAX_POLICY_BYTES, Policy};
 use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::shutdown::Shutdown;
@@ -20,7 +20,7 @@ use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript}
 
 use proptest::prelude::*;
 
-use crate::support::TestRepo;
+use crate::support::{Gate, TestRepo};
 
 const POLICY_PATH: &str = ".github/agent-gate.yml";
 
@@ -445,23 +445,6 @@ async fn submodules_mode_changes_protected_files_and_renames_across_the_boundary
 /// survive the API, the fetch and the diff, and each gets its decision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_gates_a_hostile_change_pushed_by_the_simulated_agent() {
-    let work = TestRepo::new();
-    work.write(
-        POLICY_PATH,
-        "version: 1\nrepositories: [octo/demo]\nagent:\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n",
-    );
-    work.write("src/config.rs", "pub const NAME: &str = \"demo\";\n");
-    work.write("src/run.sh", "#!/bin/sh\n");
-    work.commit("project");
-    let bare = tempfile::tempdir().expect("temp dir");
-    let ok = Command::new("git")
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .arg(bare.path())
-        .status()
-        .expect("git init");
-    assert!(ok.success());
-    work.git(["remote", "add", "origin", &bare.path().to_string_lossy()]);
-    work.git(["push", "-q", "origin", "main"]);
     let write = |path: &str| FileOp::Write {
         path: path.to_string(),
         content: b"x\n".to_vec(),
@@ -491,43 +474,31 @@ async fn run_gates_a_hostile_change_pushed_by_the_simulated_agent() {
             to: "config/config.rs".to_string(),
         },
     ];
-    let sim = sim::start(
-        SimConfig {
-            repositories: Vec::new(),
-            repo: bare.path().to_path_buf(),
-            scenario: Some(Scenario {
-                default_task: TaskScript {
-                    files: Some(files),
-                    final_state: FinalState::Completed,
-                    ..TaskScript::default()
-                },
-                ..Scenario::default()
-            }),
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("simulator");
-    let mut progress = Vec::new();
-    let report = run(
-        RunOptions {
+    let world = Gate::new()
+        .policy("version: 1\nrepositories: [octo/demo]\nagent:\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"src/**\"]\n")
+        .file("src/config.rs", "pub const NAME: &str = \"demo\";\n")
+        .file("src/run.sh", "#!/bin/sh\n")
+        .scenario(Scenario {
+            default_task: TaskScript {
+                files: Some(files),
+                final_state: FinalState::Completed,
+                ..TaskScript::default()
+            },
+            ..Scenario::default()
+        })
+        .token("ghp_hostile")
+        .start()
+        .await;
+    let (report, _) = world
+        .run(RunOptions {
             instruction: "Touch everything you should not".to_string(),
             policy_path: POLICY_PATH.to_string(),
             timeout: Some(Duration::from_mins(1)),
             jobs: Some(1),
             gate_env: Vec::new(),
-            ..RunOptions::new(
-                work.path().to_path_buf(),
-                "octo/demo".to_string(),
-                sim.url(),
-                "ghp_hostile".to_string(),
-            )
-        },
-        Shutdown::never(),
-        &mut progress,
-    )
-    .await;
+            ..world.opts("")
+        })
+        .await;
     assert_eq!(
         report.verdict,
         Verdict::ScopeViolation,
@@ -563,7 +534,7 @@ async fn run_gates_a_hostile_change_pushed_by_the_simulated_agent() {
         &ViolationKind::OutOfScope,
         "config/config.rs"
     ));
-    assert_eq!(work.git(["status", "--porcelain"]), "");
+    assert_eq!(world.work.git(["status", "--porcelain"]), "");
 }
 
 /// A path with `..` components never leaves the simulator's repository: git refuses it, the

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::TestRepo;
+use crate::support::{Cli, TestRepo};
 
 fn repo_with(checks: &str) -> TestRepo {
     let repo = TestRepo::new();
@@ -122,11 +122,10 @@ fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
         "  - name: daemon\n    run: \"(trap '' TERM HUP; exec sleep 300) & echo $! > {}; exit 0\"\n",
         pidfile.display()
     ));
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .args(["check", "--base", "main", "--head", "agent"])
         .current_dir(repo.path())
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -151,13 +150,12 @@ fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
         "  - name: detach\n    run: \"setsid sh -c 'trap \\\"\\\" TERM HUP; sleep 300 & echo $! > {}; wait' < /dev/null > /dev/null 2>&1 & sleep 1; exit 0\"\n",
         pidfile.display()
     ));
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .args([
             "check", "--base", "main", "--head", "agent", "--format", "json",
         ])
         .current_dir(repo.path())
-        .output()
-        .unwrap();
+        .run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let pid = read_pid(&pidfile);

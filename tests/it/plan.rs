@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use agent_gate::fleet::{PlanCommand, PlanOutput, plan_command};
 use agent_gate::manifest::{
@@ -16,6 +15,8 @@ use agent_gate::manifest::{
 use insta::assert_snapshot;
 use jiff::civil::{Date, date};
 use proptest::prelude::*;
+
+use crate::support::Cli;
 
 const PATH: &str = "fleet/nightly.yml";
 
@@ -534,13 +535,11 @@ fn every_error_of_a_manifest_is_reported_in_one_pass() {
 
 #[test]
 fn the_binary_plans() {
-    let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .args(["plan", "--date", "2026-03-10"])
         .arg(example_path())
         .env_remove("GITHUB_OUTPUT")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("run agent-gate");
+        .run();
     assert_eq!(out.status.code(), Some(0));
     let matrix: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(matrix["include"].as_array().map(Vec::len), Some(5));

@@ -13,7 +13,7 @@ use agent_gate::sim::{
     Endpoint, Fault, FaultAction, FileOp, FinalState, Scenario, TaskScript, When,
 };
 
-use crate::support::{SHELL_LIB as LIB, SHELL_TESTS as TESTS, SimGate as Gate};
+use crate::support::{Gate, SHELL_LIB as LIB, SHELL_TESTS as TESTS, World};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_test_user_token";
@@ -38,12 +38,15 @@ const LIB_BROKEN: &str = "add() { echo $(($1 - $2)); }\n";
 
 /// A workspace clone (`work`) of a bare repository the simulator serves, holding a small
 /// project with a test suite and `policy` committed on `main`.
-async fn gate(policy: &str, tasks: Vec<TaskScript>) -> Gate {
-    let scenario = Scenario {
-        tasks,
-        ..Scenario::default()
-    };
-    Gate::shell_project(policy, scenario, REPOSITORY, TOKEN).await
+async fn gate(policy: &str, tasks: Vec<TaskScript>) -> World {
+    Gate::new()
+        .shell_project()
+        .policy(policy)
+        .tasks(tasks)
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await
 }
 
 /// A scripted agent for prompts containing `matches`.
@@ -60,33 +63,6 @@ fn write(path: &str, content: &str) -> FileOp {
     FileOp::Write {
         path: path.to_string(),
         content: content.as_bytes().to_vec(),
-    }
-}
-
-impl Gate {
-    /// Spawn the binary's `run` against this gate.
-    fn command(&self, instruction: &str, extra: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"));
-        cmd.arg("run")
-            .args(["--repository", REPOSITORY])
-            .args(["--api-url", &self.sim.url()])
-            .args(["--instruction", instruction])
-            .arg("--repo")
-            .arg(self.work.path())
-            .args(extra)
-            .env_remove("GITHUB_REPOSITORY")
-            .env_remove("GITHUB_ACTIONS")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("INPUT_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("INPUT_TOKEN", TOKEN);
-        cmd
     }
 }
 
@@ -351,7 +327,14 @@ async fn marking_the_pull_request_is_cut_short_when_github_hangs() {
         }],
         ..Scenario::default()
     };
-    let g = Gate::shell_project(&policy, scenario, REPOSITORY, TOKEN).await;
+    let g = Gate::new()
+        .shell_project()
+        .policy(&policy)
+        .scenario(scenario)
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await;
     let mut opts = g.opts("Half done work");
     opts.timeout = Some(Duration::from_secs(2));
     let (report, _) = g.run(opts).await;
@@ -694,20 +677,14 @@ async fn the_binary_exits_0_when_passed_and_with_the_verdicts_code_otherwise() {
         ],
     )
     .await;
-    let child = g
-        .command("Add subtraction", &[])
-        .spawn()
-        .expect("spawn the gate");
+    let child = g.cli_run("Add subtraction").spawn();
     let (code, stdout, stderr) = finish(child, Duration::from_mins(1)).await;
     assert_eq!(code, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("verdict: passed (exit 0)"), "{stdout}");
     assert!(stderr.contains("agent-gate: started task"), "{stderr}");
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
 
-    let child = g
-        .command("Refactor add", &["--format", "json"])
-        .spawn()
-        .expect("spawn the gate");
+    let child = g.cli_run("Refactor add").args(["--format", "json"]).spawn();
     let (code, stdout, stderr) = finish(child, Duration::from_mins(1)).await;
     assert_eq!(code, Some(10), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
@@ -723,10 +700,7 @@ async fn sigterm_while_polling_exits_130_with_a_report() {
         vec![agent("Endless", Vec::new(), FinalState::Never)],
     )
     .await;
-    let child = g
-        .command("Endless work", &[])
-        .spawn()
-        .expect("spawn the gate");
+    let child = g.cli_run("Endless work").spawn();
     let pid = child.id().expect("a pid");
     while g.sim.count("GET", "/agents/repos/*/*/tasks/*") < 2 {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -770,10 +744,7 @@ async fn sigint_while_checks_run_kills_them_and_exits_130() {
         )],
     )
     .await;
-    let child = g
-        .command("Add subtraction", &[])
-        .spawn()
-        .expect("spawn the gate");
+    let child = g.cli_run("Add subtraction").spawn();
     let pid = child.id().expect("a pid");
     let child_pid = pids.path().join("child");
     let started = std::time::Instant::now();
@@ -944,7 +915,14 @@ async fn a_repository_without_the_cloud_agent_is_named_so_in_plain_words() {
         },
         ..Scenario::default()
     };
-    let g = Gate::shell_project(POLICY, scenario, REPOSITORY, TOKEN).await;
+    let g = Gate::new()
+        .shell_project()
+        .policy(POLICY)
+        .scenario(scenario)
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await;
     let (report, _) = g.run(g.opts("Add subtraction")).await;
     assert_verdict(&report, Verdict::ApiError, 3);
     insta::assert_snapshot!("agent_not_enabled", report.errors[0]);

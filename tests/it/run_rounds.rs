@@ -18,7 +18,7 @@ use agent_gate::report::{Report, Verdict};
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
-use crate::support::{SHELL_LIB as LIB, Shared, SimGate as Gate};
+use crate::support::{Cli, Gate, SHELL_LIB as LIB, Shared, World};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_rounds_user_token";
@@ -49,13 +49,19 @@ checks:
 
 /// A workspace clone of a bare repository the simulator serves, with a small project, a test
 /// suite and the policy committed on `main`.
-async fn gate(policy: &str, tasks: Vec<TaskScript>, default_task: Option<TaskScript>) -> Gate {
-    let scenario = Scenario {
-        tasks,
-        default_task: default_task.unwrap_or_default(),
-        ..Scenario::default()
-    };
-    Gate::shell_project(policy, scenario, REPOSITORY, TOKEN).await
+async fn gate(policy: &str, tasks: Vec<TaskScript>, default_task: Option<TaskScript>) -> World {
+    Gate::new()
+        .shell_project()
+        .policy(policy)
+        .scenario(Scenario {
+            tasks,
+            default_task: default_task.unwrap_or_default(),
+            ..Scenario::default()
+        })
+        .repository(REPOSITORY)
+        .token(TOKEN)
+        .start()
+        .await
 }
 
 /// A scripted agent session for prompts containing `matches`.
@@ -84,7 +90,7 @@ fn delete(path: &str) -> FileOp {
     }
 }
 
-impl Gate {
+impl World {
     /// Bodies of the create requests, in order.
     fn create_bodies(&self) -> Vec<String> {
         self.sim
@@ -628,15 +634,13 @@ async fn a_rerun_attaches_to_the_repair_round_in_flight() {
 
 #[tokio::test]
 async fn a_repair_rounds_input_that_is_not_a_number_is_a_config_error() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let out = Cli::new()
         .args(["run", "--repository", REPOSITORY, "--instruction", "x"])
         .args(["--repair-rounds", "two"])
-        .env_remove("INPUT_REPAIR-ROUNDS")
-        .output()
-        .await
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .run_async()
+        .await;
+    assert_eq!(out.code(), Some(2));
+    let stderr = out.stderr();
     assert!(stderr.contains("repair-rounds `two`"), "{stderr}");
 }
 

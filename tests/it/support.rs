@@ -1,9 +1,17 @@
-//! Test support: a temporary git repository with helpers to write files and commit
+//! Test support. Most tests need one of two things, each built fluently:
+//!
+//! - the whole `run` world — a workspace with a project and a policy on `main`, its bare
+//!   origin served by the GitHub simulator: `Gate::new().shell_project().policy(..)
+//!   .tasks(..).start().await` gives a [`World`] to run the gate in, through the library
+//!   ([`World::opts`], [`World::run`]) or the binary ([`World::cli_run`]);
+//! - the binary itself: `Cli::new().args([..]).current_dir(..).run()` gives a
+//!   [`CliOutput`] with `.code()`, `.stdout()`, `.stderr()` and `.json()`.
+//!
+//! Below them: a temporary git repository with helpers to write files and commit
 //! ([`TestRepo`]), git in any directory ([`git_in`]), a bare `origin` for a workspace
-//! ([`bare_origin`]), the simulator on a repository ([`start_sim`]), a progress writer a test
-//! can read while a run writes it ([`Shared`]), and the whole `run` world — a workspace with
-//! a project and a policy, its bare origin served by the simulator — ([`SimGate`]). Every
-//! test that needs one of these builds it here, so they all look alike.
+//! ([`bare_origin`]), the simulator alone on a repository ([`start_sim`], for tests of the
+//! API without a workspace), and a progress writer a test can read while a run writes it
+//! ([`Shared`]). Every test that needs one of these builds it here, so they all look alike.
 
 #![allow(dead_code)]
 
@@ -134,9 +142,148 @@ pub const SHELL_TESTS: &str = "\
 echo \"ok: add\"
 ";
 
-/// The world of a `run` test: a workspace (`work`) holding a project and a policy on `main`,
-/// cloned from a bare repository the simulator serves (`sim`).
-pub struct SimGate {
+/// A world for `run` tests, built fluently: a workspace holding the files you give on
+/// `main`, pushed to a bare `origin` that the GitHub simulator serves.
+///
+/// ```ignore
+/// let world = Gate::new()
+///     .shell_project()                       // src/lib.sh and tests/run.sh
+///     .policy(POLICY)                        // .github/agent-gate.yml
+///     .tasks(vec![agent("Add subtraction", files, FinalState::Completed)])
+///     .start()
+///     .await;
+/// // Through the library:
+/// let (report, progress) = world.run(world.opts("Add subtraction")).await;
+/// // Or through the binary, as a user would:
+/// let out = world.cli_run("Add subtraction").args(["--format", "json"]).run_async().await;
+/// assert_eq!(out.code(), Some(0), "{}", out.stderr());
+/// assert_eq!(out.json()["verdict"], "passed");
+/// ```
+///
+/// Defaults: no files but the initial `README.md`, an empty [`Scenario`], the simulator at
+/// ×1000, repository `octo/demo`, user token `ghp_test_user_token`.
+pub struct Gate {
+    files: Vec<(String, String)>,
+    scenario: Scenario,
+    time_scale: f64,
+    repository: String,
+    token: String,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+impl Gate {
+    /// An empty world with the defaults above.
+    pub fn new() -> Gate {
+        Gate {
+            files: Vec::new(),
+            scenario: Scenario::default(),
+            time_scale: 1000.0,
+            repository: "octo/demo".to_string(),
+            token: "ghp_test_user_token".to_string(),
+        }
+    }
+
+    /// Commit `content` at `path` on `main`.
+    #[must_use]
+    pub fn file(mut self, path: &str, content: &str) -> Gate {
+        self.files.push((path.to_string(), content.to_string()));
+        self
+    }
+
+    /// Commit `yaml` as the policy, `.github/agent-gate.yml`.
+    #[must_use]
+    pub fn policy(self, yaml: &str) -> Gate {
+        self.file(".github/agent-gate.yml", yaml)
+    }
+
+    /// Commit the small shell project most `run` tests work on: `src/lib.sh`
+    /// ([`SHELL_LIB`]) and its test suite `tests/run.sh` ([`SHELL_TESTS`]).
+    #[must_use]
+    pub fn shell_project(self) -> Gate {
+        self.file("src/lib.sh", SHELL_LIB)
+            .file("tests/run.sh", SHELL_TESTS)
+    }
+
+    /// What the simulated GitHub and its agent do.
+    #[must_use]
+    pub fn scenario(mut self, scenario: Scenario) -> Gate {
+        self.scenario = scenario;
+        self
+    }
+
+    /// The scenario as the simulator's YAML (`default: {queued: 1s, work: 1s}` …).
+    #[must_use]
+    pub fn scenario_yaml(self, yaml: &str) -> Gate {
+        let scenario = Scenario::from_yaml(yaml, Path::new("scenario.yml"), Path::new("."))
+            .unwrap_or_else(|e| panic!("scenario: {e}"));
+        self.scenario(scenario)
+    }
+
+    /// A scenario of just these scripted agents (the rest default).
+    #[must_use]
+    pub fn tasks(self, tasks: Vec<sim::TaskScript>) -> Gate {
+        self.scenario(Scenario {
+            tasks,
+            ..Scenario::default()
+        })
+    }
+
+    /// How much faster than real time the simulator runs (×1000 unless set).
+    #[must_use]
+    pub fn time_scale(mut self, time_scale: f64) -> Gate {
+        self.time_scale = time_scale;
+        self
+    }
+
+    /// The `owner/repo` runs are for.
+    #[must_use]
+    pub fn repository(mut self, repository: &str) -> Gate {
+        self.repository = repository.to_string();
+        self
+    }
+
+    /// The user token runs send.
+    #[must_use]
+    pub fn token(mut self, token: &str) -> Gate {
+        self.token = token.to_string();
+        self
+    }
+
+    /// Commit the files, push them to a fresh bare origin (git runs off the async runtime,
+    /// so worlds built side by side do not stall each other's simulators), start the
+    /// simulator on it.
+    pub async fn start(self) -> World {
+        let files = self.files;
+        let (work, bare) = tokio::task::spawn_blocking(move || {
+            let work = TestRepo::new();
+            for (path, content) in &files {
+                work.write(path, content);
+            }
+            work.commit("project and policy");
+            let bare = bare_origin(&work);
+            (work, bare)
+        })
+        .await
+        .expect("the workspace is set up");
+        let sim = start_sim(bare.path(), self.scenario, self.time_scale).await;
+        World {
+            work,
+            bare,
+            sim,
+            repository: self.repository,
+            token: self.token,
+        }
+    }
+}
+
+/// A started [`Gate`]: the workspace (`work`) on `main`, its bare origin (`bare`) and the
+/// simulator serving it (`sim`).
+pub struct World {
     pub work: TestRepo,
     pub bare: tempfile::TempDir,
     pub sim: SimHandle,
@@ -144,49 +291,7 @@ pub struct SimGate {
     token: String,
 }
 
-impl SimGate {
-    /// Commit `files` (path, content) on `main`, push them to a fresh bare origin, and start
-    /// the simulator on it with `scenario` at `time_scale`; runs are for `repository` with
-    /// the user token `token`.
-    pub async fn start(
-        files: &[(&str, &str)],
-        scenario: Scenario,
-        time_scale: f64,
-        repository: &str,
-        token: &str,
-    ) -> SimGate {
-        let work = TestRepo::new();
-        for (path, content) in files {
-            work.write(path, content);
-        }
-        work.commit("project and policy");
-        let bare = bare_origin(&work);
-        let sim = start_sim(bare.path(), scenario, time_scale).await;
-        SimGate {
-            work,
-            bare,
-            sim,
-            repository: repository.to_string(),
-            token: token.to_string(),
-        }
-    }
-
-    /// [`SimGate::start`] with the shell project (`src/lib.sh`, `tests/run.sh`) and
-    /// `policy`, the simulator at ×1000.
-    pub async fn shell_project(
-        policy: &str,
-        scenario: Scenario,
-        repository: &str,
-        token: &str,
-    ) -> SimGate {
-        let files = [
-            ("src/lib.sh", SHELL_LIB),
-            ("tests/run.sh", SHELL_TESTS),
-            (".github/agent-gate.yml", policy),
-        ];
-        SimGate::start(&files, scenario, 1000.0, repository, token).await
-    }
-
+impl World {
     /// The run's options: the CLI's defaults for this world, `PATH` for the checks.
     pub fn opts(&self, instruction: &str) -> RunOptions {
         RunOptions {
@@ -212,6 +317,207 @@ impl SimGate {
     pub fn creates(&self) -> usize {
         self.sim.count("POST", "/agents/repos/*/*/tasks")
     }
+
+    /// Another workspace: a fresh clone of the origin (one more matrix job's checkout).
+    pub fn clone_origin(&self) -> TestRepo {
+        TestRepo::clone_of(self.bare.path())
+    }
+
+    /// The repository runs are for.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The user token runs send.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The binary ([`Cli::new`]) with this world's token as `INPUT_TOKEN`.
+    pub fn cli(&self) -> Cli {
+        Cli::new().env("INPUT_TOKEN", &self.token)
+    }
+
+    /// `agent-gate run` of `instruction` on this world: [`World::cli`] with
+    /// `run --repository R --api-url SIM --instruction I --repo WORK`; add more with
+    /// [`Cli::args`].
+    pub fn cli_run(&self, instruction: &str) -> Cli {
+        self.cli()
+            .args(["run", "--repository", &self.repository])
+            .args(["--api-url", &self.sim.url()])
+            .args(["--instruction", instruction])
+            .arg("--repo")
+            .arg(self.work.path())
+    }
+}
+
+/// The `agent-gate` binary to run, built fluently (just's `Test::new().args(..).run()`):
+/// `Cli::new().args(["check", "--base", "main"]).current_dir(repo.path()).run()`.
+///
+/// It starts from the test's environment without the variables that would steer it
+/// (`INPUT_*`, `GITHUB_ACTIONS`, `GITHUB_REPOSITORY`), stdin closed; [`Cli::clean_env`]
+/// starts from nothing but `PATH` instead.
+pub struct Cli {
+    cmd: Command,
+    stdout: Option<std::process::Stdio>,
+    stderr: Option<std::process::Stdio>,
+}
+
+impl Default for Cli {
+    fn default() -> Self {
+        Cli::new()
+    }
+}
+
+impl Cli {
+    /// The binary, no arguments.
+    pub fn new() -> Cli {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-gate"));
+        cmd.env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_REPOSITORY")
+            .stdin(std::process::Stdio::null());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("INPUT_") {
+                cmd.env_remove(k);
+            }
+        }
+        Cli {
+            cmd,
+            stdout: None,
+            stderr: None,
+        }
+    }
+
+    #[must_use]
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cli {
+        self.cmd.arg(arg);
+        self
+    }
+
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Cli
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    #[must_use]
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cli {
+        self.cmd.env(key, value);
+        self
+    }
+
+    #[must_use]
+    pub fn envs<I, K, V>(mut self, vars: I) -> Cli
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.cmd.envs(vars);
+        self
+    }
+
+    #[must_use]
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cli {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Drop every variable, the ones set so far included (`PATH` too): set what the test
+    /// needs after this.
+    #[must_use]
+    pub fn env_clear(mut self) -> Cli {
+        self.cmd.env_clear();
+        self
+    }
+
+    /// Drop every variable, the ones set so far included, and set `PATH` again: set what
+    /// the test needs after this.
+    #[must_use]
+    pub fn clean_env(mut self) -> Cli {
+        self.cmd
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        self
+    }
+
+    #[must_use]
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Cli {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Where the binary's stdout goes when spawned ([`Cli::spawn`]; piped unless set).
+    #[must_use]
+    pub fn stdout(mut self, stdio: std::process::Stdio) -> Cli {
+        self.stdout = Some(stdio);
+        self
+    }
+
+    /// Where the binary's stderr goes when spawned ([`Cli::spawn`]; piped unless set).
+    #[must_use]
+    pub fn stderr(mut self, stdio: std::process::Stdio) -> Cli {
+        self.stderr = Some(stdio);
+        self
+    }
+
+    /// Run it to the end, blocking; its output.
+    pub fn run(mut self) -> CliOutput {
+        CliOutput(self.cmd.output().expect("agent-gate runs"))
+    }
+
+    /// Run it to the end without blocking the runtime (the simulator may be serving it).
+    pub async fn run_async(self) -> CliOutput {
+        let mut cmd = tokio::process::Command::from(self.cmd);
+        cmd.kill_on_drop(true);
+        CliOutput(cmd.output().await.expect("agent-gate runs"))
+    }
+
+    /// Start it (stdout and stderr piped unless set); it is killed if dropped.
+    pub fn spawn(self) -> tokio::process::Child {
+        let mut cmd = tokio::process::Command::from(self.cmd);
+        cmd.stdout(self.stdout.unwrap_or_else(std::process::Stdio::piped))
+            .stderr(self.stderr.unwrap_or_else(std::process::Stdio::piped))
+            .kill_on_drop(true);
+        cmd.spawn().expect("agent-gate starts")
+    }
+}
+
+/// What a [`Cli`] run left: exit code, stdout, stderr (and, through `Deref`, the
+/// [`std::process::Output`] itself).
+pub struct CliOutput(pub std::process::Output);
+
+impl std::ops::Deref for CliOutput {
+    type Target = std::process::Output;
+
+    fn deref(&self) -> &std::process::Output {
+        &self.0
+    }
+}
+
+impl CliOutput {
+    /// The exit code (`None` if a signal ended it).
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Stdout as JSON; panics with both streams if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout(), self.stderr()))
+    }
 }
 
 /// A temporary git repository on `main`, removed on drop.
@@ -230,6 +536,26 @@ impl TestRepo {
         repo.git(["config", "commit.gpgsign", "false"]);
         repo.write("README.md", "test repository\n");
         repo.commit("initial");
+        repo
+    }
+
+    /// A clone of the repository at `url` (a path or URL) on its default branch, with the
+    /// same committer identity as [`TestRepo::new`].
+    pub fn clone_of(url: &Path) -> TestRepo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        git_in(
+            dir.path(),
+            &[
+                OsStr::new("clone"),
+                OsStr::new("-q"),
+                url.as_os_str(),
+                OsStr::new("."),
+            ],
+        );
+        let repo = TestRepo { dir };
+        repo.git(["config", "user.name", "Test"]);
+        repo.git(["config", "user.email", "test@example.com"]);
+        repo.git(["config", "commit.gpgsign", "false"]);
         repo
     }
 
