@@ -1004,22 +1004,20 @@ fn run_refuses_each_malformed_input_by_name_before_any_request() {
     ];
     let mut seen = Vec::new();
     for (flag, value, message) in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+        let out = crate::support::Cli::new()
             .current_dir(dir.path())
             .args(["run", "--repository", "octo/demo", "--instruction", "x"])
             .args(["--api-url", "http://127.0.0.1:9", flag, value])
-            .env_remove("GITHUB_ACTIONS")
             .env("INPUT_TOKEN", "ghp_test")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+            .run();
+        let stderr = out.stderr();
+        assert_eq!(out.code(), Some(2), "{flag} {value}: {stderr}");
         assert!(
             stderr.starts_with(&format!("error: {message}")),
             "{flag} {value}: {stderr}"
         );
         assert!(
-            out.stdout.is_empty(),
+            out.stdout().is_empty(),
             "{flag}: nothing is reported: {stderr}"
         );
         seen.push(stderr.lines().next().unwrap_or_default().to_string());

@@ -9,10 +9,10 @@
 use globset::{Candidate, GlobMatcher};
 use proptest::prelude::*;
 
-use crate::scope::Pattern;
 use super::super::wildmatch::{self, Token};
 use super::wildcard::{Component, Sequence};
 use super::{Batch, Expansion, Matcher, basename, parent, parents};
+use crate::scope::Pattern;
 
 fn globset(glob: &str) -> GlobMatcher {
     wildmatch::build(glob).expect("glob").compile_matcher()
