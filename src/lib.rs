@@ -30,9 +30,9 @@ pub mod checks;
 pub mod docker;
 pub mod git;
 pub mod github;
-pub mod outputs;
 pub mod ownership;
 pub mod progress;
+pub mod publish;
 pub mod shutdown;
 
 // flow

@@ -172,8 +172,8 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
     };
-    let mut io = crate::flow::actions_io(out, &secrets_from_env());
-    let publish = crate::flow::PublishOptions {
+    let mut io = crate::publish::actions_io(out, &secrets_from_env());
+    let publish = crate::publish::PublishOptions {
         json: a.gate.format == Format::Json,
         audit_file: a.gate.audit_file.clone(),
         policy_path: a.policy.clone(),
@@ -192,7 +192,7 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
             .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
         crate::flow::check(opts, shutdown).await
     });
-    crate::flow::publish(report, &mut io, &publish, err)
+    crate::publish::publish(report, &mut io, &publish, err)
 }
 
 /// `agent-gate status`: the admission refs, or the repository's tasks.
@@ -379,15 +379,15 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     let mut secrets = secrets_from_env();
     secrets.push(opts.token.clone());
     secrets.extend(opts.github_token.clone());
-    let mut io = crate::flow::actions_io(out, &secrets);
+    let mut io = crate::publish::actions_io(out, &secrets);
     io.set_target_repository(&opts.repository);
     // The audit record is written as the run goes (a killed gate leaves its steps).
-    let audit = crate::flow::open_audit(&io, gate.audit_file.as_deref(), err);
+    let audit = crate::publish::open_audit(&io, gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {
         audit: audit.clone(),
         ..opts
     };
-    let publish = crate::flow::PublishOptions {
+    let publish = crate::publish::PublishOptions {
         json: gate.format == Format::Json,
         audit_file: gate.audit_file.clone(),
         policy_path: opts.policy_path.clone(),
@@ -399,7 +399,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         let mut progress = crate::progress::ProgressWriter::stderr();
         crate::flow::run(opts, shutdown, &mut progress).await
     });
-    crate::flow::publish(report, &mut io, &publish, err)
+    crate::publish::publish(report, &mut io, &publish, err)
 }
 
 /// A directory of audit files that cannot be listed.

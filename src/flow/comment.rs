@@ -4,7 +4,7 @@
 //! at a line boundary (open fences and `<details>` closed again) to stay within
 //! [`MAX_COMMENT_BYTES`], with a footer. What it does not own: posting, listing and editing
 //! comments and the commit status (`review`), the Markdown (`summary`), the redaction
-//! (`outputs::redact_report`, `actions::Masker`).
+//! (`publish::outputs::redact_report`, `actions::Masker`).
 
 use std::fmt::Write as _;
 
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::actions::Masker;
 use crate::github::types::IssueComment;
-use crate::outputs::redact_report;
+use crate::publish::outputs::redact_report;
 use crate::report::Report;
 use crate::summary::{self, SummaryContext};
 

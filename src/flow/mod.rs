@@ -12,7 +12,6 @@ mod ending;
 mod fetch;
 mod head;
 mod options;
-mod publish;
 mod review;
 mod round;
 mod run;
@@ -26,7 +25,6 @@ pub use check::{CheckOptions, check};
 pub use comment::{CommentAction, CommentSet, MAX_COMMENT_BYTES, comment_body, comment_marker};
 pub use ending::WAITING_STATE;
 pub use options::RunOptions;
-pub use publish::{PublishOptions, actions_io, open_audit, publish};
 pub use review::{
     MAX_STATUS_DESCRIPTION, ReviewOptions, ReviewRecord, StatusSet, review, status_description,
     status_state,

@@ -12,7 +12,7 @@
 //! posted after the existing ones were listed, so a failed listing posts nothing rather
 //! than a duplicate. What it does not own: the comment's marker and body (`comment`), the
 //! verdict (`assessment`), the Markdown (`summary`), the redaction
-//! (`outputs::redact_report`, [`Masker`]), the HTTP client.
+//! (`publish::outputs::redact_report`, [`Masker`]), the HTTP client.
 
 use serde::Serialize;
 

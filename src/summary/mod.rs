@@ -5,7 +5,7 @@
 //!
 //! Pure rendering: no I/O, no clock, no secret handling — and because entity escaping
 //! splits a secret (`ghp_…` becomes `ghp&#95;…`) so a masker applied afterwards would miss
-//! it, render only a report that is already redacted (`outputs::write_summary` does).
+//! it, render only a report that is already redacted (`publish::outputs::write_summary` does).
 //! Writing the text to `GITHUB_STEP_SUMMARY` (redaction and the hard 1 MiB limit) is the Actions adapter's
 //! job (`actions::ActionsIo::write_summary`); this module only keeps typical output far
 //! below that limit by capping long lists and output tails.

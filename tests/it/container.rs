@@ -401,7 +401,7 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
     );
     assert!(ran.summary.contains("write pace 1/s"), "{}", ran.summary);
 
-    for name in agent_gate::outputs::NAMES {
+    for name in agent_gate::publish::outputs::NAMES {
         assert!(
             ran.outputs.contains_key(name),
             "output {name} missing: {:?}",

@@ -592,7 +592,7 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     assert!(!summary.contains("created by this run"), "{summary}");
     assert!(summary.contains("| Task | not started |"), "{summary}");
     assert!(summary.contains("A dry run"), "{summary}");
-    let outputs = agent_gate::outputs::values(&report, std::path::Path::new("a.jsonl"));
+    let outputs = agent_gate::publish::outputs::values(&report, std::path::Path::new("a.jsonl"));
     let get = |name: &str| {
         outputs
             .iter()
@@ -602,7 +602,8 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     assert_eq!(get("verdict"), Some("dry-run"));
     assert_eq!(get("task-id"), Some(""));
     let notices =
-        agent_gate::outputs::annotations(&report, ".github/agent-gate.yml", None).commands();
+        agent_gate::publish::outputs::annotations(&report, ".github/agent-gate.yml", None)
+            .commands();
     assert_eq!(
         notices
             .iter()

@@ -1,14 +1,16 @@
-//! Publishing a finished [`Report`]: the console report on stdout, and in Actions the
-//! step's outputs, annotations, step summary, and the JSON-lines audit record. Every text
-//! passes through the [`Masker`](crate::actions::Masker) holding the run's secrets, so no
-//! token reaches any of them. Used by `run` and `check`.
+//! Publishing a finished [`Report`], the one home of everything a run hands back: the
+//! console report on stdout, and in Actions the step's outputs, annotations, step summary,
+//! and the JSON-lines audit record. Every text passes through the
+//! [`Masker`](crate::actions::Masker) holding the run's secrets, so no token reaches any of
+//! them. Used by `run` and `check`.
+
+pub mod outputs;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::actions::{ActionsEnv, ActionsIo};
 use crate::audit::{AuditLog, AuditStream};
-use crate::outputs;
 use crate::report::Report;
 use crate::summary::SummaryContext;
 
