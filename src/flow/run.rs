@@ -217,23 +217,13 @@ fn dry_run(p: &Prepared, report: Report, progress: &mut (dyn Write + Send)) -> R
 /// and the admission store on the remote, which also holds the task index every run reads
 /// and writes (issue 8).
 fn connect(p: Prepared, shutdown: Shutdown) -> Result<Run, ApiError> {
-    let Prepared {
-        opts,
-        slug,
-        git,
-        tag,
-        base,
-        scope,
-        clock,
-        key,
-        prompt,
-    } = p;
+    let (opts, git, tag, base, clock, key) = (p.opts, p.git, p.tag, p.base, p.clock, p.key);
     let token = git_token(&opts).map(str::to_string);
     let pacer = opts.write_pace.clone().map(|pace| {
         let store = PaceStore::new(git.clone(), ledger_of(&opts), token.clone(), &tag);
         LedgerPacer::new(pace, store)
     });
-    let (client, status_client) = clients(&opts, &slug, clock.deadline, pacer.as_ref())?;
+    let (client, status_client) = clients(&opts, &p.slug, clock.deadline, pacer.as_ref())?;
     let leases = LeaseStore::new(git.clone(), &opts.remote, token, &key, opts.priority, &tag)
         .with_poll(base.policy.agent.poll_max);
     Ok(Run {
@@ -248,9 +238,9 @@ fn connect(p: Prepared, shutdown: Shutdown) -> Result<Run, ApiError> {
         client,
         status_client,
         policy: base.policy,
-        scope,
+        scope: p.scope,
         key,
-        prompt,
+        prompt: p.prompt,
         base_branch: base.branch,
         base_rev: base.rev,
         shutdown,

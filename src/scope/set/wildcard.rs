@@ -26,6 +26,16 @@ enum Unit {
 }
 
 impl Unit {
+    /// The byte a literal unit stands for.
+    fn byte(&self) -> Option<u8> {
+        match self {
+            Unit::Byte(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl Unit {
     fn matches(self, b: u8) -> bool {
         match self {
             Unit::Byte(x) => x == b,
@@ -139,30 +149,12 @@ impl Component {
 
     /// The bytes it matches, if it holds no wildcard.
     pub(crate) fn literal(&self) -> Option<Vec<u8>> {
-        self.units
-            .iter()
-            .map(|u| {
-                if let Unit::Byte(b) = u {
-                    Some(*b)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.units.iter().map(Unit::byte).collect()
     }
 
     /// The literal bytes every match starts with (`tests.contrib.*` → `tests.contrib.`).
     pub(crate) fn prefix(&self) -> Vec<u8> {
-        self.units
-            .iter()
-            .map_while(|u| {
-                if let Unit::Byte(b) = u {
-                    Some(*b)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.units.iter().map_while(Unit::byte).collect()
     }
 
     /// The extension every match has (what follows its last `.`), if the pattern ends in
