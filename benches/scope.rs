@@ -27,7 +27,9 @@
 //! data set. `SCOPE_BENCH_BREAKDOWN=1` also times each kind of generated rule alone;
 //! `SCOPE_BENCH_CORPORA=1` times the corpora unscaled; `SCOPE_BENCH_FAST=1` skips the
 //! generated set's slow comparisons; `SCOPE_BENCH_SETS=<part of a name>` measures only the
-//! matching data sets; `BENCH_QUICK=1` runs everything once.
+//! matching data sets; `SCOPE_BENCH_PROFILE=<part of a name>` only decides the paths of
+//! the first matching data set, 200 times over, for a profiler; `BENCH_QUICK=1` runs
+//! everything once.
 
 mod common;
 
@@ -258,29 +260,41 @@ fn protected_globs(policy_path: &str) -> Vec<String> {
         .collect()
 }
 
+/// The rules, compiled now (a list queried on its own).
 fn rule_set(rules: &[String], first_line: usize) -> RuleSet {
-    RuleSet::new(
-        rules
-            .iter()
-            .enumerate()
-            .filter_map(|(i, text)| {
-                Pattern::new(text)
-                    .map_err(|e| eprintln!("skipping {e}"))
-                    .ok()
-                    .map(|pattern| Rule {
-                        pattern,
-                        origin: RuleOrigin::Policy {
-                            line: first_line + i,
-                            column: 5,
-                        },
-                    })
-            })
-            .collect(),
-    )
+    RuleSet::compiled(rules_of(rules, first_line))
+}
+
+/// The rules as a scope's list, which the scope compiles together with its other lists.
+fn rule_list(rules: &[String], first_line: usize) -> RuleSet {
+    RuleSet::new(rules_of(rules, first_line))
+}
+
+fn rules_of(rules: &[String], first_line: usize) -> Vec<Rule> {
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            Pattern::new(text)
+                .map_err(|e| eprintln!("skipping {e}"))
+                .ok()
+                .map(|pattern| Rule {
+                    pattern,
+                    origin: RuleOrigin::Policy {
+                        line: first_line + i,
+                        column: 5,
+                    },
+                })
+        })
+        .collect()
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is ignored too.
+    if let Ok(name) = std::env::var("SCOPE_BENCH_PROFILE") {
+        profile(&name);
+        return;
+    }
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let quick = common::quick();
     let runs = if quick { 1 } else { 7 };
@@ -329,7 +343,7 @@ fn main() {
     let set = rule_set(&rules, 1);
     let compile_set = start.elapsed();
     println!(
-        "compile 1000 rules (RuleSet::new):          {}",
+        "compile 1000 rules (RuleSet::compiled):     {}",
         ms(compile_set)
     );
 
@@ -338,8 +352,8 @@ fn main() {
     let deny_rules: Vec<String> = deny.iter().map(|r| r.text.clone()).collect();
     let start = Instant::now();
     let scope = Scope::new(
-        rule_set(&rules[..700], 1),
-        rule_set(&deny_rules, 701),
+        rule_list(&rules[..700], 1),
+        rule_list(&deny_rules, 701),
         RuleSet::default(),
         POLICY_PATH,
     )
@@ -437,6 +451,25 @@ fn main() {
 }
 
 const POLICY_PATH: &str = ".github/agent-gate.yml";
+
+/// `SCOPE_BENCH_PROFILE`: the decision alone, over and over, on one data set.
+fn profile(name: &str) {
+    let Some(data) = data_sets().into_iter().find(|d| d.name.contains(name)) else {
+        println!("SCOPE_BENCH_PROFILE={name}: no data set by that name");
+        return;
+    };
+    let scope = data.scope();
+    let start = Instant::now();
+    let mut decided = 0;
+    for _ in 0..200 {
+        decided += scope.decide_many(&data.paths).len();
+    }
+    println!(
+        "{}: {decided} decisions in {}",
+        data.name,
+        ms(start.elapsed())
+    );
+}
 
 fn corpora() {
     for repo in [
@@ -831,7 +864,7 @@ fn compare(
     }
     section.row(&[
         "compile the 1,000 rules".into(),
-        "agent-gate `RuleSet::new` / globset / `glob`".into(),
+        "agent-gate `RuleSet::compiled` / globset / `glob`".into(),
         format!(
             "{} / {} / {}",
             human(engine.compile),
@@ -1007,6 +1040,18 @@ struct DataSet {
     paths: Vec<String>,
     /// The first `allow` rules are the decision's allow list, the rest its deny list.
     allow: usize,
+}
+
+impl DataSet {
+    fn scope(&self) -> Scope {
+        Scope::new(
+            rule_list(&self.rules[..self.allow], 1),
+            rule_list(&self.rules[self.allow..], self.allow + 1),
+            RuleSet::default(),
+            POLICY_PATH,
+        )
+        .expect("scope")
+    }
 }
 
 /// One row of the side-by-side table.
@@ -1359,13 +1404,7 @@ fn gitignore_set() -> DataSet {
 fn measure(data: &DataSet, runs: usize) -> SetRow {
     println!("\ndata set: {}", data.name);
     let set = rule_set(&data.rules, 1);
-    let scope = Scope::new(
-        rule_set(&data.rules[..data.allow], 1),
-        rule_set(&data.rules[data.allow..], data.allow + 1),
-        RuleSet::default(),
-        POLICY_PATH,
-    )
-    .expect("scope");
+    let scope = data.scope();
     let (_, last_match_many) = time(runs, || set.last_match_many(&data.paths));
     let (_, decide_many) = time(runs, || scope.decide_many(&data.paths));
     let ours: Vec<Vec<usize>> = data

@@ -76,12 +76,12 @@ pub fn prompt_hash(prompt: &str) -> String {
     hex(&Sha256::digest(prompt.as_bytes()))
 }
 
-fn rule_list(out: &mut String, title: &str, rules: &crate::scope::RuleSet) {
+fn rule_list(out: &mut String, title: &str, rules: &[crate::scope::Rule]) {
     if rules.is_empty() {
         return;
     }
     let _ = writeln!(out, "{title}");
-    for r in rules.rules() {
+    for r in rules {
         let _ = writeln!(out, "  - {}", r.pattern.as_str());
     }
 }
@@ -101,7 +101,11 @@ pub fn build_prompt(instruction: &str, policy: &Policy, scope: &Scope, key: &str
         );
     }
     if let Some(n) = scope.narrow() {
-        rule_list(&mut p, "For this task, only paths that also match:", n);
+        rule_list(
+            &mut p,
+            "For this task, only paths that also match:",
+            n.rules(),
+        );
     }
     rule_list(&mut p, "Paths you must not change:", scope.deny());
     rule_list(

@@ -117,16 +117,16 @@ fn scope(out: &mut String, policy: &Policy) {
         out.push_str("  allow: everything that is not denied or protected\n");
     } else {
         out.push_str("  allow (a changed path must match one of these):\n");
-        rules(out, scope.allow().rules());
+        rules(out, scope.allow());
     }
     if scope.deny().is_empty() {
         out.push_str("  deny: nothing\n");
     } else {
         out.push_str("  deny (deny wins over allow):\n");
-        rules(out, scope.deny().rules());
+        rules(out, scope.deny());
     }
     out.push_str("  protected (never changeable):\n");
-    rules(out, scope.protected().rules());
+    rules(out, scope.protected());
     let l = &policy.limits;
     out.push_str("  limits:\n");
     let _ = writeln!(

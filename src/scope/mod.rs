@@ -2,20 +2,20 @@
 //! for one repository path (DESIGN §3). Pure logic: it never touches git, the file system
 //! or the policy file; the policy module builds [`Rule`]s from YAML and hands them here.
 //!
-//! Layers, each in its own file:
-//! - `wildmatch.rs`: git's glob function (`wildmatch`, `WM_PATHNAME`) translated into a
-//!   `globset` glob; [`Wildmatch`] exposes it alone for the conformance vectors.
-//! - `rule.rs`: one gitignore rule ([`Pattern`]): trailing spaces, `{a,b}` expansion,
-//!   anchoring, trailing `/`, "a rule that matches a directory covers everything below it".
-//! - `set.rs`: many rules compiled once into `GlobSet`s, single and batch queries.
-//! - this file: [`RuleSet`], [`Scope`] and its [`Decision`]s: protected → deny → `--scope`
-//!   narrowing → allow.
+//! It reads a rule as git does (wildmatch, trailing spaces, `{a,b}`, anchoring, "a rule that
+//! matches a directory covers everything below it"), compiles many rules into one matcher
+//! for "the last matching rule", and owns [`RuleSet`], [`Scope`] and its [`Decision`]s:
+//! protected → deny → `--scope` narrowing → allow. A scope also compiles protected, deny and
+//! allow as one list (allow first, protected last), so that one walk over a path finds the
+//! rule that decides it.
 //!
 //! The rules are documented for users in `docs/scope.md`.
 
 mod rule;
 mod set;
 mod wildmatch;
+
+use std::sync::OnceLock;
 
 use bstr::BStr;
 use serde::Serialize;
@@ -54,20 +54,37 @@ pub struct Rule {
     pub origin: RuleOrigin,
 }
 
-/// Rules compiled once, in file order, into one matcher for the whole list.
+/// Rules in file order, compiled once into one matcher for the whole list the first time
+/// the list is asked about a path (or by [`RuleSet::compiled`]): a list that is only read,
+/// as a scope's own lists are, costs no compilation.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// `None` only if the combined matcher could not be built (regex size limits); then
-    /// each rule's own matcher answers, slower but the same.
-    matcher: Option<Matcher>,
+    /// Inner `None` only if the combined matcher could not be built (regex size limits);
+    /// then each rule's own matcher answers, slower but the same.
+    matcher: OnceLock<Option<Matcher>>,
 }
 
 impl RuleSet {
-    /// Compile the rules together (they were each validated by [`Pattern::new`]).
+    /// A list of rules (each validated by [`Pattern::new`]), compiled together on first use.
     pub fn new(rules: Vec<Rule>) -> RuleSet {
-        let matcher = Matcher::build(rules.iter().map(|r| r.pattern.expansions())).ok();
-        RuleSet { rules, matcher }
+        RuleSet {
+            rules,
+            matcher: OnceLock::new(),
+        }
+    }
+
+    /// [`RuleSet::new`], compiled now rather than on the first query.
+    pub fn compiled(rules: Vec<Rule>) -> RuleSet {
+        let set = RuleSet::new(rules);
+        set.matcher();
+        set
+    }
+
+    fn matcher(&self) -> Option<&Matcher> {
+        self.matcher
+            .get_or_init(|| Matcher::build(self.rules.iter().map(|r| r.pattern.expansions())).ok())
+            .as_ref()
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -81,7 +98,7 @@ impl RuleSet {
     /// Indices of every rule that matches `path` (itself or through a parent directory),
     /// ascending, each once.
     pub fn matches(&self, path: &[u8]) -> Vec<usize> {
-        match &self.matcher {
+        match self.matcher() {
             Some(m) => m.matches(path),
             None => (0..self.rules.len())
                 .filter(|&i| self.rules[i].pattern.is_match(path))
@@ -91,7 +108,7 @@ impl RuleSet {
 
     /// Index of the last matching rule (the one that decides, as in gitignore).
     pub fn last_match(&self, path: &[u8]) -> Option<usize> {
-        match &self.matcher {
+        match self.matcher() {
             Some(m) => m.last_match(path, &mut Vec::new()),
             None => self.rules.iter().rposition(|r| r.pattern.is_match(path)),
         }
@@ -129,7 +146,7 @@ impl<'s, 'p> Queries<'s, 'p> {
         let mut matchers = Vec::new();
         let mut in_batch = Vec::new();
         for set in sets {
-            match &set.matcher {
+            match set.matcher() {
                 Some(m) if !set.rules.is_empty() => {
                     in_batch.push(Some(matchers.len()));
                     matchers.push(m);
@@ -231,9 +248,14 @@ pub const MAX_SCOPE_INPUT_EXPANDED_BYTES: usize = 64 * 1024;
 /// allow + deny + protected (+ optional narrowing), compiled.
 #[derive(Debug, Clone)]
 pub struct Scope {
-    allow: RuleSet,
-    deny: RuleSet,
-    protected: RuleSet,
+    /// allow, then deny, then protected, as one compiled list: its last matching rule is the
+    /// one that decides (a protected rule outranks every deny rule, a deny rule every allow
+    /// rule), so a path is walked once for all three.
+    ranked: RuleSet,
+    /// Where the deny rules start in `ranked` (the number of allow rules).
+    denied_from: usize,
+    /// Where the protected rules start in `ranked`.
+    protected_from: usize,
     /// Each `narrowed` call adds one; a path must match every one of them.
     narrows: Vec<RuleSet>,
 }
@@ -260,10 +282,15 @@ impl Scope {
             origin: RuleOrigin::AlwaysProtected,
         });
         protected.extend(extra_protected.rules);
+        let mut ranked = allow.rules;
+        let denied_from = ranked.len();
+        ranked.extend(deny.rules);
+        let protected_from = ranked.len();
+        ranked.extend(protected);
         Ok(Scope {
-            allow,
-            deny,
-            protected: RuleSet::new(protected),
+            ranked: RuleSet::compiled(ranked),
+            denied_from,
+            protected_from,
             narrows: Vec::new(),
         })
     }
@@ -317,14 +344,17 @@ impl Scope {
         Ok(narrowed)
     }
 
-    pub fn allow(&self) -> &RuleSet {
-        &self.allow
+    /// The `allow` rules, in file order.
+    pub fn allow(&self) -> &[Rule] {
+        &self.ranked.rules[..self.denied_from]
     }
-    pub fn deny(&self) -> &RuleSet {
-        &self.deny
+    /// The `deny` rules, in file order.
+    pub fn deny(&self) -> &[Rule] {
+        &self.ranked.rules[self.denied_from..self.protected_from]
     }
-    pub fn protected(&self) -> &RuleSet {
-        &self.protected
+    /// The always-protected paths, the policy file, then the policy's own `protected` rules.
+    pub fn protected(&self) -> &[Rule] {
+        &self.ranked.rules[self.protected_from..]
     }
     /// The latest narrowing (the `scope` input), if any.
     pub fn narrow(&self) -> Option<&RuleSet> {
@@ -341,8 +371,7 @@ impl Scope {
     /// that holds `workflows/` would put content at `.github/workflows/`. The empty `dir`
     /// (the repository root) holds every protected path.
     pub fn protected_at_or_below(&self, dir: &[u8]) -> Option<RuleRef> {
-        self.protected
-            .rules
+        self.protected()
             .iter()
             .find(|r| r.pattern.is_match(dir) || r.pattern.may_match_at_or_below(dir))
             .map(RuleRef::of)
@@ -362,28 +391,32 @@ impl Scope {
     }
 
     fn decider(&self, paths: usize) -> Decider<'_, '_> {
-        let mut sets = vec![&self.protected, &self.deny];
+        let mut sets = vec![&self.ranked];
         sets.extend(self.narrows.iter());
-        sets.push(&self.allow);
         Decider {
             queries: Queries::new(&sets, paths),
             narrows: self.narrows.len(),
-            allow_is_empty: self.allow.is_empty(),
+            allow_is_empty: self.denied_from == 0,
+            denied_from: self.denied_from,
+            protected_from: self.protected_from,
         }
     }
 }
 
-/// The queries of one thread deciding paths of one [`Scope`]: its lists in the order they
-/// are asked (protected, deny, each narrowing, allow).
+/// The queries of one thread deciding paths of one [`Scope`]: its ranked list, then each
+/// narrowing.
 struct Decider<'s, 'p> {
     queries: Queries<'s, 'p>,
     narrows: usize,
     allow_is_empty: bool,
+    /// Where the deny rules start in the ranked list.
+    denied_from: usize,
+    /// Where the protected rules start in the ranked list.
+    protected_from: usize,
 }
 
 impl<'p> Decider<'_, 'p> {
-    const PROTECTED: usize = 0;
-    const DENY: usize = 1;
+    const RANKED: usize = 0;
 
     fn decide(&mut self, path: &'p [u8]) -> Decision {
         let out = |reason| Decision {
@@ -392,18 +425,22 @@ impl<'p> Decider<'_, 'p> {
         };
         let q = &mut self.queries;
         let slot = q.directory(path);
-        if let Some(i) = q.last_match(Self::PROTECTED, path, slot) {
-            return out(Reason::Protected {
-                rule: q.rule(Self::PROTECTED, i),
-            });
-        }
-        if let Some(i) = q.last_match(Self::DENY, path, slot) {
-            return out(Reason::Denied {
-                rule: q.rule(Self::DENY, i),
-            });
+        let last = q.last_match(Self::RANKED, path, slot);
+        match last {
+            Some(i) if i >= self.protected_from => {
+                return out(Reason::Protected {
+                    rule: q.rule(Self::RANKED, i),
+                });
+            }
+            Some(i) if i >= self.denied_from => {
+                return out(Reason::Denied {
+                    rule: q.rule(Self::RANKED, i),
+                });
+            }
+            _ => {}
         }
         let mut granted_by_narrowing = None;
-        for n in 2..2 + self.narrows {
+        for n in 1..=self.narrows {
             match q.last_match(n, path, slot) {
                 Some(i) => granted_by_narrowing = Some((n, i)),
                 None => return out(Reason::OutsideScopeInput),
@@ -419,12 +456,11 @@ impl<'p> Decider<'_, 'p> {
                 reason,
             };
         }
-        let allow = 2 + self.narrows;
-        match q.last_match(allow, path, slot) {
+        match last {
             Some(i) => Decision {
                 in_scope: true,
                 reason: Reason::Allowed {
-                    rule: q.rule(allow, i),
+                    rule: q.rule(Self::RANKED, i),
                 },
             },
             None => out(Reason::NoAllowRule),

@@ -109,7 +109,7 @@ fn docs_example_compiles_to_its_values() {
 
     // Rules keep their text, line and column (the column of a quoted glob is its quote).
     assert_eq!(
-        rule_texts(p.scope.allow().rules()),
+        rule_texts(p.scope.allow()),
         vec![
             (
                 "src/services/**".into(),
@@ -122,7 +122,7 @@ fn docs_example_compiles_to_its_values() {
         ]
     );
     assert_eq!(
-        rule_texts(p.scope.deny().rules()),
+        rule_texts(p.scope.deny()),
         vec![
             (
                 "**/*.pem".into(),
@@ -142,7 +142,7 @@ fn docs_example_compiles_to_its_values() {
 
     // The policy's own protected rule comes after the always-protected ones.
     assert_eq!(
-        rule_texts(p.scope.protected().rules()).last(),
+        rule_texts(p.scope.protected()).last(),
         Some(&(
             "deploy/**".into(),
             position_in_line(&text, "protected:", "\"deploy/**")
@@ -315,7 +315,6 @@ fn added_keys_compile() {
     let extra: Vec<_> = p
         .scope
         .protected()
-        .rules()
         .iter()
         .filter(|r| matches!(r.origin, RuleOrigin::Policy { .. }))
         .collect();
@@ -339,7 +338,7 @@ fn duplicate_rule_texts_keep_their_own_lines() {
         "version: 1\nscope:\n  allow:\n    - src/**\n    - docs/**\n    - src/**\n  deny: [a, 'a',   \"a\"]\n",
     );
     assert_eq!(
-        rule_texts(p.scope.allow().rules()),
+        rule_texts(p.scope.allow()),
         vec![
             ("src/**".into(), at(4, 7)),
             ("docs/**".into(), at(5, 7)),
@@ -347,7 +346,7 @@ fn duplicate_rule_texts_keep_their_own_lines() {
         ]
     );
     assert_eq!(
-        rule_texts(p.scope.deny().rules()),
+        rule_texts(p.scope.deny()),
         vec![
             ("a".into(), at(7, 10)),
             ("a".into(), at(7, 13)),
@@ -362,7 +361,7 @@ fn a_single_glob_string_is_a_one_rule_list() {
         "version: 1\nscope:\n  allow: \"src/**\"\nchecks:\n  - name: x\n    run: y\n    when: '*.rs'\n",
     );
     assert_eq!(
-        rule_texts(p.scope.allow().rules()),
+        rule_texts(p.scope.allow()),
         vec![("src/**".into(), at(3, 10))]
     );
     assert_eq!(

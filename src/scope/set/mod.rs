@@ -388,9 +388,10 @@ impl Matcher {
 pub(crate) struct Batch<'m, 'p> {
     matchers: Vec<&'m Matcher>,
     slots: PathMap<&'p [u8], u32>,
-    /// At `slot * matchers + i`: what matcher `i` says of the slot's directory.
-    covers: Vec<Option<usize>>,
-    children: Vec<Option<&'m Children>>,
+    /// At `slot * matchers + i`: what matcher `i` says of the slot's directory (the last
+    /// rule covering it) and its name patterns for the directory's entries, side by side
+    /// since a query reads both.
+    said: Vec<(Option<usize>, Option<&'m Children>)>,
     chain: Vec<&'p [u8]>,
     scratch: Vec<usize>,
     /// The directory looked up last and its slot: paths in `git` order come by directory.
@@ -407,8 +408,7 @@ impl<'m, 'p> Batch<'m, 'p> {
         Batch {
             matchers,
             slots: PathMap::with_capacity_and_hasher(paths / 4, BuildHasherDefault::default()),
-            covers: Vec::new(),
-            children: Vec::new(),
+            said: Vec::new(),
             chain: Vec::new(),
             scratch: Vec::new(),
             last: None,
@@ -447,19 +447,19 @@ impl<'m, 'p> Batch<'m, 'p> {
         let n = self.matchers.len();
         for &d in chain.iter().rev() {
             let slot =
-                u32::try_from(self.covers.len() / n.max(1)).expect("fewer than 2^32 directories");
+                u32::try_from(self.said.len() / n.max(1)).expect("fewer than 2^32 directories");
             for (i, m) in self.matchers.iter().enumerate() {
-                let floor = above.and_then(|a: u32| self.covers[a as usize * n + i]);
+                let floor = above.and_then(|a: u32| self.said[a as usize * n + i].0);
                 let mut best = Last(floor);
                 if m.has_dir_rules() {
                     m.dir_side(d, &mut self.scratch, &mut best);
                 }
-                self.covers.push(best.0);
-                self.children.push(if m.children.is_empty() {
+                let children = if m.children.is_empty() {
                     None
                 } else {
                     m.children.get(d)
-                });
+                };
+                self.said.push((best.0, children));
             }
             self.slots.insert(d, slot);
             above = Some(slot);
@@ -473,10 +473,7 @@ impl<'m, 'p> Batch<'m, 'p> {
     pub(crate) fn last_match(&mut self, i: usize, path: &[u8], slot: Slot) -> Option<usize> {
         let m = self.matchers[i];
         let (floor, children) = match slot.0 {
-            Some(s) => {
-                let at = s as usize * self.matchers.len() + i;
-                (self.covers[at], self.children[at])
-            }
+            Some(s) => self.said[s as usize * self.matchers.len() + i],
             None => (None, None),
         };
         let mut best = Last(floor);
@@ -537,13 +534,19 @@ pub(crate) fn par_map_chunks<T: Sync, R: Send>(
             .chunks(chunk)
             .map(|part| s.spawn(|| work(part)))
             .collect();
-        let mut out = Vec::with_capacity(items.len());
+        // The first part becomes the answer, so only the others are copied.
+        let mut out: Option<Vec<R>> = None;
         for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(panic) => std::panic::resume_unwind(panic),
+            match (handle.join(), &mut out) {
+                (Ok(part), Some(out)) => out.extend(part),
+                (Ok(part), None) => {
+                    let mut first = part;
+                    first.reserve(items.len() - first.len());
+                    out = Some(first);
+                }
+                (Err(panic), _) => std::panic::resume_unwind(panic),
             }
         }
-        out
+        out.unwrap_or_default()
     })
 }
