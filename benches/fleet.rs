@@ -211,7 +211,14 @@ async fn night(set: &Set) -> Figures {
                 priority: job.priority,
                 jobs: Some(1),
                 gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
-                ..RunOptions::new(ws, job.repository.clone(), url, "ghp_fleet".to_string())
+                ..RunOptions::new(
+                    ws,
+                    job.repository
+                        .parse()
+                        .expect("a planned job's repository is `owner/repo`"),
+                    url,
+                    Some("ghp_fleet".into()),
+                )
             };
             let mut progress = Vec::new();
             run(opts, Shutdown::never(), &mut progress).await.verdict

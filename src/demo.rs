@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::flow::RunOptions;
+use crate::github::Token;
 use crate::report::{Report, Verdict};
 use crate::shutdown::Shutdown;
 use crate::sim::{self, Scenario, ScenarioError, SimConfig, SimError, SimHandle};
+use crate::slug::RepoSlug;
 
 /// The simulated agents run this many times faster than real time.
 const TIME_SCALE: f64 = 60.0;
@@ -181,7 +183,12 @@ impl World {
             instruction: instruction.to_string(),
             policy_path: POLICY_PATH.to_string(),
             gate_env,
-            ..RunOptions::new(self.workspace.clone(), REPOSITORY, self.sim.url(), TOKEN)
+            ..RunOptions::new(
+                self.workspace.clone(),
+                RepoSlug::parse(REPOSITORY).expect("the demo's repository is `owner/repo`"),
+                self.sim.url(),
+                Some(Token::new(TOKEN)),
+            )
         }
     }
 

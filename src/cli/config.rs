@@ -10,6 +10,7 @@ use super::{TokenError, split_list, token};
 use crate::flow::RunOptions;
 use crate::manifest::Priority;
 use crate::pace::{PaceError, WritePace};
+use crate::slug::{RepoSlug, SlugError};
 
 /// A `run` input that cannot be used. The message names the input and what it must be.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,8 @@ pub(super) enum RunInputError {
     WritePace(#[from] PaceError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error("repository {0} (set the `repository` input, --repository or GITHUB_REPOSITORY)")]
+    Repository(#[from] SlugError),
 }
 
 /// An input that may be absent or blank: `None` then; else what `parse` makes of it
@@ -82,27 +85,24 @@ pub(super) fn run_options(
     };
     let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
     // The target: the `repository` input or --repository, else the workflow's own.
-    let repository = nonempty(a.repository)
-        .unwrap_or_else(|| var("GITHUB_REPOSITORY"))
-        .trim()
-        .to_string();
+    let repository =
+        RepoSlug::parse(&nonempty(a.repository).unwrap_or_else(|| var("GITHUB_REPOSITORY")))?;
     let pace_ledger = write_pace.as_ref().map(|_| {
         crate::pace::ledger_remote(
             nonempty(a.pace_ledger).as_deref(),
             &var("GITHUB_REPOSITORY"),
-            &repository,
+            &repository.to_string(),
             &var("GITHUB_SERVER_URL"),
             &a.remote,
         )
     });
     let key_inputs = crate::prompt::KeyInputs {
-        repository: repository.clone(),
+        repository: repository.to_string(),
         run_id: var("GITHUB_RUN_ID"),
         job: var("GITHUB_JOB"),
         step: var("GITHUB_ACTION"),
         instruction: String::new(),
     };
-    let agent_token = agent_token.unwrap_or_default();
     Ok(RunOptions {
         remote: a.remote,
         instruction: a.instruction,
@@ -124,6 +124,6 @@ pub(super) fn run_options(
         not_before,
         write_pace,
         pace_ledger,
-        ..RunOptions::new(a.repo, repository, a.api_url, agent_token.trim())
+        ..RunOptions::new(a.repo, repository, a.api_url, agent_token)
     })
 }

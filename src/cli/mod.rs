@@ -10,6 +10,7 @@ mod config;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::github::Token;
 use crate::report::Verdict;
 
 pub use args::{
@@ -63,27 +64,26 @@ fn token(
     from_env: Option<&str>,
     file: Option<&std::path::Path>,
     input: &'static str,
-) -> Result<Option<String>, TokenError> {
-    let from_env = from_env.map(str::trim).filter(|t| !t.is_empty());
+) -> Result<Option<Token>, TokenError> {
+    let from_env = from_env.and_then(Token::given);
     match (from_env, file) {
         (Some(_), Some(f)) => Err(TokenError::Both {
             input,
             file: f.to_path_buf(),
         }),
-        (Some(t), None) => Ok(Some(t.to_string())),
+        (Some(t), None) => Ok(Some(t)),
         (None, None) => Ok(None),
         (None, Some(f)) => {
             let text = std::fs::read_to_string(f).map_err(|source| TokenError::Read {
                 file: f.to_path_buf(),
                 source,
             })?;
-            let line = text.lines().next().unwrap_or("").trim();
-            if line.is_empty() {
-                return Err(TokenError::Empty {
+            match Token::given(text.lines().next().unwrap_or("")) {
+                Some(token) => Ok(Some(token)),
+                None => Err(TokenError::Empty {
                     file: f.to_path_buf(),
-                });
+                }),
             }
-            Ok(Some(line.to_string()))
         }
     }
 }
@@ -207,7 +207,7 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         );
     }
     let token = match token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN") {
-        Ok(t) => t.unwrap_or_default(),
+        Ok(t) => t.map(|t| t.expose().to_string()).unwrap_or_default(),
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return Verdict::ConfigError.exit_code();
@@ -310,7 +310,7 @@ fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     .ok()
                     .filter(|s| !s.trim().is_empty())
                     .unwrap_or_else(|| "https://github.com".to_string()),
-                token: token.trim().to_string(),
+                token: token.expose().to_string(),
             }),
             Ok(None) => {
                 let _ = writeln!(
@@ -377,10 +377,14 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         }
     };
     let mut secrets = secrets_from_env();
-    secrets.push(opts.token.clone());
-    secrets.extend(opts.github_token.clone());
+    secrets.extend(
+        opts.token
+            .iter()
+            .chain(&opts.github_token)
+            .map(|t| t.expose().to_string()),
+    );
     let mut io = crate::publish::actions_io(out, &secrets);
-    io.set_target_repository(&opts.repository);
+    io.set_target_repository(&opts.repository.to_string());
     // The audit record is written as the run goes (a killed gate leaves its steps).
     let audit = crate::publish::open_audit(&io, gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {

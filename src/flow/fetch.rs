@@ -8,6 +8,7 @@
 use crate::flow::check::{PolicyAtBase, load_policy_at};
 use crate::flow::options::RunOptions;
 use crate::git::{Git, GitError};
+use crate::github::Token;
 use crate::policy::Policy;
 
 /// Why the run's base (and the policy on it) cannot be had: a configuration error.
@@ -130,7 +131,7 @@ pub(super) fn fetch_refs(
     opts: &RunOptions,
     refspecs: &[&str],
 ) -> Result<(), crate::git::GitError> {
-    crate::git::plain_then_token(git_token(opts), |token| match token {
+    crate::git::plain_then_token(git_token(opts).map(Token::expose), |token| match token {
         None => git.fetch(&opts.remote, refspecs),
         Some(t) => git.fetch_with_token(&opts.remote, refspecs, t),
     })
@@ -138,12 +139,8 @@ pub(super) fn fetch_refs(
 }
 
 /// The token git authenticates with when plain git cannot: `github-token`, else `token`.
-pub(super) fn git_token(opts: &RunOptions) -> Option<&str> {
-    opts.github_token
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| Some(opts.token.as_str()).filter(|t| !t.trim().is_empty()))
-        .map(str::trim)
+pub(super) fn git_token(opts: &RunOptions) -> Option<&Token> {
+    opts.github_token.as_ref().or(opts.token.as_ref())
 }
 
 /// Fetch `refs/heads/<branch>` from `remote` into the private ref `local`; fall back to a

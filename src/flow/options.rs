@@ -1,7 +1,8 @@
 //! The inputs of `agent-gate run`: [`RunOptions`], one field per Action input or CLI flag
 //! (plus what the run is given from outside: the environment, the audit stream), and the
-//! CLI's defaults. It holds no logic: the command line compiles its flags into it, and the
-//! run's pipeline checks and acts on it.
+//! CLI's defaults. It holds no logic: the command line compiles its flags into it (the
+//! repository already a [`RepoSlug`], the tokens [`Token`]s, durations and times parsed),
+//! and the run's pipeline acts on it without reading a flag's text again.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use crate::admission::Priority;
 use crate::audit::AuditStream;
+use crate::github::Token;
 use crate::pace::WritePace;
 use crate::prompt::KeyInputs;
+use crate::slug::RepoSlug;
 
 /// Inputs of [`run`](fn@super::run) (the Action's inputs and the CLI's flags).
 #[derive(Debug, Clone)]
@@ -18,16 +21,16 @@ pub struct RunOptions {
     /// The workspace: a clone of the repository.
     pub repo: PathBuf,
     /// `owner/repo` on GitHub (or the simulator).
-    pub repository: String,
+    pub repository: RepoSlug,
     /// Where the agent's branch and the base are fetched from: a remote name, URL or path.
     pub remote: String,
     pub instruction: String,
     pub scope: Vec<String>,
     pub policy_path: String,
-    /// User token for the agent-tasks API.
-    pub token: String,
+    /// User token for the agent-tasks API; `None` only for a dry run, which sends nothing.
+    pub token: Option<Token>,
     /// Token for statuses, labels and comments (default: `token`).
-    pub github_token: Option<String>,
+    pub github_token: Option<Token>,
     pub base_ref: Option<String>,
     pub timeout: Option<Duration>,
     pub task_id: Option<String>,
@@ -64,24 +67,24 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// Options for `repository` (`owner/repo`) worked on in the clone `repo`, against the API
-    /// at `api_url` with `token`; everything else as the CLI's defaults (remote `origin`,
+    /// Options for `repository` worked on in the clone `repo`, against the API at `api_url`
+    /// with `token`; everything else as the CLI's defaults (remote `origin`,
     /// the default policy path, no instruction, no overrides, normal priority, a heartbeat
     /// every 30 s, a 30 s request timeout). Set the rest with struct update syntax.
     pub fn new(
         repo: impl Into<PathBuf>,
-        repository: impl Into<String>,
+        repository: RepoSlug,
         api_url: impl Into<String>,
-        token: impl Into<String>,
+        token: Option<Token>,
     ) -> RunOptions {
         RunOptions {
             repo: repo.into(),
-            repository: repository.into(),
+            repository,
             remote: "origin".to_string(),
             instruction: String::new(),
             scope: Vec::new(),
             policy_path: crate::policy::DEFAULT_POLICY_PATH.to_string(),
-            token: token.into(),
+            token,
             github_token: None,
             base_ref: None,
             timeout: None,

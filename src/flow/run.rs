@@ -13,14 +13,13 @@ use tokio::time::Instant;
 use crate::budget::{BudgetLimits, TaskSpend};
 use crate::git::Git;
 use crate::github::types::{Task, TaskState};
-use crate::github::{ApiError, Client, ClientConfig, WritePacer};
+use crate::github::{ApiError, Client, ClientConfig, Token, WritePacer};
 use crate::lease::LeaseStore;
 use crate::pace::{LedgerPacer, PaceStore};
 use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
 use crate::scope::Scope;
 use crate::shutdown::Shutdown;
-use crate::slug::RepoSlug;
 
 use super::check::{ScopeInputError, config_error, narrow};
 use super::context::{Run, RunClock, ledger_of};
@@ -77,10 +76,11 @@ async fn run_gate(
         Ok(p) => p,
         Err(e) => return config_error(report, e.to_string()),
     };
-    if prepared.opts.dry_run {
-        return dry_run(&prepared, report, progress);
-    }
-    let run = match connect(prepared, shutdown) {
+    let token = match &prepared.mode {
+        Mode::DryRun => return dry_run(&prepared, report, progress),
+        Mode::Live(token) => token.clone(),
+    };
+    let run = match connect(prepared, token, shutdown) {
         Ok(r) => r,
         Err(e) => return api_error(report, "cannot build the API client", &e),
     };
@@ -121,7 +121,7 @@ async fn run_gate(
 /// A run whose inputs, base and policy are known, before any client is built.
 struct Prepared {
     opts: RunOptions,
-    slug: RepoSlug,
+    mode: Mode,
     git: Git,
     /// The run's private refs are `refs/agent-gate/<tag>/…`.
     tag: String,
@@ -154,19 +154,15 @@ fn prepare(
     report: &mut Report,
     refs: &mut PrivateRefs,
 ) -> Result<Prepared, PrepareError> {
-    let slug = check_inputs(&opts)?;
+    let mode = check_inputs(&opts)?;
     let git = Git::new(&opts.repo);
     let tag = uuid::Uuid::new_v4().simple().to_string();
     let base = fetch_base(&git, &opts, &format!("refs/agent-gate/{tag}/base"), refs)?;
     report.base = Some(base.branch.clone());
     let listed = &base.policy.repositories;
-    if !listed.is_empty()
-        && !listed
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(&opts.repository))
-    {
+    if !listed.is_empty() && !listed.iter().any(|r| opts.repository.same_as(r)) {
         return Err(PrepareError::NotListed {
-            repository: opts.repository.clone(),
+            repository: opts.repository.to_string(),
             listed: listed.join(", "),
         });
     }
@@ -187,7 +183,7 @@ fn prepare(
     });
     Ok(Prepared {
         opts,
-        slug,
+        mode,
         git,
         tag,
         base,
@@ -216,14 +212,14 @@ fn dry_run(p: &Prepared, report: Report, progress: &mut (dyn Write + Send)) -> R
 /// The run in hand: the clients (paced on the write-pace ledger when `write-pace` is set)
 /// and the admission store on the remote, which also holds the task index every run reads
 /// and writes (issue 8).
-fn connect(p: Prepared, shutdown: Shutdown) -> Result<Run, ApiError> {
+fn connect(p: Prepared, agent_token: Token, shutdown: Shutdown) -> Result<Run, ApiError> {
     let (opts, git, tag, base, clock, key) = (p.opts, p.git, p.tag, p.base, p.clock, p.key);
-    let token = git_token(&opts).map(str::to_string);
+    let token = git_token(&opts).map(|t| t.expose().to_string());
     let pacer = opts.write_pace.clone().map(|pace| {
         let store = PaceStore::new(git.clone(), ledger_of(&opts), token.clone(), &tag);
         LedgerPacer::new(pace, store)
     });
-    let (client, status_client) = clients(&opts, &p.slug, clock.deadline, pacer.as_ref())?;
+    let (client, status_client) = clients(&opts, agent_token, clock.deadline, pacer.as_ref())?;
     let leases = LeaseStore::new(git.clone(), &opts.remote, token, &key, opts.priority, &tag)
         .with_poll(base.policy.agent.poll_max);
     Ok(Run {
@@ -316,8 +312,6 @@ async fn record_in_index(run: &Run, report: &Report, last_seen: Option<&Task>) {
 /// Inputs of a run that make no sense together.
 #[derive(Debug, thiserror::Error)]
 enum InputError {
-    #[error("repository {0} (set the `repository` input, --repository or GITHUB_REPOSITORY)")]
-    Repository(#[from] crate::slug::SlugError),
     #[error(
         "an instruction is required (input `instruction`, or `task-id` to attach to a running task)"
     )]
@@ -328,17 +322,25 @@ enum InputError {
     NoToken,
 }
 
-/// The `owner/repo` of a run whose inputs make sense: a repository of that form, an
-/// instruction (or a task to attach to), a token (unless it is a dry run).
-fn check_inputs(opts: &RunOptions) -> Result<RepoSlug, InputError> {
-    let slug = RepoSlug::parse(&opts.repository)?;
+/// What a run whose inputs make sense will do: print its prompt, or start (or attach to) a
+/// task with the agent token.
+#[derive(Debug, Clone)]
+enum Mode {
+    DryRun,
+    Live(Token),
+}
+
+/// The run's [`Mode`], when its inputs make sense: an instruction (or a task to attach to),
+/// and a token unless it is a dry run.
+fn check_inputs(opts: &RunOptions) -> Result<Mode, InputError> {
     if opts.instruction.trim().is_empty() && opts.task_id.is_none() {
         return Err(InputError::NoInstruction);
     }
-    if opts.token.trim().is_empty() && !opts.dry_run {
-        return Err(InputError::NoToken);
+    match (&opts.token, opts.dry_run) {
+        (_, true) => Ok(Mode::DryRun),
+        (Some(token), false) => Ok(Mode::Live(token.clone())),
+        (None, false) => Err(InputError::NoToken),
     }
-    Ok(slug)
 }
 
 /// The agent-tasks client (with `token`, bounded by `deadline`) and the client for
@@ -346,26 +348,23 @@ fn check_inputs(opts: &RunOptions) -> Result<RepoSlug, InputError> {
 /// same token, unbounded).
 fn clients(
     opts: &RunOptions,
-    slug: &RepoSlug,
+    token: Token,
     deadline: Instant,
     pacer: Option<&LedgerPacer>,
 ) -> Result<(Client, Client), ApiError> {
     // Every write of the run is paced, with either token: the two are often one user's,
     // and GitHub's content-creation limits are the user's.
-    let config = |token: &str| {
-        let mut cfg = ClientConfig::new(token.to_string(), slug.owner(), slug.name())
-            .with_api_url(opts.api_url.clone());
+    let slug = &opts.repository;
+    let config = |token: Token| {
+        let mut cfg =
+            ClientConfig::new(token, slug.owner(), slug.name()).with_api_url(opts.api_url.clone());
         cfg.request_timeout = opts.request_timeout;
         cfg.pacer = pacer.map(|p| Arc::new(p.clone()) as Arc<dyn WritePacer>);
         cfg
     };
-    let client = Client::new(config(&opts.token))?;
-    let status_client = match opts
-        .github_token
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(t) => Client::new(config(t)).unwrap_or_else(|_| client.clone()),
+    let client = Client::new(config(token))?;
+    let status_client = match &opts.github_token {
+        Some(t) => Client::new(config(t.clone())).unwrap_or_else(|_| client.clone()),
         None => client.clone(),
     };
     Ok((client.with_deadline(deadline), status_client))
@@ -377,9 +376,8 @@ fn clients(
 async fn review_gate(run: &Run, report: &mut Report) {
     let opts = &run.opts;
     let mut masker = crate::actions::Masker::new();
-    masker.register(opts.token.trim());
-    if let Some(t) = &opts.github_token {
-        masker.register(t.trim());
+    for token in opts.token.iter().chain(&opts.github_token) {
+        masker.register(token.expose());
     }
     let run_url = crate::actions::ActionsEnv::from_vars(
         opts.gate_env

@@ -501,7 +501,7 @@ fn review_load(
     let ours = crate::fleet::agent_gate_pulls(pulls, known);
     let open = u32::try_from(ours.len()).unwrap_or(u32::MAX);
     crate::report::ReviewLoad {
-        repository: run.opts.repository.clone(),
+        repository: run.opts.repository.to_string(),
         open,
         limit: max,
         oldest: ours.into_iter().take(OLDEST_LISTED).collect(),
@@ -523,7 +523,7 @@ async fn explain_not_found(run: &Run, mut report: Report, e: &ApiError) -> Repor
         .client
         .agent_availability()
         .await
-        .explain(&run.opts.repository)
+        .explain(&run.opts.repository.to_string())
     {
         report.errors.insert(0, plain);
     }

@@ -35,6 +35,12 @@ impl Token {
         Token(token.into())
     }
 
+    /// A token as a user gives it (an input, a file's line): trimmed; `None` when blank.
+    pub fn given(text: &str) -> Option<Token> {
+        let text = text.trim();
+        (!text.is_empty()).then(|| Token(text.to_string()))
+    }
+
     /// The secret itself, for the one place that builds the `Authorization` header.
     pub fn expose(&self) -> &str {
         &self.0
@@ -43,6 +49,18 @@ impl Token {
     /// `ghs_…`: a GitHub App installation token (what `GITHUB_TOKEN` is).
     pub fn is_installation_token(&self) -> bool {
         self.0.starts_with("ghs_")
+    }
+}
+
+impl From<String> for Token {
+    fn from(token: String) -> Token {
+        Token(token)
+    }
+}
+
+impl From<&str> for Token {
+    fn from(token: &str) -> Token {
+        Token(token.to_string())
     }
 }
 
@@ -85,13 +103,13 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A configuration with the defaults: api.github.com, version 2026-03-10, 30 s timeout.
     pub fn new(
-        token: impl Into<String>,
+        token: impl Into<Token>,
         owner: impl Into<String>,
         repo: impl Into<String>,
     ) -> ClientConfig {
         ClientConfig {
             api_url: DEFAULT_API_URL.to_string(),
-            token: Token::new(token),
+            token: token.into(),
             api_version: DEFAULT_API_VERSION.to_string(),
             user_agent: concat!("agent-gate/", env!("CARGO_PKG_VERSION")).to_string(),
             request_timeout: Duration::from_secs(30),

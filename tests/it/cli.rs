@@ -979,7 +979,7 @@ fn as_root_concurrent_runs_sharing_a_home_leave_every_mode_as_found() {
 #[test]
 fn run_refuses_each_malformed_input_by_name_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 7] = [
         (
             "--timeout",
             "soon",
@@ -1001,13 +1001,34 @@ fn run_refuses_each_malformed_input_by_name_before_any_request() {
             "not-before `tonight` is not a time like 2026-03-10T02:17:40Z",
         ),
         ("--write-pace", "fast", "write-pace `fast`"),
+        (
+            "--repository",
+            "octo",
+            "repository `octo` is not `owner/repo`: no `/` between the owner and the repository",
+        ),
+        (
+            "--repository",
+            "octo/a b",
+            "repository `octo/a b` is not `owner/repo`: the repository name may hold only",
+        ),
     ];
     let mut seen = Vec::new();
     for (flag, value, message) in cases {
         let out = crate::support::Cli::new()
             .current_dir(dir.path())
-            .args(["run", "--repository", "octo/demo", "--instruction", "x"])
-            .args(["--api-url", "http://127.0.0.1:9", flag, value])
+            .args([
+                "run",
+                "--instruction",
+                "x",
+                "--api-url",
+                "http://127.0.0.1:9",
+            ])
+            .args(if flag == "--repository" {
+                [flag, value]
+            } else {
+                ["--repository", "octo/demo"]
+            })
+            .args([flag, value].into_iter().filter(|_| flag != "--repository"))
             .env("INPUT_TOKEN", "ghp_test")
             .run();
         let stderr = out.stderr();

@@ -60,7 +60,7 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
             task_key: Some(format!("nightly-{i:02}")),
             jobs: Some(1),
             repo: ws.path().to_path_buf(),
-            repository: format!("octo/svc-{i:02}"),
+            repository: format!("octo/svc-{i:02}").parse().unwrap(),
             ..world.opts(&format!("{instruction} (#{i})"))
         };
         runs.push(tokio::spawn(async move {
@@ -252,7 +252,7 @@ async fn runs_waiting_together_read_few_tasks_of_others() {
         runs.push(tokio::spawn(async move {
             let mut opts = gate.opts("add the sim file");
             opts.task_key = Some(format!("batch-{n}"));
-            opts.token = format!("ghp_batch_run_{n}");
+            opts.token = Some(format!("ghp_batch_run_{n}").into());
             gate.run(opts).await
         }));
     }

@@ -454,7 +454,7 @@ async fn a_bad_policy_at_the_base_is_a_config_error_and_nothing_is_sent() {
 async fn a_repository_the_policy_does_not_list_is_a_config_error() {
     let g = gate(POLICY, Vec::new()).await;
     let mut opts = g.opts("Anything");
-    opts.repository = "octo/other".to_string();
+    opts.repository = "octo/other".parse().unwrap();
     let (report, _) = g.run(opts).await;
     assert_verdict(&report, Verdict::ConfigError, 2);
     let error = report.errors.join("\n");
@@ -469,7 +469,7 @@ async fn a_repository_the_policy_does_not_list_is_a_config_error() {
 async fn an_installation_token_is_an_api_error_with_guidance() {
     let g = gate(POLICY, Vec::new()).await;
     let mut opts = g.opts("Anything");
-    opts.token = "ghs_installationtoken".to_string();
+    opts.token = Some("ghs_installationtoken".into());
     let (report, _) = g.run(opts).await;
     assert_verdict(&report, Verdict::ApiError, 3);
     let error = report.errors.join("\n");
@@ -563,11 +563,26 @@ async fn a_policy_rewritten_by_the_agent_is_a_violation_and_is_not_used() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_a_token_is_a_config_error_that_names_the_input() {
+    let g = gate(POLICY, Vec::new()).await;
+    let mut opts = g.opts("Add subtraction");
+    opts.token = None;
+    let (report, _) = g.run(opts).await;
+    assert_verdict(&report, Verdict::ConfigError, 2);
+    let error = report.errors.join("\n");
+    assert!(
+        error.contains("a token is required (input `token`)"),
+        "{error}"
+    );
+    assert!(g.sim.request_log().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     let g = gate(POLICY, Vec::new()).await;
     let mut opts = g.opts("Add subtraction");
     opts.dry_run = true;
-    opts.token = String::new();
+    opts.token = None;
     let (report, progress) = g.run(opts).await;
     // A dry run ends as a dry run (exit 0), never as a pass.
     assert_verdict(&report, Verdict::DryRun, 0);

@@ -23,9 +23,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use agent_gate::flow::{RunOptions, run};
+use agent_gate::github::Token;
 use agent_gate::report::Report;
 use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
+use agent_gate::slug::RepoSlug;
 
 /// Run git in `dir` without the system or global configuration, with a committer
 /// identity; panics with git's stderr on failure; returns stdout.
@@ -299,9 +301,9 @@ impl World {
             gate_env: vec![("PATH".into(), std::env::var_os("PATH").unwrap_or_default())],
             ..RunOptions::new(
                 self.work.path().to_path_buf(),
-                self.repository.clone(),
+                RepoSlug::parse(&self.repository).expect("the world's repository"),
                 self.sim.url(),
-                self.token.clone(),
+                Token::given(&self.token),
             )
         }
     }
