@@ -270,7 +270,7 @@ impl From<&Violation> for ViolationEvent {
         ViolationEvent {
             kind: violation_kind_name(&v.kind).to_string(),
             path: v.path.clone(),
-            rule: v.rule.as_ref().map(|r| r.text.clone()),
+            rule: v.rule.as_ref().map(|r| r.text.to_string()),
             rule_origin: origin.map(str::to_string),
             rule_line: line,
             message: v.message.clone(),

@@ -143,7 +143,7 @@ fn violations_json(violations: &[Violation]) -> String {
         let entry = ViolationOutput {
             kind: violation_kind_name(&v.kind),
             path: v.path.as_deref(),
-            rule: v.rule.as_ref().map(|r| r.text.as_str()),
+            rule: v.rule.as_ref().map(|r| &*r.text),
             line: v.rule.as_ref().and_then(|r| match r.origin {
                 RuleOrigin::Policy { line, .. } => Some(line),
                 _ => None,
@@ -416,9 +416,15 @@ pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
             m(s);
         }
     };
+    // A rule's text is shared with the compiled rule: replaced, never written through.
+    let ms = |s: &mut std::sync::Arc<str>| {
+        if let std::borrow::Cow::Owned(r) = masker.redact(s) {
+            *s = r.into();
+        }
+    };
     let md = |d: &mut Decision| match &mut d.reason {
         Reason::Protected { rule } | Reason::Denied { rule } | Reason::Allowed { rule } => {
-            m(&mut rule.text);
+            ms(&mut rule.text);
         }
         Reason::OutsideScopeInput | Reason::NoAllowRule | Reason::AllowedByDefault => {}
     };
@@ -468,7 +474,7 @@ pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
         mo(&mut v.path);
         m(&mut v.message);
         if let Some(rule) = v.rule.as_mut() {
-            m(&mut rule.text);
+            ms(&mut rule.text);
         }
     }
     for c in &mut r.checks {

@@ -15,7 +15,7 @@ mod rule;
 mod set;
 mod wildmatch;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bstr::BStr;
 use serde::Serialize;
@@ -182,14 +182,16 @@ impl<'s, 'p> Queries<'s, 'p> {
 /// The rule that made a decision, as reports show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleRef {
-    pub text: String,
+    /// The rule as written (shared with the compiled rule: deciding many paths by one rule
+    /// copies no text).
+    pub text: Arc<str>,
     pub origin: RuleOrigin,
 }
 
 impl RuleRef {
     fn of(rule: &Rule) -> RuleRef {
         RuleRef {
-            text: rule.pattern.as_str().to_string(),
+            text: rule.pattern.shared_text(),
             origin: rule.origin.clone(),
         }
     }

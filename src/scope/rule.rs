@@ -6,6 +6,8 @@
 //! that matches a directory covers everything below it. The glob function itself is
 //! `wildmatch.rs`; compiling many rules into one matcher is `set.rs`.
 
+use std::sync::Arc;
+
 use super::PatternError;
 use super::set::{Expansion, Matcher, Shape};
 use super::wildmatch::{self, Token};
@@ -19,7 +21,8 @@ const MAX_BRACE_DEPTH: usize = 16;
 /// One compiled gitignore-style rule.
 #[derive(Debug, Clone)]
 pub struct Pattern {
-    text: String,
+    /// Shared with every decision that names the rule, so a decision copies no text.
+    text: Arc<str>,
     expansions: Vec<Expansion>,
     matcher: Matcher,
 }
@@ -59,7 +62,7 @@ impl Pattern {
             ))
         })?;
         Ok(Pattern {
-            text: text.to_string(),
+            text: Arc::from(text),
             expansions,
             matcher,
         })
@@ -90,6 +93,11 @@ impl Pattern {
     /// The rule as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The rule as written, shared.
+    pub(crate) fn shared_text(&self) -> Arc<str> {
+        Arc::clone(&self.text)
     }
 
     /// Does this rule match `path` (a repository-relative file path, `/`-separated, any

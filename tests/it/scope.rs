@@ -500,7 +500,7 @@ proptest! {
 
 fn rule_ref(text: &str, line: usize) -> RuleRef {
     RuleRef {
-        text: text.to_string(),
+        text: text.into(),
         origin: RuleOrigin::Policy { line, column: 1 },
     }
 }
@@ -728,7 +728,7 @@ fn protected_paths_cannot_be_allowed() {
     let protected = |path: &str| match reason(&s, path) {
         Reason::Protected { rule } => {
             assert_eq!(rule.origin, RuleOrigin::AlwaysProtected, "{path}");
-            rule.text
+            rule.text.to_string()
         }
         other => panic!("{path}: {other:?}"),
     };

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 
 pub fn policy_rule(text: &str, line: usize) -> RuleRef {
     RuleRef {
-        text: text.to_string(),
+        text: text.into(),
         origin: RuleOrigin::Policy { line, column: 5 },
     }
 }
@@ -156,7 +156,7 @@ pub fn violation_report() -> Report {
         in_scope: false,
         reason: Reason::Protected {
             rule: RuleRef {
-                text: "/.github/workflows/".to_string(),
+                text: "/.github/workflows/".into(),
                 origin: RuleOrigin::AlwaysProtected,
             },
         },
@@ -207,7 +207,7 @@ pub fn violation_report() -> Report {
             kind: ViolationKind::Protected,
             path: Some(".github/workflows/ci.yml".to_string()),
             rule: Some(RuleRef {
-                text: "/.github/workflows/".to_string(),
+                text: "/.github/workflows/".into(),
                 origin: RuleOrigin::AlwaysProtected,
             }),
             message: "renamed from .github/workflows/ci.yml: protected by \"/.github/workflows/\" \
