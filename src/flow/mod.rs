@@ -26,8 +26,8 @@ pub use comment::{CommentAction, CommentSet, MAX_COMMENT_BYTES, comment_body, co
 pub use ending::WAITING_STATE;
 pub use options::RunOptions;
 pub use review::{
-    MAX_STATUS_DESCRIPTION, ReviewOptions, ReviewRecord, StatusSet, review, status_description,
-    status_state,
+    MAX_STATUS_DESCRIPTION, ReviewApi, ReviewOptions, ReviewRecord, StatusSet, review,
+    status_description, status_state,
 };
 pub use run::run;
 

@@ -13,14 +13,83 @@
 //! than a duplicate. What it does not own: the comment's marker and body (`comment`), the
 //! verdict (`assessment`), the Markdown (`summary`), the redaction
 //! (`publish::outputs::redact_report`, [`Masker`]), the HTTP client.
+//!
+//! What it asks of GitHub is the [`ReviewApi`] trait: the HTTP [`Client`] in a run, a
+//! scripted stand-in in a test that wants to say "the comment was deleted between the
+//! listing and the edit" in one line rather than through the simulator.
+
+use std::future::Future;
 
 use serde::Serialize;
 
 use super::comment::{CommentAction, CommentSet, comment_body, is_ours};
 use crate::actions::Masker;
-use crate::github::types::{CommitStatus, IssueComment};
-use crate::github::{ApiError, Client};
+use crate::github::types::{CommitStatus, IssueComment, Viewer};
+use crate::github::{ApiError, Client, CreatedComment};
 use crate::report::{Report, Verdict, short};
+
+/// The five GitHub calls of the review gate, each as [`Client`]'s method of the same name
+/// makes it (same answers, same errors).
+pub trait ReviewApi: Sync {
+    /// `POST /repos/{owner}/{repo}/statuses/{sha}`.
+    fn create_commit_status(
+        &self,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+    /// Who the token acts as (GraphQL `viewer`).
+    fn viewer(&self) -> impl Future<Output = Result<Viewer, ApiError>> + Send;
+    /// Every comment of issue or pull request `number`, oldest first.
+    fn list_issue_comments(
+        &self,
+        number: i64,
+    ) -> impl Future<Output = Result<Vec<IssueComment>, ApiError>> + Send;
+    /// `POST /repos/{owner}/{repo}/issues/{number}/comments`.
+    fn create_issue_comment(
+        &self,
+        number: i64,
+        body: &str,
+    ) -> impl Future<Output = Result<CreatedComment, ApiError>> + Send;
+    /// `PATCH /repos/{owner}/{repo}/issues/comments/{id}`.
+    fn update_issue_comment(
+        &self,
+        comment_id: i64,
+        body: &str,
+    ) -> impl Future<Output = Result<IssueComment, ApiError>> + Send;
+}
+
+impl ReviewApi for Client {
+    fn create_commit_status(
+        &self,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        Client::create_commit_status(self, sha, status)
+    }
+    fn viewer(&self) -> impl Future<Output = Result<Viewer, ApiError>> + Send {
+        Client::viewer(self)
+    }
+    fn list_issue_comments(
+        &self,
+        number: i64,
+    ) -> impl Future<Output = Result<Vec<IssueComment>, ApiError>> + Send {
+        Client::list_issue_comments(self, number)
+    }
+    fn create_issue_comment(
+        &self,
+        number: i64,
+        body: &str,
+    ) -> impl Future<Output = Result<CreatedComment, ApiError>> + Send {
+        Client::create_issue_comment(self, number, body)
+    }
+    fn update_issue_comment(
+        &self,
+        comment_id: i64,
+        body: &str,
+    ) -> impl Future<Output = Result<IssueComment, ApiError>> + Send {
+        Client::update_issue_comment(self, comment_id, body)
+    }
+}
 
 /// GitHub's limit on a commit status description, in characters.
 pub const MAX_STATUS_DESCRIPTION: usize = 140;
@@ -196,7 +265,11 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
 /// Mark the report's pull request: the commit status, then the summary comment (posted,
 /// or the existing one for the task key edited). `client` must carry a token that may
 /// write statuses and issues (`github-token`). Never fails: see [`ReviewRecord`].
-pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> ReviewRecord {
+pub async fn review(
+    client: &impl ReviewApi,
+    report: &Report,
+    opts: &ReviewOptions,
+) -> ReviewRecord {
     let mut record = ReviewRecord::default();
     let Some(pr) = report.task.as_ref().and_then(|t| t.pr_number) else {
         record.notes.push(
@@ -223,7 +296,7 @@ pub async fn review(client: &Client, report: &Report, opts: &ReviewOptions) -> R
 
 /// The commit status on the gated commit `sha`, into `record`.
 async fn set_status(
-    client: &Client,
+    client: &impl ReviewApi,
     report: &Report,
     opts: &ReviewOptions,
     sha: &str,
@@ -262,7 +335,7 @@ async fn set_status(
 /// The one summary comment on pull request `pr`: the earlier one the token's own user
 /// wrote is edited, else a new one is posted; into `record`.
 async fn post_comment(
-    client: &Client,
+    client: &impl ReviewApi,
     report: &Report,
     opts: &ReviewOptions,
     pr: i64,
@@ -311,7 +384,7 @@ async fn post_comment(
 /// (then nothing is posted, to avoid a duplicate). The marker alone proves nothing: anyone
 /// who may comment can write it; without knowing the token's user, no comment is edited.
 async fn own_comment(
-    client: &Client,
+    client: &impl ReviewApi,
     pr: i64,
     marker: &str,
     opts: &ReviewOptions,

@@ -1,16 +1,21 @@
 //! Tests of the review gate (`flow::review`) against the in-process simulator: the commit
 //! status on the gated commit, the one summary comment per task key (posted, then edited in
 //! place), what is skipped and why, secrets, failures collected rather than raised; and the
-//! simulator's comment endpoints (list with pagination, update) it relies on.
+//! simulator's comment endpoints (list with pagination, update) it relies on. At the end, the
+//! gate against a scripted GitHub (`flow::ReviewApi`), for races and identities that read
+//! more clearly as a script than through HTTP.
 
 use std::time::Duration;
 
 use agent_gate::actions::Masker;
 use agent_gate::flow::{
-    CommentAction, MAX_COMMENT_BYTES, ReviewOptions, ReviewRecord, comment_body, comment_marker,
-    review, status_description, status_state,
+    CommentAction, MAX_COMMENT_BYTES, ReviewApi, ReviewOptions, ReviewRecord, comment_body,
+    comment_marker, review, status_description, status_state,
 };
-use agent_gate::github::{Client, ClientConfig, create_task_request};
+use agent_gate::github::types::{CommentUser, CommitStatus, IssueComment, Viewer};
+use agent_gate::github::{
+    ApiError, Client, ClientConfig, CreatedComment, ErrorInfo, create_task_request,
+};
 use agent_gate::report::{CheckEntry, CheckStatus, Report, Verdict, Violation, ViolationKind};
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
 use insta::assert_snapshot;
@@ -676,4 +681,172 @@ async fn client_lists_every_page_of_comments_and_edits_one() {
         Some("five"),
         "not served from a stale ETag cache"
     );
+}
+
+// ---- The review gate against a scripted GitHub (`flow::ReviewApi`) --------------------------
+//
+// Races and identities the simulator would need a choreography for, said in a line each.
+
+/// Who the scripted token acts as.
+const ME: i64 = 1001;
+
+/// A GitHub that answers the review gate's five calls as scripted, and logs each call.
+struct Scripted {
+    comments: Vec<IssueComment>,
+    /// `update_issue_comment` answers 404: the comment was deleted after it was listed.
+    deleted_after_listing: bool,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn new(comments: Vec<IssueComment>) -> Scripted {
+        Scripted {
+            comments,
+            deleted_after_listing: false,
+            calls: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn log(&self, call: String) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn not_found(method: &str, path: String) -> ApiError {
+    ApiError::NotFound {
+        info: Box::new(ErrorInfo {
+            method: method.to_string(),
+            path,
+            status: 404,
+            message: Some("Not Found".to_string()),
+            documentation_url: None,
+            request_id: None,
+            accepted_permissions: None,
+        }),
+    }
+}
+
+impl ReviewApi for Scripted {
+    async fn create_commit_status(&self, sha: &str, status: &CommitStatus) -> Result<(), ApiError> {
+        self.log(format!("status {sha} {}", status.state));
+        Ok(())
+    }
+    async fn viewer(&self) -> Result<Viewer, ApiError> {
+        self.log("viewer".to_string());
+        Ok(Viewer {
+            login: "gate-bot".to_string(),
+            database_id: Some(ME),
+        })
+    }
+    async fn list_issue_comments(&self, number: i64) -> Result<Vec<IssueComment>, ApiError> {
+        self.log(format!("list {number}"));
+        Ok(self.comments.clone())
+    }
+    async fn create_issue_comment(
+        &self,
+        number: i64,
+        _body: &str,
+    ) -> Result<CreatedComment, ApiError> {
+        self.log(format!("create {number}"));
+        Ok(CreatedComment {
+            id: 9,
+            html_url: "https://github.com/octo-org/payments/pull/7#issuecomment-9".to_string(),
+        })
+    }
+    async fn update_issue_comment(
+        &self,
+        comment_id: i64,
+        body: &str,
+    ) -> Result<IssueComment, ApiError> {
+        self.log(format!("update {comment_id}"));
+        if self.deleted_after_listing {
+            return Err(not_found(
+                "PATCH",
+                format!("/repos/octo-org/payments/issues/comments/{comment_id}"),
+            ));
+        }
+        Ok(comment(comment_id, body, ME, "gate-bot"))
+    }
+}
+
+fn comment(id: i64, body: &str, user: i64, login: &str) -> IssueComment {
+    IssueComment {
+        id,
+        body: Some(body.to_string()),
+        html_url: format!("https://github.com/octo-org/payments/pull/7#issuecomment-{id}"),
+        user: Some(CommentUser {
+            id: user,
+            login: login.to_string(),
+            user_type: Some("User".to_string()),
+        }),
+        created_at: None,
+        updated_at: None,
+    }
+}
+
+/// A passed report on pull request 7 at `abc123`, and the marker its comment starts with.
+fn scripted_report() -> (Report, String) {
+    let mut report = passed_report();
+    report.head_sha = Some("abc123".to_string());
+    if let Some(t) = report.task.as_mut() {
+        t.pr_number = Some(7);
+    }
+    let (body, _) = comment_body(&report, Some(RUN_URL), &Masker::new());
+    let marker = body.lines().next().unwrap_or_default().to_string();
+    (report, marker)
+}
+
+#[tokio::test]
+async fn a_comment_deleted_between_the_listing_and_the_edit_is_posted_again() {
+    let (report, marker) = scripted_report();
+    let mut github = Scripted::new(vec![comment(5, &format!("{marker}\nold"), ME, "gate-bot")]);
+    github.deleted_after_listing = true;
+    let rec = review(&github, &report, &options(true)).await;
+    assert_eq!(
+        github.calls(),
+        [
+            "status abc123 success",
+            "viewer",
+            "list 7",
+            "update 5",
+            "create 7"
+        ]
+    );
+    let posted = rec.comment.expect("a comment was posted");
+    assert_eq!((posted.id, posted.action), (9, CommentAction::Created));
+    assert!(rec.errors.is_empty(), "{:?}", rec.errors);
+}
+
+#[tokio::test]
+async fn our_marker_in_someone_elses_comment_is_never_edited() {
+    let (report, marker) = scripted_report();
+    let github = Scripted::new(vec![
+        comment(5, &format!("{marker}\nforged"), 666, "mallory"),
+        comment(6, &format!("{marker}\nours"), ME, "gate-bot"),
+    ]);
+    let rec = review(&github, &report, &options(true)).await;
+    assert_eq!(
+        github.calls(),
+        ["status abc123 success", "viewer", "list 7", "update 6"]
+    );
+    let edited = rec.comment.expect("our comment was edited");
+    assert_eq!((edited.id, edited.action), (6, CommentAction::Updated));
+
+    // Only the forged one: a new comment, the forged one untouched.
+    let github = Scripted::new(vec![comment(
+        5,
+        &format!("{marker}\nforged"),
+        666,
+        "mallory",
+    )]);
+    let rec = review(&github, &report, &options(true)).await;
+    assert_eq!(
+        github.calls(),
+        ["status abc123 success", "viewer", "list 7", "create 7"]
+    );
+    assert_eq!(rec.comment.map(|c| c.action), Some(CommentAction::Created));
 }
