@@ -324,10 +324,12 @@ async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
     assert!(gate.sim.peak_running("octo", "fleet") <= 1);
     let admission = second.admission.clone().unwrap();
     assert!(
-        admission.waited_for_slots_s > 0.5 && admission.waited_s < 8.0,
+        admission.waited_for_slots_s > 0.5,
         "the second run waited {admission:?}"
     );
-    // It started while the first run's checks were still running.
+    // It started while the first run's checks were still running: within the 4 s those take
+    // after the first task freed the slot. Said by the order of events, not by a wall-clock
+    // bound, which a loaded runner would break.
     let second_task = second.task.as_ref().unwrap().id.clone();
     let created = gate
         .sim
