@@ -7,6 +7,8 @@
 //! what a text must hold for them to match (its name, extension, first component, last
 //! byte), which is how the set picks the few rules worth trying on a path.
 
+use bstr::ByteSlice;
+
 use super::super::wildmatch::Token;
 
 /// One element of a component pattern.
@@ -49,12 +51,57 @@ impl Unit {
     }
 }
 
+/// The units between two stars of a component pattern: plain bytes, compared as a slice
+/// (and searched for with `memchr`'s substring search), or with wildcards, unit by unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<[u8]>),
+    Units(Box<[Unit]>),
+}
+
+impl Segment {
+    fn new(units: &[Unit]) -> Segment {
+        match units.iter().map(Unit::byte).collect::<Option<Box<[u8]>>>() {
+            Some(bytes) => Segment::Literal(bytes),
+            None => Segment::Units(units.into()),
+        }
+    }
+
+    /// How many bytes it matches.
+    fn len(&self) -> usize {
+        match self {
+            Segment::Literal(b) => b.len(),
+            Segment::Units(u) => u.len(),
+        }
+    }
+
+    /// Does it match the start of `text`?
+    fn fits(&self, text: &[u8]) -> bool {
+        match self {
+            Segment::Literal(b) => text.starts_with(b),
+            Segment::Units(u) => {
+                u.len() <= text.len() && u.iter().zip(text).all(|(u, &b)| u.matches(b))
+            }
+        }
+    }
+
+    /// The leftmost place in `text` where it matches.
+    fn find(&self, text: &[u8]) -> Option<usize> {
+        match self {
+            Segment::Literal(b) => text.find(b),
+            Segment::Units(u) => {
+                (0..=text.len().checked_sub(u.len())?).find(|&at| self.fits(&text[at..]))
+            }
+        }
+    }
+}
+
 /// A pattern for one path component (no `/` in it or in the text it is matched against).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Component {
     units: Box<[Unit]>,
     /// The units between the stars: `a*b?c*d` is `a`, `b?c`, `d`.
-    segments: Box<[Box<[Unit]>]>,
+    segments: Box<[Segment]>,
     /// Whether the pattern starts and ends with a `*`.
     star_first: bool,
     star_last: bool,
@@ -94,7 +141,7 @@ impl Component {
         let segments = units
             .split(|&u| u == Unit::Star)
             .filter(|s| !s.is_empty())
-            .map(Box::from)
+            .map(Segment::new)
             .collect();
         Some(Component {
             star_first: units.first() == Some(&Unit::Star),
@@ -108,14 +155,13 @@ impl Component {
     /// fixed length, so the first is matched at the start, the last at the end, and each
     /// one between at the leftmost place it fits (which leaves the most room for the rest).
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
-        let fits = |seg: &[Unit], at: &[u8]| seg.iter().zip(at).all(|(u, &b)| u.matches(b));
-        let mut segments: &[Box<[Unit]>] = &self.segments;
+        let mut segments: &[Segment] = &self.segments;
         let (mut lo, mut hi) = (0, text.len());
         if !self.star_first {
             let Some((first, rest)) = segments.split_first() else {
                 return text.is_empty();
             };
-            if first.len() > hi || !fits(first, text) {
+            if !first.fits(text) {
                 return false;
             }
             if rest.is_empty() && !self.star_last {
@@ -128,21 +174,17 @@ impl Component {
             let Some((last, rest)) = segments.split_last() else {
                 return lo == hi;
             };
-            if last.len() > hi - lo || !fits(last, &text[hi - last.len()..]) {
+            if last.len() > hi - lo || !last.fits(&text[hi - last.len()..]) {
                 return false;
             }
             hi -= last.len();
             segments = rest;
         }
         for seg in segments {
-            let n = seg.len();
-            let Some(at) = (lo..=hi.saturating_sub(n))
-                .take_while(|&at| at + n <= hi)
-                .find(|&at| fits(seg, &text[at..]))
-            else {
+            let Some(at) = seg.find(&text[lo..hi]) else {
                 return false;
             };
-            lo = at + n;
+            lo += at + seg.len();
         }
         true
     }
