@@ -401,27 +401,26 @@ pub fn redact_report(report: &Report, masker: &Masker) -> Report {
     redact_report_owned(report.clone(), masker)
 }
 
+/// Replace `s` with its redaction when that differs (a `String` or a shared `Arc<str>`).
+fn redact_in_place<T: AsRef<str> + From<String>>(masker: &Masker, s: &mut T) {
+    if let std::borrow::Cow::Owned(r) = masker.redact(s.as_ref()) {
+        *s = T::from(r);
+    }
+}
+
 /// [`redact_report`] on a report the caller gives up: redacted in place, no copy.
 pub fn redact_report_owned(mut r: Report, masker: &Masker) -> Report {
     if masker.is_empty() {
         return r;
     }
-    let m = |s: &mut String| {
-        if let std::borrow::Cow::Owned(r) = masker.redact(s) {
-            *s = r;
-        }
-    };
+    let m = |s: &mut String| redact_in_place(masker, s);
     let mo = |s: &mut Option<String>| {
         if let Some(s) = s {
             m(s);
         }
     };
     // A rule's text is shared with the compiled rule: replaced, never written through.
-    let ms = |s: &mut std::sync::Arc<str>| {
-        if let std::borrow::Cow::Owned(r) = masker.redact(s) {
-            *s = r.into();
-        }
-    };
+    let ms = |s: &mut std::sync::Arc<str>| redact_in_place(masker, s);
     let md = |d: &mut Decision| match &mut d.reason {
         Reason::Protected { rule } | Reason::Denied { rule } | Reason::Allowed { rule } => {
             ms(&mut rule.text);

@@ -146,12 +146,13 @@ impl<'s, 'p> Queries<'s, 'p> {
         let mut matchers = Vec::new();
         let mut in_batch = Vec::new();
         for set in sets {
-            match set.matcher() {
-                Some(m) if !set.rules.is_empty() => {
+            // An empty set is never compiled: it matches nothing.
+            match (!set.rules.is_empty()).then(|| set.matcher()).flatten() {
+                Some(m) => {
                     in_batch.push(Some(matchers.len()));
                     matchers.push(m);
                 }
-                _ => in_batch.push(None),
+                None => in_batch.push(None),
             }
         }
         Queries {
@@ -253,7 +254,8 @@ pub struct Scope {
     /// allow, then deny, then protected, as one compiled list: its last matching rule is the
     /// one that decides (a protected rule outranks every deny rule, a deny rule every allow
     /// rule), so a path is walked once for all three.
-    ranked: RuleSet,
+    /// Shared: a narrowed scope ([`Scope::narrowed`]) reuses it rather than copying it.
+    ranked: Arc<RuleSet>,
     /// Where the deny rules start in `ranked` (the number of allow rules).
     denied_from: usize,
     /// Where the protected rules start in `ranked`.
@@ -290,7 +292,7 @@ impl Scope {
         let protected_from = ranked.len();
         ranked.extend(protected);
         Ok(Scope {
-            ranked: RuleSet::compiled(ranked),
+            ranked: Arc::new(RuleSet::compiled(ranked)),
             denied_from,
             protected_from,
             narrows: Vec::new(),
@@ -393,12 +395,11 @@ impl Scope {
     }
 
     fn decider(&self, paths: usize) -> Decider<'_, '_> {
-        let mut sets = vec![&self.ranked];
+        let mut sets = vec![&*self.ranked];
         sets.extend(self.narrows.iter());
         Decider {
             queries: Queries::new(&sets, paths),
             narrows: self.narrows.len(),
-            allow_is_empty: self.denied_from == 0,
             denied_from: self.denied_from,
             protected_from: self.protected_from,
         }
@@ -410,8 +411,7 @@ impl Scope {
 struct Decider<'s, 'p> {
     queries: Queries<'s, 'p>,
     narrows: usize,
-    allow_is_empty: bool,
-    /// Where the deny rules start in the ranked list.
+    /// Where the deny rules start in the ranked list (0: `allow` is empty).
     denied_from: usize,
     /// Where the protected rules start in the ranked list.
     protected_from: usize,
@@ -448,7 +448,7 @@ impl<'p> Decider<'_, 'p> {
                 None => return out(Reason::OutsideScopeInput),
             }
         }
-        if self.allow_is_empty {
+        if self.denied_from == 0 {
             let reason = match granted_by_narrowing {
                 Some((n, i)) => Reason::Allowed { rule: q.rule(n, i) },
                 None => Reason::AllowedByDefault,
