@@ -7,8 +7,6 @@
 //! what a text must hold for them to match (its name, extension, first component, last
 //! byte), which is how the set picks the few rules worth trying on a path.
 
-use bstr::ByteSlice;
-
 use super::super::wildmatch::Token;
 
 /// One element of a component pattern.
@@ -52,7 +50,8 @@ impl Unit {
 }
 
 /// The units between two stars of a component pattern: plain bytes, compared as a slice
-/// (and searched for with `memchr`'s substring search), or with wildcards, unit by unit.
+/// (and searched for from their first byte, found with `memchr`), or with wildcards, unit
+/// by unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(Box<[u8]>),
@@ -88,12 +87,31 @@ impl Segment {
     /// The leftmost place in `text` where it matches.
     fn find(&self, text: &[u8]) -> Option<usize> {
         match self {
-            Segment::Literal(b) => text.find(b),
+            Segment::Literal(b) => find_literal(b, text),
             Segment::Units(u) => {
                 (0..=text.len().checked_sub(u.len())?).find(|&at| self.fits(&text[at..]))
             }
         }
     }
+}
+
+/// The leftmost place in `text` where `needle` starts: each place holding its first byte
+/// (found with `memchr`) is compared with the rest. Names and components are short, so this
+/// beats a substring searcher, which costs more to build (per search, or in memory per
+/// pattern when kept) than such a search takes.
+fn find_literal(needle: &[u8], text: &[u8]) -> Option<usize> {
+    let Some((&first, rest)) = needle.split_first() else {
+        return Some(0);
+    };
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(first, &text[from..]) {
+        let at = from + at;
+        if text[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// A pattern for one path component (no `/` in it or in the text it is matched against).
@@ -300,10 +318,7 @@ impl Sequence {
         let mut end = text.len();
         for (left, step) in tail.iter().enumerate().rev() {
             let Step::One(c) = step else { return false };
-            let start = text[..end]
-                .iter()
-                .rposition(|&b| b == b'/')
-                .map_or(0, |at| at + 1);
+            let start = memchr::memrchr(b'/', &text[..end]).map_or(0, |at| at + 1);
             if !c.is_match(&text[start..end]) {
                 return false;
             }
@@ -322,12 +337,7 @@ impl Sequence {
 /// match `steps`? The classic two-pointer match, with `**/` as the star.
 fn run(steps: &[Step], text: &[u8]) -> bool {
     let n = text.len();
-    let end_of = |start: usize| {
-        text[start..]
-            .iter()
-            .position(|&b| b == b'/')
-            .map_or(n, |at| start + at)
-    };
+    let end_of = |start: usize| memchr::memchr(b'/', &text[start..]).map_or(n, |at| start + at);
     let after = |end: usize| (end < n).then_some(end + 1);
     let mut si = 0;
     // Where the current component starts; `None` once every component is consumed.
