@@ -26,8 +26,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agent_gate::github::types::TaskState;
-use agent_gate::github::{
+use agent_gate::adapters::github::types::TaskState;
+use agent_gate::adapters::github::{
     Client, ClientConfig, PollOptions, PollOutcome, create_task_request, install_crypto_provider,
     poll_task,
 };

@@ -19,10 +19,10 @@ mod common;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use agent_gate::policy::{
+use agent_gate::core::policy::{
     MAX_POLICY_BYTES, MAX_POLICY_EXPANDED_BYTES, MAX_POLICY_PATTERNS, Policy,
 };
-use agent_gate::scope::{
+use agent_gate::core::scope::{
     MAX_SCOPE_INPUT_BYTES, MAX_SCOPE_INPUT_EXPANDED_BYTES, MAX_SCOPE_INPUT_PATTERNS,
 };
 use common::{Rng, Section, human, median, quick, thousands};

@@ -37,11 +37,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_gate::adapters::github::install_crypto_provider;
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::manifest::{Manifest, plan};
+use agent_gate::core::report::Verdict;
 use agent_gate::flow::{RunOptions, run};
-use agent_gate::github::install_crypto_provider;
-use agent_gate::manifest::{Manifest, plan};
-use agent_gate::report::Verdict;
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, CreationLimit, Scenario, SimConfig};
 
 /// The simulator's time scale of most sets: tasks of 3.5 s.
@@ -136,7 +136,7 @@ async fn night(set: &Set) -> Figures {
     let ledger = root.join("workflow.git");
     git(root, &["init", "-q", "--bare", ledger.to_str().unwrap()]);
     let pace = set.paced.then(|| {
-        agent_gate::pace::WritePace::parse(PACE)
+        agent_gate::flow::pace::WritePace::parse(PACE)
             .expect("pace")
             .expect("a pace")
     });
@@ -165,7 +165,7 @@ async fn night(set: &Set) -> Figures {
     let manifest = Manifest::from_yaml(&manifest, "night.yml").expect("manifest");
     let jobs = plan(
         &manifest,
-        agent_gate::manifest::today_utc(),
+        agent_gate::core::manifest::today_utc(),
         jiff::Timestamp::now(),
     )
     .expect("plan")

@@ -34,14 +34,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_gate::admission::Priority;
-use agent_gate::checks;
+use agent_gate::adapters::checks;
+use agent_gate::adapters::git::Git;
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::policy::Policy;
+use agent_gate::core::report::{Report, Verdict};
+use agent_gate::flow::admission::Priority;
+use agent_gate::flow::lease::{Commit, LeaseStore, LockAttempt};
 use agent_gate::flow::{CheckOptions, check};
-use agent_gate::git::Git;
-use agent_gate::lease::{Commit, LeaseStore, LockAttempt};
-use agent_gate::policy::Policy;
-use agent_gate::report::{Report, Verdict};
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, SimConfig};
 use common::{Section, human, median, thousands};
 

@@ -36,7 +36,7 @@ mod common;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use agent_gate::scope::{
+use agent_gate::core::scope::{
     ALWAYS_PROTECTED, Decision, Pattern, Reason, Rule, RuleOrigin, RuleRef, RuleSet, Scope,
 };
 use common::{Rng, human, ms, ratio, thousands, time};

@@ -10,12 +10,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::adapters::github::Token;
+use crate::adapters::shutdown::Shutdown;
+use crate::core::report::{Report, Verdict};
+use crate::core::slug::RepoSlug;
 use crate::flow::RunOptions;
-use crate::github::Token;
-use crate::report::{Report, Verdict};
-use crate::shutdown::Shutdown;
 use crate::sim::{self, Scenario, ScenarioError, SimConfig, SimError, SimHandle};
-use crate::slug::RepoSlug;
 
 /// The simulated agents run this many times faster than real time.
 const TIME_SCALE: f64 = 60.0;

@@ -1,54 +1,22 @@
 //! agent-gate: run GitHub Copilot cloud-agent tasks as governed CI jobs.
 //!
-//! The module tree follows the direction of dependencies in DESIGN §7:
+//! The tree is the direction of dependencies in DESIGN §7: each folder is one layer, and a
+//! layer uses only itself and the layers above it in this list (the architecture test in
+//! `tests/it/architecture.rs` holds that, import by import).
 //!
-//! - **core** (pure logic, no I/O): [`policy`] and [`manifest`] (their YAML mistakes told
-//!   by [`yaml`]), [`scope`], [`change`], [`assessment`], [`prompt`], [`report`], [`summary`].
-//! - **adapters** (each owns one outside thing): [`git`], [`checks`], [`github`].
-//! - **flow** (joins core and adapters): [`flow`], and the policies it applies over the
-//!   adapters: [`admission`] (with its lock on the remote, [`lease`]), [`budget`], [`repair`],
-//!   [`fleet`], [`pace`].
-//! - **front** (command line): [`cli`].
-//! - **simulator** (depends only on the github wire types): [`sim`].
+//! - [`core`]: pure logic, no I/O — the policy, the scope engine, the change and its
+//!   assessment, the report and what it reads as.
+//! - [`adapters`]: each owns one thing outside the process — git, checks' processes and
+//!   containers, GitHub's API, the Actions runner's files, the audit log.
+//! - [`flow`]: the `run`, `check` and fleet orchestration, the only place that joins core and
+//!   adapters, with the policies it applies over them (admission, budget, pace, repair).
+//! - [`cli`]: the command line, and [`demo`], the offline demo.
+//! - [`sim`]: the simulator of GitHub's agent-tasks API, apart: it uses only GitHub's wire
+//!   types, and only the command line and the tests use it.
 
-// core
-pub mod assessment;
-pub mod change;
-pub mod manifest;
-pub mod policy;
-pub mod prompt;
-pub mod report;
-pub mod scope;
-pub mod slug;
-pub mod summary;
-pub mod yaml;
-
-// adapters
-pub mod actions;
-pub mod audit;
-pub mod checks;
-pub mod docker;
-pub mod git;
-pub mod github;
-pub mod ownership;
-pub mod progress;
-pub mod publish;
-pub mod shutdown;
-
-// flow
-pub mod admission;
-pub mod budget;
-pub mod fleet;
-pub mod flow;
-pub mod lease;
-pub mod pace;
-pub mod repair;
-
-// front
+pub mod adapters;
 pub mod cli;
-
-// simulator
-pub mod sim;
-
-// demo (front + simulator)
+pub mod core;
 pub mod demo;
+pub mod flow;
+pub mod sim;

@@ -2,8 +2,8 @@
 //! gate computes from a decoded task (cost, artifacts, final state): never a panic.
 #![no_main]
 
-use agent_gate::github::task_cost;
-use agent_gate::github::types::{PullRequest, Task, TaskList};
+use agent_gate::adapters::github::task_cost;
+use agent_gate::adapters::github::types::{PullRequest, Task, TaskList};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! and whatever parses formats back to the same entries.
 #![no_main]
 
-use agent_gate::git::parse::{format_raw_z, parse_numstat_z, parse_raw_z};
+use agent_gate::adapters::git::parse::{format_raw_z, parse_numstat_z, parse_raw_z};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

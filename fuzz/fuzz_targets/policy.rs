@@ -2,7 +2,7 @@
 //! error renders with a location inside the text.
 #![no_main]
 
-use agent_gate::policy::Policy;
+use agent_gate::core::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -66,7 +66,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub token_file: Option<PathBuf>,
     /// With --review-load: the REST API base URL.
-    #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
+    #[arg(long, env = "INPUT_API-URL", default_value = crate::adapters::github::DEFAULT_API_URL)]
     pub api_url: String,
 }
 
@@ -94,7 +94,7 @@ pub struct CheckArgs {
     #[arg(long, default_value = ".", env = "INPUT_REPO")]
     pub repo: PathBuf,
     /// Policy file path inside the repository, read at the base ref.
-    #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
+    #[arg(long, default_value = crate::core::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: String,
     /// Narrow the policy's allow rules (comma- or newline-separated globs; repeatable). Can
     /// never grant a path the policy denies.
@@ -130,7 +130,7 @@ pub struct RunArgs {
     #[arg(long, env = "INPUT_SCOPE")]
     pub scope: Vec<String>,
     /// Policy file path inside the repository, read at the base ref.
-    #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
+    #[arg(long, default_value = crate::core::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: String,
     /// User token for the agent-tasks API (installation tokens such as `GITHUB_TOKEN` are
     /// refused by GitHub). Only from the environment (`INPUT_TOKEN`) or `--token-file`: a
@@ -176,7 +176,7 @@ pub struct RunArgs {
     #[arg(long, env = "INPUT_DRY-RUN", action = clap::ArgAction::Set, default_value_t = false, default_missing_value = "true", num_args = 0..=1, value_parser = clap::builder::FalseyValueParser::new())]
     pub dry_run: bool,
     /// REST API base URL (GitHub Enterprise Server, or `agent-gate sim`).
-    #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
+    #[arg(long, env = "INPUT_API-URL", default_value = crate::adapters::github::DEFAULT_API_URL)]
     pub api_url: String,
     /// Model for the agent (omit for automatic selection).
     #[arg(long, env = "INPUT_MODEL")]
@@ -255,7 +255,7 @@ pub struct StatusArgs {
     #[arg(long, default_value = "origin")]
     pub remote: String,
     /// REST API base URL.
-    #[arg(long, env = "INPUT_API-URL", default_value = crate::github::DEFAULT_API_URL)]
+    #[arg(long, env = "INPUT_API-URL", default_value = crate::adapters::github::DEFAULT_API_URL)]
     pub api_url: String,
     /// Output format (json: the task objects as GitHub's agent-tasks API returns them).
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -310,7 +310,7 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The policy file to validate.
-    #[arg(default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
+    #[arg(default_value = crate::core::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: PathBuf,
 }
 
@@ -318,7 +318,7 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The policy file (read from disk, so a policy can be tried before it is committed).
-    #[arg(long, default_value = crate::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
+    #[arg(long, default_value = crate::core::policy::DEFAULT_POLICY_PATH, env = "INPUT_POLICY")]
     pub policy: PathBuf,
     /// Narrow the allow rules as `check --scope` does.
     #[arg(long)]

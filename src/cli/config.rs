@@ -7,10 +7,10 @@ use std::ffi::OsString;
 
 use super::args::RunArgs;
 use super::{TokenError, split_list, token};
+use crate::core::manifest::Priority;
+use crate::core::slug::{RepoSlug, SlugError};
 use crate::flow::RunOptions;
-use crate::manifest::Priority;
-use crate::pace::{PaceError, WritePace};
-use crate::slug::{RepoSlug, SlugError};
+use crate::flow::pace::{PaceError, WritePace};
 
 /// A `run` input that cannot be used. The message names the input and what it must be.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ pub(super) fn run_options(
 ) -> Result<RunOptions, RunInputError> {
     let timeout = optional(
         a.timeout.as_deref(),
-        crate::policy::parse_duration,
+        crate::core::policy::parse_duration,
         RunInputError::Timeout,
     )?;
     let priority =
@@ -88,7 +88,7 @@ pub(super) fn run_options(
     let repository =
         RepoSlug::parse(&nonempty(a.repository).unwrap_or_else(|| var("GITHUB_REPOSITORY")))?;
     let pace_ledger = write_pace.as_ref().map(|_| {
-        crate::pace::ledger_remote(
+        crate::flow::pace::ledger_remote(
             nonempty(a.pace_ledger).as_deref(),
             &var("GITHUB_REPOSITORY"),
             &repository.to_string(),
@@ -96,7 +96,7 @@ pub(super) fn run_options(
             &a.remote,
         )
     });
-    let key_inputs = crate::prompt::KeyInputs {
+    let key_inputs = crate::core::prompt::KeyInputs {
         repository: repository.to_string(),
         run_id: var("GITHUB_RUN_ID"),
         job: var("GITHUB_JOB"),

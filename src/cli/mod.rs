@@ -10,8 +10,8 @@ mod config;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::github::Token;
-use crate::report::Verdict;
+use crate::adapters::github::Token;
+use crate::core::report::Verdict;
 
 pub use args::{
     CheckArgs, Cli, Command, DemoArgs, ExplainArgs, FleetReportArgs, Format, GateArgs, PlanArgs,
@@ -172,12 +172,12 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
     };
-    let mut io = crate::publish::actions_io(out, &secrets_from_env());
-    let publish = crate::publish::PublishOptions {
+    let mut io = crate::adapters::publish::actions_io(out, &secrets_from_env());
+    let publish = crate::adapters::publish::PublishOptions {
         json: a.gate.format == Format::Json,
         audit_file: a.gate.audit_file.clone(),
         policy_path: a.policy.clone(),
-        audit: crate::audit::AuditStream::none(),
+        audit: crate::adapters::audit::AuditStream::none(),
     };
     let opts = crate::flow::CheckOptions {
         repo: a.repo,
@@ -188,11 +188,11 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
         jobs: a.gate.jobs,
     };
     let report = rt.block_on(async {
-        let shutdown = crate::shutdown::Shutdown::from_os_signals()
-            .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
+        let shutdown = crate::adapters::shutdown::Shutdown::from_os_signals()
+            .unwrap_or_else(|_| crate::adapters::shutdown::Shutdown::never());
         crate::flow::check(opts, shutdown).await
     });
-    crate::publish::publish(report, &mut io, &publish, err)
+    crate::adapters::publish::publish(report, &mut io, &publish, err)
 }
 
 /// `agent-gate status`: the admission refs, or the repository's tasks.
@@ -234,7 +234,7 @@ enum ServeError {
     Slug {
         served: String,
         #[source]
-        source: crate::slug::SlugError,
+        source: crate::core::slug::SlugError,
     },
     #[error(
         "--serve {served}: expected OWNER/REPO=DIR, e.g. --serve octo-org/ledger=/tmp/ledger.git"
@@ -253,10 +253,11 @@ fn served(serve: &[String]) -> Result<Vec<(String, PathBuf)>, ServeError> {
                 .ok_or_else(|| ServeError::Form {
                     served: served.clone(),
                 })?;
-            let slug = crate::slug::RepoSlug::parse(slug).map_err(|source| ServeError::Slug {
-                served: served.clone(),
-                source,
-            })?;
+            let slug =
+                crate::core::slug::RepoSlug::parse(slug).map_err(|source| ServeError::Slug {
+                    served: served.clone(),
+                    source,
+                })?;
             Ok((slug.to_string(), dir.into()))
         })
         .collect()
@@ -300,7 +301,7 @@ fn sim(a: SimArgs, err: &mut dyn Write) -> u8 {
 
 /// `agent-gate plan`: the night's jobs from the manifest.
 fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    use crate::fleet::{LoadSource, PlanCommand, PlanOutput};
+    use crate::flow::fleet::{LoadSource, PlanCommand, PlanOutput};
     let review_load = if a.review_load {
         let from_env = std::env::var("INPUT_TOKEN").ok();
         match token(from_env.as_deref(), a.token_file.as_deref(), "INPUT_TOKEN") {
@@ -330,7 +331,7 @@ fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let cmd = PlanCommand {
         manifest: a.manifest,
         date: a.date,
-        today: crate::manifest::today_utc(),
+        today: crate::core::manifest::today_utc(),
         now: jiff::Timestamp::now(),
         format: a.format.map(|f| match f {
             Format::Text => PlanOutput::Text,
@@ -342,18 +343,18 @@ fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         annotate: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
         review_load,
     };
-    crate::fleet::plan_command(&cmd, out, err)
+    crate::flow::fleet::plan_command(&cmd, out, err)
 }
 
 /// stderr for log events: each write (tracing formats one event per write) is
-/// [`neutralize`](crate::report::neutralize)d, so text an API server chose cannot forge a
+/// [`neutralize`](crate::core::report::neutralize)d, so text an API server chose cannot forge a
 /// workflow command or a terminal escape.
 struct SafeStderr;
 
 impl Write for SafeStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(crate::report::neutralize(&text).as_bytes())?;
+        std::io::stderr().write_all(crate::core::report::neutralize(&text).as_bytes())?;
         Ok(buf.len())
     }
 
@@ -383,27 +384,27 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
             .chain(&opts.github_token)
             .map(|t| t.expose().to_string()),
     );
-    let mut io = crate::publish::actions_io(out, &secrets);
+    let mut io = crate::adapters::publish::actions_io(out, &secrets);
     io.set_target_repository(&opts.repository.to_string());
     // The audit record is written as the run goes (a killed gate leaves its steps).
-    let audit = crate::publish::open_audit(&io, gate.audit_file.as_deref(), err);
+    let audit = crate::adapters::publish::open_audit(&io, gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {
         audit: audit.clone(),
         ..opts
     };
-    let publish = crate::publish::PublishOptions {
+    let publish = crate::adapters::publish::PublishOptions {
         json: gate.format == Format::Json,
         audit_file: gate.audit_file.clone(),
         policy_path: opts.policy_path.clone(),
         audit,
     };
     let report = rt.block_on(async {
-        let shutdown = crate::shutdown::Shutdown::from_os_signals()
-            .unwrap_or_else(|_| crate::shutdown::Shutdown::never());
-        let mut progress = crate::progress::ProgressWriter::stderr();
+        let shutdown = crate::adapters::shutdown::Shutdown::from_os_signals()
+            .unwrap_or_else(|_| crate::adapters::shutdown::Shutdown::never());
+        let mut progress = crate::adapters::progress::ProgressWriter::stderr();
         crate::flow::run(opts, shutdown, &mut progress).await
     });
-    crate::publish::publish(report, &mut io, &publish, err)
+    crate::adapters::publish::publish(report, &mut io, &publish, err)
 }
 
 /// A directory of audit files that cannot be listed.
@@ -470,7 +471,7 @@ fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
             }
         }
     }
-    let report = crate::fleet::FleetReport::from_audit_texts(
+    let report = crate::flow::fleet::FleetReport::from_audit_texts(
         texts.iter().map(|(n, t)| (n.as_str(), t.as_str())),
     );
     let markdown = report.render_markdown();
@@ -480,7 +481,7 @@ fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
     };
     let _ = out.write_all(text.as_bytes());
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty())
-        && let Err(e) = crate::actions::write_summary(
+        && let Err(e) = crate::adapters::actions::write_summary(
             std::path::Path::new(&summary),
             &markdown,
             "the audit artifacts",

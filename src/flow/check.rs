@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::assessment::assess;
-use crate::checks::{self, CheckStatus as RunStatus, ChecksRun};
-use crate::git::{ChangeSet, Git};
-use crate::policy::{CheckSpec, OnViolation, Policy, PolicyError};
-use crate::report::{CheckEntry, CheckStatus, Report, Verdict};
-use crate::scope::Scope;
-use crate::shutdown::Shutdown;
+use crate::adapters::checks::{self, CheckStatus as RunStatus, ChecksRun};
+use crate::adapters::git::{ChangeSet, Git};
+use crate::adapters::shutdown::Shutdown;
+use crate::core::assessment::assess;
+use crate::core::policy::{CheckSpec, OnViolation, Policy, PolicyError};
+use crate::core::report::{CheckEntry, CheckStatus, Report, Verdict};
+use crate::core::scope::Scope;
 
 /// Inputs of [`check`].
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ pub(crate) fn narrow(policy: &Policy, scope: &[String]) -> Result<Scope, ScopeIn
 /// A glob of the `scope` input that does not compile.
 #[derive(Debug, thiserror::Error)]
 #[error("scope input: {0}")]
-pub(crate) struct ScopeInputError(crate::scope::PatternError);
+pub(crate) struct ScopeInputError(crate::core::scope::PatternError);
 
 pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Report {
     report.errors.push(message.into());
@@ -95,7 +95,7 @@ pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Re
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PolicyAtBase {
     #[error(transparent)]
-    Git(#[from] crate::git::GitError),
+    Git(#[from] crate::adapters::git::GitError),
     #[error(
         "no policy file `{path}` at the base ref {base}: commit one (see `agent-gate validate`) or pass --policy"
     )]
@@ -307,7 +307,7 @@ fn check_entry(o: &checks::CheckOutcome) -> CheckEntry {
             CheckStatus::TimedOut,
             Some(format!(
                 "timed out after {}",
-                crate::policy::format_duration(*after)
+                crate::core::policy::format_duration(*after)
             )),
         ),
         RunStatus::Skipped { reason } => (CheckStatus::Skipped, Some(reason.clone())),
@@ -367,7 +367,7 @@ async fn run_policy_checks(
         env: ctx.gate_env.clone(),
         protect: checks::credential_paths(&ctx.workspace, &ctx.gate_env),
         temp_dir: Some(root.path().to_path_buf()),
-        docker: crate::docker::Engine::from_env(&ctx.gate_env),
+        docker: crate::adapters::docker::Engine::from_env(&ctx.gate_env),
         ..checks::RunOptions::default()
     };
     if let Some(j) = ctx.jobs {
@@ -392,7 +392,7 @@ enum ExportError {
     #[error("cannot prepare the checks directory: {0}")]
     Mode(std::io::Error),
     #[error(transparent)]
-    Git(#[from] crate::git::GitError),
+    Git(#[from] crate::adapters::git::GitError),
 }
 
 /// Mark `dir` as the top of unrelated directory trees (`chattr +T`, `FS_TOPDIR_FL`): a

@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::github::ci::{CheckRun, CiReadError, CombinedStatus, StatusEntry, WorkflowRun};
-use crate::github::{ApiError, Client};
-use crate::policy::{AwaitedChecks, CheckSpec, GitHubChecks, OnHeld};
-use crate::report::{AwaitedCheck, AwaitedCi, CheckEntry, CheckStatus, HeldRun, Verdict};
-use crate::shutdown::Shutdown;
+use crate::adapters::github::ci::{
+    CheckRun, CiReadError, CombinedStatus, StatusEntry, WorkflowRun,
+};
+use crate::adapters::github::{ApiError, Client};
+use crate::adapters::shutdown::Shutdown;
+use crate::core::policy::{AwaitedChecks, CheckSpec, GitHubChecks, OnHeld};
+use crate::core::report::{AwaitedCheck, AwaitedCi, CheckEntry, CheckStatus, HeldRun, Verdict};
 
 /// Longest check-run summary kept in the report (the rest is on GitHub, at its URL).
 const MAX_SUMMARY_CHARS: usize = 2_000;
@@ -558,7 +560,7 @@ fn pending_text(
     } else {
         format!(
             "its timeout of {} passed",
-            crate::policy::format_duration(github.timeout.unwrap_or_default())
+            crate::core::policy::format_duration(github.timeout.unwrap_or_default())
         )
     };
     let mut parts: Vec<String> = Vec::new();

@@ -10,11 +10,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::actions::Masker;
-use crate::github::types::IssueComment;
-use crate::publish::outputs::redact_report;
-use crate::report::Report;
-use crate::summary::{self, SummaryContext};
+use crate::adapters::actions::Masker;
+use crate::adapters::github::types::IssueComment;
+use crate::adapters::publish::outputs::redact_report;
+use crate::core::report::Report;
+use crate::core::summary::{self, SummaryContext};
 
 /// GitHub refuses comments over 65,536 characters; the gate keeps the whole body within
 /// this many bytes (a byte count bounds the character count), with room to spare.

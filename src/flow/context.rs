@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::git::Git;
-use crate::github::Client;
-use crate::lease::LeaseStore;
-use crate::pace::LedgerPacer;
-use crate::policy::Policy;
-use crate::scope::Scope;
-use crate::shutdown::Shutdown;
+use crate::adapters::git::Git;
+use crate::adapters::github::Client;
+use crate::adapters::shutdown::Shutdown;
+use crate::core::policy::Policy;
+use crate::core::scope::Scope;
+use crate::flow::lease::LeaseStore;
+use crate::flow::pace::LedgerPacer;
 
 use super::ending::fmt_secs;
 use super::options::RunOptions;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::github::ApiError;
-use crate::report::{Report, Verdict};
+use crate::adapters::github::ApiError;
+use crate::core::report::{Report, Verdict};
 
 /// The timeline state of a run waiting for a slot under `agent.max-concurrent-tasks`.
 pub const WAITING_STATE: &str = "waiting-for-capacity";

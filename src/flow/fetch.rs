@@ -5,11 +5,11 @@
 //! the run's token as an HTTP header; [`PrivateRefs`] removes the refs when the run ends, so
 //! the workspace's own branches and HEAD are never touched.
 
+use crate::adapters::git::{Git, GitError};
+use crate::adapters::github::Token;
+use crate::core::policy::Policy;
 use crate::flow::check::{PolicyAtBase, load_policy_at};
 use crate::flow::options::RunOptions;
-use crate::git::{Git, GitError};
-use crate::github::Token;
-use crate::policy::Policy;
 
 /// Why the run's base (and the policy on it) cannot be had: a configuration error.
 #[derive(Debug, thiserror::Error)]
@@ -130,11 +130,14 @@ pub(super) fn fetch_refs(
     git: &Git,
     opts: &RunOptions,
     refspecs: &[&str],
-) -> Result<(), crate::git::GitError> {
-    crate::git::plain_then_token(git_token(opts).map(Token::expose), |token| match token {
-        None => git.fetch(&opts.remote, refspecs),
-        Some(t) => git.fetch_with_token(&opts.remote, refspecs, t),
-    })
+) -> Result<(), crate::adapters::git::GitError> {
+    crate::adapters::git::plain_then_token(
+        git_token(opts).map(Token::expose),
+        |token| match token {
+            None => git.fetch(&opts.remote, refspecs),
+            Some(t) => git.fetch_with_token(&opts.remote, refspecs, t),
+        },
+    )
     .map(drop)
 }
 

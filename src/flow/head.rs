@@ -6,14 +6,14 @@
 
 use std::io::Write;
 
+use crate::adapters::github::types::{ArtifactRef, Task};
+use crate::core::policy::Policy;
+use crate::core::report::{Report, Verdict};
 use crate::flow::check::{GateContext, config_error, gate_change};
 use crate::flow::ci::CiContext;
 use crate::flow::context::Run;
 use crate::flow::ending::finish_with;
 use crate::flow::fetch::{PrivateRefs, fetch_refs};
-use crate::github::types::{ArtifactRef, Task};
-use crate::policy::Policy;
-use crate::report::{Report, Verdict};
 
 /// Whether the task reports a pushed branch or a pull request.
 fn pushed(task: &Task) -> bool {

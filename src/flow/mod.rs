@@ -1,8 +1,18 @@
-//! Orchestration: the only place that joins core (policy, scope, assessment, report) and
-//! adapters (git, checks, github). Each command of the CLI is one function here, taking its
-//! inputs and output writers as parameters and returning an exit code or a [`Report`].
+//! The flow layer, orchestration: the only place that joins the core (policy, scope,
+//! assessment, report) and the adapters (git, checks, github). Each command of the CLI is
+//! one function here, taking its inputs and output writers as parameters and returning an
+//! exit code or a [`Report`]; the rules the commands apply over the adapters — admission
+//! and its lock, the budget, the write pace, repair rounds, the fleet's plan and report —
+//! live here too, as they join core decisions to outside state the same way.
 //!
-//! [`Report`]: crate::report::Report
+//! [`Report`]: crate::core::report::Report
+
+pub mod admission;
+pub mod budget;
+pub mod fleet;
+pub mod lease;
+pub mod pace;
+pub mod repair;
 
 mod check;
 mod ci;
@@ -31,8 +41,8 @@ pub use review::{
 };
 pub use run::run;
 
-use crate::policy::Policy;
-use crate::report::{Verdict, describe_decision};
+use crate::core::policy::Policy;
+use crate::core::report::{Verdict, describe_decision};
 
 /// A policy file on disk that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +56,7 @@ enum PolicyFileError {
     #[error("{}: the policy file is not UTF-8", path.display())]
     NotUtf8 { path: std::path::PathBuf },
     #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyError),
+    Policy(#[from] crate::core::policy::PolicyError),
 }
 
 /// Read and compile a policy file from disk.
@@ -79,7 +89,7 @@ fn load_policy_file_all(path: &Path) -> Result<Policy, Vec<String>> {
 pub fn validate(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match load_policy_file_all(path) {
         Ok(policy) => {
-            let _ = write!(out, "{}", crate::policy::describe(&policy));
+            let _ = write!(out, "{}", crate::core::policy::describe(&policy));
             let _ = writeln!(out, "{}: valid", path.display());
             0
         }
@@ -100,7 +110,7 @@ pub fn validate(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 struct ExplainLine<'a> {
     path: &'a str,
     #[serde(flatten)]
-    decision: &'a crate::scope::Decision,
+    decision: &'a crate::core::scope::Decision,
 }
 
 /// `agent-gate explain`: for each path, in or out of scope and the rule that decided — one
@@ -188,7 +198,7 @@ pub fn explain(
 
 /// `agent-gate status`: list the repository's tasks (or show one) with their states. What
 /// the API answered is shown, never obeyed: the text is
-/// [`neutralize`](crate::report::neutralize)d (control characters escaped, no line that
+/// [`neutralize`](crate::core::report::neutralize)d (control characters escaped, no line that
 /// would read as a workflow command).
 pub async fn status(
     repository: &str,
@@ -210,7 +220,8 @@ pub async fn status(
         &mut errors,
     )
     .await;
-    let shown = |buf: &[u8]| crate::report::neutralize(&String::from_utf8_lossy(buf)).into_owned();
+    let shown =
+        |buf: &[u8]| crate::core::report::neutralize(&String::from_utf8_lossy(buf)).into_owned();
     let _ = out.write_all(shown(&text).as_bytes());
     let _ = err.write_all(shown(&errors).as_bytes());
     code
@@ -236,7 +247,7 @@ async fn status_raw(
         Ok(t) => t,
         Err(e) => {
             // A 404 of the agent-tasks API: say first whether the cloud agent is off there.
-            if matches!(e, crate::github::ApiError::NotFound { .. })
+            if matches!(e, crate::adapters::github::ApiError::NotFound { .. })
                 && let Some(plain) = client.agent_availability().await.explain(repository)
             {
                 let _ = writeln!(err, "error: {plain}");
@@ -270,13 +281,13 @@ async fn status_raw(
 #[derive(Debug, thiserror::Error)]
 enum StatusError {
     #[error("repository {0} (set --repository or GITHUB_REPOSITORY)")]
-    Repository(#[from] crate::slug::SlugError),
+    Repository(#[from] crate::core::slug::SlugError),
     #[error(
         "a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
     )]
     NoToken,
     #[error(transparent)]
-    Client(#[from] crate::github::ApiError),
+    Client(#[from] crate::adapters::github::ApiError),
 }
 
 /// The client `status` reads `repository`'s tasks with.
@@ -284,9 +295,9 @@ fn status_client(
     repository: &str,
     token: &str,
     api_url: &str,
-) -> Result<crate::github::Client, StatusError> {
-    use crate::github::{Client, ClientConfig};
-    let slug = crate::slug::RepoSlug::parse(repository)?;
+) -> Result<crate::adapters::github::Client, StatusError> {
+    use crate::adapters::github::{Client, ClientConfig};
+    let slug = crate::core::slug::RepoSlug::parse(repository)?;
     if token.trim().is_empty() {
         return Err(StatusError::NoToken);
     }
@@ -299,14 +310,14 @@ fn status_client(
 /// carry no sessions, and the cost is in the sessions' usage, so the list shows the same
 /// figure as everything else.
 async fn status_tasks(
-    client: &crate::github::Client,
+    client: &crate::adapters::github::Client,
     task_id: Option<&str>,
-) -> Result<Vec<crate::github::types::Task>, crate::github::ApiError> {
+) -> Result<Vec<crate::adapters::github::types::Task>, crate::adapters::github::ApiError> {
     let mut tasks = match task_id {
         Some(id) => vec![client.get_task(id).await?],
         None => {
             client
-                .list_tasks(&crate::github::ListQuery::default())
+                .list_tasks(&crate::adapters::github::ListQuery::default())
                 .await?
                 .tasks
         }
@@ -321,7 +332,7 @@ async fn status_tasks(
 }
 
 /// `status`'s table of tasks; for one task (`detail`) its link and sessions too.
-fn print_tasks(tasks: &[crate::github::types::Task], detail: bool, out: &mut dyn Write) {
+fn print_tasks(tasks: &[crate::adapters::github::types::Task], detail: bool, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "{:<38} {:<17} {:<21} {:>10}  NAME",
@@ -331,7 +342,9 @@ fn print_tasks(tasks: &[crate::github::types::Task], detail: bool, out: &mut dyn
         let name = t.name.clone().unwrap_or_default();
         let name: String = name.chars().take(60).collect();
         let cost = match t.sessions {
-            Some(_) => crate::report::credits(crate::github::task_cost(t).ai_credits()),
+            Some(_) => {
+                crate::core::report::credits(crate::adapters::github::task_cost(t).ai_credits())
+            }
             None => "-".to_string(),
         };
         let _ = writeln!(
@@ -371,14 +384,14 @@ pub fn admission_status(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    use crate::lease::{Entry, LeaseStore};
+    use crate::flow::lease::{Entry, LeaseStore};
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut store = LeaseStore::new(
-        crate::git::Git::new(repo),
+        crate::adapters::git::Git::new(repo),
         remote,
         None,
         "",
-        crate::admission::Priority::Normal,
+        crate::flow::admission::Priority::Normal,
         &run_id,
     );
     let snap = match store.snapshot() {

@@ -8,12 +8,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::admission::Priority;
-use crate::audit::AuditStream;
-use crate::github::Token;
-use crate::pace::WritePace;
-use crate::prompt::KeyInputs;
-use crate::slug::RepoSlug;
+use crate::adapters::audit::AuditStream;
+use crate::adapters::github::Token;
+use crate::core::prompt::KeyInputs;
+use crate::core::slug::RepoSlug;
+use crate::flow::admission::Priority;
+use crate::flow::pace::WritePace;
 
 /// Inputs of [`run`](fn@super::run) (the Action's inputs and the CLI's flags).
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl RunOptions {
             remote: "origin".to_string(),
             instruction: String::new(),
             scope: Vec::new(),
-            policy_path: crate::policy::DEFAULT_POLICY_PATH.to_string(),
+            policy_path: crate::core::policy::DEFAULT_POLICY_PATH.to_string(),
             token,
             github_token: None,
             base_ref: None,

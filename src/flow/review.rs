@@ -23,10 +23,10 @@ use std::future::Future;
 use serde::Serialize;
 
 use super::comment::{CommentAction, CommentSet, comment_body, is_ours};
-use crate::actions::Masker;
-use crate::github::types::{CommitStatus, IssueComment, Viewer};
-use crate::github::{ApiError, Client, CreatedComment};
-use crate::report::{Report, Verdict, short};
+use crate::adapters::actions::Masker;
+use crate::adapters::github::types::{CommitStatus, IssueComment, Viewer};
+use crate::adapters::github::{ApiError, Client, CreatedComment};
+use crate::core::report::{Report, Verdict, short};
 
 /// The five GitHub calls of the review gate, each as [`Client`]'s method of the same name
 /// makes it (same answers, same errors).
@@ -218,7 +218,7 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
             let names: Vec<&str> = report
                 .checks
                 .iter()
-                .filter(|c| c.required && c.status == crate::report::CheckStatus::Unavailable)
+                .filter(|c| c.required && c.status == crate::core::report::CheckStatus::Unavailable)
                 .map(|c| c.name.as_str())
                 .collect();
             Some(format!(
@@ -243,7 +243,7 @@ pub fn status_description(report: &Report, masker: &Masker) -> String {
         Verdict::OverBudget => report
             .task
             .as_ref()
-            .map(|t| crate::report::credits_phrase(t.ai_credits)),
+            .map(|t| crate::core::report::credits_phrase(t.ai_credits)),
         Verdict::AgentFailed | Verdict::TimedOut | Verdict::Cancelled => task_state(),
         Verdict::ConfigError | Verdict::ApiError => report
             .errors

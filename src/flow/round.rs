@@ -10,20 +10,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::budget::{BudgetLimits, BudgetStatus, check_budget_with};
+use crate::adapters::github::since_before_now;
+use crate::adapters::github::types::Task;
+use crate::core::prompt::{build_prompt, marker, prompt_hash};
+use crate::core::report::{Report, TimelineEntry, Verdict, ViolationKind};
+use crate::flow::budget::{BudgetLimits, BudgetStatus, check_budget_with};
 use crate::flow::context::Run;
 use crate::flow::ending::{finish_with, fmt_secs};
 use crate::flow::fetch::PrivateRefs;
-use crate::flow::session::poll_and_gate;
-use crate::flow::start::{RoundAdmission, admit_round};
-use crate::github::since_before_now;
-use crate::github::types::Task;
-use crate::prompt::{build_prompt, marker, prompt_hash};
-use crate::repair::{
+use crate::flow::repair::{
     RoundRecord, follow_up_request, is_repairable, latest_round, repair_prompt, round_cost,
     round_key, total_cost,
 };
-use crate::report::{Report, TimelineEntry, Verdict, ViolationKind};
+use crate::flow::session::poll_and_gate;
+use crate::flow::start::{RoundAdmission, admit_round};
 
 /// A repair round starts only while more than this many initial poll intervals are left
 /// before the deadline: a round that cannot finish would only be stopped again.
@@ -191,7 +191,7 @@ async fn budget_allows_round(
         .leases
         .lock()
         .await
-        .known_tasks(crate::admission::epoch_now())
+        .known_tasks(crate::flow::admission::epoch_now())
         .unwrap_or_default();
     let checked = tokio::select! {
         biased;

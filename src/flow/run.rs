@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::budget::{BudgetLimits, TaskSpend};
-use crate::git::Git;
-use crate::github::types::{Task, TaskState};
-use crate::github::{ApiError, Client, ClientConfig, Token, WritePacer};
-use crate::lease::LeaseStore;
-use crate::pace::{LedgerPacer, PaceStore};
-use crate::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
-use crate::report::{Report, TaskInfo, TimelineEntry, Verdict};
-use crate::scope::Scope;
-use crate::shutdown::Shutdown;
+use crate::adapters::git::Git;
+use crate::adapters::github::types::{Task, TaskState};
+use crate::adapters::github::{ApiError, Client, ClientConfig, Token, WritePacer};
+use crate::adapters::shutdown::Shutdown;
+use crate::core::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
+use crate::core::report::{Report, TaskInfo, TimelineEntry, Verdict};
+use crate::core::scope::Scope;
+use crate::flow::budget::{BudgetLimits, TaskSpend};
+use crate::flow::lease::LeaseStore;
+use crate::flow::pace::{LedgerPacer, PaceStore};
 
 use super::check::{ScopeInputError, config_error, narrow};
 use super::context::{Run, RunClock, ledger_of};
@@ -43,7 +43,7 @@ pub async fn run(
     // What git wrote as root into the runner's repository (fetched objects, private refs,
     // the admission notes) is the runner's again.
     if let Ok(git_dir) = Git::new(&repo).common_dir()
-        && let Err(e) = crate::ownership::give_back(&git_dir)
+        && let Err(e) = crate::adapters::ownership::give_back(&git_dir)
     {
         report.notes.push(format!(
             "could not hand {} back to its owner: {e}",
@@ -298,7 +298,7 @@ async fn record_in_index(run: &Run, report: &Report, last_seen: Option<&Task>) {
     if info.pr_number.is_none() && spent.is_none() {
         return;
     }
-    let now = crate::admission::epoch_now();
+    let now = crate::flow::admission::epoch_now();
     if let Err(e) = run
         .leases
         .lock()
@@ -375,11 +375,11 @@ fn clients(
 /// changes the verdict; what it did goes to the report's notes.
 async fn review_gate(run: &Run, report: &mut Report) {
     let opts = &run.opts;
-    let mut masker = crate::actions::Masker::new();
+    let mut masker = crate::adapters::actions::Masker::new();
     for token in opts.token.iter().chain(&opts.github_token) {
         masker.register(token.expose());
     }
-    let run_url = crate::actions::ActionsEnv::from_vars(
+    let run_url = crate::adapters::actions::ActionsEnv::from_vars(
         opts.gate_env
             .iter()
             .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string()))),

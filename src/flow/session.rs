@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::flow::context::Run;
-use crate::flow::ending::{api_error, finish_with, fmt_secs};
-use crate::flow::head::gate_head;
-use crate::github::types::{Task, TaskState};
-use crate::github::{
+use crate::adapters::github::types::{Task, TaskState};
+use crate::adapters::github::{
     Client, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions, StopReason, StopRecord,
     poll_task, stop, task_cost,
 };
-use crate::policy::{OnIdle, OnWaitingForUser};
-use crate::repair::latest_round;
-use crate::report::{Report, TimelineEntry, Verdict};
+use crate::core::policy::{OnIdle, OnWaitingForUser};
+use crate::core::report::{Report, TimelineEntry, Verdict};
+use crate::flow::context::Run;
+use crate::flow::ending::{api_error, finish_with, fmt_secs};
+use crate::flow::head::gate_head;
+use crate::flow::repair::latest_round;
 
 use super::fetch::PrivateRefs;
 
@@ -350,7 +350,7 @@ async fn bounded_stop(
     if let Ok(record) = tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
         return record;
     }
-    let at = crate::github::client::timestamp(client.clock().as_ref());
+    let at = crate::adapters::github::client::timestamp(client.clock().as_ref());
     let mut record = StopRecord::begin(task, reason, at);
     record.errors.push(format!(
         "marking the pull request did not finish within {}",

@@ -11,16 +11,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::admission::{
+use crate::adapters::github::types::Task;
+use crate::adapters::github::{
+    ApiError, Client, MarkerHints, create_task_request, since_before_now,
+};
+use crate::core::prompt::marker;
+use crate::core::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
+use crate::flow::admission::{
     Admission, AdmissionLimits, LeaseUse, RunningCounter, WaitInfo, admit, epoch_now,
 };
-use crate::budget::{BudgetError, BudgetLimits, check_budget_with};
-use crate::fleet::OLDEST_LISTED;
-use crate::github::types::Task;
-use crate::github::{ApiError, Client, MarkerHints, create_task_request, since_before_now};
-use crate::lease::{KnownTasks, LeaseStore};
-use crate::prompt::marker;
-use crate::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
+use crate::flow::budget::{BudgetError, BudgetLimits, check_budget_with};
+use crate::flow::fleet::OLDEST_LISTED;
+use crate::flow::lease::{KnownTasks, LeaseStore};
 
 use super::check::config_error;
 use super::context::Run;
@@ -451,7 +453,7 @@ async fn review_capacity(
             let _ = writeln!(progress, "agent-gate: review load: {message}");
             return Ok(());
         }
-        let wait = run.policy.agent.on_review_backlog == crate::policy::OnReviewBacklog::Wait;
+        let wait = run.policy.agent.on_review_backlog == crate::core::policy::OnReviewBacklog::Wait;
         if !wait {
             let mut r = take(report);
             r.errors.push(format!(
@@ -494,13 +496,13 @@ async fn review_capacity(
 fn review_load(
     run: &Run,
     max: u32,
-    pulls: &[crate::github::types::PullRequest],
+    pulls: &[crate::adapters::github::types::PullRequest],
     known: &KnownTasks,
     waited: Duration,
-) -> crate::report::ReviewLoad {
-    let ours = crate::fleet::agent_gate_pulls(pulls, known);
+) -> crate::core::report::ReviewLoad {
+    let ours = crate::flow::fleet::agent_gate_pulls(pulls, known);
     let open = u32::try_from(ours.len()).unwrap_or(u32::MAX);
-    crate::report::ReviewLoad {
+    crate::core::report::ReviewLoad {
         repository: run.opts.repository.to_string(),
         open,
         limit: max,

@@ -13,7 +13,7 @@ use super::repo::Identity;
 use super::scenario::{FileOp, FinalState, PullArtifact, PullId, Scenario, TaskScript};
 use super::state::Sim;
 use super::store::{SimPull, Store};
-use crate::github::types::{Artifact, TaskState, Usage};
+use crate::adapters::github::types::{Artifact, TaskState, Usage};
 
 /// The script for a new session: the first script whose `match` is in the prompt, else the
 /// next order-matched script, else the default.

@@ -35,7 +35,7 @@ pub use scenario::{
 pub use server::API_VERSIONS;
 pub use store::{LoggedRequest, RecordedComment, RecordedStatus, user_id_for_token};
 
-use crate::github::types::{PullRequest, Task};
+use crate::adapters::github::types::{PullRequest, Task};
 
 /// How to run the simulator.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
 use super::route::{Endpoint, percent_encode};
-use crate::github::types::{ErrorBody, ValidationError};
+use crate::adapters::github::types::{ErrorBody, ValidationError};
 
 /// A response before the pipeline adds the common headers.
 #[derive(Debug, Clone)]

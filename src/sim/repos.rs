@@ -9,7 +9,7 @@ use super::reply::{Reply, doc_url, invalid, link_header, object_body};
 use super::route::{Endpoint, Matched, parse_query, percent_encode};
 use super::state::{Incoming, Sim};
 use super::store::{RecordedComment, RecordedStatus, now_second, repo_key, ts};
-use crate::github::types::CommitStatus;
+use crate::adapters::github::types::CommitStatus;
 
 pub(crate) async fn get_repo(sim: &Sim, m: &Matched) -> Reply {
     let default_branch = sim.repo_of(&m.owner, &m.repo).default_branch().await;

@@ -1,6 +1,6 @@
 //! The simulator's memory: tasks and their sessions, pull requests, commit statuses,
 //! comments, labels, rate-limit buckets, per-endpoint request counters and the request log;
-//! and the JSON rendering of tasks with the wire types of [`crate::github::types`]. Pure
+//! and the JSON rendering of tasks with the wire types of [`crate::adapters::github::types`]. Pure
 //! data behind one mutex: no HTTP, no git, no timers.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::route::Endpoint;
-use crate::github::types::{
+use crate::adapters::github::types::{
     Artifact, IdRef, PullRef, PullRequest, Session, SessionError, Task, TaskState, Usage,
 };
 
@@ -49,7 +49,7 @@ pub struct RecordedStatus {
     pub owner: String,
     pub repo: String,
     pub sha: String,
-    pub status: crate::github::types::CommitStatus,
+    pub status: crate::adapters::github::types::CommitStatus,
 }
 
 /// An issue or pull-request comment posted to the simulator (its current body, after

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use agent_gate::actions::{
+use agent_gate::adapters::actions::{
     ActionsEnv, ActionsError, ActionsIo, Annotation, Annotations, Command, DELIMITER_PREFIX,
     FileCommandParseError, Level, MAX_MESSAGE_LEN, Masker, SUMMARY_LIMIT, add_mask, debug,
     endgroup, error, escape_data, escape_property, fit_summary, format_key_value, group, notice,

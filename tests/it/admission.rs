@@ -6,13 +6,13 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use agent_gate::admission::{
+use agent_gate::adapters::github::types::{Task, TaskState};
+use agent_gate::adapters::github::{Client, ClientConfig, create_task_request};
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::prompt::marker;
+use agent_gate::flow::admission::{
     Admission, AdmissionLimits, LeaseUse, Priority, RunningCounter, WaitInfo, admit,
 };
-use agent_gate::github::types::{Task, TaskState};
-use agent_gate::github::{Client, ClientConfig, create_task_request};
-use agent_gate::prompt::marker;
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{Scenario, SimHandle};
 use tokio::time::Instant;
 
@@ -479,5 +479,5 @@ async fn running_states_are_the_slot_holders() {
         task.state,
         TaskState::Queued | TaskState::InProgress
     ));
-    assert!(agent_gate::admission::RUNNING_STATES.contains(&task.state));
+    assert!(agent_gate::flow::admission::RUNNING_STATES.contains(&task.state));
 }

@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use agent_gate::admission::{Admission, AdmissionLimits, LeaseUse, Priority, WaitInfo, admit};
-use agent_gate::git::Git;
-use agent_gate::github::{Client, ClientConfig};
-use agent_gate::lease::{
+use agent_gate::adapters::git::Git;
+use agent_gate::adapters::github::{Client, ClientConfig};
+use agent_gate::core::prompt::marker;
+use agent_gate::flow::admission::{
+    Admission, AdmissionLimits, LeaseUse, Priority, WaitInfo, admit,
+};
+use agent_gate::flow::lease::{
     Entry, Held, LeaseStore, LeaseTimes, LockAttempt, Note, NoteKind, Snapshot, occupancy,
 };
-use agent_gate::prompt::marker;
 use agent_gate::sim::{Scenario, SimHandle};
 
 use crate::support::{Cli, CliOutput, git_in as git, start_sim};
@@ -186,7 +188,8 @@ fn the_lock_excludes_a_second_run_until_it_is_released() {
         }
     );
     // A takes a lease and releases the lock in one push; B then holds the lock and sees it.
-    let agent_gate::lease::Commit::Done(Some(held)) = a.commit(true, false, now).unwrap() else {
+    let agent_gate::flow::lease::Commit::Done(Some(held)) = a.commit(true, false, now).unwrap()
+    else {
         panic!("a's commit");
     };
     assert_eq!(held.name, "refs/agent-gate/admission/leases/run-a");
@@ -943,7 +946,7 @@ fn a_run_whose_lock_was_taken_over_writes_nothing() {
     );
     assert_eq!(
         slow.commit(true, false, now).unwrap(),
-        agent_gate::lease::Commit::LostLock,
+        agent_gate::flow::lease::Commit::LostLock,
         "the old holder cannot admit itself"
     );
     let refs = remote_refs(&remote.bare);

@@ -4,12 +4,12 @@
 
 use std::fs;
 
-use agent_gate::actions::{ActionsEnv, Masker};
-use agent_gate::audit::{
+use agent_gate::adapters::actions::{ActionsEnv, Masker};
+use agent_gate::adapters::audit::{
     AdmissionEvent, AuditError, AuditEvent, AuditLog, ChangeEvent, LOCAL_FILE, SCHEMA,
     default_path, events_for_report, parse, task_events,
 };
-use agent_gate::report::{Report, Verdict};
+use agent_gate::core::report::{Report, Verdict};
 use insta::assert_snapshot;
 use jiff::Timestamp;
 
@@ -132,7 +132,7 @@ fn the_lines_of_a_scope_violation_run() {
 #[test]
 fn check_events_carry_command_and_exit_code() {
     let report = checks_failed_report();
-    let events = agent_gate::audit::events_for_report_with(&report, &env(), |name| {
+    let events = agent_gate::adapters::audit::events_for_report_with(&report, &env(), |name| {
         (name == "unit tests").then(|| "cargo test --locked".to_string())
     });
     let AuditEvent::Check(unit) = &events[1] else {

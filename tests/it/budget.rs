@@ -1,4 +1,4 @@
-//! Daily budgets (`agent_gate::budget`): counting agent-gate's sessions of today against the
+//! Daily budgets (`agent_gate::flow::budget`): counting agent-gate's sessions of today against the
 //! in-process simulator (marker, archived tasks, follow-up sessions, the day boundary through
 //! an injected `now`), the pure counting on constructed tasks (sessions created yesterday),
 //! the limit arithmetic, and the refusal messages (snapshots).
@@ -6,13 +6,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use agent_gate::budget::{
+use agent_gate::adapters::github::types::{Session, Task, TaskState, Usage};
+use agent_gate::adapters::github::{ApiError, Client, ClientConfig, create_task_request};
+use agent_gate::core::prompt::marker;
+use agent_gate::flow::budget::{
     BudgetError, BudgetLimits, BudgetStatus, DayCount, Exceeded, check_budget, count_today,
     evaluate, utc_midnight,
 };
-use agent_gate::github::types::{Session, Task, TaskState, Usage};
-use agent_gate::github::{ApiError, Client, ClientConfig, create_task_request};
-use agent_gate::prompt::marker;
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
 use jiff::{SignedDuration, Timestamp};
 
@@ -45,7 +45,7 @@ async fn start(yaml: Option<&str>) -> Fixture {
 
 impl Fixture {
     fn client_with(&self, token: &str) -> Client {
-        agent_gate::github::install_crypto_provider();
+        agent_gate::adapters::github::install_crypto_provider();
         Client::new(ClientConfig::new(token, "octo-org", "payments").with_api_url(self.sim.url()))
             .unwrap()
     }

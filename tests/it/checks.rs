@@ -12,12 +12,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agent_gate::checks::{
+use agent_gate::adapters::checks::{
     self, CheckStatus, ChecksRun, Isolation, IsolationMode, PlannedAction, RunAs, RunOptions, plan,
     run_checks,
 };
-use agent_gate::policy::CheckSpec;
-use agent_gate::scope::{Pattern, Rule, RuleOrigin, RuleSet};
+use agent_gate::core::policy::CheckSpec;
+use agent_gate::core::scope::{Pattern, Rule, RuleOrigin, RuleSet};
 use bstr::BString;
 use proptest::prelude::*;
 
@@ -1174,7 +1174,7 @@ fn a_same_uid_gate_refuses_while_credentials_are_readable_and_hides_its_environm
 
 #[test]
 fn the_program_a_command_starts_is_its_first_bare_word() {
-    use agent_gate::checks::leading_program;
+    use agent_gate::adapters::checks::leading_program;
     for (command, program) in [
         ("ruff check .", Some("ruff")),
         ("  pytest -q tests", Some("pytest")),
@@ -1332,9 +1332,9 @@ async fn as_root_a_hostile_check_cannot_reach_another_checks_tree() {
 async fn an_image_check_without_an_engine_is_unavailable() {
     let dir = tree();
     let mut s = spec("in python", "pytest -q");
-    s.image = Some(agent_gate::policy::CheckImage {
+    s.image = Some(agent_gate::core::policy::CheckImage {
         image: "python:3.12-slim".into(),
-        network: agent_gate::policy::CheckNetwork::None,
+        network: agent_gate::core::policy::CheckNetwork::None,
         memory_bytes: 1 << 30,
         nano_cpus: 1_000_000_000,
         pids: 256,

@@ -448,7 +448,7 @@ fn report_merges_the_audit_files_of_a_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lists_and_shows_tasks() {
-    use agent_gate::github::{Client, ClientConfig, create_task_request};
+    use agent_gate::adapters::github::{Client, ClientConfig, create_task_request};
     let world = Gate::new()
         .time_scale(100.0)
         .token("ghp_status")
@@ -531,7 +531,7 @@ async fn status_lists_and_shows_tasks() {
 /// filtered out by `creator_id`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_and_the_simulator_round_trip_with_pagination() {
-    use agent_gate::github::{
+    use agent_gate::adapters::github::{
         Client, ClientConfig, Direction, ListQuery, ListSort, create_task_request,
     };
     use agent_gate::sim::{SimConfig, start, user_id_for_token};
@@ -703,7 +703,7 @@ fn an_unreachable_api_fails_fast_with_announced_retries_and_no_colour() {
 /// Colour on stderr: only on a terminal, and never with `NO_COLOR` set to anything.
 #[test]
 fn colour_only_on_a_terminal_without_no_color() {
-    use agent_gate::progress::colour_wanted;
+    use agent_gate::adapters::progress::colour_wanted;
     use std::ffi::OsStr;
     assert!(colour_wanted(true, None));
     assert!(colour_wanted(true, Some(OsStr::new(""))));
@@ -876,7 +876,7 @@ async fn status_says_when_the_cloud_agent_is_not_enabled() {
 /// The README's table of verdicts is the verdicts the gate has, with their exit codes.
 #[test]
 fn the_readme_lists_every_verdict_with_its_exit_code() {
-    use agent_gate::report::Verdict;
+    use agent_gate::core::report::Verdict;
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = &readme[readme.find("## Verdicts and exit codes").expect("section")..];

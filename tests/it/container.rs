@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_gate::actions::parse_file_command;
+use agent_gate::adapters::actions::parse_file_command;
 use agent_gate::sim::{FinalState, Scenario, SimConfig, SimHandle, TaskScript, start};
 
 use crate::support::git_in as git;
@@ -401,7 +401,7 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
     );
     assert!(ran.summary.contains("write pace 1/s"), "{}", ran.summary);
 
-    for name in agent_gate::publish::outputs::NAMES {
+    for name in agent_gate::adapters::publish::outputs::NAMES {
         assert!(
             ran.outputs.contains_key(name),
             "output {name} missing: {:?}",
@@ -602,12 +602,12 @@ async fn the_documented_pytest_image_runs_a_pytest_check() {
 /// An image every machine that ran `.ci/docker-engine bases` has (Debian slim: `sh`, `bash`).
 const CHECK_IMAGE: &str = "debian:bookworm-slim";
 
-fn engine() -> agent_gate::docker::Engine {
-    agent_gate::docker::Engine::at(agent_gate::docker::DEFAULT_SOCKET)
+fn engine() -> agent_gate::adapters::docker::Engine {
+    agent_gate::adapters::docker::Engine::at(agent_gate::adapters::docker::DEFAULT_SOCKET)
 }
 
-fn image_spec(name: &str, run: &str) -> agent_gate::policy::CheckSpec {
-    agent_gate::policy::CheckSpec {
+fn image_spec(name: &str, run: &str) -> agent_gate::core::policy::CheckSpec {
+    agent_gate::core::policy::CheckSpec {
         name: name.into(),
         run: run.into(),
         timeout: Duration::from_mins(1),
@@ -616,9 +616,9 @@ fn image_spec(name: &str, run: &str) -> agent_gate::policy::CheckSpec {
         required: true,
         env: BTreeMap::new(),
         line: 1,
-        image: Some(agent_gate::policy::CheckImage {
+        image: Some(agent_gate::core::policy::CheckImage {
             image: CHECK_IMAGE.into(),
-            network: agent_gate::policy::CheckNetwork::None,
+            network: agent_gate::core::policy::CheckNetwork::None,
             memory_bytes: 512 * 1024 * 1024,
             nano_cpus: 1_000_000_000,
             pids: 256,
@@ -647,7 +647,7 @@ fn leftover_containers(names: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
 async fn an_image_check_runs_in_a_container_of_its_own_with_no_network_and_no_gate_env() {
-    use agent_gate::checks::{CheckStatus, RunOptions, plan, run_checks};
+    use agent_gate::adapters::checks::{CheckStatus, RunOptions, plan, run_checks};
     let tree = tempfile::tempdir().unwrap();
     std::fs::write(tree.path().join("marker.txt"), "original\n").unwrap();
     std::fs::create_dir(tree.path().join("scripts")).unwrap();
@@ -679,7 +679,7 @@ async fn an_image_check_runs_in_a_container_of_its_own_with_no_network_and_no_ga
     let offline = image_spec("offline-check", &format!("! {connect}"));
     let mut online = image_spec("online-check", &connect);
     if let Some(image) = &mut online.image {
-        image.network = agent_gate::policy::CheckNetwork::Host;
+        image.network = agent_gate::core::policy::CheckNetwork::Host;
     }
     let opts = RunOptions {
         jobs: 4,
@@ -736,7 +736,7 @@ async fn an_image_check_runs_in_a_container_of_its_own_with_no_network_and_no_ga
 #[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
 async fn an_image_without_the_program_or_that_cannot_be_pulled_is_unavailable_and_a_slow_check_is_killed()
  {
-    use agent_gate::checks::{CheckStatus, RunOptions, plan, run_checks};
+    use agent_gate::adapters::checks::{CheckStatus, RunOptions, plan, run_checks};
     let tree = tempfile::tempdir().unwrap();
     let missing = image_spec("ruff-check", "ruff check .");
     let mut unpullable = image_spec("lint-check", "true");
@@ -826,7 +826,7 @@ async fn the_gate_in_its_container_runs_image_checks_through_the_mounted_socket(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine and the image: .ci/run builds them and runs these"]
 async fn a_cancelled_image_check_is_stopped_and_its_container_removed() {
-    use agent_gate::checks::{CheckStatus, RunOptions, plan, run_checks};
+    use agent_gate::adapters::checks::{CheckStatus, RunOptions, plan, run_checks};
     let tree = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         docker: Some(engine()),

@@ -29,9 +29,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::report::Verdict;
 use agent_gate::flow::{RunOptions, run};
-use agent_gate::report::Verdict;
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{
     BodyFault, Endpoint, Fault, FaultAction, FileOp, FinalState, LoggedRequest, PullArtifact,
     RateLimit, Scenario, TaskScript, When,
@@ -642,7 +642,7 @@ async fn run_schedule(s: Schedule) -> Result<Ran, String> {
 
 /// Bugs the matrix found are fixed, not tolerated: nothing is excused any more (kept as
 /// the one place to name one while a fix is in flight).
-fn known_bug(_s: &Schedule, _report: &agent_gate::report::Report) -> Option<&'static str> {
+fn known_bug(_s: &Schedule, _report: &agent_gate::core::report::Report) -> Option<&'static str> {
     None
 }
 
@@ -1049,7 +1049,7 @@ fn an_unwritable_github_output_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut shown = Vec::new();
     for path in [dir.path().join("missing/output"), dir.path().to_path_buf()] {
-        let err = agent_gate::actions::set_output(&path, "verdict", "passed")
+        let err = agent_gate::adapters::actions::set_output(&path, "verdict", "passed")
             .expect_err("cannot write there");
         shown.push(
             err.to_string()

@@ -4,11 +4,11 @@
 
 use std::process::Command;
 
-use agent_gate::actions::{ActionsEnv, Masker};
-use agent_gate::audit::{AuditEvent, AuditLog, task_events};
+use agent_gate::adapters::actions::{ActionsEnv, Masker};
+use agent_gate::adapters::audit::{AuditEvent, AuditLog, task_events};
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::report::Verdict;
 use agent_gate::flow::{RunOptions, run};
-use agent_gate::report::Verdict;
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
 use crate::support::{Cli, Gate, World};
@@ -131,7 +131,7 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
 /// no Markdown and no HTML entities (those are for the step summary).
 #[test]
 fn the_fleet_report_as_text_has_no_markdown_or_entities() {
-    use agent_gate::fleet::{FleetReport, FleetRun};
+    use agent_gate::flow::fleet::{FleetReport, FleetRun};
     let mut report = FleetReport::default();
     for (repo, verdict, pr) in [
         ("octo/svc_b", "scope-violation", Some(7)),
@@ -353,7 +353,7 @@ async fn a_waiting_run_starts_within_seconds_of_the_slot_freeing() {
 
 const REVIEW_CAP: &str = "version: 1\nagent:\n  timeout: 5m\n  max-open-pull-requests: 2\n  poll: { initial: 1s, max: 1s }\nscope:\n  allow: [\"**\"]\n";
 
-async fn run_key(gate: &World, key: &str) -> (agent_gate::report::Report, String) {
+async fn run_key(gate: &World, key: &str) -> (agent_gate::core::report::Report, String) {
     let mut opts = gate.opts("add the sim file");
     opts.task_key = Some(key.to_string());
     gate.run(opts).await
@@ -399,12 +399,12 @@ async fn at_max_open_pull_requests_no_task_starts_until_one_is_reviewed() {
         ) && error.contains(&format!("#{pr1} (opened ")),
         "{error}"
     );
-    let env = agent_gate::actions::ActionsEnv::from_vars([(
+    let env = agent_gate::adapters::actions::ActionsEnv::from_vars([(
         "GITHUB_REPOSITORY".to_string(),
         "octo/fleet".to_string(),
     )]);
-    let Some(agent_gate::audit::AuditEvent::Admission(event)) =
-        agent_gate::audit::AuditEvent::admission_of(&third, &env)
+    let Some(agent_gate::adapters::audit::AuditEvent::Admission(event)) =
+        agent_gate::adapters::audit::AuditEvent::admission_of(&third, &env)
     else {
         panic!("no admission event");
     };
@@ -512,7 +512,7 @@ const UNCAPPED: &str = "version: 1\nagent:\n  timeout: 5m\n  poll: { initial: 1s
 /// with `write-pace: 3/2s` and one ledger, every write of every run is accepted.
 async fn eight_runs_on_one_token(
     pace: Option<&str>,
-) -> (std::sync::Arc<World>, Vec<agent_gate::report::Report>) {
+) -> (std::sync::Arc<World>, Vec<agent_gate::core::report::Report>) {
     use agent_gate::sim::CreationLimit;
     let scenario = Scenario {
         creation_limits: vec![CreationLimit {
@@ -536,7 +536,11 @@ async fn eight_runs_on_one_token(
     let mut runs = Vec::new();
     for n in 0..8 {
         let gate = gate.clone();
-        let pace = pace.map(|p| agent_gate::pace::WritePace::parse(p).unwrap().unwrap());
+        let pace = pace.map(|p| {
+            agent_gate::flow::pace::WritePace::parse(p)
+                .unwrap()
+                .unwrap()
+        });
         runs.push(tokio::spawn(async move {
             let mut opts = gate.opts("add the sim file");
             opts.task_key = Some(format!("paced-{n}"));

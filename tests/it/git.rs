@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use agent_gate::git::{
+use agent_gate::adapters::git::{
     Change, ChangeKind, Git, GitError, NumstatEntry, RawEntry, format_numstat_z, format_raw_z,
     join, parse_numstat_z, parse_raw_numstat_z, parse_raw_z,
 };

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use agent_gate::github::types::{CommitStatus, Task, TaskState};
-use agent_gate::github::{
+use agent_gate::adapters::github::types::{CommitStatus, Task, TaskState};
+use agent_gate::adapters::github::{
     ApiError, Client, ClientConfig, Clock, ListQuery, ListSort, PollEvent, PollOptions,
     PollOutcome, RetryPolicy, StatePolicy, StopAction, StopOptions, StopReason, TransportKind,
     create_task_request, poll_task, stop, task_cost,
@@ -386,7 +386,7 @@ type Canned = Box<dyn Fn() -> Action + Send + Sync>;
 async fn error_for(token: &str, action: impl Fn() -> Action + Send + Sync + 'static) -> ApiError {
     let fake = Fake::start(move |_, _| action()).await;
     let mut config = fake.config();
-    config.token = agent_gate::github::Token::new(token);
+    config.token = agent_gate::adapters::github::Token::new(token);
     config.retry.max_attempts = 1;
     let client = Client::new(config).unwrap();
     let err = client.get_task("t1").await.unwrap_err();
@@ -797,7 +797,7 @@ async fn reconcile_case(
     fault: impl Fn(usize) -> Option<(Action, bool)> + Send + Sync + 'static,
 ) -> (
     Fake,
-    Result<agent_gate::github::CreatedTask, ApiError>,
+    Result<agent_gate::adapters::github::CreatedTask, ApiError>,
     usize,
 ) {
     let created = Arc::new(AtomicUsize::new(0));
@@ -814,7 +814,7 @@ async fn reconcile_case(
 
 fn assert_reconciled(
     fake: &Fake,
-    out: Result<agent_gate::github::CreatedTask, ApiError>,
+    out: Result<agent_gate::adapters::github::CreatedTask, ApiError>,
     created: usize,
 ) {
     let out = out.unwrap();
@@ -1320,6 +1320,7 @@ async fn retry_policy_is_configurable() {
 #[tokio::test]
 async fn since_before_now_reads_the_injected_clock() {
     let fake = Fake::start(|_, _| reply(404, &gh_error(404, "Not Found"))).await;
-    let since = agent_gate::github::since_before_now(&fake.client(), Duration::from_mins(5));
+    let since =
+        agent_gate::adapters::github::since_before_now(&fake.client(), Duration::from_mins(5));
     assert_eq!(since.as_second(), i64::try_from(T0).unwrap() - 300);
 }

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use agent_gate::report::{AwaitedCi, CheckStatus, Report, Verdict};
+use agent_gate::core::report::{AwaitedCi, CheckStatus, Report, Verdict};
+use agent_gate::core::summary::{SummaryContext, render};
 use agent_gate::sim::{CiCheck, CiScript, CiStatus, Endpoint, Fault, FaultAction, Scenario, When};
-use agent_gate::summary::{SummaryContext, render};
 
 use crate::support::{Gate, World};
 
@@ -168,8 +168,10 @@ async fn checks_that_succeed_after_a_few_polls_pass_the_gate_with_state_url_and_
         summary.contains("/ci/legacy) | status | success | 3m 20s |"),
         "{summary}"
     );
-    let outputs =
-        agent_gate::publish::outputs::values(&report, std::path::Path::new("audit.jsonl"));
+    let outputs = agent_gate::adapters::publish::outputs::values(
+        &report,
+        std::path::Path::new("audit.jsonl"),
+    );
     let checks = &outputs.iter().find(|(n, _)| *n == "checks").unwrap().1;
     let json: serde_json::Value = serde_json::from_str(checks).unwrap();
     assert_eq!(json[0]["awaited"][0]["name"], "test (3.12)");
@@ -289,7 +291,7 @@ async fn runs_held_for_approval_fail_by_default_naming_who_must_approve_and_wher
         "the configuration explains the hold"
     );
     // A held run is nothing the agent can fix: no repair round would be sent.
-    assert!(!agent_gate::repair::is_repairable(&report));
+    assert!(!agent_gate::flow::repair::is_repairable(&report));
     let summary = render(&report, &SummaryContext::default());
     assert!(summary.contains("⏸️ Held for approval: CI"), "{summary}");
     no_approval_requests(&gate);
@@ -514,7 +516,7 @@ async fn a_token_without_checks_read_is_a_clear_error_naming_the_permission() {
 
 fn policy_error(checks: &str) -> String {
     let text = format!("version: 1\nchecks:\n{checks}");
-    match agent_gate::policy::Policy::from_yaml(&text, ".github/agent-gate.yml") {
+    match agent_gate::core::policy::Policy::from_yaml(&text, ".github/agent-gate.yml") {
         Ok(p) => panic!("accepted: {:?}", p.checks),
         Err(e) => e.to_string(),
     }
@@ -557,16 +559,19 @@ fn the_policy_says_what_is_wrong_with_a_github_checks_entry() {
     let value = policy_error("  - name: ci\n    github-checks: [test]\n    on-held: approve\n");
     assert!(value.contains("approve"), "{value}");
 
-    let ok = agent_gate::policy::Policy::from_yaml(
+    let ok = agent_gate::core::policy::Policy::from_yaml(
         "version: 1\nchecks:\n  - name: ci\n    github-checks: required\n    on-held: wait\n    timeout: 30m\n    when: [\"src/**\"]\n",
         ".github/agent-gate.yml",
     )
     .unwrap();
     let github = ok.checks[0].github.clone().unwrap();
-    assert_eq!(github.awaited, agent_gate::policy::AwaitedChecks::Required);
-    assert_eq!(github.on_held, agent_gate::policy::OnHeld::Wait);
+    assert_eq!(
+        github.awaited,
+        agent_gate::core::policy::AwaitedChecks::Required
+    );
+    assert_eq!(github.on_held, agent_gate::core::policy::OnHeld::Wait);
     assert_eq!(github.timeout, Some(Duration::from_mins(30)));
-    let described = agent_gate::policy::describe(&ok);
+    let described = agent_gate::core::policy::describe(&ok);
     assert!(
         described.contains("await: the base branch's required status checks"),
         "{described}"
@@ -575,8 +580,8 @@ fn the_policy_says_what_is_wrong_with_a_github_checks_entry() {
 
 #[tokio::test]
 async fn check_without_github_reports_a_github_checks_entry_as_skipped_and_says_why() {
+    use agent_gate::adapters::shutdown::Shutdown;
     use agent_gate::flow::{CheckOptions, check};
-    use agent_gate::shutdown::Shutdown;
 
     let work = crate::support::TestRepo::new();
     work.write(

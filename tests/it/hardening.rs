@@ -249,7 +249,7 @@ proptest::proptest! {
     fn neutralized_text_holds_no_command_and_no_control(
         text in r"(::|##\[|[ \t]|\r|\n|\x1b|\u{9b}|\u{2028}|[a-z:%]|.){0,60}"
     ) {
-        let safe = agent_gate::report::neutralize(&text);
+        let safe = agent_gate::core::report::neutralize(&text);
         for c in safe.chars() {
             proptest::prop_assert!(!(c.is_control() && c != '\n' && c != '\t'), "{safe:?}");
             proptest::prop_assert!(c != '\u{2028}' && c != '\u{2029}', "{safe:?}");
@@ -257,7 +257,7 @@ proptest::proptest! {
         for line in runner_lines(&safe) {
             proptest::prop_assert!(!line.starts_with("::") && !line.starts_with("##["), "{safe:?}");
         }
-        let escaped = agent_gate::report::escape_output(&text);
+        let escaped = agent_gate::core::report::escape_output(&text);
         proptest::prop_assert_eq!(
             escaped.matches('\n').count(),
             text.matches('\n').count()

@@ -12,10 +12,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::policy::{MAX_POLICY_BYTES, Policy};
+use agent_gate::core::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::flow::{CheckOptions, RunOptions, check};
-use agent_gate::policy::{MAX_POLICY_BYTES, Policy};
-use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, FileOp, FinalState, Scenario, SimConfig, TaskScript};
 
 use proptest::prelude::*;
@@ -52,7 +52,7 @@ async fn gate(repo: &TestRepo) -> Report {
     .await
 }
 
-fn entry<'a>(report: &'a Report, path: &[u8]) -> &'a agent_gate::report::FileEntry {
+fn entry<'a>(report: &'a Report, path: &[u8]) -> &'a agent_gate::core::report::FileEntry {
     report
         .files
         .iter()
@@ -563,12 +563,15 @@ async fn an_agent_path_with_dot_dot_segments_never_escapes() {
     )
     .await
     .expect("simulator");
-    let client = agent_gate::github::Client::new(
-        agent_gate::github::ClientConfig::new("ghp_dots", "octo", "demo").with_api_url(sim.url()),
+    let client = agent_gate::adapters::github::Client::new(
+        agent_gate::adapters::github::ClientConfig::new("ghp_dots", "octo", "demo")
+            .with_api_url(sim.url()),
     )
     .expect("client");
     let task = client
-        .create_task(&agent_gate::github::create_task_request("escape", None))
+        .create_task(&agent_gate::adapters::github::create_task_request(
+            "escape", None,
+        ))
         .await
         .expect("created");
     let mut state = String::new();
@@ -767,8 +770,8 @@ const RAW_Z: &[u8] = b":100644 100755 1111111111111111111111111111111111111111 2
 const NUMSTAT_Z: &[u8] = b"1\t2\tsrc/a.rs\0-\t-\tbin.png\0" as &[u8];
 const TASK_JSON: &[u8] = br#"{"id":"t1","name":"Fix","state":"completed","session_count":1,"artifacts":[{"provider":"github","type":"branch","data":{"head_ref":"copilot/fix","base_ref":"main"}},{"provider":"github","type":"pull","data":{"id":12,"global_id":"PR_1"}}],"archived_at":null,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:01:00Z","html_url":"https://github.com/o/r/copilot/tasks/t1","sessions":[{"id":"s1","state":"completed","prompt":"do it","head_ref":"copilot/fix","usage":{"type":"ai_credits","amount":1500000000}}]}"#;
 
-fn exercise_task(task: &agent_gate::github::types::Task) {
-    let _ = agent_gate::github::task_cost(task).ai_credits();
+fn exercise_task(task: &agent_gate::adapters::github::types::Task) {
+    let _ = agent_gate::adapters::github::task_cost(task).ai_credits();
     let _ = task.state.is_final();
     for a in &task.artifacts {
         let _ = a.decode();
@@ -797,27 +800,27 @@ proptest! {
         raw in mutated(RAW_Z),
         numstat in mutated(NUMSTAT_Z),
     ) {
-        if let Ok(entries) = agent_gate::git::parse::parse_raw_z(&raw) {
+        if let Ok(entries) = agent_gate::adapters::git::parse::parse_raw_z(&raw) {
             // What parses formats back to something that parses to the same entries.
-            let again = agent_gate::git::parse::format_raw_z(&entries);
-            prop_assert_eq!(agent_gate::git::parse::parse_raw_z(&again).ok(), Some(entries));
+            let again = agent_gate::adapters::git::parse::format_raw_z(&entries);
+            prop_assert_eq!(agent_gate::adapters::git::parse::parse_raw_z(&again).ok(), Some(entries));
         }
-        let _ = agent_gate::git::parse::parse_numstat_z(&numstat);
+        let _ = agent_gate::adapters::git::parse::parse_numstat_z(&numstat);
     }
 
     #[test]
     fn the_api_json_decoder_never_panics_on_mutated_tasks(bytes in mutated(TASK_JSON)) {
-        if let Ok(task) = serde_json::from_slice::<agent_gate::github::types::Task>(&bytes) {
+        if let Ok(task) = serde_json::from_slice::<agent_gate::adapters::github::types::Task>(&bytes) {
             exercise_task(&task);
         }
-        let _ = serde_json::from_slice::<agent_gate::github::types::TaskList>(&bytes);
-        let _ = serde_json::from_slice::<agent_gate::github::types::PullRequest>(&bytes);
+        let _ = serde_json::from_slice::<agent_gate::adapters::github::types::TaskList>(&bytes);
+        let _ = serde_json::from_slice::<agent_gate::adapters::github::types::PullRequest>(&bytes);
     }
 
     #[test]
     fn the_api_json_decoder_never_panics_on_arbitrary_json(value in arbitrary_json()) {
         let text = value.to_string();
-        if let Ok(task) = serde_json::from_str::<agent_gate::github::types::Task>(&text) {
+        if let Ok(task) = serde_json::from_str::<agent_gate::adapters::github::types::Task>(&text) {
             exercise_task(&task);
         }
     }

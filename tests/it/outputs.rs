@@ -5,10 +5,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use agent_gate::actions::{ActionsEnv, ActionsError, ActionsIo, Command, parse_file_command};
-use agent_gate::publish::outputs::{NAMES, annotations, values, write};
-use agent_gate::report::{CheckStatus, Report, Verdict, Violation, ViolationKind};
-use agent_gate::summary::SummaryContext;
+use agent_gate::adapters::actions::{
+    ActionsEnv, ActionsError, ActionsIo, Command, parse_file_command,
+};
+use agent_gate::adapters::publish::outputs::{NAMES, annotations, values, write};
+use agent_gate::core::report::{CheckStatus, Report, Verdict, Violation, ViolationKind};
+use agent_gate::core::summary::SummaryContext;
 use insta::assert_snapshot;
 
 use crate::summary::{
@@ -162,7 +164,7 @@ fn huge_violation_lists_are_capped_below_the_output_limit() {
         .collect();
     let all = values(&report, Path::new("a.jsonl"));
     let json = &all.iter().find(|(k, _)| *k == "violations").expect("set").1;
-    assert!(json.len() <= agent_gate::publish::outputs::MAX_VIOLATIONS_JSON);
+    assert!(json.len() <= agent_gate::adapters::publish::outputs::MAX_VIOLATIONS_JSON);
     let parsed: Vec<serde_json::Value> = serde_json::from_str(json).expect("still valid JSON");
     assert!(
         parsed.len() > 1000 && parsed.len() < 20_000,
@@ -259,7 +261,7 @@ fn thirty_violations_fit_the_budget_most_important_first() {
     assert_eq!(
         hidden
             .iter()
-            .filter(|h| h.level == agent_gate::actions::Level::Error)
+            .filter(|h| h.level == agent_gate::adapters::actions::Level::Error)
             .count(),
         23
     );
@@ -355,7 +357,7 @@ fn a_canary_never_reaches_the_summary_even_where_escaping_would_split_it() {
     }
 
     // Rendering first and masking afterwards would leak: escaping splits the token.
-    let unredacted = agent_gate::summary::render(&report, &SummaryContext::default());
+    let unredacted = agent_gate::core::summary::render(&report, &SummaryContext::default());
     assert!(
         unredacted.contains("ghp&#95;CANARY"),
         "the hazard this test guards"
@@ -363,7 +365,7 @@ fn a_canary_never_reaches_the_summary_even_where_escaping_would_split_it() {
 
     let mut io = ActionsIo::new(env, Vec::new());
     io.add_mask(CANARY).expect("mask");
-    agent_gate::publish::outputs::write_summary(
+    agent_gate::adapters::publish::outputs::write_summary(
         &report,
         &SummaryContext::default(),
         &mut io,
@@ -410,7 +412,7 @@ fn streamed_json_is_the_whole_text_redacted() {
 /// halves away from zero, a trailing `.0` dropped, the unit singular for exactly 1.
 #[test]
 fn ai_credits_are_shown_rounded_to_one_decimal() {
-    use agent_gate::report::{credits, credits_phrase};
+    use agent_gate::core::report::{credits, credits_phrase};
     for (x, shown) in [
         (0.0, "0"),
         (0.000_000_001, "0"),

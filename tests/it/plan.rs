@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use agent_gate::fleet::{PlanCommand, PlanOutput, plan_command};
-use agent_gate::manifest::{
+use agent_gate::core::manifest::{
     MAX_JOBS, Manifest, ManifestError, Priority, parse_date, plan, task_key,
 };
+use agent_gate::flow::fleet::{PlanCommand, PlanOutput, plan_command};
 use insta::assert_snapshot;
 use jiff::civil::{Date, date};
 use proptest::prelude::*;
@@ -459,8 +459,9 @@ fn in_actions_the_matrix_is_a_step_output() {
     let r = run_plan(&example_path(), Some("2026-03-11"), None, Some(&file), true);
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(r.out, "", "nothing on stdout");
-    let outputs = agent_gate::actions::parse_file_command(&std::fs::read_to_string(&file).unwrap())
-        .expect("the runner can read it");
+    let outputs =
+        agent_gate::adapters::actions::parse_file_command(&std::fs::read_to_string(&file).unwrap())
+            .expect("the runner can read it");
     let names: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["matrix", "jobs"]);
     assert_eq!(outputs[1].1, "5");
@@ -610,7 +611,7 @@ fn tasks_per_minute_gives_each_job_its_turn() {
     let planned = plan(&unpaced, day(), start()).unwrap();
     assert_eq!(planned.jobs[0].not_before, "");
     assert!(!planned.table().contains("NOT BEFORE"));
-    let e = agent_gate::manifest::Manifest::from_yaml(
+    let e = agent_gate::core::manifest::Manifest::from_yaml(
         "version: 1\ntasks-per-minute: 81\nentries:\n  - {repositories: [a/b], instruction: x, scope: []}\n",
         "m.yml",
     )

@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_gate::policy::{
+use agent_gate::core::policy::{
     self, Allowance, Isolation, OnIdle, OnViolation, OnWaitingForUser, Policy, PolicyError,
     describe, format_duration, parse_duration,
 };
-use agent_gate::scope::RuleOrigin;
-use agent_gate::yaml::Problem;
+use agent_gate::core::scope::RuleOrigin;
+use agent_gate::core::yaml::Problem;
 use insta::assert_snapshot;
 use proptest::prelude::*;
 
@@ -59,7 +59,7 @@ fn error(text: &str) -> PolicyError {
     }
 }
 
-fn rule_texts(rules: &[agent_gate::scope::Rule]) -> Vec<(String, RuleOrigin)> {
+fn rule_texts(rules: &[agent_gate::core::scope::Rule]) -> Vec<(String, RuleOrigin)> {
     rules
         .iter()
         .map(|r| (r.pattern.as_str().to_string(), r.origin.clone()))
@@ -1008,7 +1008,7 @@ fn duplicate_key_points_at_the_first_one_too() {
 /// are config errors that point at the key.
 #[test]
 fn a_check_image_and_its_limits_compile_and_stray_limits_are_errors() {
-    use agent_gate::policy::{CheckNetwork, Policy};
+    use agent_gate::core::policy::{CheckNetwork, Policy};
     let p = Policy::from_yaml(
         "version: 1\nchecks:\n  - name: py\n    run: pytest\n    image: python:3.12-slim\n  - name: node\n    run: npm test\n    image: node:22\n    network: bridge\n    memory: 512m\n    cpus: 1.5\n    pids: 64\n",
         ".github/agent-gate.yml",

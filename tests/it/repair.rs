@@ -1,21 +1,21 @@
-//! Repair rounds (`agent_gate::repair`): the follow-up prompt for a `checks-failed` and a
+//! Repair rounds (`agent_gate::flow::repair`): the follow-up prompt for a `checks-failed` and a
 //! `scope-violation` report (snapshots), every case that is never sent back (protected
 //! paths, other verdicts, rounds used up, checks the gate could not run), the output tail's
 //! caps and cleaning, round keys and costs, and the follow-up request.
 
 use std::fmt::Write as _;
 
-use agent_gate::github::Cost;
-use agent_gate::github::types::{Session, Task, TaskState, Usage};
-use agent_gate::policy::Policy;
-use agent_gate::prompt::{MARKER_PREFIX, build_prompt, find_key, marker};
-use agent_gate::repair::{
-    RoundRecord, TAIL_BYTES, TAIL_LINES, follow_up_request, is_repairable, latest_round,
-    repair_prompt, round_cost, round_key, tail, total_cost,
-};
-use agent_gate::report::{
+use agent_gate::adapters::github::Cost;
+use agent_gate::adapters::github::types::{Session, Task, TaskState, Usage};
+use agent_gate::core::policy::Policy;
+use agent_gate::core::prompt::{MARKER_PREFIX, build_prompt, find_key, marker};
+use agent_gate::core::report::{
     CheckEntry, CheckStatus, FileEntry, Report, TaskInfo, Verdict, Violation, ViolationKind,
     describe_decision,
+};
+use agent_gate::flow::repair::{
+    RoundRecord, TAIL_BYTES, TAIL_LINES, follow_up_request, is_repairable, latest_round,
+    repair_prompt, round_cost, round_key, tail, total_cost,
 };
 use proptest::prelude::*;
 
@@ -63,10 +63,10 @@ fn out_of_scope(policy: &Policy, path: &str) -> Violation {
     let d = policy.scope.decide(path.as_bytes());
     assert!(!d.in_scope, "{path} should be out of scope");
     let (kind, rule) = match &d.reason {
-        agent_gate::scope::Reason::Protected { rule } => {
+        agent_gate::core::scope::Reason::Protected { rule } => {
             (ViolationKind::Protected, Some(rule.clone()))
         }
-        agent_gate::scope::Reason::Denied { rule } => {
+        agent_gate::core::scope::Reason::Denied { rule } => {
             (ViolationKind::OutOfScope, Some(rule.clone()))
         }
         _ => (ViolationKind::OutOfScope, None),
@@ -517,7 +517,7 @@ fn git_show(repo: &std::path::Path, spec: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-async fn wait(client: &agent_gate::github::Client, id: &str) -> Task {
+async fn wait(client: &agent_gate::adapters::github::Client, id: &str) -> Task {
     for _ in 0..500 {
         let t = client.get_task(id).await.unwrap();
         if t.state.is_final() {
@@ -530,7 +530,7 @@ async fn wait(client: &agent_gate::github::Client, id: &str) -> Task {
 
 #[tokio::test]
 async fn a_repair_round_on_the_simulator_commits_on_the_same_branch() {
-    use agent_gate::github::{ClientConfig, create_task_request};
+    use agent_gate::adapters::github::{ClientConfig, create_task_request};
     let scenario = agent_gate::sim::Scenario::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/scenarios/repair-fixes.yml"
@@ -548,8 +548,8 @@ async fn a_repair_round_on_the_simulator_commits_on_the_same_branch() {
     )
     .await
     .unwrap();
-    agent_gate::github::install_crypto_provider();
-    let client = agent_gate::github::Client::new(
+    agent_gate::adapters::github::install_crypto_provider();
+    let client = agent_gate::adapters::github::Client::new(
         ClientConfig::new("ghp_repairtest", "octo-org", "payments").with_api_url(sim.url()),
     )
     .unwrap();

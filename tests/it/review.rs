@@ -7,16 +7,18 @@
 
 use std::time::Duration;
 
-use agent_gate::actions::Masker;
+use agent_gate::adapters::actions::Masker;
+use agent_gate::adapters::github::types::{CommentUser, CommitStatus, IssueComment, Viewer};
+use agent_gate::adapters::github::{
+    ApiError, Client, ClientConfig, CreatedComment, ErrorInfo, create_task_request,
+};
+use agent_gate::core::report::{
+    CheckEntry, CheckStatus, Report, Verdict, Violation, ViolationKind,
+};
 use agent_gate::flow::{
     CommentAction, MAX_COMMENT_BYTES, ReviewApi, ReviewOptions, ReviewRecord, comment_body,
     comment_marker, review, status_description, status_state,
 };
-use agent_gate::github::types::{CommentUser, CommitStatus, IssueComment, Viewer};
-use agent_gate::github::{
-    ApiError, Client, ClientConfig, CreatedComment, ErrorInfo, create_task_request,
-};
-use agent_gate::report::{CheckEntry, CheckStatus, Report, Verdict, Violation, ViolationKind};
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
 use insta::assert_snapshot;
 use serde_json::Value;

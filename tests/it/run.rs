@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::prompt::KeyInputs;
+use agent_gate::core::report::{CheckStatus, Report, Verdict, ViolationKind};
 use agent_gate::flow::run;
-use agent_gate::prompt::KeyInputs;
-use agent_gate::report::{CheckStatus, Report, Verdict, ViolationKind};
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{
     Endpoint, Fault, FaultAction, FileOp, FinalState, Scenario, TaskScript, When,
 };
@@ -66,7 +66,7 @@ fn write(path: &str, content: &str) -> FileOp {
     }
 }
 
-fn task(report: &Report) -> &agent_gate::report::TaskInfo {
+fn task(report: &Report) -> &agent_gate::core::report::TaskInfo {
     report.task.as_ref().expect("the report names the task")
 }
 
@@ -115,8 +115,10 @@ async fn an_in_scope_change_that_passes_its_tests_is_passed() {
         t.instruction.as_deref(),
         Some("Add subtraction to the library")
     );
-    let summary =
-        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default());
+    let summary = agent_gate::core::summary::render(
+        &report,
+        &agent_gate::core::summary::SummaryContext::default(),
+    );
     assert!(summary.contains("(the task's own timestamps)"), "{summary}");
     assert!(
         summary.contains("Add subtraction to the library"),
@@ -591,7 +593,7 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     assert!(progress.contains("Add subtraction"), "{progress}");
     assert!(progress.contains("src/**"), "{progress}");
     assert!(
-        progress.contains(agent_gate::prompt::MARKER_PREFIX),
+        progress.contains(agent_gate::core::prompt::MARKER_PREFIX),
         "{progress}"
     );
     assert_eq!(task(&report).state, "not-started");
@@ -601,13 +603,16 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     let text = report.render_text().replace(&key, "KEY");
     assert!(!text.contains("(started,"), "{text}");
     insta::assert_snapshot!("dry_run_text", text);
-    let summary =
-        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default())
-            .replace(&key, "KEY");
+    let summary = agent_gate::core::summary::render(
+        &report,
+        &agent_gate::core::summary::SummaryContext::default(),
+    )
+    .replace(&key, "KEY");
     assert!(!summary.contains("created by this run"), "{summary}");
     assert!(summary.contains("| Task | not started |"), "{summary}");
     assert!(summary.contains("A dry run"), "{summary}");
-    let outputs = agent_gate::publish::outputs::values(&report, std::path::Path::new("a.jsonl"));
+    let outputs =
+        agent_gate::adapters::publish::outputs::values(&report, std::path::Path::new("a.jsonl"));
     let get = |name: &str| {
         outputs
             .iter()
@@ -616,9 +621,12 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     };
     assert_eq!(get("verdict"), Some("dry-run"));
     assert_eq!(get("task-id"), Some(""));
-    let notices =
-        agent_gate::publish::outputs::annotations(&report, ".github/agent-gate.yml", None)
-            .commands();
+    let notices = agent_gate::adapters::publish::outputs::annotations(
+        &report,
+        ".github/agent-gate.yml",
+        None,
+    )
+    .commands();
     assert_eq!(
         notices
             .iter()

@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use agent_gate::actions::{ActionsEnv, Masker};
-use agent_gate::audit::{AuditEvent, AuditLog, AuditStream, RoundEvent};
+use agent_gate::adapters::actions::{ActionsEnv, Masker};
+use agent_gate::adapters::audit::{AuditEvent, AuditLog, AuditStream, RoundEvent};
+use agent_gate::adapters::github::types::{Task, Usage};
+use agent_gate::adapters::github::{Client, ClientConfig, create_task_request};
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::prompt::marker;
+use agent_gate::core::report::{Report, Verdict};
 use agent_gate::flow::{RunOptions, WAITING_STATE, run};
-use agent_gate::github::types::{Task, Usage};
-use agent_gate::github::{Client, ClientConfig, create_task_request};
-use agent_gate::prompt::marker;
-use agent_gate::report::{Report, Verdict};
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{FileOp, FinalState, Scenario, TaskScript};
 
 use crate::support::{Cli, Gate, SHELL_LIB as LIB, Shared, World};
@@ -186,7 +186,7 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
 
     // The audit record has one `round` event per round, between the checks and the verdict.
     let text = std::fs::read_to_string(&audit_path).expect("audit file");
-    let events: Vec<AuditEvent> = agent_gate::audit::parse(&text)
+    let events: Vec<AuditEvent> = agent_gate::adapters::audit::parse(&text)
         .into_iter()
         .map(|(n, line)| line.unwrap_or_else(|e| panic!("line {n}: {e}")).event)
         .collect();
@@ -215,8 +215,10 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
     let text = report.render_text();
     assert!(text.contains("rounds (2):"), "{text}");
     assert!(text.contains("round 1: passed"), "{text}");
-    let summary =
-        agent_gate::summary::render(&report, &agent_gate::summary::SummaryContext::default());
+    let summary = agent_gate::core::summary::render(
+        &report,
+        &agent_gate::core::summary::SummaryContext::default(),
+    );
     assert!(summary.contains("### Repair rounds"), "{summary}");
     let (first, repair) = (&report.rounds[0], &report.rounds[1]);
     assert_eq!((first.round, repair.round), (0, 1));
@@ -611,7 +613,7 @@ async fn a_rerun_attaches_to_the_repair_round_in_flight() {
         .as_ref()
         .and_then(|s| s[0].head_ref.clone())
         .expect("branch");
-    let follow_up = agent_gate::repair::follow_up_request(
+    let follow_up = agent_gate::flow::repair::follow_up_request(
         format!(
             "Repair round 1 of 2. Fix it.\n\n---\n{}\n",
             marker("nightly-2-r1")

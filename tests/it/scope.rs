@@ -1,11 +1,13 @@
-//! Tests of the scope engine (`agent_gate::scope`): git's glob function against git's own
+//! Tests of the scope engine (`agent_gate::core::scope`): git's glob function against git's own
 //! vectors, gitignore rules against git's answers on real CODEOWNERS corpora and against
 //! `git check-ignore` on random rule and path sets, and the scope decision.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use agent_gate::scope::{Pattern, Reason, Rule, RuleOrigin, RuleRef, RuleSet, Scope, Wildmatch};
+use agent_gate::core::scope::{
+    Pattern, Reason, Rule, RuleOrigin, RuleRef, RuleSet, Scope, Wildmatch,
+};
 use proptest::prelude::*;
 
 /// The vendored test data (`tests/data/README.md` names each source and its licence).
@@ -598,7 +600,7 @@ fn non_utf8_paths_and_special_names() {
         ("-x", b"d/-x", true),
     ]);
     assert_eq!(
-        agent_gate::scope::display_path(b"a/\xff.rs"),
+        agent_gate::core::scope::display_path(b"a/\xff.rs"),
         "a/\u{fffd}.rs"
     );
 }
@@ -761,7 +763,7 @@ fn protected_paths_cannot_be_allowed() {
     }
     // The list in the API is the one of DESIGN §3.
     assert_eq!(
-        agent_gate::scope::ALWAYS_PROTECTED,
+        agent_gate::core::scope::ALWAYS_PROTECTED,
         [
             "/.github/workflows",
             "/.github/actions",

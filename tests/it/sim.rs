@@ -214,8 +214,12 @@ async fn create_answers_201_with_the_documented_shape_and_headers() {
     );
     assert!(t.get("sessions").is_none(), "no sessions in the POST body");
     // The wire type of the gate reads it.
-    let typed: agent_gate::github::types::Task = serde_json::from_value(t.clone()).unwrap();
-    assert_eq!(typed.state, agent_gate::github::types::TaskState::Queued);
+    let typed: agent_gate::adapters::github::types::Task =
+        serde_json::from_value(t.clone()).unwrap();
+    assert_eq!(
+        typed.state,
+        agent_gate::adapters::github::types::TaskState::Queued
+    );
 }
 
 /// A POST body, the expected status and message, and the expected `errors[0]` field and code.
@@ -665,7 +669,7 @@ async fn default_task_queues_works_commits_the_prompt_and_opens_a_fetchable_pull
         ))
         .await;
     assert_eq!(r.status(), 200);
-    let pulls: Vec<agent_gate::github::types::PullRequest> = r.json().await.unwrap();
+    let pulls: Vec<agent_gate::adapters::github::types::PullRequest> = r.json().await.unwrap();
     assert_eq!(pulls.len(), 1);
     assert_eq!(pulls[0].id, arts[1]["data"]["id"].as_i64().unwrap());
     assert_eq!(
@@ -861,10 +865,10 @@ tasks:
     let think = f.create(json!({"prompt": "think hard"})).await;
     assert_eq!(think["brand_new_field"], json!({"nested": true}));
     let (v, _) = f.wait(think["id"].as_str().unwrap(), &["pondering"]).await;
-    let typed: agent_gate::github::types::Task = serde_json::from_value(v).unwrap();
+    let typed: agent_gate::adapters::github::types::Task = serde_json::from_value(v).unwrap();
     assert_eq!(
         typed.state,
-        agent_gate::github::types::TaskState::Unknown("pondering".into())
+        agent_gate::adapters::github::types::TaskState::Unknown("pondering".into())
     );
 
     let idle = f

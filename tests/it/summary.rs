@@ -1,12 +1,12 @@
 //! Tests of the step summary renderer: snapshots of what a reviewer reads for each kind of
 //! run, and the guarantees about untrusted text (table cells, fences, `<details>`) and size.
 
-use agent_gate::report::{
+use agent_gate::core::report::{
     CheckEntry, CheckStatus, FileEntry, Report, TaskInfo, TimelineEntry, Verdict, Violation,
     ViolationKind,
 };
-use agent_gate::scope::{Decision, Reason, RuleOrigin, RuleRef};
-use agent_gate::summary::{SummaryContext, fence_for, inline, render};
+use agent_gate::core::scope::{Decision, Reason, RuleOrigin, RuleRef};
+use agent_gate::core::summary::{SummaryContext, fence_for, inline, render};
 use insta::assert_snapshot;
 use proptest::prelude::*;
 
@@ -484,7 +484,7 @@ proptest! {
 /// else that Markdown or HTML would read stays inert.
 #[test]
 fn notes_render_code_and_links_and_nothing_else() {
-    use agent_gate::summary::prose;
+    use agent_gate::core::summary::prose;
     assert_eq!(
         prose("key `ag-1`, see https://example.com/x."),
         "key <code>ag-1</code>, see [https&#58;//example.com/x](https://example.com/x)."

@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use agent_gate::adapters::github::Token;
+use agent_gate::adapters::shutdown::Shutdown;
+use agent_gate::core::report::Report;
+use agent_gate::core::slug::RepoSlug;
 use agent_gate::flow::{RunOptions, run};
-use agent_gate::github::Token;
-use agent_gate::report::Report;
-use agent_gate::shutdown::Shutdown;
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
-use agent_gate::slug::RepoSlug;
 
 /// Run git in `dir` without the system or global configuration, with a committer
 /// identity; panics with git's stderr on failure; returns stdout.
@@ -113,9 +113,9 @@ impl Write for Shared {
 pub fn completed_task(
     id: &str,
     created_at: &str,
-    sessions: Vec<agent_gate::github::types::Session>,
-) -> agent_gate::github::types::Task {
-    use agent_gate::github::types::{Task, TaskState};
+    sessions: Vec<agent_gate::adapters::github::types::Session>,
+) -> agent_gate::adapters::github::types::Task {
+    use agent_gate::adapters::github::types::{Task, TaskState};
     Task {
         id: id.into(),
         state: TaskState::Completed,

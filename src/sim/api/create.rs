@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Reply, doc_url, invalid, object_body};
-use crate::github::types::{CreateTaskRequest, TaskState};
+use crate::adapters::github::types::{CreateTaskRequest, TaskState};
 use crate::sim::agent;
 use crate::sim::route::{Endpoint, Matched};
 use crate::sim::state::{Incoming, Sim};

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{Reply, doc_url, invalid};
-use crate::github::types::TaskState;
+use crate::adapters::github::types::TaskState;
 use crate::sim::reply::link_header;
 use crate::sim::route::{Endpoint, Matched, parse_query};
 use crate::sim::scenario::PerPagePolicy;

@@ -15,7 +15,7 @@ use super::{
     ApiOptions, CiCheck, CiScript, CiStatus, CreationLimit, Fault, FaultAction, FileOp, FinalState,
     PerPagePolicy, PullArtifact, PullId, RateLimit, Scenario, ScenarioError, TaskScript, When,
 };
-use crate::github::types::Usage;
+use crate::adapters::github::types::Usage;
 use crate::sim::route::Endpoint;
 
 pub(super) struct Compiler<'a> {

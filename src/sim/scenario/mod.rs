@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::route::Endpoint;
-use crate::github::types::Usage;
+use crate::adapters::github::types::Usage;
 use compile::Compiler;
 use raw::RawScenario;
 pub use raw::parse_duration;
