@@ -7,10 +7,8 @@
 pub mod actions;
 pub mod audit;
 pub mod checks;
-pub mod docker;
 pub mod git;
 pub mod github;
 pub mod ownership;
 pub mod progress;
-pub mod publish;
 pub mod shutdown;

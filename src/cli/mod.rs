@@ -172,8 +172,8 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
     };
-    let mut io = crate::adapters::publish::actions_io(out, &secrets_from_env());
-    let publish = crate::adapters::publish::PublishOptions {
+    let mut io = crate::flow::publish::actions_io(out, &secrets_from_env());
+    let publish = crate::flow::publish::PublishOptions {
         json: a.gate.format == Format::Json,
         audit_file: a.gate.audit_file.clone(),
         policy_path: a.policy.clone(),
@@ -192,7 +192,7 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
             .unwrap_or_else(|_| crate::adapters::shutdown::Shutdown::never());
         crate::flow::check(opts, shutdown).await
     });
-    crate::adapters::publish::publish(report, &mut io, &publish, err)
+    crate::flow::publish::publish(report, &mut io, &publish, err)
 }
 
 /// `agent-gate status`: the admission refs, or the repository's tasks.
@@ -384,15 +384,15 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
             .chain(&opts.github_token)
             .map(|t| t.expose().to_string()),
     );
-    let mut io = crate::adapters::publish::actions_io(out, &secrets);
+    let mut io = crate::flow::publish::actions_io(out, &secrets);
     io.set_target_repository(&opts.repository.to_string());
     // The audit record is written as the run goes (a killed gate leaves its steps).
-    let audit = crate::adapters::publish::open_audit(&io, gate.audit_file.as_deref(), err);
+    let audit = crate::flow::publish::open_audit(&io, gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {
         audit: audit.clone(),
         ..opts
     };
-    let publish = crate::adapters::publish::PublishOptions {
+    let publish = crate::flow::publish::PublishOptions {
         json: gate.format == Format::Json,
         audit_file: gate.audit_file.clone(),
         policy_path: opts.policy_path.clone(),
@@ -404,7 +404,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
         let mut progress = crate::adapters::progress::ProgressWriter::stderr();
         crate::flow::run(opts, shutdown, &mut progress).await
     });
-    crate::adapters::publish::publish(report, &mut io, &publish, err)
+    crate::flow::publish::publish(report, &mut io, &publish, err)
 }
 
 /// A directory of audit files that cannot be listed.

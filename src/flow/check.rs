@@ -367,7 +367,7 @@ async fn run_policy_checks(
         env: ctx.gate_env.clone(),
         protect: checks::credential_paths(&ctx.workspace, &ctx.gate_env),
         temp_dir: Some(root.path().to_path_buf()),
-        docker: crate::adapters::docker::Engine::from_env(&ctx.gate_env),
+        docker: crate::adapters::checks::docker::Engine::from_env(&ctx.gate_env),
         ..checks::RunOptions::default()
     };
     if let Some(j) = ctx.jobs {

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::adapters::actions::Masker;
 use crate::adapters::github::types::IssueComment;
-use crate::adapters::publish::outputs::redact_report;
 use crate::core::report::Report;
 use crate::core::summary::{self, SummaryContext};
+use crate::flow::publish::outputs::redact_report;
 
 /// GitHub refuses comments over 65,536 characters; the gate keeps the whole body within
 /// this many bytes (a byte count bounds the character count), with room to spare.

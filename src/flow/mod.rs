@@ -12,6 +12,7 @@ pub mod budget;
 pub mod fleet;
 pub mod lease;
 pub mod pace;
+pub mod publish;
 pub mod repair;
 
 mod check;

@@ -187,7 +187,7 @@ async fn as_root_the_action_runs_like_the_runner_starts_it() {
             .unwrap()
             .into_iter()
             .collect();
-    for name in agent_gate::adapters::publish::outputs::NAMES {
+    for name in agent_gate::flow::publish::outputs::NAMES {
         assert!(
             outputs.contains_key(name),
             "output {name} missing: {outputs:?}"
@@ -372,7 +372,7 @@ fn action_yml_and_the_cli_agree() {
     }
 
     let outputs: Vec<&str> = action.outputs.keys().map(String::as_str).collect();
-    let mut written: Vec<&str> = agent_gate::adapters::publish::outputs::NAMES.to_vec();
+    let mut written: Vec<&str> = agent_gate::flow::publish::outputs::NAMES.to_vec();
     written.sort_unstable();
     assert_eq!(
         outputs, written,

@@ -401,7 +401,7 @@ async fn a_passed_run_in_the_container_writes_every_output_the_summary_and_the_a
     );
     assert!(ran.summary.contains("write pace 1/s"), "{}", ran.summary);
 
-    for name in agent_gate::adapters::publish::outputs::NAMES {
+    for name in agent_gate::flow::publish::outputs::NAMES {
         assert!(
             ran.outputs.contains_key(name),
             "output {name} missing: {:?}",
@@ -602,8 +602,10 @@ async fn the_documented_pytest_image_runs_a_pytest_check() {
 /// An image every machine that ran `.ci/docker-engine bases` has (Debian slim: `sh`, `bash`).
 const CHECK_IMAGE: &str = "debian:bookworm-slim";
 
-fn engine() -> agent_gate::adapters::docker::Engine {
-    agent_gate::adapters::docker::Engine::at(agent_gate::adapters::docker::DEFAULT_SOCKET)
+fn engine() -> agent_gate::adapters::checks::docker::Engine {
+    agent_gate::adapters::checks::docker::Engine::at(
+        agent_gate::adapters::checks::docker::DEFAULT_SOCKET,
+    )
 }
 
 fn image_spec(name: &str, run: &str) -> agent_gate::core::policy::CheckSpec {

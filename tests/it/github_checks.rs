@@ -168,10 +168,8 @@ async fn checks_that_succeed_after_a_few_polls_pass_the_gate_with_state_url_and_
         summary.contains("/ci/legacy) | status | success | 3m 20s |"),
         "{summary}"
     );
-    let outputs = agent_gate::adapters::publish::outputs::values(
-        &report,
-        std::path::Path::new("audit.jsonl"),
-    );
+    let outputs =
+        agent_gate::flow::publish::outputs::values(&report, std::path::Path::new("audit.jsonl"));
     let checks = &outputs.iter().find(|(n, _)| *n == "checks").unwrap().1;
     let json: serde_json::Value = serde_json::from_str(checks).unwrap();
     assert_eq!(json[0]["awaited"][0]["name"], "test (3.12)");

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use agent_gate::adapters::actions::{
     ActionsEnv, ActionsError, ActionsIo, Command, parse_file_command,
 };
-use agent_gate::adapters::publish::outputs::{NAMES, annotations, values, write};
 use agent_gate::core::report::{CheckStatus, Report, Verdict, Violation, ViolationKind};
 use agent_gate::core::summary::SummaryContext;
+use agent_gate::flow::publish::outputs::{NAMES, annotations, values, write};
 use insta::assert_snapshot;
 
 use crate::summary::{
@@ -164,7 +164,7 @@ fn huge_violation_lists_are_capped_below_the_output_limit() {
         .collect();
     let all = values(&report, Path::new("a.jsonl"));
     let json = &all.iter().find(|(k, _)| *k == "violations").expect("set").1;
-    assert!(json.len() <= agent_gate::adapters::publish::outputs::MAX_VIOLATIONS_JSON);
+    assert!(json.len() <= agent_gate::flow::publish::outputs::MAX_VIOLATIONS_JSON);
     let parsed: Vec<serde_json::Value> = serde_json::from_str(json).expect("still valid JSON");
     assert!(
         parsed.len() > 1000 && parsed.len() < 20_000,
@@ -365,7 +365,7 @@ fn a_canary_never_reaches_the_summary_even_where_escaping_would_split_it() {
 
     let mut io = ActionsIo::new(env, Vec::new());
     io.add_mask(CANARY).expect("mask");
-    agent_gate::adapters::publish::outputs::write_summary(
+    agent_gate::flow::publish::outputs::write_summary(
         &report,
         &SummaryContext::default(),
         &mut io,

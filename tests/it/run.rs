@@ -612,7 +612,7 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     assert!(summary.contains("| Task | not started |"), "{summary}");
     assert!(summary.contains("A dry run"), "{summary}");
     let outputs =
-        agent_gate::adapters::publish::outputs::values(&report, std::path::Path::new("a.jsonl"));
+        agent_gate::flow::publish::outputs::values(&report, std::path::Path::new("a.jsonl"));
     let get = |name: &str| {
         outputs
             .iter()
@@ -621,12 +621,9 @@ async fn a_dry_run_sends_nothing_and_prints_the_prompt() {
     };
     assert_eq!(get("verdict"), Some("dry-run"));
     assert_eq!(get("task-id"), Some(""));
-    let notices = agent_gate::adapters::publish::outputs::annotations(
-        &report,
-        ".github/agent-gate.yml",
-        None,
-    )
-    .commands();
+    let notices =
+        agent_gate::flow::publish::outputs::annotations(&report, ".github/agent-gate.yml", None)
+            .commands();
     assert_eq!(
         notices
             .iter()

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::error::SetupError;
 use super::process::{self, Tail};
 use super::{CheckOutcome, CheckStatus, PlannedAction, PlannedCheck, program};
-use crate::adapters::docker::{ContainerSpec, Engine, EngineError};
+use crate::adapters::checks::docker::{ContainerSpec, Engine, EngineError};
 use crate::core::policy::CheckImage;
 
 /// Where the check's tree is, inside its container (in a fresh volume at `/work`).
@@ -49,7 +49,7 @@ pub async fn prepare(
             let message = format!(
                 "the check runs in the image `{}`, but no Docker engine is reachable (no socket at {} and no `DOCKER_HOST=unix://…`): on GitHub the runner mounts the socket into container actions; elsewhere start Docker, or drop `image:` to run the check in the gate's environment",
                 image.image,
-                crate::adapters::docker::DEFAULT_SOCKET
+                crate::adapters::checks::docker::DEFAULT_SOCKET
             );
             out.push(unavailable(check, image.image.clone(), message));
             continue;
@@ -268,7 +268,7 @@ async fn started_container(job: &Job<'_>, check: &PlannedCheck) -> Result<Remova
     let (uid, gid) = job.user;
     let source = job.source.to_path_buf();
     let tar = tokio::task::spawn_blocking(move || {
-        crate::adapters::docker::tar_tree(&source, "tree", uid, gid)
+        crate::adapters::checks::docker::tar_tree(&source, "tree", uid, gid)
     })
     .await
     .map_err(|e| SetupError::Task {

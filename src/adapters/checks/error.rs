@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::adapters::docker::EngineError;
+use crate::adapters::checks::docker::EngineError;
 
 /// A check that cannot be set up; it is reported without running.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -13,6 +13,7 @@
 //! - [`run_checks`]: run the planned checks, in parallel up to [`RunOptions::jobs`].
 
 mod container;
+pub mod docker;
 mod env;
 mod error;
 mod isolation;
@@ -77,7 +78,7 @@ pub struct RunOptions {
     pub temp_dir: Option<PathBuf>,
     /// The Docker engine checks with `image:` run through (`None`: such checks are
     /// `unavailable`). Production passes `Engine::from_env`.
-    pub docker: Option<crate::adapters::docker::Engine>,
+    pub docker: Option<crate::adapters::checks::docker::Engine>,
 }
 
 impl Default for RunOptions {

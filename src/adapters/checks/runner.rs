@@ -37,7 +37,7 @@ struct Shared {
     /// Each check's own tree and `HOME` (by plan index), made before any check starts:
     /// `None` for a check that does not run in the gate.
     dirs: Vec<Option<Result<(PathBuf, PathBuf), SetupError>>>,
-    docker: Option<crate::adapters::docker::Engine>,
+    docker: Option<crate::adapters::checks::docker::Engine>,
     env: Vec<(OsString, OsString)>,
     output_cap: usize,
     grace: Duration,
