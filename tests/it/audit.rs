@@ -10,6 +10,7 @@ use agent_gate::adapters::audit::{
     default_path, events_for_report, parse, task_events,
 };
 use agent_gate::core::report::{Report, Verdict};
+use agent_gate::flow::publish::audit_trigger;
 use insta::assert_snapshot;
 use jiff::Timestamp;
 
@@ -45,7 +46,7 @@ fn fixed_clock() -> Timestamp {
 /// Every event of a whole run, in the order the flow writes them.
 fn run_events(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
     let mut events = vec![
-        AuditEvent::trigger(env),
+        AuditEvent::Trigger(audit_trigger(env)),
         AuditEvent::Admission(AdmissionEvent {
             repository: env.repository.clone(),
             allowed: true,
@@ -62,7 +63,7 @@ fn run_events(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
     if let Some(task) = &report.task {
         events.extend(task_events(task));
     }
-    events.extend(events_for_report(report, env));
+    events.extend(events_for_report(report, env.target()));
     events
 }
 
@@ -132,9 +133,10 @@ fn the_lines_of_a_scope_violation_run() {
 #[test]
 fn check_events_carry_command_and_exit_code() {
     let report = checks_failed_report();
-    let events = agent_gate::adapters::audit::events_for_report_with(&report, &env(), |name| {
-        (name == "unit tests").then(|| "cargo test --locked".to_string())
-    });
+    let events =
+        agent_gate::adapters::audit::events_for_report_with(&report, env().target(), |name| {
+            (name == "unit tests").then(|| "cargo test --locked".to_string())
+        });
     let AuditEvent::Check(unit) = &events[1] else {
         panic!("{events:#?}")
     };
@@ -158,7 +160,8 @@ fn appends_across_opens() {
     let path = dir.path().join("audit.jsonl");
     for _ in 0..2 {
         let mut log = AuditLog::open(&path, &Masker::new()).expect("open");
-        log.write(&AuditEvent::trigger(&env())).expect("write");
+        log.write(&AuditEvent::Trigger(audit_trigger(&env())))
+            .expect("write");
     }
     let text = fs::read_to_string(&path).expect("read");
     assert_eq!(parse(&text).len(), 2);
@@ -196,20 +199,25 @@ fn a_canary_secret_never_reaches_the_file() {
     }
 }
 
+/// The default path of the run `env` describes, as the publisher asks for it.
+fn default_of(env: &ActionsEnv) -> std::path::PathBuf {
+    default_path(env.runner_temp.as_deref(), &audit_trigger(env))
+}
+
 #[test]
 fn default_path_under_runner_temp_else_current_directory() {
     assert_eq!(
-        default_path(&env()),
+        default_of(&env()),
         std::path::Path::new("/home/runner/work/_temp/agent-gate/audit-9876543210-2.jsonl")
     );
     let local = ActionsEnv::from_vars(Vec::<(String, String)>::new());
     assert_eq!(
-        default_path(&local),
+        default_of(&local),
         std::path::Path::new(".").join(LOCAL_FILE)
     );
     let no_run = ActionsEnv::from_vars([("RUNNER_TEMP".to_string(), "/tmp/r".to_string())]);
     assert_eq!(
-        default_path(&no_run),
+        default_of(&no_run),
         std::path::Path::new("/tmp/r/agent-gate/audit-local-1.jsonl")
     );
 }

@@ -87,9 +87,11 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
         ]);
         let path = root.path().join(format!("audit/audit-{i:02}.jsonl"));
         let mut log = AuditLog::open(&path, &Masker::new()).unwrap();
-        let mut events = vec![AuditEvent::trigger(&env)];
+        let mut events = vec![AuditEvent::Trigger(
+            agent_gate::flow::publish::audit_trigger(&env),
+        )];
         events.extend(task_events(report.task.as_ref().unwrap()));
-        events.extend(AuditLog::events_for_report(&report, &env));
+        events.extend(AuditLog::events_for_report(&report, env.target()));
         log.write_all(&events).unwrap();
         files.push(path);
     }
@@ -404,7 +406,7 @@ async fn at_max_open_pull_requests_no_task_starts_until_one_is_reviewed() {
         "octo/fleet".to_string(),
     )]);
     let Some(agent_gate::adapters::audit::AuditEvent::Admission(event)) =
-        agent_gate::adapters::audit::AuditEvent::admission_of(&third, &env)
+        agent_gate::adapters::audit::AuditEvent::admission_of(&third, env.target())
     else {
         panic!("no admission event");
     };

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use agent_gate::adapters::actions::{ActionsEnv, Masker};
-use agent_gate::adapters::audit::{AuditEvent, AuditLog, AuditStream, RoundEvent};
+use agent_gate::adapters::actions::Masker;
+use agent_gate::adapters::audit::{AuditEvent, AuditLog, AuditStream, RoundEvent, TriggerEvent};
 use agent_gate::adapters::github::types::{Task, Usage};
 use agent_gate::adapters::github::{Client, ClientConfig, create_task_request};
 use agent_gate::adapters::shutdown::Shutdown;
@@ -172,7 +172,7 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
     let audit_path = audit_dir.path().join("audit.jsonl");
     let audit = AuditStream::new(
         AuditLog::open(&audit_path, &Masker::new()).expect("audit file"),
-        ActionsEnv::default(),
+        TriggerEvent::default(),
     );
     let opts = RunOptions {
         audit: audit.clone(),

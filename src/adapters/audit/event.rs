@@ -1,12 +1,12 @@
 //! The events of the audit trail (schema 1, documented field by field in
 //! `docs/audit.md`): the [`AuditEvent`] enum, one struct per event, and the constructors
-//! that build a single event (from the Actions environment, a task, a report's admission
-//! and budget, a violation, a check entry, a round). Plain data: writing them is the parent
+//! that build a single event (from a task, a report's admission and budget, a violation, a
+//! check entry, a round). The run's trigger comes in as a value ([`TriggerEvent`]), built by
+//! whoever reads the workflow's environment. Plain data: writing them is the parent
 //! module's job; turning a whole finished [`Report`] into its events is `report_events`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::actions::ActionsEnv;
 use crate::core::report::{AwaitedCi, CheckEntry, Report, TaskInfo, Violation};
 use crate::core::scope::RuleOrigin;
 use crate::core::summary::violation_kind_name;
@@ -54,23 +54,6 @@ impl AuditEvent {
         }
     }
 
-    /// The trigger event of the step described by `env`.
-    pub fn trigger(env: &ActionsEnv) -> AuditEvent {
-        AuditEvent::Trigger(TriggerEvent {
-            event_name: env.event_name.clone(),
-            actor: env.actor.clone(),
-            workflow: env.workflow.clone(),
-            job: env.job.clone(),
-            run_id: env.run_id,
-            run_attempt: env.run_attempt,
-            run_url: env.run_url(),
-            git_ref: env.git_ref.clone(),
-            sha: env.sha.clone(),
-            repository: env.target().map(str::to_string),
-            workflow_repository: env.target_repository.as_ref().and(env.repository.clone()),
-        })
-    }
-
     /// The task event for `task` (created, or attached when `task.attached`).
     pub fn task(task: &TaskInfo) -> AuditEvent {
         AuditEvent::Task(TaskEvent {
@@ -88,7 +71,8 @@ impl AuditEvent {
 
     /// The admission event of a run that was capped (`max-concurrent-tasks`) or budgeted
     /// (`max-tasks-per-day`, `max-ai-credits-per-day`); `None` for any other run.
-    pub fn admission_of(report: &Report, env: &ActionsEnv) -> Option<AuditEvent> {
+    /// `repository`: the one the run works on (`owner/repo`), when known.
+    pub fn admission_of(report: &Report, repository: Option<&str>) -> Option<AuditEvent> {
         if report.admission.is_none() && report.budget.is_none() && report.review_load.is_none() {
             return None;
         }
@@ -105,7 +89,7 @@ impl AuditEvent {
             });
         let admission = report.admission.as_ref();
         Some(AuditEvent::Admission(AdmissionEvent {
-            repository: env.target().map(str::to_string),
+            repository: repository.map(str::to_string),
             allowed: refused.is_none() && admission.is_none_or(|a| a.admitted),
             scope: Vec::new(),
             priority: admission.map(|a| a.priority.clone()),

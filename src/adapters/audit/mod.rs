@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::actions::{ActionsEnv, Masker};
+use crate::adapters::actions::Masker;
 use crate::core::report::Report;
 
 pub use event::{
@@ -37,16 +37,16 @@ pub const SCHEMA: u32 = 1;
 /// File name used outside Actions (no `RUNNER_TEMP`), in the current directory.
 pub const LOCAL_FILE: &str = "agent-gate-audit.jsonl";
 
-/// Where the audit file goes by default: `$RUNNER_TEMP/agent-gate/audit-<run id>-<attempt>.jsonl`
-/// in Actions (`local` and `1` when the run id or attempt are unknown), else
-/// `./agent-gate-audit.jsonl`.
-pub fn default_path(env: &ActionsEnv) -> PathBuf {
-    match &env.runner_temp {
+/// Where the audit file of the run `trigger` describes goes by default:
+/// `<runner_temp>/agent-gate/audit-<run id>-<attempt>.jsonl` in Actions (`RUNNER_TEMP`;
+/// `local` and `1` when the run id or attempt are unknown), else `./agent-gate-audit.jsonl`.
+pub fn default_path(runner_temp: Option<&Path>, trigger: &TriggerEvent) -> PathBuf {
+    match runner_temp {
         Some(temp) => {
-            let run = env
+            let run = trigger
                 .run_id
                 .map_or_else(|| "local".to_string(), |id| id.to_string());
-            let attempt = env.run_attempt.unwrap_or(1);
+            let attempt = trigger.run_attempt.unwrap_or(1);
             temp.join("agent-gate")
                 .join(format!("audit-{run}-{attempt}.jsonl"))
         }
@@ -138,9 +138,6 @@ impl AuditLog {
     /// or hand the log a newer masker with [`AuditLog::set_masker`].
     pub fn open(path: impl AsRef<Path>, masker: &Masker) -> Result<AuditLog, AuditError> {
         let path = path.as_ref().to_path_buf();
-        // In the container, `RUNNER_TEMP` is the runner's: what is created there is handed
-        // back to it, so the runner can clean it up.
-        let base = crate::adapters::ownership::existing_ancestor(&path).map(Path::to_path_buf);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| AuditError::CreateDir {
                 path: dir.to_path_buf(),
@@ -155,9 +152,6 @@ impl AuditLog {
                 path: path.clone(),
                 source,
             })?;
-        if let Some(base) = base {
-            let _ = crate::adapters::ownership::give_back_path(&base, &path);
-        }
         Ok(AuditLog {
             path,
             file,
@@ -207,8 +201,8 @@ impl AuditLog {
     }
 
     /// The events a finished report holds (see [`events_for_report`]).
-    pub fn events_for_report(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
-        events_for_report(report, env)
+    pub fn events_for_report(report: &Report, repository: Option<&str>) -> Vec<AuditEvent> {
+        events_for_report(report, repository)
     }
 
     /// Append every event in order.

@@ -8,7 +8,6 @@
 use super::event::{
     AuditEvent, ChangeEvent, CheckEvent, RoundEvent, StateEvent, StopEvent, VerdictEvent,
 };
-use crate::adapters::actions::ActionsEnv;
 use crate::core::report::{Report, TaskInfo};
 
 /// The events a finished report holds: `change` (when a change was computed), each
@@ -16,21 +15,22 @@ use crate::core::report::{Report, TaskInfo};
 /// stopped a task), and `verdict`.
 /// `trigger`, `admission`, `task` and `state` happen during the run and are written by
 /// the flow as they happen (see [`task_events`] for a run that writes them at the end).
-pub fn events_for_report(report: &Report, env: &ActionsEnv) -> Vec<AuditEvent> {
-    events_for_report_with(report, env, |_| None)
+/// `repository`: the one the run works on (`owner/repo`), when known.
+pub fn events_for_report(report: &Report, repository: Option<&str>) -> Vec<AuditEvent> {
+    events_for_report_with(report, repository, |_| None)
 }
 
 /// [`events_for_report`], with `command_of(check name)` giving each check's command.
 pub fn events_for_report_with(
     report: &Report,
-    env: &ActionsEnv,
+    repository: Option<&str>,
     command_of: impl Fn(&str) -> Option<String>,
 ) -> Vec<AuditEvent> {
     let mut events = Vec::new();
     let task_id = report.task.as_ref().map(|t| t.id.clone());
     if report.merge_base.is_some() || report.head_sha.is_some() || !report.files.is_empty() {
         events.push(AuditEvent::Change(ChangeEvent {
-            repository: env.target().map(str::to_string),
+            repository: repository.map(str::to_string),
             base: report.base.clone(),
             head: report.head.clone(),
             merge_base: report.merge_base.clone(),

@@ -10,15 +10,17 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::adapters::actions::ActionsEnv;
 use crate::core::report::{Report, TaskInfo, TimelineEntry};
 
-use super::{AuditError, AuditEvent, AuditLog, StateEvent, events_for_report, task_events};
+use super::{
+    AuditError, AuditEvent, AuditLog, StateEvent, TriggerEvent, events_for_report, task_events,
+};
 
 /// What has been written already.
 struct Inner {
     log: AuditLog,
-    env: ActionsEnv,
+    /// What started the run; its `repository` is the one the run works on.
+    trigger_event: TriggerEvent,
     trigger: bool,
     admission: bool,
     /// The task whose `task` event was written, and how many of its states.
@@ -40,14 +42,15 @@ impl Inner {
     fn trigger_once(&mut self) {
         if !self.trigger {
             self.trigger = true;
-            let event = AuditEvent::trigger(&self.env);
+            let event = AuditEvent::Trigger(self.trigger_event.clone());
             self.write(&event);
         }
     }
 
     fn admission_once(&mut self, report: &Report) {
         if !self.admission
-            && let Some(event) = AuditEvent::admission_of(report, &self.env)
+            && let Some(event) =
+                AuditEvent::admission_of(report, self.trigger_event.repository.as_deref())
         {
             self.admission = true;
             self.write(&event);
@@ -76,12 +79,12 @@ impl AuditStream {
         AuditStream::default()
     }
 
-    /// Stream into `log`; `env` describes the trigger.
-    pub fn new(log: AuditLog, env: ActionsEnv) -> AuditStream {
+    /// Stream into `log`; `trigger` is what started the run.
+    pub fn new(log: AuditLog, trigger: TriggerEvent) -> AuditStream {
         AuditStream {
             inner: Some(Arc::new(Mutex::new(Inner {
                 log,
-                env,
+                trigger_event: trigger,
                 trigger: false,
                 admission: false,
                 task: None,
@@ -172,7 +175,7 @@ impl AuditStream {
                 i.task = Some(task.id.clone());
                 i.states = task.timeline.len();
             }
-            for event in events_for_report(report, &i.env) {
+            for event in events_for_report(report, i.trigger_event.repository.as_deref()) {
                 i.write(&event);
             }
             i.error.take().map_or(Ok(()), Err)

@@ -9,8 +9,9 @@ pub mod outputs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::adapters::actions::{ActionsEnv, ActionsIo};
-use crate::adapters::audit::{AuditLog, AuditStream};
+use crate::adapters::actions::{ActionsEnv, ActionsIo, Masker};
+use crate::adapters::audit::{self, AuditLog, AuditStream, TriggerEvent};
+use crate::adapters::ownership;
 use crate::core::report::Report;
 use crate::core::summary::SummaryContext;
 
@@ -59,8 +60,38 @@ pub fn open_audit<W: Write>(
 fn audit_path(env: &ActionsEnv, audit_file: Option<&std::path::Path>) -> Option<PathBuf> {
     audit_file.map(std::path::Path::to_path_buf).or_else(|| {
         env.is_actions
-            .then(|| crate::adapters::audit::default_path(env))
+            .then(|| audit::default_path(env.runner_temp.as_deref(), &audit_trigger(env)))
     })
+}
+
+/// The audit record's `trigger`: the workflow run `env` describes, and the repository the
+/// step works on (the workflow's own repository only when the step names another).
+pub fn audit_trigger(env: &ActionsEnv) -> TriggerEvent {
+    TriggerEvent {
+        event_name: env.event_name.clone(),
+        actor: env.actor.clone(),
+        workflow: env.workflow.clone(),
+        job: env.job.clone(),
+        run_id: env.run_id,
+        run_attempt: env.run_attempt,
+        run_url: env.run_url(),
+        git_ref: env.git_ref.clone(),
+        sha: env.sha.clone(),
+        repository: env.target().map(str::to_string),
+        workflow_repository: env.target_repository.as_ref().and(env.repository.clone()),
+    }
+}
+
+/// Open the audit file at `path`. In the container, `RUNNER_TEMP` is the runner's: what is
+/// created there (the file, and any directory above it that did not exist) is handed back
+/// to the runner's user, so the runner can clean it up.
+pub fn open_audit_log(path: &Path, masker: &Masker) -> Result<AuditLog, audit::AuditError> {
+    let base = ownership::existing_ancestor(path).map(Path::to_path_buf);
+    let log = AuditLog::open(path, masker)?;
+    if let Some(base) = base {
+        let _ = ownership::give_back_path(&base, path);
+    }
+    Ok(log)
 }
 
 /// The audit stream at `path`, masked with `io`'s secrets; a file that cannot be opened is
@@ -70,8 +101,8 @@ fn open_at<W: Write>(
     path: &std::path::Path,
     err: &mut dyn Write,
 ) -> AuditStream {
-    match AuditLog::open(path, io.masker()) {
-        Ok(log) => AuditStream::new(log, io.env().clone()),
+    match open_audit_log(path, io.masker()) {
+        Ok(log) => AuditStream::new(log, audit_trigger(io.env())),
         Err(e) => {
             let _ = writeln!(
                 err,
