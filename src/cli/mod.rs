@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::adapters::github::Token;
 use crate::core::report::Verdict;
+use crate::core::slug::RepoSlug;
 
 pub use args::{
     CheckArgs, Cli, Command, DemoArgs, ExplainArgs, FleetReportArgs, Format, GateArgs, PlanArgs,
@@ -206,8 +207,8 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             err,
         );
     }
-    let token = match token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN") {
-        Ok(t) => t.map(|t| t.expose().to_string()).unwrap_or_default(),
+    let (repository, token) = match status_inputs(a) {
+        Ok(inputs) => inputs,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return Verdict::ConfigError.exit_code();
@@ -217,7 +218,7 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         return Verdict::ConfigError.exit_code();
     };
     rt.block_on(crate::flow::status(
-        &a.repository,
+        &repository,
         &token,
         &a.api_url,
         a.task_id.as_deref(),
@@ -225,6 +226,26 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         out,
         err,
     ))
+}
+
+/// Why `status` cannot read a repository's tasks.
+#[derive(Debug, thiserror::Error)]
+enum StatusInputError {
+    #[error("repository {0} (set --repository or GITHUB_REPOSITORY)")]
+    Repository(#[from] crate::core::slug::SlugError),
+    #[error(
+        "a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
+    )]
+    NoToken,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// `status`'s repository and token, parsed.
+fn status_inputs(a: &StatusArgs) -> Result<(RepoSlug, Token), StatusInputError> {
+    let token = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN")?;
+    let repository = RepoSlug::parse(&a.repository)?;
+    Ok((repository, token.ok_or(StatusInputError::NoToken)?))
 }
 
 /// A `--serve OWNER/REPO=DIR` of `sim` that cannot be used.
@@ -311,7 +332,7 @@ fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     .ok()
                     .filter(|s| !s.trim().is_empty())
                     .unwrap_or_else(|| "https://github.com".to_string()),
-                token: token.expose().to_string(),
+                token,
             }),
             Ok(None) => {
                 let _ = writeln!(

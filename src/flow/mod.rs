@@ -42,8 +42,10 @@ pub use review::{
 };
 pub use run::run;
 
+use crate::adapters::github::{Client, ClientConfig, Token};
 use crate::core::policy::Policy;
 use crate::core::report::{Verdict, describe_decision};
+use crate::core::slug::RepoSlug;
 
 /// A policy file on disk that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -202,8 +204,8 @@ pub fn explain(
 /// [`neutralize`](crate::core::report::neutralize)d (control characters escaped, no line that
 /// would read as a workflow command).
 pub async fn status(
-    repository: &str,
-    token: &str,
+    repository: &RepoSlug,
+    token: &Token,
     api_url: &str,
     task_id: Option<&str>,
     json: bool,
@@ -229,18 +231,20 @@ pub async fn status(
 }
 
 async fn status_raw(
-    repository: &str,
-    token: &str,
+    repository: &RepoSlug,
+    token: &Token,
     api_url: &str,
     task_id: Option<&str>,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let client = match status_client(repository, token, api_url) {
+    let config = ClientConfig::new(token.clone(), repository.owner(), repository.name())
+        .with_api_url(api_url.to_string());
+    let client = match Client::new(config) {
         Ok(c) => c,
-        Err(message) => {
-            let _ = writeln!(err, "error: {message}");
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
             return Verdict::ConfigError.exit_code();
         }
     };
@@ -249,7 +253,10 @@ async fn status_raw(
         Err(e) => {
             // A 404 of the agent-tasks API: say first whether the cloud agent is off there.
             if matches!(e, crate::adapters::github::ApiError::NotFound { .. })
-                && let Some(plain) = client.agent_availability().await.explain(repository)
+                && let Some(plain) = client
+                    .agent_availability()
+                    .await
+                    .explain(&repository.to_string())
             {
                 let _ = writeln!(err, "error: {plain}");
             }
@@ -276,35 +283,6 @@ async fn status_raw(
         print_tasks(&tasks, task_id.is_some(), out);
     }
     0
-}
-
-/// Why `status` has no client to read tasks with.
-#[derive(Debug, thiserror::Error)]
-enum StatusError {
-    #[error("repository {0} (set --repository or GITHUB_REPOSITORY)")]
-    Repository(#[from] crate::core::slug::SlugError),
-    #[error(
-        "a token is required (INPUT_TOKEN or --token-file): a user token with \"Agent tasks\" read"
-    )]
-    NoToken,
-    #[error(transparent)]
-    Client(#[from] crate::adapters::github::ApiError),
-}
-
-/// The client `status` reads `repository`'s tasks with.
-fn status_client(
-    repository: &str,
-    token: &str,
-    api_url: &str,
-) -> Result<crate::adapters::github::Client, StatusError> {
-    use crate::adapters::github::{Client, ClientConfig};
-    let slug = crate::core::slug::RepoSlug::parse(repository)?;
-    if token.trim().is_empty() {
-        return Err(StatusError::NoToken);
-    }
-    let config = ClientConfig::new(token.to_string(), slug.owner(), slug.name())
-        .with_api_url(api_url.to_string());
-    Ok(Client::new(config)?)
 }
 
 /// The task `task_id`, or the repository's tasks, each read whole: GitHub's list items

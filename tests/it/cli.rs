@@ -655,6 +655,32 @@ fn status_without_a_token_says_which_one_is_needed() {
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr).trim_end());
 }
 
+/// A malformed repository is refused before any request, naming where it came from; the
+/// token is never read into the message.
+#[test]
+fn status_with_a_malformed_repository_names_the_input_before_any_request() {
+    let repo = TestRepo::new();
+    let out = Cli::new()
+        .current_dir(repo.path())
+        .env("INPUT_TOKEN", "ghp_STATUSTOKEN0123456789")
+        .args([
+            "status",
+            "--repository",
+            "octo/demo/extra",
+            "--api-url",
+            "http://127.0.0.1:9",
+        ])
+        .run();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("ghp_STATUSTOKEN"), "{stderr}");
+    assert!(
+        !stderr.contains("127.0.0.1"),
+        "no request was made: {stderr}"
+    );
+    insta::assert_snapshot!(stderr.trim_end());
+}
+
 /// An API that nothing answers (connection refused) fails in seconds, after a bounded
 /// number of retries, each announced on one line with its number; stderr is not a
 /// terminal here, so it carries no colour codes.

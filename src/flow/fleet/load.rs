@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::adapters::git::Git;
 use crate::adapters::github::types::PullRequest;
-use crate::adapters::github::{ApiError, Client, ClientConfig};
+use crate::adapters::github::{ApiError, Client, ClientConfig, Token};
 use crate::core::manifest::Priority;
 use crate::core::report::WaitingPull;
 use crate::core::slug::RepoSlug;
@@ -100,7 +100,9 @@ pub struct LoadSource {
     pub api_url: String,
     /// The git server the repositories are on (`GITHUB_SERVER_URL`): `<server>/<owner>/<repo>.git`.
     pub server_url: String,
-    pub token: String,
+    /// Reads the repositories' pull requests and contents (never printed: `Debug` shows
+    /// `***`).
+    pub token: Token,
 }
 
 /// The review load of each of `repositories` (in that order), read with `source`; `scratch`
@@ -156,7 +158,7 @@ async fn count(repository: &str, source: &LoadSource, git: &Git) -> Result<RepoL
     let mut store = LeaseStore::new(
         git.clone(),
         &remote,
-        Some(source.token.clone()),
+        Some(source.token.expose().to_string()),
         "plan",
         Priority::Normal,
         &run_id,
