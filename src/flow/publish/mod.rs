@@ -1,7 +1,7 @@
 //! Publishing a finished [`Report`], the one home of everything a run hands back: the
 //! console report on stdout, and in Actions the step's outputs, annotations, step summary,
 //! and the JSON-lines audit record. Every text passes through the
-//! [`Masker`](crate::adapters::actions::Masker) holding the run's secrets, so no token reaches any of
+//! [`Masker`] holding the run's secrets, so no token reaches any of
 //! them. Used by `run` and `check`.
 
 pub mod outputs;
