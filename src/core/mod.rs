@@ -11,6 +11,7 @@ pub mod policy;
 pub mod prompt;
 pub mod report;
 pub mod scope;
+pub mod secret;
 pub mod slug;
 pub mod summary;
 pub mod yaml;

@@ -1,7 +1,8 @@
 //! The shape of the source tree as DESIGN §7 draws it, checked on the source itself: the
 //! layers (the folders `core`, `adapters` and `flow`, then the front: `cli` and `demo`; the
-//! simulator apart) only use what is below them, nothing but the command line uses `cli`,
-//! and no two sibling modules anywhere import each other in a circle. A change that breaks
+//! simulator apart) only use what is below them, no adapter imports another, nothing but
+//! the command line uses `cli`, and no two sibling modules anywhere import each other in a
+//! circle. A change that breaks
 //! the layering fails here, naming the import.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -367,6 +368,22 @@ fn the_source_tree_is_the_layers() {
     );
 }
 
+/// The imports from one adapter into another: each owns one outside thing and knows
+/// nothing of the others (DESIGN §7); what one needs of another comes in as a value.
+fn adapters_importing_adapters(edges: &Edges) -> Vec<String> {
+    edges
+        .iter()
+        .filter(|((parent, _, _), _)| parent.len() == 1 && parent[0] == "adapters")
+        .map(|(_, how)| how.clone())
+        .collect()
+}
+
+#[test]
+fn no_adapter_imports_another() {
+    let wrong = adapters_importing_adapters(&sibling_edges(&modules()));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[test]
 fn nothing_below_the_command_line_uses_it() {
     let wrong: Vec<String> = sibling_edges(&modules())
@@ -430,5 +447,19 @@ fn the_checker_sees_an_import_cycle_and_a_layer_crossing() {
     assert_eq!(
         layer_crossings(&edges, &knotted),
         vec!["core uses crate::flow::a", "sim uses crate::adapters::git"]
+    );
+    // One adapter reaching into another; a module inside one adapter using its sibling
+    // there is that adapter's own business.
+    let adapters = tree(&[
+        ("adapters", ""),
+        ("adapters::audit", "use crate::adapters::actions::Masker;"),
+        ("adapters::actions", ""),
+        ("adapters::checks", ""),
+        ("adapters::checks::container", "use super::docker::Engine;"),
+        ("adapters::checks::docker", ""),
+    ]);
+    assert_eq!(
+        adapters_importing_adapters(&sibling_edges(&adapters)),
+        vec!["adapters::audit uses crate::adapters::actions::Masker"]
     );
 }

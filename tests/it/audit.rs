@@ -73,7 +73,7 @@ fn every_line_is_json_with_schema_1_and_reads_back() {
     let path = dir.path().join("nested/deeper/audit.jsonl");
     let report = passed_report();
     let events = run_events(&report, &env());
-    let mut log = AuditLog::open(&path, &Masker::new())
+    let mut log = AuditLog::open(&path, Masker::new())
         .expect("open")
         .with_clock(fixed_clock);
     log.write_all(&events).expect("write");
@@ -122,7 +122,7 @@ fn every_line_is_json_with_schema_1_and_reads_back() {
 fn the_lines_of_a_scope_violation_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("audit.jsonl");
-    let mut log = AuditLog::open(&path, &Masker::new())
+    let mut log = AuditLog::open(&path, Masker::new())
         .expect("open")
         .with_clock(fixed_clock);
     log.write_all(&run_events(&violation_report(), &env()))
@@ -159,7 +159,7 @@ fn appends_across_opens() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("audit.jsonl");
     for _ in 0..2 {
-        let mut log = AuditLog::open(&path, &Masker::new()).expect("open");
+        let mut log = AuditLog::open(&path, Masker::new()).expect("open");
         log.write(&AuditEvent::Trigger(audit_trigger(&env())))
             .expect("write");
     }
@@ -188,7 +188,7 @@ fn a_canary_secret_never_reaches_the_file() {
     }
     report.set_verdict(Verdict::ApiError);
 
-    let mut log = AuditLog::open(&path, &masker).expect("open");
+    let mut log = AuditLog::open(&path, masker.clone()).expect("open");
     log.write_all(&run_events(&report, &env())).expect("write");
     let text = fs::read_to_string(&path).expect("read");
     assert!(!text.contains(CANARY), "{text}");
@@ -228,7 +228,7 @@ fn an_unwritable_location_is_a_clear_error() {
     let blocker = dir.path().join("not-a-dir");
     fs::write(&blocker, "").expect("file");
     let err =
-        AuditLog::open(blocker.join("audit.jsonl"), &Masker::new()).expect_err("parent is a file");
+        AuditLog::open(blocker.join("audit.jsonl"), Masker::new()).expect_err("parent is a file");
     assert!(matches!(
         err,
         AuditError::Open { .. } | AuditError::CreateDir { .. }
@@ -246,7 +246,7 @@ fn an_unwritable_location_is_a_clear_error() {
 fn trace_a_merged_commit_back_to_its_task() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("audit.jsonl");
-    let mut log = AuditLog::open(&path, &Masker::new()).expect("open");
+    let mut log = AuditLog::open(&path, Masker::new()).expect("open");
     log.write_all(&run_events(&passed_report(), &env()))
         .expect("write");
     let text = fs::read_to_string(&path).expect("read");

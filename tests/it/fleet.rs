@@ -86,7 +86,7 @@ async fn report_merges_twenty_audit_records_of_real_runs() {
             ("GITHUB_RUN_ID".to_string(), "77".to_string()),
         ]);
         let path = root.path().join(format!("audit/audit-{i:02}.jsonl"));
-        let mut log = AuditLog::open(&path, &Masker::new()).unwrap();
+        let mut log = AuditLog::open(&path, Masker::new()).unwrap();
         let mut events = vec![AuditEvent::Trigger(
             agent_gate::flow::publish::audit_trigger(&env),
         )];

@@ -171,7 +171,7 @@ async fn a_repair_round_that_fixes_the_change_passes_with_both_rounds_reported()
     let audit_dir = tempfile::tempdir().expect("temp dir");
     let audit_path = audit_dir.path().join("audit.jsonl");
     let audit = AuditStream::new(
-        AuditLog::open(&audit_path, &Masker::new()).expect("audit file"),
+        AuditLog::open(&audit_path, Masker::new()).expect("audit file"),
         TriggerEvent::default(),
     );
     let opts = RunOptions {

@@ -127,3 +127,9 @@ impl Masker {
         Cow::Owned(out)
     }
 }
+
+impl crate::core::secret::Redact for Masker {
+    fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        Masker::redact(self, text)
+    }
+}

@@ -3,7 +3,7 @@
 //! each check, stop actions, the verdict). Every line is one JSON object carrying
 //! `"schema": 1`, the time it was written and an `event` tag; lines are appended and
 //! written whole, one `write` each, so a run that dies leaves every finished step on disk.
-//! Every line passes through a [`Masker`] first: no token reaches the file.
+//! Every line passes through a [`Redact`] first (the run's masker): no token reaches the file.
 //!
 //! This module owns the file and the event shapes (documented in `docs/audit.md`). It
 //! decides nothing: the flow says when each event happens through an [`AuditStream`];
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::adapters::actions::Masker;
 use crate::core::report::Report;
+use crate::core::secret::Redact;
 
 pub use event::{
     AdmissionEvent, AuditEvent, ChangeEvent, CheckEvent, RoundEvent, StateEvent, StopEvent,
@@ -120,7 +120,7 @@ type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct AuditLog {
     path: PathBuf,
     file: File,
-    masker: Masker,
+    redactor: Box<dyn Redact + Send>,
     clock: Clock,
 }
 
@@ -134,9 +134,11 @@ impl fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Open `path` for appending (creating it and its parent directories), redacting every
-    /// secret `masker` knows. Register every secret with the masker before calling this,
-    /// or hand the log a newer masker with [`AuditLog::set_masker`].
-    pub fn open(path: impl AsRef<Path>, masker: &Masker) -> Result<AuditLog, AuditError> {
+    /// secret `redactor` knows (register every secret with it before).
+    pub fn open(
+        path: impl AsRef<Path>,
+        redactor: impl Redact + Send + 'static,
+    ) -> Result<AuditLog, AuditError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| AuditError::CreateDir {
@@ -155,7 +157,7 @@ impl AuditLog {
         Ok(AuditLog {
             path,
             file,
-            masker: masker.clone(),
+            redactor: Box::new(redactor),
             clock: Box::new(Timestamp::now),
         })
     }
@@ -165,11 +167,6 @@ impl AuditLog {
     pub fn with_clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> AuditLog {
         self.clock = Box::new(clock);
         self
-    }
-
-    /// Replace the masker (after more secrets were registered).
-    pub fn set_masker(&mut self, masker: &Masker) {
-        self.masker = masker.clone();
     }
 
     /// The file written.
@@ -188,7 +185,7 @@ impl AuditLog {
             event: event.name(),
             source,
         })?;
-        let mut text = self.masker.redact(&json).into_owned();
+        let mut text = self.redactor.redact(&json).into_owned();
         text.push('\n');
         self.file
             .write_all(text.as_bytes())

@@ -87,7 +87,7 @@ pub fn audit_trigger(env: &ActionsEnv) -> TriggerEvent {
 /// to the runner's user, so the runner can clean it up.
 pub fn open_audit_log(path: &Path, masker: &Masker) -> Result<AuditLog, audit::AuditError> {
     let base = ownership::existing_ancestor(path).map(Path::to_path_buf);
-    let log = AuditLog::open(path, masker)?;
+    let log = AuditLog::open(path, masker.clone())?;
     if let Some(base) = base {
         let _ = ownership::give_back_path(&base, path);
     }
