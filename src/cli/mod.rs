@@ -406,7 +406,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
             .map(|t| t.expose().to_string()),
     );
     let mut io = crate::flow::publish::actions_io(out, &secrets);
-    io.set_target_repository(&opts.repository.to_string());
+    io.set_target_repository(&opts.repository);
     // The audit record is written as the run goes (a killed gate leaves its steps).
     let audit = crate::flow::publish::open_audit(&io, gate.audit_file.as_deref(), err);
     let opts = crate::flow::RunOptions {

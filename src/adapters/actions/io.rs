@@ -13,6 +13,7 @@ use super::env::ActionsEnv;
 use super::mask::Masker;
 use super::summary::{SummaryWrite, write_summary};
 use super::{ActionsError, file_command};
+use crate::core::slug::RepoSlug;
 
 /// The runner-facing writers of one step, with secrets redacted everywhere.
 #[derive(Debug)]
@@ -38,13 +39,12 @@ impl<W: Write> ActionsIo<W> {
         &self.env
     }
 
-    /// Name the repository the step works on (see [`ActionsEnv::target_repository`]); a
-    /// blank name, or the workflow's own, leaves it unset.
-    pub fn set_target_repository(&mut self, repository: &str) {
-        let repository = repository.trim();
-        self.env.target_repository = (!repository.is_empty()
-            && self.env.repository.as_deref() != Some(repository))
-        .then(|| repository.to_string());
+    /// Name the repository the step works on (see [`ActionsEnv::target_repository`]); the
+    /// workflow's own leaves it unset.
+    pub fn set_target_repository(&mut self, repository: &RepoSlug) {
+        let repository = repository.to_string();
+        self.env.target_repository =
+            (self.env.repository.as_deref() != Some(repository.as_str())).then_some(repository);
     }
 
     /// The secrets registered so far (to redact text written elsewhere, e.g. the audit file).
