@@ -155,28 +155,10 @@ pub fn plan_command(cmd: &PlanCommand, out: &mut dyn Write, err: &mut dyn Write)
         }
     }
     let _ = write!(err, "{}", planned.summary(&manifest));
-    if let Some(source) = &cmd.review_load {
-        let loads = match count_review_load(&planned.jobs, source) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = writeln!(err, "error: --review-load: {e}");
-                return config_error;
-            }
-        };
-        let _ = writeln!(
-            err,
-            "review load (open pull requests from agent-gate's tasks):"
-        );
-        for load in &loads {
-            let _ = writeln!(err, "  {}", load.line());
-        }
-        if let Some(file) = &cmd.github_output {
-            let json = serde_json::to_string(&loads).unwrap_or_default();
-            if let Err(e) = set_output(file, "review-load", &json) {
-                let _ = writeln!(err, "error: cannot write the step outputs: {e}");
-                return config_error;
-            }
-        }
+    if let Some(source) = &cmd.review_load
+        && let Err(code) = report_review_load(cmd, &planned, source, err)
+    {
+        return code;
     }
     let stdout = match cmd.format {
         Some(PlanOutput::Text) => Some(planned.table()),
@@ -195,4 +177,35 @@ pub fn plan_command(cmd: &PlanCommand, out: &mut dyn Write, err: &mut dyn Write)
         );
     }
     0
+}
+
+/// `--review-load`: each job's repository's open pull requests from agent-gate's tasks, on
+/// `err` and as the `review-load` step output; the exit code when it cannot be read or
+/// written.
+fn report_review_load(
+    cmd: &PlanCommand,
+    planned: &crate::core::manifest::Plan,
+    source: &LoadSource,
+    err: &mut dyn Write,
+) -> Result<(), u8> {
+    let config_error = Verdict::ConfigError.exit_code();
+    let loads = count_review_load(&planned.jobs, source).map_err(|e| {
+        let _ = writeln!(err, "error: --review-load: {e}");
+        config_error
+    })?;
+    let _ = writeln!(
+        err,
+        "review load (open pull requests from agent-gate's tasks):"
+    );
+    for load in &loads {
+        let _ = writeln!(err, "  {}", load.line());
+    }
+    if let Some(file) = &cmd.github_output {
+        let json = serde_json::to_string(&loads).unwrap_or_default();
+        set_output(file, "review-load", &json).map_err(|e| {
+            let _ = writeln!(err, "error: cannot write the step outputs: {e}");
+            config_error
+        })?;
+    }
+    Ok(())
 }

@@ -102,62 +102,12 @@ impl FleetReport {
                     (run, None)
                 });
                 *last_time = time.parse().ok().or(*last_time);
-                match event {
-                    AuditEvent::Trigger(t) => {
-                        run.repository = t.repository;
-                        run.run_url = t.run_url;
-                    }
-                    AuditEvent::Task(t) => {
-                        run.task_key = Some(t.key).filter(|k| !k.is_empty());
-                        run.task_id = Some(t.id);
-                        run.task_url = t.url;
-                    }
-                    AuditEvent::State(s) => {
-                        run.duration_s = Some(run.duration_s.unwrap_or(0.0).max(s.elapsed_s));
-                    }
-                    AuditEvent::Change(c) => {
-                        if run.repository.is_none() {
-                            run.repository = c.repository;
-                        }
-                        run.pr_number = c.pr_number.or(run.pr_number);
-                        run.head_sha = c.head_sha.or(run.head_sha.take());
-                        run.files = c.files;
-                    }
-                    AuditEvent::Violation(_) => run.violations += 1,
-                    AuditEvent::Check(c) => match c.status.as_str() {
-                        "passed" => run.checks_passed += 1,
-                        "skipped" => run.checks_skipped += 1,
-                        _ => run.checks_failed += 1,
-                    },
-                    AuditEvent::Verdict(v) => run.verdict = Some(v.verdict),
-                    AuditEvent::Admission(a) => {
-                        run.open_pull_requests = a.open_pull_requests.or(run.open_pull_requests);
-                        run.max_open_pull_requests =
-                            a.max_open_pull_requests.or(run.max_open_pull_requests);
-                    }
-                    AuditEvent::Round(_) | AuditEvent::Stop(_) => {}
-                }
+                run.apply(event);
             }
             runs.extend(current);
         }
         report.runs_read = runs.len();
-        // The review load: the latest count of each repository.
-        let mut latest: BTreeMap<String, (Option<jiff::Timestamp>, ReviewLoadRow)> =
-            BTreeMap::new();
-        for (run, time) in &runs {
-            let (Some(repo), Some(open), Some(limit)) = (
-                &run.repository,
-                run.open_pull_requests,
-                run.max_open_pull_requests,
-            ) else {
-                continue;
-            };
-            let entry = latest.entry(repo.clone()).or_default();
-            if *time >= entry.0 {
-                *entry = (*time, ReviewLoadRow { open, limit });
-            }
-        }
-        report.review_load = latest.into_iter().map(|(k, (_, v))| (k, v)).collect();
+        report.review_load = latest_review_load(&runs);
         report.runs = merge_reruns(runs);
         for run in &report.runs {
             *report
@@ -382,4 +332,66 @@ fn merge_reruns(runs: Vec<(FleetRun, Option<jiff::Timestamp>)>) -> Vec<FleetRun>
         }
     }
     merged.into_iter().map(|(run, _)| run).collect()
+}
+
+impl FleetRun {
+    /// Take in one event of the run's audit record.
+    fn apply(&mut self, event: AuditEvent) {
+        match event {
+            AuditEvent::Trigger(t) => {
+                self.repository = t.repository;
+                self.run_url = t.run_url;
+            }
+            AuditEvent::Task(t) => {
+                self.task_key = Some(t.key).filter(|k| !k.is_empty());
+                self.task_id = Some(t.id);
+                self.task_url = t.url;
+            }
+            AuditEvent::State(s) => {
+                self.duration_s = Some(self.duration_s.unwrap_or(0.0).max(s.elapsed_s));
+            }
+            AuditEvent::Change(c) => {
+                if self.repository.is_none() {
+                    self.repository = c.repository;
+                }
+                self.pr_number = c.pr_number.or(self.pr_number);
+                self.head_sha = c.head_sha.or(self.head_sha.take());
+                self.files = c.files;
+            }
+            AuditEvent::Violation(_) => self.violations += 1,
+            AuditEvent::Check(c) => match c.status.as_str() {
+                "passed" => self.checks_passed += 1,
+                "skipped" => self.checks_skipped += 1,
+                _ => self.checks_failed += 1,
+            },
+            AuditEvent::Verdict(v) => self.verdict = Some(v.verdict),
+            AuditEvent::Admission(a) => {
+                self.open_pull_requests = a.open_pull_requests.or(self.open_pull_requests);
+                self.max_open_pull_requests =
+                    a.max_open_pull_requests.or(self.max_open_pull_requests);
+            }
+            AuditEvent::Round(_) | AuditEvent::Stop(_) => {}
+        }
+    }
+}
+
+/// The review load of each repository: the count of its latest run that read one.
+fn latest_review_load(
+    runs: &[(FleetRun, Option<jiff::Timestamp>)],
+) -> BTreeMap<String, ReviewLoadRow> {
+    let mut latest: BTreeMap<String, (Option<jiff::Timestamp>, ReviewLoadRow)> = BTreeMap::new();
+    for (run, time) in runs {
+        let (Some(repo), Some(open), Some(limit)) = (
+            &run.repository,
+            run.open_pull_requests,
+            run.max_open_pull_requests,
+        ) else {
+            continue;
+        };
+        let entry = latest.entry(repo.clone()).or_default();
+        if *time >= entry.0 {
+            *entry = (*time, ReviewLoadRow { open, limit });
+        }
+    }
+    latest.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }

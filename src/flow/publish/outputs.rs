@@ -212,6 +212,46 @@ pub fn annotations(
     policy_error_at: Option<(u32, u32)>,
 ) -> Annotations {
     let mut out = Annotations::new();
+    push_errors(&mut out, report, policy_path, policy_error_at);
+    for v in &report.violations {
+        out.push(
+            Level::Error,
+            violation_priority(&v.kind) * 10,
+            violation_annotation(v),
+        );
+    }
+    for c in &report.checks {
+        if let Some((level, priority, annotation)) = check_annotation(c) {
+            out.push(level, priority, annotation);
+        }
+    }
+    for note in &report.isolation_notes {
+        // Isolation working as designed is a notice; only a weakness is a warning.
+        let level = if report.isolation_weaknesses.contains(note) {
+            Level::Warning
+        } else {
+            Level::Notice
+        };
+        out.push(
+            level,
+            priority::ISOLATION,
+            Annotation::new(note.clone()).title("agent-gate: check isolation"),
+        );
+    }
+    if let Some(notice) = verdict_notice(report) {
+        out.push(Level::Notice, priority::VERDICT, notice);
+    }
+    out
+}
+
+/// The run's errors, each an error annotation (the first of a configuration error on the
+/// policy's line, when it is known); with no error, the verdict's headline when it has one.
+fn push_errors(
+    out: &mut Annotations,
+    report: &Report,
+    policy_path: &str,
+    policy_error_at: Option<(u32, u32)>,
+) {
     for (i, error) in report.errors.iter().enumerate() {
         let title = match report.verdict {
             Verdict::ConfigError => "agent-gate: configuration error",
@@ -234,61 +274,44 @@ pub fn annotations(
             Annotation::new(message).title(format!("agent-gate: {}", report.verdict)),
         );
     }
-    for v in &report.violations {
-        let title = match &v.rule {
-            Some(rule) => format!(
-                "{}: {} ({})",
-                violation_kind_name(&v.kind),
-                rule.text,
-                crate::core::report::describe_origin(&rule.origin)
-            ),
-            None => format!("{}: {}", violation_kind_name(&v.kind), kind_hint(&v.kind)),
-        };
-        let mut annotation = Annotation::new(v.message.clone()).title(title);
-        if let Some(path) = v.path.as_deref().filter(|p| !p.is_empty()) {
-            annotation = annotation.file(path);
-        }
-        out.push(Level::Error, violation_priority(&v.kind) * 10, annotation);
+}
+
+/// A violation, on its path when it has one, titled with its kind and the rule (and where
+/// the rule was written) or what would fix it.
+fn violation_annotation(v: &Violation) -> Annotation {
+    let title = match &v.rule {
+        Some(rule) => format!(
+            "{}: {} ({})",
+            violation_kind_name(&v.kind),
+            rule.text,
+            crate::core::report::describe_origin(&rule.origin)
+        ),
+        None => format!("{}: {}", violation_kind_name(&v.kind), kind_hint(&v.kind)),
+    };
+    let annotation = Annotation::new(v.message.clone()).title(title);
+    match v.path.as_deref().filter(|p| !p.is_empty()) {
+        Some(path) => annotation.file(path),
+        None => annotation,
     }
-    for c in &report.checks {
-        if let Some((level, priority, annotation)) = check_annotation(c) {
-            out.push(level, priority, annotation);
-        }
-    }
-    for note in &report.isolation_notes {
-        // Isolation working as designed is a notice; only a weakness is a warning.
-        let level = if report.isolation_weaknesses.contains(note) {
-            Level::Warning
-        } else {
-            Level::Notice
-        };
-        out.push(
-            level,
-            priority::ISOLATION,
-            Annotation::new(note.clone()).title("agent-gate: check isolation"),
-        );
-    }
-    if report.verdict == Verdict::DryRun {
-        out.push(
-            Level::Notice,
-            priority::VERDICT,
+}
+
+/// The notice of a run that ended without a problem to point at: a dry run, or a pass.
+fn verdict_notice(report: &Report) -> Option<Annotation> {
+    match report.verdict {
+        Verdict::DryRun => Some(
             Annotation::new("a dry run: no task was started and nothing was gated")
                 .title("agent-gate: dry-run"),
-        );
-    }
-    if report.verdict == Verdict::Passed {
-        out.push(
-            Level::Notice,
-            priority::VERDICT,
+        ),
+        Verdict::Passed => Some(
             Annotation::new(format!(
                 "passed: {} file{} in scope, every required check passed",
                 report.totals.files,
                 if report.totals.files == 1 { "" } else { "s" }
             ))
             .title("agent-gate: passed"),
-        );
+        ),
+        _ => None,
     }
-    out
 }
 
 /// The annotation of a check that failed, timed out, errored or was cancelled (an error
