@@ -10,9 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::adapters::github::Token;
 use crate::adapters::shutdown::Shutdown;
 use crate::core::report::{Report, Verdict};
+use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 use crate::flow::RunOptions;
 use crate::sim::{self, Scenario, ScenarioError, SimConfig, SimError, SimHandle};

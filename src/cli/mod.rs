@@ -10,8 +10,8 @@ mod config;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::adapters::github::Token;
 use crate::core::report::Verdict;
+use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 
 pub use args::{

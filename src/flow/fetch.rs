@@ -6,8 +6,8 @@
 //! the workspace's own branches and HEAD are never touched.
 
 use crate::adapters::git::{Git, GitError};
-use crate::adapters::github::Token;
 use crate::core::policy::Policy;
+use crate::core::secret::Token;
 use crate::flow::check::{PolicyAtBase, load_policy_at};
 use crate::flow::options::RunOptions;
 

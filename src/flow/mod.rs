@@ -42,9 +42,10 @@ pub use review::{
 };
 pub use run::run;
 
-use crate::adapters::github::{Client, ClientConfig, Token};
+use crate::adapters::github::{Client, ClientConfig};
 use crate::core::policy::Policy;
 use crate::core::report::{Verdict, describe_decision};
+use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 
 /// A policy file on disk that cannot be used.

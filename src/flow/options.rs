@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::adapters::audit::AuditStream;
-use crate::adapters::github::Token;
 use crate::core::prompt::KeyInputs;
+use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 use crate::flow::admission::Priority;
 use crate::flow::pace::WritePace;

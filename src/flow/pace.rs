@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::adapters::git::{Expect, Git, GitError, PushOutcome, RefUpdate, RemoteAuth};
 use crate::adapters::github::WritePacer;
+use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 
 /// Where the ledger lives on the remote: one ref per claimed write, named by its time.
@@ -291,7 +292,7 @@ pub struct PaceStore {
 impl PaceStore {
     /// The ledger on `remote` (name, URL or path), read and written from the repository `git`
     /// works in; `token` authenticates HTTPS remotes when plain git cannot.
-    pub fn new(git: Git, remote: &str, token: Option<String>, run_id: &str) -> PaceStore {
+    pub fn new(git: Git, remote: &str, token: Option<Token>, run_id: &str) -> PaceStore {
         PaceStore {
             git,
             remote: remote.to_string(),

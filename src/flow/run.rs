@@ -12,11 +12,12 @@ use tokio::time::Instant;
 
 use crate::adapters::git::Git;
 use crate::adapters::github::types::{Task, TaskState};
-use crate::adapters::github::{ApiError, Client, ClientConfig, Token, WritePacer};
+use crate::adapters::github::{ApiError, Client, ClientConfig, WritePacer};
 use crate::adapters::shutdown::Shutdown;
 use crate::core::prompt::{KeyInputs, build_prompt, derive_key, marker, prompt_hash};
 use crate::core::report::{Report, TaskInfo, TimelineEntry, Verdict};
 use crate::core::scope::Scope;
+use crate::core::secret::Token;
 use crate::flow::budget::{BudgetLimits, TaskSpend};
 use crate::flow::lease::LeaseStore;
 use crate::flow::pace::{LedgerPacer, PaceStore};
@@ -214,7 +215,7 @@ fn dry_run(p: &Prepared, report: Report, progress: &mut (dyn Write + Send)) -> R
 /// and writes (issue 8).
 fn connect(p: Prepared, agent_token: Token, shutdown: Shutdown) -> Result<Run, ApiError> {
     let (opts, git, tag, base, clock, key) = (p.opts, p.git, p.tag, p.base, p.clock, p.key);
-    let token = git_token(&opts).map(|t| t.expose().to_string());
+    let token = git_token(&opts).cloned();
     let pacer = opts.write_pace.clone().map(|pace| {
         let store = PaceStore::new(git.clone(), ledger_of(&opts), token.clone(), &tag);
         LedgerPacer::new(pace, store)

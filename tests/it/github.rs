@@ -386,7 +386,7 @@ type Canned = Box<dyn Fn() -> Action + Send + Sync>;
 async fn error_for(token: &str, action: impl Fn() -> Action + Send + Sync + 'static) -> ApiError {
     let fake = Fake::start(move |_, _| action()).await;
     let mut config = fake.config();
-    config.token = agent_gate::adapters::github::Token::new(token);
+    config.token = agent_gate::core::secret::Token::new(token);
     config.retry.max_attempts = 1;
     let client = Client::new(config).unwrap();
     let err = client.get_task("t1").await.unwrap_err();

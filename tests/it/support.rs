@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use agent_gate::adapters::github::Token;
 use agent_gate::adapters::shutdown::Shutdown;
 use agent_gate::core::report::Report;
+use agent_gate::core::secret::Token;
 use agent_gate::core::slug::RepoSlug;
 use agent_gate::flow::{RunOptions, run};
 use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};

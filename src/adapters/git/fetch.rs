@@ -7,6 +7,7 @@
 use std::ffi::OsStr;
 
 use super::{Git, GitError};
+use crate::core::secret::Token;
 
 impl Git {
     /// Fetch `refspecs` from `remote` (a remote name, a URL, or a path to a repository),
@@ -108,16 +109,16 @@ pub fn plain_then_token<T>(
 /// shared stores on a remote (the admission refs, the write-pace ledger) keep one each.
 #[derive(Debug, Clone, Default)]
 pub struct RemoteAuth {
-    token: Option<String>,
+    token: Option<Token>,
     /// Whether the token is needed (decided by the first operation that works).
     use_token: Option<bool>,
 }
 
 impl RemoteAuth {
     /// With `token` (an empty one counts as none).
-    pub fn new(token: Option<String>) -> RemoteAuth {
+    pub fn new(token: Option<Token>) -> RemoteAuth {
         RemoteAuth {
-            token: token.filter(|t| !t.trim().is_empty()),
+            token: token.filter(|t| !t.expose().trim().is_empty()),
             use_token: None,
         }
     }
@@ -133,9 +134,9 @@ impl RemoteAuth {
         op: impl Fn(Option<&str>) -> Result<T, GitError>,
     ) -> Result<T, GitError> {
         if let Some(needed) = self.use_token {
-            return op(self.token.as_deref().filter(|_| needed));
+            return op(self.token.as_ref().map(Token::expose).filter(|_| needed));
         }
-        let (v, needed) = plain_then_token(self.token.as_deref(), op)?;
+        let (v, needed) = plain_then_token(self.token.as_ref().map(Token::expose), op)?;
         self.use_token = Some(needed);
         Ok(v)
     }

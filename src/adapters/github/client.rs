@@ -20,55 +20,12 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::retry::{Clock, Retry, RetryPolicy, SystemClock};
+use crate::core::secret::Token;
 
 /// Default API base URL.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// The REST API version the client sends.
 pub const DEFAULT_API_VERSION: &str = "2026-03-10";
-
-/// A token: shown as `***` by `Debug`, never written into errors or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(token: impl Into<String>) -> Token {
-        Token(token.into())
-    }
-
-    /// A token as a user gives it (an input, a file's line): trimmed; `None` when blank.
-    pub fn given(text: &str) -> Option<Token> {
-        let text = text.trim();
-        (!text.is_empty()).then(|| Token(text.to_string()))
-    }
-
-    /// The secret itself, for the one place that builds the `Authorization` header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `ghs_…`: a GitHub App installation token (what `GITHUB_TOKEN` is).
-    pub fn is_installation_token(&self) -> bool {
-        self.0.starts_with("ghs_")
-    }
-}
-
-impl From<String> for Token {
-    fn from(token: String) -> Token {
-        Token(token)
-    }
-}
-
-impl From<&str> for Token {
-    fn from(token: &str) -> Token {
-        Token(token.to_string())
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
 
 /// What paces the client's writes (POST, PATCH, PUT, DELETE) across the runs that share a
 /// token: asked before each write is sent, it answers when the write may go. Reading

@@ -22,8 +22,7 @@ pub mod types;
 
 pub use availability::AgentAvailability;
 pub use client::{
-    Client, ClientConfig, DEFAULT_API_URL, DEFAULT_API_VERSION, Token, WritePacer,
-    install_crypto_provider,
+    Client, ClientConfig, DEFAULT_API_URL, DEFAULT_API_VERSION, WritePacer, install_crypto_provider,
 };
 pub use cost::{Cost, task_cost};
 pub use endpoints::{CreatedComment, Direction, ListQuery, ListSort, create_task_request};

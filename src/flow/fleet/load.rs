@@ -12,9 +12,10 @@ use std::path::Path;
 
 use crate::adapters::git::Git;
 use crate::adapters::github::types::PullRequest;
-use crate::adapters::github::{ApiError, Client, ClientConfig, Token};
+use crate::adapters::github::{ApiError, Client, ClientConfig};
 use crate::core::manifest::Priority;
 use crate::core::report::WaitingPull;
+use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 use crate::flow::lease::{KnownTasks, LeaseStore};
 
@@ -158,7 +159,7 @@ async fn count(repository: &str, source: &LoadSource, git: &Git) -> Result<RepoL
     let mut store = LeaseStore::new(
         git.clone(),
         &remote,
-        Some(source.token.expose().to_string()),
+        Some(source.token.clone()),
         "plan",
         Priority::Normal,
         &run_id,

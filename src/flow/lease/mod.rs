@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::adapters::git::{Expect, Git, GitError, PushOutcome, RefUpdate, RemoteAuth};
 use crate::core::manifest::Priority;
+use crate::core::secret::Token;
 
 pub use index::{INDEX_RETENTION, KnownTasks, TASKS_PREFIX, TaskNote, index_ref};
 pub use notes::{Entry, LeaseTimes, Note, NoteKind, Occupancy, Snapshot, occupancy};
@@ -129,7 +130,7 @@ impl LeaseStore {
     pub fn new(
         git: Git,
         remote: &str,
-        token: Option<String>,
+        token: Option<Token>,
         key: &str,
         priority: Priority,
         run_id: &str,
