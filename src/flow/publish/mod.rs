@@ -46,7 +46,7 @@ fn policy_error_location(report: &Report, policy_path: &str) -> Option<(u32, u32
 /// then tries once more at the end.
 pub fn open_audit<W: Write>(
     io: &ActionsIo<W>,
-    audit_file: Option<&std::path::Path>,
+    audit_file: Option<&Path>,
     err: &mut dyn Write,
 ) -> AuditStream {
     match audit_path(io.env(), audit_file) {
@@ -57,8 +57,8 @@ pub fn open_audit<W: Write>(
 
 /// Where the audit record goes: `audit_file`, else in Actions the default path under
 /// `RUNNER_TEMP`; nowhere outside Actions unless asked.
-fn audit_path(env: &ActionsEnv, audit_file: Option<&std::path::Path>) -> Option<PathBuf> {
-    audit_file.map(std::path::Path::to_path_buf).or_else(|| {
+fn audit_path(env: &ActionsEnv, audit_file: Option<&Path>) -> Option<PathBuf> {
+    audit_file.map(Path::to_path_buf).or_else(|| {
         env.is_actions
             .then(|| audit::default_path(env.runner_temp.as_deref(), &audit_trigger(env)))
     })
@@ -85,7 +85,7 @@ pub fn audit_trigger(env: &ActionsEnv) -> TriggerEvent {
 /// Open the audit file at `path`. In the container, `RUNNER_TEMP` is the runner's: what is
 /// created there (the file, and any directory above it that did not exist) is handed back
 /// to the runner's user, so the runner can clean it up.
-pub fn open_audit_log(path: &Path, masker: &Masker) -> Result<AuditLog, audit::AuditError> {
+fn open_audit_log(path: &Path, masker: &Masker) -> Result<AuditLog, audit::AuditError> {
     let base = ownership::existing_ancestor(path).map(Path::to_path_buf);
     let log = AuditLog::open(path, masker.clone())?;
     if let Some(base) = base {
@@ -96,11 +96,7 @@ pub fn open_audit_log(path: &Path, masker: &Masker) -> Result<AuditLog, audit::A
 
 /// The audit stream at `path`, masked with `io`'s secrets; a file that cannot be opened is
 /// reported on `err` and gives a stream that writes nothing.
-fn open_at<W: Write>(
-    io: &ActionsIo<W>,
-    path: &std::path::Path,
-    err: &mut dyn Write,
-) -> AuditStream {
+fn open_at<W: Write>(io: &ActionsIo<W>, path: &Path, err: &mut dyn Write) -> AuditStream {
     match open_audit_log(path, io.masker()) {
         Ok(log) => AuditStream::new(log, audit_trigger(io.env())),
         Err(e) => {
