@@ -182,7 +182,7 @@ async fn night(set: &Set) -> Figures {
             .map(|(_, b)| b.clone())
             .expect("repository");
         let ws = root.join(format!("ws-{i:04}"));
-        let url = sim.url();
+        let url = sim.api_url();
         let permits = permits.clone();
         let pace = pace.clone();
         let ledger = ledger.display().to_string();

@@ -200,7 +200,7 @@ fn run_check(
         base: "main".into(),
         head: HEAD_REF.into(),
         policy_path: policy.into(),
-        scope: Vec::new(),
+        scope: agent_gate::core::scope::ScopeInput::default(),
         jobs,
     };
     let start = Instant::now();

@@ -186,7 +186,7 @@ impl World {
             ..RunOptions::new(
                 self.workspace.clone(),
                 RepoSlug::parse(REPOSITORY).expect("the demo's repository is `owner/repo`"),
-                self.sim.url(),
+                self.sim.api_url(),
                 Some(Token::new(TOKEN)),
             )
         }

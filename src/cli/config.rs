@@ -6,7 +6,8 @@
 use std::ffi::OsString;
 
 use super::args::RunArgs;
-use super::{TokenError, split_list, token};
+use super::{ScopeInputError, TokenError, scope_input, token};
+use crate::adapters::github::{ApiUrl, ApiUrlError};
 use crate::core::manifest::Priority;
 use crate::core::slug::{RepoSlug, SlugError};
 use crate::flow::RunOptions;
@@ -29,6 +30,10 @@ pub(super) enum RunInputError {
     Token(#[from] TokenError),
     #[error("repository {0} (set the `repository` input, --repository or GITHUB_REPOSITORY)")]
     Repository(#[from] SlugError),
+    #[error(transparent)]
+    Scope(#[from] ScopeInputError),
+    #[error(transparent)]
+    ApiUrl(#[from] ApiUrlError),
 }
 
 /// An input that may be absent or blank: `None` then; else what `parse` makes of it
@@ -69,6 +74,8 @@ pub(super) fn run_options(
         |t| t.parse::<jiff::Timestamp>().ok(),
         RunInputError::NotBefore,
     )?;
+    let scope = scope_input(&a.scope)?;
+    let api_url = ApiUrl::parse(&a.api_url)?;
     let write_pace = WritePace::parse(a.write_pace.as_deref().unwrap_or(""))?;
     let agent_token = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN")?;
     let github_token = token(
@@ -106,7 +113,7 @@ pub(super) fn run_options(
     Ok(RunOptions {
         remote: a.remote,
         instruction: a.instruction,
-        scope: split_list(&a.scope),
+        scope,
         policy_path: a.policy,
         github_token,
         base_ref: nonempty(a.base_ref),
@@ -124,6 +131,6 @@ pub(super) fn run_options(
         not_before,
         write_pace,
         pace_ledger,
-        ..RunOptions::new(a.repo, repository, a.api_url, agent_token)
+        ..RunOptions::new(a.repo, repository, api_url, agent_token)
     })
 }

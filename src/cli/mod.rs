@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::core::report::Verdict;
+use crate::core::scope::{PatternError, ScopeInput};
 use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 
@@ -104,6 +105,18 @@ enum TokenError {
     Empty { file: PathBuf },
 }
 
+/// The `scope` input (`--scope`): split ([`split_list`]) and compiled, before anything
+/// else is read.
+fn scope_input(items: &[String]) -> Result<ScopeInput, ScopeInputError> {
+    Ok(ScopeInput::new(&split_list(items))?)
+}
+
+/// A `scope` input that cannot be compiled: a glob that is not one, or an input over its
+/// limits (the message names the glob).
+#[derive(Debug, thiserror::Error)]
+#[error("scope input: {0}")]
+pub(crate) struct ScopeInputError(#[from] PatternError);
+
 fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -170,6 +183,13 @@ fn init_logging() {
 
 /// `agent-gate check`: gate an existing change and publish the report.
 fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8 {
+    let scope = match scope_input(&a.scope) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
     };
@@ -185,7 +205,7 @@ fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -
         base: a.base,
         head: a.head,
         policy_path: a.policy,
-        scope: split_list(&a.scope),
+        scope,
         jobs: a.gate.jobs,
     };
     let report = rt.block_on(async {
@@ -532,7 +552,13 @@ fn secrets_from_env() -> Vec<String> {
 /// `agent-gate explain`: the paths from the arguments, or streamed from `--paths-from`.
 fn explain(a: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     use std::io::BufRead;
-    let scope = split_list(&a.scope);
+    let scope = match scope_input(&a.scope) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return Verdict::ConfigError.exit_code();
+        }
+    };
     let json = a.format == Format::Json;
     let Some(file) = a.paths_from else {
         let mut paths = a.paths.into_iter().map(|p| Ok(p.into_bytes()));

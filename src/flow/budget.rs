@@ -22,9 +22,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::adapters::github::types::{Task, TaskState};
-use crate::adapters::github::{ApiError, Client, Direction, ListQuery, ListSort, task_cost};
+use crate::adapters::github::{ApiError, Direction, ListQuery, ListSort, task_cost};
 use crate::core::prompt::MARKER_PREFIX;
 pub use crate::core::report::{BudgetLimits, BudgetStatus, Exceeded};
+use crate::flow::TaskApi;
 
 /// Pages of 100 read per list (archived and not) at most.
 const MAX_PAGES: u32 = 20;
@@ -193,7 +194,7 @@ pub fn evaluate(count: DayCount, limits: BudgetLimits, new_tasks: u32) -> Option
 /// and not) with `since` = midnight, then each task with a GET; a task gone since the list
 /// (404) is skipped, any other API error is returned.
 pub async fn check_budget(
-    client: &Client,
+    client: &impl TaskApi,
     limits: BudgetLimits,
     now: Timestamp,
     new_tasks: u32,
@@ -204,7 +205,7 @@ pub async fn check_budget(
 /// [`check_budget`], reading only the tasks whose spend `known` (task id → what the task
 /// index records) does not tell ([`TaskSpend::describes`]).
 pub async fn check_budget_with<S: std::hash::BuildHasher>(
-    client: &Client,
+    client: &impl TaskApi,
     limits: BudgetLimits,
     now: Timestamp,
     new_tasks: u32,
@@ -247,7 +248,7 @@ pub async fn check_budget_with<S: std::hash::BuildHasher>(
     }
     let count = count_spends(&spends, midnight);
     Ok(BudgetStatus {
-        repository: format!("{}/{}", client.owner(), client.repo()),
+        repository: client.repository(),
         since: midnight.to_string(),
         resets_at: resets_at.to_string(),
         tasks_today: count.tasks,

@@ -14,7 +14,7 @@ use crate::adapters::shutdown::Shutdown;
 use crate::core::assessment::assess;
 use crate::core::policy::{CheckSpec, OnViolation, Policy, PolicyError};
 use crate::core::report::{CheckEntry, CheckStatus, Report, Verdict};
-use crate::core::scope::Scope;
+use crate::core::scope::{Scope, ScopeInput};
 
 /// Inputs of [`check`].
 #[derive(Debug, Clone)]
@@ -23,7 +23,8 @@ pub struct CheckOptions {
     pub base: String,
     pub head: String,
     pub policy_path: String,
-    pub scope: Vec<String>,
+    /// The `--scope` input, compiled.
+    pub scope: ScopeInput,
     pub jobs: Option<usize>,
 }
 
@@ -48,10 +49,7 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
         Ok(p) => p,
         Err(e) => return config_error(report, e.to_string()),
     };
-    let scope = match narrow(&policy, &opts.scope) {
-        Ok(s) => s,
-        Err(e) => return config_error(report, e.to_string()),
-    };
+    let scope = policy.scope.narrowed_by(&opts.scope);
     let changes = match git.changes(&base, &head) {
         Ok(c) => c,
         Err(e) => return config_error(report, e.to_string()),
@@ -68,20 +66,6 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
     gate_change(&ctx, &changes, &mut report, &shutdown, &mut std::io::sink()).await;
     report
 }
-
-/// The policy's scope narrowed by the `scope` input.
-pub(crate) fn narrow(policy: &Policy, scope: &[String]) -> Result<Scope, ScopeInputError> {
-    if scope.is_empty() {
-        Ok(policy.scope.clone())
-    } else {
-        policy.scope.narrowed(scope).map_err(ScopeInputError)
-    }
-}
-
-/// A glob of the `scope` input that does not compile.
-#[derive(Debug, thiserror::Error)]
-#[error("scope input: {0}")]
-pub(crate) struct ScopeInputError(crate::core::scope::PatternError);
 
 pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Report {
     report.errors.push(message.into());

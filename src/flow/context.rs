@@ -20,10 +20,14 @@ use super::ending::fmt_secs;
 use super::options::RunOptions;
 
 /// One prepared run of the gate.
-pub(super) struct Run {
+pub(super) struct Run<T = Client> {
     pub opts: RunOptions,
     pub git: Git,
-    /// The agent-tasks client, bounded by the run's deadline.
+    /// The task lifecycle's calls (list, create, read, poll), bounded by the run's
+    /// deadline: the agent-tasks client, or a script in a flow test.
+    pub tasks: T,
+    /// The agent-tasks client, bounded by the run's deadline, for what is not the task
+    /// lifecycle (pull requests, the agent's availability).
     pub client: Client,
     /// The client for statuses, labels and comments.
     pub status_client: Client,
@@ -51,7 +55,7 @@ pub(super) struct Run {
     pub pacer: Option<LedgerPacer>,
 }
 
-impl Run {
+impl<T> Run<T> {
     /// Where the run's write-pace ledger is: `pace-ledger`, else the run's remote.
     pub fn ledger(&self) -> &str {
         ledger_of(&self.opts)

@@ -14,6 +14,7 @@ use crate::flow::ci::CiContext;
 use crate::flow::context::Run;
 use crate::flow::ending::finish_with;
 use crate::flow::fetch::{PrivateRefs, fetch_refs};
+use crate::flow::task_api::TaskApi;
 
 /// Whether the task reports a pushed branch or a pull request.
 fn pushed(task: &Task) -> bool {
@@ -27,8 +28,8 @@ fn pushed(task: &Task) -> bool {
 
 /// Collect the change of the finished task `done` and gate it; the round's finished report.
 /// `label` prefixes the progress line (`repair round N: `, or nothing for the first task).
-pub(super) async fn gate_head(
-    run: &Run,
+pub(super) async fn gate_head<T: TaskApi>(
+    run: &Run<T>,
     done: &Task,
     mut report: Report,
     label: &str,
@@ -107,7 +108,7 @@ pub(super) async fn gate_head(
 }
 
 /// The pull request of `branch`, when there is one, into the report's task.
-async fn record_pull(run: &Run, branch: &str, report: &mut Report) {
+async fn record_pull<T: TaskApi>(run: &Run<T>, branch: &str, report: &mut Report) {
     match run.client.find_pull_for_branch(branch).await {
         Ok(Some(pr)) => {
             if let Some(info) = report.task.as_mut() {
@@ -125,8 +126,8 @@ async fn record_pull(run: &Run, branch: &str, report: &mut Report) {
 /// Fetch `branch` into the run's private head ref and resolve it: `Ok` with the commit (and
 /// the report), `Err` with the finished report when the branch was never pushed or cannot
 /// be fetched.
-fn fetch_head(
-    run: &Run,
+fn fetch_head<T: TaskApi>(
+    run: &Run<T>,
     done: &Task,
     branch: &str,
     mut report: Report,

@@ -28,6 +28,7 @@ mod round;
 mod run;
 mod session;
 mod start;
+mod task_api;
 
 use std::io::Write;
 use std::path::Path;
@@ -40,7 +41,8 @@ pub use review::{
     MAX_STATUS_DESCRIPTION, ReviewApi, ReviewOptions, ReviewRecord, StatusSet, review,
     status_description, status_state,
 };
-pub use run::run;
+pub use run::{run, run_with_tasks};
+pub use task_api::TaskApi;
 
 use crate::adapters::github::{Client, ClientConfig};
 use crate::core::policy::Policy;
@@ -119,12 +121,12 @@ struct ExplainLine<'a> {
 
 /// `agent-gate explain`: for each path, in or out of scope and the rule that decided — one
 /// line each as the paths come (`paths` may stream from a file of any length: nothing is
-/// kept), as text or as JSON lines (`json`). `scope` is the `--scope` input, already split.
+/// kept), as text or as JSON lines (`json`). `scope` is the `--scope` input, compiled.
 /// Exit 0 when every path is in scope, 11 (scope-violation) when one is not, 2 on a bad
 /// policy or a path list that cannot be read.
 pub fn explain(
     path: &Path,
-    scope: &[String],
+    scope: &crate::core::scope::ScopeInput,
     paths: &mut dyn Iterator<Item = std::io::Result<Vec<u8>>>,
     json: bool,
     out: &mut dyn Write,
@@ -137,17 +139,7 @@ pub fn explain(
             return Verdict::ConfigError.exit_code();
         }
     };
-    let engine = if scope.is_empty() {
-        policy.scope.clone()
-    } else {
-        match policy.scope.narrowed(scope) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = writeln!(err, "error: --scope: {e}");
-                return Verdict::ConfigError.exit_code();
-            }
-        }
-    };
+    let engine = policy.scope.narrowed_by(scope);
     let mut out = std::io::BufWriter::new(out);
     let mut all_in = true;
     for p in paths {

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::adapters::audit::AuditStream;
+use crate::adapters::github::ApiUrl;
 use crate::core::prompt::KeyInputs;
+use crate::core::scope::ScopeInput;
 use crate::core::secret::Token;
 use crate::core::slug::RepoSlug;
 use crate::flow::admission::Priority;
@@ -25,7 +27,8 @@ pub struct RunOptions {
     /// Where the agent's branch and the base are fetched from: a remote name, URL or path.
     pub remote: String,
     pub instruction: String,
-    pub scope: Vec<String>,
+    /// The `scope` input, compiled: it narrows the policy's scope.
+    pub scope: ScopeInput,
     pub policy_path: String,
     /// User token for the agent-tasks API; `None` only for a dry run, which sends nothing.
     pub token: Option<Token>,
@@ -36,7 +39,8 @@ pub struct RunOptions {
     pub task_id: Option<String>,
     pub task_key: Option<String>,
     pub dry_run: bool,
-    pub api_url: String,
+    /// The API's base URL (the `api-url` input), parsed.
+    pub api_url: ApiUrl,
     pub model: Option<String>,
     pub custom_agent: Option<String>,
     pub jobs: Option<usize>,
@@ -74,7 +78,7 @@ impl RunOptions {
     pub fn new(
         repo: impl Into<PathBuf>,
         repository: RepoSlug,
-        api_url: impl Into<String>,
+        api_url: ApiUrl,
         token: Option<Token>,
     ) -> RunOptions {
         RunOptions {
@@ -82,7 +86,7 @@ impl RunOptions {
             repository,
             remote: "origin".to_string(),
             instruction: String::new(),
-            scope: Vec::new(),
+            scope: ScopeInput::default(),
             policy_path: crate::core::policy::DEFAULT_POLICY_PATH.to_string(),
             token,
             github_token: None,
@@ -91,7 +95,7 @@ impl RunOptions {
             task_id: None,
             task_key: None,
             dry_run: false,
-            api_url: api_url.into(),
+            api_url,
             model: None,
             custom_agent: None,
             jobs: None,

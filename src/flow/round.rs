@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::adapters::github::since_before_now;
 use crate::adapters::github::types::Task;
 use crate::core::prompt::{build_prompt, marker, prompt_hash};
 use crate::core::report::{Report, TimelineEntry, Verdict, ViolationKind};
@@ -24,6 +23,7 @@ use crate::flow::repair::{
 };
 use crate::flow::session::poll_and_gate;
 use crate::flow::start::{RoundAdmission, admit_round};
+use crate::flow::task_api::{TaskApi, since};
 
 /// A repair round starts only while more than this many initial poll intervals are left
 /// before the deadline: a round that cannot finish would only be stopped again.
@@ -44,8 +44,8 @@ fn session_prompt_hash(task: &Task, key: &str, round: u32) -> Option<String> {
 /// Gate `task` and, while repair rounds are allowed, its follow-ups. `report` holds what the
 /// run knows before the first poll (policy, base, task, budget, admission); `timeline` the
 /// states so far (a wait for capacity).
-pub(super) async fn gate_rounds(
-    run: &Run,
+pub(super) async fn gate_rounds<T: TaskApi>(
+    run: &Run<T>,
     mut task: Task,
     attached: bool,
     template: Report,
@@ -125,8 +125,8 @@ pub(super) async fn gate_rounds(
 
 /// The round a run starts gating at, with its prompt's hash: round 0, or — a re-run attaches
 /// to the round in flight — the latest round of the task.
-fn first_round(
-    run: &Run,
+fn first_round<T: TaskApi>(
+    run: &Run<T>,
     task: &Task,
     attached: bool,
     template: &Report,
@@ -174,8 +174,8 @@ fn round_template(template: &Report, task: &Task, prompt_sha: &str) -> Report {
 
 /// Whether the daily budget leaves room for repair round `round + 1`; counts it into
 /// `budget` and says in `notes` why not. An interrupt while counting says no, silently.
-async fn budget_allows_round(
-    run: &Run,
+async fn budget_allows_round<T: TaskApi>(
+    run: &Run<T>,
     round: u32,
     progress: &mut (dyn Write + Send),
     notes: &mut Vec<String>,
@@ -185,7 +185,7 @@ async fn budget_allows_round(
     if limits.is_unlimited() {
         return true;
     }
-    let now = since_before_now(&run.client, Duration::ZERO);
+    let now = run.tasks.now();
     // The task index tells what the night's finished tasks cost (no read of each).
     let known = run
         .leases
@@ -196,7 +196,7 @@ async fn budget_allows_round(
     let checked = tokio::select! {
         biased;
         _ = run.shutdown.wait() => return false,
-        r = check_budget_with(&run.client, limits, now, 1, known.spends()) => r,
+        r = check_budget_with(&run.tasks, limits, now, 1, known.spends()) => r,
     };
     match checked {
         Ok(status) => {
@@ -226,8 +226,8 @@ async fn budget_allows_round(
 /// Send repair round `round + 1`'s follow-up on the agent's branch: `Ok` with the task and
 /// the prompt sent, `Err` with the last round's report (finished as cancelled when the gate
 /// was interrupted) when it could not be sent, the reason in `notes`.
-async fn send_follow_up(
-    run: &Run,
+async fn send_follow_up<T: TaskApi>(
+    run: &Run<T>,
     report: Report,
     round: u32,
     instruction: &str,
@@ -257,7 +257,7 @@ async fn send_follow_up(
         .custom_agent
         .clone()
         .filter(|m| !m.trim().is_empty());
-    let since = since_before_now(&run.client, Duration::from_mins(5));
+    let since = since(&run.tasks, Duration::from_mins(5));
     let round_marker = marker(&rkey);
     let created = tokio::select! {
         biased;
@@ -270,7 +270,7 @@ async fn send_follow_up(
                 ),
             )));
         }
-        r = run.client.create_task_idempotent(&req, &round_marker, since) => r,
+        r = run.tasks.create_task_idempotent(&req, &round_marker, since) => r,
     };
     match created {
         Ok(c) => {
@@ -301,7 +301,7 @@ enum NextRound {
 }
 
 /// The next round's instruction, or why there is none.
-fn next_instruction(run: &Run, report: &Report, round: u32) -> NextRound {
+fn next_instruction<T: TaskApi>(run: &Run<T>, report: &Report, round: u32) -> NextRound {
     if run.shutdown.fired().is_some() {
         return NextRound::None;
     }
@@ -341,7 +341,7 @@ fn next_instruction(run: &Run, report: &Report, round: u32) -> NextRound {
 }
 
 /// Why there is no time for another round, if there is none.
-fn no_time_left(run: &Run, round: u32) -> Option<String> {
+fn no_time_left<T: TaskApi>(run: &Run<T>, round: u32) -> Option<String> {
     let left = run.clock.deadline.saturating_duration_since(Instant::now());
     let needed = run.policy.agent.poll_initial * MIN_POLLS_LEFT;
     (left <= needed).then(|| {
@@ -356,8 +356,8 @@ fn no_time_left(run: &Run, round: u32) -> Option<String> {
 
 /// The run's report: the last round's, with every round, the cost over all rounds, the
 /// budget last counted and the notes about rounds; and the task as last seen.
-fn finish_rounds(
-    run: &Run,
+fn finish_rounds<T: TaskApi>(
+    run: &Run<T>,
     mut report: Report,
     rounds: Vec<RoundRecord>,
     seen: &[Task],

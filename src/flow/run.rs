@@ -22,13 +22,14 @@ use crate::flow::budget::{BudgetLimits, TaskSpend};
 use crate::flow::lease::LeaseStore;
 use crate::flow::pace::{LedgerPacer, PaceStore};
 
-use super::check::{ScopeInputError, config_error, narrow};
+use super::check::config_error;
 use super::context::{Run, RunClock, ledger_of};
 use super::ending::{api_error, finish_with, fmt_secs};
 use super::fetch::{Base, BaseError, PrivateRefs, fetch_base, git_token};
 use super::options::RunOptions;
 use super::round::gate_rounds;
 use super::start::start_task;
+use super::task_api::TaskApi;
 
 /// Run the whole gate. `progress` receives one line per state change, heartbeats while
 /// waiting, and a last line with the verdict. Never panics; every failure is a verdict.
@@ -37,10 +38,23 @@ pub async fn run(
     shutdown: Shutdown,
     progress: &mut (dyn Write + Send),
 ) -> Report {
+    run_with_tasks(opts, Client::clone, shutdown, progress).await
+}
+
+/// [`run`], with the task lifecycle's calls (list, create, read, poll) made through the
+/// [`TaskApi`] that `tasks` makes of the run's agent-tasks client (bounded by the run's
+/// deadline): the client itself in [`run`], a script in a flow test. Everything else —
+/// git, the pull requests, the review gate — is as in [`run`].
+pub async fn run_with_tasks<T: TaskApi>(
+    opts: RunOptions,
+    tasks: impl FnOnce(&Client) -> T,
+    shutdown: Shutdown,
+    progress: &mut (dyn Write + Send),
+) -> Report {
     let started = Instant::now();
     opts.audit.trigger();
     let repo = opts.repo.clone();
-    let mut report = Box::pin(run_gate(opts, shutdown, progress, started)).await;
+    let mut report = Box::pin(run_gate(opts, tasks, shutdown, progress, started)).await;
     // What git wrote as root into the runner's repository (fetched objects, private refs,
     // the admission notes) is the runner's again.
     if let Ok(git_dir) = Git::new(&repo).common_dir()
@@ -62,8 +76,9 @@ pub async fn run(
     report
 }
 
-async fn run_gate(
+async fn run_gate<T: TaskApi>(
     opts: RunOptions,
+    tasks: impl FnOnce(&Client) -> T,
     shutdown: Shutdown,
     progress: &mut (dyn Write + Send),
     started: Instant,
@@ -81,7 +96,7 @@ async fn run_gate(
         Mode::DryRun => return dry_run(&prepared, report, progress),
         Mode::Live(token) => token.clone(),
     };
-    let run = match connect(prepared, token, shutdown) {
+    let run = match connect(prepared, token, tasks, shutdown) {
         Ok(r) => r,
         Err(e) => return api_error(report, "cannot build the API client", &e),
     };
@@ -142,8 +157,6 @@ enum PrepareError {
     Base(#[from] BaseError),
     #[error("the policy does not list repository `{repository}` under `repositories` ({listed})")]
     NotListed { repository: String, listed: String },
-    #[error(transparent)]
-    Scope(#[from] ScopeInputError),
 }
 
 /// Check the inputs, fetch the base into a private ref and read the policy there, admit the
@@ -167,7 +180,8 @@ fn prepare(
             listed: listed.join(", "),
         });
     }
-    let scope = narrow(&base.policy, &opts.scope)?;
+    let scope = base.policy.scope.narrowed_by(&opts.scope);
+    opts.audit.scope(opts.scope.globs());
     let clock = RunClock::new(started, opts.timeout.unwrap_or(base.policy.agent.timeout));
     let key_inputs = KeyInputs {
         instruction: opts.instruction.clone(),
@@ -213,7 +227,12 @@ fn dry_run(p: &Prepared, report: Report, progress: &mut (dyn Write + Send)) -> R
 /// The run in hand: the clients (paced on the write-pace ledger when `write-pace` is set)
 /// and the admission store on the remote, which also holds the task index every run reads
 /// and writes (issue 8).
-fn connect(p: Prepared, agent_token: Token, shutdown: Shutdown) -> Result<Run, ApiError> {
+fn connect<T>(
+    p: Prepared,
+    agent_token: Token,
+    tasks: impl FnOnce(&Client) -> T,
+    shutdown: Shutdown,
+) -> Result<Run<T>, ApiError> {
     let (opts, git, tag, base, clock, key) = (p.opts, p.git, p.tag, p.base, p.clock, p.key);
     let token = git_token(&opts).cloned();
     let pacer = opts.write_pace.clone().map(|pace| {
@@ -232,6 +251,7 @@ fn connect(p: Prepared, agent_token: Token, shutdown: Shutdown) -> Result<Run, A
         leases: tokio::sync::Mutex::new(leases),
         opts,
         git,
+        tasks: tasks(&client),
         client,
         status_client,
         policy: base.policy,
@@ -248,8 +268,8 @@ fn connect(p: Prepared, agent_token: Token, shutdown: Shutdown) -> Result<Run, A
 
 /// Say which task the run gates, and record it in the report and the audit record
 /// (admission, the task and the states it went through so far).
-fn announce(
-    run: &Run,
+fn announce<T: TaskApi>(
+    run: &Run<T>,
     task: &Task,
     attached: bool,
     report: &mut Report,
@@ -284,7 +304,7 @@ fn announce(
 /// and, under a daily budget, once its sessions ended, what they cost (the budget then
 /// counts the task without reading it), from the task as the rounds last saw it. Best
 /// effort.
-async fn record_in_index(run: &Run, report: &Report, last_seen: Option<&Task>) {
+async fn record_in_index<T: TaskApi>(run: &Run<T>, report: &Report, last_seen: Option<&Task>) {
     let Some(info) = &report.task else {
         return;
     };
@@ -358,7 +378,7 @@ fn clients(
     let slug = &opts.repository;
     let config = |token: Token| {
         let mut cfg =
-            ClientConfig::new(token, slug.owner(), slug.name()).with_api_url(opts.api_url.clone());
+            ClientConfig::new(token, slug.owner(), slug.name()).with_api_url(opts.api_url.as_str());
         cfg.request_timeout = opts.request_timeout;
         cfg.pacer = pacer.map(|p| Arc::new(p.clone()) as Arc<dyn WritePacer>);
         cfg
@@ -374,7 +394,7 @@ fn clients(
 /// The review gate: a commit status on the gated commit of the pull request and one summary
 /// comment (updated, never duplicated), with the token that may. Best effort: it never
 /// changes the verdict; what it did goes to the report's notes.
-async fn review_gate(run: &Run, report: &mut Report) {
+async fn review_gate<T: TaskApi>(run: &Run<T>, report: &mut Report) {
     let opts = &run.opts;
     let mut masker = crate::adapters::actions::Masker::new();
     for token in opts.token.iter().chain(&opts.github_token) {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::adapters::github::types::{Task, TaskState};
 use crate::adapters::github::{
     Client, PollEvent, PollOptions, PollOutcome, StatePolicy, StopOptions, StopReason, StopRecord,
-    poll_task, stop, task_cost,
+    stop, task_cost,
 };
 use crate::core::policy::{OnIdle, OnWaitingForUser};
 use crate::core::report::{Report, TimelineEntry, Verdict};
@@ -20,6 +20,7 @@ use crate::flow::context::Run;
 use crate::flow::ending::{api_error, finish_with, fmt_secs};
 use crate::flow::head::gate_head;
 use crate::flow::repair::latest_round;
+use crate::flow::task_api::TaskApi;
 
 use super::fetch::PrivateRefs;
 
@@ -52,8 +53,8 @@ fn state_policy_waiting(p: OnWaitingForUser) -> StatePolicy {
     clippy::too_many_arguments,
     reason = "one round of DESIGN §1 steps 5–8, read top to bottom"
 )]
-pub(super) async fn poll_and_gate(
-    run: &Run,
+pub(super) async fn poll_and_gate<T: TaskApi>(
+    run: &Run<T>,
     task: &Task,
     mut report: Report,
     round: u32,
@@ -92,7 +93,7 @@ pub(super) async fn poll_and_gate(
 }
 
 /// The poll of one round: intervals, deadline and idle policies from the policy.
-fn poll_options(run: &Run) -> PollOptions {
+fn poll_options<T: TaskApi>(run: &Run<T>) -> PollOptions {
     let policy = &run.policy;
     PollOptions {
         initial: policy.agent.poll_initial,
@@ -108,8 +109,8 @@ fn poll_options(run: &Run) -> PollOptions {
 /// Poll `task` until it ends, the deadline passes or the gate is interrupted; every state
 /// change goes to the timeline, the audit record and `progress`. A follow-up's end counts
 /// only once its session shows (see [`poll_and_gate`]).
-async fn poll_to_end(
-    run: &Run,
+async fn poll_to_end<T: TaskApi>(
+    run: &Run<T>,
     task: &Task,
     sent_round: Option<u32>,
     label: &str,
@@ -127,16 +128,17 @@ async fn poll_to_end(
     };
     loop {
         let stop_signal = run.shutdown.clone();
-        let outcome = poll_task(
-            &run.client,
-            &task.id,
-            &poll_opts,
-            async move {
-                stop_signal.wait().await;
-            },
-            |ev| lines.event(ev),
-        )
-        .await;
+        let outcome = run
+            .tasks
+            .poll_task(
+                &task.id,
+                &poll_opts,
+                async move {
+                    stop_signal.wait().await;
+                },
+                |ev| lines.event(ev),
+            )
+            .await;
         // A follow-up's end counts only once its session shows.
         let ended = match &outcome {
             PollOutcome::Finished { task } | PollOutcome::Accepted { task } => Some(task),
@@ -159,8 +161,8 @@ async fn poll_to_end(
 
 /// What a round's poll says as it goes: each state change to the timeline, the audit
 /// record and a progress line; a heartbeat line at most every `heartbeat`; each retry.
-struct PollLines<'a> {
-    run: &'a Run,
+struct PollLines<'a, T> {
+    run: &'a Run<T>,
     task_id: &'a str,
     /// `repair round N: `, or nothing for the first task.
     label: &'a str,
@@ -169,7 +171,7 @@ struct PollLines<'a> {
     last_line: Instant,
 }
 
-impl PollLines<'_> {
+impl<T: TaskApi> PollLines<'_, T> {
     fn event(&mut self, ev: PollEvent) {
         let label = self.label;
         match ev {
@@ -239,8 +241,8 @@ fn record_last_seen(report: &mut Report, timeline: &[TimelineEntry], last: &Task
 /// What the task's end means: `Ok` with the task whose branch is to be gated (and the report
 /// so far), or `Err` with the finished report of a round that ends here (the task failed or
 /// was rejected; the deadline or an interrupt stopped it; the API failed).
-async fn judge_end(
-    run: &Run,
+async fn judge_end<T: TaskApi>(
+    run: &Run<T>,
     task: &Task,
     outcome: PollOutcome,
     mut report: Report,
@@ -313,8 +315,8 @@ async fn judge_end(
 
 /// A task the gate stopped waiting for (`timed-out` or `cancelled`): its pull request is
 /// marked (bounded), the stop recorded and the report finished with `note`.
-async fn stopped(
-    run: &Run,
+async fn stopped<T: TaskApi>(
+    run: &Run<T>,
     task: &Task,
     reason: StopReason,
     mut report: Report,

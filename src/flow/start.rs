@@ -12,9 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::adapters::github::types::Task;
-use crate::adapters::github::{
-    ApiError, Client, MarkerHints, create_task_request, since_before_now,
-};
+use crate::adapters::github::{ApiError, MarkerHints, create_task_request};
 use crate::core::prompt::marker;
 use crate::core::report::{AdmissionRecord, Report, TimelineEntry, Verdict};
 use crate::flow::admission::{
@@ -28,6 +26,7 @@ use super::check::config_error;
 use super::context::Run;
 use super::ending::{WAITING_STATE, api_error, finish_with, fmt_secs};
 use super::options::RunOptions;
+use super::task_api::{TaskApi, since};
 
 /// How far back a re-run looks for the task carrying its key.
 const ATTACH_WINDOW: Duration = Duration::from_hours(24 * 7);
@@ -37,8 +36,8 @@ const ATTACH_WINDOW: Duration = Duration::from_hours(24 * 7);
 /// re-run that attaches neither counts against the budget nor waits. `Err` is the finished
 /// report of a run that ends here (over budget, never admitted, interrupted, API error).
 /// The admission store is held from the first read of the task index to the task's record.
-pub(super) async fn start_task(
-    run: &Run,
+pub(super) async fn start_task<T: TaskApi>(
+    run: &Run<T>,
     report: &mut Report,
     timeline: &mut Vec<TimelineEntry>,
     progress: &mut (dyn Write + Send),
@@ -70,7 +69,7 @@ pub(super) async fn start_task(
     let created = tokio::select! {
         biased;
         signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
-        r = create_first(&run.client, &run.opts, &run.prompt, &run.mark, &run.base_branch) => r,
+        r = create_first(&run.tasks, &run.opts, &run.prompt, &run.mark, &run.base_branch) => r,
     };
     match created {
         Ok(task) => {
@@ -98,15 +97,15 @@ fn interrupted(report: Report, signal: &str, key: &str) -> Box<Report> {
 }
 
 /// The run's task when it exists already (`task-id`, or the task carrying the key).
-async fn attach(
-    run: &Run,
+async fn attach<T: TaskApi>(
+    run: &Run<T>,
     known: &KnownTasks,
     report: &mut Report,
 ) -> Result<Option<Task>, Box<Report>> {
     let found = tokio::select! {
         biased;
         signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
-        r = find_existing(&run.client, &run.opts, &run.mark, &run.key, known) => r,
+        r = find_existing(&run.tasks, &run.opts, &run.mark, &run.key, known) => r,
     };
     match found {
         Ok(task) => Ok(task),
@@ -119,8 +118,8 @@ async fn attach(
 
 /// The daily budget: refused before anything starts (and before any wait); the count goes
 /// into the report.
-async fn daily_budget(
-    run: &Run,
+async fn daily_budget<T: TaskApi>(
+    run: &Run<T>,
     known: &KnownTasks,
     report: &mut Report,
     progress: &mut (dyn Write + Send),
@@ -129,11 +128,11 @@ async fn daily_budget(
     if limits.is_unlimited() {
         return Ok(());
     }
-    let now = since_before_now(&run.client, Duration::ZERO);
+    let now = run.tasks.now();
     let checked = tokio::select! {
         biased;
         signal = run.shutdown.wait() => return Err(interrupted(take(report), signal, &run.key)),
-        r = check_budget_with(&run.client, limits, now, 1, known.spends()) => r,
+        r = check_budget_with(&run.tasks, limits, now, 1, known.spends()) => r,
     };
     match checked {
         Ok(status) => {
@@ -161,8 +160,8 @@ async fn daily_budget(
 
 /// Admission: wait for a slot under `agent.max-concurrent-tasks` (under the admission
 /// lock); the wait counts against the deadline. The report records how it went.
-async fn admit_first(
-    run: &Run,
+async fn admit_first<T: TaskApi>(
+    run: &Run<T>,
     leases: &mut LeaseStore,
     known: &KnownTasks,
     report: &mut Report,
@@ -182,7 +181,7 @@ async fn admit_first(
         last_line: None,
     };
     let admission = admit(
-        &run.client,
+        &run.tasks,
         limits,
         run.opts.priority,
         RunningCounter::new(&run.mark).with_known(known.iter(), &run.key),
@@ -242,8 +241,8 @@ async fn admit_first(
 
 /// What the first task's wait for capacity says as it goes: a timeline entry when it
 /// begins, a line when the count changes and at most one heartbeat line per `heartbeat`.
-struct CapacityWait<'a> {
-    run: &'a Run,
+struct CapacityWait<'a, T> {
+    run: &'a Run<T>,
     timeline: &'a mut Vec<TimelineEntry>,
     progress: &'a mut (dyn Write + Send),
     waited_any: bool,
@@ -253,7 +252,7 @@ struct CapacityWait<'a> {
     last_line: Option<(Instant, (u32, u32))>,
 }
 
-impl CapacityWait<'_> {
+impl<T: TaskApi> CapacityWait<'_, T> {
     fn seen(&mut self, info: &WaitInfo) {
         let run = self.run;
         self.seen_running = info.running;
@@ -283,8 +282,8 @@ impl CapacityWait<'_> {
 
 /// A run admitted (after `waited`, when it waited): what the admission lock was, said in
 /// the progress and the report's notes where it matters.
-fn admitted(
-    run: &Run,
+fn admitted<T: TaskApi>(
+    run: &Run<T>,
     lease: &LeaseUse,
     waited: Option<Duration>,
     report: &mut Report,
@@ -320,8 +319,8 @@ fn admitted(
 }
 
 /// The run that waited for capacity until its deadline: `timed-out`, nothing started.
-fn never_admitted(
-    run: &Run,
+fn never_admitted<T: TaskApi>(
+    run: &Run<T>,
     limits: AdmissionLimits,
     waited: Duration,
     running: u32,
@@ -352,8 +351,8 @@ fn never_admitted(
 
 /// Wait until `at` (the run's place in its batch's pacing) before starting a task; the wait
 /// counts against the deadline.
-async fn pace(
-    run: &Run,
+async fn pace<T: TaskApi>(
+    run: &Run<T>,
     at: jiff::Timestamp,
     report: &mut Report,
     progress: &mut (dyn Write + Send),
@@ -405,8 +404,8 @@ fn cancelled(report: &mut Report, signal: &str, what: &str) -> Box<Report> {
 }
 
 /// Sleep until `until`, or end the run `cancelled` when the shutdown signal fires first.
-async fn sleep_or_cancel(
-    run: &Run,
+async fn sleep_or_cancel<T: TaskApi>(
+    run: &Run<T>,
     until: Instant,
     what: &str,
     report: &mut Report,
@@ -422,8 +421,8 @@ async fn sleep_or_cancel(
 /// records) and start only below `max`; at `max`, end the run `over-budget` (or, with
 /// `on-review-backlog: wait`, wait for one to be merged or closed, within the deadline). A
 /// re-run that attaches never comes here.
-async fn review_capacity(
-    run: &Run,
+async fn review_capacity<T: TaskApi>(
+    run: &Run<T>,
     max: u32,
     leases: &mut LeaseStore,
     mut known: KnownTasks,
@@ -493,8 +492,8 @@ async fn review_capacity(
 
 /// The repository's open pull requests from agent-gate's tasks (those `known` records)
 /// against `max`.
-fn review_load(
-    run: &Run,
+fn review_load<T: TaskApi>(
+    run: &Run<T>,
     max: u32,
     pulls: &[crate::adapters::github::types::PullRequest],
     known: &KnownTasks,
@@ -514,7 +513,7 @@ fn review_load(
 
 /// A 404 of the agent-tasks API for the repository: when GitHub's cloud-agent settings say
 /// the agent is off there, that sentence leads the report's errors (the 404 stays after it).
-async fn explain_not_found(run: &Run, mut report: Report, e: &ApiError) -> Report {
+async fn explain_not_found<T: TaskApi>(run: &Run<T>, mut report: Report, e: &ApiError) -> Report {
     let ApiError::NotFound { info } = e else {
         return report;
     };
@@ -535,7 +534,7 @@ async fn explain_not_found(run: &Run, mut report: Report, e: &ApiError) -> Repor
 /// The task carrying the run's key (or named by `task-id`), if there is one: the task the
 /// index records for the key first, then the tasks the index does not know.
 async fn find_existing(
-    client: &Client,
+    client: &impl TaskApi,
     opts: &RunOptions,
     mark: &str,
     key: &str,
@@ -553,7 +552,7 @@ async fn find_existing(
         other: Some(&other),
     };
     client
-        .find_task_by_marker_with(mark, Some(window_start), &hints)
+        .find_task_by_marker(mark, Some(window_start), &hints)
         .await
 }
 
@@ -567,7 +566,7 @@ fn record(store: &mut LeaseStore, key: &str, id: &str) {
 
 /// Create the run's first task (idempotently: a lost create is found by its marker).
 async fn create_first(
-    client: &Client,
+    client: &impl TaskApi,
     opts: &RunOptions,
     prompt: &str,
     mark: &str,
@@ -576,7 +575,7 @@ async fn create_first(
     let mut req = create_task_request(prompt, Some(base.to_string()));
     req.model = opts.model.clone().filter(|m| !m.trim().is_empty());
     req.custom_agent = opts.custom_agent.clone().filter(|m| !m.trim().is_empty());
-    let since = since_before_now(client, Duration::from_mins(5));
+    let since = since(client, Duration::from_mins(5));
     client
         .create_task_idempotent(&req, mark, since)
         .await
@@ -593,8 +592,8 @@ pub(super) enum RoundAdmission {
 
 /// Wait for a slot for repair round `next` under `agent.max-concurrent-tasks` (with the
 /// admission lock): `None` when it may start (or nothing caps it).
-pub(super) async fn admit_round(
-    run: &Run,
+pub(super) async fn admit_round<T: TaskApi>(
+    run: &Run<T>,
     next: u32,
     progress: &mut (dyn Write + Send),
     notes: &mut Vec<String>,
@@ -605,7 +604,7 @@ pub(super) async fn admit_round(
     let known = store.known_tasks(epoch_now()).unwrap_or_default();
     let mut last: Option<(u32, u32)> = None;
     let outcome = admit(
-        &run.client,
+        &run.tasks,
         limits,
         run.opts.priority,
         RunningCounter::new(&marker(&run.key)).with_known(known.iter(), &run.key),

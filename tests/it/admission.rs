@@ -7,45 +7,39 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use agent_gate::adapters::github::types::{Task, TaskState};
-use agent_gate::adapters::github::{Client, ClientConfig, create_task_request};
+use agent_gate::adapters::github::{Client, create_task_request};
 use agent_gate::adapters::shutdown::Shutdown;
 use agent_gate::core::prompt::marker;
 use agent_gate::flow::admission::{
     Admission, AdmissionLimits, LeaseUse, Priority, RunningCounter, WaitInfo, admit,
 };
-use agent_gate::sim::{Scenario, SimHandle};
 use tokio::time::Instant;
 
-use crate::support::start_sim;
+use crate::support::{Gate, World};
 
 const TOKEN: &str = "ghp_admissiontests";
 const POLL: Duration = Duration::from_millis(20);
 const GET_ONE: &str = "/agents/repos/*/*/tasks/*";
 const LIST: &str = "/agents/repos/*/*/tasks";
 
+/// A [`World`] whose simulated tasks queue briefly, then work until cancelled (real time),
+/// and a client for it.
 struct Fixture {
-    sim: SimHandle,
+    world: World,
     client: Client,
-    _dir: tempfile::TempDir,
 }
 
-/// A simulator whose tasks queue briefly, then work until cancelled.
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = Scenario::from_yaml(
-        "default: {queued: 0s, work: 1s, final: never}\n",
-        std::path::Path::new("admission.yml"),
-        dir.path(),
-    )
-    .expect("scenario");
-    let sim = start_sim(&dir.path().join("remote.git"), scenario, 1.0).await;
-    let client =
-        Client::new(ClientConfig::new(TOKEN, "octo-org", "payments").with_api_url(sim.url()))
-            .expect("client");
+    let world = Gate::new()
+        .repository("octo-org/payments")
+        .token(TOKEN)
+        .scenario_yaml("default: {queued: 0s, work: 1s, final: never}\n")
+        .time_scale(1.0)
+        .start()
+        .await;
     Fixture {
-        sim,
-        client,
-        _dir: dir,
+        client: world.client(),
+        world,
     }
 }
 
@@ -72,11 +66,11 @@ impl Fixture {
     }
 
     fn gets(&self) -> usize {
-        self.sim.count("GET", GET_ONE)
+        self.world.sim.count("GET", GET_ONE)
     }
 
     fn lists(&self) -> usize {
-        self.sim.count("GET", LIST)
+        self.world.sim.count("GET", LIST)
     }
 }
 
@@ -182,7 +176,7 @@ async fn full_waits_and_is_admitted_when_a_task_finishes() {
             waits.push(w);
             // The third check still finds both running; then one of them ends.
             if waits.len() == 3 {
-                assert!(f.sim.cancel_task(&a.id));
+                assert!(f.world.sim.cancel_task(&a.id));
             }
         },
     )
@@ -279,7 +273,7 @@ async fn high_is_admitted_before_a_waiting_normal_when_slots_free() {
         assert!(matches!(high, Admission::Admitted { .. }), "{high:?}");
         let b = f.gate_task("high-run").await;
         // The first task ends: the high run's task still holds the one normal slot.
-        assert!(f.sim.cancel_task(&a.id));
+        assert!(f.world.sim.cancel_task(&a.id));
         let seen = normal_waits.get();
         while normal_waits.get() < seen + 3 {
             assert!(
@@ -290,7 +284,7 @@ async fn high_is_admitted_before_a_waiting_normal_when_slots_free() {
         }
         assert!(!normal_admitted.get());
         // The high run's task ends: now the normal run gets in.
-        assert!(f.sim.cancel_task(&b.id));
+        assert!(f.world.sim.cancel_task(&b.id));
     };
     let (outcome, ()) = tokio::join!(normal, script);
     assert!(matches!(outcome, Admission::Admitted { .. }), "{outcome:?}");
@@ -395,10 +389,10 @@ async fn the_runs_own_task_is_not_counted() {
 async fn finished_tasks_free_their_slot() {
     let f = fixture().await;
     let t = f.gate_task("done").await;
-    assert!(f.sim.cancel_task(&t.id));
+    assert!(f.world.sim.cancel_task(&t.id));
     let mut counter = RunningCounter::new(&marker("mine"));
     assert_eq!(counter.count(&f.client).await.expect("count"), 0);
-    let listed = f.sim.request_log();
+    let listed = f.world.sim.request_log();
     let list = listed
         .iter()
         .rev()
@@ -450,11 +444,7 @@ async fn shutdown_while_waiting_is_interrupted() {
 #[tokio::test]
 async fn an_api_error_is_reported() {
     let f = fixture().await;
-    let client = Client::new(
-        ClientConfig::new("ghs_installation_token", "octo-org", "payments")
-            .with_api_url(f.sim.url()),
-    )
-    .expect("client");
+    let client = f.world.client_with("ghs_installation_token");
     let outcome = admit(
         &client,
         limits(1, 0),

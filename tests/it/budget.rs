@@ -3,55 +3,44 @@
 //! an injected `now`), the pure counting on constructed tasks (sessions created yesterday),
 //! the limit arithmetic, and the refusal messages (snapshots).
 
-use std::path::Path;
 use std::time::Duration;
 
 use agent_gate::adapters::github::types::{Session, Task, TaskState, Usage};
-use agent_gate::adapters::github::{ApiError, Client, ClientConfig, create_task_request};
+use agent_gate::adapters::github::{ApiError, Client, create_task_request};
 use agent_gate::core::prompt::marker;
 use agent_gate::flow::budget::{
     BudgetError, BudgetLimits, BudgetStatus, DayCount, Exceeded, check_budget, count_today,
     evaluate, utc_midnight,
 };
-use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
 use jiff::{SignedDuration, Timestamp};
+
+use crate::support::{Gate, World};
 
 const TOKEN: &str = "ghp_budgettesttoken";
 
+/// A [`World`] whose simulator plays `yaml` (its default scenario without one), at ×1000.
 struct Fixture {
-    sim: SimHandle,
-    _dir: tempfile::TempDir,
+    world: World,
 }
 
 async fn start(yaml: Option<&str>) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = yaml.map(|y| {
-        Scenario::from_yaml(y, Path::new("budget.yml"), Path::new("."))
-            .unwrap_or_else(|e| panic!("scenario: {e}"))
-    });
-    let sim = sim::start(
-        SimConfig {
-            repo: dir.path().join("remote.git"),
-            repositories: Vec::new(),
-            scenario,
-            time_scale: 1000.0,
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .expect("sim starts");
-    Fixture { sim, _dir: dir }
+    let gate = Gate::new().repository("octo-org/payments").token(TOKEN);
+    let gate = match yaml {
+        Some(y) => gate.scenario_yaml(y),
+        None => gate,
+    };
+    Fixture {
+        world: gate.start().await,
+    }
 }
 
 impl Fixture {
     fn client_with(&self, token: &str) -> Client {
-        agent_gate::adapters::github::install_crypto_provider();
-        Client::new(ClientConfig::new(token, "octo-org", "payments").with_api_url(self.sim.url()))
-            .unwrap()
+        self.world.client_with(token)
     }
 
     fn client(&self) -> Client {
-        self.client_with(TOKEN)
+        self.world.client()
     }
 
     /// Start a task with `prompt` and wait until it has finished.
@@ -78,7 +67,8 @@ impl Fixture {
 
     /// A time on the same UTC day as every session the simulator holds (its latest).
     fn now(&self) -> Timestamp {
-        self.sim
+        self.world
+            .sim
             .tasks()
             .iter()
             .flat_map(|t| t.sessions.clone().unwrap_or_default())
@@ -212,7 +202,7 @@ async fn archived_tasks_and_repair_sessions_count() {
     let f = start(None).await;
     let first = f.task(&gate_prompt("archived later", "k1")).await;
     let second = f.task(&gate_prompt("repaired", "k2")).await;
-    assert!(f.sim.archive_task(&first.id));
+    assert!(f.world.sim.archive_task(&first.id));
     // A repair round: a follow-up session on the second task's branch.
     let branch = second
         .sessions
@@ -238,6 +228,7 @@ async fn archived_tasks_and_repair_sessions_count() {
     );
     assert_eq!(status.credits_today_nano, 3_000_000_000);
     let archived_lists = f
+        .world
         .sim
         .request_log()
         .iter()
@@ -265,6 +256,7 @@ async fn the_count_restarts_at_midnight_utc() {
     let midnight = utc_midnight(tomorrow).unwrap();
     assert_eq!(status.since, midnight.to_string());
     let since_sent = f
+        .world
         .sim
         .request_log()
         .iter()

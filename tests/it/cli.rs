@@ -600,7 +600,8 @@ async fn the_client_and_the_simulator_round_trip_with_pagination() {
     sim.shutdown().await;
 }
 
-/// A run the daily budget refuses: exit 14, nothing created, and the audit record says why.
+/// A run the daily budget refuses: exit 14, nothing created, and the audit record says why
+/// (and with which `scope` input the run was narrowed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_over_budget_run_is_refused_and_audited() {
     let world = Gate::new()
@@ -612,6 +613,7 @@ async fn an_over_budget_run_is_refused_and_audited() {
     let audit = dir.path().join("audit.jsonl");
     let out = world
         .cli_run("do it")
+        .args(["--scope", "src/**,{docs,tests}/**"])
         .arg("--audit-file")
         .arg(&audit)
         .current_dir(world.work.path())
@@ -637,6 +639,11 @@ async fn an_over_budget_run_is_refused_and_audited() {
         .find(|e| e["event"] == "admission")
         .expect("an admission event");
     assert_eq!(admission["allowed"], false);
+    assert_eq!(
+        admission["scope"],
+        serde_json::json!(["src/**", "{docs,tests}/**"]),
+        "{admission}"
+    );
     assert!(
         admission["refused"].as_str().unwrap().contains('0'),
         "{admission}"
@@ -1005,7 +1012,7 @@ fn as_root_concurrent_runs_sharing_a_home_leave_every_mode_as_found() {
 #[test]
 fn run_refuses_each_malformed_input_by_name_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 10] = [
         (
             "--timeout",
             "soon",
@@ -1028,6 +1035,11 @@ fn run_refuses_each_malformed_input_by_name_before_any_request() {
         ),
         ("--write-pace", "fast", "write-pace `fast`"),
         (
+            "--scope",
+            "src/**,src/[",
+            "scope input: invalid pattern `src/[`: unclosed `[`",
+        ),
+        (
             "--repository",
             "octo",
             "repository `octo` is not `owner/repo`: no `/` between the owner and the repository",
@@ -1037,24 +1049,30 @@ fn run_refuses_each_malformed_input_by_name_before_any_request() {
             "octo/a b",
             "repository `octo/a b` is not `owner/repo`: the repository name may hold only",
         ),
+        (
+            "--api-url",
+            "ftp://ghe.example.com",
+            "api-url `ftp://ghe.example.com` must be an http(s) URL such as https://api.github.com",
+        ),
+        (
+            "--api-url",
+            "api.github.com",
+            "api-url `api.github.com` is not a URL: relative URL without a base",
+        ),
     ];
     let mut seen = Vec::new();
     for (flag, value, message) in cases {
+        // The valid inputs, each but the one under test.
+        let mut valid = vec![
+            ("--repository", "octo/demo"),
+            ("--api-url", "http://127.0.0.1:9"),
+        ];
+        valid.retain(|(f, _)| *f != flag);
+        valid.push((flag, value));
         let out = crate::support::Cli::new()
             .current_dir(dir.path())
-            .args([
-                "run",
-                "--instruction",
-                "x",
-                "--api-url",
-                "http://127.0.0.1:9",
-            ])
-            .args(if flag == "--repository" {
-                [flag, value]
-            } else {
-                ["--repository", "octo/demo"]
-            })
-            .args([flag, value].into_iter().filter(|_| flag != "--repository"))
+            .args(["run", "--instruction", "x"])
+            .args(valid.iter().flat_map(|(f, v)| [*f, *v]))
             .env("INPUT_TOKEN", "ghp_test")
             .run();
         let stderr = out.stderr();

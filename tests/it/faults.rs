@@ -1028,7 +1028,7 @@ async fn as_root_check_works_in_a_workspace_owned_by_another_uid() {
             base: "main".to_string(),
             head: "agent".to_string(),
             policy_path: ".github/agent-gate.yml".to_string(),
-            scope: Vec::new(),
+            scope: agent_gate::core::scope::ScopeInput::default(),
             jobs: Some(1),
         },
         Shutdown::never(),

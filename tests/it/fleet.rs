@@ -406,7 +406,7 @@ async fn at_max_open_pull_requests_no_task_starts_until_one_is_reviewed() {
         "octo/fleet".to_string(),
     )]);
     let Some(agent_gate::adapters::audit::AuditEvent::Admission(event)) =
-        agent_gate::adapters::audit::AuditEvent::admission_of(&third, env.target())
+        agent_gate::adapters::audit::AuditEvent::admission_of(&third, env.target(), &[])
     else {
         panic!("no admission event");
     };

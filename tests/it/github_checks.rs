@@ -596,7 +596,7 @@ async fn check_without_github_reports_a_github_checks_entry_as_skipped_and_says_
             base: "main".to_string(),
             head: "change".to_string(),
             policy_path: ".github/agent-gate.yml".to_string(),
-            scope: Vec::new(),
+            scope: agent_gate::core::scope::ScopeInput::default(),
             jobs: None,
         },
         Shutdown::never(),

@@ -798,21 +798,44 @@ fn a_scope_input_of_brace_globs_is_a_clear_config_error() {
         "{}",
         input.len()
     );
-    let (code, report) = check_json(&repo, &["--scope", &input]);
-    assert_eq!(code, 2, "{report:#}");
-    let errors = report["errors"].to_string();
+    // Refused as an input, like every malformed input: the message names the limit on
+    // stderr, exit 2 (configuration error), and nothing is gated or reported.
+    let refused = |scope: &str| {
+        let out = agent_gate(repo.path())
+            .args([
+                "check", "--format", "json", "--base", "main", "--head", "agent",
+            ])
+            .args(["--scope", scope])
+            .run();
+        assert_eq!(out.code(), Some(2), "{}", out.stderr());
+        assert!(
+            out.stdout().is_empty(),
+            "nothing is reported: {}",
+            out.stdout()
+        );
+        out.stderr()
+    };
+    let errors = refused(&input);
     assert!(
-        errors.contains("scope input") && errors.contains("more than 256 patterns"),
+        errors.starts_with("error: scope input: ") && errors.contains("more than 256 patterns"),
         "{errors}"
     );
     // Over the byte limit, whatever it holds.
-    let (code, report) = check_json(&repo, &["--scope", &"src/**,".repeat(3000)]);
-    assert_eq!(code, 2, "{report:#}");
+    let errors = refused(&"src/**,".repeat(3000));
+    assert!(errors.contains("over the limit of 16384"), "{errors}");
+    // `run` refuses it the same way, before any request (nothing listens at the API URL).
+    let out = agent_gate(repo.path())
+        .args(["run", "--repository", "octo/demo", "--instruction", "x"])
+        .args(["--api-url", "http://127.0.0.1:9", "--scope", &input])
+        .env("INPUT_TOKEN", "ghp_test")
+        .run();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr());
+    assert!(out.stdout().is_empty(), "{}", out.stdout());
     assert!(
-        report["errors"]
-            .to_string()
-            .contains("over the limit of 16384"),
-        "{report:#}"
+        out.stderr().starts_with("error: scope input: ")
+            && out.stderr().contains("more than 256 patterns"),
+        "{}",
+        out.stderr()
     );
     // A scope input of a few globs still narrows.
     let (code, report) = check_json(&repo, &["--scope", "src/{a,b}.txt"]);

@@ -44,7 +44,7 @@ async fn gate(repo: &TestRepo) -> Report {
             base: "main".to_string(),
             head: "agent".to_string(),
             policy_path: POLICY_PATH.to_string(),
-            scope: Vec::new(),
+            scope: agent_gate::core::scope::ScopeInput::default(),
             jobs: Some(2),
         },
         Shutdown::never(),

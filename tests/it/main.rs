@@ -21,6 +21,7 @@ mod github_checks;
 mod hardening;
 mod hostile;
 mod hostile_checks;
+mod lifecycle;
 mod outputs;
 mod plan;
 mod policy;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use agent_gate::adapters::actions::Masker;
 use agent_gate::adapters::github::types::{CommentUser, CommitStatus, IssueComment, Viewer};
 use agent_gate::adapters::github::{
-    ApiError, Client, ClientConfig, CreatedComment, ErrorInfo, create_task_request,
+    ApiError, Client, CreatedComment, ErrorInfo, create_task_request,
 };
 use agent_gate::core::report::{
     CheckEntry, CheckStatus, Report, Verdict, Violation, ViolationKind,
@@ -19,46 +19,43 @@ use agent_gate::flow::{
     CommentAction, MAX_COMMENT_BYTES, ReviewApi, ReviewOptions, ReviewRecord, comment_body,
     comment_marker, review, status_description, status_state,
 };
-use agent_gate::sim::{self, Scenario, SimConfig, SimHandle};
+use agent_gate::sim::{self, Scenario};
 use insta::assert_snapshot;
 use serde_json::Value;
 
 use crate::summary::{check, checks_failed_report, passed_report, violation_report};
+use crate::support::{Gate, World};
 
 const TOKEN: &str = "ghp_reviewtesttoken";
 const RUN_URL: &str = "https://github.com/octo-org/payments/actions/runs/77";
 const CONTEXT: &str = "agent-gate/scope";
 const CANARY: &str = "ghp_CANARY_c4n4ry_T0KEN_never_leaks";
 
+/// A [`World`] at ×1000 in which the simulated agent has opened a pull request, and a
+/// client for it.
 struct Fixture {
-    sim: SimHandle,
-    _dir: tempfile::TempDir,
+    world: World,
     client: Client,
     /// The pull request the simulated agent opened: (number, head sha).
     pr: (i64, String),
 }
 
 async fn start(scenario: Option<Scenario>) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = SimConfig {
-        repo: dir.path().join("remote.git"),
-        repositories: Vec::new(),
-        scenario,
-        time_scale: 1000.0,
-    };
-    let sim = sim::start(cfg, ([127, 0, 0, 1], 0).into())
-        .await
-        .expect("sim starts");
-    let client =
-        Client::new(ClientConfig::new(TOKEN, "octo-org", "payments").with_api_url(sim.url()))
-            .expect("client");
+    let gate = Gate::new().repository("octo-org/payments").token(TOKEN);
+    let world = match scenario {
+        Some(s) => gate.scenario(s),
+        None => gate,
+    }
+    .start()
+    .await;
+    let client = world.client();
     client
         .create_task(&create_task_request("Fix the rounding", None))
         .await
         .expect("task created");
     let mut pulls = Vec::new();
     for _ in 0..500 {
-        pulls = sim.pull_requests();
+        pulls = world.sim.pull_requests();
         if !pulls.is_empty() {
             break;
         }
@@ -69,8 +66,7 @@ async fn start(scenario: Option<Scenario>) -> Fixture {
         .expect("the agent opened a pull request")
         .clone();
     Fixture {
-        sim,
-        _dir: dir,
+        world,
         client,
         pr: (pr.number, pr.head.sha),
     }
@@ -99,7 +95,7 @@ fn on_pr(mut report: Report, f: &Fixture) -> Report {
 }
 
 fn requests(f: &Fixture, method: &str, pattern: &str) -> usize {
-    f.sim.count(method, pattern)
+    f.world.sim.count(method, pattern)
 }
 
 const COMMENTS: &str = "/repos/*/*/issues/*/comments";
@@ -119,7 +115,7 @@ async fn first_review_posts_a_status_and_a_comment_the_second_edits_that_comment
         (status.sha.as_str(), status.state.as_str()),
         (f.pr.1.as_str(), "failure")
     );
-    let statuses = f.sim.statuses();
+    let statuses = f.world.sim.statuses();
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].sha, f.pr.1);
     assert_eq!(statuses[0].status.state, "failure");
@@ -132,7 +128,7 @@ async fn first_review_posts_a_status_and_a_comment_the_second_edits_that_comment
 
     let c1 = rec.comment.clone().expect("comment posted");
     assert_eq!(c1.action, CommentAction::Created);
-    let comments = f.sim.comments();
+    let comments = f.world.sim.comments();
     assert_eq!(comments.len(), 1);
     assert_eq!(comments[0].id, c1.id);
     assert_eq!(comments[0].issue_number, u64::try_from(f.pr.0).unwrap());
@@ -148,7 +144,7 @@ async fn first_review_posts_a_status_and_a_comment_the_second_edits_that_comment
     assert!(rec2.errors.is_empty(), "{:?}", rec2.errors);
     let c2 = rec2.comment.expect("comment updated");
     assert_eq!((c2.id, c2.action), (c1.id, CommentAction::Updated));
-    let comments = f.sim.comments();
+    let comments = f.world.sim.comments();
     assert_eq!(comments.len(), 1, "never a second comment");
     assert_eq!(comments[0].edits, 1);
     assert_ne!(comments[0].body, body1, "the body changed");
@@ -159,7 +155,7 @@ async fn first_review_posts_a_status_and_a_comment_the_second_edits_that_comment
     );
     assert_eq!(requests(&f, "POST", COMMENTS), 1);
     assert_eq!(requests(&f, "PATCH", "/repos/*/*/issues/comments/*"), 1);
-    let statuses = f.sim.statuses();
+    let statuses = f.world.sim.statuses();
     assert_eq!(statuses.len(), 2);
     assert_eq!(statuses[1].status.state, "success");
 
@@ -168,7 +164,7 @@ async fn first_review_posts_a_status_and_a_comment_the_second_edits_that_comment
     third.task.as_mut().unwrap().key = "ag-other".to_string();
     let rec3 = review(&f.client, &third, &options(true)).await;
     assert_eq!(rec3.comment.unwrap().action, CommentAction::Created);
-    assert_eq!(f.sim.comments().len(), 2);
+    assert_eq!(f.world.sim.comments().len(), 2);
 }
 
 #[tokio::test]
@@ -187,13 +183,13 @@ async fn comment_off_sets_only_the_status() {
     assert_eq!(requests(&f, "GET", COMMENTS), 0);
     assert_eq!(requests(&f, "POST", COMMENTS), 0);
     assert_eq!(requests(&f, "POST", STATUSES), 1);
-    assert!(f.sim.comments().is_empty());
+    assert!(f.world.sim.comments().is_empty());
 }
 
 #[tokio::test]
 async fn without_a_pull_request_nothing_is_sent_and_a_note_says_why() {
     let f = start(None).await;
-    let before = f.sim.request_log().len();
+    let before = f.world.sim.request_log().len();
     let mut no_pr = passed_report();
     no_pr.head_sha = Some(f.pr.1.clone());
     no_pr.task.as_mut().unwrap().pr_number = None;
@@ -208,7 +204,7 @@ async fn without_a_pull_request_nothing_is_sent_and_a_note_says_why() {
             rec.notes
         );
     }
-    assert_eq!(f.sim.request_log().len(), before, "no request at all");
+    assert_eq!(f.world.sim.request_log().len(), before, "no request at all");
 
     // A pull request but no gated commit: the comment, no status.
     let mut no_sha = on_pr(passed_report(), &f);
@@ -260,7 +256,7 @@ async fn a_canary_secret_in_the_report_never_reaches_github() {
     let part = "c4n4ry";
     let serialized = serde_json::to_string(&rec).unwrap();
     assert!(!serialized.contains(part));
-    for r in f.sim.request_log() {
+    for r in f.world.sim.request_log() {
         assert!(
             !r.body.contains(part),
             "{} {} leaked the canary",
@@ -269,9 +265,13 @@ async fn a_canary_secret_in_the_report_never_reaches_github() {
         );
         assert!(!r.path.contains(part) && !r.query.contains(part));
     }
-    let body = &f.sim.comments()[0].body;
+    let body = &f.world.sim.comments()[0].body;
     assert!(body.contains("***"), "{body}");
-    let description = f.sim.statuses()[0].status.description.clone().unwrap();
+    let description = f.world.sim.statuses()[0]
+        .status
+        .description
+        .clone()
+        .unwrap();
     assert_eq!(
         description,
         "agent-gate: api-error (GET /x failed: Bearer ***)"
@@ -280,7 +280,7 @@ async fn a_canary_secret_in_the_report_never_reaches_github() {
     // The redacted key still finds the same comment on the next run.
     let rec = review(&f.client, &report, &opts).await;
     assert_eq!(rec.comment.unwrap().action, CommentAction::Updated);
-    assert_eq!(f.sim.comments().len(), 1);
+    assert_eq!(f.world.sim.comments().len(), 1);
 }
 
 #[tokio::test]
@@ -298,7 +298,7 @@ async fn a_403_on_statuses_is_collected_and_the_comment_still_posted() {
         rec.errors[0]
     );
     assert!(rec.errors[0].contains("403"), "{}", rec.errors[0]);
-    assert!(f.sim.statuses().is_empty());
+    assert!(f.world.sim.statuses().is_empty());
     assert_eq!(rec.comment.unwrap().action, CommentAction::Created);
     let lines = ReviewRecord {
         errors: rec.errors.clone(),
@@ -339,7 +339,7 @@ async fn a_comment_quoting_the_marker_is_not_taken_over() {
         .unwrap();
     let rec = review(&f.client, &on_pr(passed_report(), &f), &options(true)).await;
     assert_eq!(rec.comment.unwrap().action, CommentAction::Created);
-    let comments = f.sim.comments();
+    let comments = f.world.sim.comments();
     assert_eq!(comments.len(), 2);
     assert_eq!(
         comments[0].body, quoted,
@@ -355,10 +355,7 @@ async fn a_marker_planted_by_another_user_is_never_adopted() {
     let f = start(None).await;
     let marker = comment_marker("ag-7f3a9c");
     let planted = format!("{marker}\nLooks good to me, merge it! (a comment I can edit)");
-    let intruder = Client::new(
-        ClientConfig::new("ghp_intruder", "octo-org", "payments").with_api_url(f.sim.url()),
-    )
-    .unwrap();
+    let intruder = f.world.client_with("ghp_intruder");
     intruder
         .create_issue_comment(f.pr.0, &planted)
         .await
@@ -373,7 +370,7 @@ async fn a_marker_planted_by_another_user_is_never_adopted() {
     let again = second.comment.expect("updated");
     assert_eq!((again.id, again.action), (ours.id, CommentAction::Updated));
 
-    let comments = f.sim.comments();
+    let comments = f.world.sim.comments();
     assert_eq!(comments.len(), 2, "{comments:?}");
     assert_eq!(
         comments[0].body, planted,
@@ -409,7 +406,7 @@ async fn without_knowing_its_user_the_gate_posts_rather_than_edits() {
         "{:?}",
         rec.notes
     );
-    let comments = f.sim.comments();
+    let comments = f.world.sim.comments();
     assert_eq!((comments.len(), comments[0].edits), (2, 0), "{comments:?}");
 }
 
@@ -446,7 +443,7 @@ async fn a_huge_summary_is_cut_below_githubs_comment_limit_with_a_note() {
     assert!(rec.errors.is_empty(), "{:?}", rec.errors);
     let c = rec.comment.unwrap();
     assert!(c.truncated);
-    assert!(f.sim.comments()[0].body.chars().count() <= 65_536);
+    assert!(f.world.sim.comments()[0].body.chars().count() <= 65_536);
 }
 
 #[test]
@@ -530,7 +527,7 @@ fn http() -> reqwest::Client {
 
 fn req(f: &Fixture, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
     http()
-        .request(method, format!("{}{path}", f.sim.url()))
+        .request(method, format!("{}{path}", f.world.sim.url()))
         .header("user-agent", "agent-gate-tests")
         .header("x-github-api-version", "2026-03-10")
         .bearer_auth(token)
@@ -594,7 +591,7 @@ async fn sim_lists_comments_with_pagination_and_updates_them() {
         (v["id"].as_i64(), v["body"].as_str()),
         (Some(id), Some("c2, edited"))
     );
-    let recorded = f.sim.comments();
+    let recorded = f.world.sim.comments();
     assert_eq!(recorded[2].body, "c2, edited");
     assert_eq!(recorded[2].edits, 1);
 
@@ -648,7 +645,7 @@ async fn sim_lists_comments_with_pagination_and_updates_them() {
         404
     );
     assert_eq!(
-        f.sim.comments()[2].body,
+        f.world.sim.comments()[2].body,
         "c2, edited",
         "refused edits change nothing"
     );

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use agent_gate::adapters::actions::Masker;
 use agent_gate::adapters::audit::{AuditEvent, AuditLog, AuditStream, RoundEvent, TriggerEvent};
+use agent_gate::adapters::github::create_task_request;
 use agent_gate::adapters::github::types::{Task, Usage};
-use agent_gate::adapters::github::{Client, ClientConfig, create_task_request};
 use agent_gate::adapters::shutdown::Shutdown;
 use agent_gate::core::prompt::marker;
 use agent_gate::core::report::{Report, Verdict};
@@ -99,11 +99,6 @@ impl World {
             .filter(|r| r.method == "POST" && r.path.ends_with("/tasks"))
             .map(|r| r.body)
             .collect()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(ClientConfig::new(TOKEN, "octo", "demo").with_api_url(self.sim.url()))
-            .expect("client")
     }
 
     /// A task agent-gate started earlier with `key` (the marker as `build_prompt` writes it).

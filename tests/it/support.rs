@@ -3,7 +3,8 @@
 //! - the whole `run` world — a workspace with a project and a policy on `main`, its bare
 //!   origin served by the GitHub simulator: `Gate::new().shell_project().policy(..)
 //!   .tasks(..).start().await` gives a [`World`] to run the gate in, through the library
-//!   ([`World::opts`], [`World::run`]) or the binary ([`World::cli_run`]);
+//!   ([`World::opts`], [`World::run`]) or the binary ([`World::cli_run`]), or to call one
+//!   flow step or API call against its simulator ([`World::client`]);
 //! - the binary itself: `Cli::new().args([..]).current_dir(..).run()` gives a
 //!   [`CliOutput`] with `.code()`, `.stdout()`, `.stderr()` and `.json()`.
 //!
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use agent_gate::adapters::github::{Client, ClientConfig};
 use agent_gate::adapters::shutdown::Shutdown;
 use agent_gate::core::report::Report;
 use agent_gate::core::secret::Token;
@@ -302,7 +304,7 @@ impl World {
             ..RunOptions::new(
                 self.work.path().to_path_buf(),
                 RepoSlug::parse(&self.repository).expect("the world's repository"),
-                self.sim.url(),
+                self.sim.api_url(),
                 Token::given(&self.token),
             )
         }
@@ -313,6 +315,21 @@ impl World {
         let mut progress = Shared::default();
         let report = run(opts, Shutdown::never(), &mut progress).await;
         (report, progress.text())
+    }
+
+    /// A GitHub client for this world's repository, with its user token, against the
+    /// simulator: for tests of a flow step or an API call without a whole run.
+    pub fn client(&self) -> Client {
+        self.client_with(&self.token)
+    }
+
+    /// [`World::client`] with another token.
+    pub fn client_with(&self, token: &str) -> Client {
+        let slug = RepoSlug::parse(&self.repository).expect("the world's repository");
+        Client::new(
+            ClientConfig::new(token, slug.owner(), slug.name()).with_api_url(self.sim.url()),
+        )
+        .expect("a client for the simulator")
     }
 
     /// How many tasks were created (POSTs to the task list, follow-ups included).

@@ -71,8 +71,13 @@ impl AuditEvent {
 
     /// The admission event of a run that was capped (`max-concurrent-tasks`) or budgeted
     /// (`max-tasks-per-day`, `max-ai-credits-per-day`); `None` for any other run.
-    /// `repository`: the one the run works on (`owner/repo`), when known.
-    pub fn admission_of(report: &Report, repository: Option<&str>) -> Option<AuditEvent> {
+    /// `repository`: the one the run works on (`owner/repo`), when known; `scope`: the
+    /// `scope` input's globs (empty: none).
+    pub fn admission_of(
+        report: &Report,
+        repository: Option<&str>,
+        scope: &[String],
+    ) -> Option<AuditEvent> {
         if report.admission.is_none() && report.budget.is_none() && report.review_load.is_none() {
             return None;
         }
@@ -91,7 +96,7 @@ impl AuditEvent {
         Some(AuditEvent::Admission(AdmissionEvent {
             repository: repository.map(str::to_string),
             allowed: refused.is_none() && admission.is_none_or(|a| a.admitted),
-            scope: Vec::new(),
+            scope: scope.to_vec(),
             priority: admission.map(|a| a.priority.clone()),
             waited_s: admission.map_or(0.0, |a| a.waited_s),
             waiting: admission.and_then(crate::core::report::AdmissionRecord::waited_for),

@@ -22,6 +22,8 @@ struct Inner {
     /// What started the run; its `repository` is the one the run works on.
     trigger_event: TriggerEvent,
     trigger: bool,
+    /// The `scope` input's globs, for the `admission` event.
+    scope: Vec<String>,
     admission: bool,
     /// The task whose `task` event was written, and how many of its states.
     task: Option<String>,
@@ -49,8 +51,11 @@ impl Inner {
 
     fn admission_once(&mut self, report: &Report) {
         if !self.admission
-            && let Some(event) =
-                AuditEvent::admission_of(report, self.trigger_event.repository.as_deref())
+            && let Some(event) = AuditEvent::admission_of(
+                report,
+                self.trigger_event.repository.as_deref(),
+                &self.scope,
+            )
         {
             self.admission = true;
             self.write(&event);
@@ -86,6 +91,7 @@ impl AuditStream {
                 log,
                 trigger_event: trigger,
                 trigger: false,
+                scope: Vec::new(),
                 admission: false,
                 task: None,
                 states: 0,
@@ -112,6 +118,11 @@ impl AuditStream {
     /// The `trigger` event (once).
     pub fn trigger(&self) {
         self.with(Inner::trigger_once);
+    }
+
+    /// The `scope` input's globs that narrow the run, for its `admission` event.
+    pub fn scope(&self, globs: &[String]) {
+        self.with(|i| i.scope = globs.to_vec());
     }
 
     /// The `admission` event of `report`, when the run was capped or budgeted (once).

@@ -175,21 +175,63 @@ fn header(value: &str, what: &str) -> Result<HeaderValue, ApiError> {
     })
 }
 
+/// An API base URL a [`Client`] can use: `http` or `https`, with a host, its query and
+/// fragment dropped. Parsed once where the URL is given (the `api-url` input), so a
+/// malformed one is refused before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUrl(Url);
+
+/// An `api-url` that is not one a client can use (the message names it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiUrlError {
+    #[error("api-url `{url}` is not a URL: {reason}")]
+    NotAUrl { url: String, reason: String },
+    #[error("api-url `{url}` must be an http(s) URL such as {DEFAULT_API_URL}")]
+    NotHttp { url: String },
+}
+
+impl ApiUrl {
+    /// Parse `text` (surrounding blanks ignored).
+    pub fn parse(text: &str) -> Result<ApiUrl, ApiUrlError> {
+        let mut url = Url::parse(text.trim()).map_err(|e| ApiUrlError::NotAUrl {
+            url: text.to_string(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(ApiUrlError::NotHttp {
+                url: text.to_string(),
+            });
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(ApiUrl(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Default for ApiUrl {
+    /// `https://api.github.com`.
+    fn default() -> ApiUrl {
+        ApiUrl::parse(DEFAULT_API_URL).expect("the default API URL parses")
+    }
+}
+
+impl fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
 impl Client {
     /// Build a client. Fails on an unusable base URL or header values (never echoing the token).
     pub fn new(config: ClientConfig) -> Result<Client, ApiError> {
         install_crypto_provider();
-        let mut base = Url::parse(config.api_url.trim()).map_err(|e| {
-            ApiError::Config(format!("api-url `{}` is not a URL: {e}", config.api_url))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(ApiError::Config(format!(
-                "api-url `{}` must be an http(s) URL such as {DEFAULT_API_URL}",
-                config.api_url
-            )));
-        }
-        base.set_query(None);
-        base.set_fragment(None);
+        let base = ApiUrl::parse(&config.api_url)
+            .map_err(|e| ApiError::Config(e.to_string()))?
+            .0;
         if config.token.expose().trim().is_empty() {
             return Err(ApiError::Config(
                 "the token is empty; pass a user token (PAT) as `token`".to_string(),

@@ -22,7 +22,8 @@ pub mod types;
 
 pub use availability::AgentAvailability;
 pub use client::{
-    Client, ClientConfig, DEFAULT_API_URL, DEFAULT_API_VERSION, WritePacer, install_crypto_provider,
+    ApiUrl, ApiUrlError, Client, ClientConfig, DEFAULT_API_URL, DEFAULT_API_VERSION, WritePacer,
+    install_crypto_provider,
 };
 pub use cost::{Cost, task_cost};
 pub use endpoints::{CreatedComment, Direction, ListQuery, ListSort, create_task_request};

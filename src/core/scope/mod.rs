@@ -248,6 +248,78 @@ pub const MAX_SCOPE_INPUT_BYTES: usize = 16 * 1024;
 /// The most bytes one `scope` input's patterns may add up to, alternatives expanded.
 pub const MAX_SCOPE_INPUT_EXPANDED_BYTES: usize = 64 * 1024;
 
+/// The `scope` input (`--scope`) compiled: its globs, checked against the input's limits
+/// and compiled once, before any base is fetched or any policy read, so that narrowing a
+/// policy's scope with it ([`Scope::narrowed_by`]) cannot fail. The default narrows
+/// nothing.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeInput {
+    globs: Vec<String>,
+    /// `None` for an empty input.
+    rules: Option<RuleSet>,
+}
+
+impl ScopeInput {
+    /// Compile `globs` (already split). An input over [`MAX_SCOPE_INPUT_BYTES`], or over
+    /// [`MAX_SCOPE_INPUT_PATTERNS`] patterns or [`MAX_SCOPE_INPUT_EXPANDED_BYTES`] once
+    /// alternatives are expanded, is refused before anything is compiled; a glob that does
+    /// not compile is refused by name.
+    pub fn new(globs: &[String]) -> Result<ScopeInput, PatternError> {
+        if globs.is_empty() {
+            return Ok(ScopeInput::default());
+        }
+        let bytes: usize = globs.iter().map(String::len).sum();
+        if bytes > MAX_SCOPE_INPUT_BYTES {
+            return Err(PatternError {
+                pattern: globs[0].chars().take(40).collect::<String>() + "…",
+                reason: format!(
+                    "the scope input is {bytes} bytes, over the limit of {MAX_SCOPE_INPUT_BYTES}: \
+                     narrow with a few globs (`src/payments/**`)"
+                ),
+            });
+        }
+        let mut total = ExpandedSize::default();
+        for g in globs {
+            let one = Pattern::expanded_size(g);
+            total = total.plus(one);
+            let over = total.patterns > MAX_SCOPE_INPUT_PATTERNS
+                || total.bytes > MAX_SCOPE_INPUT_EXPANDED_BYTES;
+            if over && one.patterns <= Pattern::MAX_EXPANSIONS {
+                return Err(PatternError {
+                    pattern: g.clone(),
+                    reason: format!(
+                        "with this glob the scope input expands to more than \
+                         {MAX_SCOPE_INPUT_PATTERNS} patterns or {MAX_SCOPE_INPUT_EXPANDED_BYTES} \
+                         bytes (each `{{a,b}}` alternative is a pattern of its own): narrow with \
+                         fewer globs or wildcards"
+                    ),
+                });
+            }
+        }
+        let mut rules = Vec::with_capacity(globs.len());
+        for (index, g) in globs.iter().enumerate() {
+            rules.push(Rule {
+                pattern: Pattern::new(g)?,
+                origin: RuleOrigin::ScopeInput { index },
+            });
+        }
+        Ok(ScopeInput {
+            globs: globs.to_vec(),
+            rules: Some(RuleSet::new(rules)),
+        })
+    }
+
+    /// The globs as given (empty: the input narrows nothing).
+    pub fn globs(&self) -> &[String] {
+        &self.globs
+    }
+
+    /// Whether the input narrows nothing.
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+}
+
 /// allow + deny + protected (+ optional narrowing), compiled.
 #[derive(Debug, Clone)]
 pub struct Scope {
@@ -300,52 +372,19 @@ impl Scope {
     }
 
     /// Narrow the allow set with the `scope` input: the effective allow set is the
-    /// intersection, so this can only take paths away. An empty list narrows nothing. An
-    /// input over [`MAX_SCOPE_INPUT_BYTES`], or over [`MAX_SCOPE_INPUT_PATTERNS`] patterns or
-    /// [`MAX_SCOPE_INPUT_EXPANDED_BYTES`] once alternatives are expanded, is refused before
-    /// anything is compiled.
-    pub fn narrowed(&self, globs: &[String]) -> Result<Scope, PatternError> {
-        if globs.is_empty() {
-            return Ok(self.clone());
-        }
-        let bytes: usize = globs.iter().map(String::len).sum();
-        if bytes > MAX_SCOPE_INPUT_BYTES {
-            return Err(PatternError {
-                pattern: globs[0].chars().take(40).collect::<String>() + "…",
-                reason: format!(
-                    "the scope input is {bytes} bytes, over the limit of {MAX_SCOPE_INPUT_BYTES}: \
-                     narrow with a few globs (`src/payments/**`)"
-                ),
-            });
-        }
-        let mut total = ExpandedSize::default();
-        for g in globs {
-            let one = Pattern::expanded_size(g);
-            total = total.plus(one);
-            let over = total.patterns > MAX_SCOPE_INPUT_PATTERNS
-                || total.bytes > MAX_SCOPE_INPUT_EXPANDED_BYTES;
-            if over && one.patterns <= Pattern::MAX_EXPANSIONS {
-                return Err(PatternError {
-                    pattern: g.clone(),
-                    reason: format!(
-                        "with this glob the scope input expands to more than \
-                         {MAX_SCOPE_INPUT_PATTERNS} patterns or {MAX_SCOPE_INPUT_EXPANDED_BYTES} \
-                         bytes (each `{{a,b}}` alternative is a pattern of its own): narrow with \
-                         fewer globs or wildcards"
-                    ),
-                });
-            }
-        }
-        let mut rules = Vec::new();
-        for (index, g) in globs.iter().enumerate() {
-            rules.push(Rule {
-                pattern: Pattern::new(g)?,
-                origin: RuleOrigin::ScopeInput { index },
-            });
-        }
+    /// intersection, so this can only take paths away. An empty input narrows nothing.
+    #[must_use]
+    pub fn narrowed_by(&self, input: &ScopeInput) -> Scope {
         let mut narrowed = self.clone();
-        narrowed.narrows.push(RuleSet::new(rules));
-        Ok(narrowed)
+        if let Some(rules) = &input.rules {
+            narrowed.narrows.push(rules.clone());
+        }
+        narrowed
+    }
+
+    /// [`Scope::narrowed_by`] the globs `globs`, compiled first ([`ScopeInput::new`]).
+    pub fn narrowed(&self, globs: &[String]) -> Result<Scope, PatternError> {
+        Ok(self.narrowed_by(&ScopeInput::new(globs)?))
     }
 
     /// The `allow` rules, in file order.

@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 
 use crate::adapters::github::types::{Task, TaskState};
-use crate::adapters::github::{ApiError, Client, ListQuery};
+use crate::adapters::github::{ApiError, ListQuery};
 use crate::core::prompt::MARKER_PREFIX;
+use crate::flow::TaskApi;
 
 /// The task states that hold a slot.
 pub const RUNNING_STATES: [TaskState; 4] = [
@@ -109,14 +110,14 @@ impl RunningCounter {
     }
 
     /// agent-gate tasks in a running state in the client's repository, this run's excluded.
-    pub async fn count(&mut self, client: &Client) -> Result<u32, ApiError> {
+    pub async fn count(&mut self, client: &impl TaskApi) -> Result<u32, ApiError> {
         let keys = self.running_keys(client).await?;
         Ok(u32::try_from(keys.len()).unwrap_or(u32::MAX))
     }
 
     /// The task keys of the agent-gate tasks in a running state (one per task), this run's
     /// excluded.
-    pub async fn running_keys(&mut self, client: &Client) -> Result<Vec<String>, ApiError> {
+    pub async fn running_keys(&mut self, client: &impl TaskApi) -> Result<Vec<String>, ApiError> {
         let list = client
             .list_tasks(&ListQuery {
                 state: RUNNING_STATES.to_vec(),

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::adapters::github::{ApiError, Client};
+use crate::adapters::github::ApiError;
+use crate::flow::TaskApi;
 use crate::flow::lease::{Commit, Held, LeaseStore, LockAttempt, Snapshot, occupancy};
 
 pub use crate::core::manifest::Priority;
@@ -114,7 +115,7 @@ pub enum Admission {
     reason = "the signature the run flow calls; each argument is one injected input"
 )]
 pub async fn admit(
-    client: &Client,
+    client: &impl TaskApi,
     limits: AdmissionLimits,
     priority: Priority,
     counter: impl Into<RunningCounter>,
