@@ -10,6 +10,7 @@ mod config;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::adapters::github::ApiUrl;
 use crate::core::report::Verdict;
 use crate::core::scope::{PatternError, ScopeInput};
 use crate::core::secret::Token;
@@ -227,7 +228,7 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             err,
         );
     }
-    let (repository, token) = match status_inputs(a) {
+    let (repository, token, api_url) = match status_inputs(a) {
         Ok(inputs) => inputs,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
@@ -240,7 +241,7 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     rt.block_on(crate::flow::status(
         &repository,
         &token,
-        &a.api_url,
+        &api_url,
         a.task_id.as_deref(),
         a.format == Format::Json,
         out,
@@ -259,13 +260,16 @@ enum StatusInputError {
     NoToken,
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    ApiUrl(#[from] crate::adapters::github::ApiUrlError),
 }
 
-/// `status`'s repository and token, parsed.
-fn status_inputs(a: &StatusArgs) -> Result<(RepoSlug, Token), StatusInputError> {
+/// `status`'s repository, token and API URL, parsed.
+fn status_inputs(a: &StatusArgs) -> Result<(RepoSlug, Token, ApiUrl), StatusInputError> {
     let token = token(Some(&a.token), a.token_file.as_deref(), "INPUT_TOKEN")?;
     let repository = RepoSlug::parse(&a.repository)?;
-    Ok((repository, token.ok_or(StatusInputError::NoToken)?))
+    let api_url = ApiUrl::parse(&a.api_url)?;
+    Ok((repository, token.ok_or(StatusInputError::NoToken)?, api_url))
 }
 
 /// A `--serve OWNER/REPO=DIR` of `sim` that cannot be used.

@@ -44,7 +44,7 @@ pub use review::{
 pub use run::{run, run_with_tasks};
 pub use task_api::TaskApi;
 
-use crate::adapters::github::{Client, ClientConfig};
+use crate::adapters::github::{ApiUrl, Client, ClientConfig};
 use crate::core::policy::Policy;
 use crate::core::report::{Verdict, describe_decision};
 use crate::core::secret::Token;
@@ -67,28 +67,24 @@ enum PolicyFileError {
 
 /// Read and compile a policy file from disk.
 fn load_policy_file(path: &Path) -> Result<Policy, PolicyFileError> {
-    let text = std::fs::read(path).map_err(|source| PolicyFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = String::from_utf8(text).map_err(|_| PolicyFileError::NotUtf8 {
-        path: path.to_path_buf(),
-    })?;
-    Ok(Policy::from_yaml(&text, &path.to_string_lossy())?)
+    load_policy_file_all(path).map_err(|mut errors| errors.swap_remove(0))
 }
 
-/// [`load_policy_file`], with every error of the policy (one message each).
-fn load_policy_file_all(path: &Path) -> Result<Policy, Vec<String>> {
-    let text = std::fs::read(path).map_err(|e| {
-        vec![format!(
-            "{}: cannot read the policy file: {e}",
-            path.display()
-        )]
+/// [`load_policy_file`], with every error of the policy (at least one).
+fn load_policy_file_all(path: &Path) -> Result<Policy, Vec<PolicyFileError>> {
+    let text = std::fs::read(path).map_err(|source| {
+        vec![PolicyFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        }]
     })?;
-    let text = String::from_utf8(text)
-        .map_err(|_| vec![format!("{}: the policy file is not UTF-8", path.display())])?;
+    let text = String::from_utf8(text).map_err(|_| {
+        vec![PolicyFileError::NotUtf8 {
+            path: path.to_path_buf(),
+        }]
+    })?;
     Policy::from_yaml_all(&text, &path.to_string_lossy())
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+        .map_err(|errors| errors.into_iter().map(PolicyFileError::Policy).collect())
 }
 
 /// `agent-gate validate`: print the compiled policy (exit 0) or the errors (exit 2).
@@ -199,7 +195,7 @@ pub fn explain(
 pub async fn status(
     repository: &RepoSlug,
     token: &Token,
-    api_url: &str,
+    api_url: &ApiUrl,
     task_id: Option<&str>,
     json: bool,
     out: &mut dyn Write,
@@ -226,14 +222,14 @@ pub async fn status(
 async fn status_raw(
     repository: &RepoSlug,
     token: &Token,
-    api_url: &str,
+    api_url: &ApiUrl,
     task_id: Option<&str>,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
     let config = ClientConfig::new(token.clone(), repository.owner(), repository.name())
-        .with_api_url(api_url.to_string());
+        .with_api_url(api_url.as_str());
     let client = match Client::new(config) {
         Ok(c) => c,
         Err(e) => {

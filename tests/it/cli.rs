@@ -686,6 +686,23 @@ fn status_with_a_malformed_repository_names_the_input_before_any_request() {
         "no request was made: {stderr}"
     );
     insta::assert_snapshot!(stderr.trim_end());
+    // An API URL that is not one is refused the same way.
+    let out = Cli::new()
+        .current_dir(repo.path())
+        .env("INPUT_TOKEN", "ghp_STATUSTOKEN0123456789")
+        .args([
+            "status",
+            "--repository",
+            "octo/demo",
+            "--api-url",
+            "file:///etc",
+        ])
+        .run();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        out.stderr().trim_end(),
+        "error: api-url `file:///etc` must be an http(s) URL such as https://api.github.com"
+    );
 }
 
 /// An API that nothing answers (connection refused) fails in seconds, after a bounded

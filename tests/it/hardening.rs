@@ -112,21 +112,6 @@ echo scanned
 
 // ---- 4. Workflow commands and terminal escapes in check output ----------------------------
 
-/// A repository whose `agent` branch adds `src/a.txt`, with `checks` (YAML list items) in
-/// its policy on `main`.
-fn repo_with_checks(checks: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    repo.write(
-        ".github/agent-gate.yml",
-        format!("version: 1\nchecks:\n{checks}"),
-    );
-    repo.commit("policy");
-    repo.branch("agent");
-    repo.write("src/a.txt", "a\n");
-    repo.commit("change");
-    repo
-}
-
 /// The lines the Actions runner reads from `text`: it starts a line at `\n` and `\r` alike,
 /// and trims the start of each before looking for `::`.
 fn runner_lines(text: &str) -> Vec<&str> {
@@ -160,7 +145,7 @@ fn check_output_cannot_inject_workflow_commands_or_terminal_escapes() {
         r"printf '\033]0;title\007 \302\233 2J sep\342\200\250::warning::FORGED-WARNING\n';",
         "exit 1",
     );
-    let repo = repo_with_checks(&format!(
+    let repo = TestRepo::with_checks_and_a_change(&format!(
         "  - name: hostile output\n    run: {}\n",
         serde_json::to_string(script).unwrap()
     ));
@@ -282,7 +267,7 @@ fn is_subsequence(small: &[char], big: &[char]) -> bool {
 
 #[test]
 fn only_known_runner_variables_and_declared_env_reach_a_check() {
-    let repo = repo_with_checks(
+    let repo = TestRepo::with_checks_and_a_change(
         "  - name: print env\n    run: env; exit 1\n    env: { DECLARED_BY_CHECK: visible-declared }\n",
     );
     let credentials = [

@@ -7,19 +7,6 @@ use std::time::Duration;
 
 use crate::support::{Cli, TestRepo};
 
-fn repo_with(checks: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    repo.write(
-        ".github/agent-gate.yml",
-        format!("version: 1\nchecks:\n{checks}"),
-    );
-    repo.commit("policy");
-    repo.branch("agent");
-    repo.write("src/a.txt", "a\n");
-    repo.commit("change");
-    repo
-}
-
 /// A directory any uid may write a pid file into (checks may run as another uid).
 fn pid_dir() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
@@ -57,7 +44,7 @@ fn peak_kib(pid: u32) -> Option<u64> {
 
 #[test]
 fn a_check_printing_two_gigabytes_keeps_the_gate_small_and_the_tail_whole() {
-    let repo = repo_with(
+    let repo = TestRepo::with_checks_and_a_change(
         "  - name: flood\n    run: \"head -c 2000000000 /dev/zero | tr '\\\\0' a; echo; echo END-OF-FLOOD\"\n    timeout: 5m\n",
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
@@ -118,7 +105,7 @@ fn a_check_printing_two_gigabytes_keeps_the_gate_small_and_the_tail_whole() {
 fn a_daemon_ignoring_sigterm_does_not_survive_its_check() {
     let marker = pid_dir();
     let pidfile = marker.path().join("pid");
-    let repo = repo_with(&format!(
+    let repo = TestRepo::with_checks_and_a_change(&format!(
         "  - name: daemon\n    run: \"(trap '' TERM HUP; exec sleep 300) & echo $! > {}; exit 0\"\n",
         pidfile.display()
     ));
@@ -146,7 +133,7 @@ fn a_daemon_detached_with_setsid_does_not_survive_the_checks() {
     let marker = pid_dir();
     let pidfile = marker.path().join("pid");
     // A new session (out of the check's process group), two levels deep, ignoring SIGTERM.
-    let repo = repo_with(&format!(
+    let repo = TestRepo::with_checks_and_a_change(&format!(
         "  - name: detach\n    run: \"setsid sh -c 'trap \\\"\\\" TERM HUP; sleep 300 & echo $! > {}; wait' < /dev/null > /dev/null 2>&1 & sleep 1; exit 0\"\n",
         pidfile.display()
     ));
@@ -185,7 +172,7 @@ fn as_root_the_sweep_works_in_a_pid_namespace_led_from_outside() {
         probe.is_ok_and(|s| s.success()),
         "cannot make a PID namespace here (needs unshare from util-linux)"
     );
-    let repo = repo_with(
+    let repo = TestRepo::with_checks_and_a_change(
         "  - name: detach\n    run: \"setsid sh -c 'trap \\\"\\\" TERM HUP; sleep 300 & wait' < /dev/null > /dev/null 2>&1 & sleep 1; exit 0\"\n",
     );
     // `sh` is the namespace's init; the gate is its child, in a session led from outside.

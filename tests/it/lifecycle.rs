@@ -22,21 +22,7 @@ use agent_gate::flow::{RunOptions, TaskApi, run_with_tasks};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::support::{Gate, Shared, World};
-
-const POLICY: &str = "\
-version: 1
-repositories: [octo/demo]
-agent:
-  timeout: 5m
-  poll: { initial: 1s, max: 1s }
-scope:
-  allow: [\"src/**\", \"tests/**\"]
-checks:
-  - name: unit tests
-    run: sh tests/run.sh
-    timeout: 1m
-";
+use crate::support::{Gate, SHELL_POLICY as POLICY, Shared, World};
 
 /// What the scripted API answers.
 #[derive(Default)]

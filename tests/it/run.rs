@@ -13,26 +13,10 @@ use agent_gate::sim::{
     Endpoint, Fault, FaultAction, FileOp, FinalState, Scenario, TaskScript, When,
 };
 
-use crate::support::{Gate, SHELL_LIB as LIB, SHELL_TESTS as TESTS, World};
+use crate::support::{Gate, SHELL_LIB as LIB, SHELL_POLICY as POLICY, SHELL_TESTS as TESTS, World};
 
 const REPOSITORY: &str = "octo/demo";
 const TOKEN: &str = "ghp_test_user_token";
-
-/// The policy most tests use: `src/**` and `tests/**` may change, the test suite must pass.
-const POLICY: &str = "\
-version: 1
-repositories: [octo/demo]
-agent:
-  timeout: 5m
-  poll: { initial: 1s, max: 1s }
-scope:
-  allow: [\"src/**\", \"tests/**\"]
-  deny: [\"**/*.pem\"]
-checks:
-  - name: unit tests
-    run: sh tests/run.sh
-    timeout: 1m
-";
 
 const LIB_BROKEN: &str = "add() { echo $(($1 - $2)); }\n";
 

@@ -1479,34 +1479,17 @@ fn example_scenarios_compile() {
     assert!(n >= 3, "at least three example scenarios, found {n}");
 }
 
-/// An output writer the test can read while the server runs.
-struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn serve_until_prints_the_listening_line_first() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = SimConfig::new(dir.path().join("new.git"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let server = tokio::spawn(sim::serve_until(
-        cfg,
-        0,
-        SharedBuf(buf.clone()),
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let buf = crate::support::Shared::default();
+    let server = tokio::spawn(sim::serve_until(cfg, 0, buf.clone(), async move {
+        let _ = rx.await;
+    }));
     let line = loop {
-        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let text = buf.text();
         if let Some(l) = text.lines().next() {
             break l.to_string();
         }

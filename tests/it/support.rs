@@ -138,6 +138,22 @@ pub fn completed_task(
     }
 }
 
+/// The policy most `run` tests use, for the shell project below: `src/**` and `tests/**` may change, the test suite must pass.
+pub const SHELL_POLICY: &str = "\
+version: 1
+repositories: [octo/demo]
+agent:
+  timeout: 5m
+  poll: { initial: 1s, max: 1s }
+scope:
+  allow: [\"src/**\", \"tests/**\"]
+  deny: [\"**/*.pem\"]
+checks:
+  - name: unit tests
+    run: sh tests/run.sh
+    timeout: 1m
+";
+
 /// The small shell project most `run` tests work on: `src/lib.sh` and its test suite.
 pub const SHELL_LIB: &str = "add() { echo $(($1 + $2)); }\n";
 pub const SHELL_TESTS: &str = "\
@@ -621,6 +637,21 @@ impl TestRepo {
     }
 
     /// `git checkout -q -b NAME`.
+    /// A repository whose policy on `main` has `checks` (YAML list items) and whose `agent`
+    /// branch adds `src/a.txt`: what `check --base main --head agent` gates.
+    pub fn with_checks_and_a_change(checks: &str) -> TestRepo {
+        let repo = TestRepo::new();
+        repo.write(
+            ".github/agent-gate.yml",
+            format!("version: 1\nchecks:\n{checks}"),
+        );
+        repo.commit("policy");
+        repo.branch("agent");
+        repo.write("src/a.txt", "a\n");
+        repo.commit("change");
+        repo
+    }
+
     pub fn branch(&self, name: &str) {
         self.git(["checkout", "-q", "-b", name]);
     }
