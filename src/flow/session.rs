@@ -352,7 +352,7 @@ async fn bounded_stop(
     if let Ok(record) = tokio::time::timeout_at(deadline, stop(&client, task, reason, opts)).await {
         return record;
     }
-    let at = crate::adapters::github::client::timestamp(client.clock().as_ref());
+    let at = client.now();
     let mut record = StopRecord::begin(task, reason, at);
     record.errors.push(format!(
         "marking the pull request did not finish within {}",

@@ -82,7 +82,7 @@ impl TaskApi for Client {
     }
 
     fn now(&self) -> jiff::Timestamp {
-        crate::adapters::github::client::timestamp(self.clock().as_ref())
+        Client::now(self)
     }
 
     fn list_tasks(

@@ -1318,9 +1318,10 @@ async fn retry_policy_is_configurable() {
 }
 
 #[tokio::test]
-async fn since_before_now_reads_the_injected_clock() {
+async fn the_clients_now_reads_the_injected_clock() {
     let fake = Fake::start(|_, _| reply(404, &gh_error(404, "Not Found"))).await;
-    let since =
-        agent_gate::adapters::github::since_before_now(&fake.client(), Duration::from_mins(5));
-    assert_eq!(since.as_second(), i64::try_from(T0).unwrap() - 300);
+    let now = fake.client().now();
+    assert_eq!(now.as_second(), i64::try_from(T0).unwrap());
+    // The task lifecycle's clock is the client's.
+    assert_eq!(agent_gate::flow::TaskApi::now(&fake.client()), now);
 }

@@ -310,6 +310,11 @@ impl Client {
         &self.inner.clock
     }
 
+    /// Now, as the client's (injected) clock tells it (the epoch when out of range).
+    pub fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::try_from(self.inner.clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
     pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         &self.inner.retry
     }
@@ -390,9 +395,4 @@ impl Client {
             && url.host_str() == self.inner.base.host_str()
             && url.port_or_known_default() == self.inner.base.port_or_known_default()
     }
-}
-
-/// The wall time of `clock` as a timestamp (the epoch when out of range).
-pub(crate) fn timestamp(clock: &dyn Clock) -> jiff::Timestamp {
-    jiff::Timestamp::try_from(clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }

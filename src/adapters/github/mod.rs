@@ -29,6 +29,6 @@ pub use cost::{Cost, task_cost};
 pub use endpoints::{CreatedComment, Direction, ListQuery, ListSort, create_task_request};
 pub use error::{ApiError, ErrorInfo, INSTALLATION_TOKEN_HINT, TransportKind};
 pub use poll::{PollEvent, PollOptions, PollOutcome, StatePolicy, poll_task};
-pub use reconcile::{CreatedTask, MarkerHints, since_before_now};
+pub use reconcile::{CreatedTask, MarkerHints};
 pub use retry::{Clock, RetryPolicy, SystemClock};
 pub use stop::{StopAction, StopOptions, StopReason, StopRecord, StoppedPull, stop};

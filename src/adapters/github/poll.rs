@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::client::{Client, timestamp};
+use super::client::Client;
 use super::endpoints::note_state;
 use super::error::ApiError;
 use super::retry::jitter_between;
@@ -196,7 +196,7 @@ where
             on_event(PollEvent::StateChanged {
                 from: previous,
                 to: task.state.clone(),
-                at: timestamp(client.clock().as_ref()),
+                at: client.now(),
                 updated_at: task.updated_at.clone(),
             });
         } else if free {

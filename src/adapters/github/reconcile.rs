@@ -6,8 +6,6 @@
 //! number of times. [`find_task_by_marker`](Client::find_task_by_marker) is also the
 //! "attach on re-run" lookup. The marker format itself belongs to the flow, not here.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 use super::client::Client;
@@ -215,11 +213,4 @@ fn carries(task: &Task, marker: &str) -> bool {
         .iter()
         .flatten()
         .any(|s| s.prompt.as_deref().is_some_and(|p| p.contains(marker)))
-}
-
-/// A `since` for reconciliation: `margin` before the client's wall clock now.
-pub fn since_before_now(client: &Client, margin: Duration) -> jiff::Timestamp {
-    let now = super::client::timestamp(client.clock().as_ref());
-    let margin = jiff::SignedDuration::try_from(margin).unwrap_or(jiff::SignedDuration::ZERO);
-    now.checked_sub(margin).unwrap_or(now)
 }

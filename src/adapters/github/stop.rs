@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::client::{Client, timestamp};
+use super::client::Client;
 use super::error::ApiError;
 use super::types::{ArtifactRef, CommitStatus, PullRequest, Task, TaskState};
 
@@ -124,7 +124,7 @@ pub async fn stop(
     reason: StopReason,
     opts: &StopOptions,
 ) -> StopRecord {
-    let mut record = StopRecord::begin(task, reason, timestamp(client.clock().as_ref()));
+    let mut record = StopRecord::begin(task, reason, client.now());
     tracing::warn!(
         task = %task.id,
         state = %task.state,
