@@ -220,25 +220,7 @@ fn validate_and_explain() {
 
 /// `agent-gate` with `input` on its standard input.
 fn agent_gate_stdin(dir: &std::path::Path, args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("INPUT_POLICY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run agent-gate");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    Cli::new().current_dir(dir).args(args).stdin(input).run().0
 }
 
 /// `explain --paths-from` audits a policy against a whole repository: the paths of
@@ -995,20 +977,13 @@ fn as_root_concurrent_runs_sharing_a_home_leave_every_mode_as_found() {
     let before = (mode(&gitconfig), mode(&workspace_config));
     let children: Vec<_> = (0..8)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+            Cli::new()
                 .current_dir(repo.path())
                 .args([
                     "check", "--base", "main", "--head", "agent", "--format", "json",
                 ])
                 .env("HOME", home.path())
-                .env_remove("GITHUB_ACTIONS")
-                .env_remove("INPUT_POLICY")
-                .env_remove("INPUT_BASE-REF")
-                .env_remove("INPUT_SCOPE")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+                .spawn_blocking()
         })
         .collect();
     for child in children {

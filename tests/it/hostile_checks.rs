@@ -47,15 +47,13 @@ fn a_check_printing_two_gigabytes_keeps_the_gate_small_and_the_tail_whole() {
     let repo = TestRepo::with_checks_and_a_change(
         "  - name: flood\n    run: \"head -c 2000000000 /dev/zero | tr '\\\\0' a; echo; echo END-OF-FLOOD\"\n    timeout: 5m\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agent-gate"))
+    let mut child = Cli::new()
         .args([
             "check", "--base", "main", "--head", "agent", "--format", "json",
         ])
         .current_dir(repo.path())
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_blocking();
     let pid = child.id();
     // Read the report while the gate runs: it is larger than a pipe's buffer.
     let mut stdout = child.stdout.take().unwrap();

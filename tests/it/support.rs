@@ -394,6 +394,7 @@ impl World {
 /// starts from nothing but `PATH` instead.
 pub struct Cli {
     cmd: Command,
+    stdin: Option<Vec<u8>>,
     stdout: Option<std::process::Stdio>,
     stderr: Option<std::process::Stdio>,
 }
@@ -418,6 +419,7 @@ impl Cli {
         }
         Cli {
             cmd,
+            stdin: None,
             stdout: None,
             stderr: None,
         }
@@ -500,9 +502,44 @@ impl Cli {
         self
     }
 
-    /// Run it to the end, blocking; its output.
+    /// What [`Cli::run`] writes to the binary's standard input (closed unless set).
+    #[must_use]
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Cli {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// Run it to the end, blocking; its output. The standard input is fed from another
+    /// thread while the binary runs, so an input larger than a pipe's buffer cannot stall it.
     pub fn run(mut self) -> CliOutput {
-        CliOutput(self.cmd.output().expect("agent-gate runs"))
+        let Some(input) = self.stdin.take() else {
+            return CliOutput(self.cmd.output().expect("agent-gate runs"));
+        };
+        let mut child = self
+            .cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("agent-gate starts");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let feeder = std::thread::spawn(move || {
+            // The binary may stop reading early (`| head`): that is its business.
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("agent-gate runs");
+        feeder.join().expect("the feeder thread");
+        CliOutput(out)
+    }
+
+    /// Start it without an async runtime (stdout and stderr piped unless set): for tests that
+    /// watch the process while it runs (its pid, its memory) or run several at once.
+    pub fn spawn_blocking(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(self.stdout.unwrap_or_else(std::process::Stdio::piped))
+            .stderr(self.stderr.unwrap_or_else(std::process::Stdio::piped))
+            .spawn()
+            .expect("agent-gate starts")
     }
 
     /// Run it to the end without blocking the runtime (the simulator may be serving it).
