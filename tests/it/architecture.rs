@@ -1,8 +1,8 @@
 //! The shape of the source tree as DESIGN §7 draws it, checked on the source itself: the
 //! layers (the folders `core`, `adapters` and `flow`, then the front: `cli` and `demo`; the
 //! simulator apart) only use what is below them, no adapter imports another, nothing but
-//! the command line uses `cli`, and no two sibling modules anywhere import each other in a
-//! circle. A change that breaks
+//! the command line uses `cli`, the task lifecycle reaches GitHub only through its seam, and
+//! no two sibling modules anywhere import each other in a circle. A change that breaks
 //! the layering fails here, naming the import.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -382,6 +382,50 @@ fn adapters_importing_adapters(edges: &Edges) -> Vec<String> {
 fn no_adapter_imports_another() {
     let wrong = adapters_importing_adapters(&sibling_edges(&modules()));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The paths in `text` that name GitHub's HTTP client (`adapters::github::Client`).
+fn names_the_http_client(text: &str) -> Vec<String> {
+    named_paths(text)
+        .into_iter()
+        .filter(|p| p.ends_with(&["github".to_string(), "Client".to_string()]))
+        .map(|p| p.join("::"))
+        .collect()
+}
+
+/// The task lifecycle's steps (budget, admission, start, the repair round's create) reach
+/// GitHub only through their seam, `flow::TaskApi`, so that a flow test can script them:
+/// none of them names the HTTP client.
+#[test]
+fn the_task_lifecycle_reaches_github_only_through_its_seam() {
+    let modules = modules();
+    let lifecycle = [
+        "flow::budget",
+        "flow::admission",
+        "flow::admission::counter",
+        "flow::start",
+        "flow::round",
+    ];
+    let mut wrong = Vec::new();
+    for name in lifecycle {
+        let path: ModPath = name.split("::").map(str::to_string).collect();
+        let text = modules
+            .get(&path)
+            .unwrap_or_else(|| panic!("{name} is no module any more: update this list"));
+        wrong.extend(
+            names_the_http_client(text)
+                .into_iter()
+                .map(|p| format!("{name} names {p}")),
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // The check sees the client however it is imported.
+    for text in [
+        "use crate::adapters::github::{ApiError, Client};",
+        "fn f(c: &crate::adapters::github::Client) {}",
+    ] {
+        assert_eq!(names_the_http_client(text).len(), 1, "{text}");
+    }
 }
 
 #[test]
