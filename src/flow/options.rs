@@ -1,8 +1,9 @@
 //! The inputs of `agent-gate run`: [`RunOptions`], one field per Action input or CLI flag
 //! (plus what the run is given from outside: the environment, the audit stream), and the
 //! CLI's defaults. It holds no logic: the command line compiles its flags into it (the
-//! repository already a [`RepoSlug`], the tokens [`Token`]s, durations and times parsed),
-//! and the run's pipeline acts on it without reading a flag's text again.
+//! repository already a [`RepoSlug`], the tokens [`Token`]s, the API URL an [`ApiUrl`], the
+//! `scope` input a compiled [`ScopeInput`], durations and times parsed), and the run's
+//! pipeline acts on it without reading a flag's text again.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
