@@ -93,7 +93,7 @@ impl TaskApi for Script {
     }
 
     fn now(&self) -> jiff::Timestamp {
-        jiff::Timestamp::now()
+        now()
     }
 
     fn list_tasks(
@@ -164,12 +164,17 @@ impl TaskApi for Script {
     }
 }
 
-/// A task as GitHub's JSON gives it: `id`, `state`, created now, plus `extra` fields.
+/// The scripted API's clock: a fixed time (so a day's budget cannot roll over mid-test).
+fn now() -> jiff::Timestamp {
+    "2026-12-04T12:00:00Z".parse().expect("a time")
+}
+
+/// A task as GitHub's JSON gives it: `id`, `state`, created [`now`], plus `extra` fields.
 fn task(id: &str, state: &str, extra: serde_json::Value) -> Task {
     let mut value = json!({
         "id": id,
         "state": state,
-        "created_at": jiff::Timestamp::now().to_string(),
+        "created_at": now().to_string(),
     });
     if let (Some(v), serde_json::Value::Object(more)) = (value.as_object_mut(), extra) {
         v.extend(more);
@@ -318,7 +323,7 @@ async fn a_spent_daily_budget_refuses_the_task_before_it_is_created() {
         "t-3",
         "completed",
         json!({"sessions": [{"id": "s-1", "state": "completed",
-                             "created_at": jiff::Timestamp::now().to_string(),
+                             "created_at": now().to_string(),
                              "prompt": format!("Fix the docs. {}", marker("other-key"))}]}),
     );
     let script = Script::new(Answers {
@@ -370,7 +375,7 @@ async fn admission_counts_other_runs_tasks_and_not_its_own_nor_a_persons() {
     let own = marker("mine");
     let session = |prompt: &str| {
         json!({"sessions": [{"id": "s", "state": "in_progress",
-                             "created_at": jiff::Timestamp::now().to_string(),
+                             "created_at": now().to_string(),
                              "prompt": prompt}]})
     };
     let script = Script::new(Answers {
