@@ -8,7 +8,6 @@
 //! Wire types and the read-only calls, all retried and conditional like every GET; nothing
 //! here waits, decides or approves — there is deliberately no call that approves a run.
 
-use std::collections::HashSet;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -255,19 +254,11 @@ impl Client {
         let mut url = self.repo_url(&["commits", sha, "check-runs"]);
         url.query_pairs_mut().append_pair("per_page", "100");
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut next = Some(url);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) || pages >= MAX_CHECK_RUN_PAGES {
-                break;
-            }
-            pages += 1;
-            let reply = self.get(&url, &mut announce_retry).await.map_err(wrap)?;
-            let page: CheckRunList = decode(&Method::GET, &url, &reply).map_err(wrap)?;
+        self.get_pages(url, MAX_CHECK_RUN_PAGES, |page: CheckRunList| {
             out.extend(page.check_runs);
-            next = self.next_page(&url, &reply).map_err(wrap)?;
-        }
+        })
+        .await
+        .map_err(wrap)?;
         Ok(out)
     }
 

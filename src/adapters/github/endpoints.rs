@@ -175,23 +175,14 @@ impl Client {
         }
         let max_pages = query.max_pages.unwrap_or(50).max(1);
         let mut out: Option<TaskList> = None;
-        let mut seen = HashSet::new();
-        let mut next = Some(url);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) || pages >= max_pages {
-                break;
-            }
-            pages += 1;
-            let reply = self.get(&url, &mut announce_retry).await?;
-            let page: TaskList = decode(&Method::GET, &url, &reply)?;
+        self.get_pages(url, max_pages, |page: TaskList| {
             page.tasks.iter().for_each(note_states);
             match &mut out {
                 None => out = Some(page),
                 Some(all) => all.tasks.extend(page.tasks),
             }
-            next = self.next_page(&url, &reply)?;
-        }
+        })
+        .await?;
         Ok(out.unwrap_or(TaskList {
             tasks: Vec::new(),
             total_active_count: None,
@@ -224,17 +215,8 @@ impl Client {
             .append_pair("direction", "asc")
             .append_pair("per_page", "100");
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut next = Some(url);
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) || seen.len() > max_pages.max(1) as usize {
-                break;
-            }
-            let reply = self.get(&url, &mut announce_retry).await?;
-            let page: Vec<PullRequest> = decode(&Method::GET, &url, &reply)?;
-            out.extend(page);
-            next = self.next_page(&url, &reply)?;
-        }
+        self.get_pages(url, max_pages, |page: Vec<PullRequest>| out.extend(page))
+            .await?;
         Ok(out)
     }
 
@@ -305,19 +287,10 @@ impl Client {
         let mut url = self.repo_url(&["issues", &n, "comments"]);
         url.query_pairs_mut().append_pair("per_page", "100");
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut next = Some(url);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            if !seen.insert(url.to_string()) || pages >= MAX_COMMENT_PAGES {
-                break;
-            }
-            pages += 1;
-            let reply = self.get(&url, &mut announce_retry).await?;
-            let page: Vec<IssueComment> = decode(&Method::GET, &url, &reply)?;
+        self.get_pages(url, MAX_COMMENT_PAGES, |page: Vec<IssueComment>| {
             out.extend(page);
-            next = self.next_page(&url, &reply)?;
-        }
+        })
+        .await?;
         Ok(out)
     }
 
@@ -387,6 +360,28 @@ impl Client {
             )
             .await?;
         decode(&Method::PATCH, &url, &reply)
+    }
+
+    /// `GET url` and the pages its `Link: rel="next"` headers name (each URL once, never
+    /// off the API host: [`Client::next_page`]), at most `max_pages` (at least one); each
+    /// page decoded and handed to `on_page` in order. Every GET is retried and conditional.
+    pub(super) async fn get_pages<P: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        max_pages: u32,
+        mut on_page: impl FnMut(P),
+    ) -> Result<(), ApiError> {
+        let mut seen = HashSet::new();
+        let mut next = Some(url);
+        while let Some(url) = next.take() {
+            if seen.len() >= max_pages.max(1) as usize || !seen.insert(url.to_string()) {
+                break;
+            }
+            let reply = self.get(&url, &mut announce_retry).await?;
+            on_page(decode(&Method::GET, &url, &reply)?);
+            next = self.next_page(&url, &reply)?;
+        }
+        Ok(())
     }
 
     /// The `Link: rel="next"` of `reply`, resolved against `url`; refused when it leaves
