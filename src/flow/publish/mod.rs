@@ -49,18 +49,23 @@ pub fn open_audit<W: Write>(
     audit_file: Option<&Path>,
     err: &mut dyn Write,
 ) -> AuditStream {
-    match audit_path(io.env(), audit_file) {
-        Some(path) => open_at(io, &path, err),
+    let trigger = audit_trigger(io.env());
+    match audit_path(io.env(), &trigger, audit_file) {
+        Some(path) => open_at(io, &path, trigger, err),
         None => AuditStream::none(),
     }
 }
 
-/// Where the audit record goes: `audit_file`, else in Actions the default path under
-/// `RUNNER_TEMP`; nowhere outside Actions unless asked.
-fn audit_path(env: &ActionsEnv, audit_file: Option<&Path>) -> Option<PathBuf> {
+/// Where the audit record of the run `trigger` goes: `audit_file`, else in Actions the
+/// default path under `RUNNER_TEMP`; nowhere outside Actions unless asked.
+fn audit_path(
+    env: &ActionsEnv,
+    trigger: &TriggerEvent,
+    audit_file: Option<&Path>,
+) -> Option<PathBuf> {
     audit_file.map(Path::to_path_buf).or_else(|| {
         env.is_actions
-            .then(|| audit::default_path(env.runner_temp.as_deref(), &audit_trigger(env)))
+            .then(|| audit::default_path(env.runner_temp.as_deref(), trigger))
     })
 }
 
@@ -94,11 +99,16 @@ fn open_audit_log(path: &Path, masker: &Masker) -> Result<AuditLog, audit::Audit
     Ok(log)
 }
 
-/// The audit stream at `path`, masked with `io`'s secrets; a file that cannot be opened is
-/// reported on `err` and gives a stream that writes nothing.
-fn open_at<W: Write>(io: &ActionsIo<W>, path: &Path, err: &mut dyn Write) -> AuditStream {
+/// The audit stream of the run `trigger` at `path`, masked with `io`'s secrets; a file that
+/// cannot be opened is reported on `err` and gives a stream that writes nothing.
+fn open_at<W: Write>(
+    io: &ActionsIo<W>,
+    path: &Path,
+    trigger: TriggerEvent,
+    err: &mut dyn Write,
+) -> AuditStream {
     match open_audit_log(path, io.masker()) {
-        Ok(log) => AuditStream::new(log, audit_trigger(io.env())),
+        Ok(log) => AuditStream::new(log, trigger),
         Err(e) => {
             let _ = writeln!(
                 err,
@@ -186,9 +196,10 @@ fn finish_audit<W: Write>(
         return path;
     }
     // Not opened at the start (a `check`, or it failed then): once more, now.
-    let path = audit_path(io.env(), opts.audit_file.as_deref());
+    let trigger = audit_trigger(io.env());
+    let path = audit_path(io.env(), &trigger, opts.audit_file.as_deref());
     if let Some(path) = &path
-        && let Err(e) = open_at(io, path, err).finish(redacted)
+        && let Err(e) = open_at(io, path, trigger, err).finish(redacted)
     {
         let _ = writeln!(
             err,
