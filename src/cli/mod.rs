@@ -118,6 +118,13 @@ fn scope_input(items: &[String]) -> Result<ScopeInput, ScopeInputError> {
 #[error("scope input: {0}")]
 pub(crate) struct ScopeInputError(#[from] PatternError);
 
+/// Say on `err` why a command cannot start or go on (`error: …`); the configuration
+/// error's exit code.
+fn refuse(err: &mut dyn Write, why: impl std::fmt::Display) -> u8 {
+    let _ = writeln!(err, "error: {why}");
+    Verdict::ConfigError.exit_code()
+}
+
 fn runtime(err: &mut dyn Write) -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -186,10 +193,7 @@ fn init_logging() {
 fn check(a: CheckArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8 {
     let scope = match scope_input(&a.scope) {
         Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
+        Err(e) => return refuse(err, e),
     };
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
@@ -230,10 +234,7 @@ fn status(a: &StatusArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
     let (repository, token, api_url) = match status_inputs(a) {
         Ok(inputs) => inputs,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
+        Err(e) => return refuse(err, e),
     };
     let Some(rt) = runtime(err) else {
         return Verdict::ConfigError.exit_code();
@@ -320,14 +321,8 @@ fn sim(a: SimArgs, err: &mut dyn Write) -> u8 {
         .transpose();
     let (scenario, repositories) = match (scenario, served(&a.serve)) {
         (Ok(s), Ok(r)) => (s, r),
-        (Err(e), _) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
-        (_, Err(e)) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
+        (Err(e), _) => return refuse(err, e),
+        (_, Err(e)) => return refuse(err, e),
     };
     let cfg = crate::sim::SimConfig {
         repo: a.repo,
@@ -337,10 +332,7 @@ fn sim(a: SimArgs, err: &mut dyn Write) -> u8 {
     };
     match rt.block_on(crate::sim::serve_forever(cfg, a.port, std::io::stdout())) {
         Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            Verdict::ConfigError.exit_code()
-        }
+        Err(e) => refuse(err, e),
     }
 }
 
@@ -359,16 +351,12 @@ fn plan(a: PlanArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 token,
             }),
             Ok(None) => {
-                let _ = writeln!(
+                return refuse(
                     err,
-                    "error: --review-load reads GitHub: give a token that can read the repositories' pull requests and contents (INPUT_TOKEN or --token-file)"
+                    "--review-load reads GitHub: give a token that can read the repositories' pull requests and contents (INPUT_TOKEN or --token-file)",
                 );
-                return Verdict::ConfigError.exit_code();
             }
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                return Verdict::ConfigError.exit_code();
-            }
+            Err(e) => return refuse(err, e),
         }
     } else {
         None
@@ -417,10 +405,7 @@ fn run(a: RunArgs, out: std::io::StdoutLock<'static>, err: &mut dyn Write) -> u8
     let gate = a.gate.clone();
     let opts = match config::run_options(a, std::env::vars_os().collect()) {
         Ok(o) => o,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
+        Err(e) => return refuse(err, e),
     };
     let mut secrets = secrets_from_env();
     secrets.extend(
@@ -494,10 +479,7 @@ fn audit_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DirError> {
 fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let files = match audit_files(&a.files) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
+        Err(e) => return refuse(err, e),
     };
     let mut texts = Vec::new();
     for f in &files {
@@ -507,12 +489,10 @@ fn fleet_report(a: &FleetReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 String::from_utf8_lossy(&bytes).into_owned(),
             )),
             Err(e) => {
-                let _ = writeln!(
+                return refuse(
                     err,
-                    "error: cannot read the audit file {}: {e}",
-                    f.display()
+                    format_args!("cannot read the audit file {}: {e}", f.display()),
                 );
-                return Verdict::ConfigError.exit_code();
             }
         }
     }
@@ -558,10 +538,7 @@ fn explain(a: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     use std::io::BufRead;
     let scope = match scope_input(&a.scope) {
         Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return Verdict::ConfigError.exit_code();
-        }
+        Err(e) => return refuse(err, e),
     };
     let json = a.format == Format::Json;
     let Some(file) = a.paths_from else {
@@ -573,10 +550,7 @@ fn explain(a: ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     } else {
         match std::fs::File::open(&file) {
             Ok(f) => Box::new(std::io::BufReader::new(f)),
-            Err(e) => {
-                let _ = writeln!(err, "error: cannot read {}: {e}", file.display());
-                return Verdict::ConfigError.exit_code();
-            }
+            Err(e) => return refuse(err, format_args!("cannot read {}: {e}", file.display())),
         }
     };
     let separator = if a.null { b'\0' } else { b'\n' };

@@ -8,7 +8,6 @@
 //! Wire types and the read-only calls, all retried and conditional like every GET; nothing
 //! here waits, decides or approves — there is deliberately no call that approves a run.
 
-
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
