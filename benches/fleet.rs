@@ -37,7 +37,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_gate::adapters::github::install_crypto_provider;
+use agent_gate::adapters::github::{ApiUrl, install_crypto_provider};
 use agent_gate::adapters::shutdown::Shutdown;
 use agent_gate::core::manifest::{Manifest, plan};
 use agent_gate::core::report::Verdict;
@@ -182,7 +182,7 @@ async fn night(set: &Set) -> Figures {
             .map(|(_, b)| b.clone())
             .expect("repository");
         let ws = root.join(format!("ws-{i:04}"));
-        let url = sim.api_url();
+        let url = ApiUrl::parse(&sim.url()).expect("the simulator's URL");
         let permits = permits.clone();
         let pace = pace.clone();
         let ledger = ledger.display().to_string();

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::adapters::github::ApiUrl;
 use crate::adapters::shutdown::Shutdown;
 use crate::core::report::{Report, Verdict};
 use crate::core::secret::Token;
@@ -186,7 +187,7 @@ impl World {
             ..RunOptions::new(
                 self.workspace.clone(),
                 RepoSlug::parse(REPOSITORY).expect("the demo's repository is `owner/repo`"),
-                self.sim.api_url(),
+                ApiUrl::parse(&self.sim.url()).expect("the simulator's URL is http on 127.0.0.1"),
                 Some(Token::new(TOKEN)),
             )
         }

@@ -169,12 +169,6 @@ impl SimHandle {
         self.sim.base_url.clone()
     }
 
-    /// [`SimHandle::url`] as the API URL a client is given.
-    pub fn api_url(&self) -> crate::adapters::github::ApiUrl {
-        crate::adapters::github::ApiUrl::parse(&self.sim.base_url)
-            .expect("the simulator's URL is http on 127.0.0.1")
-    }
-
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use agent_gate::adapters::github::{Client, ClientConfig};
+use agent_gate::adapters::github::{ApiUrl, Client, ClientConfig};
 use agent_gate::adapters::shutdown::Shutdown;
 use agent_gate::core::report::Report;
 use agent_gate::core::secret::Token;
@@ -320,7 +320,7 @@ impl World {
             ..RunOptions::new(
                 self.work.path().to_path_buf(),
                 RepoSlug::parse(&self.repository).expect("the world's repository"),
-                self.sim.api_url(),
+                ApiUrl::parse(&self.sim.url()).expect("the simulator's URL"),
                 Token::given(&self.token),
             )
         }
