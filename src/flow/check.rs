@@ -16,6 +16,8 @@ use crate::core::policy::{CheckSpec, OnViolation, Policy, PolicyError};
 use crate::core::report::{CheckEntry, CheckStatus, Report, Verdict};
 use crate::core::scope::{Scope, ScopeInput};
 
+use super::ending::config_error;
+
 /// Inputs of [`check`].
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -64,13 +66,6 @@ pub async fn check(opts: CheckOptions, shutdown: Shutdown) -> Report {
         ci: None,
     };
     gate_change(&ctx, &changes, &mut report, &shutdown, &mut std::io::sink()).await;
-    report
-}
-
-pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Report {
-    report.errors.push(message.into());
-    report.set_verdict(Verdict::ConfigError);
-    report.finish();
     report
 }
 

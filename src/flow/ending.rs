@@ -1,4 +1,5 @@
-//! How a run's report ends on the way: a verdict with a note, an API error with its context,
+//! How a run's report ends on the way: a verdict with a note, a configuration or an API
+//! error with its context,
 //! and durations worded for progress lines. Every step of `run` (start, rounds, sessions, the
 //! head) finishes reports the same way, so these live below all of them rather than in the
 //! file that calls them in turn.
@@ -16,6 +17,14 @@ pub const WAITING_STATE: &str = "waiting-for-capacity";
 pub(crate) fn api_error(mut report: Report, context: &str, e: &ApiError) -> Report {
     report.errors.push(format!("{context}: {e}"));
     report.set_verdict(Verdict::ApiError);
+    report.finish();
+    report
+}
+
+/// `report` ended by a configuration error (`message`): the verdict `config-error`.
+pub(crate) fn config_error(mut report: Report, message: impl Into<String>) -> Report {
+    report.errors.push(message.into());
+    report.set_verdict(Verdict::ConfigError);
     report.finish();
     report
 }

@@ -9,10 +9,10 @@ use std::io::Write;
 use crate::adapters::github::types::{ArtifactRef, Task};
 use crate::core::policy::Policy;
 use crate::core::report::{Report, Verdict};
-use crate::flow::check::{GateContext, config_error, gate_change};
+use crate::flow::check::{GateContext, gate_change};
 use crate::flow::ci::CiContext;
 use crate::flow::context::Run;
-use crate::flow::ending::finish_with;
+use crate::flow::ending::{config_error, finish_with};
 use crate::flow::fetch::{PrivateRefs, fetch_refs};
 use crate::flow::task_api::TaskApi;
 

@@ -22,9 +22,8 @@ use crate::flow::budget::{BudgetLimits, TaskSpend};
 use crate::flow::lease::LeaseStore;
 use crate::flow::pace::{LedgerPacer, PaceStore};
 
-use super::check::config_error;
 use super::context::{Run, RunClock, ledger_of};
-use super::ending::{api_error, finish_with, fmt_secs};
+use super::ending::{api_error, config_error, finish_with, fmt_secs};
 use super::fetch::{Base, BaseError, PrivateRefs, fetch_base, git_token};
 use super::options::RunOptions;
 use super::round::gate_rounds;

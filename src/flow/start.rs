@@ -22,9 +22,8 @@ use crate::flow::budget::{BudgetError, BudgetLimits, check_budget_with};
 use crate::flow::fleet::OLDEST_LISTED;
 use crate::flow::lease::{KnownTasks, LeaseStore};
 
-use super::check::config_error;
 use super::context::Run;
-use super::ending::{WAITING_STATE, api_error, finish_with, fmt_secs};
+use super::ending::{WAITING_STATE, api_error, config_error, finish_with, fmt_secs};
 use super::options::RunOptions;
 use super::task_api::{TaskApi, since};
 
